@@ -33,6 +33,18 @@ pub enum Error {
         /// What was expected.
         detail: String,
     },
+    /// A service the tests expect to be running could not be reached.
+    #[error("{service} at {url} is unreachable: {detail}; {hint}")]
+    Unreachable {
+        /// The service, e.g. `PostgreSQL`.
+        service: &'static str,
+        /// Where it was looked for, with any password removed.
+        url: String,
+        /// What went wrong.
+        detail: String,
+        /// How to start it or point the tests elsewhere.
+        hint: &'static str,
+    },
     /// An I/O error while spawning or talking to a program.
     #[error("{context}: {source}")]
     Io {

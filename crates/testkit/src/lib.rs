@@ -4,7 +4,16 @@
 //! A program that is not installed fails with an error that says how to install it, so a
 //! test never passes by skipping the thing it is meant to exercise.
 //!
+//! | service | type | needs |
+//! |---|---|---|
+//! | Redis | [`RedisServer`] (own process), [`SharedRedis`] (`REDIS_URL` or own process) | `redis-server` |
+//! | PostgreSQL | [`TestDatabase`]: a fresh database per test on `DATABASE_URL` | a running server |
+//! | aria2 | [`Aria2Daemon`]: `aria2c` with JSON-RPC on loopback and a random secret | `aria2c` |
+//! | HTTP downloads | [`FileServer`]: in-process, files from memory, ranges, errors, slow bodies | nothing |
+//!
 //! # Example
+//!
+//! Redis, stopped and restarted to test an outage:
 //!
 //! ```no_run
 //! # async fn demo() -> mltb_testkit::Result<()> {
@@ -16,20 +25,84 @@
 //! # }
 //! ```
 //!
+//! A database of the test's own, dropped with everything in it at the end:
+//!
+//! ```no_run
+//! # async fn demo() -> mltb_testkit::Result<()> {
+//! let db = mltb_testkit::TestDatabase::create().await?; // on DATABASE_URL's server
+//! let client = db.connect().await?;
+//! client.batch_execute("CREATE TABLE tasks (id bigint PRIMARY KEY)").await.unwrap();
+//! println!("{} at {}", db.name(), db.url());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! An aria2 daemon to download with:
+//!
+//! ```no_run
+//! # async fn demo() -> mltb_testkit::Result<()> {
+//! let aria2 = mltb_testkit::Aria2Daemon::start().await?;
+//! // Connect e.g. `aria2_ws::Client::connect(&aria2.ws_url(), Some(aria2.secret()))`.
+//! assert!(aria2.version().await?.starts_with('1'));
+//! let answer = aria2.rpc("aria2.addUri", &[r#"["http://127.0.0.1:1/f.bin"]"#]).await?; // raw JSON
+//! println!("{answer}: into {}", aria2.download_dir().display());
+//! aria2.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A file server to download from (no external program needed, so this one runs):
+//!
+//! ```
+//! use std::time::Duration;
+//! use mltb_testkit::{FileServer, ServedFile};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> mltb_testkit::Result<()> {
+//! let server = FileServer::builder()
+//!     .file("/plain.bin", vec![7u8; 1024])
+//!     .serve("/named", ServedFile::new(&b"hello"[..]).attachment("résumé.txt"))
+//!     .serve("/slow.bin", ServedFile::new(vec![0u8; 4096]).drip(512, Duration::from_millis(20)))
+//!     .status("/broken", 500)
+//!     .redirect("/moved", "/plain.bin")
+//!     .start()
+//!     .await?;
+//! let url = server.url("/plain.bin"); // http://127.0.0.1:PORT/plain.bin
+//! # let _ = url;
+//! assert_eq!(server.requests(), 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Design
 //!
 //! - Every server binds `127.0.0.1` only. A free port is found by binding port 0 and
 //!   releasing it; spawning retries on another port if a race took it.
 //! - Readiness is awaited by asking the program itself (a `PING`, a JSON-RPC call, a
 //!   connect), polling with a deadline, never by sleeping a fixed time.
+//! - PostgreSQL is not spawned: each [`TestDatabase`] is a `CREATE DATABASE` on the
+//!   server at `DATABASE_URL`, and its drop runs `DROP DATABASE … WITH (FORCE)` on a thread
+//!   of its own (bounded by a timeout), so connections the test left open cannot keep it
+//!   alive. A test process that is killed leaves its databases behind; their names start
+//!   with `mltb_test_<pid>_`.
+//! - The [`FileServer`] runs on the test's own runtime, so its slow-drip pauses follow
+//!   tokio's clock and cost nothing under `start_paused`.
 //! - Environment overrides (`REDIS_URL`, `DATABASE_URL`) let CI point tests at shared
 //!   services; tests that need to stop a server always spawn their own.
 
+pub mod aria2;
 mod error;
+pub mod http;
 mod net;
+pub mod postgres;
 mod process;
 pub mod redis;
+mod util;
+mod wire;
 
+pub use aria2::Aria2Daemon;
 pub use error::{Error, Result};
+pub use http::{FileServer, FileServerBuilder, ServedFile};
 pub use net::free_port;
+pub use postgres::{TestDatabase, database_url};
 pub use redis::{RedisServer, SharedRedis, redis_url};

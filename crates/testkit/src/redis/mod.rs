@@ -11,6 +11,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 
 use crate::process::{find_program, log_tail, wait_ready};
+use crate::util::{random_hex, redact};
 use crate::{Error, Result, free_port};
 
 const PROGRAM: &str = "redis-server";
@@ -211,27 +212,6 @@ fn host_port(url: &str) -> Option<String> {
         return None;
     }
     Some(if authority.contains(':') { authority.to_string() } else { format!("{authority}:6379") })
-}
-
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
-        _ => url.to_string(),
-    }
-}
-
-pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    // getrandom only fails when the OS has no entropy source; a counter-based fallback
-    // keeps tests running since these values only need to be unique, not secret.
-    if getrandom::fill(&mut buf).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        buf.iter_mut().enumerate().for_each(|(i, b)| *b = (nanos >> (i * 8)) as u8);
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
