@@ -1,0 +1,163 @@
+//! The Redis GCRA against a real Redis: shared budgets, and falling back while it is down.
+#![cfg(feature = "redis")]
+
+use std::time::Duration;
+
+use mltb_ratelimit::{Denied, Quota, RedisLimiter, Source};
+use mltb_testkit::{RedisServer, SharedRedis};
+
+fn quota(text: &str) -> Quota {
+    text.parse().unwrap()
+}
+
+#[tokio::test]
+async fn admission_counts_match_the_quota() {
+    let redis = SharedRedis::get().await.unwrap();
+    // 12 s between cells: nothing refills during the test.
+    let limiter =
+        RedisLimiter::builder(redis.url(), quota("5/min")).prefix(redis.key_prefix()).build().unwrap();
+    let mut remaining = Vec::new();
+    let mut refused = Vec::new();
+    for _ in 0..12 {
+        let d = limiter.check("user:1").await;
+        assert_eq!(d.source, Source::Redis);
+        assert_eq!(d.limit, 5);
+        if d.limited {
+            refused.push(d);
+        } else {
+            assert_eq!(d.retry_after, Duration::ZERO);
+            remaining.push(d.remaining);
+        }
+    }
+    assert_eq!(remaining, [4, 3, 2, 1, 0]);
+    assert_eq!(refused.len(), 7);
+    for d in refused {
+        assert_eq!(d.remaining, 0);
+        assert!(d.retry_after > Duration::from_secs(11) && d.retry_after <= Duration::from_secs(12), "{d:?}");
+        assert!(d.reset_after > Duration::from_secs(59) && d.reset_after <= Duration::from_secs(60), "{d:?}");
+    }
+    assert!(limiter.check("user:2").await.is_admitted(), "keys are independent");
+    assert_eq!(limiter.redis_count(), 13);
+    assert_eq!(limiter.fallback_count(), 0);
+
+    let err = limiter.check_n("user:3", 6).await.unwrap_err();
+    assert_eq!(err, Denied::InsufficientCapacity { requested: 6, capacity: 5 });
+    let d = limiter.check_n("user:3", 5).await.unwrap();
+    assert!(d.is_admitted());
+    assert_eq!(d.remaining, 0);
+}
+
+#[tokio::test]
+async fn two_instances_share_one_budget() {
+    let redis = SharedRedis::get().await.unwrap();
+    let build = || {
+        RedisLimiter::builder(redis.url(), quota("10/h burst 4")).prefix(redis.key_prefix()).build().unwrap()
+    };
+    let (a, b) = (build(), build());
+    let mut admitted = 0;
+    for i in 0..10 {
+        let limiter = if i % 2 == 0 { &a } else { &b };
+        if limiter.check("shared").await.is_admitted() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 4, "the burst is shared, not per instance");
+
+    let other_prefix = RedisLimiter::builder(redis.url(), quota("10/h burst 4"))
+        .prefix(format!("{}other:", redis.key_prefix()))
+        .build()
+        .unwrap();
+    assert!(other_prefix.check("shared").await.is_admitted(), "prefixes separate budgets");
+}
+
+#[tokio::test]
+async fn concurrent_checks_over_one_pool_never_over_admit() {
+    let redis = SharedRedis::get().await.unwrap();
+    let limiter = std::sync::Arc::new(
+        RedisLimiter::builder(redis.url(), quota("20/h")).prefix(redis.key_prefix()).build().unwrap(),
+    );
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("hot").await.is_admitted() })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(admitted, 20);
+}
+
+#[tokio::test]
+async fn falls_back_while_redis_is_down_and_returns_to_it() {
+    let server = RedisServer::start().await.unwrap();
+    let limiter = RedisLimiter::builder(server.url(), quota("3/h"))
+        .timeout(Duration::from_millis(500))
+        .retry_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    let d = limiter.check("k").await;
+    assert_eq!((d.source, d.limited, d.remaining), (Source::Redis, false, 2));
+
+    server.stop().await.unwrap();
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        answers.push(limiter.check("k").await);
+    }
+    assert!(answers.iter().all(|d| d.source == Source::Fallback), "{answers:?}");
+    assert_eq!(limiter.fallback_count(), 5);
+    // The local limiter enforces the same quota from scratch: 3 admitted, 2 refused.
+    let admitted: Vec<bool> = answers.iter().map(|d| d.is_admitted()).collect();
+    assert_eq!(admitted, [true, true, true, false, false]);
+    assert!(answers[4].retry_after > Duration::from_secs(1100), "{:?}", answers[4]);
+
+    server.restart().await.unwrap();
+    let d = limiter.check("k").await;
+    assert_eq!(d.source, Source::Redis, "Redis is used again without a restart");
+    assert!(d.is_admitted(), "the restarted Redis has empty data");
+    assert_eq!(limiter.redis_count(), 2);
+    assert_eq!(limiter.fallback_count(), 5);
+}
+
+#[tokio::test]
+async fn retry_interval_skips_redis_after_a_failure() {
+    let server = RedisServer::start().await.unwrap();
+    let limiter = RedisLimiter::builder(server.url(), quota("3/h"))
+        .retry_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Redis);
+    server.stop().await.unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Fallback);
+    server.restart().await.unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Fallback, "within the retry interval");
+    assert_eq!(limiter.redis_count(), 1);
+    assert_eq!(limiter.fallback_count(), 2);
+}
+
+#[tokio::test]
+async fn unreachable_redis_from_the_start_is_answered_locally() {
+    let port = mltb_testkit::free_port().unwrap();
+    let limiter = RedisLimiter::builder(format!("redis://127.0.0.1:{port}/"), quota("1/h"))
+        .retry_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert!(limiter.check("a").await.is_admitted());
+    let d = limiter.check("a").await;
+    assert!(d.limited);
+    assert_eq!(d.source, Source::Fallback);
+    assert_eq!(limiter.fallback_count(), 2);
+}
+
+#[test]
+fn bad_config_is_reported() {
+    let err = RedisLimiter::builder("redis://127.0.0.1:6379/", quota("1/s")).build().unwrap_err();
+    assert!(err.to_string().contains("outside a tokio runtime"), "{err}");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = rt.enter();
+    let err = RedisLimiter::builder("nope://x", quota("1/s")).build().unwrap_err();
+    assert!(err.to_string().contains("\"nope://x\""), "{err}");
+    let err = RedisLimiter::builder("redis://x", quota("1/s")).pool_max_size(0).build().unwrap_err();
+    assert!(err.to_string().contains("pool_max_size"), "{err}");
+}
