@@ -1,3 +1,6 @@
-//! Runnable examples that compose several mltb crates; each `[[example]]` in this
-//! package's manifest is one file beside this one. Run one with
+//! Runnable examples that compose several mltb crates. The logic of each example lives in
+//! a module here so that its tests check what the example shows; each file in
+//! `examples/examples/` is a thin `main` over one of them. Run one with
 //! `cargo run -p mltb-examples --example NAME`.
+
+pub mod status_edits;
