@@ -114,9 +114,16 @@ pub async fn simulate(config: Config) -> Result<Report, Error> {
             for result in join_all(sends).await {
                 result?;
             }
-            let outcomes = (0..updates.len())
-                .map(|i| if newest.get(&updates[i].0) == Some(&i) { Outcome::Sent } else { Outcome::Superseded })
-                .collect();
+            let outcomes =
+                (0..updates.len())
+                    .map(|i| {
+                        if newest.get(&updates[i].0) == Some(&i) {
+                            Outcome::Sent
+                        } else {
+                            Outcome::Superseded
+                        }
+                    })
+                    .collect();
             Ok::<_, Error>(outcomes)
         }
     })?;
@@ -181,7 +188,10 @@ mod tests {
         // 1 edit per second per chat: consecutive edits of a chat are >= 1 s apart.
         for (chat, times) in &report.edit_times {
             for pair in times.windows(2) {
-                assert!(pair[1] - pair[0] >= Duration::from_secs(1), "chat {chat} edited too fast: {times:?}");
+                assert!(
+                    pair[1] - pair[0] >= Duration::from_secs(1),
+                    "chat {chat} edited too fast: {times:?}"
+                );
             }
         }
         // 30 messages per second overall: no one-second window holds more than 30 edits.
