@@ -1,0 +1,207 @@
+//! [`MemoryCacheBuilder`]: budget, shards, TTL, weigher, clock and admission.
+
+use std::fmt;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{Error, Result};
+use crate::flight::Flights;
+use crate::weigh::{Weigh, entry_overhead};
+
+use super::entry::Entry;
+use super::lru_store::LruStore;
+use super::shard::{Shard, Store};
+use super::tinylfu::TinyLfuStore;
+use super::{Inner, MemoryCache, Padded};
+
+/// The default budget: 200 MB.
+pub const DEFAULT_MAX_BYTES: usize = 200 * 1024 * 1024;
+
+pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> usize + Send + Sync>;
+
+/// Which entries a full cache keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Plain LRU: every insert is admitted and the least recently used entry leaves. With
+    /// one shard this is exact LRU. The default.
+    #[default]
+    Lru,
+    /// W-TinyLFU: a newcomer evicted from a small LRU window enters the main space only if
+    /// a frequency sketch says it is seen more often than main's victim. Resists scans and
+    /// loops that make LRU thrash; the window's share adapts by hill climbing.
+    TinyLfu,
+    /// W-TinyLFU with the window fixed at 1% of the budget (no hill climbing).
+    TinyLfuFixedWindow,
+}
+
+/// Builds a [`MemoryCache`]. Get one from [`MemoryCache::builder`] (default weigher) or
+/// [`MemoryCache::builder_with_weigher`].
+pub struct MemoryCacheBuilder<K, V> {
+    max_bytes: usize,
+    shards: Option<usize>,
+    default_ttl: Option<Duration>,
+    weigher: Weigher<K, V>,
+    clock: Arc<dyn Clock>,
+    admission: Admission,
+    expected_entries: Option<usize>,
+}
+
+impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCacheBuilder")
+            .field("max_bytes", &self.max_bytes)
+            .field("shards", &self.shards)
+            .field("default_ttl", &self.default_ttl)
+            .field("clock", &self.clock)
+            .field("admission", &self.admission)
+            .field("expected_entries", &self.expected_entries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default weigher: key and value heap bytes plus the entry's bookkeeping.
+fn default_weigher<K: Weigh, V: Weigh>() -> Weigher<K, V> {
+    let overhead = entry_overhead::<K, Entry<V>>();
+    Arc::new(move |k: &K, v: &V| overhead + k.heap_bytes() + v.heap_bytes())
+}
+
+impl<K, V> MemoryCacheBuilder<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    pub(crate) fn new(weigher: Weigher<K, V>) -> Self {
+        Self {
+            max_bytes: DEFAULT_MAX_BYTES,
+            shards: None,
+            default_ttl: None,
+            weigher,
+            clock: Arc::new(SystemClock),
+            admission: Admission::Lru,
+            expected_entries: None,
+        }
+    }
+
+    pub(crate) fn with_default_weigher() -> Self
+    where
+        K: Weigh,
+        V: Weigh,
+    {
+        Self::new(default_weigher())
+    }
+
+    /// The budget in bytes as the weigher counts them (default 200 MB). Each shard gets an
+    /// equal share.
+    pub fn max_bytes(mut self, max_bytes: usize) -> Self {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// The number of shards, each with its own lock and budget share (default: four per
+    /// CPU, rounded to a power of two, at most 64). One shard gives exact global LRU;
+    /// more shards let threads work in parallel, and an entry must then fit one share.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// A TTL for entries inserted without one (default: none, entries live until evicted).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Replaces the weigher: `f(key, value)` is the entry's whole charge against
+    /// `max_bytes` (count any per-entry overhead you want charged). `|_, _| 1` makes
+    /// `max_bytes` a count of entries.
+    pub fn weigher(mut self, f: impl Fn(&K, &V) -> usize + Send + Sync + 'static) -> Self {
+        self.weigher = Arc::new(f);
+        self
+    }
+
+    /// The clock used for TTLs (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The eviction and admission policy (default [`Admission::Lru`]).
+    pub fn admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// How many entries the cache will hold when full, to size the admission filter's
+    /// frequency sketch up front (without it the sketch grows with the entry count).
+    /// Ignored under [`Admission::Lru`].
+    pub fn expected_entries(mut self, entries: usize) -> Self {
+        self.expected_entries = Some(entries);
+        self
+    }
+
+    /// Builds the cache, or says which setting is out of range.
+    pub fn build(self) -> Result<MemoryCache<K, V>> {
+        let shards = match self.shards {
+            Some(0) => return Err(Error::Config("shards must be at least 1".into())),
+            Some(n) => n,
+            None => default_shards(),
+        };
+        if self.max_bytes < shards {
+            return Err(Error::Config(format!(
+                "max_bytes {} is smaller than the shard count {shards}: each shard needs at least one byte",
+                self.max_bytes
+            )));
+        }
+        Ok(self.assemble(shards))
+    }
+
+    /// Builds with settings known to be in range (`MemoryCache::new`).
+    pub(crate) fn build_defaults(self) -> MemoryCache<K, V> {
+        let shards = default_shards().min(self.max_bytes).max(1);
+        self.assemble(shards)
+    }
+
+    fn assemble(self, shards: usize) -> MemoryCache<K, V> {
+        let shard_budget = self.max_bytes / shards;
+        let hasher = lru::DefaultHasher::default();
+        let per_shard_entries = self.expected_entries.map(|n| n.div_ceil(shards));
+        let shard_vec = (0..shards)
+            .map(|_| {
+                let store = match self.admission {
+                    Admission::Lru => Store::Lru(LruStore::new(shard_budget)),
+                    Admission::TinyLfu | Admission::TinyLfuFixedWindow => {
+                        Store::TinyLfu(Box::new(TinyLfuStore::new(
+                            shard_budget,
+                            per_shard_entries,
+                            self.admission == Admission::TinyLfu,
+                        )))
+                    }
+                };
+                Padded(Mutex::new(Shard::new(store)))
+            })
+            .collect();
+        MemoryCache {
+            inner: Arc::new(Inner {
+                shards: shard_vec,
+                flights: Flights::new(shards),
+                hasher,
+                weigher: self.weigher,
+                clock: self.clock,
+                default_ttl: self.default_ttl,
+                max_bytes: self.max_bytes,
+                shard_budget,
+                admission: self.admission,
+            }),
+        }
+    }
+}
+
+fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cpus * 4).next_power_of_two().min(64)
+}

@@ -1,0 +1,263 @@
+//! The in-memory cache (L1): sharded, byte-bounded, on the lru crate.
+
+mod builder;
+mod climber;
+mod entry;
+mod load;
+mod lru_store;
+mod shard;
+mod sketch;
+mod stats;
+mod tinylfu;
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::flight::Flights;
+use crate::weigh::Weigh;
+
+pub use builder::{Admission, DEFAULT_MAX_BYTES, MemoryCacheBuilder};
+pub use stats::{Evictions, Stats};
+
+use builder::Weigher;
+use entry::Entry;
+use shard::Shard;
+
+/// Keeps each shard's lock on its own cache lines, so two threads working on different
+/// shards do not bounce one line between cores.
+#[repr(align(128))]
+#[derive(Debug)]
+pub(crate) struct Padded<T>(pub(crate) T);
+
+/// A byte-bounded, sharded in-memory cache. Cloning is cheap and shares the cache.
+///
+/// See the [crate docs](crate) for an example and the design.
+pub struct MemoryCache<K: Hash + Eq, V> {
+    inner: Arc<Inner<K, V>>,
+}
+
+type Shards<K, V> = Box<[Padded<Mutex<Shard<K, V>>>]>;
+
+pub(crate) struct Inner<K: Hash + Eq, V> {
+    shards: Shards<K, V>,
+    flights: Flights<K, V>,
+    hasher: lru::DefaultHasher,
+    weigher: Weigher<K, V>,
+    clock: Arc<dyn Clock>,
+    default_ttl: Option<Duration>,
+    max_bytes: usize,
+    shard_budget: usize,
+    admission: Admission,
+}
+
+impl<K: Hash + Eq, V> Clone for MemoryCache<K, V> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<K: Hash + Eq, V> fmt::Debug for MemoryCache<K, V> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryCache")
+            .field("max_bytes", &self.inner.max_bytes)
+            .field("shards", &self.inner.shards.len())
+            .field("default_ttl", &self.inner.default_ttl)
+            .field("admission", &self.inner.admission)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> MemoryCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+{
+    /// A builder with the default weigher (key and value [`Weigh::heap_bytes`] plus the
+    /// entry's bookkeeping).
+    pub fn builder() -> MemoryCacheBuilder<K, V>
+    where
+        K: Weigh,
+        V: Weigh,
+    {
+        MemoryCacheBuilder::with_default_weigher()
+    }
+
+    /// A builder with your weigher, for key or value types that do not implement
+    /// [`Weigh`]. `f(key, value)` is the entry's whole charge.
+    pub fn builder_with_weigher(
+        f: impl Fn(&K, &V) -> usize + Send + Sync + 'static,
+    ) -> MemoryCacheBuilder<K, V> {
+        MemoryCacheBuilder::new(Arc::new(f))
+    }
+
+    /// A cache with every default: 200 MB, default weigher, LRU, no TTL.
+    pub fn new() -> Self
+    where
+        K: Weigh,
+        V: Weigh,
+    {
+        Self::builder().build_defaults()
+    }
+
+    #[inline]
+    fn locate<Q: Hash + ?Sized>(&self, key: &Q) -> usize {
+        let n = self.inner.shards.len();
+        if n == 1 {
+            return 0;
+        }
+        let hash = self.inner.hasher.hash_one(key);
+        // Multiply-shift range reduction on the high bits.
+        ((u128::from(hash) * n as u128) >> 64) as usize
+    }
+
+    /// The value for `key`, if present and not expired. Counts a hit or a miss.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = self.locate(key);
+        self.inner.shards[idx].0.lock().get(key, &*self.inner.clock)
+    }
+
+    /// Inserts with the default TTL, if one is configured.
+    ///
+    /// # Errors
+    /// [`Error::Oversized`] when the entry weighs more than one shard's share of the
+    /// budget; then nothing is inserted or evicted, except that an older value under the
+    /// same key is removed (it would otherwise be served stale).
+    pub fn insert(&self, key: K, value: V) -> Result<()> {
+        self.insert_inner(key, value, self.inner.default_ttl)
+    }
+
+    /// Inserts with its own TTL.
+    ///
+    /// # Errors
+    /// As [`insert`](Self::insert).
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<()> {
+        self.insert_inner(key, value, Some(ttl))
+    }
+
+    fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
+        let weight = (self.inner.weigher)(&key, &value);
+        let idx = self.locate(&key);
+        let shard = &self.inner.shards[idx].0;
+        if weight > self.inner.shard_budget {
+            shard.lock().remove(&key);
+            return Err(Error::Oversized {
+                weight,
+                limit: self.inner.shard_budget,
+                max_bytes: self.inner.max_bytes,
+                shards: self.inner.shards.len(),
+            });
+        }
+        let expires = ttl.map(|d| self.inner.clock.now() + d);
+        let entry = Entry { value, weight, expires };
+        shard.lock().insert(key, entry, &*self.inner.clock);
+        Ok(())
+    }
+
+    /// Removes `key`, returning its value if it was present (expired or not).
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = self.locate(key);
+        self.inner.shards[idx].0.lock().remove(key)
+    }
+
+    /// Whether a live entry is present, without counting a read or touching recency.
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let idx = self.locate(key);
+        self.inner.shards[idx].0.lock().contains(key, &*self.inner.clock)
+    }
+
+    /// Drops every expired entry now (they are otherwise dropped when read or evicted).
+    pub fn purge_expired(&self) {
+        for s in self.inner.shards.iter() {
+            s.0.lock().purge_expired(&*self.inner.clock);
+        }
+    }
+
+    /// Removes every entry (counted as removed).
+    pub fn clear(&self) {
+        for s in self.inner.shards.iter() {
+            s.0.lock().clear();
+        }
+    }
+
+    /// Counters summed over shards.
+    pub fn stats(&self) -> Stats {
+        let mut out = Stats { max_bytes: self.inner.max_bytes, ..Stats::default() };
+        for s in self.inner.shards.iter() {
+            let s = s.0.lock();
+            out.add_shard(&s.counters, s.used(), s.len());
+        }
+        out
+    }
+
+    /// Entries held (including expired ones not yet noticed).
+    pub fn len(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.0.lock().len()).sum()
+    }
+
+    /// `true` when no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes currently charged, as the weigher counts them.
+    pub fn weighted_size(&self) -> usize {
+        self.inner.shards.iter().map(|s| s.0.lock().used()).sum()
+    }
+
+    /// The configured budget.
+    pub fn max_bytes(&self) -> usize {
+        self.inner.max_bytes
+    }
+
+    /// The number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The largest entry one shard accepts (`max_bytes / shards`).
+    pub fn max_entry_bytes(&self) -> usize {
+        self.inner.shard_budget
+    }
+
+    /// Keys from least to most recently used in shard `idx` under plain LRU (tests).
+    #[cfg(test)]
+    pub(crate) fn lru_order(&self, idx: usize) -> Vec<K> {
+        match &self.inner.shards[idx].0.lock().store {
+            shard::Store::Lru(s) => s.keys_lru_first(),
+            shard::Store::TinyLfu(_) => Vec::new(),
+        }
+    }
+}
+
+impl<K, V> Default for MemoryCache<K, V>
+where
+    K: Hash + Eq + Clone + Send + Sync + Weigh + 'static,
+    V: Clone + Send + Sync + Weigh + 'static,
+{
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests;

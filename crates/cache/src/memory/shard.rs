@@ -1,0 +1,98 @@
+//! One shard: a store (plain LRU or W-TinyLFU) and its counters, behind one lock.
+
+use std::borrow::Borrow;
+use std::hash::Hash;
+
+use crate::clock::Clock;
+
+use super::entry::Entry;
+use super::lru_store::LruStore;
+use super::stats::Counters;
+use super::tinylfu::TinyLfuStore;
+
+#[derive(Debug)]
+pub(crate) enum Store<K: Hash + Eq, V> {
+    Lru(LruStore<K, V>),
+    TinyLfu(Box<TinyLfuStore<K, V>>),
+}
+
+#[derive(Debug)]
+pub(crate) struct Shard<K: Hash + Eq, V> {
+    pub(crate) store: Store<K, V>,
+    pub(crate) counters: Counters,
+}
+
+impl<K: Hash + Eq, V: Clone> Shard<K, V> {
+    pub(crate) fn new(store: Store<K, V>) -> Self {
+        Self { store, counters: Counters::default() }
+    }
+
+    #[inline]
+    pub(crate) fn get<Q>(&mut self, key: &Q, clock: &dyn Clock) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match &mut self.store {
+            Store::Lru(s) => s.get(key, clock, &mut self.counters),
+            Store::TinyLfu(s) => s.get(key, clock, &mut self.counters),
+        }
+    }
+
+    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, clock: &dyn Clock) {
+        match &mut self.store {
+            Store::Lru(s) => s.insert(key, entry, clock, &mut self.counters),
+            Store::TinyLfu(s) => s.insert(key, entry, clock, &mut self.counters),
+        }
+    }
+
+    pub(crate) fn remove<Q>(&mut self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match &mut self.store {
+            Store::Lru(s) => s.remove(key, &mut self.counters),
+            Store::TinyLfu(s) => s.remove(key, &mut self.counters),
+        }
+    }
+
+    pub(crate) fn contains<Q>(&self, key: &Q, clock: &dyn Clock) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match &self.store {
+            Store::Lru(s) => s.contains(key, clock),
+            Store::TinyLfu(s) => s.contains(key, clock),
+        }
+    }
+
+    pub(crate) fn purge_expired(&mut self, clock: &dyn Clock) {
+        match &mut self.store {
+            Store::Lru(s) => s.purge_expired(clock, &mut self.counters),
+            Store::TinyLfu(s) => s.purge_expired(clock, &mut self.counters),
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        match &mut self.store {
+            Store::Lru(s) => s.clear(&mut self.counters),
+            Store::TinyLfu(s) => s.clear(&mut self.counters),
+        }
+    }
+
+    pub(crate) fn used(&self) -> usize {
+        match &self.store {
+            Store::Lru(s) => s.used(),
+            Store::TinyLfu(s) => s.used(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match &self.store {
+            Store::Lru(s) => s.len(),
+            Store::TinyLfu(s) => s.len(),
+        }
+    }
+}

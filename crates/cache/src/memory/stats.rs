@@ -1,0 +1,79 @@
+//! Counters kept per shard and the [`Stats`] snapshot summed over shards.
+
+/// Counters of one shard. They live under the shard's lock, beside the data they count,
+/// so keeping them costs a plain increment on a cache line the operation already owns.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counters {
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) inserts: u64,
+    pub(crate) evictions: Evictions,
+}
+
+/// Entries that left the cache, by cause.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Evictions {
+    /// Evicted to make room within the byte budget (or refused by the admission filter).
+    pub size: u64,
+    /// Found past their TTL (on a read, on eviction, or by `purge_expired`).
+    pub expired: u64,
+    /// Overwritten by an insert of the same key.
+    pub replaced: u64,
+    /// Removed by `remove` or `clear`.
+    pub removed: u64,
+}
+
+impl Evictions {
+    /// All causes added up.
+    pub fn total(&self) -> u64 {
+        self.size + self.expired + self.replaced + self.removed
+    }
+
+    fn add(&mut self, o: &Evictions) {
+        self.size += o.size;
+        self.expired += o.expired;
+        self.replaced += o.replaced;
+        self.removed += o.removed;
+    }
+}
+
+/// A snapshot of a cache's counters, summed over its shards.
+///
+/// Shards are read one after another, so under concurrent use the snapshot is not one
+/// instant; each shard's own figures are consistent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Reads that found nothing, or an expired entry.
+    pub misses: u64,
+    /// Entries written (new keys and replacements; refused entries are not counted).
+    pub inserts: u64,
+    /// Entries that left, by cause.
+    pub evictions: Evictions,
+    /// Bytes currently charged by the weigher.
+    pub bytes: usize,
+    /// Entries currently held (expired ones not yet noticed included).
+    pub entries: usize,
+    /// The configured budget.
+    pub max_bytes: usize,
+}
+
+impl Stats {
+    /// `hits / (hits + misses)`, or 0 before the first read.
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 { 0.0 } else { self.hits as f64 / total as f64 }
+    }
+
+    pub(crate) fn add_shard(&mut self, c: &Counters, bytes: usize, entries: usize) {
+        self.hits += c.hits;
+        self.misses += c.misses;
+        self.inserts += c.inserts;
+        self.evictions.add(&c.evictions);
+        self.bytes += bytes;
+        self.entries += entries;
+    }
+}

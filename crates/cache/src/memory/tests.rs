@@ -1,0 +1,321 @@
+//! Unit and model tests of the memory cache.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::weigh::entry_overhead;
+
+fn unit_cache(capacity: usize, shards: usize) -> MemoryCache<u32, u32> {
+    MemoryCache::builder_with_weigher(|_, _| 1).max_bytes(capacity).shards(shards).build().unwrap()
+}
+
+#[test]
+fn insert_get_remove_and_stats() {
+    let c = unit_cache(10, 1);
+    assert_eq!(c.get(&1), None);
+    c.insert(1, 10).unwrap();
+    c.insert(2, 20).unwrap();
+    c.insert(1, 11).unwrap();
+    assert_eq!(c.get(&1), Some(11));
+    assert_eq!(c.remove(&2), Some(20));
+    assert_eq!(c.remove(&2), None);
+    let s = c.stats();
+    assert_eq!((s.hits, s.misses, s.inserts), (1, 1, 3));
+    assert_eq!(s.evictions, Evictions { size: 0, expired: 0, replaced: 1, removed: 1 });
+    assert_eq!((s.entries, s.bytes, s.max_bytes), (1, 1, 10));
+    assert!((s.hit_ratio() - 0.5).abs() < 1e-9);
+}
+
+#[test]
+fn evicts_least_recently_used_within_the_byte_budget() {
+    let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, v| *v as usize)
+        .max_bytes(100)
+        .shards(1)
+        .build()
+        .unwrap();
+    c.insert(1, 40).unwrap();
+    c.insert(2, 40).unwrap();
+    assert!(c.get(&1).is_some()); // 2 is now the LRU
+    c.insert(3, 30).unwrap();
+    assert!(!c.contains_key(&2));
+    assert!(c.contains_key(&1) && c.contains_key(&3));
+    assert_eq!(c.weighted_size(), 70);
+    assert_eq!(c.stats().evictions.size, 1);
+    // One heavy entry pushes out as many as needed, never the budget.
+    c.insert(4, 100).unwrap();
+    assert_eq!((c.len(), c.weighted_size()), (1, 100));
+}
+
+#[test]
+fn oversized_entries_are_refused_without_evicting() {
+    let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, v| *v as usize)
+        .max_bytes(100)
+        .shards(2)
+        .build()
+        .unwrap();
+    assert_eq!(c.max_entry_bytes(), 50);
+    for k in 0..4 {
+        c.insert(k, 10).unwrap();
+    }
+    let before = c.stats();
+    let err = c.insert(99, 51).unwrap_err();
+    assert!(err.is_oversized());
+    assert!(err.to_string().contains("51 bytes"), "{err}");
+    assert!(matches!(err, Error::Oversized { weight: 51, limit: 50, max_bytes: 100, shards: 2 }));
+    assert_eq!(c.stats(), before);
+    // Replacing a cached value with an oversized one drops the stale value.
+    let err = c.insert(0, 1000).unwrap_err();
+    assert!(err.is_oversized());
+    assert_eq!(c.get(&0), None);
+}
+
+#[test]
+fn default_weigher_counts_heap_and_bookkeeping() {
+    let c: MemoryCache<String, Vec<u8>> = MemoryCache::builder().shards(1).build().unwrap();
+    let key = String::from("abc");
+    let value = vec![0u8; 1000];
+    c.insert(key, value).unwrap();
+    let overhead = entry_overhead::<String, entry::Entry<Vec<u8>>>();
+    assert_eq!(c.weighted_size(), overhead + 3 + 1000);
+    // node: String 24 + Entry 24+8+16 + links 16 → rounded; slot ≥ 17 bytes.
+    assert!(overhead >= 24 + 40 + 16 + 17, "{overhead}");
+}
+
+#[test]
+fn config_errors_name_the_setting() {
+    let e = MemoryCache::<u32, u32>::builder().shards(0).build().unwrap_err();
+    assert!(e.to_string().contains("shards"), "{e}");
+    let e = MemoryCache::<u32, u32>::builder().max_bytes(3).shards(4).build().unwrap_err();
+    assert!(e.to_string().contains("max_bytes"), "{e}");
+    let c = MemoryCache::<u32, u32>::new();
+    assert_eq!(c.max_bytes(), DEFAULT_MAX_BYTES);
+    assert!(c.shard_count() >= 1);
+}
+
+#[test]
+fn ttl_per_entry_and_default_under_a_manual_clock() {
+    let clock = ManualClock::new();
+    let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
+        .max_bytes(10)
+        .shards(1)
+        .default_ttl(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    c.insert(1, 1).unwrap(); // default 10 s
+    c.insert_with_ttl(2, 2, Duration::from_secs(5)).unwrap();
+    clock.advance(Duration::from_secs(4));
+    assert_eq!((c.get(&1), c.get(&2)), (Some(1), Some(2)));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(c.get(&2), None, "expires at exactly its deadline");
+    assert_eq!(c.get(&1), Some(1));
+    clock.advance(Duration::from_secs(5));
+    assert!(!c.contains_key(&1));
+    assert_eq!(c.len(), 1, "not yet noticed");
+    c.purge_expired();
+    let s = c.stats();
+    assert_eq!((s.entries, s.bytes), (0, 0));
+    assert_eq!(s.evictions.expired, 2);
+    assert_eq!((s.hits, s.misses), (3, 1));
+}
+
+#[test]
+fn expired_victims_are_counted_as_expired() {
+    let clock = ManualClock::new();
+    let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
+        .max_bytes(1)
+        .shards(1)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    c.insert_with_ttl(1, 1, Duration::from_secs(1)).unwrap();
+    clock.advance(Duration::from_secs(2));
+    c.insert(2, 2).unwrap();
+    assert_eq!(c.stats().evictions, Evictions { expired: 1, ..Evictions::default() });
+}
+
+#[test]
+fn clear_empties_every_shard() {
+    let c = unit_cache(100, 4);
+    for k in 0..50 {
+        c.insert(k, k).unwrap();
+    }
+    c.clear();
+    assert!(c.is_empty());
+    assert_eq!(c.stats().evictions.removed, 50);
+}
+
+#[test]
+fn tinylfu_keeps_a_hot_set_through_a_scan() {
+    let lru = unit_cache(100, 1);
+    let tiny = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
+        .max_bytes(100)
+        .shards(1)
+        .admission(Admission::TinyLfu)
+        .build()
+        .unwrap();
+    for c in [&lru, &tiny] {
+        for _ in 0..5 {
+            for k in 0..50 {
+                if c.get(&k).is_none() {
+                    c.insert(k, k).unwrap();
+                }
+            }
+        }
+        for k in 1000..2000 {
+            c.insert(k, k).unwrap(); // a one-off scan
+        }
+    }
+    let survivors = |c: &MemoryCache<u32, u32>| (0..50).filter(|k| c.contains_key(k)).count();
+    assert_eq!(survivors(&lru), 0);
+    assert!(survivors(&tiny) >= 45, "{}", survivors(&tiny));
+    assert!(tiny.weighted_size() <= 100);
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Insert { key: u8, weight: u8, ttl: Option<u8> },
+    Get(u8),
+    Remove(u8),
+    Advance(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..32u8, 1..40u8, proptest::option::of(1..10u8))
+            .prop_map(|(key, weight, ttl)| Op::Insert { key, weight, ttl }),
+        4 => (0..32u8).prop_map(Op::Get),
+        1 => (0..32u8).prop_map(Op::Remove),
+        1 => (1..5u8).prop_map(Op::Advance),
+    ]
+}
+
+/// The reference: a list from least to most recently used of (key, weight, deadline).
+#[derive(Debug, Default)]
+struct Model {
+    list: VecDeque<(u8, usize, Option<u64>)>,
+    now: u64,
+    budget: usize,
+}
+
+impl Model {
+    fn pos(&self, key: u8) -> Option<usize> {
+        self.list.iter().position(|e| e.0 == key)
+    }
+    fn used(&self) -> usize {
+        self.list.iter().map(|e| e.1).sum()
+    }
+    fn get(&mut self, key: u8) -> Option<usize> {
+        let i = self.pos(key)?;
+        let e = self.list.remove(i)?;
+        if e.2.is_some_and(|d| self.now >= d) {
+            return None;
+        }
+        self.list.push_back(e);
+        Some(e.1)
+    }
+    fn insert(&mut self, key: u8, weight: usize, ttl: Option<u64>) {
+        if let Some(i) = self.pos(key) {
+            self.list.remove(i);
+        }
+        if weight > self.budget {
+            return;
+        }
+        while self.used() + weight > self.budget {
+            self.list.pop_front();
+        }
+        self.list.push_back((key, weight, ttl.map(|t| self.now + t)));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// One shard: the cache matches the reference LRU exactly (values, order, bytes), and
+    /// the budget holds after every operation, TTLs included.
+    #[test]
+    fn single_shard_matches_reference_lru(ops in proptest::collection::vec(op(), 1..200), budget in 1..120usize) {
+        let clock = ManualClock::new();
+        let c = MemoryCache::<u8, u8>::builder_with_weigher(|_, w| *w as usize)
+            .max_bytes(budget)
+            .shards(1)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let mut m = Model { budget, ..Model::default() };
+        for op in ops {
+            match op {
+                Op::Insert { key, weight, ttl } => {
+                    let r = match ttl {
+                        Some(t) => c.insert_with_ttl(key, weight, Duration::from_secs(u64::from(t))),
+                        None => c.insert(key, weight),
+                    };
+                    prop_assert_eq!(r.is_err(), usize::from(weight) > budget);
+                    m.insert(key, usize::from(weight), ttl.map(u64::from));
+                }
+                Op::Get(k) => prop_assert_eq!(c.get(&k).map(usize::from), m.get(k)),
+                Op::Remove(k) => {
+                    let had = m.pos(k).map(|i| m.list.remove(i));
+                    prop_assert_eq!(c.remove(&k).is_some(), had.is_some());
+                }
+                Op::Advance(s) => {
+                    clock.advance(Duration::from_secs(u64::from(s)));
+                    m.now += u64::from(s);
+                }
+            }
+            prop_assert!(c.weighted_size() <= budget);
+            prop_assert_eq!(c.weighted_size(), m.used());
+            let order: Vec<u8> = m.list.iter().map(|e| e.0).collect();
+            prop_assert_eq!(c.lru_order(0), order);
+        }
+    }
+
+    /// Any shard count and either policy: the budget holds after every operation and a
+    /// read returns the last value written under that key, if anything.
+    #[test]
+    fn budget_holds_for_every_policy(
+        ops in proptest::collection::vec(op(), 1..300),
+        budget in 8..400usize,
+        shards in 1..5usize,
+        tiny in any::<bool>(),
+    ) {
+        let clock = ManualClock::new();
+        let c = MemoryCache::<u8, (u8, u32)>::builder_with_weigher(|_, v| usize::from(v.0))
+            .max_bytes(budget)
+            .shards(shards)
+            .clock(clock.clone())
+            .admission(if tiny { Admission::TinyLfu } else { Admission::Lru })
+            .build()
+            .unwrap();
+        let mut last = std::collections::HashMap::new();
+        for (seq, op) in (0u32..).zip(ops) {
+            match op {
+                Op::Insert { key, weight, .. } => {
+                    if c.insert(key, (weight, seq)).is_ok() {
+                        last.insert(key, seq);
+                    } else {
+                        last.remove(&key);
+                        prop_assert!(usize::from(weight) > c.max_entry_bytes());
+                    }
+                }
+                Op::Get(k) => {
+                    if let Some((_, s)) = c.get(&k) {
+                        prop_assert_eq!(Some(&s), last.get(&k));
+                    }
+                }
+                Op::Remove(k) => {
+                    c.remove(&k);
+                    last.remove(&k);
+                }
+                Op::Advance(s) => clock.advance(Duration::from_secs(u64::from(s))),
+            }
+            let s = c.stats();
+            prop_assert!(s.bytes <= budget, "{} > {}", s.bytes, budget);
+            prop_assert_eq!(s.bytes, c.weighted_size());
+        }
+    }
+}

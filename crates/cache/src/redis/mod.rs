@@ -1,0 +1,273 @@
+//! The Redis tier (L2): values through a [`Codec`], keys under a namespace, TTL by
+//! `SET … PX`, and failures that become misses rather than errors on reads.
+
+mod builder;
+mod codec;
+
+use std::fmt::{self, Display};
+use std::future::Future;
+use std::hash::Hash;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bb8::Pool;
+use bb8_redis::RedisConnectionManager;
+use parking_lot::RwLock;
+
+use crate::cache::Cache;
+use crate::error::{Error, Result};
+use crate::flight::Flights;
+
+pub use builder::RedisCacheBuilder;
+pub use codec::{Codec, JsonCodec};
+
+/// A cache in Redis, shared by every process that uses the same namespace.
+///
+/// Reads never fail: an unreachable or slow Redis (past the builder's `timeout`) or an
+/// undecodable value is a miss and a counted error. Writes report the failure, within the
+/// same bounded wait. After a failure the connection pool is replaced, so a Redis that
+/// comes back is used again without a restart. Keys are `namespace + key.to_string()`.
+pub struct RedisCache<K, V, C = JsonCodec> {
+    inner: Arc<Inner<K, V, C>>,
+}
+
+struct Inner<K, V, C> {
+    url: String,
+    pool: RwLock<(u64, Pool<RedisConnectionManager>)>,
+    manager: RedisConnectionManager,
+    pool_max_size: u32,
+    namespace: String,
+    default_ttl: Option<Duration>,
+    timeout: Duration,
+    codec: C,
+    counters: Counters,
+    flights: Flights<K, V>,
+    _values: PhantomData<fn() -> V>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// A snapshot of a [`RedisCache`]'s counters.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisStats {
+    /// Reads that found a decodable value.
+    pub hits: u64,
+    /// Reads that found nothing, failed, or found an undecodable value.
+    pub misses: u64,
+    /// Failed or timed-out Redis calls and undecodable values.
+    pub errors: u64,
+    /// Successful writes (`SET`).
+    pub writes: u64,
+}
+
+impl RedisStats {
+    /// `hits / (hits + misses)`, or 0 before the first read.
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 { 0.0 } else { self.hits as f64 / total as f64 }
+    }
+}
+
+impl<K, V, C> Clone for RedisCache<K, V, C> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<K, V, C> fmt::Debug for RedisCache<K, V, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("namespace", &self.inner.namespace)
+            .field("default_ttl", &self.inner.default_ttl)
+            .field("timeout", &self.inner.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V> RedisCache<K, V, JsonCodec> {
+    /// A builder for a cache at `url` (`redis://HOST:PORT[/DB]`) with the JSON codec.
+    pub fn builder(url: impl Into<String>) -> RedisCacheBuilder<K, V, JsonCodec> {
+        RedisCacheBuilder::new(url.into(), JsonCodec)
+    }
+}
+
+impl<K, V, C> RedisCache<K, V, C>
+where
+    K: Display + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Codec<V>,
+{
+    fn redis_key(&self, key: &K) -> String {
+        format!("{}{key}", self.inner.namespace)
+    }
+
+    /// Runs one command within the timeout; on failure counts an error and replaces the
+    /// pool (its connections may be dead: bb8-redis never reports them broken).
+    pub(crate) async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
+        let (generation, pool) = self.inner.pool.read().clone();
+        let call = async {
+            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
+            cmd.query_async::<T>(&mut *conn).await.map_err(|e| e.to_string())
+        };
+        let why = match tokio::time::timeout(self.inner.timeout, call).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => e,
+            Err(_) => format!("no answer within {:?}", self.inner.timeout),
+        };
+        self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(namespace = %self.inner.namespace, error = %why, "redis cache call failed");
+        let mut slot = self.inner.pool.write();
+        if slot.0 == generation {
+            *slot = (
+                generation + 1,
+                builder::make_pool(self.inner.manager.clone(), self.inner.pool_max_size, self.inner.timeout),
+            );
+        }
+        Err(Error::Backend(why))
+    }
+
+    /// The value for `key`; a failure or an undecodable value is a miss (and a counted
+    /// error).
+    pub async fn get(&self, key: &K) -> Option<V> {
+        let found = match self
+            .run::<Option<Vec<u8>>>(redis::cmd("GET").arg(self.redis_key(key)).clone())
+            .await
+        {
+            Ok(Some(bytes)) => match self.inner.codec.decode(&bytes) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(namespace = %self.inner.namespace, error = %e, "undecodable value in redis cache");
+                    None
+                }
+            },
+            Ok(None) | Err(_) => None,
+        };
+        let counter = if found.is_some() { &self.inner.counters.hits } else { &self.inner.counters.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Stores `value` with `ttl`, or the default TTL when `None`.
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if the value cannot be encoded; [`Error::Backend`] if Redis fails
+    /// or does not answer within the timeout.
+    pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
+        let bytes = self.inner.codec.encode(&value)?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.redis_key(&key)).arg(bytes);
+        if let Some(ttl) = ttl.or(self.inner.default_ttl) {
+            let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            cmd.arg("PX").arg(ms);
+        }
+        self.run::<()>(cmd).await?;
+        self.inner.counters.writes.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Deletes `key`; `true` if it existed.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if Redis fails or does not answer within the timeout.
+    pub async fn remove(&self, key: &K) -> Result<bool> {
+        let n: u64 = self.run(redis::cmd("DEL").arg(self.redis_key(key)).clone()).await?;
+        Ok(n > 0)
+    }
+
+    /// Single-flight read-through: concurrent misses on one key in this process run
+    /// `loader` once; the value is written to Redis best effort (a failed write is
+    /// logged, the value still returned).
+    ///
+    /// # Errors
+    /// [`Error::Load`] with the loader's error, shared by every waiter and not cached.
+    pub async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.inner
+            .flights
+            .load(
+                key,
+                |k, _recheck| async move { self.get(&k).await },
+                |k, v| async move {
+                    if let Err(e) = self.insert(k, v, None).await {
+                        tracing::debug!(error = %e, "loaded value not written to redis");
+                    }
+                },
+                loader,
+            )
+            .await
+    }
+
+    /// Publishes `message` on `channel` within the timeout (the tiered cache's
+    /// invalidations).
+    pub(crate) async fn publish(&self, channel: &str, message: String) -> Result<()> {
+        self.run::<()>(redis::cmd("PUBLISH").arg(channel).arg(message).clone()).await
+    }
+
+    /// The server's URL (the tiered cache subscribes there).
+    pub(crate) fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    /// The longest one call may take.
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// Counters since the cache was built.
+    pub fn stats(&self) -> RedisStats {
+        let c = &self.inner.counters;
+        RedisStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The prefix put before every key.
+    pub fn namespace(&self) -> &str {
+        &self.inner.namespace
+    }
+}
+
+impl<K, V, C> Cache<K, V> for RedisCache<K, V, C>
+where
+    K: Display + Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    C: Codec<V>,
+{
+    async fn get(&self, key: &K) -> Option<V> {
+        RedisCache::get(self, key).await
+    }
+
+    async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
+        RedisCache::insert(self, key, value, ttl).await
+    }
+
+    async fn remove(&self, key: &K) -> Result<bool> {
+        RedisCache::remove(self, key).await
+    }
+
+    async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
+    where
+        F: FnOnce() -> Fut + Send,
+        Fut: Future<Output = Result<V, E>> + Send,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + Send,
+    {
+        RedisCache::get_or_load(self, key, loader).await
+    }
+}

@@ -1,0 +1,130 @@
+//! The Redis tier on a real `redis-server` (started by mltb-testkit, or `REDIS_URL`).
+#![cfg(feature = "redis")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mltb_cache::{Cache, Error, RedisCache};
+use mltb_testkit::{RedisServer, SharedRedis};
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
+}
+
+#[tokio::test]
+async fn stores_under_the_namespace_with_ttl_and_removes() {
+    let redis = SharedRedis::get().await.unwrap();
+    let ns = format!("{}users:", redis.key_prefix());
+    let cache: RedisCache<u64, Vec<String>> = RedisCache::builder(redis.url())
+        .namespace(ns.clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get(&7).await, None);
+    cache.insert(7, vec!["a".into(), "b".into()], Some(Duration::from_secs(60))).await.unwrap();
+    assert_eq!(cache.get(&7).await, Some(vec!["a".to_string(), "b".to_string()]));
+
+    let mut conn = raw(redis.url()).await;
+    let stored: String = redis::cmd("GET").arg(format!("{ns}7")).query_async(&mut conn).await.unwrap();
+    assert_eq!(stored, r#"["a","b"]"#);
+    let pttl: i64 = redis::cmd("PTTL").arg(format!("{ns}7")).query_async(&mut conn).await.unwrap();
+    assert!(pttl > 0 && pttl <= 60_000, "{pttl}");
+
+    // No TTL and no default: the key persists.
+    cache.insert(8, vec![], None).await.unwrap();
+    let pttl: i64 = redis::cmd("PTTL").arg(format!("{ns}8")).query_async(&mut conn).await.unwrap();
+    assert_eq!(pttl, -1);
+
+    assert!(cache.remove(&7).await.unwrap());
+    assert!(!cache.remove(&7).await.unwrap());
+    assert_eq!(cache.get(&7).await, None);
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.errors, s.writes), (1, 2, 0, 2));
+}
+
+#[tokio::test]
+async fn an_undecodable_value_is_a_counted_miss() {
+    let redis = SharedRedis::get().await.unwrap();
+    let ns = redis.key_prefix().to_string();
+    let cache: RedisCache<&'static str, u32> = RedisCache::builder(redis.url())
+        .namespace(ns.clone())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut conn = raw(redis.url()).await;
+    let _: () = redis::cmd("SET").arg(format!("{ns}k")).arg("not json").query_async(&mut conn).await.unwrap();
+    assert_eq!(cache.get(&"k").await, None);
+    assert_eq!((cache.stats().misses, cache.stats().errors), (1, 1));
+}
+
+#[tokio::test]
+async fn single_flight_loads_once_and_writes_through() {
+    let redis = SharedRedis::get().await.unwrap();
+    let cache: RedisCache<String, String> = RedisCache::builder(redis.url())
+        .namespace(redis.key_prefix())
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let loads = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (cache, loads, gate) = (cache.clone(), loads.clone(), gate.clone());
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_load("k".to_string(), || async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    let _p = gate.acquire().await.map_err(std::io::Error::other)?;
+                    Ok::<_, std::io::Error>("v".to_string())
+                })
+                .await
+        }));
+    }
+    while loads.load(Ordering::SeqCst) == 0 {
+        tokio::task::yield_now().await;
+    }
+    gate.add_permits(1);
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), "v");
+    }
+    assert_eq!(loads.load(Ordering::SeqCst), 1);
+    // Written through: a second cache on the same namespace sees it.
+    let other: RedisCache<String, String> =
+        RedisCache::builder(redis.url()).namespace(redis.key_prefix()).build().unwrap();
+    assert_eq!(Cache::get(&other, &"k".to_string()).await.as_deref(), Some("v"));
+}
+
+#[tokio::test]
+async fn redis_down_is_a_miss_and_redis_back_is_used_again() {
+    let server = RedisServer::start().await.unwrap();
+    let cache: RedisCache<u32, u32> = RedisCache::builder(server.url())
+        .namespace("fault:")
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    cache.insert(1, 10, None).await.unwrap();
+    assert_eq!(cache.get(&1).await, Some(10));
+
+    server.stop().await.unwrap();
+    assert_eq!(cache.get(&1).await, None, "a failed read is a miss, not an error");
+    let err = cache.insert(2, 20, None).await.unwrap_err();
+    assert!(matches!(err, Error::Backend(_)) && err.is_retryable(), "{err}");
+    let v = cache.get_or_load(3, || async { Ok::<_, std::io::Error>(30) }).await.unwrap();
+    assert_eq!(v, 30, "the loader still serves while redis is down");
+    assert!(cache.stats().errors >= 3, "{:?}", cache.stats());
+
+    server.restart().await.unwrap();
+    // Same cache object, no rebuild: the replaced pool reconnects.
+    cache.insert(4, 40, None).await.unwrap();
+    assert_eq!(cache.get(&4).await, Some(40));
+}
+
+#[tokio::test]
+async fn bad_configuration_is_refused() {
+    let e = RedisCache::<u32, u32>::builder("not a url").build().unwrap_err();
+    assert!(e.to_string().contains("redis url"), "{e}");
+    let e =
+        RedisCache::<u32, u32>::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO).build().unwrap_err();
+    assert!(e.to_string().contains("timeout"), "{e}");
+}
