@@ -1,0 +1,226 @@
+//! [`PoolConfig`]: sizes, timeouts and the utilization target, validated.
+
+use std::time::Duration;
+
+use crate::{Error, Result};
+
+/// How a [`Pool`](crate::Pool) is sized and timed.
+///
+/// The defaults follow the project's seed ("50–100 connections, 5 min timeout, <80%
+/// utilization"); everything else is bb8's default. Settings are checked by
+/// [`validate`](Self::validate), which every pool constructor calls.
+///
+/// | setting | default | meaning |
+/// |---|---|---|
+/// | `max_size` | 100 | most connections, checked out or idle |
+/// | `min_idle` | 50 | idle connections kept open (`None`: none) |
+/// | `idle_timeout` | 5 min | idle connections beyond `min_idle` are closed after this |
+/// | `max_lifetime` | 30 min | connections are closed at this age |
+/// | `connection_timeout` | 30 s | longest [`Pool::get`](crate::Pool::get) waits, connecting included |
+/// | `test_on_checkout` | true | validate a connection (e.g. `PING`) before handing it out |
+/// | `reaper_rate` | 30 s | how often idle and old connections are looked for |
+/// | `target_utilization` | 0.8 | utilization the size recommendation aims under |
+/// | `metrics_window` | 60 s | window for utilization, arrival rate and mean use time |
+///
+/// SQLite allows one writer at a time, so a large pool only adds lock waits: use
+/// [`PoolConfig::sqlite`] (at most 8, 1 idle, no checkout test) for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolConfig {
+    pub(crate) max_size: u32,
+    pub(crate) min_idle: Option<u32>,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) max_lifetime: Option<Duration>,
+    pub(crate) connection_timeout: Duration,
+    pub(crate) test_on_checkout: bool,
+    pub(crate) reaper_rate: Duration,
+    pub(crate) target_utilization: f64,
+    pub(crate) metrics_window: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_size: 100,
+            min_idle: Some(50),
+            idle_timeout: Some(Duration::from_secs(5 * 60)),
+            max_lifetime: Some(Duration::from_secs(30 * 60)),
+            connection_timeout: Duration::from_secs(30),
+            test_on_checkout: true,
+            reaper_rate: Duration::from_secs(30),
+            target_utilization: 0.8,
+            metrics_window: Duration::from_secs(60),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// The defaults in the table above.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A small pool for SQLite: at most 8 connections, 1 kept idle, no checkout test
+    /// (each test would cost a trip to the blocking pool).
+    pub fn sqlite() -> Self {
+        Self { max_size: 8, min_idle: Some(1), test_on_checkout: false, ..Self::default() }
+    }
+
+    /// Most connections, checked out or idle (default 100).
+    pub fn max_size(mut self, max_size: u32) -> Self {
+        self.max_size = max_size;
+        self
+    }
+
+    /// Idle connections to keep open (default 50; `None` for none).
+    pub fn min_idle(mut self, min_idle: impl Into<Option<u32>>) -> Self {
+        self.min_idle = min_idle.into();
+        self
+    }
+
+    /// Close idle connections beyond `min_idle` after this long (default 5 min; `None`: never).
+    pub fn idle_timeout(mut self, idle_timeout: impl Into<Option<Duration>>) -> Self {
+        self.idle_timeout = idle_timeout.into();
+        self
+    }
+
+    /// Close connections at this age (default 30 min; `None`: never).
+    pub fn max_lifetime(mut self, max_lifetime: impl Into<Option<Duration>>) -> Self {
+        self.max_lifetime = max_lifetime.into();
+        self
+    }
+
+    /// Longest a checkout waits, connecting and validating included (default 30 s).
+    pub fn connection_timeout(mut self, connection_timeout: Duration) -> Self {
+        self.connection_timeout = connection_timeout;
+        self
+    }
+
+    /// Validate each connection before handing it out (default true).
+    pub fn test_on_checkout(mut self, test_on_checkout: bool) -> Self {
+        self.test_on_checkout = test_on_checkout;
+        self
+    }
+
+    /// How often idle and expired connections are looked for (default 30 s).
+    pub fn reaper_rate(mut self, reaper_rate: Duration) -> Self {
+        self.reaper_rate = reaper_rate;
+        self
+    }
+
+    /// Utilization the size recommendation keeps the pool under, in (0, 1] (default 0.8).
+    pub fn target_utilization(mut self, target: f64) -> Self {
+        self.target_utilization = target;
+        self
+    }
+
+    /// The window utilization, arrival rate and mean use time are measured over
+    /// (default 60 s; a sliding window approximated from two tumbling ones).
+    pub fn metrics_window(mut self, window: Duration) -> Self {
+        self.metrics_window = window;
+        self
+    }
+
+    /// The configured `max_size`.
+    pub fn get_max_size(&self) -> u32 {
+        self.max_size
+    }
+
+    /// The configured `min_idle`.
+    pub fn get_min_idle(&self) -> Option<u32> {
+        self.min_idle
+    }
+
+    /// The configured `connection_timeout`.
+    pub fn get_connection_timeout(&self) -> Duration {
+        self.connection_timeout
+    }
+
+    /// The configured `target_utilization`.
+    pub fn get_target_utilization(&self) -> f64 {
+        self.target_utilization
+    }
+
+    /// Checks every setting; the error names the setting and what was expected.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_size == 0 {
+            return Err(Error::invalid("max_size", "is 0; expected at least 1"));
+        }
+        if let Some(min_idle) = self.min_idle
+            && min_idle > self.max_size
+        {
+            return Err(Error::invalid(
+                "min_idle",
+                format!("is {min_idle}, above max_size {}; expected at most max_size", self.max_size),
+            ));
+        }
+        if self.connection_timeout.is_zero() {
+            return Err(Error::invalid("connection_timeout", "is 0; expected a positive duration"));
+        }
+        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("idle_timeout", "is 0; expected a positive duration or None"));
+        }
+        if self.max_lifetime.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid("max_lifetime", "is 0; expected a positive duration or None"));
+        }
+        if self.reaper_rate.is_zero() {
+            return Err(Error::invalid("reaper_rate", "is 0; expected a positive duration"));
+        }
+        let t = self.target_utilization;
+        if !(t > 0.0 && t <= 1.0) {
+            return Err(Error::invalid("target_utilization", format!("is {t}; expected a number in (0, 1]")));
+        }
+        if self.metrics_window.is_zero() {
+            return Err(Error::invalid("metrics_window", "is 0; expected a positive duration"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn to_bb8<M: bb8::ManageConnection>(&self) -> bb8::Builder<M> {
+        bb8::Pool::builder()
+            .max_size(self.max_size)
+            .min_idle(self.min_idle)
+            .idle_timeout(self.idle_timeout)
+            .max_lifetime(self.max_lifetime)
+            .connection_timeout(self.connection_timeout)
+            .test_on_check_out(self.test_on_checkout)
+            .reaper_rate(self.reaper_rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_seed() {
+        let c = PoolConfig::default();
+        assert_eq!((c.max_size, c.min_idle), (100, Some(50)));
+        assert_eq!(c.idle_timeout, Some(Duration::from_secs(300)));
+        assert!(c.validate().is_ok());
+        assert!(PoolConfig::sqlite().validate().is_ok());
+        assert!(PoolConfig::sqlite().max_size < c.max_size);
+    }
+
+    #[test]
+    fn bad_settings_name_the_setting() {
+        let cases = [
+            (PoolConfig::new().max_size(0), "max_size"),
+            (PoolConfig::new().max_size(10).min_idle(11), "min_idle"),
+            (PoolConfig::new().connection_timeout(Duration::ZERO), "connection_timeout"),
+            (PoolConfig::new().idle_timeout(Duration::ZERO), "idle_timeout"),
+            (PoolConfig::new().max_lifetime(Duration::ZERO), "max_lifetime"),
+            (PoolConfig::new().reaper_rate(Duration::ZERO), "reaper_rate"),
+            (PoolConfig::new().target_utilization(0.0), "target_utilization"),
+            (PoolConfig::new().target_utilization(f64::NAN), "target_utilization"),
+            (PoolConfig::new().target_utilization(1.5), "target_utilization"),
+            (PoolConfig::new().metrics_window(Duration::ZERO), "metrics_window"),
+        ];
+        for (config, name) in cases {
+            match config.validate() {
+                Err(Error::InvalidConfig { what, .. }) => assert_eq!(what, name),
+                other => panic!("{name}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+        assert!(PoolConfig::new().max_size(1).min_idle(None).idle_timeout(None).validate().is_ok());
+    }
+}

@@ -1,0 +1,221 @@
+//! [`Pool`]: bb8 behind a fair gate, with a checkout timeout and metrics.
+
+mod guard;
+mod sink;
+
+use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bb8::{ManageConnection, RunError};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+pub use guard::Pooled;
+use guard::Ticket;
+use sink::Sink;
+
+use crate::metrics::Recorder;
+use crate::{Error, Metrics, PoolConfig, Result};
+
+/// The first slice of a checkout's wait handed to bb8 before it is asked again; later
+/// slices double up to [`MAX_SLICE`]. See the crate docs' `# Design` on the bb8 hang.
+const FIRST_SLICE: Duration = Duration::from_millis(50);
+const MAX_SLICE: Duration = Duration::from_secs(2);
+
+/// State shared by a pool, its checked-out connections and its error sink.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// One permit per connection the pool may have; a checkout holds one throughout.
+    gate: Semaphore,
+    recorder: Recorder,
+    config: PoolConfig,
+}
+
+/// A pool of connections made by a [`ManageConnection`] manager, with a checkout
+/// timeout and [`Metrics`]. Cheap to clone; clones share the pool.
+pub struct Pool<M: ManageConnection> {
+    inner: bb8::Pool<M>,
+    shared: Arc<Shared>,
+}
+
+impl<M: ManageConnection> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone(), shared: Arc::clone(&self.shared) }
+    }
+}
+
+impl<M: ManageConnection> fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("state", &self.state()).field("config", &self.shared.config).finish()
+    }
+}
+
+/// How many connections a pool has and how they are used, right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct State {
+    /// The pool's `max_size`.
+    pub max_size: u32,
+    /// Open connections, idle or checked out.
+    pub connections: u32,
+    /// Open connections waiting in the pool.
+    pub idle: u32,
+    /// Connections checked out.
+    pub in_use: u32,
+    /// Checkouts waiting for a connection.
+    pub waiting: u32,
+}
+
+impl<M> Pool<M>
+where
+    M: ManageConnection,
+    M::Error: std::error::Error + Send + Sync + 'static,
+{
+    /// A pool that opens its `min_idle` connections in the background, so it starts
+    /// even while the backend is down. Must be called inside a tokio runtime.
+    pub fn new(manager: M, config: PoolConfig) -> Result<Self> {
+        let (builder, shared) = Self::prepare(&config, "Pool::new")?;
+        Ok(Self { inner: builder.build_unchecked(manager), shared })
+    }
+
+    /// A pool whose `min_idle` connections are open when this returns; fails with
+    /// [`Error::Connect`] if one cannot be opened within `connection_timeout`.
+    pub async fn connect(manager: M, config: PoolConfig) -> Result<Self> {
+        let (builder, shared) = Self::prepare(&config, "Pool::connect")?;
+        let inner = builder.build(manager).await.map_err(|e| Error::Connect(Box::new(e)))?;
+        Ok(Self { inner, shared })
+    }
+
+    fn prepare(config: &PoolConfig, caller: &'static str) -> Result<(bb8::Builder<M>, Arc<Shared>)> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime(caller));
+        }
+        let shared = Arc::new(Shared {
+            gate: Semaphore::new(config.max_size as usize),
+            recorder: Recorder::new(config.max_size, config.metrics_window),
+            config: config.clone(),
+        });
+        let builder = config.to_bb8().error_sink(Box::new(Sink(Arc::clone(&shared))));
+        Ok((builder, shared))
+    }
+
+    /// Checks a connection out, waiting at most `connection_timeout`.
+    ///
+    /// Fails with [`Error::Timeout`] when every connection stayed busy, or
+    /// [`Error::Unavailable`] when the backend could not be reached; both are
+    /// [`is_timeout`](Error::is_timeout) and [`is_retryable`](Error::is_retryable).
+    pub async fn get(&self) -> Result<Pooled<'_, M>> {
+        self.get_timeout(self.shared.config.connection_timeout).await
+    }
+
+    /// Like [`get`](Self::get) with a timeout of its own.
+    pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<'_, M>> {
+        self.acquire(Cow::Borrowed(&self.shared), timeout, || self.inner.get()).await
+    }
+
+    /// Like [`get`](Self::get), returning a connection that keeps the pool alive and
+    /// borrows nothing, to move into a spawned task.
+    pub async fn get_owned(&self) -> Result<Pooled<'static, M>> {
+        let timeout = self.shared.config.connection_timeout;
+        self.acquire(Cow::Owned(Arc::clone(&self.shared)), timeout, || self.inner.get_owned()).await
+    }
+
+    async fn acquire<'c, F, Fut>(
+        &self,
+        shared: Cow<'c, Arc<Shared>>,
+        timeout: Duration,
+        mut get: F,
+    ) -> Result<Pooled<'c, M>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<bb8::PooledConnection<'c, M>, RunError<M::Error>>>,
+    {
+        let asked = Instant::now();
+        let deadline = asked + timeout;
+        let recorder = &self.shared.recorder;
+        match self.shared.gate.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                recorder.start_waiting();
+                let acquired = tokio::time::timeout_at(deadline, self.shared.gate.acquire()).await;
+                recorder.stop_waiting();
+                match acquired {
+                    Ok(Ok(permit)) => permit.forget(),
+                    // The gate is never closed; treat it like running out of time.
+                    Ok(Err(_)) | Err(_) => return Err(self.timed_out(asked)),
+                }
+            }
+        }
+        // From here on the ticket gives the permit back on every path.
+        let mut ticket = Ticket::new(shared);
+        let mut slice = FIRST_SLICE;
+        // The first attempt reuses `asked`: a clock read is a visible part of a checkout.
+        let mut now = asked;
+        loop {
+            if now >= deadline {
+                return Err(self.timed_out(asked));
+            }
+            match tokio::time::timeout_at(deadline.min(now + slice), get()).await {
+                Ok(Ok(conn)) => {
+                    ticket.check_out(asked);
+                    return Ok(Pooled::new(conn, ticket));
+                }
+                Ok(Err(RunError::User(e))) => recorder.connect_error(e.to_string()),
+                // bb8's own timer, or our slice: ask again (a lost wake-up in bb8 costs
+                // at most one slice instead of the whole timeout).
+                Ok(Err(RunError::TimedOut)) | Err(_) => slice = (slice * 2).min(MAX_SLICE),
+            }
+            now = Instant::now();
+        }
+    }
+
+    fn timed_out(&self, asked: Instant) -> Error {
+        let recorder = &self.shared.recorder;
+        recorder.timed_out();
+        let waited = asked.elapsed();
+        let config = &self.shared.config;
+        // Errors from just before the checkout count too: bb8 may be backing off
+        // between connect attempts for up to half the connection timeout.
+        let since = asked.checked_sub(config.connection_timeout).unwrap_or(asked);
+        let short_of_connections = self.inner.state().connections < config.max_size;
+        match recorder.last_error_since(since) {
+            Some(last_error) if short_of_connections => Error::Unavailable { waited, last_error },
+            _ => Error::Timeout { waited, max_size: config.max_size },
+        }
+    }
+}
+
+impl<M: ManageConnection> Pool<M> {
+    /// How many connections are open, idle, in use and awaited.
+    pub fn state(&self) -> State {
+        let s = self.inner.state();
+        State {
+            max_size: self.shared.config.max_size,
+            connections: s.connections,
+            idle: s.idle_connections,
+            in_use: self.shared.recorder.in_use(),
+            waiting: self.shared.recorder.waiting(),
+        }
+    }
+
+    /// A snapshot of the pool's counters, utilization and latency histograms.
+    pub fn metrics(&self) -> Metrics {
+        let c = &self.shared.config;
+        self.shared.recorder.snapshot(c.max_size, c.target_utilization, c.metrics_window, &self.inner.state())
+    }
+
+    /// The configuration the pool was built with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    /// The bb8 pool underneath, e.g. for `dedicated_connection`. Checkouts made
+    /// through it bypass this pool's gate and metrics.
+    pub fn get_ref(&self) -> &bb8::Pool<M> {
+        &self.inner
+    }
+}

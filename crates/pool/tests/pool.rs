@@ -1,0 +1,200 @@
+//! Pool behaviour on an in-memory manager and tokio's paused clock.
+
+mod support;
+
+use std::time::Duration;
+
+use mltb_pool::{Error, Pool, PoolConfig};
+use support::MemManager;
+
+fn config(max: u32) -> PoolConfig {
+    PoolConfig::new().max_size(max).min_idle(max).connection_timeout(Duration::from_secs(5))
+}
+
+#[tokio::test(start_paused = true)]
+async fn checkout_timeout_is_a_typed_error() {
+    let pool = Pool::connect(MemManager::default(), config(1)).await.unwrap();
+    let held = pool.get().await.unwrap();
+    let started = tokio::time::Instant::now();
+    let err = pool.get_timeout(Duration::from_secs(2)).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::from_secs(2), "waited exactly the timeout on the paused clock");
+    match &err {
+        Error::Timeout { waited, max_size } => assert_eq!((*waited, *max_size), (Duration::from_secs(2), 1)),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    assert!(err.is_timeout() && err.is_retryable() && !err.is_unavailable());
+    assert_eq!(pool.state().waiting, 0);
+    drop(held);
+    let again = pool.get().await.unwrap();
+    assert_eq!(again.id, 0, "the one connection is reused");
+    drop(again);
+    let m = pool.metrics();
+    assert_eq!((m.checkouts, m.returns, m.timeouts), (2, 2, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiter_gets_the_returned_connection_and_its_wait_is_measured() {
+    let pool = Pool::connect(MemManager::default(), config(1)).await.unwrap();
+    let held = pool.get_owned().await.unwrap();
+    let returner = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(held);
+    });
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.id, 0);
+    returner.await.unwrap();
+    drop(conn);
+    let m = pool.metrics();
+    assert_eq!(m.wait.count, 2);
+    assert_eq!(m.wait.max, Duration::from_millis(300));
+    assert_eq!(m.use_time.max, Duration::from_millis(300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiters_are_served_in_arrival_order() {
+    let pool = Pool::connect(MemManager::default(), config(1)).await.unwrap();
+    let held = pool.get().await.unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut tasks = Vec::new();
+    for i in 0..5 {
+        let (p, tx) = (pool.clone(), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let conn = p.get().await.unwrap();
+            tx.send(i).unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(conn);
+        }));
+        // Let task i start waiting before task i + 1 is spawned.
+        while pool.state().waiting < i + 1 {
+            tokio::task::yield_now().await;
+        }
+    }
+    drop(held);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    drop(tx);
+    let mut order = Vec::new();
+    while let Some(i) = rx.recv().await {
+        order.push(i);
+    }
+    assert_eq!(order, vec![0, 1, 2, 3, 4]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn utilization_is_time_weighted_over_the_window() {
+    let cfg = config(4).metrics_window(Duration::from_secs(10));
+    let pool = Pool::connect(MemManager::default(), cfg).await.unwrap();
+    let a = pool.get().await.unwrap();
+    let b = pool.get().await.unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let m = pool.metrics();
+    assert!((m.utilization - 0.5).abs() < 1e-6, "2 of 4 busy all window: {}", m.utilization);
+    assert!(!m.is_over_target());
+    assert_eq!((m.in_use, m.peak_in_use), (2, 2));
+
+    let c = pool.get().await.unwrap();
+    let d = pool.get().await.unwrap();
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let m = pool.metrics();
+    assert!((m.utilization - 1.0).abs() < 0.01, "all 4 busy for the last window: {}", m.utilization);
+    assert!(m.is_over_target());
+    drop((a, b, c, d));
+
+    // A new window with no load: the figure decays to zero.
+    tokio::time::advance(Duration::from_secs(25)).await;
+    let m = pool.metrics();
+    assert_eq!(m.utilization, 0.0);
+    // 2 busy for 10 s, 4 for 10 s, out of 4 for 45 s.
+    assert!((m.lifetime_utilization - 60.0 / 180.0).abs() < 0.01, "{}", m.lifetime_utilization);
+}
+
+#[tokio::test(start_paused = true)]
+async fn recommendation_follows_littles_law() {
+    let cfg = config(10).metrics_window(Duration::from_secs(10)).target_utilization(0.8);
+    let pool = Pool::connect(MemManager::default(), cfg).await.unwrap();
+    // 100 checkouts/s, each held 50 ms: 5 busy on average; under 80% needs 7 (6.25 up).
+    let start = tokio::time::Instant::now();
+    for k in 0..1000 {
+        tokio::time::sleep_until(start + Duration::from_millis(10) * k).await;
+        let conn = pool.get_owned().await.unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_millis(50);
+        let held = tokio::spawn(async move {
+            tokio::time::sleep_until(until).await;
+            drop(conn);
+        });
+        drop(held);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let m = pool.metrics();
+    let r = m.recommendation().unwrap();
+    assert!((r.arrival_rate - 100.0).abs() < 2.0, "{r:?}");
+    assert!(r.mean_use.abs_diff(Duration::from_millis(50)) < Duration::from_millis(1), "{r:?}");
+    assert!((r.offered_load - 5.0).abs() < 0.1, "{r:?}");
+    assert_eq!(r.max_size, 7, "{r:?}");
+    assert!((m.utilization - 0.5).abs() < 0.02, "L / max_size = 5 / 10: {}", m.utilization);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_broken_connection_is_closed_not_reused() {
+    let pool = Pool::connect(MemManager::default(), config(2).min_idle(1)).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let broken_id = conn.id;
+    conn.broken = true;
+    drop(conn);
+    let m = pool.metrics();
+    assert_eq!(m.closed.broken, 1);
+    for _ in 0..3 {
+        let c = pool.get().await.unwrap();
+        assert_ne!(c.id, broken_id);
+    }
+    assert_eq!(pool.metrics().returns, 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn backend_down_is_unavailable_and_recovers() {
+    let manager = MemManager::default();
+    let backend = manager.backend.clone();
+    let cfg = config(2).min_idle(None).connection_timeout(Duration::from_secs(1));
+    let pool = Pool::new(manager, cfg).unwrap();
+    drop(pool.get().await.unwrap());
+    backend.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let err = pool.get().await.unwrap_err();
+    assert!(err.is_unavailable() && err.is_timeout(), "{err:?}");
+    assert!(err.to_string().contains("backend is down"), "{err}");
+    assert!(pool.metrics().closed.invalid >= 1, "the idle connection failed validation");
+    backend.down.store(false, std::sync::atomic::Ordering::Relaxed);
+    let conn = pool.get().await.unwrap();
+    drop(conn);
+    let m = pool.metrics();
+    assert!(m.connect_errors >= 1);
+    assert_eq!(m.checkouts, m.returns);
+}
+
+#[tokio::test]
+async fn idle_connections_are_reaped_with_reason() {
+    let cfg = PoolConfig::new()
+        .max_size(3)
+        .min_idle(None)
+        .idle_timeout(Duration::from_millis(50))
+        .reaper_rate(Duration::from_millis(20));
+    let pool = Pool::connect(MemManager::default(), cfg).await.unwrap();
+    let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    drop((a, b));
+    assert_eq!(pool.metrics().opened, 2);
+    // bb8 reaps on the real clock; poll with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pool.metrics().closed.idle_timeout < 2 {
+        assert!(std::time::Instant::now() < deadline, "idle connections were never reaped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.state().connections, 0);
+}
+
+#[test]
+fn invalid_config_and_missing_runtime_are_errors() {
+    let err = Pool::new(MemManager::default(), PoolConfig::new().max_size(0)).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfig { what: "max_size", .. }), "{err:?}");
+    let err = Pool::new(MemManager::default(), PoolConfig::new()).unwrap_err();
+    assert!(matches!(err, Error::NoRuntime(_)), "{err:?}");
+}
