@@ -25,8 +25,9 @@
 //! # Features
 //!
 //! - `redis`: [`RedisLimiter`], one budget shared by many processes through a GCRA
-//!   Lua script on Redis (bb8-redis pool), falling back to a local limiter when Redis is
-//!   unreachable.
+//!   Lua script on Redis, falling back to a local limiter when Redis is unreachable.
+//!   Connections come from an [`mltb_pool::Pool`] of its own or one shared with the rest
+//!   of the program ([`RedisLimiter::builder_with_pool`]).
 //! - `tower`: [`RateLimitLayer`], limiting a tower service by a key taken from each
 //!   request.
 //!
@@ -57,7 +58,10 @@
 //!   async `check` returns a [`Decision`] rather than implementing the
 //!   synchronous trait, since it is a network call. When Redis fails, it answers from a
 //!   local keyed limiter with the same quota (fail-open to *local* limits, never to no
-//!   limit) and counts it.
+//!   limit) and counts it. Its `mltb-pool` pool closes connections that broke during a
+//!   check; after a failure the limiter `PING`s connections before use until one
+//!   answers, so idle connections that went stale with it (a Redis restart) cost no
+//!   further failed checks. No pool is ever replaced, so the pool can be shared.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate docs link to feature-gated items; docs.rs builds with all features.
 #![cfg_attr(not(all(feature = "redis", feature = "tower")), allow(rustdoc::broken_intra_doc_links))]

@@ -161,3 +161,90 @@ fn bad_config_is_reported() {
     let err = RedisLimiter::builder("redis://x", quota("1/s")).pool_max_size(0).build().unwrap_err();
     assert!(err.to_string().contains("pool_max_size"), "{err}");
 }
+
+/// The pool closes only the connection that broke in a check; the limiter must not then
+/// trip over the other idle connections that went stale with it.
+#[tokio::test]
+async fn a_short_outage_with_many_idle_connections_costs_one_check() {
+    let server = RedisServer::start().await.unwrap();
+    let limiter = std::sync::Arc::new(
+        RedisLimiter::builder(server.url(), quota("1000/h"))
+            .timeout(Duration::from_millis(500))
+            .retry_interval(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let limiter = limiter.clone();
+            tokio::spawn(async move { limiter.check("k").await.source })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), Source::Redis);
+    }
+    let idle = limiter.pool().state().idle;
+    server.stop().await.unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Fallback);
+    server.restart().await.unwrap();
+    let d = limiter.check("k").await;
+    assert_eq!(
+        d.source,
+        Source::Redis,
+        "idle before the outage: {idle}, state now {:?}",
+        limiter.pool().state()
+    );
+}
+
+#[tokio::test]
+async fn connections_killed_by_the_server_are_replaced() {
+    let server = RedisServer::start().await.unwrap();
+    // No connections opened in the background, so the one below is the only one.
+    let config = mltb_pool::PoolConfig::new().max_size(4).min_idle(None).test_on_checkout(false);
+    let pool = mltb_pool::Pool::new(mltb_pool::RedisManager::new(server.url()).unwrap(), config).unwrap();
+    let limiter = RedisLimiter::builder_with_pool(pool, quota("3/h"))
+        .timeout(Duration::from_millis(500))
+        .retry_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Redis);
+    assert_eq!(limiter.pool().state().connections, 1);
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut admin = client.get_multiplexed_async_connection().await.unwrap();
+    let killed: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").query_async(&mut admin).await.unwrap();
+    assert!(killed >= 1, "the limiter's connection was killed");
+
+    assert_eq!(limiter.check("k").await.source, Source::Fallback, "the killed connection fails once");
+    let d = limiter.check("k").await;
+    assert_eq!(d.source, Source::Redis, "a new connection is used: {:?}", limiter.pool().state());
+    assert_eq!(d.remaining, 1, "the budget in Redis survived");
+    assert_eq!(limiter.pool().metrics().closed.broken, 1);
+    assert_eq!((limiter.redis_count(), limiter.fallback_count()), (2, 1));
+}
+
+#[tokio::test]
+async fn limiters_can_share_one_pool() {
+    let redis = SharedRedis::get().await.unwrap();
+    let config =
+        mltb_pool::PoolConfig::new().max_size(2).min_idle(None).connection_timeout(Duration::from_secs(2));
+    let pool = mltb_pool::Pool::new(mltb_pool::RedisManager::new(redis.url()).unwrap(), config).unwrap();
+    let build = |prefix: &str| {
+        RedisLimiter::builder_with_pool(pool.clone(), quota("10/h burst 3"))
+            .prefix(format!("{}{prefix}", redis.key_prefix()))
+            .build()
+            .unwrap()
+    };
+    let (a, b, other) = (build("shared:"), build("shared:"), build("other:"));
+    let mut admitted = 0;
+    for i in 0..6 {
+        let limiter = if i % 2 == 0 { &a } else { &b };
+        admitted += usize::from(limiter.check("k").await.is_admitted());
+    }
+    assert_eq!(admitted, 3, "one budget through one pool");
+    assert!(other.check("k").await.is_admitted());
+    assert_eq!(a.pool().state().max_size, 2, "the given pool is used as it is");
+    assert_eq!(pool.metrics().checkouts, 7);
+    assert_eq!(a.fallback_count() + b.fallback_count() + other.fallback_count(), 0);
+}

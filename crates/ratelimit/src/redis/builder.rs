@@ -3,18 +3,26 @@
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::time::Duration;
 
-use bb8::Pool;
-use bb8_redis::RedisConnectionManager;
-use parking_lot::RwLock;
+use mltb_pool::{Pool, PoolConfig, RedisManager};
 use redis::Script;
 
 use super::{MAX_TOLERANCE_MICROS, RedisLimiter, SCRIPT};
 use crate::{Error, KeyedLimiter, MonotonicClock, Quota, Result};
 
-/// Configures a [`RedisLimiter`]; start with [`RedisLimiter::builder`].
+/// Where the limiter's connections come from.
+#[derive(Debug, Clone)]
+enum Connections {
+    /// A pool of its own, built from this URL.
+    Url(String),
+    /// A pool shared with the rest of the program.
+    Pool(Pool<RedisManager>),
+}
+
+/// Configures a [`RedisLimiter`]; start with [`RedisLimiter::builder`] (a pool of its
+/// own) or [`RedisLimiter::builder_with_pool`] (a shared pool).
 #[derive(Debug, Clone)]
 pub struct RedisLimiterBuilder {
-    url: String,
+    connections: Connections,
     quota: Quota,
     prefix: String,
     timeout: Duration,
@@ -25,8 +33,16 @@ pub struct RedisLimiterBuilder {
 
 impl RedisLimiterBuilder {
     pub(super) fn new(url: String, quota: Quota) -> Self {
+        Self::with_connections(Connections::Url(url), quota)
+    }
+
+    pub(super) fn with_pool(pool: Pool<RedisManager>, quota: Quota) -> Self {
+        Self::with_connections(Connections::Pool(pool), quota)
+    }
+
+    fn with_connections(connections: Connections, quota: Quota) -> Self {
         Self {
-            url,
+            connections,
             quota,
             prefix: "ratelimit:".into(),
             timeout: Duration::from_millis(100),
@@ -44,7 +60,8 @@ impl RedisLimiterBuilder {
     }
 
     /// Longest a check waits for Redis, connecting included (default 100 ms) before it
-    /// is answered by the fallback.
+    /// is answered by the fallback. It is also the connection timeout of a pool built
+    /// from a URL; a shared pool keeps its own, but checks never wait longer than this.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -57,7 +74,8 @@ impl RedisLimiterBuilder {
         self
     }
 
-    /// Most pooled connections (default 16).
+    /// Most pooled connections of a pool built from a URL (default 16). A pool given to
+    /// [`RedisLimiter::builder_with_pool`] keeps its own size.
     pub fn pool_max_size(mut self, max_size: u32) -> Self {
         self.pool_max_size = max_size;
         self
@@ -91,19 +109,16 @@ impl RedisLimiterBuilder {
                 reason: "0; expected a positive duration".into(),
             });
         }
-        let manager = RedisConnectionManager::new(self.url.as_str()).map_err(|e| Error::InvalidConfig {
-            what: "redis url",
-            reason: format!("{:?} is not usable ({e}); expected redis://HOST:PORT[/DB]", redact(&self.url)),
-        })?;
+        let pool = match self.connections {
+            Connections::Pool(pool) => pool,
+            Connections::Url(url) => make_pool(&url, self.pool_max_size, self.timeout)?,
+        };
         let t_micros = self.quota.emission_nanos().div_ceil(1000).max(1);
         let capacity = u64::from(self.quota.burst().get()).min(MAX_TOLERANCE_MICROS / t_micros).max(1);
         let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
         let fallback = KeyedLimiter::builder(self.quota).max_keys(self.fallback_max_keys).build()?;
-        let pool = make_pool(manager.clone(), self.pool_max_size, self.timeout);
         Ok(RedisLimiter {
-            pool: RwLock::new((0, pool)),
-            manager,
-            pool_max_size: self.pool_max_size,
+            pool,
             script: Script::new(SCRIPT),
             prefix: self.prefix,
             quota: self.quota,
@@ -115,6 +130,7 @@ impl RedisLimiterBuilder {
             clock: MonotonicClock::new(),
             down_until: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
+            suspect: AtomicBool::new(false),
             fallback,
             fallbacks: AtomicU64::new(0),
             redis_checks: AtomicU64::new(0),
@@ -122,19 +138,17 @@ impl RedisLimiterBuilder {
     }
 }
 
-/// A pool that fails fast: no retrying a refused connection, no `PING` before each use
-/// (a broken connection shows up as an error, and the limiter then replaces the pool).
-pub(super) fn make_pool(
-    manager: RedisConnectionManager,
-    max_size: u32,
-    timeout: Duration,
-) -> Pool<RedisConnectionManager> {
-    Pool::builder()
-        .max_size(max_size)
-        .connection_timeout(timeout)
-        .retry_connection(false)
-        .test_on_check_out(false)
-        .build_unchecked(manager)
+/// A small pool for a rate limiter: at most `max_size` connections, one kept open, a
+/// checkout timeout equal to the check timeout and no `PING` before each use (a
+/// connection that broke shows up as a failed check, and the pool then closes it).
+fn make_pool(url: &str, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
+    let manager = RedisManager::new(url).map_err(|e| Error::InvalidConfig {
+        what: "redis url",
+        reason: format!("{:?} is not usable ({e}); expected redis://HOST:PORT[/DB]", redact(url)),
+    })?;
+    let config =
+        PoolConfig::new().max_size(max_size).min_idle(1).connection_timeout(timeout).test_on_checkout(false);
+    Pool::new(manager, config).map_err(|e| Error::InvalidConfig { what: "redis pool", reason: e.to_string() })
 }
 
 /// The URL without a password, for error messages.

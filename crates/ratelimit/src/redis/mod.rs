@@ -6,10 +6,9 @@ mod decision;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bb8::Pool;
-use bb8_redis::RedisConnectionManager;
-use parking_lot::RwLock;
+use mltb_pool::{Pool, Pooled, RedisManager};
 use redis::Script;
+use tokio::time::Instant;
 
 pub use self::builder::RedisLimiterBuilder;
 pub use self::decision::{Decision, Source};
@@ -37,8 +36,20 @@ const MAX_TOLERANCE_MICROS: u64 = 1 << 52;
 /// on its own, so N processes may admit up to N times the quota until Redis is back.
 /// For [`retry_interval`](RedisLimiterBuilder::retry_interval) after a failure, checks
 /// go straight to the fallback; the next check after it tries Redis again, so a Redis
-/// that comes back is used again without a restart. Connections that broke are dropped
-/// by replacing the pool.
+/// that comes back is used again without a restart.
+///
+/// # Connections
+///
+/// Connections come from an [`mltb_pool::Pool`] of [`RedisManager`]: one of its own
+/// ([`builder`](Self::builder): at most
+/// [`pool_max_size`](RedisLimiterBuilder::pool_max_size) connections, one kept open, no
+/// `PING` before each use), or one shared with the rest of the program
+/// ([`builder_with_pool`](Self::builder_with_pool)). A connection that broke during a
+/// check (dropped socket, I/O error), or whose check got no answer within the timeout,
+/// is closed by the pool when the check gives it back. Idle connections that went stale
+/// at the same moment (Redis restarted) are not: so after a failure the limiter `PING`s
+/// each connection before use until one answers, and an outage costs one failed check,
+/// not one per idle connection.
 ///
 /// ```no_run
 /// # async fn demo() -> mltb_ratelimit::Result<()> {
@@ -56,10 +67,7 @@ const MAX_TOLERANCE_MICROS: u64 = 1 << 52;
 /// ```
 #[derive(Debug)]
 pub struct RedisLimiter {
-    /// The pool and its generation, bumped each time it is replaced.
-    pool: RwLock<(u64, Pool<RedisConnectionManager>)>,
-    manager: RedisConnectionManager,
-    pool_max_size: u32,
+    pool: Pool<RedisManager>,
     script: Script,
     prefix: String,
     quota: Quota,
@@ -71,6 +79,9 @@ pub struct RedisLimiter {
     clock: MonotonicClock,
     /// Clock reading before which checks skip Redis.
     down_until: AtomicU64,
+    /// Set by a failed check: idle connections may all have gone stale together (e.g.
+    /// Redis restarted), so each is `PING`ed before use until one answers.
+    suspect: AtomicBool,
     healthy: AtomicBool,
     fallback: KeyedLimiter<String>,
     fallbacks: AtomicU64,
@@ -83,6 +94,30 @@ impl RedisLimiter {
         RedisLimiterBuilder::new(url.into(), quota)
     }
 
+    /// A builder for a limiter taking its connections from `pool`, e.g. one Redis pool
+    /// shared by the whole program, enforcing `quota` per key.
+    ///
+    /// Checks still give up after the limiter's
+    /// [`timeout`](RedisLimiterBuilder::timeout), whatever the pool's connection timeout.
+    /// A pool with `test_on_checkout` on (mltb-pool's default) `PING`s before every
+    /// check, doubling its round trips; the limiter does not need it (see the type's
+    /// `# Connections`), so turn it off for a pool used mostly by limiters.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mltb_pool::{Pool, PoolConfig, RedisManager};
+    /// use mltb_ratelimit::RedisLimiter;
+    ///
+    /// let pool = Pool::new(RedisManager::new("redis://127.0.0.1:6379/")?, PoolConfig::new())?;
+    /// let limiter = RedisLimiter::builder_with_pool(pool.clone(), "10/s".parse()?).build()?;
+    /// assert!(limiter.check("user:42").await.is_admitted());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_with_pool(pool: Pool<RedisManager>, quota: Quota) -> RedisLimiterBuilder {
+        RedisLimiterBuilder::with_pool(pool, quota)
+    }
+
     /// The quota enforced per key.
     pub fn quota(&self) -> Quota {
         self.quota
@@ -93,9 +128,10 @@ impl RedisLimiter {
         &self.prefix
     }
 
-    /// The connection pool in use (it is replaced after connection failures).
-    pub fn pool(&self) -> Pool<RedisConnectionManager> {
-        self.pool.read().1.clone()
+    /// The connection pool in use (clone it to share it; its
+    /// [`metrics`](Pool::metrics) show how busy it is).
+    pub fn pool(&self) -> &Pool<RedisManager> {
+        &self.pool
     }
 
     /// Checks answered by the local fallback because Redis could not answer.
@@ -131,47 +167,37 @@ impl RedisLimiter {
         if self.clock.now_nanos() < self.down_until.load(Ordering::Relaxed) {
             return Ok(self.fallback_decision(key, n));
         }
-        let (generation, pool) = self.pool.read().clone();
-        match tokio::time::timeout(self.timeout, self.eval(&pool, key, n)).await {
-            Ok(Ok(decision)) => {
+        match self.eval(key, n).await {
+            Ok(decision) => {
                 self.redis_checks.fetch_add(1, Ordering::Relaxed);
                 if !self.healthy.swap(true, Ordering::Relaxed) {
                     tracing::info!(prefix = %self.prefix, "redis is answering rate-limit checks again");
                 }
                 Ok(decision)
             }
-            Ok(Err(failure)) => {
+            Err(failure) => {
                 self.mark_down(&failure.to_string());
-                if failure.connection_broken() {
-                    self.replace_pool(generation);
-                }
-                Ok(self.fallback_decision(key, n))
-            }
-            Err(_elapsed) => {
-                self.mark_down(&format!("no answer within {:?}", self.timeout));
-                // The connection may be wedged; start afresh.
-                self.replace_pool(generation);
                 Ok(self.fallback_decision(key, n))
             }
         }
     }
 
-    async fn eval(
-        &self,
-        pool: &Pool<RedisConnectionManager>,
-        key: &str,
-        n: u32,
-    ) -> Result<Decision, Failure> {
-        let mut conn = pool.get().await.map_err(Failure::Pool)?;
-        let reply: Vec<i64> = self
-            .script
-            .key(format!("{}{key}", self.prefix))
-            .arg(self.t_micros)
-            .arg(self.tau_micros)
-            .arg(n)
-            .invoke_async(&mut *conn)
-            .await
-            .map_err(Failure::Redis)?;
+    /// One check in Redis within `timeout`, checkout included. A connection that broke
+    /// is closed by the pool on return (its `RedisConnection` saw the error); one that
+    /// did not answer in time is marked broken here, since it may be wedged.
+    async fn eval(&self, key: &str, n: u32) -> Result<Decision, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let mut conn = self.checkout(deadline).await?;
+        let mut invocation = self.script.key(format!("{}{key}", self.prefix));
+        invocation.arg(self.t_micros).arg(self.tau_micros).arg(n);
+        let answer = tokio::time::timeout_at(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
+        let reply = match answer {
+            Ok(reply) => reply.map_err(Failure::Redis)?,
+            Err(_elapsed) => {
+                conn.mark_broken();
+                return Err(Failure::Timeout(self.timeout));
+            }
+        };
         let [admitted, remaining, retry_after, reset_after] = reply[..] else {
             return Err(Failure::Reply(format!("expected 4 integers from the script, got {reply:?}")));
         };
@@ -186,22 +212,44 @@ impl RedisLimiter {
         })
     }
 
+    /// A connection for a check. The pool closes a connection that broke while checked
+    /// out, but not idle ones that went stale with it: after a restart of Redis every
+    /// idle connection fails once, and without care each would cost a failed check and a
+    /// `retry_interval` of fallback. So after a failure connections are `PING`ed before
+    /// use (stale ones fail at once and are closed) until one answers; a healthy limiter
+    /// pays nothing. This replaces the old "replace the whole pool" workaround, which
+    /// cannot work on a pool shared with other code.
+    async fn checkout(&self, deadline: Instant) -> Result<Pooled<'_, RedisManager>, Failure> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut conn = self.pool.get_timeout(left).await.map_err(Failure::Pool)?;
+            if !self.suspect.load(Ordering::Relaxed) {
+                return Ok(conn);
+            }
+            match tokio::time::timeout_at(deadline, redis::cmd("PING").query_async::<()>(&mut *conn)).await {
+                Ok(Ok(())) => {
+                    self.suspect.store(false, Ordering::Relaxed);
+                    return Ok(conn);
+                }
+                // Broken: the pool closes it on drop; try the next one.
+                Ok(Err(_)) if conn.is_broken() => {}
+                Ok(Err(e)) => return Err(Failure::Redis(e)),
+                Err(_elapsed) => {
+                    conn.mark_broken();
+                    return Err(Failure::Timeout(self.timeout));
+                }
+            }
+        }
+    }
+
     fn mark_down(&self, why: &str) {
+        self.suspect.store(true, Ordering::Relaxed);
         let retry_interval = u64::try_from(self.retry_interval.as_nanos()).unwrap_or(u64::MAX);
         self.down_until.store(self.clock.now_nanos().saturating_add(retry_interval), Ordering::Relaxed);
         if self.healthy.swap(false, Ordering::Relaxed) {
             tracing::warn!(prefix = %self.prefix, error = why, "redis failed; using the local rate limiter");
         } else {
             tracing::debug!(prefix = %self.prefix, error = why, "redis still failing");
-        }
-    }
-
-    /// Drops pool generation `failed` (and its broken connections) unless another task
-    /// already replaced it.
-    fn replace_pool(&self, failed: u64) {
-        let mut pool = self.pool.write();
-        if pool.0 == failed {
-            *pool = (failed + 1, builder::make_pool(self.manager.clone(), self.pool_max_size, self.timeout));
         }
     }
 
@@ -224,24 +272,10 @@ impl RedisLimiter {
 /// Why Redis did not answer a check.
 #[derive(Debug)]
 enum Failure {
-    Pool(bb8::RunError<redis::RedisError>),
+    Pool(mltb_pool::Error),
     Redis(redis::RedisError),
     Reply(String),
-}
-
-impl Failure {
-    /// Whether the connection is unusable, so the pool must drop it.
-    fn connection_broken(&self) -> bool {
-        match self {
-            Failure::Redis(e) => {
-                e.is_io_error()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_unrecoverable_error()
-            }
-            Failure::Pool(_) | Failure::Reply(_) => false,
-        }
-    }
+    Timeout(Duration),
 }
 
 impl std::fmt::Display for Failure {
@@ -250,6 +284,7 @@ impl std::fmt::Display for Failure {
             Failure::Pool(e) => write!(f, "no connection: {e}"),
             Failure::Redis(e) => write!(f, "{e}"),
             Failure::Reply(e) => f.write_str(e),
+            Failure::Timeout(timeout) => write!(f, "no answer within {timeout:?}"),
         }
     }
 }
