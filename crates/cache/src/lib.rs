@@ -74,7 +74,8 @@
 //! - **Admission.** [`Admission::TinyLfu`] is W-TinyLFU (Einziger, Friedman and Manes,
 //!   "TinyLFU: A Highly Efficient Cache Admission Policy", 2017) as Caffeine builds it: a
 //!   window LRU, a segmented main LRU (probation and protected), a 4-bit count-min sketch
-//!   that ages by halving, and hill climbing on the window's share.
+//!   that ages by halving, and hill climbing on the window's share — held up by a
+//!   sampled shadow LRU while plain LRU would be hitting more.
 
 mod cache;
 mod clock;

@@ -33,7 +33,9 @@ pub enum Admission {
     Lru,
     /// W-TinyLFU: a newcomer evicted from a small LRU window enters the main space only if
     /// a frequency sketch says it is seen more often than main's victim. Resists scans and
-    /// loops that make LRU thrash; the window's share adapts by hill climbing.
+    /// loops that make LRU thrash; the window's share adapts by hill climbing, and a
+    /// sampled shadow LRU (at most ~128 KiB a shard) keeps it from settling where plain
+    /// LRU would hit more.
     TinyLfu,
     /// W-TinyLFU with the window fixed at 1% of the budget (no hill climbing).
     TinyLfuFixedWindow,

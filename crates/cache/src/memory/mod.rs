@@ -5,6 +5,7 @@ mod climber;
 mod entry;
 mod load;
 mod lru_store;
+mod shadow;
 mod shard;
 mod sketch;
 mod stats;

@@ -2,7 +2,8 @@
 //! newcomer pushed out of the window enters main only if the frequency sketch says it is
 //! seen more often than main's eviction victim. The window's share adapts by hill
 //! climbing, as in Caffeine: a larger window suits recency-biased traces, a smaller one
-//! frequency-biased traces.
+//! frequency-biased traces. A shadow LRU of the same budget keeps the climber from
+//! settling where plain LRU would do better (see `climber`).
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -13,6 +14,7 @@ use crate::clock::Clock;
 
 use super::climber::HillClimber;
 use super::entry::{Entry, count_eviction};
+use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
 
@@ -49,6 +51,8 @@ pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
     climber: HillClimber,
     hasher: SketchHasher,
     rng: u64,
+    /// What plain LRU would hold; only with an adaptive window.
+    shadow: Option<ShadowLru>,
 }
 
 impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
@@ -72,6 +76,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             climber,
             hasher: SketchHasher::default(),
             rng: 0x853c_49e6_748f_ea9b,
+            shadow: adaptive.then(|| ShadowLru::new(budget)),
         };
         s.set_window((budget as f64 * INITIAL_WINDOW) as usize);
         s
@@ -144,15 +149,15 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                     None
                 } else {
                     match seg {
-                        Segment::Window => self.window.get(key).map(|e| e.value.clone()),
-                        Segment::Protected => self.protected.get(key).map(|e| e.value.clone()),
+                        Segment::Window => self.window.get(key).map(|e| (e.value.clone(), e.weight)),
+                        Segment::Protected => self.protected.get(key).map(|e| (e.value.clone(), e.weight)),
                         Segment::Probation => {
                             let (k, e) = self.take(key, seg)?;
-                            let v = e.value.clone();
+                            let found = (e.value.clone(), e.weight);
                             self.protected_used += e.weight;
                             self.protected.push(k, e);
                             self.demote_protected_overflow();
-                            Some(v)
+                            Some(found)
                         }
                     }
                 }
@@ -164,11 +169,24 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         } else {
             c.misses += 1;
         }
+        let lru_hit = match &mut self.shadow {
+            Some(shadow) if shadow.sampled(hash) => {
+                let lru_hit = shadow.get(hash);
+                // Plain LRU would have lost this key and, on the miss, stored it again.
+                if let (false, Some((_, weight))) = (lru_hit, &found) {
+                    shadow.insert(hash, *weight);
+                }
+                Some(lru_hit)
+            }
+            _ => None,
+        };
         let warm = 2 * self.used() >= self.budget;
-        if let Some(adjust) = self.climber.record(found.is_some(), warm, self.sketch.sample_size()) {
+        if let Some(adjust) =
+            self.climber.record(found.is_some(), lru_hit, warm, self.sketch.sample_size(), self.window_max)
+        {
             self.adjust_window(adjust);
         }
-        found
+        found.map(|(v, _)| v)
     }
 
     fn peek<Q>(&self, key: &Q, seg: Segment) -> Option<&Entry<V>>
@@ -247,6 +265,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, clock: &dyn Clock, c: &mut Counters) {
         let hash = self.hash(&key);
         self.sketch.increment(hash);
+        if let Some(shadow) = self.shadow.as_mut().filter(|s| s.sampled(hash)) {
+            shadow.insert(hash, entry.weight);
+        }
         c.inserts += 1;
         if let Some(seg) = self.segment_of(&key) {
             // An update keeps the entry's place.
@@ -369,6 +390,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        if let Some(shadow) = self.shadow.as_mut() {
+            shadow.remove(self.hasher.hash_one(key));
+        }
         let seg = self.segment_of(key)?;
         let (_, e) = self.take(key, seg)?;
         c.evictions.removed += 1;
@@ -405,6 +429,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
 
     pub(crate) fn clear(&mut self, c: &mut Counters) {
         c.evictions.removed += self.len() as u64;
+        if let Some(shadow) = self.shadow.as_mut() {
+            shadow.clear();
+        }
         self.window.clear();
         self.probation.clear();
         self.protected.clear();
