@@ -38,10 +38,11 @@
 //! # Features
 //!
 //! - `bytes`: [`Weigh`] for `bytes::Bytes`.
-//! - `redis`: `RedisCache`, the L2: a bb8-redis pool, keys under a namespace, TTL by
-//!   `SET … PX`, values through a `Codec` (serde JSON by default). A failed or slow Redis
-//!   (past a bounded timeout) makes a read a miss and a counted error, never a failed
-//!   read; the pool is replaced after a failure, so Redis coming back is used again.
+//! - `redis`: `RedisCache`, the L2: an `mltb-pool` Redis pool (its own, or one shared
+//!   with the rest of the program through `RedisCache::builder_with_pool`), keys under a
+//!   namespace, TTL by `SET … PX`, values through a `Codec` (serde JSON by default). A
+//!   failed or slow Redis (past a bounded timeout) makes a read a miss and a counted
+//!   error, never a failed read; Redis coming back is used again without a restart.
 //!   The same feature brings `TieredCache`: L1 → L2 → loader read-through, write-through,
 //!   and invalidation of every other instance's L1 over Redis pub/sub (its docs state the
 //!   staleness bound).
@@ -76,6 +77,14 @@
 //!   window LRU, a segmented main LRU (probation and protected), a 4-bit count-min sketch
 //!   that ages by halving, and hill climbing on the window's share — held up by a
 //!   sampled shadow LRU while plain LRU would be hitting more.
+//! - **Redis connections.** The L2 takes connections from an `mltb_pool::Pool` of
+//!   `RedisManager`, whose connections report themselves broken after a dropped-socket
+//!   or I/O error (and a call that times out marks its connection broken), so the pool
+//!   closes them on return. Idle connections that went stale with them (Redis
+//!   restarted) are flushed by `PING`ing each connection before use after a failure,
+//!   until one answers: an outage costs one failed call, not one per idle connection,
+//!   and nothing is rebuilt, so a shared pool works. Pub/sub for the tiered cache's
+//!   invalidations needs a connection of its own, opened from the URL outside the pool.
 
 mod cache;
 mod clock;

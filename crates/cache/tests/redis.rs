@@ -128,3 +128,88 @@ async fn bad_configuration_is_refused() {
         RedisCache::<u32, u32>::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO).build().unwrap_err();
     assert!(e.to_string().contains("timeout"), "{e}");
 }
+
+fn shared_pool(url: &str, config: mltb_pool::PoolConfig) -> mltb_pool::Pool<mltb_pool::RedisManager> {
+    mltb_pool::Pool::new(mltb_pool::RedisManager::new(url).unwrap(), config).unwrap()
+}
+
+#[tokio::test]
+async fn caches_can_share_one_pool() {
+    let redis = SharedRedis::get().await.unwrap();
+    let config =
+        mltb_pool::PoolConfig::new().max_size(2).min_idle(None).connection_timeout(Duration::from_secs(2));
+    let pool = shared_pool(redis.url(), config);
+    let make = |ns: &str| {
+        RedisCache::<u32, String>::builder_with_pool(pool.clone(), redis.url())
+            .namespace(format!("{}{ns}", redis.key_prefix()))
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (make("a:"), make("b:"));
+    a.insert(1, "from a".into(), None).await.unwrap();
+    b.insert(1, "from b".into(), None).await.unwrap();
+    assert_eq!(a.get(&1).await.as_deref(), Some("from a"));
+    assert_eq!(b.get(&1).await.as_deref(), Some("from b"));
+    assert_eq!(a.pool().state().max_size, 2, "the given pool is used as it is");
+    assert_eq!(pool.metrics().checkouts, 4);
+    assert_eq!((a.stats().errors, b.stats().errors), (0, 0));
+}
+
+/// The pool closes only the connection that broke in a call; the cache must not then
+/// trip over the other idle connections that went stale with it.
+#[tokio::test]
+async fn a_short_outage_with_many_idle_connections_costs_one_call() {
+    let server = RedisServer::start().await.unwrap();
+    let cache: RedisCache<u32, u32> = RedisCache::builder(server.url())
+        .namespace("outage:")
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.insert(i, i, None).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let idle = cache.pool().state().idle;
+    server.stop().await.unwrap();
+    assert_eq!(cache.get(&1).await, None);
+    let errors = cache.stats().errors;
+    assert_eq!(errors, 1);
+    server.restart().await.unwrap();
+    cache.insert(1, 1, None).await.unwrap_or_else(|e| {
+        panic!("idle before the outage: {idle}, state now {:?}: {e}", cache.pool().state())
+    });
+    assert_eq!(cache.get(&1).await, Some(1));
+    assert_eq!(cache.stats().errors, errors, "no stale connection reached a call");
+}
+
+#[tokio::test]
+async fn connections_killed_by_the_server_are_replaced() {
+    let server = RedisServer::start().await.unwrap();
+    // No connections opened in the background, so the one below is the only one.
+    let config = mltb_pool::PoolConfig::new().max_size(4).min_idle(None).test_on_checkout(false);
+    let pool = shared_pool(&server.url(), config);
+    let cache: RedisCache<u32, u32> = RedisCache::builder_with_pool(pool, server.url())
+        .namespace("kill:")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    cache.insert(1, 10, None).await.unwrap();
+    assert_eq!(cache.pool().state().connections, 1);
+
+    let mut admin = raw(&server.url()).await;
+    let killed: i64 =
+        redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal").query_async(&mut admin).await.unwrap();
+    assert!(killed >= 1, "the cache's connection was killed");
+
+    assert_eq!(cache.get(&1).await, None, "the killed connection fails once");
+    assert_eq!(cache.get(&1).await, Some(10), "a new connection is used: {:?}", cache.pool().state());
+    assert_eq!(cache.pool().metrics().closed.broken, 1);
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.errors), (1, 1, 1));
+}

@@ -117,3 +117,29 @@ async fn a_load_lease_makes_other_instances_wait_for_the_value() {
     assert_eq!(tb.await.unwrap().unwrap(), "from a");
     assert_eq!((a_loads.load(Ordering::SeqCst), b_loads.load(Ordering::SeqCst)), (1, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_on_one_shared_pool_still_invalidate_each_other() {
+    let server = RedisServer::start().await.unwrap();
+    let config = mltb_pool::PoolConfig::new().max_size(4).min_idle(None).test_on_checkout(false);
+    let pool = mltb_pool::Pool::new(mltb_pool::RedisManager::new(server.url()).unwrap(), config).unwrap();
+    let make = || async {
+        let l1 = MemoryCache::builder().max_bytes(1 << 20).build().unwrap();
+        let l2 = RedisCache::builder_with_pool(pool.clone(), server.url())
+            .namespace("s:")
+            .timeout(Duration::from_secs(1))
+            .build()
+            .unwrap();
+        TieredCache::<u64, String>::new(l1, l2).await.unwrap()
+    };
+    let (a, b) = (make().await, make().await);
+    assert!(a.stats().subscribed && b.stats().subscribed, "pub/sub runs outside the pool");
+
+    a.insert(1, "v1".into(), None).await.unwrap();
+    assert_eq!(b.get(&1).await.as_deref(), Some("v1"));
+    a.insert(1, "v2".into(), None).await.unwrap();
+    eventually("b's L1 dropping key 1 after a's write", || !b.l1().contains_key(&1)).await;
+    assert_eq!(b.get(&1).await.as_deref(), Some("v2"));
+    assert!(pool.metrics().checkouts >= 6, "both L2s used the shared pool: {:?}", pool.metrics());
+    assert!(pool.state().connections <= 4);
+}

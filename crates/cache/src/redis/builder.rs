@@ -2,19 +2,29 @@
 
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use bb8::Pool;
-use bb8_redis::RedisConnectionManager;
-use parking_lot::RwLock;
+use mltb_pool::{Pool, PoolConfig, RedisManager};
 
 use super::{Codec, Counters, Inner, RedisCache};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 
-/// Builds a [`RedisCache`]; get one from [`RedisCache::builder`].
+/// Where the cache's connections come from.
+#[derive(Clone)]
+enum Connections {
+    /// A pool of its own, built from the URL.
+    Own,
+    /// A pool shared with the rest of the program.
+    Shared(Pool<RedisManager>),
+}
+
+/// Builds a [`RedisCache`]; get one from [`RedisCache::builder`] (a pool of its own) or
+/// [`RedisCache::builder_with_pool`] (a shared pool).
 pub struct RedisCacheBuilder<K, V, C> {
     url: String,
+    connections: Connections,
     codec: C,
     namespace: String,
     default_ttl: Option<Duration>,
@@ -27,6 +37,7 @@ impl<K, V, C: std::fmt::Debug> std::fmt::Debug for RedisCacheBuilder<K, V, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCacheBuilder")
             .field("url", &redact(&self.url))
+            .field("shared_pool", &matches!(self.connections, Connections::Shared(_)))
             .field("codec", &self.codec)
             .field("namespace", &self.namespace)
             .field("default_ttl", &self.default_ttl)
@@ -38,8 +49,17 @@ impl<K, V, C: std::fmt::Debug> std::fmt::Debug for RedisCacheBuilder<K, V, C> {
 
 impl<K, V, C> RedisCacheBuilder<K, V, C> {
     pub(super) fn new(url: String, codec: C) -> Self {
+        Self::with_connections(url, Connections::Own, codec)
+    }
+
+    pub(super) fn with_pool(pool: Pool<RedisManager>, url: String, codec: C) -> Self {
+        Self::with_connections(url, Connections::Shared(pool), codec)
+    }
+
+    fn with_connections(url: String, connections: Connections, codec: C) -> Self {
         Self {
             url,
+            connections,
             codec,
             namespace: "cache:".into(),
             default_ttl: None,
@@ -61,14 +81,17 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
         self
     }
 
-    /// The longest one call may take, connecting included (default 100 ms); past it a
-    /// read is a miss and a write an error.
+    /// The longest one call may take, checkout and connecting included (default
+    /// 100 ms); past it a read is a miss and a write an error. It is also the connection
+    /// timeout of a pool built from the URL; a shared pool keeps its own, but calls never
+    /// wait longer than this.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
     }
 
-    /// The most connections the pool opens (default 16).
+    /// The most connections a pool built from the URL opens (default 16). A pool given
+    /// to [`RedisCache::builder_with_pool`] keeps its own size.
     pub fn pool_max_size(mut self, max_size: u32) -> Self {
         self.pool_max_size = max_size;
         self
@@ -78,6 +101,7 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
     pub fn codec<C2>(self, codec: C2) -> RedisCacheBuilder<K, V, C2> {
         RedisCacheBuilder {
             url: self.url,
+            connections: self.connections,
             codec,
             namespace: self.namespace,
             default_ttl: self.default_ttl,
@@ -108,19 +132,21 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be positive".into()));
         }
-        let manager = RedisConnectionManager::new(self.url.as_str()).map_err(|e| {
+        let manager = RedisManager::new(self.url.as_str()).map_err(|e| {
             Error::Config(format!(
                 "redis url {:?} is not usable ({e}); expected redis://HOST:PORT[/DB]",
                 redact(&self.url)
             ))
         })?;
-        let pool = make_pool(manager.clone(), self.pool_max_size, self.timeout);
+        let pool = match self.connections {
+            Connections::Shared(pool) => pool,
+            Connections::Own => make_pool(manager, self.pool_max_size, self.timeout)?,
+        };
         Ok(RedisCache {
             inner: Arc::new(Inner {
                 url: self.url,
-                pool: RwLock::new((0, pool)),
-                manager,
-                pool_max_size: self.pool_max_size,
+                pool,
+                suspect: AtomicBool::new(false),
                 namespace: self.namespace,
                 default_ttl: self.default_ttl,
                 timeout: self.timeout,
@@ -133,19 +159,14 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
     }
 }
 
-/// A pool that fails fast: no retrying a refused connection, no `PING` before each use
-/// (a broken connection shows up as an error, and the cache then replaces the pool).
-pub(super) fn make_pool(
-    manager: RedisConnectionManager,
-    max_size: u32,
-    timeout: Duration,
-) -> Pool<RedisConnectionManager> {
-    Pool::builder()
-        .max_size(max_size)
-        .connection_timeout(timeout)
-        .retry_connection(false)
-        .test_on_check_out(false)
-        .build_unchecked(manager)
+/// A small pool for a cache: at most `max_size` connections, one kept open, a checkout
+/// timeout equal to the call timeout and no `PING` before each use (a connection that
+/// broke shows up as a failed call, and the pool then closes it; see `RedisCache`'s
+/// `# Connections` for the idle ones that went stale with it).
+fn make_pool(manager: RedisManager, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
+    let config =
+        PoolConfig::new().max_size(max_size).min_idle(1).connection_timeout(timeout).test_on_checkout(false);
+    Pool::new(manager, config).map_err(|e| Error::Config(format!("redis pool: {e}")))
 }
 
 /// The URL without a password, for error messages.

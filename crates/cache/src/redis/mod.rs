@@ -9,12 +9,11 @@ use std::future::Future;
 use std::hash::Hash;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use bb8::Pool;
-use bb8_redis::RedisConnectionManager;
-use parking_lot::RwLock;
+use mltb_pool::{Pool, Pooled, RedisManager};
+use tokio::time::Instant;
 
 use crate::cache::Cache;
 use crate::error::{Error, Result};
@@ -27,17 +26,32 @@ pub use codec::{Codec, JsonCodec};
 ///
 /// Reads never fail: an unreachable or slow Redis (past the builder's `timeout`) or an
 /// undecodable value is a miss and a counted error. Writes report the failure, within the
-/// same bounded wait. After a failure the connection pool is replaced, so a Redis that
-/// comes back is used again without a restart. Keys are `namespace + key.to_string()`.
+/// same bounded wait. A Redis that comes back is used again without a restart. Keys are
+/// `namespace + key.to_string()`.
+///
+/// # Connections
+///
+/// Connections come from an [`mltb_pool::Pool`] of [`RedisManager`]: one of its own
+/// ([`builder`](Self::builder): at most
+/// [`pool_max_size`](RedisCacheBuilder::pool_max_size) connections, one kept open, no
+/// `PING` before each use), or one shared with the rest of the program
+/// ([`builder_with_pool`](Self::builder_with_pool)). A connection that broke during a
+/// call (dropped socket, I/O error), or whose call got no answer within the timeout, is
+/// closed by the pool when the call gives it back. Idle connections that went stale at
+/// the same moment (Redis restarted) are not: so after a failure the cache `PING`s each
+/// connection before use until one answers, and an outage costs one failed call, not one
+/// per idle connection. The tiered cache's invalidations use a dedicated pub/sub
+/// connection to the same URL, outside the pool.
 pub struct RedisCache<K, V, C = JsonCodec> {
     inner: Arc<Inner<K, V, C>>,
 }
 
 struct Inner<K, V, C> {
     url: String,
-    pool: RwLock<(u64, Pool<RedisConnectionManager>)>,
-    manager: RedisConnectionManager,
-    pool_max_size: u32,
+    pool: Pool<RedisManager>,
+    /// Set by a failed call: idle connections may all have gone stale together (e.g.
+    /// Redis restarted), so each is `PING`ed before use until one answers.
+    suspect: AtomicBool,
     namespace: String,
     default_ttl: Option<Duration>,
     timeout: Duration,
@@ -98,6 +112,37 @@ impl<K, V> RedisCache<K, V, JsonCodec> {
     pub fn builder(url: impl Into<String>) -> RedisCacheBuilder<K, V, JsonCodec> {
         RedisCacheBuilder::new(url.into(), JsonCodec)
     }
+
+    /// A builder for a cache taking its connections from `pool`, e.g. one Redis pool
+    /// shared by the whole program, with the JSON codec. `url` names the same server:
+    /// the [`TieredCache`](crate::TieredCache) opens its pub/sub connection for
+    /// invalidations there, since a subscription cannot use a pooled connection.
+    ///
+    /// Calls still give up after the cache's [`timeout`](RedisCacheBuilder::timeout),
+    /// whatever the pool's connection timeout. A pool with `test_on_checkout` on
+    /// (mltb-pool's default) `PING`s before every call, doubling its round trips; the
+    /// cache does not need it (see the type's `# Connections`), so turn it off for a
+    /// pool used mostly by caches.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mltb_cache::RedisCache;
+    /// use mltb_pool::{Pool, PoolConfig, RedisManager};
+    ///
+    /// let url = "redis://127.0.0.1:6379/";
+    /// let pool = Pool::new(RedisManager::new(url)?, PoolConfig::new().test_on_checkout(false))?;
+    /// let cache: RedisCache<u64, String> =
+    ///     RedisCache::builder_with_pool(pool.clone(), url).namespace("users:").build()?;
+    /// cache.insert(42, "ada".into(), None).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder_with_pool(
+        pool: Pool<RedisManager>,
+        url: impl Into<String>,
+    ) -> RedisCacheBuilder<K, V, JsonCodec> {
+        RedisCacheBuilder::with_pool(pool, url.into(), JsonCodec)
+    }
 }
 
 impl<K, V, C> RedisCache<K, V, C>
@@ -110,29 +155,69 @@ where
         format!("{}{key}", self.inner.namespace)
     }
 
-    /// Runs one command within the timeout; on failure counts an error and replaces the
-    /// pool (its connections may be dead: bb8-redis never reports them broken).
+    /// Runs one command within the timeout, checkout included; on failure counts an
+    /// error and marks the pool suspect (see the type's `# Connections`). A connection
+    /// that broke is closed by the pool on return (its `RedisConnection` saw the error);
+    /// one that did not answer in time is marked broken here, since it may be wedged.
     pub(crate) async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
-        let (generation, pool) = self.inner.pool.read().clone();
-        let call = async {
-            let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-            cmd.query_async::<T>(&mut *conn).await.map_err(|e| e.to_string())
+        let deadline = Instant::now() + self.inner.timeout;
+        let why = match self.call(&cmd, deadline).await {
+            Ok(v) => return Ok(v),
+            Err(why) => why,
         };
-        let why = match tokio::time::timeout(self.inner.timeout, call).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => e,
-            Err(_) => format!("no answer within {:?}", self.inner.timeout),
-        };
+        self.inner.suspect.store(true, Ordering::Relaxed);
         self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(namespace = %self.inner.namespace, error = %why, "redis cache call failed");
-        let mut slot = self.inner.pool.write();
-        if slot.0 == generation {
-            *slot = (
-                generation + 1,
-                builder::make_pool(self.inner.manager.clone(), self.inner.pool_max_size, self.inner.timeout),
-            );
-        }
         Err(Error::Backend(why))
+    }
+
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        cmd: &redis::Cmd,
+        deadline: Instant,
+    ) -> std::result::Result<T, String> {
+        let mut conn = self.checkout(deadline).await?;
+        match tokio::time::timeout_at(deadline, cmd.query_async::<T>(&mut *conn)).await {
+            Ok(reply) => reply.map_err(|e| e.to_string()),
+            Err(_elapsed) => {
+                conn.mark_broken();
+                Err(self.no_answer())
+            }
+        }
+    }
+
+    /// A connection for a call. The pool closes a connection that broke while checked
+    /// out, but not idle ones that went stale with it: after a restart of Redis every
+    /// idle connection would fail once, each a missed read. So after a failure
+    /// connections are `PING`ed before use (stale ones fail at once and are closed) until
+    /// one answers; a healthy cache pays nothing. This replaces replacing the whole pool
+    /// after a failure, which cannot work on a pool shared with other code.
+    async fn checkout(&self, deadline: Instant) -> std::result::Result<Pooled<'_, RedisManager>, String> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut conn =
+                self.inner.pool.get_timeout(left).await.map_err(|e| format!("no connection: {e}"))?;
+            if !self.inner.suspect.load(Ordering::Relaxed) {
+                return Ok(conn);
+            }
+            match tokio::time::timeout_at(deadline, redis::cmd("PING").query_async::<()>(&mut *conn)).await {
+                Ok(Ok(())) => {
+                    self.inner.suspect.store(false, Ordering::Relaxed);
+                    return Ok(conn);
+                }
+                // Broken: the pool closes it on drop; try the next one.
+                Ok(Err(_)) if conn.is_broken() => {}
+                Ok(Err(e)) => return Err(e.to_string()),
+                Err(_elapsed) => {
+                    conn.mark_broken();
+                    return Err(self.no_answer());
+                }
+            }
+        }
+    }
+
+    fn no_answer(&self) -> String {
+        format!("no answer within {:?}", self.inner.timeout)
     }
 
     /// The value for `key`; a failure or an undecodable value is a miss (and a counted
@@ -225,6 +310,12 @@ where
     /// The longest one call may take.
     pub(crate) fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// The connection pool in use (clone it to share it; its
+    /// [`metrics`](Pool::metrics) show how busy it is).
+    pub fn pool(&self) -> &Pool<RedisManager> {
+        &self.inner.pool
     }
 
     /// Counters since the cache was built.
