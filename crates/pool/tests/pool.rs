@@ -191,6 +191,29 @@ async fn idle_connections_are_reaped_with_reason() {
     assert_eq!(pool.state().connections, 0);
 }
 
+#[tokio::test]
+async fn connections_past_max_lifetime_are_closed_with_reason() {
+    let cfg = PoolConfig::new()
+        .max_size(2)
+        .min_idle(None)
+        .idle_timeout(None)
+        .max_lifetime(Duration::from_millis(50))
+        .reaper_rate(Duration::from_millis(20));
+    let pool = Pool::connect(MemManager::default(), cfg).await.unwrap();
+    drop(pool.get().await.unwrap());
+    assert_eq!(pool.metrics().opened, 1);
+    // bb8 reaps on the real clock; poll with a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while pool.metrics().closed.max_lifetime < 1 {
+        assert!(std::time::Instant::now() < deadline, "an old connection was never closed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.metrics().closed.idle_timeout, 0, "closed for its age, not for idling");
+    // A new checkout opens a fresh connection.
+    drop(pool.get().await.unwrap());
+    assert_eq!(pool.metrics().opened, 2);
+}
+
 #[test]
 fn invalid_config_and_missing_runtime_are_errors() {
     let err = Pool::new(MemManager::default(), PoolConfig::new().max_size(0)).unwrap_err();
