@@ -75,7 +75,7 @@ pub use hash::key_hash;
 pub use health::{HealthCheck, HealthChecker, HealthConfig, Round};
 pub use outlier::OutlierDetection;
 pub use strategy::{
-    Ketama, LeastConnections, Maglev, PeakEwmaP2c, Request, RoundRobin, SmoothWeighted, Strategy,
+    AnyStrategy, Ketama, LeastConnections, Maglev, PeakEwmaP2c, Request, RoundRobin, SmoothWeighted, Strategy,
 };
 
 /// The README's examples, compiled and run as doctests.

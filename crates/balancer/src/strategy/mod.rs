@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::backend::Endpoint;
 use crate::clock::Clock;
 
+mod any;
 mod ketama;
 mod least_conn;
 mod maglev;
@@ -13,6 +14,7 @@ mod p2c;
 mod round_robin;
 mod weighted;
 
+pub use any::{AnyState, AnyStrategy};
 pub use ketama::{Ketama, POINTS_PER_WEIGHT, Ring};
 pub use least_conn::{LeastConnState, LeastConnections};
 pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, Table};
