@@ -144,9 +144,15 @@ fn clear_empties_every_shard() {
     for k in 0..50 {
         c.insert(k, k).unwrap();
     }
+    // The hasher is seeded at random, so a shard (a quarter of the budget) may have had
+    // to evict for size; whatever was still held is what clear removes.
+    let held = c.len() as u64;
+    assert!(held > 0);
     c.clear();
     assert!(c.is_empty());
-    assert_eq!(c.stats().evictions.removed, 50);
+    let evictions = c.stats().evictions;
+    assert_eq!(evictions.removed, held);
+    assert_eq!(evictions.removed + evictions.size, 50);
 }
 
 #[test]
