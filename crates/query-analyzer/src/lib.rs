@@ -1,8 +1,131 @@
-//! SQL fingerprints, N+1 detection and cache advice, fed by query events.
+//! SQL fingerprints, N+1 detection and cache advice with predicted hit ratios, fed by
+//! the query events of whatever executes your SQL.
 //!
-//! The seam is [`QuerySink`]: whatever executes queries reports each one as a
-//! [`QueryEvent`], grouped into spans (a request, a task, a command).
+//! An executor reports each query as a [`QueryEvent`] to a [`QuerySink`], grouped into
+//! spans (a request, a task, a bot command). The [`Analyzer`] is the sink that
+//! fingerprints every query, judges each span for N+1 loops when it ends, and keeps the
+//! statistics behind [`Report`]: findings, cache advice, the costliest queries and
+//! cumulative [`Counters`] for metrics.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use mltb_query_analyzer::{Analyzer, AnalyzerConfig, QueryEvent, QuerySink, SpanId, SpanKind, params_digest};
+//!
+//! let analyzer = Analyzer::new(AnalyzerConfig::default());
+//! let query = |sql, id: i64, span| QueryEvent {
+//!     sql,
+//!     params_digest: params_digest(&id),
+//!     duration: Duration::from_millis(12),
+//!     rows: 1,
+//!     span: Some(span),
+//! };
+//!
+//! // A command that loads ten tasks, then each task's owner one at a time.
+//! let span = SpanId(1);
+//! analyzer.span_start(span, SpanKind::Command, "status");
+//! analyzer.record(&query("SELECT * FROM tasks WHERE chat_id = ?", 7, span));
+//! for owner in 0..10 {
+//!     analyzer.record(&query("SELECT * FROM users WHERE id = ?", owner, span));
+//! }
+//! analyzer.span_end(span);
+//!
+//! let report = analyzer.report();
+//! let finding = &report.n_plus_one[0];
+//! assert_eq!(&*finding.fingerprint.normalized, "SELECT * FROM users WHERE id = ?");
+//! assert_eq!(finding.count, 10);
+//! assert_eq!(&*finding.source.as_ref().unwrap().normalized, "SELECT * FROM tasks WHERE chat_id = ?");
+//! assert!(finding.suggestion.contains("WHERE id IN (...)"));
+//! assert_eq!(report.counters.n_plus_one, 1);
+//! assert!(report.to_string().contains("N+1 in command `status`")); // also `serde::Serialize`
+//! assert!(analyzer.check().unwrap_err().is_findings());
+//! ```
+//!
+//! With `strict: true` (for tests, like Ruby's bullet) the same `span_end` panics with a
+//! message naming the finding.
+//!
+//! # Features
+//!
+//! - `advice` (default): [`Report::cache_advice`], recommendations for read queries
+//!   that repeat with few writes to their tables, each with a hit ratio predicted by
+//!   replaying the query's recent parameter stream through `mltb-cache`'s W-TinyLFU
+//!   cache. Without it the crate depends on `parking_lot`, `serde` and `thiserror` only.
+//!
+//! # Design
+//!
+//! - **Fingerprints.** [`fingerprint`] is a hand-written single-pass tokenizer for the
+//!   SQLite and PostgreSQL dialects followed by a normaliser: string, number, blob,
+//!   dollar-quoted and boolean literals and every placeholder style (`?`, `?1`, `$1`,
+//!   `:name`, `@name`, `$name`) become `?`; a unary sign folds into its number;
+//!   `IN (…)` lists of values become `IN (...)`; in a `VALUES` list a row equal to the one
+//!   before it is dropped, so one-row and many-row inserts match; comments go; keywords
+//!   are upper-cased and unquoted identifiers lower-cased (both dialects fold them),
+//!   while quoted identifiers keep their case and quotes; spacing is decided by the
+//!   token sequence alone; `!=` is written `<>`; a trailing `;` goes. `NULL` stays, as
+//!   `IS NULL` is structure, not a value. The id is FNV-1a over the normalised text, so
+//!   it is stable across processes and versions. Unterminated quotes and comments run to
+//!   the end of the text, unknown characters are kept as one-character tokens: every
+//!   input gets a fingerprint and nothing panics (a fuzz target and property tests hold
+//!   this, and that normalising normalised text changes nothing). The same pass finds
+//!   the statement kind and the tables after `FROM`, `JOIN`, `USING` (read) and `INTO`,
+//!   `UPDATE`, `DELETE FROM`, `TRUNCATE` (written), schema prefixes dropped.
+//! - **Hot path.** The analyzer caches fingerprints by SQL text (executors send the same
+//!   text again and again) behind a `parking_lot` read lock with a fast word-at-a-time
+//!   hash; a query then costs a map lookup, a per-fingerprint lock for its statistics
+//!   and a per-span-shard lock for its span. Spans live in up to 16 shards by id. No
+//!   allocation per event except the first query of a fingerprint in a span.
+//! - **N+1.** After Sentry's "N+1 Queries" detector
+//!   (<https://docs.sentry.io/product/issues/issue-details/performance-issues/n-one-queries/>):
+//!   at least 5 repetitions of one fingerprint ([`NPlusOneConfig::min_repeats`]), more
+//!   than 50 ms together ([`NPlusOneConfig::min_total_duration`]), and a different source
+//!   query before the first one. Unlike Sentry the repetitions need not be consecutive:
+//!   within a span, queries are aggregated per fingerprint, so an ORM loop that
+//!   alternates two lookups per row is two findings. Repetitions must carry at least
+//!   `min_repeats` distinct parameter digests; the same query with the same parameters
+//!   repeated is a [`DuplicateFinding`] instead. The parameters of a query are its
+//!   `params_digest` mixed with a hash of its SQL text, so a loop that inlines its
+//!   values (`WHERE id = 17`, `WHERE id = 18`, …) has distinct parameters too. Findings are grouped by repeated query,
+//!   source query and span kind and name, so one loop in every request is one line with
+//!   a count of occurrences. A [`safelist`](NPlusOneConfig::safelist) silences known ones.
+//! - **Bounds.** Per span, per fingerprint: a count, a duration and at most
+//!   `min_repeats` digests. At most [`max_fingerprints_per_span`](AnalyzerConfig::max_fingerprints_per_span)
+//!   fingerprints per span (more are counted, not judged), at most
+//!   [`max_open_spans`](AnalyzerConfig::max_open_spans) open spans (the oldest is judged
+//!   and dropped to make room, and counted), at most
+//!   [`max_fingerprints`](AnalyzerConfig::max_fingerprints) fingerprints with statistics,
+//!   at most [`max_findings`](AnalyzerConfig::max_findings) distinct findings kept. Each
+//!   bound hit has a counter in [`Counters`].
+//! - **Strict mode.** [`AnalyzerConfig::strict`] turns an N+1 finding into a panic at
+//!   `span_end` (never while the thread is already panicking), and [`Analyzer::check`]
+//!   returns every finding as an error. A test-only mode: production code reads
+//!   [`Analyzer::report`] instead.
+//! - **Cache advice.** For each `SELECT` naming tables, the analyzer keeps its most
+//!   recent parameter digests ([`AdviceConfig::sample_size`]) and, when a write to one of
+//!   its tables happened since its last execution, an invalidation marker. A report
+//!   replays that stream through `mltb-cache`'s `MemoryCache` with
+//!   `Admission::TinyLfu`, one shard and an entry-count weigher — the policy the bot's
+//!   caches use — at 1/16, 1/8, 1/4, 1/2 and all of the distinct keys, and proposes the
+//!   smallest size within 0.02 of the best hit ratio. An invalidation clears the
+//!   replayed cache: table-level invalidation, as query caches that cannot tell which
+//!   rows a write touched must do, so the prediction is a lower bound for a cache
+//!   invalidated key by key. Advice needs [`AdviceConfig::min_reads`] executions, at
+//!   most [`AdviceConfig::max_write_ratio`] writes per read, and a predicted hit ratio of
+//!   at least [`AdviceConfig::min_hit_ratio`].
 
+#[cfg(feature = "advice")]
+mod advice;
+mod analyzer;
+mod config;
+mod error;
 mod event;
+mod fingerprint;
+mod hash;
+mod report;
 
+pub use analyzer::Analyzer;
+pub use config::{AdviceConfig, AnalyzerConfig, NPlusOneConfig};
+pub use error::{Error, ErrorKind, Result};
 pub use event::{NoopSink, QueryEvent, QuerySink, SpanId, SpanKind, params_digest};
+pub use fingerprint::{Fingerprint, StatementKind, fingerprint};
+pub use report::{CacheAdvice, Counters, DuplicateFinding, NPlusOneFinding, QueryStats, Report, SpanInfo};

@@ -1,0 +1,613 @@
+//! Turns the token stream into normalised text, and on the way finds the statement kind
+//! and the tables read and written.
+//!
+//! Spacing depends only on the token sequence, never on the input's whitespace, so the
+//! output is whitespace-invariant; and the output re-tokenizes to the tokens it was
+//! written from, so normalising is idempotent.
+
+use super::StatementKind;
+use super::lexer::{Lexer, Tok};
+
+/// How deep parenthesised groups are tracked for list collapsing; deeper groups are
+/// still balanced but never collapsed.
+const MAX_GROUPS: usize = 64;
+
+/// What the previous emitted token was, for spacing and unary signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prev {
+    Start,
+    Keyword,
+    Ident,
+    Value,
+    Open,
+    Close,
+    Comma,
+    Dot,
+    Cast,
+    Op,
+    Semi,
+    Other,
+}
+
+impl Prev {
+    fn is_value_like(self) -> bool {
+        matches!(self, Prev::Ident | Prev::Value | Prev::Close)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupKind {
+    In,
+    ValuesRow,
+    Plain,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    open: usize,
+    kind: GroupKind,
+    only_values: bool,
+    any_value: bool,
+}
+
+/// The rows of a `VALUES` list being written.
+#[derive(Debug, Clone, Copy)]
+struct Values {
+    depth: usize,
+    expect_row: bool,
+    prev_row: Option<(usize, usize)>,
+    sep_start: Option<usize>,
+}
+
+/// Where the scan for table names stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Nothing,
+    Table { write: bool },
+    AfterName { write: bool },
+    Alias { write: bool },
+}
+
+pub(crate) struct Output {
+    pub(crate) normalized: String,
+    pub(crate) kind: StatementKind,
+    pub(crate) reads: Vec<String>,
+    pub(crate) writes: Vec<String>,
+}
+
+struct Normalizer {
+    out: String,
+    prev: Prev,
+    /// The previous token was the keyword `IN`.
+    after_in: bool,
+    /// The previous keyword, lowercased (for `DELETE FROM`).
+    prev_keyword: &'static str,
+    /// A unary sign written last: where it starts in `out` and what preceded it.
+    sign: Option<(usize, Prev)>,
+    groups: Vec<Group>,
+    overflow: usize,
+    values: Option<Values>,
+    kind: Option<StatementKind>,
+    with_pending: bool,
+    expect: Expect,
+    reads: Vec<String>,
+    writes: Vec<String>,
+}
+
+pub(crate) fn normalize(sql: &str) -> Output {
+    let mut n = Normalizer {
+        out: String::with_capacity(sql.len() + 8),
+        prev: Prev::Start,
+        after_in: false,
+        prev_keyword: "",
+        sign: None,
+        groups: Vec::new(),
+        overflow: 0,
+        values: None,
+        kind: None,
+        with_pending: false,
+        expect: Expect::Nothing,
+        reads: Vec::new(),
+        writes: Vec::new(),
+    };
+    for tok in Lexer::new(sql) {
+        n.token(tok);
+    }
+    // A trailing `;` does not change the statement.
+    loop {
+        let trimmed = n.out.trim_end_matches(' ');
+        if let Some(rest) = trimmed.strip_suffix(';') {
+            let len = rest.trim_end_matches(' ').len();
+            n.out.truncate(len);
+        } else {
+            break;
+        }
+    }
+    Output {
+        normalized: n.out,
+        kind: n.kind.unwrap_or(StatementKind::Other),
+        reads: n.reads,
+        writes: n.writes,
+    }
+}
+
+impl Normalizer {
+    fn depth(&self) -> usize {
+        self.groups.len() + self.overflow
+    }
+
+    fn space_before(&mut self, tok: &Tok<'_>) {
+        let no_space = match (self.prev, tok) {
+            (Prev::Start, _) => true,
+            // Joined, these would read back as other tokens (`...`, `:::`).
+            (Prev::Dot, Tok::Dot | Tok::Ellipsis) | (Prev::Other, Tok::Cast) => false,
+            (_, Tok::RParen | Tok::RBracket | Tok::Comma | Tok::Dot | Tok::Cast | Tok::Semi) => true,
+            (Prev::Open | Prev::Dot | Prev::Cast, _) => true,
+            // A function call, but not `INSERT INTO t (a, b)`.
+            (Prev::Ident, Tok::LParen) => !matches!(self.expect, Expect::AfterName { .. }),
+            (Prev::Ident | Prev::Value | Prev::Close, Tok::LBracket) => true,
+            _ => false,
+        };
+        if !no_space {
+            self.out.push(' ');
+        }
+    }
+
+    /// Notes, for the innermost group, whether this token keeps it a pure value list.
+    fn mark_group(&mut self, is_value: bool, is_comma: bool) {
+        if self.overflow > 0 {
+            return;
+        }
+        if let Some(g) = self.groups.last_mut() {
+            if is_value {
+                g.any_value = true;
+            } else if !is_comma {
+                g.only_values = false;
+            }
+        }
+    }
+
+    /// Tracks the `VALUES` row list for a token at the current depth.
+    fn values_step(&mut self, tok: &Tok<'_>) {
+        let depth = self.depth();
+        let Some(v) = self.values.as_mut() else { return };
+        if depth != v.depth {
+            return;
+        }
+        match tok {
+            Tok::LParen if v.expect_row => {}
+            Tok::Comma if !v.expect_row => {
+                v.sep_start = Some(self.out.len());
+                v.expect_row = true;
+            }
+            _ => self.values = None,
+        }
+    }
+
+    fn token(&mut self, tok: Tok<'_>) {
+        let sign = self.sign.take();
+        if sign.is_some() && tok != Tok::Number {
+            // The sign was an operator after all: it ends a pure value list.
+            self.mark_group(false, false);
+        }
+        self.values_step(&tok);
+        match tok {
+            Tok::Word(w) => self.word(w),
+            Tok::Quoted(q) => {
+                self.mark_group(false, false);
+                self.space_before(&tok);
+                self.out.push_str(q);
+                let name = matches!(self.expect, Expect::Table { .. }).then(|| unquote(q));
+                self.table_name(name);
+                self.prev = Prev::Ident;
+            }
+            Tok::Number => {
+                if let Some((pos, before)) = sign {
+                    // `- 1` is the literal `-1`.
+                    self.out.truncate(pos);
+                    self.prev = before;
+                }
+                self.value(&tok);
+            }
+            Tok::Str | Tok::Param => self.value(&tok),
+            Tok::Ellipsis => {
+                self.mark_group(true, false);
+                self.space_before(&tok);
+                self.out.push_str("...");
+                self.prev = Prev::Value;
+                self.expect = Expect::Nothing;
+            }
+            Tok::Op(op) => {
+                let unary = (op == "-" || op == "+") && !self.prev.is_value_like();
+                if !unary {
+                    self.mark_group(false, false);
+                }
+                let pos = self.out.len();
+                self.space_before(&tok);
+                self.out.push_str(if op == "!=" { "<>" } else { op });
+                if unary {
+                    self.sign = Some((pos, self.prev));
+                }
+                self.prev = Prev::Op;
+                self.expect = Expect::Nothing;
+            }
+            Tok::Cast => self.punct(&tok, "::", Prev::Cast),
+            Tok::Dot => {
+                // `schema.table`: the table is the last part.
+                if let Expect::AfterName { write } = self.expect {
+                    if write {
+                        self.writes.pop()
+                    } else {
+                        self.reads.pop()
+                    };
+                    self.mark_group(false, false);
+                    self.space_before(&tok);
+                    self.out.push('.');
+                    self.prev = Prev::Dot;
+                    self.expect = Expect::Table { write };
+                    return;
+                }
+                self.punct(&tok, ".", Prev::Dot);
+            }
+            Tok::Comma => {
+                self.mark_group(false, true);
+                self.space_before(&tok);
+                self.out.push(',');
+                self.prev = Prev::Comma;
+                self.expect = match self.expect {
+                    Expect::AfterName { write } | Expect::Alias { write } => Expect::Table { write },
+                    _ => Expect::Nothing,
+                };
+            }
+            Tok::Semi => {
+                self.punct(&tok, ";", Prev::Semi);
+                self.values = None;
+            }
+            Tok::LParen => self.open(&tok),
+            Tok::RParen => self.close(),
+            Tok::LBracket => self.punct(&tok, "[", Prev::Open),
+            Tok::RBracket => self.punct(&tok, "]", Prev::Close),
+            Tok::Other(c) => {
+                let mut buf = [0u8; 4];
+                let s = char::from(c).encode_utf8(&mut buf);
+                self.mark_group(false, false);
+                self.space_before(&tok);
+                self.out.push_str(s);
+                self.prev = Prev::Other;
+                self.expect = Expect::Nothing;
+            }
+        }
+        self.after_in = matches!(tok, Tok::Word(w) if w.eq_ignore_ascii_case("in"));
+    }
+
+    fn punct(&mut self, tok: &Tok<'_>, text: &str, prev: Prev) {
+        self.mark_group(false, false);
+        self.space_before(tok);
+        self.out.push_str(text);
+        self.prev = prev;
+        self.expect = Expect::Nothing;
+    }
+
+    fn value(&mut self, tok: &Tok<'_>) {
+        self.mark_group(true, false);
+        self.space_before(tok);
+        self.out.push('?');
+        self.prev = Prev::Value;
+        self.expect = Expect::Nothing;
+    }
+
+    fn open(&mut self, tok: &Tok<'_>) {
+        self.mark_group(false, false);
+        let kind = if self.after_in {
+            GroupKind::In
+        } else if self.values.is_some_and(|v| v.expect_row && v.depth == self.depth()) {
+            GroupKind::ValuesRow
+        } else {
+            GroupKind::Plain
+        };
+        self.space_before(tok);
+        let open = self.out.len();
+        self.out.push('(');
+        if self.overflow > 0 || self.groups.len() >= MAX_GROUPS {
+            self.overflow += 1;
+        } else {
+            self.groups.push(Group { open, kind, only_values: true, any_value: false });
+        }
+        self.prev = Prev::Open;
+        self.expect = Expect::Nothing;
+    }
+
+    fn close(&mut self) {
+        let tok = Tok::RParen;
+        self.space_before(&tok);
+        self.prev = Prev::Close;
+        self.expect = Expect::Nothing;
+        if self.overflow > 0 {
+            self.overflow -= 1;
+            self.out.push(')');
+            return;
+        }
+        let Some(g) = self.groups.pop() else {
+            self.out.push(')');
+            return;
+        };
+        if g.kind == GroupKind::In && g.only_values && g.any_value {
+            self.out.truncate(g.open + 1);
+            self.out.push_str("...)");
+        } else {
+            self.out.push(')');
+        }
+        // The closed group is one token of its parent.
+        self.mark_group(false, false);
+        if g.kind == GroupKind::ValuesRow {
+            let end = self.out.len();
+            if let Some(v) = self.values.as_mut() {
+                let same = v.prev_row.is_some_and(|(s, e)| self.out.get(s..e) == self.out.get(g.open..end));
+                match (same, v.sep_start) {
+                    (true, Some(sep)) => self.out.truncate(sep),
+                    _ => v.prev_row = Some((g.open, end)),
+                }
+                v.expect_row = false;
+                v.sep_start = None;
+            }
+        }
+        if self.values.is_some_and(|v| v.depth > self.depth()) {
+            self.values = None;
+        }
+    }
+
+    fn word(&mut self, w: &str) {
+        let mut lower_buf = [0u8; 16];
+        let keyword = if w.len() <= lower_buf.len() {
+            let lower = &mut lower_buf[..w.len()];
+            lower.copy_from_slice(w.as_bytes());
+            lower.make_ascii_lowercase();
+            std::str::from_utf8(lower).ok().and_then(keyword)
+        } else {
+            None
+        };
+        let tok = Tok::Word(w);
+        if let Some(kw) = keyword {
+            if kw == "true" || kw == "false" {
+                self.value(&tok);
+                return;
+            }
+            self.mark_group(false, false);
+            self.space_before(&tok);
+            let start = self.out.len();
+            self.out.push_str(w);
+            self.out[start..].make_ascii_uppercase();
+            self.prev = Prev::Keyword;
+            self.statement_word(kw);
+            self.table_keyword(kw);
+            if kw == "values" {
+                self.values =
+                    Some(Values { depth: self.depth(), expect_row: true, prev_row: None, sep_start: None });
+            }
+            self.prev_keyword = kw;
+        } else {
+            self.mark_group(false, false);
+            self.space_before(&tok);
+            let start = self.out.len();
+            self.out.push_str(w);
+            self.out[start..].make_ascii_lowercase();
+            self.prev = Prev::Ident;
+            if self.kind.is_none() && !self.with_pending {
+                self.kind = Some(StatementKind::Other);
+            }
+            let name = matches!(self.expect, Expect::Table { .. }).then(|| self.out[start..].to_owned());
+            self.table_name(name);
+        }
+    }
+
+    fn statement_word(&mut self, kw: &str) {
+        let main = match kw {
+            "select" => Some(StatementKind::Select),
+            "insert" | "replace" => Some(StatementKind::Insert),
+            "update" => Some(StatementKind::Update),
+            "delete" => Some(StatementKind::Delete),
+            _ => None,
+        };
+        if self.kind.is_some() {
+            return;
+        }
+        if self.with_pending {
+            if self.depth() == 0
+                && let Some(k) = main
+            {
+                self.kind = Some(k);
+                self.with_pending = false;
+            }
+            return;
+        }
+        if kw == "with" {
+            self.with_pending = true;
+            return;
+        }
+        self.kind = Some(main.unwrap_or(StatementKind::Other));
+    }
+
+    fn table_keyword(&mut self, kw: &str) {
+        self.expect = match (kw, self.expect) {
+            ("from", _) => Expect::Table { write: self.prev_keyword == "delete" },
+            ("join" | "using", _) => Expect::Table { write: false },
+            ("into" | "update" | "truncate", _) => Expect::Table { write: true },
+            // `TRUNCATE TABLE t`, `FROM ONLY t`, `JOIN LATERAL`.
+            ("table" | "only" | "lateral", Expect::Table { write }) => Expect::Table { write },
+            ("as", Expect::AfterName { write }) => Expect::Alias { write },
+            _ => Expect::Nothing,
+        };
+    }
+
+    /// An identifier was written; `name` is its table name when a table was expected.
+    fn table_name(&mut self, name: Option<String>) {
+        self.expect = match self.expect {
+            Expect::Table { write } => {
+                let list = if write { &mut self.writes } else { &mut self.reads };
+                list.extend(name);
+                Expect::AfterName { write }
+            }
+            Expect::AfterName { write } | Expect::Alias { write } => Expect::Alias { write },
+            Expect::Nothing => Expect::Nothing,
+        };
+    }
+}
+
+/// The name inside a quoted identifier, with doubled quotes undone.
+fn unquote(q: &str) -> String {
+    let Some(&first) = q.as_bytes().first() else { return String::new() };
+    let inner = q.strip_prefix(char::from(first)).unwrap_or(q);
+    let inner = inner.strip_suffix(char::from(first)).unwrap_or(inner);
+    let mut pair = [0u8; 2];
+    pair[0] = first;
+    pair[1] = first;
+    let doubled = std::str::from_utf8(&pair).unwrap_or("\"\"");
+    inner.replace(doubled, &doubled[..1])
+}
+
+/// The keyword `lower` is, if any (a fixed list covering SQLite and PostgreSQL's common
+/// words; anything else is an identifier and keeps its lowercase spelling).
+fn keyword(lower: &str) -> Option<&'static str> {
+    const KEYWORDS: &[&str] = &[
+        "abort",
+        "add",
+        "all",
+        "alter",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "begin",
+        "between",
+        "by",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "commit",
+        "conflict",
+        "constraint",
+        "create",
+        "cross",
+        "default",
+        "delete",
+        "desc",
+        "distinct",
+        "do",
+        "drop",
+        "else",
+        "end",
+        "escape",
+        "except",
+        "exists",
+        "explain",
+        "false",
+        "fetch",
+        "filter",
+        "first",
+        "for",
+        "foreign",
+        "from",
+        "full",
+        "glob",
+        "group",
+        "having",
+        "if",
+        "ignore",
+        "ilike",
+        "in",
+        "index",
+        "inner",
+        "insert",
+        "intersect",
+        "interval",
+        "into",
+        "is",
+        "join",
+        "key",
+        "lateral",
+        "left",
+        "like",
+        "limit",
+        "locked",
+        "match",
+        "natural",
+        "next",
+        "not",
+        "nothing",
+        "nowait",
+        "null",
+        "of",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "outer",
+        "over",
+        "partition",
+        "pragma",
+        "primary",
+        "recursive",
+        "references",
+        "regexp",
+        "replace",
+        "returning",
+        "right",
+        "rollback",
+        "row",
+        "rows",
+        "select",
+        "set",
+        "share",
+        "similar",
+        "skip",
+        "some",
+        "table",
+        "temp",
+        "temporary",
+        "then",
+        "to",
+        "transaction",
+        "trigger",
+        "true",
+        "truncate",
+        "union",
+        "unique",
+        "update",
+        "using",
+        "vacuum",
+        "values",
+        "view",
+        "when",
+        "where",
+        "window",
+        "with",
+        "within",
+    ];
+    KEYWORDS.binary_search(&lower).ok().map(|i| KEYWORDS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyword_list_is_sorted_for_binary_search() {
+        // binary_search needs the order; an unsorted list would silently miss keywords.
+        for w in ["abort", "select", "within", "values", "in", "true"] {
+            assert_eq!(keyword(w), Some(w));
+        }
+        assert_eq!(keyword("users"), None);
+    }
+
+    #[test]
+    fn unquote_undoes_doubled_quotes() {
+        assert_eq!(unquote("\"My \"\"T\"\"\""), "My \"T\"");
+        assert_eq!(unquote("`t`"), "t");
+        assert_eq!(unquote("\"open"), "open");
+    }
+}

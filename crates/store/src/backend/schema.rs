@@ -1,0 +1,217 @@
+//! The schema, as one list of migrations per dialect. Version `n` of each list must
+//! describe the same tables (the shared test suite runs every query on both).
+//!
+//! Conventions that keep the store's SQL portable: integers are 64-bit (`INTEGER` /
+//! `BIGINT`), times are Unix milliseconds, flags are 0/1 integers, enums are checked
+//! text, JSON is text.
+
+/// One schema change.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
+}
+
+/// The newest schema version this program knows; a database with a newer one is refused.
+pub const LATEST_VERSION: i64 = 1;
+
+pub(crate) const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    sql: r#"
+CREATE TABLE schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+CREATE TABLE users (
+    id         INTEGER PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('owner', 'sudo', 'authorized', 'banned')),
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE authorized_chats (
+    chat_id  INTEGER PRIMARY KEY,
+    added_by INTEGER NOT NULL,
+    added_at INTEGER NOT NULL
+);
+CREATE TABLE user_settings (
+    user_id     INTEGER PRIMARY KEY,
+    as_document INTEGER CHECK (as_document IN (0, 1)),
+    split_size  INTEGER CHECK (split_size > 0),
+    upload_dest TEXT,
+    name_prefix TEXT,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE tasks (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    chat_id     INTEGER NOT NULL,
+    user_id     INTEGER NOT NULL,
+    source_kind TEXT NOT NULL CHECK (source_kind IN ('url', 'magnet', 'torrent')),
+    source      TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('mirror', 'leech')),
+    name        TEXT,
+    options     TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'downloading', 'uploading', 'seeding',
+                                               'completed', 'failed', 'cancelled')),
+    bytes_done  INTEGER NOT NULL DEFAULT 0,
+    bytes_total INTEGER,
+    speed       INTEGER NOT NULL DEFAULT 0,
+    error       TEXT,
+    gid         TEXT,
+    created_at  INTEGER NOT NULL,
+    started_at  INTEGER,
+    updated_at  INTEGER NOT NULL,
+    finished_at INTEGER
+);
+CREATE INDEX tasks_unfinished ON tasks (id) WHERE state IN ('queued', 'downloading', 'uploading');
+CREATE INDEX tasks_chat ON tasks (chat_id, id);
+CREATE TABLE task_files (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id    INTEGER NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    size       INTEGER NOT NULL CHECK (size >= 0),
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX task_files_task ON task_files (task_id, id);
+CREATE TABLE file_parts (
+    file_id     INTEGER NOT NULL REFERENCES task_files (id) ON DELETE CASCADE,
+    part        INTEGER NOT NULL CHECK (part >= 0),
+    size        INTEGER NOT NULL CHECK (size >= 0),
+    message_id  INTEGER,
+    remote_path TEXT,
+    uploaded_at INTEGER NOT NULL,
+    PRIMARY KEY (file_id, part)
+);
+CREATE TABLE status_messages (
+    chat_id    INTEGER PRIMARY KEY,
+    message_id INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE audit_log (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    actor  INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    target INTEGER,
+    detail TEXT,
+    at     INTEGER NOT NULL
+);
+CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END;
+CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END;
+"#,
+}];
+
+#[cfg(feature = "postgres")]
+pub(crate) const POSTGRES: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema",
+    sql: r#"
+CREATE TABLE schema_migrations (
+    version    BIGINT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at BIGINT NOT NULL
+);
+CREATE TABLE users (
+    id         BIGINT PRIMARY KEY,
+    role       TEXT NOT NULL CHECK (role IN ('owner', 'sudo', 'authorized', 'banned')),
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE authorized_chats (
+    chat_id  BIGINT PRIMARY KEY,
+    added_by BIGINT NOT NULL,
+    added_at BIGINT NOT NULL
+);
+CREATE TABLE user_settings (
+    user_id     BIGINT PRIMARY KEY,
+    as_document BIGINT CHECK (as_document IN (0, 1)),
+    split_size  BIGINT CHECK (split_size > 0),
+    upload_dest TEXT,
+    name_prefix TEXT,
+    updated_at  BIGINT NOT NULL
+);
+CREATE TABLE tasks (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    chat_id     BIGINT NOT NULL,
+    user_id     BIGINT NOT NULL,
+    source_kind TEXT NOT NULL CHECK (source_kind IN ('url', 'magnet', 'torrent')),
+    source      TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('mirror', 'leech')),
+    name        TEXT,
+    options     TEXT NOT NULL,
+    state       TEXT NOT NULL CHECK (state IN ('queued', 'downloading', 'uploading', 'seeding',
+                                               'completed', 'failed', 'cancelled')),
+    bytes_done  BIGINT NOT NULL DEFAULT 0,
+    bytes_total BIGINT,
+    speed       BIGINT NOT NULL DEFAULT 0,
+    error       TEXT,
+    gid         TEXT,
+    created_at  BIGINT NOT NULL,
+    started_at  BIGINT,
+    updated_at  BIGINT NOT NULL,
+    finished_at BIGINT
+);
+CREATE INDEX tasks_unfinished ON tasks (id) WHERE state IN ('queued', 'downloading', 'uploading');
+CREATE INDEX tasks_chat ON tasks (chat_id, id);
+CREATE TABLE task_files (
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    task_id    BIGINT NOT NULL REFERENCES tasks (id) ON DELETE CASCADE,
+    path       TEXT NOT NULL,
+    size       BIGINT NOT NULL CHECK (size >= 0),
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX task_files_task ON task_files (task_id, id);
+CREATE TABLE file_parts (
+    file_id     BIGINT NOT NULL REFERENCES task_files (id) ON DELETE CASCADE,
+    part        BIGINT NOT NULL CHECK (part >= 0),
+    size        BIGINT NOT NULL CHECK (size >= 0),
+    message_id  BIGINT,
+    remote_path TEXT,
+    uploaded_at BIGINT NOT NULL,
+    PRIMARY KEY (file_id, part)
+);
+CREATE TABLE status_messages (
+    chat_id    BIGINT PRIMARY KEY,
+    message_id BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE TABLE audit_log (
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    actor  BIGINT NOT NULL,
+    action TEXT NOT NULL,
+    target BIGINT,
+    detail TEXT,
+    at     BIGINT NOT NULL
+);
+CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP;
+END
+$$;
+CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
+    FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+"#,
+}];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_dense_and_end_at_latest() {
+        for (i, m) in SQLITE.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.name);
+        }
+        assert_eq!(SQLITE.last().map(|m| m.version), Some(LATEST_VERSION));
+        #[cfg(feature = "postgres")]
+        {
+            assert_eq!(POSTGRES.len(), SQLITE.len());
+            for (a, b) in SQLITE.iter().zip(POSTGRES) {
+                assert_eq!((a.version, a.name), (b.version, b.name));
+            }
+        }
+    }
+}

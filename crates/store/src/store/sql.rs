@@ -1,0 +1,119 @@
+//! Every statement the store runs, written once for both backends: numbered `?N`
+//! placeholders (rewritten to `$N` for PostgreSQL), `ON CONFLICT` upserts and
+//! `RETURNING`, which SQLite (3.35+) and PostgreSQL share. `CAST(?N AS BIGINT)` where
+//! PostgreSQL could not infer a parameter's type. Dialect-specific SQL (DDL) lives in
+//! `backend/schema.rs`.
+
+macro_rules! task_columns {
+    () => {
+        "id, chat_id, user_id, source_kind, source, kind, name, options, state, bytes_done, bytes_total, \
+         speed, error, gid, created_at, started_at, updated_at, finished_at"
+    };
+}
+
+macro_rules! file_columns {
+    () => {
+        "f.id, f.task_id, f.path, f.size, p.part, p.size, p.message_id, p.remote_path \
+         FROM task_files f LEFT JOIN file_parts p ON p.file_id = f.id"
+    };
+}
+
+// ---- users, chats, settings -------------------------------------------------------
+
+pub(crate) const ROLE: &str = "SELECT role FROM users WHERE id = ?1";
+pub(crate) const UPSERT_ROLE: &str = "INSERT INTO users (id, role, updated_at) VALUES (?1, ?2, ?3) \
+     ON CONFLICT (id) DO UPDATE SET role = excluded.role, updated_at = excluded.updated_at";
+pub(crate) const DELETE_USER: &str = "DELETE FROM users WHERE id = ?1";
+pub(crate) const USERS: &str = "SELECT id, role, updated_at FROM users ORDER BY id";
+
+pub(crate) const CHAT_AUTHORIZED: &str = "SELECT count(*) FROM authorized_chats WHERE chat_id = ?1";
+pub(crate) const AUTHORIZE_CHAT: &str = "INSERT INTO authorized_chats (chat_id, added_by, added_at) \
+     VALUES (?1, ?2, ?3) ON CONFLICT (chat_id) DO NOTHING";
+pub(crate) const UNAUTHORIZE_CHAT: &str = "DELETE FROM authorized_chats WHERE chat_id = ?1";
+pub(crate) const CHATS: &str = "SELECT chat_id FROM authorized_chats ORDER BY chat_id";
+
+pub(crate) const SETTINGS: &str =
+    "SELECT as_document, split_size, upload_dest, name_prefix FROM user_settings WHERE user_id = ?1";
+pub(crate) const UPSERT_SETTINGS: &str = "INSERT INTO user_settings \
+     (user_id, as_document, split_size, upload_dest, name_prefix, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+     ON CONFLICT (user_id) DO UPDATE SET as_document = excluded.as_document, split_size = excluded.split_size, \
+     upload_dest = excluded.upload_dest, name_prefix = excluded.name_prefix, updated_at = excluded.updated_at";
+
+pub(crate) const AUDIT: &str =
+    "INSERT INTO audit_log (actor, action, target, detail, at) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id";
+pub(crate) const AUDIT_LOG: &str =
+    "SELECT id, actor, action, target, detail, at FROM audit_log ORDER BY id DESC LIMIT ?1";
+
+// ---- tasks ---------------------------------------------------------------------------
+
+pub(crate) const CREATE_TASK: &str = concat!(
+    "INSERT INTO tasks (chat_id, user_id, source_kind, source, kind, name, options, state, created_at, \
+     updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'queued', ?8, ?8) RETURNING ",
+    task_columns!()
+);
+pub(crate) const TASK: &str = concat!("SELECT ", task_columns!(), " FROM tasks WHERE id = ?1");
+pub(crate) const TASK_STATE: &str = "SELECT state FROM tasks WHERE id = ?1";
+
+pub(crate) const TASKS_UNFINISHED: &str = concat!(
+    "SELECT ",
+    task_columns!(),
+    " FROM tasks WHERE state IN ('queued', 'downloading', 'uploading') ORDER BY id"
+);
+pub(crate) const FILES_UNFINISHED: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " WHERE f.task_id IN (SELECT id FROM tasks WHERE state IN ('queued', 'downloading', 'uploading')) \
+     ORDER BY f.task_id, f.id, p.part"
+);
+pub(crate) const TASKS_CHAT: &str =
+    concat!("SELECT ", task_columns!(), " FROM tasks WHERE chat_id = ?1 ORDER BY id");
+pub(crate) const FILES_CHAT: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " WHERE f.task_id IN (SELECT id FROM tasks WHERE chat_id = ?1) ORDER BY f.task_id, f.id, p.part"
+);
+pub(crate) const TASKS_RECENT: &str =
+    concat!("SELECT ", task_columns!(), " FROM tasks ORDER BY id DESC LIMIT ?1");
+pub(crate) const FILES_RECENT: &str = concat!(
+    "SELECT ",
+    file_columns!(),
+    " WHERE f.task_id IN (SELECT id FROM tasks ORDER BY id DESC LIMIT ?1) ORDER BY f.task_id, f.id, p.part"
+);
+pub(crate) const FILES_OF_TASK: &str =
+    concat!("SELECT ", file_columns!(), " WHERE f.task_id = ?1 ORDER BY f.task_id, f.id, p.part");
+
+pub(crate) const ADD_FILE: &str = "INSERT INTO task_files (task_id, path, size, created_at) \
+     SELECT CAST(?1 AS BIGINT), CAST(?2 AS TEXT), CAST(?3 AS BIGINT), CAST(?4 AS BIGINT) \
+     WHERE EXISTS (SELECT 1 FROM tasks WHERE id = ?1) RETURNING id";
+pub(crate) const ADD_PART: &str = "INSERT INTO file_parts (file_id, part, size, message_id, remote_path, uploaded_at) \
+     SELECT CAST(?1 AS BIGINT), CAST(?2 AS BIGINT), CAST(?3 AS BIGINT), CAST(?4 AS BIGINT), CAST(?5 AS TEXT), \
+     CAST(?6 AS BIGINT) WHERE EXISTS (SELECT 1 FROM task_files WHERE id = ?1) \
+     ON CONFLICT (file_id, part) DO UPDATE SET size = excluded.size, message_id = excluded.message_id, \
+     remote_path = excluded.remote_path, uploaded_at = excluded.uploaded_at";
+
+/// Progress of a task that has not finished: `?1` id, `?2` done, `?3` total, `?4` speed, `?5` now.
+pub(crate) const PROGRESS: &str = "UPDATE tasks SET bytes_done = ?2, bytes_total = ?3, speed = ?4, updated_at = ?5 \
+     WHERE id = ?1 AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
+
+/// Transitions: `?1` id, `?2` now, `?3` gid (downloading) or error (failed).
+pub(crate) const TO_DOWNLOADING: &str = "UPDATE tasks SET state = 'downloading', gid = ?3, \
+     started_at = coalesce(started_at, ?2), updated_at = ?2 WHERE id = ?1 AND state IN ('queued', 'downloading')";
+pub(crate) const TO_UPLOADING: &str = "UPDATE tasks SET state = 'uploading', updated_at = ?2 \
+     WHERE id = ?1 AND state IN ('downloading', 'uploading')";
+pub(crate) const TO_SEEDING: &str = "UPDATE tasks SET state = 'seeding', updated_at = ?2 \
+     WHERE id = ?1 AND state IN ('downloading', 'uploading', 'seeding')";
+pub(crate) const TO_COMPLETED: &str = "UPDATE tasks SET state = 'completed', speed = 0, updated_at = ?2, \
+     finished_at = ?2 WHERE id = ?1 AND state IN ('downloading', 'uploading', 'seeding')";
+pub(crate) const TO_FAILED: &str = "UPDATE tasks SET state = 'failed', error = ?3, speed = 0, updated_at = ?2, \
+     finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
+pub(crate) const TO_CANCELLED: &str = "UPDATE tasks SET state = 'cancelled', speed = 0, updated_at = ?2, \
+     finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
+
+// ---- status messages -------------------------------------------------------------------
+
+pub(crate) const UPSERT_STATUS: &str = "INSERT INTO status_messages (chat_id, message_id, updated_at) \
+     VALUES (?1, ?2, ?3) ON CONFLICT (chat_id) DO UPDATE SET message_id = excluded.message_id, \
+     updated_at = excluded.updated_at";
+pub(crate) const STATUS_MESSAGES: &str =
+    "SELECT chat_id, message_id, updated_at FROM status_messages ORDER BY chat_id";
+pub(crate) const DELETE_STATUS: &str = "DELETE FROM status_messages WHERE chat_id = ?1";
