@@ -1,0 +1,175 @@
+use proptest::prelude::*;
+
+use super::*;
+
+fn parser() -> CommandParser {
+    CommandParser::builder().bot_username("mltb_bot").build()
+}
+
+fn task(text: &str) -> TaskArgs {
+    match parser().parse(text, None).unwrap().unwrap().args {
+        Args::Task(t) => *t,
+        Args::Words(w) => panic!("not a task: {w:?}"),
+    }
+}
+
+#[test]
+fn names_aliases_mentions_and_suffix() {
+    let p = parser();
+    assert_eq!(p.parse("/mirror x", None).unwrap().unwrap().name, "mirror");
+    assert_eq!(p.parse("/M x", None).unwrap().unwrap().name, "mirror");
+    assert_eq!(p.parse("/l@MLTB_bot x", None).unwrap().unwrap().name, "leech");
+    assert_eq!(p.parse("/status", None).unwrap().unwrap().args, Args::Words(vec![]));
+    assert!(p.parse("/mirror@other_bot x", None).unwrap().is_none());
+    assert!(p.parse("hello /mirror", None).unwrap().is_none());
+    assert!(p.parse("/unknown", None).unwrap().is_none());
+    assert!(CommandParser::default().parse("/m@any x", None).unwrap().is_none());
+
+    let s = CommandParser::builder().suffix("1").alias("mir", "mirror").build();
+    assert_eq!(s.parse("/mirror1 x", None).unwrap().unwrap().name, "mirror");
+    assert_eq!(s.parse("/m1 x", None).unwrap().unwrap().name, "mirror");
+    assert_eq!(s.parse("/mir1 x", None).unwrap().unwrap().name, "mirror");
+    assert!(s.parse("/mirror x", None).unwrap().is_none(), "without the suffix it is another bot's");
+    let none = CommandParser::builder().clear_aliases().build();
+    assert!(none.parse("/m x", None).unwrap().is_none());
+}
+
+#[test]
+fn flags() {
+    let t = task(
+        r#"/leech https://a.test/x -n my new name -s -sp 2gb -up remote:dir/sub -doc -z -e "pa ss" -i 3 -b 2:10 -m folder"#,
+    );
+    assert_eq!(t.link.as_deref(), Some("https://a.test/x"));
+    assert_eq!(t.name.as_deref(), Some("my new name"));
+    assert!(t.select);
+    assert_eq!(t.split_size, Some(2 << 30));
+    assert_eq!(t.upload.as_deref(), Some("remote:dir/sub"));
+    assert_eq!(t.upload_as, Some(UploadAs::Document));
+    assert_eq!(t.zip, Some(None));
+    assert_eq!(t.extract, Some(Some("pa ss".into())));
+    assert_eq!(t.multi, Some(3));
+    assert_eq!(t.bulk, Some(BulkRange { start: Some(2), end: Some(10) }));
+    assert_eq!(t.same_dir.as_deref(), Some("folder"));
+
+    let t = task("/m -z secret https://a.test/x");
+    assert_eq!((t.zip, t.link.as_deref()), (Some(Some("secret".into())), Some("https://a.test/x")));
+    let t = task("/m -z https://a.test/x");
+    assert_eq!(
+        (t.zip, t.link.as_deref()),
+        (Some(None), Some("https://a.test/x")),
+        "a link is not a password"
+    );
+    let t = task("/m x -b :5");
+    assert_eq!(t.bulk, Some(BulkRange { start: None, end: Some(5) }));
+    let t = task("/m x -b");
+    assert_eq!(t.bulk, Some(BulkRange::default()));
+    let t = task(r#"/m x -n "-dash \"q\"""#);
+    assert_eq!(t.name.as_deref(), Some(r#"-dash "q""#));
+}
+
+#[test]
+fn errors_name_the_flag() {
+    let p = parser();
+    let err = |text: &str| p.parse(text, None).unwrap_err().to_string();
+    assert_eq!(err("/m x -sp abc"), r#"-sp: expected a size like 500mb, got "abc""#);
+    assert_eq!(err("/m x -sp"), "-sp: expected a size like 500mb, got nothing");
+    assert_eq!(err("/m x -i 0"), r#"-i: expected a number of links like 3, got "0""#);
+    assert_eq!(err("/m x -n"), "-n: expected a name, got nothing");
+    assert_eq!(err("/m x -n -s"), "-n: expected a name, got nothing");
+    assert!(err("/m x -q").starts_with("unknown flag -q for /mirror; known flags: -n"));
+    assert_eq!(err("/m x -s -s"), "-s is given twice");
+    assert_eq!(err("/m x -doc -med"), "-doc and -med cannot be used together");
+    assert!(err("/m x y").contains("unexpected argument \"y\""));
+    assert!(err("/m x -n \"open").contains("unclosed"));
+    assert!(err("/m x -b 99999999999").contains("-b: expected a range"));
+}
+
+#[test]
+fn links_from_the_reply() {
+    let p = parser();
+    let reply = Reply::Text("https://r.test/file more words".into());
+    let Args::Task(t) = p.parse("/m -n x", Some(&reply)).unwrap().unwrap().args else { panic!() };
+    assert_eq!(t.link.as_deref(), Some("https://r.test/file"));
+    let doc = Reply::Document(Document { file_id: "F1".into(), file_name: Some("a.zip".into()) });
+    let Args::Task(t) = p.parse("/l -e", Some(&doc)).unwrap().unwrap().args else { panic!() };
+    assert_eq!(t.document.as_ref().map(|d| d.file_id.as_str()), Some("F1"));
+    assert_eq!(t.link, None);
+    let Args::Task(t) = p.parse("/l own", Some(&doc)).unwrap().unwrap().args else { panic!() };
+    assert_eq!((t.link.as_deref(), t.document), (Some("own"), None), "the command's link wins");
+}
+
+fn value() -> impl Strategy<Value = String> {
+    prop_oneof!["[a-z0-9:/._]{1,12}", "[ -~]{1,12}", "\\PC{1,8}"]
+        .prop_filter("non-empty after trim", |s| !s.trim().is_empty())
+}
+
+fn task_args() -> impl Strategy<Value = TaskArgs> {
+    (
+        (proptest::option::of(value()), proptest::option::of(value()), any::<bool>()),
+        (proptest::option::of(1u64..u64::MAX / 2), proptest::option::of(value())),
+        proptest::option::of(prop_oneof![Just(UploadAs::Document), Just(UploadAs::Media)]),
+        (
+            proptest::option::of(proptest::option::of(value())),
+            proptest::option::of(proptest::option::of(value())),
+        ),
+        (
+            proptest::option::of(1u32..1000),
+            proptest::option::of((proptest::option::of(0u32..100), proptest::option::of(0u32..100))),
+        ),
+        proptest::option::of(value()),
+    )
+        .prop_map(
+            |(
+                (link, name, select),
+                (split_size, upload),
+                upload_as,
+                (zip, extract),
+                (multi, bulk),
+                same_dir,
+            )| {
+                TaskArgs {
+                    link,
+                    document: None,
+                    name: name.map(normalize_words),
+                    select,
+                    split_size,
+                    upload: upload.map(normalize_words),
+                    upload_as,
+                    zip,
+                    extract,
+                    multi,
+                    bulk: bulk.map(|(start, end)| BulkRange { start, end }),
+                    same_dir: same_dir.map(normalize_words),
+                }
+            },
+        )
+}
+
+/// Multi-word values that render as one quoted word round-trip exactly.
+fn normalize_words(s: String) -> String {
+    s
+}
+
+proptest! {
+    #[test]
+    fn render_then_parse_is_identity(args in task_args(), leech in any::<bool>(), suffix in "[0-9]{0,2}") {
+        let p = CommandParser::builder().suffix(suffix).build();
+        let cmd = Command { name: if leech { "leech" } else { "mirror" }.into(), args: Args::Task(Box::new(args)) };
+        let text = p.render(&cmd);
+        let parsed = p.parse(&text, None).map_err(|e| TestCaseError::fail(format!("{text:?}: {e}")))?;
+        prop_assert_eq!(parsed, Some(cmd), "text {:?}", text);
+    }
+
+    #[test]
+    fn words_round_trip(words in proptest::collection::vec("\\PC{0,8}", 0..5)) {
+        let p = parser();
+        let cmd = Command { name: "cancel".into(), args: Args::Words(words) };
+        prop_assert_eq!(p.parse(&p.render(&cmd), None).unwrap(), Some(cmd));
+    }
+
+    #[test]
+    fn never_panics(text in "\\PC{0,60}") {
+        let _ = parser().parse(&text, None);
+        let _ = parser().parse(&format!("/m {text}"), Some(&Reply::Text(text.clone())));
+    }
+}

@@ -1,0 +1,232 @@
+//! The update poller: long polling with `allowed_updates`, offsets that never re-deliver,
+//! recovery from updates that do not decode, a distinct error for 409 Conflict, and
+//! capped backoff on network errors.
+
+use std::time::Duration;
+
+use frankenstein::AsyncTelegramApi;
+use frankenstein::methods::GetUpdatesParams;
+use frankenstein::response::MethodResponse;
+use frankenstein::types::AllowedUpdate;
+use frankenstein::updates::Update;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::{Client, Error, Result};
+
+/// What to do when another instance polls the same bot (409 Conflict).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConflictPolicy {
+    /// Report [`Error::Conflict`] and stop. The default: two instances fighting over
+    /// updates lose some to each other.
+    #[default]
+    Stop,
+    /// Report [`Error::Conflict`], back off, and poll again.
+    Backoff,
+}
+
+/// Builds a [`Poller`].
+#[derive(Debug, Clone)]
+pub struct PollerBuilder {
+    client: Client,
+    allowed_updates: Vec<AllowedUpdate>,
+    timeout: u32,
+    limit: u32,
+    offset: Option<i64>,
+    on_conflict: ConflictPolicy,
+    base_backoff: Duration,
+    max_backoff: Duration,
+    channel: usize,
+}
+
+impl PollerBuilder {
+    /// Update kinds to receive. Default: message and callback_query.
+    pub fn allowed_updates(mut self, kinds: impl IntoIterator<Item = AllowedUpdate>) -> Self {
+        self.allowed_updates = kinds.into_iter().collect();
+        self
+    }
+
+    /// Long-poll timeout in seconds (0 = short polling). Default 30.
+    pub fn timeout(mut self, seconds: u32) -> Self {
+        self.timeout = seconds;
+        self
+    }
+
+    /// Most updates per response, 1-100. Default 100.
+    pub fn limit(mut self, limit: u32) -> Self {
+        self.limit = limit.clamp(1, 100);
+        self
+    }
+
+    /// The first offset (e.g. restored from storage). Default: none (the server's oldest).
+    pub fn offset(mut self, offset: i64) -> Self {
+        self.offset = Some(offset);
+        self
+    }
+
+    /// What a 409 Conflict does.
+    pub fn on_conflict(mut self, policy: ConflictPolicy) -> Self {
+        self.on_conflict = policy;
+        self
+    }
+
+    /// Backoff after a failed poll: `base · 2^(failures-1)`, at most `max`; reset by a
+    /// successful poll. Default 1 s and 60 s.
+    pub fn backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.base_backoff = base;
+        self.max_backoff = max.max(base);
+        self
+    }
+
+    /// Capacity of the update channel; polling waits while it is full. Default 256.
+    pub fn channel_capacity(mut self, capacity: usize) -> Self {
+        self.channel = capacity.max(1);
+        self
+    }
+
+    /// Starts polling on the current tokio runtime.
+    pub fn spawn(self) -> Poller {
+        let (tx, rx) = mpsc::channel(self.channel);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (offset_tx, offset_rx) = watch::channel(self.offset);
+        let handle = tokio::spawn(run(self, tx, stop_rx, offset_tx));
+        Poller { rx, stop: stop_tx, offset: offset_rx, handle: Some(handle) }
+    }
+}
+
+/// A running poller: receive updates with [`recv`](Self::recv).
+///
+/// Errors delivered in the stream are [`Error::Conflict`] (another instance polls; with
+/// [`ConflictPolicy::Stop`] it is the last item) and fatal errors such as 401
+/// Unauthorized (always the last item). Network errors and 5xx are retried with backoff
+/// and only logged.
+#[derive(Debug)]
+pub struct Poller {
+    rx: mpsc::Receiver<Result<Update>>,
+    stop: watch::Sender<bool>,
+    offset: watch::Receiver<Option<i64>>,
+    handle: Option<JoinHandle<Result<()>>>,
+}
+
+impl Poller {
+    /// A builder polling with `client`.
+    pub fn builder(client: Client) -> PollerBuilder {
+        PollerBuilder {
+            client,
+            allowed_updates: vec![AllowedUpdate::Message, AllowedUpdate::CallbackQuery],
+            timeout: 30,
+            limit: 100,
+            offset: None,
+            on_conflict: ConflictPolicy::default(),
+            base_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(60),
+            channel: 256,
+        }
+    }
+
+    /// The next update, an error to act on, or `None` when polling has stopped.
+    pub async fn recv(&mut self) -> Option<Result<Update>> {
+        self.rx.recv().await
+    }
+
+    /// The offset the next poll uses: the last update id seen + 1 (store it to resume).
+    pub fn offset(&self) -> Option<i64> {
+        *self.offset.borrow()
+    }
+
+    /// Stops polling (the poll in progress is abandoned; its updates will be delivered
+    /// again to the next poller, since their offset was not confirmed) and returns how
+    /// the polling task ended.
+    pub async fn shutdown(mut self) -> Result<()> {
+        let _ = self.stop.send(true);
+        match self.handle.take() {
+            Some(h) => h.await.unwrap_or(Err(Error::Closed)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Poller {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+async fn run(
+    cfg: PollerBuilder,
+    tx: mpsc::Sender<Result<Update>>,
+    mut stop: watch::Receiver<bool>,
+    offset_tx: watch::Sender<Option<i64>>,
+) -> Result<()> {
+    let mut offset = cfg.offset;
+    let mut failures: u32 = 0;
+    loop {
+        let params = GetUpdatesParams::builder()
+            .maybe_offset(offset)
+            .limit(cfg.limit)
+            .timeout(cfg.timeout)
+            .allowed_updates(cfg.allowed_updates.clone())
+            .build();
+        let poll =
+            cfg.client.request::<_, MethodResponse<Vec<serde_json::Value>>>("getUpdates", Some(params));
+        let outcome = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+            outcome = poll => outcome,
+        };
+        let wait = match outcome {
+            Ok(response) => {
+                failures = 0;
+                for value in response.result {
+                    // Advance past every element, decodable or not, so none is re-delivered.
+                    let id = value.get("update_id").and_then(serde_json::Value::as_i64);
+                    if let Some(id) = id {
+                        offset = Some(offset.map_or(id + 1, |o| o.max(id + 1)));
+                    }
+                    match serde_json::from_value::<Update>(value) {
+                        Ok(update) => {
+                            if tx.send(Ok(update)).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(update_id = ?id, error = %e, "skipping an update that does not decode")
+                        }
+                    }
+                }
+                let _ = offset_tx.send(offset);
+                continue;
+            }
+            Err(e @ Error::Conflict { .. }) => {
+                tracing::error!(error = %e, "another instance is polling this bot");
+                let _ = tx.send(Err(e.clone())).await;
+                if cfg.on_conflict == ConflictPolicy::Stop {
+                    return Err(e);
+                }
+                failures += 1;
+                backoff(&cfg, failures)
+            }
+            Err(e)
+                if matches!(e, Error::Api { code: 401 | 404, .. }) || matches!(e, Error::Invalid { .. }) =>
+            {
+                tracing::error!(error = %e, "polling cannot continue");
+                let _ = tx.send(Err(e.clone())).await;
+                return Err(e);
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = e.retry_after().unwrap_or_else(|| backoff(&cfg, failures));
+                tracing::warn!(error = %e, ?wait, failures, "getUpdates failed; backing off");
+                wait
+            }
+        };
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+fn backoff(cfg: &PollerBuilder, failures: u32) -> Duration {
+    let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+    cfg.base_backoff.saturating_mul(factor).min(cfg.max_backoff)
+}

@@ -1,0 +1,145 @@
+//! The poller and the client against the simulator.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use frankenstein::AsyncTelegramApi;
+use frankenstein::input_file::InputFile;
+use frankenstein::methods::SendDocumentParams;
+use frankenstein::updates::{Update, UpdateContent};
+use mltb_telegram::poller::{ConflictPolicy, Poller};
+use mltb_telegram::{Error, UploadProgress};
+use mltb_telegram_sim::{Fault, MB, Mode, SimConfig};
+use serde_json::json;
+use support::{client, eventually, start};
+
+fn text(u: &Update) -> Option<&str> {
+    match &u.content {
+        UpdateContent::Message(m) => m.text.as_deref(),
+        _ => None,
+    }
+}
+
+async fn next(p: &mut Poller) -> Update {
+    tokio::time::timeout(Duration::from_secs(10), p.recv())
+        .await
+        .expect("an update within 10 s")
+        .expect("the poller is running")
+        .expect("an update, not an error")
+}
+
+#[tokio::test]
+async fn an_undecodable_update_is_skipped_and_the_rest_delivered() {
+    let sim = start(SimConfig::default()).await;
+    let first = sim.send_text(5, 5, "/mirror https://a.test/1");
+    // A message that frankenstein cannot decode (no chat, no date) between two good ones.
+    let bad = sim.inject_raw_update(json!({"update_id": 0, "message": {"message_id": "not a number"}}));
+    let last = sim.send_text(5, 5, "/leech https://a.test/2");
+    assert!(first < bad && bad < last);
+
+    let mut p = Poller::builder(client(&sim)).timeout(1).spawn();
+    let a = next(&mut p).await;
+    let b = next(&mut p).await;
+    assert_eq!((text(&a), text(&b)), (Some("/mirror https://a.test/1"), Some("/leech https://a.test/2")));
+    assert_eq!(i64::from(b.update_id), last);
+    eventually("the offset to pass the last update", || p.offset() == Some(last + 1)).await;
+
+    // An update of a kind not in allowed_updates takes an id that is never delivered,
+    // so the next delivered id is not contiguous; nothing is delivered twice.
+    let skipped = sim.inject_raw_update(json!({"update_id": 0, "some_future_kind": {"x": 1}}));
+    let c = sim.send_text(5, 5, "third");
+    assert_eq!((skipped, c), (last + 1, last + 2));
+    let got = next(&mut p).await;
+    assert_eq!((i64::from(got.update_id), text(&got)), (c, Some("third")));
+    eventually("the offset to pass the gap", || p.offset() == Some(c + 1)).await;
+    assert!(p.shutdown().await.is_ok());
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_is_retried() {
+    let sim = start(SimConfig::default()).await;
+    sim.inject_fault_for("getUpdates", Fault::DropConnection, 2);
+    sim.inject_fault_for("getUpdates", Fault::ServerError(502), 1);
+    sim.send_text(7, 7, "hello");
+    let mut p = Poller::builder(client(&sim))
+        .timeout(1)
+        .backoff(Duration::from_millis(20), Duration::from_millis(100))
+        .spawn();
+    assert_eq!(text(&next(&mut p).await), Some("hello"));
+    let stats = sim.stats();
+    assert_eq!(stats.dropped_connections, 2, "{stats:?}");
+    assert_eq!(stats.responses_5xx, 1, "{stats:?}");
+    p.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_poller_gets_the_first_a_conflict() {
+    let sim = start(SimConfig::default()).await;
+    let mut first = Poller::builder(client(&sim)).timeout(5).on_conflict(ConflictPolicy::Stop).spawn();
+    sim.wait_for_poll(Duration::from_secs(10)).await.expect("the first long poll is in flight");
+    let mut second = Poller::builder(client(&sim)).timeout(5).spawn();
+    let err =
+        tokio::time::timeout(Duration::from_secs(10), first.recv()).await.unwrap().unwrap().unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err:?}");
+    assert!(err.to_string().contains("terminated by other getUpdates request"), "{err}");
+    assert!(first.recv().await.is_none(), "Stop ends the stream");
+    assert!(matches!(first.shutdown().await, Err(Error::Conflict { .. })));
+    // The second one keeps working.
+    sim.send_text(9, 9, "still here");
+    assert_eq!(text(&next(&mut second).await), Some("still here"));
+    second.shutdown().await.unwrap();
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn uploads_report_progress_and_413_is_typed() {
+    let sim = start(SimConfig::default().mode(Mode::Cloud { upload_limit: MB, download_limit: MB })).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("part.bin");
+    std::fs::write(&path, vec![7u8; 300 * 1024]).unwrap();
+    let seen: Arc<Mutex<Vec<UploadProgress>>> = Arc::default();
+    let sink = seen.clone();
+    let c = client(&sim).with_progress(move |p| sink.lock().unwrap().push(p.clone()));
+    let params = SendDocumentParams::builder().chat_id(3).document(InputFile::from(path.clone())).build();
+    let sent = c.send_document(&params).await.unwrap();
+    assert_eq!(sent.result.document.unwrap().file_size, Some(300 * 1024));
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.len() >= 2, "progress per chunk: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].sent < w[1].sent));
+    let last = seen.last().unwrap();
+    assert_eq!(
+        (last.sent, last.total, last.field.as_str(), last.file_name.as_str()),
+        (300 * 1024, 300 * 1024, "document", "part.bin")
+    );
+
+    let big = dir.path().join("big.bin");
+    std::fs::write(&big, vec![1u8; 2 * 1024 * 1024]).unwrap();
+    let params = SendDocumentParams::builder().chat_id(3).document(InputFile::from(big)).build();
+    let err = c.send_document(&params).await.unwrap_err();
+    assert!(matches!(err, Error::TooLarge { .. }), "{err:?}");
+    assert!(!err.is_retryable());
+
+    // Missing file: a typed error naming the path.
+    let params =
+        SendDocumentParams::builder().chat_id(3).document(InputFile::from(dir.path().join("nope"))).build();
+    let err = c.send_document(&params).await.unwrap_err();
+    assert!(matches!(&err, Error::File { path, .. } if path.ends_with("nope")), "{err:?}");
+    sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn api_errors_are_typed_and_never_show_the_token() {
+    let sim = start(SimConfig::default()).await;
+    let wrong = mltb_telegram::Client::builder("42:WRONGSECRET").api_url(sim.api_url()).build().unwrap();
+    let err = wrong.get_me().await.unwrap_err();
+    assert_eq!(err.code(), Some(401));
+    assert!(!format!("{err} {err:?}").contains("WRONGSECRET"));
+    let c = client(&sim);
+    let me = c.get_me().await.unwrap();
+    assert!(me.result.is_bot);
+    sim.shutdown().await;
+}
