@@ -213,3 +213,27 @@ async fn connections_killed_by_the_server_are_replaced() {
     let s = cache.stats();
     assert_eq!((s.hits, s.misses, s.errors), (1, 1, 1));
 }
+
+/// The cache's pool fails fast: while Redis is down every read is a miss without
+/// waiting for the timeout (were one to wait, the pool would count a timeout).
+#[tokio::test]
+async fn while_redis_is_down_no_read_waits_for_the_timeout() {
+    let server = RedisServer::start().await.unwrap();
+    let cache: RedisCache<u32, u32> =
+        RedisCache::builder(server.url()).namespace("fast:").timeout(Duration::from_secs(5)).build().unwrap();
+    cache.insert(1, 10, None).await.unwrap();
+    server.stop().await.unwrap();
+    for i in 1..=10 {
+        assert_eq!(cache.get(&1).await, None);
+        let stats = cache.stats();
+        assert_eq!((stats.misses, stats.errors), (i, i), "every read while down is a counted miss");
+    }
+    let m = cache.pool().metrics();
+    assert_eq!(m.timeouts, 0, "no read waited for the pool's timeout: {m:?}");
+    assert!(m.unavailable >= 9, "reads were refused at once by the pool: {m:?}");
+
+    server.restart().await.unwrap();
+    cache.insert(2, 20, None).await.unwrap();
+    assert_eq!(cache.get(&2).await, Some(20), "Redis is used again");
+    assert_eq!(cache.pool().metrics().timeouts, 0);
+}

@@ -26,7 +26,9 @@ pub enum Error {
         max_size: u32,
     },
     /// The checkout timed out while the backend refused new connections or failed
-    /// validation, e.g. the database is down or restarting.
+    /// validation, e.g. the database is down or restarting; or, with
+    /// [`PoolConfig::fail_fast`](crate::PoolConfig::fail_fast), it was refused at once
+    /// because the backend is known to be down.
     #[error("backend unavailable: no connection within {waited:?}; last error: {last_error}")]
     Unavailable {
         /// How long the checkout waited.

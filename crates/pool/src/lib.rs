@@ -72,6 +72,15 @@
 //! - **Typed timeouts.** A checkout that runs out of time fails with
 //!   [`Error::Timeout`] (all connections busy) or [`Error::Unavailable`] (connects or
 //!   validations were failing — the backend is down), never hangs.
+//! - **Failing fast (opt-in).** bb8 does not wake a waiting checkout when a connect
+//!   fails, so while the backend is down every checkout waits its whole timeout. With
+//!   [`PoolConfig::fail_fast`] the pool remembers that the latest connects failed (its
+//!   bb8 error sink sees every failure) and, while nothing is idle and no connect has
+//!   succeeded since, refuses checkouts at once with [`Error::Unavailable`]; one
+//!   checkout at a time (at most one per [`PoolConfig::probe_interval`]) goes through
+//!   as a probe, and any checkout already waiting gives up as soon as a connect fails.
+//!   Refusals count in [`Metrics::unavailable`], not in `timeouts`. For callers with a
+//!   local fallback (a cache, a rate limiter).
 //! - **Broken connections are not reused.** bb8 asks the manager's `has_broken` when
 //!   a connection comes back and closes it if so; the managers here answer truthfully,
 //!   and `test_on_checkout` (default on) catches the rest before a caller sees them.

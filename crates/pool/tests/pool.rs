@@ -171,6 +171,87 @@ async fn backend_down_is_unavailable_and_recovers() {
     assert_eq!(m.checkouts, m.returns);
 }
 
+/// `fail_fast`: while the backend is down, a checkout fails at once (on the paused
+/// clock no time passes), one probe per interval tries to connect, and the first
+/// successful probe brings the pool back.
+#[tokio::test(start_paused = true)]
+async fn fail_fast_refuses_at_once_and_probes_once_per_interval() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let manager = MemManager::default();
+    let backend = manager.backend.clone();
+    let interval = Duration::from_secs(10);
+    let cfg = config(2).min_idle(None).fail_fast(true).probe_interval(interval).test_on_checkout(false);
+    let pool = Pool::new(manager, cfg).unwrap();
+    let mut conn = pool.get().await.unwrap();
+    conn.broken = true; // closed on return: nothing idle is left
+    drop(conn);
+    backend.down.store(true, Relaxed);
+
+    let started = tokio::time::Instant::now();
+    // The first checkout waits inside bb8 for its connect, and gives up when it fails;
+    // the second is the probe (the backend is now known down); the rest are refused.
+    for i in 0..6 {
+        let err = pool.get().await.unwrap_err();
+        assert!(matches!(err, Error::Unavailable { .. }) && err.is_unavailable(), "{i}: {err:?}");
+        assert!(err.to_string().contains("backend is down"), "{err}");
+    }
+    assert_eq!(started.elapsed(), Duration::ZERO, "no checkout waited for its timeout");
+    let m = pool.metrics();
+    assert_eq!((m.unavailable, m.timeouts, m.checkouts), (6, 0, 1), "{m:?}");
+    assert_eq!(m.connect_errors, 2, "one connect, then one probe; refusals do not connect");
+
+    // Within the interval nothing is tried even though the backend is back.
+    backend.down.store(false, Relaxed);
+    assert!(pool.get().await.unwrap_err().is_unavailable());
+    tokio::time::advance(interval).await;
+    let conn = pool.get().await.expect("the probe after the interval connects");
+    drop(conn);
+    let m = pool.metrics();
+    assert_eq!((m.unavailable, m.timeouts, m.checkouts, m.connect_errors), (7, 0, 2, 2), "{m:?}");
+    assert!(pool.get().await.is_ok(), "the pool is back to normal");
+}
+
+/// With `fail_fast` off (the default) the same outage costs the whole timeout.
+#[tokio::test(start_paused = true)]
+async fn without_fail_fast_a_checkout_waits_for_its_timeout() {
+    let manager = MemManager::default();
+    let backend = manager.backend.clone();
+    let cfg = config(2).min_idle(None).test_on_checkout(false).connection_timeout(Duration::from_secs(1));
+    let pool = Pool::new(manager, cfg).unwrap();
+    backend.down.store(true, std::sync::atomic::Ordering::Relaxed);
+    let started = tokio::time::Instant::now();
+    let err = pool.get().await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(started.elapsed(), Duration::from_secs(1));
+    let m = pool.metrics();
+    assert_eq!((m.unavailable, m.timeouts), (0, 1), "{m:?}");
+}
+
+/// A checkout already waiting for a busy pool gives up when a connect fails.
+#[tokio::test(start_paused = true)]
+async fn fail_fast_wakes_a_waiter_when_a_replacement_connect_fails() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let manager = MemManager::default();
+    let backend = manager.backend.clone();
+    let cfg = config(1).min_idle(None).fail_fast(true).test_on_checkout(false);
+    let pool = Pool::new(manager, cfg).unwrap();
+    let mut held = pool.get_owned().await.unwrap();
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get().await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    assert_eq!(pool.state().waiting, 1);
+    backend.down.store(true, Relaxed);
+    held.broken = true;
+    let started = tokio::time::Instant::now();
+    drop(held); // closed; bb8 tries a replacement, which fails
+    let err = waiter.await.unwrap().unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(pool.metrics().timeouts, 0);
+}
+
 #[tokio::test]
 async fn idle_connections_are_reaped_with_reason() {
     let cfg = PoolConfig::new()

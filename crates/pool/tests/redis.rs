@@ -121,3 +121,33 @@ async fn concurrent_load_returns_every_connection() {
     }
     assert_eq!(sum, 2560, "every INCR landed once");
 }
+
+/// `fail_fast` against a real server: while it is down every checkout is `Unavailable`
+/// without waiting for the (long) connection timeout, and after a restart the next
+/// checkout connects.
+#[tokio::test]
+async fn fail_fast_refuses_while_down_and_recovers_after_restart() {
+    let server = RedisServer::start().await.unwrap();
+    // Were a checkout to wait, it would wait 60 s and count as a timeout.
+    let cfg =
+        PoolConfig::new().max_size(4).min_idle(1).connection_timeout(Duration::from_secs(60)).fail_fast(true);
+    let pool = Pool::new(RedisManager::new(server.url()).unwrap(), cfg).unwrap();
+    assert_eq!(ping(&mut pool.get().await.unwrap()).await.unwrap(), "PONG");
+
+    server.stop().await.unwrap();
+    for i in 0..20 {
+        let err = pool.get().await.unwrap_err();
+        assert!(matches!(err, mltb_pool::Error::Unavailable { .. }), "{i}: {err:?}");
+    }
+    let m = pool.metrics();
+    assert_eq!((m.unavailable, m.timeouts), (20, 0), "{m:?}");
+    assert!(m.connect_errors >= 1, "{m:?}");
+
+    server.restart().await.unwrap();
+    let mut conn = pool.get().await.expect("the next checkout probes and connects");
+    assert_eq!(ping(&mut conn).await.unwrap(), "PONG");
+    drop(conn);
+    let m = pool.metrics();
+    assert_eq!((m.unavailable, m.timeouts), (20, 0), "{m:?}");
+    assert_eq!(m.checkouts, 2);
+}

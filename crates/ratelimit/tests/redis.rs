@@ -73,8 +73,14 @@ async fn two_instances_share_one_budget() {
 #[tokio::test]
 async fn concurrent_checks_over_one_pool_never_over_admit() {
     let redis = SharedRedis::get().await.unwrap();
+    // A generous timeout: a check that timed out on a loaded machine would be answered
+    // by the local fallback, which has a budget of its own.
     let limiter = std::sync::Arc::new(
-        RedisLimiter::builder(redis.url(), quota("20/h")).prefix(redis.key_prefix()).build().unwrap(),
+        RedisLimiter::builder(redis.url(), quota("20/h"))
+            .prefix(redis.key_prefix())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap(),
     );
     let tasks: Vec<_> = (0..50)
         .map(|_| {
@@ -86,6 +92,7 @@ async fn concurrent_checks_over_one_pool_never_over_admit() {
     for task in tasks {
         admitted += usize::from(task.await.unwrap());
     }
+    assert_eq!(limiter.fallback_count(), 0, "every check reached Redis: {:?}", limiter.pool().metrics());
     assert_eq!(admitted, 20);
 }
 
@@ -247,4 +254,29 @@ async fn limiters_can_share_one_pool() {
     assert_eq!(a.pool().state().max_size, 2, "the given pool is used as it is");
     assert_eq!(pool.metrics().checkouts, 7);
     assert_eq!(a.fallback_count() + b.fallback_count() + other.fallback_count(), 0);
+}
+
+/// The limiter's pool fails fast: while Redis is down every check goes to the fallback
+/// without waiting for the timeout (were one to wait, the pool would count a timeout).
+#[tokio::test]
+async fn while_redis_is_down_no_check_waits_for_the_timeout() {
+    let server = RedisServer::start().await.unwrap();
+    let limiter = RedisLimiter::builder(server.url(), quota("1000/h"))
+        .timeout(Duration::from_secs(5))
+        .retry_interval(Duration::ZERO)
+        .build()
+        .unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Redis);
+    server.stop().await.unwrap();
+    for i in 1..=10 {
+        assert_eq!(limiter.check("k").await.source, Source::Fallback);
+        assert_eq!(limiter.fallback_count(), i, "every check while down is a counted fallback");
+    }
+    let m = limiter.pool().metrics();
+    assert_eq!(m.timeouts, 0, "no check waited for the pool's timeout: {m:?}");
+    assert!(m.unavailable >= 9, "checks were refused at once by the pool: {m:?}");
+
+    server.restart().await.unwrap();
+    assert_eq!(limiter.check("k").await.source, Source::Redis, "Redis is used again");
+    assert_eq!(limiter.pool().metrics().timeouts, 0);
 }

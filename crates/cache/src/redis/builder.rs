@@ -160,12 +160,17 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
 }
 
 /// A small pool for a cache: at most `max_size` connections, one kept open, a checkout
-/// timeout equal to the call timeout and no `PING` before each use (a connection that
+/// timeout equal to the call timeout, no `PING` before each use (a connection that
 /// broke shows up as a failed call, and the pool then closes it; see `RedisCache`'s
-/// `# Connections` for the idle ones that went stale with it).
+/// `# Connections` for the idle ones that went stale with it), and `fail_fast`, so that
+/// while Redis is down a read is a miss at once instead of after the timeout.
 fn make_pool(manager: RedisManager, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
-    let config =
-        PoolConfig::new().max_size(max_size).min_idle(1).connection_timeout(timeout).test_on_checkout(false);
+    let config = PoolConfig::new()
+        .max_size(max_size)
+        .min_idle(1)
+        .connection_timeout(timeout)
+        .test_on_checkout(false)
+        .fail_fast(true);
     Pool::new(manager, config).map_err(|e| Error::Config(format!("redis pool: {e}")))
 }
 

@@ -34,7 +34,9 @@ pub use codec::{Codec, JsonCodec};
 /// Connections come from an [`mltb_pool::Pool`] of [`RedisManager`]: one of its own
 /// ([`builder`](Self::builder): at most
 /// [`pool_max_size`](RedisCacheBuilder::pool_max_size) connections, one kept open, no
-/// `PING` before each use), or one shared with the rest of the program
+/// `PING` before each use, [`fail_fast`](mltb_pool::PoolConfig::fail_fast) so that while
+/// Redis is known to be down a call fails at once instead of after the timeout), or one
+/// shared with the rest of the program
 /// ([`builder_with_pool`](Self::builder_with_pool)). A connection that broke during a
 /// call (dropped socket, I/O error), or whose call got no answer within the timeout, is
 /// closed by the pool when the call gives it back. Idle connections that went stale at
@@ -122,7 +124,9 @@ impl<K, V> RedisCache<K, V, JsonCodec> {
     /// whatever the pool's connection timeout. A pool with `test_on_checkout` on
     /// (mltb-pool's default) `PING`s before every call, doubling its round trips; the
     /// cache does not need it (see the type's `# Connections`), so turn it off for a
-    /// pool used mostly by caches.
+    /// pool used mostly by caches; and turn
+    /// [`fail_fast`](mltb_pool::PoolConfig::fail_fast) on, or reads wait up to the
+    /// timeout while Redis is down.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -130,7 +134,8 @@ impl<K, V> RedisCache<K, V, JsonCodec> {
     /// use mltb_pool::{Pool, PoolConfig, RedisManager};
     ///
     /// let url = "redis://127.0.0.1:6379/";
-    /// let pool = Pool::new(RedisManager::new(url)?, PoolConfig::new().test_on_checkout(false))?;
+    /// let config = PoolConfig::new().test_on_checkout(false).fail_fast(true);
+    /// let pool = Pool::new(RedisManager::new(url)?, config)?;
     /// let cache: RedisCache<u64, String> =
     ///     RedisCache::builder_with_pool(pool.clone(), url).namespace("users:").build()?;
     /// cache.insert(42, "ada".into(), None).await?;

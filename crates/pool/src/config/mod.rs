@@ -21,6 +21,8 @@ use crate::{Error, Result};
 /// | `reaper_rate` | 30 s | how often idle and old connections are looked for |
 /// | `target_utilization` | 0.8 | utilization the size recommendation aims under |
 /// | `metrics_window` | 60 s | window for utilization, arrival rate and mean use time |
+/// | `fail_fast` | false | refuse checkouts at once while the backend is known to be down |
+/// | `probe_interval` | 0 | with `fail_fast`, least time between two connect probes |
 ///
 /// SQLite allows one writer at a time, so a large pool only adds lock waits: use
 /// [`PoolConfig::sqlite`] (at most 8, 1 idle, no checkout test) for it.
@@ -35,6 +37,8 @@ pub struct PoolConfig {
     pub(crate) reaper_rate: Duration,
     pub(crate) target_utilization: f64,
     pub(crate) metrics_window: Duration,
+    pub(crate) fail_fast: bool,
+    pub(crate) probe_interval: Duration,
 }
 
 impl Default for PoolConfig {
@@ -49,6 +53,8 @@ impl Default for PoolConfig {
             reaper_rate: Duration::from_secs(30),
             target_utilization: 0.8,
             metrics_window: Duration::from_secs(60),
+            fail_fast: false,
+            probe_interval: Duration::ZERO,
         }
     }
 }
@@ -120,6 +126,44 @@ impl PoolConfig {
         self
     }
 
+    /// Refuse a checkout at once with [`Error::Unavailable`] while the backend is
+    /// known to be down, instead of waiting up to `connection_timeout` (default false).
+    ///
+    /// "Known to be down" means: the pool has no idle connection, a connect attempt
+    /// failed (reported through bb8's error sink), and no connection was opened since.
+    /// While that holds, one checkout at a time (and at most one per
+    /// [`probe_interval`](Self::probe_interval)) is let through as a *probe*: it asks
+    /// bb8, which tries one connect; every other checkout fails at once and counts in
+    /// [`Metrics::unavailable`](crate::Metrics::unavailable), not in `timeouts`. A probe,
+    /// and any checkout already waiting, also returns `Unavailable` as soon as a connect
+    /// attempt fails rather than at its timeout (bb8 does not wake its waiters when a
+    /// connect fails). Once a connect succeeds the pool behaves as usual.
+    ///
+    /// It also turns off bb8's retrying of failed connects in the background
+    /// (`retry_connection(false)`): each attempt is one probe, and
+    /// [`Pool::connect`](crate::Pool::connect) fails at once if the backend is down.
+    ///
+    /// Meant for callers with a local fallback (a cache read that becomes a miss, a rate
+    /// limit answered locally), for whom waiting out an outage costs more than failing.
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// With [`fail_fast`](Self::fail_fast), the least time between the starts of two
+    /// probes while the backend is down (default 0: one probe at a time, the next as
+    /// soon as the last one ended). Raise it to bound connect attempts against a down
+    /// backend; recovery is then noticed up to this much later.
+    pub fn probe_interval(mut self, probe_interval: Duration) -> Self {
+        self.probe_interval = probe_interval;
+        self
+    }
+
+    /// Whether [`fail_fast`](Self::fail_fast) is on.
+    pub fn get_fail_fast(&self) -> bool {
+        self.fail_fast
+    }
+
     /// The configured `max_size`.
     pub fn get_max_size(&self) -> u32 {
         self.max_size
@@ -184,6 +228,9 @@ impl PoolConfig {
             .connection_timeout(self.connection_timeout)
             .test_on_check_out(self.test_on_checkout)
             .reaper_rate(self.reaper_rate)
+            // Under fail_fast every connect attempt is a probe the pool lets through on
+            // purpose; bb8's background retries would hide failures from it.
+            .retry_connection(!self.fail_fast)
     }
 }
 
@@ -199,6 +246,8 @@ mod tests {
         assert!(c.validate().is_ok());
         assert!(PoolConfig::sqlite().validate().is_ok());
         assert!(PoolConfig::sqlite().max_size < c.max_size);
+        assert!(!c.get_fail_fast() && c.probe_interval.is_zero());
+        assert!(PoolConfig::new().fail_fast(true).probe_interval(Duration::from_secs(1)).validate().is_ok());
     }
 
     #[test]

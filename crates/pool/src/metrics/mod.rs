@@ -42,6 +42,10 @@ pub struct Metrics {
     pub returns: u64,
     /// Checkouts that gave up at their timeout.
     pub timeouts: u64,
+    /// Checkouts refused with [`Error::Unavailable`](crate::Error::Unavailable) before
+    /// their timeout because the backend was down (only with
+    /// [`PoolConfig::fail_fast`](crate::PoolConfig::fail_fast)); not in `timeouts`.
+    pub unavailable: u64,
     /// Failed connection attempts and failed checkout validations.
     pub connect_errors: u64,
     /// Connections opened.
@@ -109,6 +113,7 @@ pub(crate) struct Recorder {
     pub(crate) wait: Histogram,
     use_time: Histogram,
     timeouts: AtomicU64,
+    unavailable: AtomicU64,
     waiting: AtomicU64,
     connect_errors: AtomicU64,
     last_error: Mutex<Option<(Instant, String)>>,
@@ -122,6 +127,7 @@ impl Recorder {
             wait: Histogram::new(),
             use_time: Histogram::new(),
             timeouts: AtomicU64::new(0),
+            unavailable: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
             connect_errors: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -148,6 +154,20 @@ impl Recorder {
 
     pub(crate) fn timed_out(&self) {
         self.timeouts.fetch_add(1, Relaxed);
+    }
+
+    pub(crate) fn refused_unavailable(&self) {
+        self.unavailable.fetch_add(1, Relaxed);
+    }
+
+    /// Failed connects and validations since the pool started.
+    pub(crate) fn connect_errors(&self) -> u64 {
+        self.connect_errors.load(Relaxed)
+    }
+
+    /// The last connect or validation error, whenever it was.
+    pub(crate) fn last_error(&self) -> Option<String> {
+        self.last_error.lock().as_ref().map(|(_, e)| e.clone())
     }
 
     pub(crate) fn start_waiting(&self) {
@@ -202,6 +222,7 @@ impl Recorder {
             checkouts,
             returns,
             timeouts: self.timeouts.load(Relaxed),
+            unavailable: self.unavailable.load(Relaxed),
             connect_errors: self.connect_errors.load(Relaxed),
             opened: s.connections_created,
             closed: Closed {

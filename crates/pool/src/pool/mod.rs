@@ -1,6 +1,7 @@
 //! [`Pool`]: bb8 behind a fair gate, with a checkout timeout and metrics.
 
 mod guard;
+mod health;
 mod sink;
 
 use std::borrow::Cow;
@@ -15,6 +16,7 @@ use tokio::time::Instant;
 
 pub use guard::Pooled;
 use guard::Ticket;
+use health::{Health, Reading, Verdict};
 use sink::Sink;
 
 use crate::metrics::Recorder;
@@ -32,6 +34,8 @@ pub(crate) struct Shared {
     gate: Semaphore,
     recorder: Recorder,
     config: PoolConfig,
+    /// Backend health, used by `fail_fast` pools.
+    health: Health,
 }
 
 /// A pool of connections made by a [`ManageConnection`] manager, with a checkout
@@ -98,6 +102,7 @@ where
             gate: Semaphore::new(config.max_size as usize),
             recorder: Recorder::new(config.max_size, config.metrics_window),
             config: config.clone(),
+            health: Health::default(),
         });
         let builder = config.to_bb8().error_sink(Box::new(Sink(Arc::clone(&shared))));
         Ok((builder, shared))
@@ -108,6 +113,8 @@ where
     /// Fails with [`Error::Timeout`] when every connection stayed busy, or
     /// [`Error::Unavailable`] when the backend could not be reached; both are
     /// [`is_timeout`](Error::is_timeout) and [`is_retryable`](Error::is_retryable).
+    /// With [`PoolConfig::fail_fast`], `Unavailable` comes at once while the backend is
+    /// known to be down.
     pub async fn get(&self) -> Result<Pooled<'_, M>> {
         self.get_timeout(self.shared.config.connection_timeout).await
     }
@@ -137,6 +144,19 @@ where
         let asked = Instant::now();
         let deadline = asked + timeout;
         let recorder = &self.shared.recorder;
+        // With fail_fast: the reading the checkout started from, to notice connects that
+        // fail while it waits; and, if it is the probe, the guard that ends the probe.
+        let mut baseline = None;
+        let mut _probe = None;
+        if self.shared.config.fail_fast {
+            let reading = self.reading();
+            match self.shared.health.admit(reading, asked, self.shared.config.probe_interval) {
+                Verdict::Go => {}
+                Verdict::Probe(guard) => _probe = Some(guard),
+                Verdict::Refuse => return Err(self.refused(asked)),
+            }
+            baseline = Some(reading);
+        }
         match self.shared.gate.try_acquire() {
             Ok(permit) => permit.forget(),
             Err(_) => {
@@ -159,7 +179,33 @@ where
             if now >= deadline {
                 return Err(self.timed_out(asked));
             }
-            match tokio::time::timeout_at(deadline.min(now + slice), get()).await {
+            let slice_end = deadline.min(now + slice);
+            let attempt = match &baseline {
+                None => tokio::time::timeout_at(slice_end, get()).await,
+                Some(base) => {
+                    // Register for failure wake-ups before looking, so none is missed.
+                    let failed = self.shared.health.failed.notified();
+                    let mut failed = std::pin::pin!(failed);
+                    failed.as_mut().enable();
+                    if self.reading().failed_since(base) {
+                        return Err(self.refused(asked));
+                    }
+                    tokio::select! {
+                        biased;
+                        attempt = tokio::time::timeout_at(slice_end, get()) => attempt,
+                        () = &mut failed => {
+                            // Dropping bb8's `get` is cancellation safe; its connect
+                            // attempt goes on in bb8's own task.
+                            if self.reading().failed_since(base) {
+                                return Err(self.refused(asked));
+                            }
+                            now = Instant::now();
+                            continue;
+                        }
+                    }
+                }
+            };
+            match attempt {
                 Ok(Ok(conn)) => {
                     ticket.check_out(asked);
                     return Ok(Pooled::new(conn, ticket));
@@ -170,6 +216,25 @@ where
                 Ok(Err(RunError::TimedOut)) | Err(_) => slice = (slice * 2).min(MAX_SLICE),
             }
             now = Instant::now();
+        }
+    }
+
+    /// A checkout refused before its timeout because the backend is down (`fail_fast`).
+    fn refused(&self, asked: Instant) -> Error {
+        let recorder = &self.shared.recorder;
+        recorder.refused_unavailable();
+        let last_error = recorder.last_error().unwrap_or_else(|| "a connect attempt failed".into());
+        Error::Unavailable { waited: asked.elapsed(), last_error }
+    }
+
+    /// Counters for the fail-fast decisions, read now.
+    fn reading(&self) -> Reading {
+        let s = self.inner.state();
+        let invalid = s.statistics.connections_closed_invalid;
+        Reading {
+            idle: s.idle_connections,
+            created: s.statistics.connections_created,
+            failures: self.shared.recorder.connect_errors().saturating_sub(invalid),
         }
     }
 

@@ -16,6 +16,9 @@ impl<E: Display + Send + 'static> bb8::ErrorSink<E> for Sink {
         let message = error.to_string();
         tracing::warn!(error = %message, "pool connection error");
         self.0.recorder.connect_error(message);
+        if self.0.config.fail_fast {
+            self.0.health.failed.notify_waiters();
+        }
     }
 
     fn boxed_clone(&self) -> Box<dyn bb8::ErrorSink<E>> {

@@ -36,7 +36,10 @@ const MAX_TOLERANCE_MICROS: u64 = 1 << 52;
 /// on its own, so N processes may admit up to N times the quota until Redis is back.
 /// For [`retry_interval`](RedisLimiterBuilder::retry_interval) after a failure, checks
 /// go straight to the fallback; the next check after it tries Redis again, so a Redis
-/// that comes back is used again without a restart.
+/// that comes back is used again without a restart. The limiter's own pool is built
+/// with [`fail_fast`](mltb_pool::PoolConfig::fail_fast): while Redis is known to be
+/// down a check that tries it gets no connection at once (one check at a time probes
+/// with a connect attempt) and goes to the fallback without waiting for the timeout.
 ///
 /// # Connections
 ///
@@ -101,14 +104,17 @@ impl RedisLimiter {
     /// [`timeout`](RedisLimiterBuilder::timeout), whatever the pool's connection timeout.
     /// A pool with `test_on_checkout` on (mltb-pool's default) `PING`s before every
     /// check, doubling its round trips; the limiter does not need it (see the type's
-    /// `# Connections`), so turn it off for a pool used mostly by limiters.
+    /// `# Connections`), so turn it off for a pool used mostly by limiters; and turn
+    /// [`fail_fast`](mltb_pool::PoolConfig::fail_fast) on, or checks wait up to the
+    /// timeout while Redis is down.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     /// use mltb_pool::{Pool, PoolConfig, RedisManager};
     /// use mltb_ratelimit::RedisLimiter;
     ///
-    /// let pool = Pool::new(RedisManager::new("redis://127.0.0.1:6379/")?, PoolConfig::new())?;
+    /// let config = PoolConfig::new().test_on_checkout(false).fail_fast(true);
+    /// let pool = Pool::new(RedisManager::new("redis://127.0.0.1:6379/")?, config)?;
     /// let limiter = RedisLimiter::builder_with_pool(pool.clone(), "10/s".parse()?).build()?;
     /// assert!(limiter.check("user:42").await.is_admitted());
     /// # Ok(())

@@ -1,0 +1,79 @@
+//! A fixed amount of single-threaded get hits, for instruction counts under callgrind
+//! (which, unlike wall time, do not depend on what else the machine is doing). Same
+//! shape as the `get_hit` group of `benches/throughput.rs`: 50,000 `u64 → u64` entries
+//! (ours with a weigher of 1 per entry, default shards), splitmix64 keys below 50,000.
+//!
+//! ```text
+//! cargo build --release -p mltb-cache --example get_hit_probe
+//! valgrind --tool=callgrind target/release/examples/get_hit_probe ours 1000000
+//! valgrind --tool=callgrind target/release/examples/get_hit_probe ours 0   # set-up only
+//! ```
+//!
+//! `(Ir(N) - Ir(0)) / N` is the cost of one hit; `mutex_lru` instead of `ours` gives the
+//! anchor's.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example prints its figures")]
+
+use std::hint::black_box;
+use std::num::NonZeroUsize;
+
+use mltb_cache::MemoryCache;
+use parking_lot::Mutex;
+
+const CAPACITY: usize = 100_000;
+const HOT_KEYS: u64 = 50_000;
+const KEYS: usize = 1 << 16;
+
+fn keys() -> Vec<u64> {
+    let mut x: u64 = 7;
+    (0..KEYS)
+        .map(|_| {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % HOT_KEYS
+        })
+        .collect()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let which = args.next().unwrap_or_else(|| "ours".into());
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let keys = keys();
+    let mut found = 0u64;
+    match which.as_str() {
+        "ours" => {
+            let cache =
+                match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1).max_bytes(CAPACITY).build() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        eprintln!("{e}");
+                        std::process::exit(1);
+                    }
+                };
+            for k in 0..HOT_KEYS {
+                let _ = cache.insert(k, k);
+            }
+            for i in 0..n {
+                found += u64::from(black_box(cache.get(black_box(&keys[i & (KEYS - 1)]))).is_some());
+            }
+        }
+        "mutex_lru" => {
+            let cache =
+                Mutex::new(lru::LruCache::new(NonZeroUsize::new(CAPACITY).unwrap_or(NonZeroUsize::MIN)));
+            for k in 0..HOT_KEYS {
+                cache.lock().put(k, k);
+            }
+            for i in 0..n {
+                let v = cache.lock().get(black_box(&keys[i & (KEYS - 1)])).copied();
+                found += u64::from(black_box(v).is_some());
+            }
+        }
+        other => {
+            eprintln!("unknown cache {other:?}; expected ours or mutex_lru");
+            std::process::exit(2);
+        }
+    }
+    println!("{which}: {found} hits of {n}");
+}
