@@ -1,11 +1,14 @@
 //! Pick latency of every strategy at 8 and 256 backends, on one thread and on two.
 //!
-//! Each pick is `pick` + drop of the guard (in-flight counted up and down). Keyless picks
+//! Each pick is `pick` + drop of the guard (in-flight counted up and down by the strategies
+//! that read it). Keyless picks
 //! for round robin, smooth weighted, least connections and P2C; an 8-byte key for ketama
 //! and Maglev (the key hash is included). Anchors in the same groups: pingora-ketama's
 //! `Continuum::node` and a naive `BTreeMap` ring beside ketama, a `Mutex<usize>` round
 //! robin beside round robin. On two threads each thread does `iters` picks and the figure
 //! is wall time / `iters`: the latency of one pick while another thread picks too.
+//! Exact least connections is also measured busy (`mltb_busy`): every endpoint already
+//! has a request in flight, so each pick scans them all.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -33,7 +36,9 @@ fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 80))
 }
 
-/// Runs `f(i)` for `iters` iterations on `threads` threads; returns wall time.
+/// Runs `f(i)` for `iters` iterations on `threads` threads; returns wall time (on two
+/// threads, the longer of the two threads' own times from a common start, so that a
+/// timing thread descheduled at the start cannot shorten the measure).
 fn timed<F: Fn(u64) + Sync>(threads: usize, iters: u64, f: F) -> Duration {
     if threads == 1 {
         let start = Instant::now();
@@ -42,22 +47,22 @@ fn timed<F: Fn(u64) + Sync>(threads: usize, iters: u64, f: F) -> Duration {
         }
         return start.elapsed();
     }
-    let barrier = Barrier::new(threads + 1);
+    let barrier = Barrier::new(threads);
     std::thread::scope(|s| {
-        for t in 0..threads {
-            let (f, barrier) = (&f, &barrier);
-            s.spawn(move || {
-                barrier.wait();
-                for i in 0..iters {
-                    f(i.wrapping_mul(threads as u64) + t as u64);
-                }
-                barrier.wait();
-            });
-        }
-        barrier.wait();
-        let start = Instant::now();
-        barrier.wait();
-        start.elapsed()
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (f, barrier) = (&f, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    let start = Instant::now();
+                    for i in 0..iters {
+                        f(i.wrapping_mul(threads as u64) + t as u64);
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("bench thread")).max().unwrap_or_default()
     })
 }
 
@@ -74,6 +79,23 @@ fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, keyed: bool, make:
                     })
                 })
             });
+        }
+        if name == "least_connections" {
+            // Every endpoint already has one request in flight, so no pick finds an idle
+            // endpoint and stops early: each scans all of them.
+            let busy = Balancer::new(make(), backends(n)).expect("valid backends");
+            let held: Vec<_> = (0..n).map(|_| busy.pick().expect("a backend")).collect();
+            assert!(busy.endpoints().iter().all(|e| e.in_flight() == 1));
+            for threads in [1, 2] {
+                group.bench_function(BenchmarkId::new(format!("mltb_busy/{threads}t"), n), |bench| {
+                    bench.iter_custom(|iters| {
+                        timed(threads, iters, |_| {
+                            black_box(busy.pick().expect("a backend").id().len());
+                        })
+                    })
+                });
+            }
+            drop(held);
         }
         if name == "round_robin" {
             let next = Mutex::new(0usize);

@@ -9,6 +9,7 @@ use parking_lot::Mutex;
 
 use crate::clock::nanos_u64;
 use crate::error::{Error, Result};
+use crate::load::Slot;
 
 /// A backend to balance over: a unique id, an address, a weight and free-form metadata.
 ///
@@ -42,11 +43,13 @@ impl Backend {
     }
 
     /// The unique id.
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The address.
+    #[inline]
     pub fn addr(&self) -> &str {
         &self.addr
     }
@@ -71,13 +74,14 @@ pub(crate) fn validate_weight(id: &str, weight: u32) -> Result<()> {
 
 /// A member of a balancer: the backend plus the live state that strategies and health
 /// tracking read — requests in flight, peak-EWMA latency, health and ejection.
-// `repr(C)` keeps the fields every pick touches (the count in flight, the id, and what
-// P2C reads) first, next to the `Arc`'s reference counts, so a pick of a cold endpoint
-// costs one or two cache misses rather than three or four.
+// Nothing here is written on every pick: the count in flight and cancelled picks live in
+// the balancer's slab (`crate::load`), laid out for concurrent picks. What a pick reads
+// (the slot, the id, what P2C reads) comes first, so that a pick of a cold endpoint costs
+// one or two cache misses.
 #[derive(Debug)]
 #[repr(C)]
 pub struct Endpoint {
-    in_flight: AtomicU64,
+    slot: Slot,
     id: String,
     /// Peak-EWMA latency in nanoseconds, as `f64` bits; written under `ewma_lock`, read
     /// without it (a torn pair of estimate and time is still a fine estimate).
@@ -98,17 +102,22 @@ pub struct Endpoint {
     pub(crate) consecutive_failures: AtomicU32,
     successes: AtomicU64,
     failures: AtomicU64,
-    cancelled: AtomicU64,
 }
 
 impl Endpoint {
-    pub(crate) fn new(backend: Backend, default_rtt: Duration, decay: Duration, now: u64) -> Self {
+    pub(crate) fn new(
+        backend: Backend,
+        default_rtt: Duration,
+        decay: Duration,
+        now: u64,
+        slot: Slot,
+    ) -> Self {
         Self {
+            slot,
             id: backend.id,
             addr: backend.addr,
             metadata: backend.metadata,
             weight: AtomicU32::new(backend.weight),
-            in_flight: AtomicU64::new(0),
             ewma_bits: AtomicU64::new((nanos_u64(default_rtt) as f64).to_bits()),
             ewma_at: AtomicU64::new(now),
             ewma_lock: Mutex::new(()),
@@ -122,16 +131,17 @@ impl Endpoint {
             consecutive_failures: AtomicU32::new(0),
             successes: AtomicU64::new(0),
             failures: AtomicU64::new(0),
-            cancelled: AtomicU64::new(0),
         }
     }
 
     /// The unique id.
+    #[inline]
     pub fn id(&self) -> &str {
         &self.id
     }
 
     /// The address.
+    #[inline]
     pub fn addr(&self) -> &str {
         &self.addr
     }
@@ -142,6 +152,7 @@ impl Endpoint {
     }
 
     /// The current weight.
+    #[inline]
     pub fn weight(&self) -> u32 {
         self.weight.load(Ordering::Relaxed)
     }
@@ -151,19 +162,29 @@ impl Endpoint {
     }
 
     /// Picks handed out for this endpoint and not yet reported or dropped.
+    ///
+    /// Counted only when the balancer's strategy reads it
+    /// ([`Strategy::reads_in_flight`](crate::Strategy::reads_in_flight)) or the balancer
+    /// was built with [`track_in_flight`](crate::BalancerBuilder::track_in_flight);
+    /// otherwise always 0.
     #[inline]
     pub fn in_flight(&self) -> u64 {
-        self.in_flight.load(Ordering::Relaxed)
+        u64::from(self.slot.in_flight())
     }
 
     #[inline]
     pub(crate) fn acquire(&self) {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.slot.acquire();
     }
 
     #[inline]
     pub(crate) fn release(&self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.slot.release();
+    }
+
+    #[inline]
+    pub(crate) fn slot(&self) -> &Slot {
+        &self.slot
     }
 
     /// Whether the active health checks consider this endpoint healthy (new endpoints are).
@@ -185,11 +206,7 @@ impl Endpoint {
 
     /// Requests reported as successes, failures, and picks dropped without a report.
     pub fn outcomes(&self) -> (u64, u64, u64) {
-        (
-            self.successes.load(Ordering::Relaxed),
-            self.failures.load(Ordering::Relaxed),
-            self.cancelled.load(Ordering::Relaxed),
-        )
+        (self.successes.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed), self.slot.cancelled())
     }
 
     /// The peak-EWMA latency estimate in nanoseconds at clock reading `now`.
@@ -256,8 +273,9 @@ impl Endpoint {
         self.consecutive_failures.fetch_add(1, Ordering::Relaxed).saturating_add(1)
     }
 
+    #[inline]
     pub(crate) fn count_cancelled(&self) {
-        self.cancelled.fetch_add(1, Ordering::Relaxed);
+        self.slot.count_cancelled();
     }
 
     pub(crate) fn to_backend(&self) -> Backend {
@@ -273,9 +291,11 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::load::Slab;
 
     fn ep() -> Endpoint {
-        Endpoint::new(Backend::new("a", "x"), Duration::from_millis(10), Duration::from_secs(10), 0)
+        let slot = Slab::new().alloc();
+        Endpoint::new(Backend::new("a", "x"), Duration::from_millis(10), Duration::from_secs(10), 0, slot)
     }
 
     #[test]

@@ -41,12 +41,40 @@
 //!   [`Error::NoHealthyBackend`] (no "panic mode" routing to unhealthy members).
 //! - **Precompute at build, O(1) at pick.** Smooth weighted round robin precomputes one
 //!   period of nginx's sequence; ketama builds a sorted ring with an index on the top
-//!   bits of the hash; Maglev builds its lookup table. Exact least connections scans all
-//!   endpoints (O(n)), [`LeastConnections::sampled`] compares k random ones; P2C reads
-//!   two.
+//!   bits of the hash; Maglev builds its lookup table. Exact least connections scans
+//!   (O(n) at worst) but stops at the first endpoint at its *floor*, a lower bound on the
+//!   least load that releases lower and full scans raise, so most picks read a few
+//!   counts; [`LeastConnections::sampled`] compares k random ones; P2C reads two.
 //! - **The caller reports.** A [`Pick`] counts as in flight until it is reported with an
 //!   [`Outcome`] (latency feeds P2C's peak EWMA, failures feed outlier detection) or
-//!   dropped (cancelled: affects neither).
+//!   dropped (cancelled: counted, affects neither).
+//! - **A pick writes nothing that another thread's pick writes, unless the strategy
+//!   needs it.** So that picks on several threads do not bounce cache lines between
+//!   cores:
+//!   - The [`Pick`] guard holds `arc-swap`'s guard on the snapshot plus an index, rather
+//!     than a clone of the endpoint's `Arc`: no shared reference count moves (as long
+//!     as a thread has fewer than 8 of its picks held; beyond, `arc-swap` counts a
+//!     reference on the snapshot). A pick therefore keeps its snapshot (with the
+//!     strategy's ring or table) alive until it is released, not just its endpoint.
+//!   - Requests in flight are counted only for strategies that read them
+//!     ([`Strategy::reads_in_flight`]: least connections, P2C, and custom strategies
+//!     unless they say otherwise), or when the balancer is built with
+//!     [`BalancerBuilder::track_in_flight`]. For round robin, smooth weighted, ketama and
+//!     Maglev, [`Endpoint::in_flight`] stays 0.
+//!   - Each thread leases one of 8 *stripes* for its lifetime (threads beyond 8 share a
+//!     ninth). Counters that picks write — requests in flight, cancelled picks, the
+//!     round-robin cursors — have one copy per stripe on its own cache lines; the owner
+//!     updates its copy with a plain load and store, and reads sum the stripes. A pick
+//!     released on another thread counts down there; the sum stays exact.
+//!   - Requests in flight live in a slab of 16 `u32` lanes per cache line, so exact
+//!     least connections reads 16 lines per stripe, not 256, to scan 256 endpoints.
+//!   - Round robin and smooth weighted keep one cursor per stripe, each walking the
+//!     cycle from its start: every thread's picks are exactly even (or exactly nginx's
+//!     sequence) over each cycle of its own picks, but two threads may pick the same
+//!     endpoint at the same moment. Before, one shared cursor made the interleaving of
+//!     all threads' picks one sequence.
+//!   - Outcome counters that outlier detection needs (successes, failures, failures in
+//!     a row) are written only when the caller reports, not on every pick.
 //! - **Outlier ejection is Envoy's consecutive-failure detector** ([`OutlierDetection`]),
 //!   with the max ejection percent rounded up so one endpoint can always be ejected.
 //!   Ejections end lazily: the first pick after the time is up rebuilds the snapshot, so
@@ -64,6 +92,7 @@ mod clock;
 mod error;
 mod hash;
 mod health;
+mod load;
 mod outlier;
 pub mod strategy;
 

@@ -269,3 +269,66 @@ fn debug_output_stays_short() {
     assert!(text.contains("slots: 65537"), "the table is summarised");
     assert!(text.len() < 100_000, "{} bytes", text.len());
 }
+
+#[test]
+fn strategies_that_ignore_in_flight_skip_counting_but_still_count_outcomes() {
+    let clock = FakeClock::new();
+    let rr = balancer(RoundRobin::new(), 2, &clock);
+    assert!(!rr.tracks_in_flight());
+    let picks: Vec<_> = (0..4).map(|_| rr.pick().expect("a backend")).collect();
+    assert!(rr.endpoints().iter().all(|e| e.in_flight() == 0), "round robin does not count");
+    let mut picks = picks.into_iter();
+    picks.next().expect("four").success(MS);
+    picks.next().expect("four").failure(MS);
+    drop(picks);
+    let outcomes = rr.endpoints().iter().fold((0, 0, 0), |acc, e| {
+        let (s, f, c) = e.outcomes();
+        (acc.0 + s, acc.1 + f, acc.2 + c)
+    });
+    assert_eq!(outcomes, (1, 1, 2));
+
+    let tracked = Balancer::builder(RoundRobin::new())
+        .backends(support::backends(2))
+        .track_in_flight()
+        .build()
+        .expect("valid");
+    assert!(tracked.tracks_in_flight());
+    let held: Vec<_> = (0..4).map(|_| tracked.pick().expect("a backend")).collect();
+    assert!(tracked.endpoints().iter().all(|e| e.in_flight() == 2), "counted when asked");
+    drop(held);
+    assert!(tracked.endpoints().iter().all(|e| e.in_flight() == 0));
+    assert!(balancer(LeastConnections::new(), 1, &clock).tracks_in_flight());
+}
+
+#[test]
+fn picks_are_released_and_reported_on_other_threads() {
+    let clock = FakeClock::new();
+    let b = balancer(LeastConnections::new(), 4, &clock);
+    let picks: Vec<_> = (0..64).map(|_| b.pick().expect("a backend")).collect();
+    assert!(b.endpoints().iter().all(|e| e.in_flight() == 16));
+    // Half are reported and half dropped, on four other threads.
+    std::thread::scope(|s| {
+        let mut picks = picks.into_iter();
+        for _ in 0..4 {
+            let mine: Vec<_> = picks.by_ref().take(16).collect();
+            s.spawn(move || {
+                for (i, p) in mine.into_iter().enumerate() {
+                    if i % 2 == 0 { p.success(MS) } else { drop(p) }
+                }
+            });
+        }
+    });
+    assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
+    let (s, c) = b.endpoints().iter().fold((0, 0), |acc, e| (acc.0 + e.outcomes().0, acc.1 + e.outcomes().2));
+    assert_eq!((s, c), (32, 32));
+    // And picked on several threads at once: counts still return to zero.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                let held: Vec<_> = (0..100).map(|_| b.pick().expect("a backend")).collect();
+                assert!(held.iter().all(|p| p.endpoint().in_flight() >= 1));
+            });
+        }
+    });
+    assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
+}

@@ -139,6 +139,9 @@ fn simulate<S: Strategy>(strategy: S, bases: &[Duration], requests: usize, gap: 
         .backends(backends(bases.len()))
         .clock(clock.clone())
         .default_rtt(bases[0])
+        // The simulated servers slow down with the requests in flight, which round robin
+        // does not count by itself.
+        .track_in_flight()
         .build()
         .expect("valid");
     let base_of: HashMap<String, Duration> =

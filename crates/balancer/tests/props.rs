@@ -165,3 +165,90 @@ proptest! {
         prop_assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
     }
 }
+
+#[derive(Debug, Clone)]
+enum LcOp {
+    /// Pick and hold the pick.
+    Pick,
+    /// Drop the held pick at this position (modulo the number held), or report it.
+    Release {
+        at: usize,
+        report: bool,
+    },
+    SetWeight {
+        node: usize,
+        weight: u32,
+    },
+    SetHealthy {
+        node: usize,
+        healthy: bool,
+    },
+}
+
+fn lc_op() -> impl proptest::strategy::Strategy<Value = LcOp> {
+    prop_oneof![
+        6 => Just(LcOp::Pick),
+        4 => (any::<usize>(), any::<bool>()).prop_map(|(at, report)| LcOp::Release { at, report }),
+        1 => (0..24usize, 1..6u32).prop_map(|(node, weight)| LcOp::SetWeight { node, weight }),
+        1 => (0..24usize, any::<bool>()).prop_map(|(node, healthy)| LcOp::SetHealthy { node, healthy }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Exact least connections, with its floor and early stop, picks what a full scan of
+    /// the available endpoints would: one of least `in_flight / weight`, through holds,
+    /// releases in any order, reports, weight and health changes (snapshot rebuilds).
+    #[test]
+    fn exact_least_conn_picks_a_least_loaded(
+        n in 1..24usize,
+        weights in prop::collection::vec(1..6u32, 24),
+        ops in prop::collection::vec(lc_op(), 1..300),
+    ) {
+        let clock = FakeClock::new();
+        let backends = support::backends(n).into_iter().zip(&weights).map(|(b, &w)| b.with_weight(w));
+        let b = mltb_balancer::Balancer::builder(LeastConnections::new())
+            .backends(backends)
+            .clock(clock.clone())
+            .build()
+            .expect("valid");
+        let mut held = Vec::new();
+        for op in ops {
+            match op {
+                LcOp::Pick => {
+                    let available: Vec<(u64, u64)> = b
+                        .endpoints()
+                        .iter()
+                        .filter(|e| e.is_healthy())
+                        .map(|e| (e.in_flight(), u64::from(e.weight())))
+                        .collect();
+                    let Some(&least) = available.iter().min_by(|x, y| (x.0 * y.1).cmp(&(y.0 * x.1))) else {
+                        prop_assert!(b.pick().is_err());
+                        continue;
+                    };
+                    let p = b.pick().expect("an endpoint is healthy");
+                    let (load, weight) = (p.endpoint().in_flight() - 1, u64::from(p.endpoint().weight()));
+                    prop_assert_eq!(load * least.1, least.0 * weight, "picked {} at {}/{}, least is {}/{}", p.id(), load, weight, least.0, least.1);
+                    held.push(p);
+                }
+                LcOp::Release { at, report } => {
+                    if !held.is_empty() {
+                        let p = held.swap_remove(at % held.len());
+                        if report { p.success(Duration::from_millis(1)) } else { drop(p) }
+                    }
+                }
+                LcOp::SetWeight { node, weight } => {
+                    let _ = b.set_weight(&format!("node-{node}"), weight);
+                }
+                LcOp::SetHealthy { node, healthy } => {
+                    let _ = b.set_healthy(&format!("node-{node}"), healthy);
+                }
+            }
+        }
+        let total: u64 = b.endpoints().iter().map(|e| e.in_flight()).sum();
+        prop_assert_eq!(total, held.len() as u64);
+        drop(held);
+        prop_assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
+    }
+}

@@ -2,6 +2,7 @@
 //! ejections.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -11,6 +12,7 @@ use crate::backend::{Backend, Endpoint, validate_weight};
 use crate::clock::{Clock, MonotonicClock, nanos_u64};
 use crate::error::{Error, Result};
 use crate::hash::key_hash;
+use crate::load::Slab;
 use crate::outlier::OutlierDetection;
 use crate::strategy::{Request, Strategy};
 
@@ -25,7 +27,7 @@ pub const DEFAULT_DECAY: Duration = Duration::from_secs(10);
 
 /// What picks read: the available endpoints and the strategy's state for them.
 #[derive(Debug)]
-struct Snapshot<St> {
+pub(crate) struct Snapshot<St> {
     available: Vec<Arc<Endpoint>>,
     state: St,
     total: usize,
@@ -33,6 +35,8 @@ struct Snapshot<St> {
     ejected: usize,
     /// The earliest clock reading at which an ejected endpoint returns; `u64::MAX` if none.
     next_return: u64,
+    /// Counts the snapshots a balancer has published.
+    generation: u64,
 }
 
 /// Counts of members by state, as of the latest snapshot.
@@ -58,7 +62,13 @@ pub struct Stats {
 pub struct Balancer<S: Strategy> {
     strategy: S,
     snapshot: ArcSwap<Snapshot<S::State>>,
+    /// The generation of the latest snapshot, so that a pick can tell cheaply whether
+    /// the snapshot it holds is still the latest.
+    generation: AtomicU64,
+    /// Whether picks count requests in flight.
+    track: bool,
     members: Mutex<Vec<Arc<Endpoint>>>,
+    slab: Slab,
     outlier: Option<OutlierDetection>,
     clock: Arc<dyn Clock>,
     default_rtt: Duration,
@@ -74,6 +84,7 @@ pub struct BalancerBuilder<S> {
     clock: Option<Arc<dyn Clock>>,
     default_rtt: Duration,
     decay: Duration,
+    track: bool,
 }
 
 impl<S: Strategy> BalancerBuilder<S> {
@@ -120,23 +131,36 @@ impl<S: Strategy> BalancerBuilder<S> {
         self
     }
 
+    /// Counts requests in flight ([`Endpoint::in_flight`]) even when the strategy does
+    /// not read them ([`Strategy::reads_in_flight`]), e.g. to export them as metrics.
+    /// Costs every pick two writes to a counter shared with other threads' picks.
+    #[must_use]
+    pub fn track_in_flight(mut self) -> Self {
+        self.track = true;
+        self
+    }
+
     /// Builds the balancer; fails on a duplicate id or a zero weight.
     pub fn build(self) -> Result<Balancer<S>> {
         let clock = self.clock.unwrap_or_else(|| Arc::new(MonotonicClock::new()));
         let now = clock.now_nanos();
+        let slab = Slab::new();
         let mut members: Vec<Arc<Endpoint>> = Vec::with_capacity(self.backends.len());
         for b in self.backends {
             validate_weight(b.id(), b.weight())?;
             if members.iter().any(|m| m.id() == b.id()) {
                 return Err(Error::DuplicateBackend { id: b.id().to_owned() });
             }
-            members.push(Arc::new(Endpoint::new(b, self.default_rtt, self.decay, now)));
+            members.push(Arc::new(Endpoint::new(b, self.default_rtt, self.decay, now, slab.alloc())));
         }
-        let snapshot = build_snapshot(&self.strategy, &members, now);
+        let snapshot = build_snapshot(&self.strategy, &members, now, 0);
         Ok(Balancer {
+            generation: AtomicU64::new(0),
+            track: self.track || self.strategy.reads_in_flight(),
             strategy: self.strategy,
             snapshot: ArcSwap::from_pointee(snapshot),
             members: Mutex::new(members),
+            slab,
             outlier: self.outlier,
             clock,
             default_rtt: self.default_rtt,
@@ -146,8 +170,12 @@ impl<S: Strategy> BalancerBuilder<S> {
 }
 
 /// Returns ejected endpoints whose time is up to service, then builds a snapshot.
-fn build_snapshot<S: Strategy>(strategy: &S, members: &[Arc<Endpoint>], now: u64) -> Snapshot<S::State> {
-    use std::sync::atomic::Ordering;
+fn build_snapshot<S: Strategy>(
+    strategy: &S,
+    members: &[Arc<Endpoint>],
+    now: u64,
+    generation: u64,
+) -> Snapshot<S::State> {
     let mut available = Vec::with_capacity(members.len());
     let (mut unhealthy, mut ejected, mut next_return) = (0, 0, u64::MAX);
     for e in members {
@@ -172,7 +200,7 @@ fn build_snapshot<S: Strategy>(strategy: &S, members: &[Arc<Endpoint>], now: u64
         }
     }
     let state = strategy.build(&available);
-    Snapshot { available, state, total: members.len(), unhealthy, ejected, next_return }
+    Snapshot { available, state, total: members.len(), unhealthy, ejected, next_return, generation }
 }
 
 impl<S: Strategy> Balancer<S> {
@@ -190,6 +218,7 @@ impl<S: Strategy> Balancer<S> {
             clock: None,
             default_rtt: DEFAULT_RTT,
             decay: DEFAULT_DECAY,
+            track: false,
         }
     }
 
@@ -223,17 +252,19 @@ impl<S: Strategy> Balancer<S> {
             self.refresh_if_due();
             snap = self.snapshot.load();
         }
-        let Some(first) = snap.available.first() else {
+        if snap.available.is_empty() {
             return Err(Error::NoHealthyBackend {
                 total: snap.total,
                 unhealthy: snap.unhealthy,
                 ejected: snap.ejected,
             });
-        };
+        }
         let request = Request::new(key_hash, &*self.clock);
         let i = self.strategy.pick(&snap.state, &snap.available, &request);
-        let endpoint = snap.available.get(i).unwrap_or(first);
-        Ok(Pick::new(self, Arc::clone(endpoint)))
+        let index = if i < snap.available.len() { i } else { 0 };
+        // The guard keeps the snapshot (and so the endpoint) alive: no reference count of
+        // a shared `Arc` is touched.
+        Ok(Pick::new(self, snap, index, self.track))
     }
 
     /// Adds a backend; fails if its id is taken or its weight is 0.
@@ -244,7 +275,7 @@ impl<S: Strategy> Balancer<S> {
             return Err(Error::DuplicateBackend { id: backend.id().to_owned() });
         }
         let now = self.now_nanos();
-        members.push(Arc::new(Endpoint::new(backend, self.default_rtt, self.decay, now)));
+        members.push(Arc::new(Endpoint::new(backend, self.default_rtt, self.decay, now, self.slab.alloc())));
         self.publish(&members, now);
         Ok(())
     }
@@ -269,7 +300,7 @@ impl<S: Strategy> Balancer<S> {
 
     /// Marks a backend healthy or unhealthy by hand, as an active health check would.
     pub fn set_healthy(&self, id: &str, healthy: bool) -> Result<()> {
-        self.with_member(id, |e| e.healthy.store(healthy, std::sync::atomic::Ordering::Release))
+        self.with_member(id, |e| e.healthy.store(healthy, Ordering::Release))
     }
 
     fn with_member(&self, id: &str, f: impl FnOnce(&Endpoint)) -> Result<()> {
@@ -302,6 +333,12 @@ impl<S: Strategy> Balancer<S> {
             unhealthy: snap.unhealthy,
             ejected: snap.ejected,
         }
+    }
+
+    /// Whether picks count requests in flight: the strategy reads them, or the balancer
+    /// was built with [`track_in_flight`](BalancerBuilder::track_in_flight).
+    pub fn tracks_in_flight(&self) -> bool {
+        self.track
     }
 
     /// The strategy.
@@ -337,13 +374,27 @@ impl<S: Strategy> Balancer<S> {
         }
     }
 
+    /// Builds and publishes a snapshot; callers hold the `members` lock.
     fn publish(&self, members: &[Arc<Endpoint>], now: u64) {
-        self.snapshot.store(Arc::new(build_snapshot(&self.strategy, members, now)));
+        let generation = self.generation.load(Ordering::Relaxed).wrapping_add(1);
+        let snapshot = build_snapshot(&self.strategy, members, now, generation);
+        self.snapshot.store(Arc::new(snapshot));
+        self.generation.store(generation, Ordering::SeqCst);
+    }
+
+    /// Tells the strategy, with the latest state, that a pick of `endpoint` from `snap`
+    /// was released (its count in flight has gone down).
+    #[inline]
+    pub(crate) fn released(&self, snap: &Snapshot<S::State>, endpoint: &Endpoint) {
+        if snap.generation == self.generation.load(Ordering::SeqCst) {
+            self.strategy.released(&snap.state, endpoint);
+        } else {
+            self.strategy.released(&self.snapshot.load().state, endpoint);
+        }
     }
 
     /// Ejects `endpoint` if it has failed `in_a_row` times in a row and the cap allows.
     fn on_failure(&self, endpoint: &Arc<Endpoint>, in_a_row: u32) {
-        use std::sync::atomic::Ordering;
         let Some(od) = &self.outlier else { return };
         if in_a_row < od.failure_threshold() {
             return;

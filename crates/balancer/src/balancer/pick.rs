@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Balancer;
+use arc_swap::Guard;
+
+use super::{Balancer, Snapshot};
 use crate::backend::Endpoint;
 use crate::strategy::Strategy;
 
@@ -23,48 +25,71 @@ pub enum Outcome {
 /// [`success`](Self::success) / [`failure`](Self::failure)): latencies feed P2C's
 /// peak EWMA and failures feed outlier detection. Dropping the guard without a report
 /// counts the request as cancelled, which affects neither.
+///
+/// The guard holds the balancer's snapshot it was picked from (through `arc-swap`'s
+/// guard, which costs no shared write), so the endpoint stays valid after it is removed;
+/// while it lives, that snapshot — including the strategy's ring or table — is kept.
+/// `arc-swap` has 8 such cheap guards per thread: while 8 picks made on one thread are
+/// still held (anywhere), further picks on that thread count a reference on the snapshot
+/// instead — an atomic add and subtract on a counter all threads share.
 #[derive(Debug)]
 #[must_use = "a pick counts as in flight until it is reported or dropped"]
 pub struct Pick<'a, S: Strategy> {
     balancer: &'a Balancer<S>,
-    endpoint: Arc<Endpoint>,
+    snapshot: Guard<Arc<Snapshot<S::State>>>,
+    index: usize,
+    tracked: bool,
     reported: bool,
 }
 
 impl<'a, S: Strategy> Pick<'a, S> {
-    pub(super) fn new(balancer: &'a Balancer<S>, endpoint: Arc<Endpoint>) -> Self {
-        endpoint.acquire();
-        Self { balancer, endpoint, reported: false }
+    /// `index` must be in range of the snapshot's available endpoints.
+    #[inline]
+    pub(super) fn new(
+        balancer: &'a Balancer<S>,
+        snapshot: Guard<Arc<Snapshot<S::State>>>,
+        index: usize,
+        tracked: bool,
+    ) -> Self {
+        let pick = Self { balancer, snapshot, index, tracked, reported: false };
+        if tracked {
+            pick.endpoint().acquire();
+        }
+        pick
     }
 
     /// The chosen endpoint.
+    #[inline]
     pub fn endpoint(&self) -> &Arc<Endpoint> {
-        &self.endpoint
+        &self.snapshot.available[self.index]
     }
 
     /// The chosen endpoint's id.
+    #[inline]
     pub fn id(&self) -> &str {
-        self.endpoint.id()
+        self.endpoint().id()
     }
 
     /// The chosen endpoint's address.
+    #[inline]
     pub fn addr(&self) -> &str {
-        self.endpoint.addr()
+        self.endpoint().addr()
     }
 
     /// Records how the request went and releases the endpoint.
     pub fn report(mut self, outcome: Outcome) {
         self.reported = true;
         let now = self.balancer.now_nanos();
+        let endpoint = self.endpoint();
         match outcome {
             Outcome::Success(latency) => {
-                self.endpoint.observe_latency(now, latency);
-                self.endpoint.count_success();
+                endpoint.observe_latency(now, latency);
+                endpoint.count_success();
             }
             Outcome::Failure(latency) => {
-                self.endpoint.observe_latency(now, latency);
-                let in_a_row = self.endpoint.count_failure();
-                self.balancer.on_failure(&self.endpoint, in_a_row);
+                endpoint.observe_latency(now, latency);
+                let in_a_row = endpoint.count_failure();
+                self.balancer.on_failure(endpoint, in_a_row);
             }
         }
     }
@@ -81,10 +106,15 @@ impl<'a, S: Strategy> Pick<'a, S> {
 }
 
 impl<S: Strategy> Drop for Pick<'_, S> {
+    #[inline]
     fn drop(&mut self) {
+        let endpoint = self.endpoint();
         if !self.reported {
-            self.endpoint.count_cancelled();
+            endpoint.count_cancelled();
         }
-        self.endpoint.release();
+        if self.tracked {
+            endpoint.release();
+            self.balancer.released(&self.snapshot, endpoint);
+        }
     }
 }

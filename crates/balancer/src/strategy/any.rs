@@ -117,6 +117,24 @@ impl Strategy for AnyStrategy {
             _ => 0,
         }
     }
+
+    #[inline]
+    fn released(&self, state: &AnyState, endpoint: &Endpoint) {
+        if let (Self::LeastConnections(s), AnyState::LeastConn(st)) = (self, state) {
+            s.released(st, endpoint);
+        }
+    }
+
+    fn reads_in_flight(&self) -> bool {
+        match self {
+            Self::RoundRobin(s) => s.reads_in_flight(),
+            Self::SmoothWeighted(s) => s.reads_in_flight(),
+            Self::LeastConnections(s) => s.reads_in_flight(),
+            Self::PeakEwmaP2c(s) => s.reads_in_flight(),
+            Self::Ketama(s) => s.reads_in_flight(),
+            Self::Maglev(s) => s.reads_in_flight(),
+        }
+    }
 }
 
 #[cfg(test)]

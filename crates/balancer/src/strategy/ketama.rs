@@ -142,6 +142,10 @@ impl Strategy for Ketama {
         let h = request.key_hash().unwrap_or_else(|| self.rng.next());
         ring.points.get(ring.find(h)).map_or(0, |p| p.owner as usize)
     }
+
+    fn reads_in_flight(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

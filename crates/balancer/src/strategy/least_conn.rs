@@ -5,13 +5,23 @@ use std::sync::Arc;
 use super::{Request, Strategy};
 use crate::backend::Endpoint;
 use crate::hash::{Rng, reduce, thread_rng};
+use crate::load::{Chunk, LANES, Padded};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The endpoint with the fewest requests in flight relative to its weight (nginx's
 /// `least_conn`: minimises `in_flight / weight`).
 ///
 /// Requests in flight are counted by the [`Pick`](crate::Pick) guard. By default every
 /// pick scans all available endpoints (O(n)); the scan starts at a random endpoint so
-/// that ties are spread instead of piling on the first. [`sampled`](Self::sampled)
+/// that ties are spread instead of piling on the first. The counts are `u32`s packed 16
+/// to a cache line, so a full scan of 256 endpoints reads 16 lines; and most scans stop
+/// early: the state keeps a *floor*, a lower bound on the least load (0 after a rebuild;
+/// lowered when a release takes a count below it; raised to the least load a full scan
+/// found), and a scan stops at the first endpoint whose load is at the floor, which is
+/// the one a full scan would have returned. Single-threaded, picks are exactly those of
+/// a full scan; with picks and releases racing on other threads a pick may land one
+/// request above the least loaded, as any scan racing with updates may.
+/// [`sampled`](Self::sampled)
 /// compares only `k` endpoints drawn at random (Envoy's `LEAST_REQUEST` with
 /// `choice_count`), O(k), for large sets where a full scan costs too much.
 #[derive(Debug, Default)]
@@ -45,20 +55,20 @@ impl LeastConnections {
     }
 
     /// Whether `(load, weight)` is less loaded than `(best_load, best_weight)`:
-    /// `load / weight < best_load / best_weight`, without division.
+    /// `load / weight < best_load / best_weight`, without division (exact: both products
+    /// fit in 64 bits).
     #[inline]
-    fn lighter(load: u64, weight: u64, best_load: u64, best_weight: u64) -> bool {
-        u128::from(load) * u128::from(best_weight) < u128::from(best_load) * u128::from(weight)
+    fn lighter(load: u32, weight: u32, best_load: u32, best_weight: u32) -> bool {
+        u64::from(load) * u64::from(best_weight) < u64::from(best_load) * u64::from(weight)
     }
 
-    fn pick_sampled(&self, choices: usize, state: &LeastConnState, endpoints: &[Arc<Endpoint>]) -> usize {
-        let n = endpoints.len();
-        let weight = |i: usize| state.weights.as_ref().and_then(|w| w.get(i)).copied().unwrap_or(1);
+    fn pick_sampled(&self, choices: usize, state: &LeastConnState) -> usize {
+        let n = state.len();
         let mut best = reduce(self.random(), n);
-        let (mut best_load, mut best_weight) = (endpoints[best].in_flight(), weight(best));
+        let (mut best_load, mut best_weight) = (state.load(best), state.weight(best));
         for _ in 1..choices {
             let i = reduce(self.random(), n);
-            let (load, w) = (endpoints[i].in_flight(), weight(i));
+            let (load, w) = (state.load(i), state.weight(i));
             if Self::lighter(load, w, best_load, best_weight) {
                 best = i;
                 best_load = load;
@@ -67,13 +77,106 @@ impl LeastConnections {
         }
         best
     }
+
+    /// The exact scan, from a random start, wrapping around; the first strictly lighter
+    /// endpoint replaces the best so far, and one at the floor ends the scan.
+    fn pick_exact(&self, state: &LeastConnState) -> usize {
+        let n = state.len();
+        let start = reduce(self.random(), n);
+        let floor = state.floor.0.load(Ordering::SeqCst);
+        let (floor_load, floor_weight) = unpack(floor);
+        let mut best = start;
+        let (mut best_load, mut best_weight) = (state.load(start), state.weight(start));
+        if !Self::lighter(floor_load, floor_weight, best_load, best_weight) {
+            return best;
+        }
+        let order = (start + 1..n).chain(0..start);
+        match &state.weights {
+            None => {
+                for i in order {
+                    let load = state.load(i);
+                    if load < best_load {
+                        best = i;
+                        best_load = load;
+                        if load <= floor_load {
+                            return best;
+                        }
+                    }
+                }
+            }
+            Some(weights) => {
+                for i in order {
+                    let (load, weight) = (state.load(i), weights.get(i).copied().unwrap_or(1));
+                    if Self::lighter(load, weight, best_load, best_weight) {
+                        best = i;
+                        best_load = load;
+                        best_weight = weight;
+                        if !Self::lighter(floor_load, floor_weight, load, weight) {
+                            return best;
+                        }
+                    }
+                }
+            }
+        }
+        // A full scan: what it found is the least load, unless a release raced with it
+        // (then the exchange fails or the floor ends up one request too high, until the
+        // next release or full scan moves it).
+        let _ = state.floor.0.compare_exchange(
+            floor,
+            pack(best_load, best_weight),
+            Ordering::SeqCst,
+            Ordering::Relaxed,
+        );
+        best
+    }
 }
 
-/// The weights, copied at build so a scan reads them from one contiguous array.
-#[derive(Debug)]
+fn pack(load: u32, weight: u32) -> u64 {
+    (u64::from(load) << 32) | u64::from(weight)
+}
+
+fn unpack(floor: u64) -> (u32, u32) {
+    ((floor >> 32) as u32, floor as u32)
+}
+
+/// What a pick reads, in contiguous arrays: where each endpoint's count in flight is,
+/// and the weights.
 pub struct LeastConnState {
     /// `None` when all weights are equal, which allows comparing counts alone.
-    weights: Option<Vec<u64>>,
+    weights: Option<Vec<u32>>,
+    /// The chunks holding the endpoints' counts, each once.
+    chunks: Vec<Arc<Chunk>>,
+    /// Per endpoint: its chunk's position in `chunks` × `LANES` + its lane.
+    lanes: Vec<u32>,
+    /// A lower bound on the least `load / weight`, packed as `load << 32 | weight`.
+    floor: Padded<AtomicU64>,
+}
+
+impl std::fmt::Debug for LeastConnState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeastConnState")
+            .field("endpoints", &self.lanes.len())
+            .field("chunks", &self.chunks.len())
+            .field("weighted", &self.weights.is_some())
+            .finish()
+    }
+}
+
+impl LeastConnState {
+    fn len(&self) -> usize {
+        self.lanes.len()
+    }
+
+    #[inline]
+    fn load(&self, i: usize) -> u32 {
+        let at = self.lanes.get(i).map_or(0, |&l| l as usize);
+        self.chunks.get(at / LANES).map_or(u32::MAX, |c| c.in_flight(at % LANES))
+    }
+
+    #[inline]
+    fn weight(&self, i: usize) -> u32 {
+        self.weights.as_ref().and_then(|w| w.get(i)).copied().unwrap_or(1)
+    }
 }
 
 impl Strategy for LeastConnections {
@@ -81,51 +184,71 @@ impl Strategy for LeastConnections {
 
     fn build(&self, endpoints: &[Arc<Endpoint>]) -> LeastConnState {
         let uniform = endpoints.windows(2).all(|w| w[0].weight() == w[1].weight());
-        let weights = (!uniform).then(|| endpoints.iter().map(|e| u64::from(e.weight())).collect());
-        LeastConnState { weights }
+        let weights = (!uniform).then(|| endpoints.iter().map(|e| e.weight()).collect());
+        let mut chunks: Vec<Arc<Chunk>> = Vec::new();
+        // Slab chunk index → position in `chunks`.
+        let mut position: Vec<Option<usize>> = Vec::new();
+        let mut lanes = Vec::with_capacity(endpoints.len());
+        for e in endpoints {
+            let slot = e.slot();
+            let index = slot.chunk_index();
+            if position.len() <= index {
+                position.resize(index + 1, None);
+            }
+            let at = *position[index].get_or_insert_with(|| {
+                chunks.push(Arc::clone(slot.chunk()));
+                chunks.len() - 1
+            });
+            lanes.push((at * LANES + slot.lane()) as u32);
+        }
+        LeastConnState { weights, chunks, lanes, floor: Padded(AtomicU64::new(pack(0, 1))) }
     }
 
     #[inline]
     fn pick(&self, state: &LeastConnState, endpoints: &[Arc<Endpoint>], _: &Request<'_>) -> usize {
-        if let Some(choices) = self.choices {
-            return self.pick_sampled(choices, state, endpoints);
+        if state.len() != endpoints.len() || state.len() == 0 {
+            return 0;
         }
-        let n = endpoints.len();
-        let start = reduce(self.random(), n);
-        let mut best = start;
-        let mut best_load = endpoints[start].in_flight();
-        match &state.weights {
-            None => {
-                for off in 1..n {
-                    if best_load == 0 {
-                        break;
-                    }
-                    let i = if start + off >= n { start + off - n } else { start + off };
-                    let load = endpoints[i].in_flight();
-                    if load < best_load {
-                        best = i;
-                        best_load = load;
+        match self.choices {
+            Some(choices) => self.pick_sampled(choices, state),
+            None => self.pick_exact(state),
+        }
+    }
+
+    #[inline]
+    fn released(&self, state: &LeastConnState, endpoint: &Endpoint) {
+        if self.choices.is_some() {
+            return;
+        }
+        let floor = state.floor.0.load(Ordering::SeqCst);
+        let (floor_load, floor_weight) = unpack(floor);
+        if floor_load == 0 {
+            // Nothing is below a floor of 0: spare reading the count.
+            return;
+        }
+        let load = endpoint.slot().in_flight();
+        let weight = if state.weights.is_some() { endpoint.weight() } else { 1 };
+        if Self::lighter(load, weight, floor_load, floor_weight) {
+            // Below the floor: lower it (bounded; each failure means it moved).
+            let mut current = floor;
+            for _ in 0..8 {
+                match state.floor.0.compare_exchange_weak(
+                    current,
+                    pack(load, weight),
+                    Ordering::SeqCst,
+                    Ordering::SeqCst,
+                ) {
+                    Ok(_) => break,
+                    Err(now) => {
+                        let (l, w) = unpack(now);
+                        if !Self::lighter(load, weight, l, w) {
+                            break;
+                        }
+                        current = now;
                     }
                 }
             }
-            Some(weights) if weights.len() == n => {
-                let mut best_weight = weights[start];
-                for off in 1..n {
-                    let i = if start + off >= n { start + off - n } else { start + off };
-                    let (load, weight) = (endpoints[i].in_flight(), weights[i]);
-                    // load / weight < best_load / best_weight, without division; loads
-                    // and weights fit in 32 bits in practice, u128 makes it exact anyway.
-                    if u128::from(load) * u128::from(best_weight) < u128::from(best_load) * u128::from(weight)
-                    {
-                        best = i;
-                        best_load = load;
-                        best_weight = weight;
-                    }
-                }
-            }
-            Some(_) => {}
         }
-        best
     }
 }
 

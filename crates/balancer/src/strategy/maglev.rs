@@ -131,6 +131,10 @@ impl Strategy for Maglev {
         let h = request.key_hash().unwrap_or_else(|| self.rng.next());
         table.slots.get(reduce(h, table.slots.len())).copied().unwrap_or(0) as usize
     }
+
+    fn reads_in_flight(&self) -> bool {
+        false
+    }
 }
 
 #[cfg(test)]

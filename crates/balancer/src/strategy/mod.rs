@@ -39,6 +39,25 @@ pub trait Strategy: Send + Sync + Debug + 'static {
     /// Returns the index into `endpoints` of the one to use. An index out of range is
     /// treated as 0.
     fn pick(&self, state: &Self::State, endpoints: &[Arc<Endpoint>], request: &Request<'_>) -> usize;
+
+    /// Whether `pick` reads [`Endpoint::in_flight`]. Counting requests in flight costs
+    /// every pick two writes to a counter that other threads' picks also write, so the
+    /// balancer counts them only for strategies that say they read them (or when built
+    /// with [`track_in_flight`](crate::BalancerBuilder::track_in_flight)).
+    ///
+    /// Defaults to `true`, which is always correct; the built-in round robins and
+    /// hashing strategies say `false`.
+    fn reads_in_flight(&self) -> bool {
+        true
+    }
+
+    /// Called when a pick of `endpoint` is reported or dropped, after its count in flight
+    /// went down, with the latest state (only for strategies that read in flight). A
+    /// hook for strategies that keep a summary of the counts; does nothing by default.
+    #[inline]
+    fn released(&self, state: &Self::State, endpoint: &Endpoint) {
+        let _ = (state, endpoint);
+    }
 }
 
 /// What a strategy knows about the request being balanced.
@@ -83,15 +102,23 @@ pub(crate) fn weight_gcd(endpoints: &[Arc<Endpoint>]) -> u32 {
 pub(crate) mod test_support {
     use super::*;
     use crate::backend::Backend;
+    use crate::load::Slab;
     use std::time::Duration;
 
     pub(crate) fn endpoints(weights: &[u32]) -> Vec<Arc<Endpoint>> {
+        let slab = Slab::new();
         weights
             .iter()
             .enumerate()
             .map(|(i, &w)| {
                 let b = Backend::new(format!("node-{i}"), format!("10.0.0.{i}:80")).with_weight(w);
-                Arc::new(Endpoint::new(b, Duration::from_millis(10), Duration::from_secs(10), 0))
+                Arc::new(Endpoint::new(
+                    b,
+                    Duration::from_millis(10),
+                    Duration::from_secs(10),
+                    0,
+                    slab.alloc(),
+                ))
             })
             .collect()
     }

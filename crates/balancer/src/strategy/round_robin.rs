@@ -1,17 +1,21 @@
 //! Round robin.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::{Request, Strategy};
 use crate::backend::Endpoint;
+use crate::load::Cursors;
 
 /// Each available endpoint in turn, ignoring weights.
 ///
-/// The cursor lives in the strategy, so it keeps going when the set changes.
+/// The cursor lives in the strategy, so it keeps going when the set changes. There is one
+/// cursor per thread stripe (8 stripes; each thread keeps its stripe): each starts at the
+/// first endpoint and walks the whole cycle, so every thread's picks are exactly even over
+/// each cycle of its own, and threads do not contend on one shared counter. Threads picking
+/// at once may therefore pick the same endpoint at the same moment.
 #[derive(Debug, Default)]
 pub struct RoundRobin {
-    next: AtomicUsize,
+    cursors: Cursors,
 }
 
 impl RoundRobin {
@@ -28,7 +32,11 @@ impl Strategy for RoundRobin {
 
     #[inline]
     fn pick(&self, _: &(), endpoints: &[Arc<Endpoint>], _: &Request<'_>) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len()
+        self.cursors.next() % endpoints.len()
+    }
+
+    fn reads_in_flight(&self) -> bool {
+        false
     }
 }
 

@@ -1,12 +1,12 @@
 //! Smooth weighted round robin (nginx's algorithm).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
 use super::{Request, Strategy, weight_gcd};
 use crate::backend::Endpoint;
+use crate::load::Cursors;
 
 /// The longest cycle precomputed; above it picks run nginx's loop under a lock.
 const MAX_SEQUENCE: u64 = 1 << 16;
@@ -21,9 +21,13 @@ const MAX_BUILD_WORK: u64 = 1 << 24;
 /// the cycle with an atomic cursor: O(1), lock-free. When the cycle would be longer than
 /// 65 536 picks (or cost more than 2²⁴ steps to build) it falls back to nginx's loop
 /// under a mutex.
+///
+/// As with [`RoundRobin`](crate::RoundRobin), there is one cursor per thread stripe, each
+/// walking the cycle from its start: each thread's picks follow nginx's sequence exactly,
+/// and every full cycle of them gives each endpoint exactly its weight.
 #[derive(Debug, Default)]
 pub struct SmoothWeighted {
-    cursor: AtomicUsize,
+    cursors: Cursors,
 }
 
 impl SmoothWeighted {
@@ -82,14 +86,16 @@ impl Strategy for SmoothWeighted {
     #[inline]
     fn pick(&self, state: &WeightedState, _: &[Arc<Endpoint>], _: &Request<'_>) -> usize {
         match state {
-            WeightedState::Cycle(cycle) => {
-                cycle[self.cursor.fetch_add(1, Ordering::Relaxed) % cycle.len()] as usize
-            }
+            WeightedState::Cycle(cycle) => cycle[self.cursors.next() % cycle.len()] as usize,
             WeightedState::Live(current, weights) => {
                 let total = weights.iter().sum();
                 nginx_step(&mut current.lock(), weights, total)
             }
         }
+    }
+
+    fn reads_in_flight(&self) -> bool {
+        false
     }
 }
 
