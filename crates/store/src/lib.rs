@@ -46,7 +46,8 @@
 //! # Features
 //!
 //! - `postgres`: [`PostgresBackend`] and [`PostgresStore`] (tokio-postgres, no TLS,
-//!   through an `mltb-pool` pool), and PostgreSQL in [`AnyStore::open`].
+//!   through an `mltb-pool` pool, plus one listener connection for cache
+//!   invalidation), and PostgreSQL in [`AnyStore::open`].
 //!
 //! # Design
 //!
@@ -66,7 +67,24 @@
 //! - **Cached reads.** Roles, chat authorization and settings are read through an
 //!   `mltb-cache` [`MemoryCache`](mltb_cache::MemoryCache) (single-flight), and every
 //!   write through the store invalidates its key; a generation counter drops a value
-//!   whose load raced a write. Changes made by another process show after the TTL.
+//!   whose load raced a write.
+//! - **Invalidation across instances (PostgreSQL).** Every write that invalidates a
+//!   cached key also runs `SELECT pg_notify(<channel>, <key>)` in its own transaction,
+//!   so the notification is delivered only if the write commits. The payload names the
+//!   key: `role:<user id>`, `chat:<chat id>` or `settings:<user id>`, then
+//!   `/<origin>` (the sender's random id: a store skips its own, having invalidated
+//!   the key itself); others are ignored (logged at debug, counted). Every [`PostgresStore`] keeps one dedicated
+//!   listener connection (not from the pool) on the channel
+//!   ([`StoreConfig::invalidation_channel`], default `mltb_store_invalidate`) and
+//!   invalidates the named key in its own cache, bumping the generation counter, so a
+//!   `/unauth` or a ban on one instance holds on all of them at once. The store does
+//!   not open until it is listening. If the listener's connection drops, reads bypass
+//!   the cache until it is back (reconnecting with backoff from 100 ms, doubling, capped
+//!   at 30 s), and every (re)connect clears the whole cache, since notifications sent
+//!   meanwhile are lost. The listener stops when the store is closed or its last handle
+//!   dropped; a closed store reads the database directly. Counters:
+//!   [`Store::invalidation_stats`]. SQLite sends no notifications: it is one process
+//!   by design, and another process writing the file is seen after the TTL.
 //! - **Batched writes.** Progress and state transitions go through an `mltb-batch`
 //!   batcher: concurrent writes share one transaction, and each caller gets its own
 //!   result (a missing task or a refused transition fails alone). A call returns after
@@ -107,7 +125,7 @@ pub use model::{
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
-pub use store::{AnyStore, Database, Span, SqliteStore, Store, StoreConfig};
+pub use store::{AnyStore, Database, InvalidationStats, Span, SqliteStore, Store, StoreConfig};
 pub use value::{Outcome, Row, Statement, Value};
 
 /// The README's example, compiled as a doctest.

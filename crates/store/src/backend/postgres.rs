@@ -21,6 +21,8 @@ const MIGRATION_LOCK: i64 = 0x6d6c_7462_5f73_746f; // "mltb_sto"
 pub struct PostgresBackend {
     pool: Pool<PostgresManager>,
     location: String,
+    /// Boxed: it is large, and `AnyBackend` holds this by value.
+    config: Box<tokio_postgres::Config>,
 }
 
 impl PostgresBackend {
@@ -30,8 +32,13 @@ impl PostgresBackend {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| Error::Invalid { field: "database url", reason: format!("{e}") })?;
         let location = format!("PostgreSQL database {:?}", config.get_dbname().unwrap_or("(default)"));
-        let pool = Pool::connect(PostgresManager::from_config(config), pool).await?;
-        Ok(Self { pool, location })
+        let pool = Pool::connect(PostgresManager::from_config(config.clone()), pool).await?;
+        Ok(Self { pool, location, config: Box::new(config) })
+    }
+
+    /// The connection settings (the store's invalidation listener uses them).
+    pub(crate) fn config(&self) -> &tokio_postgres::Config {
+        &self.config
     }
 
     /// The connection pool (for its metrics).

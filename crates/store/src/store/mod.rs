@@ -1,5 +1,6 @@
 //! [`Store`]: the bot's persistence over any [`Backend`].
 
+mod invalidate;
 mod sql;
 mod tasks;
 mod users;
@@ -10,7 +11,9 @@ use std::ops::Deref;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
+use tokio::sync::watch;
 
 use mltb_batch::Batcher;
 use mltb_cache::MemoryCache;
@@ -19,6 +22,8 @@ use mltb_query_analyzer::{NoopSink, QuerySink, SpanId, SpanKind};
 
 use crate::backend::sqlite::SqliteBackend;
 use crate::{AnyBackend, Backend, Error, Executor, Outcome, Result, Role, Statement, UserSettings};
+use invalidate::CacheState;
+pub use invalidate::InvalidationStats;
 pub(crate) use writes::Write;
 
 /// How a [`Store`] is set up. Every setting has a default; see each method.
@@ -30,6 +35,7 @@ pub struct StoreConfig {
     cache_bytes: usize,
     batch_max_items: usize,
     batch_max_delay: Duration,
+    invalidation_channel: String,
 }
 
 impl fmt::Debug for StoreConfig {
@@ -40,6 +46,7 @@ impl fmt::Debug for StoreConfig {
             .field("cache_bytes", &self.cache_bytes)
             .field("batch_max_items", &self.batch_max_items)
             .field("batch_max_delay", &self.batch_max_delay)
+            .field("invalidation_channel", &self.invalidation_channel)
             .finish_non_exhaustive()
     }
 }
@@ -53,6 +60,7 @@ impl Default for StoreConfig {
             cache_bytes: 4 * 1024 * 1024,
             batch_max_items: 256,
             batch_max_delay: Duration::from_millis(20),
+            invalidation_channel: invalidate::DEFAULT_CHANNEL.to_owned(),
         }
     }
 }
@@ -77,9 +85,10 @@ impl StoreConfig {
         self
     }
 
-    /// How long a cached authorization or settings read lives (default 5 minutes;
-    /// writes through this store invalidate at once, so this only bounds how long a
-    /// change made by another process goes unseen).
+    /// How long a cached authorization or settings read lives (default 5 minutes).
+    /// Writes through this store invalidate at once; on PostgreSQL, so do writes by
+    /// other stores on the same database (see [`invalidation_channel`](Self::invalidation_channel)).
+    /// On SQLite this bounds how long a change made by another process goes unseen.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.cache_ttl = ttl;
         self
@@ -101,6 +110,16 @@ impl StoreConfig {
     /// (default 20 ms; a write on an idle store goes at once).
     pub fn batch_max_delay(mut self, delay: Duration) -> Self {
         self.batch_max_delay = delay;
+        self
+    }
+
+    /// The PostgreSQL `LISTEN`/`NOTIFY` channel on which stores sharing a database
+    /// tell each other which cached keys a write changed (default
+    /// `mltb_store_invalidate`). Every instance of one deployment must use the same
+    /// name: 1 to 63 bytes of lowercase ASCII letters, digits and `_`, not starting
+    /// with a digit (checked when the store opens). Unused on SQLite.
+    pub fn invalidation_channel(mut self, channel: impl Into<String>) -> Self {
+        self.invalidation_channel = channel.into();
         self
     }
 }
@@ -137,13 +156,23 @@ pub(crate) struct Shared<B> {
     pub(crate) exec: Executor,
 }
 
-struct Inner<B> {
+struct Inner<B: Backend> {
     shared: Arc<Shared<B>>,
-    cache: MemoryCache<CacheKey, Cached>,
-    /// Bumped by every invalidation, so that a load that raced a write is not kept.
-    generation: AtomicU64,
+    cache: Arc<CacheState>,
+    /// PostgreSQL: the channel invalidating writes notify on. `None` on SQLite.
+    notify_channel: Option<String>,
+    /// The invalidation listener's task (PostgreSQL), stopped with the store.
+    listener: Option<tokio::task::AbortHandle>,
     writes: Batcher<Write, Result<()>>,
     next_span: AtomicU64,
+}
+
+impl<B: Backend> Drop for Inner<B> {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
 }
 
 /// The bot's persistence: users and roles, authorized chats, user settings, tasks with
@@ -202,6 +231,19 @@ impl PostgresStore {
     }
 }
 
+/// The connection settings of a PostgreSQL backend, for the invalidation listener.
+#[cfg(feature = "postgres")]
+fn postgres_config<B: Backend>(backend: &B) -> Option<&tokio_postgres::Config> {
+    let any = backend as &dyn std::any::Any;
+    if let Some(pg) = any.downcast_ref::<crate::PostgresBackend>() {
+        return Some(pg.config());
+    }
+    match any.downcast_ref::<AnyBackend>() {
+        Some(AnyBackend::Postgres(pg)) => Some(pg.config()),
+        _ => None,
+    }
+}
+
 #[cfg(feature = "postgres")]
 fn postgres_pool(config: &StoreConfig) -> PoolConfig {
     config.pool.clone().unwrap_or_else(|| PoolConfig::new().max_size(16).min_idle(2))
@@ -235,7 +277,9 @@ impl AnyStore {
 
 impl<B: Backend> Store<B> {
     /// A store over `backend`: applies migrations, then starts the write batcher (on the
-    /// current tokio runtime) and the cache.
+    /// current tokio runtime) and the cache. On PostgreSQL it also starts the cache
+    /// invalidation listener, and fails if that cannot connect and `LISTEN`, or if
+    /// [`StoreConfig::invalidation_channel`] is not a valid name.
     pub async fn with_backend(backend: B, config: StoreConfig) -> Result<Self> {
         let exec = Executor::new(Arc::clone(&config.sink));
         let from = backend.migrate(&exec).await?;
@@ -261,9 +305,28 @@ impl<B: Backend> Store<B> {
                 async move { shared.apply(items).await }
             })
             .map_err(|e| Error::Setup(e.to_string()))?;
-        let inner =
-            Inner { shared, cache, generation: AtomicU64::new(0), writes, next_span: AtomicU64::new(1) };
+        let (cache, notify_channel, listener) = Self::invalidation(&shared.backend, cache, &config).await?;
+        let inner = Inner { shared, cache, notify_channel, listener, writes, next_span: AtomicU64::new(1) };
         Ok(Self { inner: Arc::new(inner), span: None })
+    }
+
+    /// On PostgreSQL: checks the channel and starts the invalidation listener (the
+    /// open fails if it cannot listen). On SQLite: a cache that is always trusted.
+    #[allow(clippy::type_complexity)]
+    async fn invalidation(
+        backend: &B,
+        cache: MemoryCache<CacheKey, Cached>,
+        config: &StoreConfig,
+    ) -> Result<(Arc<CacheState>, Option<String>, Option<tokio::task::AbortHandle>)> {
+        #[cfg(feature = "postgres")]
+        if let Some(pg) = postgres_config(backend) {
+            invalidate::check_channel(&config.invalidation_channel)?;
+            let state = Arc::new(CacheState::new(cache, false));
+            let listener = invalidate::start(pg, &config.invalidation_channel, Arc::clone(&state)).await?;
+            return Ok((state, Some(config.invalidation_channel.clone()), Some(listener)));
+        }
+        let _ = (backend, config);
+        Ok((Arc::new(CacheState::new(cache, true)), None, None))
     }
 
     /// The backend (for its pool metrics, or SQLite's path).
@@ -278,7 +341,20 @@ impl<B: Backend> Store<B> {
 
     /// Counters of the read cache.
     pub fn cache_stats(&self) -> mltb_cache::Stats {
+        self.inner.cache.cache.stats()
+    }
+
+    /// Counters of the cross-instance invalidation listener (PostgreSQL; all zero on
+    /// SQLite).
+    pub fn invalidation_stats(&self) -> InvalidationStats {
         self.inner.cache.stats()
+    }
+
+    /// A receiver that changes whenever [`invalidation_stats`](Self::invalidation_stats)
+    /// does: tests wait on it (`wait_for(|s| s.received > n)`) instead of sleeping.
+    #[doc(hidden)]
+    pub fn invalidation_watch(&self) -> watch::Receiver<InvalidationStats> {
+        self.inner.cache.watch()
     }
 
     /// The span this handle's queries are reported in, if any.
@@ -310,9 +386,15 @@ impl<B: Backend> Store<B> {
     }
 
     /// Commits the writes queued so far and stops accepting new ones; later writes
-    /// fail. Connections close when the last handle is dropped.
+    /// fail. Stops the invalidation listener (PostgreSQL); reads then bypass the cache,
+    /// since other instances' writes would go unseen. Connections close when the last
+    /// handle is dropped.
     pub async fn close(&self) {
         self.inner.writes.shutdown().await;
+        if let Some(listener) = &self.inner.listener {
+            listener.abort();
+            self.inner.cache.distrust();
+        }
     }
 
     pub(crate) async fn run(&self, statements: Vec<Statement>, transaction: bool) -> Result<Vec<Outcome>> {
@@ -331,19 +413,34 @@ impl<B: Backend> Store<B> {
         F: FnOnce() -> Fut + Send,
         Fut: Future<Output = Result<Cached>> + Send,
     {
-        let generation = self.inner.generation.load(Ordering::Acquire);
-        let value = self.inner.cache.get_or_load(key.clone(), load).await?;
-        if self.inner.generation.load(Ordering::Acquire) != generation {
+        let state = &self.inner.cache;
+        if !state.trusted() {
+            // The listener is not listening: a cached value could miss another
+            // instance's write, so read the database.
+            return load().await;
+        }
+        let generation = state.generation.load(Ordering::Acquire);
+        let value = state.cache.get_or_load(key.clone(), load).await?;
+        if state.generation.load(Ordering::Acquire) != generation {
             // A write landed while this value was loaded: it may predate the write.
-            self.inner.cache.remove(&key);
+            state.cache.remove(&key);
         }
         Ok(value)
     }
 
     /// Drops `key` from the cache after a write to what it caches.
     pub(crate) fn invalidate(&self, key: &CacheKey) {
-        self.inner.generation.fetch_add(1, Ordering::AcqRel);
-        self.inner.cache.remove(key);
+        self.inner.cache.invalidate(key);
+    }
+
+    /// PostgreSQL: the statement that tells the other stores `key` changed, to run in
+    /// the write's transaction (delivered only if it commits). `None` on SQLite.
+    pub(crate) fn notify(&self, key: &CacheKey) -> Option<Statement> {
+        let channel = self.inner.notify_channel.as_ref()?;
+        Some(Statement::query(
+            sql::NOTIFY,
+            vec![crate::Value::Text(channel.clone()), crate::Value::Text(self.inner.cache.payload(key))],
+        ))
     }
 
     pub(crate) async fn submit(&self, write: Write) -> Result<()> {

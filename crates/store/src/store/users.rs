@@ -24,6 +24,14 @@ fn entry(actor: i64, action: &str, target: i64, detail: Option<String>) -> NewAu
 }
 
 impl<B: Backend> Store<B> {
+    /// `statements`, then (PostgreSQL) the notification for `key`, then `last`: one
+    /// transaction, so the notification goes out only if the write commits.
+    fn with_notify(&self, mut statements: Vec<Statement>, key: &CacheKey, last: Statement) -> Vec<Statement> {
+        statements.extend(self.notify(key));
+        statements.push(last);
+        statements
+    }
+
     /// The user's role, or `None` for a guest. Read through the cache.
     pub async fn role(&self, user: i64) -> Result<Option<Role>> {
         let this = self.clone();
@@ -48,8 +56,12 @@ impl<B: Backend> Store<B> {
             sql::UPSERT_ROLE,
             vec![Value::Int(user), role.as_str().into(), Value::Int(now)],
         );
-        self.run(vec![upsert, audit], true).await?;
-        self.invalidate(&CacheKey::Role(user));
+        let key = CacheKey::Role(user);
+        let out = self.run(self.with_notify(vec![upsert], &key, audit), true).await;
+        // Even on an error: the commit may have happened, and this store skips the
+        // notification of its own write.
+        self.invalidate(&key);
+        out?;
         Ok(())
     }
 
@@ -57,9 +69,11 @@ impl<B: Backend> Store<B> {
     /// `false` if they had none.
     pub async fn remove_user(&self, actor: i64, user: i64) -> Result<bool> {
         let audit = audit_statement(&entry(actor, "remove_user", user, None), crate::now_ms())?;
-        let out =
-            self.run(vec![Statement::execute(sql::DELETE_USER, vec![Value::Int(user)]), audit], true).await?;
-        self.invalidate(&CacheKey::Role(user));
+        let key = CacheKey::Role(user);
+        let delete = Statement::execute(sql::DELETE_USER, vec![Value::Int(user)]);
+        let out = self.run(self.with_notify(vec![delete], &key, audit), true).await;
+        self.invalidate(&key);
+        let out = out?;
         Ok(out.first().is_some_and(|o| o.affected > 0))
     }
 
@@ -97,8 +111,10 @@ impl<B: Backend> Store<B> {
             sql::AUTHORIZE_CHAT,
             vec![Value::Int(chat), Value::Int(actor), Value::Int(now)],
         );
-        let out = self.run(vec![insert, audit], true).await?;
-        self.invalidate(&CacheKey::Chat(chat));
+        let key = CacheKey::Chat(chat);
+        let out = self.run(self.with_notify(vec![insert], &key, audit), true).await;
+        self.invalidate(&key);
+        let out = out?;
         Ok(out.first().is_some_and(|o| o.affected > 0))
     }
 
@@ -107,8 +123,10 @@ impl<B: Backend> Store<B> {
     pub async fn unauthorize_chat(&self, actor: i64, chat: i64) -> Result<bool> {
         let audit = audit_statement(&entry(actor, "unauthorize_chat", chat, None), crate::now_ms())?;
         let delete = Statement::execute(sql::UNAUTHORIZE_CHAT, vec![Value::Int(chat)]);
-        let out = self.run(vec![delete, audit], true).await?;
-        self.invalidate(&CacheKey::Chat(chat));
+        let key = CacheKey::Chat(chat);
+        let out = self.run(self.with_notify(vec![delete], &key, audit), true).await;
+        self.invalidate(&key);
+        let out = out?;
         Ok(out.first().is_some_and(|o| o.affected > 0))
     }
 
@@ -168,8 +186,13 @@ impl<B: Backend> Store<B> {
                 Value::Int(crate::now_ms()),
             ],
         );
-        self.run_one(upsert).await?;
-        self.invalidate(&CacheKey::Settings(user));
+        let key = CacheKey::Settings(user);
+        let out = match self.notify(&key) {
+            Some(notify) => self.run(vec![upsert, notify], true).await.map(drop),
+            None => self.run_one(upsert).await.map(drop),
+        };
+        self.invalidate(&key);
+        out?;
         Ok(())
     }
 
