@@ -71,15 +71,10 @@ pub(super) fn edit_message_text(shared: &Arc<Shared>, p: &Params) -> Result<Valu
     let text = text_param(p)?;
     let markup = markup_param(p)?;
     if p.has("inline_message_id") {
-        let mut st = shared.lock();
-        admit(&mut st, 0)?;
-        let mut entry = outbound("editMessageText", 0, None);
-        entry.text = Some(text);
-        entry.reply_markup = markup;
-        st.log(entry);
-        drop(st);
-        shared.sent_notify.notify_waiters();
-        return Ok(json!(true));
+        return edit_inline(shared, "editMessageText", |entry| {
+            entry.text = Some(text);
+            entry.reply_markup = markup;
+        });
     }
     let chat = chat_id(p)?;
     let id = message_id(p)?;
@@ -124,17 +119,28 @@ fn update_json(message: &mut StoredMessage, change: impl FnOnce(&mut Map<String,
     }
 }
 
+/// An edit of an inline message (`inline_message_id`): the simulator keeps no such
+/// messages, so it admits the call under the global limit, logs it, and answers `true`
+/// as the Bot API does for inline messages.
+fn edit_inline(
+    shared: &Arc<Shared>,
+    method: &str,
+    fill: impl FnOnce(&mut crate::types::Outbound),
+) -> Result<Value, ApiError> {
+    let mut st = shared.lock();
+    admit(&mut st, 0)?;
+    let mut entry = outbound(method, 0, None);
+    fill(&mut entry);
+    st.log(entry);
+    drop(st);
+    shared.sent_notify.notify_waiters();
+    Ok(json!(true))
+}
+
 pub(super) fn edit_reply_markup(shared: &Arc<Shared>, p: &Params) -> Result<Value, ApiError> {
     let markup = markup_param(p)?;
     if p.has("inline_message_id") {
-        let mut st = shared.lock();
-        admit(&mut st, 0)?;
-        let mut entry = outbound("editMessageReplyMarkup", 0, None);
-        entry.reply_markup = markup;
-        st.log(entry);
-        drop(st);
-        shared.sent_notify.notify_waiters();
-        return Ok(json!(true));
+        return edit_inline(shared, "editMessageReplyMarkup", |entry| entry.reply_markup = markup);
     }
     let chat = chat_id(p)?;
     let id = message_id(p)?;
@@ -163,15 +169,10 @@ pub(super) fn edit_caption(shared: &Arc<Shared>, p: &Params) -> Result<Value, Ap
     let caption = caption_param(p)?;
     let markup = markup_param(p)?;
     if p.has("inline_message_id") {
-        let mut st = shared.lock();
-        admit(&mut st, 0)?;
-        let mut entry = outbound("editMessageCaption", 0, None);
-        entry.caption = caption;
-        entry.reply_markup = markup;
-        st.log(entry);
-        drop(st);
-        shared.sent_notify.notify_waiters();
-        return Ok(json!(true));
+        return edit_inline(shared, "editMessageCaption", |entry| {
+            entry.caption = caption;
+            entry.reply_markup = markup;
+        });
     }
     let chat = chat_id(p)?;
     let id = message_id(p)?;
