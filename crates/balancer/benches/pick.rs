@@ -8,7 +8,9 @@
 //! robin beside round robin. On two threads each thread does `iters` picks and the figure
 //! is wall time / `iters`: the latency of one pick while another thread picks too.
 //! Exact least connections is also measured busy (`mltb_busy`): every endpoint already
-//! has a request in flight, so each pick scans them all.
+//! has a request in flight, so no pick stops at an idle one; and busy with a load view age
+//! of 0 (`mltb_busy_age0`), reading every thread's counts on every pick, to show what the
+//! per-thread views save.
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -81,21 +83,13 @@ fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, keyed: bool, make:
             });
         }
         if name == "least_connections" {
-            // Every endpoint already has one request in flight, so no pick finds an idle
-            // endpoint and stops early: each scans all of them.
-            let busy = Balancer::new(make(), backends(n)).expect("valid backends");
-            let held: Vec<_> = (0..n).map(|_| busy.pick().expect("a backend")).collect();
-            assert!(busy.endpoints().iter().all(|e| e.in_flight() == 1));
-            for threads in [1, 2] {
-                group.bench_function(BenchmarkId::new(format!("mltb_busy/{threads}t"), n), |bench| {
-                    bench.iter_custom(|iters| {
-                        timed(threads, iters, |_| {
-                            black_box(busy.pick().expect("a backend").id().len());
-                        })
-                    })
-                });
-            }
-            drop(held);
+            bench_busy(&mut group, "mltb_busy", n, make());
+            bench_busy(
+                &mut group,
+                "mltb_busy_age0",
+                n,
+                LeastConnections::new().load_view_age(Duration::ZERO),
+            );
         }
         if name == "round_robin" {
             let next = Mutex::new(0usize);
@@ -149,6 +143,29 @@ fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, keyed: bool, make:
         }
     }
     group.finish();
+}
+
+/// Picks on a balancer where every endpoint already has one request in flight, so no pick
+/// finds an idle endpoint to stop at.
+fn bench_busy<S: Strategy>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    label: &str,
+    n: usize,
+    strategy: S,
+) {
+    let busy = Balancer::new(strategy, backends(n)).expect("valid backends");
+    let held: Vec<_> = (0..n).map(|_| busy.pick().expect("a backend")).collect();
+    assert!(busy.endpoints().iter().all(|e| e.in_flight() == 1));
+    for threads in [1, 2] {
+        group.bench_function(BenchmarkId::new(format!("{label}/{threads}t"), n), |bench| {
+            bench.iter_custom(|iters| {
+                timed(threads, iters, |_| {
+                    black_box(busy.pick().expect("a backend").id().len());
+                })
+            })
+        });
+    }
+    drop(held);
 }
 
 fn picks(c: &mut Criterion) {

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 
 use crate::clock::nanos_u64;
 use crate::error::{Error, Result};
-use crate::load::Slot;
+use crate::load::{Reader, Slot};
 
 /// A backend to balance over: a unique id, an address, a weight and free-form metadata.
 ///
@@ -232,16 +232,16 @@ impl Endpoint {
     /// Whether this endpoint's cost per unit of weight is below `other`'s at `now`.
     ///
     /// Equivalent to comparing `load_cost / weight` of both, with one `exp` instead of
-    /// two: the decay factors are divided out.
+    /// two: the decay factors are divided out. Counts in flight are read through `reader`.
     #[inline]
-    pub(crate) fn weighted_cost_below(&self, other: &Endpoint, now: u64) -> bool {
+    pub(crate) fn weighted_cost_below(&self, other: &Endpoint, now: u64, reader: &Reader) -> bool {
         let (est_a, at_a) =
             (f64::from_bits(self.ewma_bits.load(Ordering::Relaxed)), self.ewma_at.load(Ordering::Relaxed));
         let (est_b, at_b) =
             (f64::from_bits(other.ewma_bits.load(Ordering::Relaxed)), other.ewma_at.load(Ordering::Relaxed));
         let (at_a, at_b) = (at_a.min(now), at_b.min(now));
-        let a = est_a * (self.in_flight() as f64 + 1.0) * f64::from(other.weight());
-        let b = est_b * (other.in_flight() as f64 + 1.0) * f64::from(self.weight());
+        let a = est_a * (f64::from(self.slot.in_flight_seen(reader)) + 1.0) * f64::from(other.weight());
+        let b = est_b * (f64::from(other.slot.in_flight_seen(reader)) + 1.0) * f64::from(self.weight());
         // a·e^(−(now−at_a)/τ) < b·e^(−(now−at_b)/τ)  ⇔  a·e^((at_a−at_b)/τ) < b
         // Clamped so that hours between updates cannot overflow to infinity.
         a * ((at_a as f64 - at_b as f64) / self.decay_nanos).clamp(-700.0, 700.0).exp() < b
@@ -326,6 +326,7 @@ mod tests {
 
     #[test]
     fn one_exp_comparison_matches_costs() {
+        let exact = Reader::new(Duration::ZERO);
         let (a, b) = (ep(), ep());
         b.set_weight(2);
         a.observe_latency(1_000_000_000, Duration::from_millis(40));
@@ -333,8 +334,8 @@ mod tests {
         b.acquire();
         for now in [3_000_000_000u64, 9_000_000_000, 60_000_000_000] {
             let (ca, cb) = (a.load_cost(now) / 1.0, b.load_cost(now) / 2.0);
-            assert_eq!(a.weighted_cost_below(&b, now), ca < cb, "now {now}: {ca} vs {cb}");
-            assert_eq!(b.weighted_cost_below(&a, now), cb < ca, "now {now}: {cb} vs {ca}");
+            assert_eq!(a.weighted_cost_below(&b, now, &exact), ca < cb, "now {now}: {ca} vs {cb}");
+            assert_eq!(b.weighted_cost_below(&a, now, &exact), cb < ca, "now {now}: {cb} vs {ca}");
         }
     }
 

@@ -68,6 +68,14 @@
 //!     released on another thread counts down there; the sum stays exact.
 //!   - Requests in flight live in a slab of 16 `u32` lanes per cache line, so exact
 //!     least connections reads 16 lines per stripe, not 256, to scan 256 endpoints.
+//!   - Least connections and P2C read counts in flight through a per-thread *view*:
+//!     this thread's own stripe exactly, the other stripes' sum as of the view's last
+//!     refresh, at most [`DEFAULT_LOAD_VIEW_AGE`] (100 µs) ago
+//!     ([`LeastConnections::load_view_age`], [`PeakEwmaP2c::load_view_age`]; 0 reads every
+//!     stripe on every pick). A line another core has just written is a cache miss to
+//!     read; the views are read and written by their own thread only, so busy picks on
+//!     two cores stay as fast as on one. A thread that picks rarely refreshes on every
+//!     pick, so it sees exact counts; [`Endpoint::in_flight`] is always exact.
 //!   - Round robin and smooth weighted keep one cursor per stripe, each walking the
 //!     cycle from its start: every thread's picks are exactly even (or exactly nginx's
 //!     sequence) over each cycle of its own picks, but two threads may pick the same
@@ -102,6 +110,7 @@ pub use clock::{Clock, FakeClock, MonotonicClock, TokioClock};
 pub use error::{Error, Result};
 pub use hash::key_hash;
 pub use health::{HealthCheck, HealthChecker, HealthConfig, Round};
+pub use load::DEFAULT_LOAD_VIEW_AGE;
 pub use outlier::OutlierDetection;
 pub use strategy::{
     AnyStrategy, Ketama, LeastConnections, Maglev, PeakEwmaP2c, Request, RoundRobin, SmoothWeighted, Strategy,

@@ -9,6 +9,12 @@
 //!   thread's stripe, so one stripe's count may be "negative" (wrapped); the sum is
 //!   right.
 //! - Cursors of round robins are [`Padded`] per stripe for the same reason.
+//! - Strategies read counts through a [`Reader`]: this thread's stripe exactly, the other
+//!   stripes through a per-stripe *view* of their sum, refreshed when it is older than the
+//!   reader's `max_age`. Reading the other stripes' lines on every pick would miss the
+//!   cache whenever another core had just written them; the view is written and read by
+//!   its owner only, so picks on several cores stop bouncing lines between them. With a
+//!   `max_age` of 0, or on the shared stripe, reads sum every stripe (exact).
 //!
 //! A thread leases one of [`STRIPES`] stripes for its lifetime and returns it when it
 //! exits. While it holds the lease no other thread writes that stripe, so the owner
@@ -17,9 +23,16 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
+
+use crate::clock::{Clock as _, MonotonicClock, nanos_u64};
+
+/// How old a thread's view of the other threads' counts in flight may grow before a read
+/// refreshes it (see [`LeastConnections::load_view_age`](crate::LeastConnections::load_view_age)).
+pub const DEFAULT_LOAD_VIEW_AGE: Duration = Duration::from_micros(100);
 
 /// Endpoints per [`Chunk`]: 16 `u32` counts fill one 64-byte cache line.
 pub(crate) const LANES: usize = 16;
@@ -121,11 +134,60 @@ impl Cursors {
     }
 }
 
+/// The clock that ages views: real time, whatever clock the balancer was given (a view's
+/// age is a matter of cache traffic, not of the balancer's semantics).
+fn view_clock() -> &'static MonotonicClock {
+    static CLOCK: OnceLock<MonotonicClock> = OnceLock::new();
+    CLOCK.get_or_init(MonotonicClock::new)
+}
+
+/// How one pick reads counts in flight: its thread's stripe exactly, the other stripes
+/// through that stripe's views, refreshed when older than `max_age` nanoseconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Reader {
+    stripe: usize,
+    now: u64,
+    max_age: u64,
+}
+
+impl Reader {
+    /// A reader for this thread, now. Reads the clock only if views are in use.
+    #[inline]
+    pub(crate) fn new(max_age: Duration) -> Self {
+        let max_age = nanos_u64(max_age);
+        let stripe = stripe();
+        let now = if max_age == 0 || stripe == SHARED { 0 } else { view_clock().now_nanos() };
+        Self { stripe, now, max_age }
+    }
+
+    /// A reader on stripe `stripe` at clock reading `now`.
+    #[cfg(test)]
+    fn at(stripe: usize, now: u64, max_age: u64) -> Self {
+        Self { stripe, now, max_age }
+    }
+
+    /// Whether reads sum every stripe.
+    #[inline]
+    fn exact(&self) -> bool {
+        self.max_age == 0 || self.stripe >= STRIPES
+    }
+}
+
+/// One stripe's view of the sum of the other stripes' counts, written and read by the
+/// stripe's owner only.
+#[derive(Default)]
+struct View {
+    lanes: [AtomicU32; LANES],
+    /// Clock reading of the last refresh, plus 1; 0 for never (or invalidated).
+    at: AtomicU64,
+}
+
 /// The counters of [`LANES`] endpoints.
 #[derive(Default)]
 pub(crate) struct Chunk {
     in_flight: [Padded<[AtomicU32; LANES]>; STRIPES + 1],
     cancelled: [Padded<[AtomicU64; LANES]>; STRIPES + 1],
+    views: [Padded<View>; STRIPES],
 }
 
 impl std::fmt::Debug for Chunk {
@@ -144,8 +206,49 @@ impl Chunk {
         let lane = lane % LANES;
         let sum =
             self.in_flight.iter().fold(0u32, |sum, s| sum.wrapping_add(s.0[lane].load(Ordering::Relaxed)));
-        if sum > i32::MAX as u32 { 0 } else { sum }
+        clamp(sum)
     }
+
+    /// The count in flight of `lane` as `reader` sees it: its own stripe's count plus its
+    /// view of the others, refreshed first if it is older than the reader's `max_age`.
+    #[inline]
+    pub(crate) fn in_flight_seen(&self, lane: usize, reader: &Reader) -> u32 {
+        if reader.exact() {
+            return self.in_flight(lane);
+        }
+        let (lane, s) = (lane % LANES, reader.stripe);
+        let view = &self.views[s].0;
+        let at = view.at.load(Ordering::Relaxed);
+        if at == 0 || reader.now.saturating_sub(at - 1) >= reader.max_age {
+            self.refresh(s, reader.now);
+        }
+        let own = self.in_flight[s].0[lane].load(Ordering::Relaxed);
+        clamp(own.wrapping_add(view.lanes[lane].load(Ordering::Relaxed)))
+    }
+
+    /// Recomputes stripe `s`'s view of the other stripes at clock reading `now`.
+    #[cold]
+    fn refresh(&self, s: usize, now: u64) {
+        let mut sums = [0u32; LANES];
+        for (t, stripe) in self.in_flight.iter().enumerate() {
+            if t != s {
+                for (sum, count) in sums.iter_mut().zip(&stripe.0) {
+                    *sum = sum.wrapping_add(count.load(Ordering::Relaxed));
+                }
+            }
+        }
+        let view = &self.views[s].0;
+        for (lane, sum) in view.lanes.iter().zip(sums) {
+            lane.store(sum, Ordering::Relaxed);
+        }
+        view.at.store(now.saturating_add(1), Ordering::Relaxed);
+    }
+}
+
+/// A sum of stripes that wrapped below zero (a decrement seen before its increment) is 0.
+#[inline]
+fn clamp(sum: u32) -> u32 {
+    if sum > i32::MAX as u32 { 0 } else { sum }
 }
 
 #[derive(Default)]
@@ -194,6 +297,10 @@ impl Slab {
         for s in &chunk.cancelled {
             s.0[lane].store(0, Ordering::Relaxed);
         }
+        // Views still hold the sum of the previous owner's stripes: refresh them all.
+        for v in &chunk.views {
+            v.0.at.store(0, Ordering::Relaxed);
+        }
         Slot { chunk, index, lane, home: Arc::downgrade(&self.inner) }
     }
 }
@@ -239,6 +346,12 @@ impl Slot {
     #[inline]
     pub(crate) fn in_flight(&self) -> u32 {
         self.chunk.in_flight(self.lane)
+    }
+
+    /// The count in flight as `reader` sees it ([`Chunk::in_flight_seen`]).
+    #[inline]
+    pub(crate) fn in_flight_seen(&self, reader: &Reader) -> u32 {
+        self.chunk.in_flight_seen(self.lane, reader)
     }
 
     #[inline]
@@ -329,6 +442,62 @@ mod tests {
         assert_eq!(slot.in_flight(), 1);
         slot.release();
         assert_eq!(slot.in_flight(), 0);
+    }
+
+    /// Adds `delta` to stripe `s`'s count of `slot`, as a pick on that stripe's thread would.
+    fn add(slot: &Slot, s: usize, delta: i32) {
+        slot.chunk.in_flight[s].0[slot.lane].fetch_add(delta as u32, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_view_sees_its_own_stripe_at_once_and_others_once_it_is_old() {
+        let slab = Slab::new();
+        let slot = slab.alloc();
+        let seen = |now| slot.in_flight_seen(&Reader::at(0, now, 100));
+        assert_eq!(seen(1_000), 0);
+        add(&slot, 0, 1);
+        assert_eq!(seen(1_050), 1, "its own stripe, at once");
+        add(&slot, 1, 2);
+        add(&slot, SHARED, 1);
+        assert_eq!(slot.in_flight(), 4);
+        assert_eq!(seen(1_099), 1, "others through the view, 99 ns old");
+        assert_eq!(seen(1_100), 4, "refreshed at 100 ns");
+        add(&slot, 1, -2);
+        assert_eq!(seen(1_150), 4);
+        assert_eq!(slot.in_flight_seen(&Reader::at(0, 1_150, 0)), 2, "a max age of 0 is exact");
+        assert_eq!(slot.in_flight_seen(&Reader::at(SHARED, 1_150, 100)), 2, "the shared stripe is exact");
+        assert_eq!(slot.in_flight_seen(&Reader::at(1, 1_150, 100)), 2, "each stripe has its own view");
+        assert_eq!(seen(1_200), 2);
+        // Another stripe's release of this stripe's pick: this stripe's count stays up,
+        // the view takes it down; never below 0.
+        add(&slot, 2, -2);
+        assert_eq!(seen(1_300), 0);
+        add(&slot, 0, -1);
+        assert_eq!(seen(1_300), 0, "clamped at 0, not wrapped");
+    }
+
+    #[test]
+    fn a_reused_lane_is_seen_clean_by_every_view() {
+        let slab = Slab::new();
+        let slot = slab.alloc();
+        // Picked on stripe 1 and released on stripe 0: the counts sum to 0, stripe 0's
+        // view holds +1 for the others and its own count is -1.
+        add(&slot, 1, 1);
+        add(&slot, 0, -1);
+        assert_eq!(slot.in_flight_seen(&Reader::at(0, 10, 1_000)), 0);
+        drop(slot);
+        let again = slab.alloc();
+        add(&again, 0, 1);
+        assert_eq!(again.in_flight_seen(&Reader::at(0, 20, 1_000)), 1, "the old view is not reused");
+    }
+
+    #[test]
+    fn a_reader_on_a_thread_uses_its_stripe_and_the_clock_only_for_views() {
+        let r = Reader::new(Duration::ZERO);
+        assert_eq!((r.stripe, r.now, r.exact()), (stripe(), 0, true));
+        let r = Reader::new(DEFAULT_LOAD_VIEW_AGE);
+        assert_eq!(r.max_age, 100_000);
+        assert_eq!(r.exact(), r.stripe == SHARED);
     }
 
     #[test]

@@ -332,3 +332,34 @@ fn picks_are_released_and_reported_on_other_threads() {
     });
     assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
 }
+
+#[test]
+fn other_threads_picks_are_seen_once_a_view_is_older_than_its_age() {
+    let age = 20 * MS;
+    let b = Balancer::new(LeastConnections::new().load_view_age(age), support::backends(2)).expect("valid");
+    // This thread's view of the other threads' counts is taken now: none in flight.
+    drop(b.pick().expect("a backend"));
+    let (picked, check) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            // A new thread's first read refreshes its view, so it spreads its picks 2 / 1.
+            let held: Vec<_> = (0..3).map(|_| b.pick().expect("a backend")).collect();
+            picked.wait();
+            check.wait();
+            drop(held);
+        });
+        picked.wait();
+        let loads: Vec<u64> = b.endpoints().iter().map(|e| e.in_flight()).collect();
+        // Waiting out the view's age is the behaviour under test, not synchronisation.
+        std::thread::sleep(age);
+        let chosen: Vec<String> = (0..20).map(|_| b.pick().expect("a backend").id().to_owned()).collect();
+        // Let the other thread go before asserting, so that a failure cannot hang the scope.
+        check.wait();
+        let mut sorted = loads.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, [1, 2], "the other thread's picks: {loads:?}");
+        let lighter = b.endpoints()[usize::from(loads[1] < loads[0])].id().to_owned();
+        assert!(chosen.iter().all(|id| *id == lighter), "loads {loads:?} unseen after {age:?}: {chosen:?}");
+    });
+    assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
+}

@@ -1,12 +1,13 @@
 //! Least connections.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::{Request, Strategy};
 use crate::backend::Endpoint;
 use crate::hash::{Rng, reduce, thread_rng};
-use crate::load::{Chunk, LANES, Padded};
-use std::sync::atomic::{AtomicU64, Ordering};
+use crate::load::{Chunk, DEFAULT_LOAD_VIEW_AGE, LANES, Padded, Reader};
 
 /// The endpoint with the fewest requests in flight relative to its weight (nginx's
 /// `least_conn`: minimises `in_flight / weight`).
@@ -18,17 +19,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// early: the state keeps a *floor*, a lower bound on the least load (0 after a rebuild;
 /// lowered when a release takes a count below it; raised to the least load a full scan
 /// found), and a scan stops at the first endpoint whose load is at the floor, which is
-/// the one a full scan would have returned. Single-threaded, picks are exactly those of
-/// a full scan; with picks and releases racing on other threads a pick may land one
-/// request above the least loaded, as any scan racing with updates may.
-/// [`sampled`](Self::sampled)
-/// compares only `k` endpoints drawn at random (Envoy's `LEAST_REQUEST` with
-/// `choice_count`), O(k), for large sets where a full scan costs too much.
-#[derive(Debug, Default)]
+/// the one a full scan would have returned.
+///
+/// A thread sees its own picks' counts at once and other threads' through a view no older
+/// than [`load_view_age`](Self::load_view_age) (100 µs by default): reading counts that
+/// another core has just written costs a cache miss each, which on two busy cores more
+/// than doubled the time of a pick. Picks made and released on one thread are therefore
+/// exactly those of a full scan; with several threads, a pick may land above the least
+/// loaded by what the other threads changed in the last 100 µs (or, with a view age of
+/// 0, by what they change during the scan itself, as any scan racing with updates may).
+///
+/// [`sampled`](Self::sampled) compares only `k` endpoints drawn at random (Envoy's
+/// `LEAST_REQUEST` with `choice_count`), O(k), for large sets where a full scan costs
+/// too much.
+#[derive(Debug)]
 pub struct LeastConnections {
     /// `None`: exact scan; `Some(k)`: best of `k` random draws.
     choices: Option<usize>,
     rng: Option<Rng>,
+    view_age: Duration,
+}
+
+impl Default for LeastConnections {
+    fn default() -> Self {
+        Self { choices: None, rng: None, view_age: DEFAULT_LOAD_VIEW_AGE }
+    }
 }
 
 impl LeastConnections {
@@ -40,13 +55,46 @@ impl LeastConnections {
     /// Best of `choices` endpoints drawn at random (with replacement, as Envoy does); at
     /// least 1 (1 is a random pick). Envoy's default is 2.
     pub fn sampled(choices: usize) -> Self {
-        Self { choices: Some(choices.max(1)), rng: None }
+        Self { choices: Some(choices.max(1)), ..Self::default() }
     }
 
     /// Like [`sampled`](Self::sampled), drawing from one seeded generator shared by all
     /// threads, so a single-threaded run is reproducible.
     pub fn sampled_seeded(choices: usize, seed: u64) -> Self {
-        Self { choices: Some(choices.max(1)), rng: Some(Rng::new(Some(seed))) }
+        Self { choices: Some(choices.max(1)), rng: Some(Rng::new(Some(seed))), ..Self::default() }
+    }
+
+    /// How old a thread's view of the other threads' counts in flight may be (default
+    /// [`DEFAULT_LOAD_VIEW_AGE`](crate::DEFAULT_LOAD_VIEW_AGE), 100 µs). Zero reads every
+    /// thread's counts on every pick: exact at that instant, and a cache miss for each
+    /// count another core has changed since this one last read it.
+    ///
+    /// ```
+    /// use std::sync::{Barrier, mpsc};
+    /// use std::time::Duration;
+    /// use mltb_balancer::{Backend, Balancer, LeastConnections};
+    ///
+    /// let exact = LeastConnections::new().load_view_age(Duration::ZERO);
+    /// let b = Balancer::new(exact, [Backend::new("a", "10.0.0.1:80"), Backend::new("b", "10.0.0.2:80")])?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let done = Barrier::new(2);
+    /// std::thread::scope(|s| {
+    ///     s.spawn(|| {
+    ///         let held = b.pick().expect("a backend");
+    ///         tx.send(held.id().to_owned()).expect("receiver");
+    ///         done.wait(); // holds its pick until the main thread has picked
+    ///     });
+    ///     let theirs = rx.recv().expect("a pick");
+    ///     let mine = b.pick().expect("a backend");
+    ///     assert_ne!(mine.id(), theirs, "the other thread's request in flight is seen");
+    ///     done.wait();
+    /// });
+    /// # Ok::<(), mltb_balancer::Error>(())
+    /// ```
+    #[must_use]
+    pub fn load_view_age(mut self, age: Duration) -> Self {
+        self.view_age = age;
+        self
     }
 
     #[inline]
@@ -64,11 +112,12 @@ impl LeastConnections {
 
     fn pick_sampled(&self, choices: usize, state: &LeastConnState) -> usize {
         let n = state.len();
+        let reader = Reader::new(self.view_age);
         let mut best = reduce(self.random(), n);
-        let (mut best_load, mut best_weight) = (state.load(best), state.weight(best));
+        let (mut best_load, mut best_weight) = (state.load(best, &reader), state.weight(best));
         for _ in 1..choices {
             let i = reduce(self.random(), n);
-            let (load, w) = (state.load(i), state.weight(i));
+            let (load, w) = (state.load(i, &reader), state.weight(i));
             if Self::lighter(load, w, best_load, best_weight) {
                 best = i;
                 best_load = load;
@@ -82,11 +131,12 @@ impl LeastConnections {
     /// endpoint replaces the best so far, and one at the floor ends the scan.
     fn pick_exact(&self, state: &LeastConnState) -> usize {
         let n = state.len();
+        let reader = Reader::new(self.view_age);
         let start = reduce(self.random(), n);
         let floor = state.floor.0.load(Ordering::SeqCst);
         let (floor_load, floor_weight) = unpack(floor);
         let mut best = start;
-        let (mut best_load, mut best_weight) = (state.load(start), state.weight(start));
+        let (mut best_load, mut best_weight) = (state.load(start, &reader), state.weight(start));
         if !Self::lighter(floor_load, floor_weight, best_load, best_weight) {
             return best;
         }
@@ -94,7 +144,7 @@ impl LeastConnections {
         match &state.weights {
             None => {
                 for i in order {
-                    let load = state.load(i);
+                    let load = state.load(i, &reader);
                     if load < best_load {
                         best = i;
                         best_load = load;
@@ -106,7 +156,7 @@ impl LeastConnections {
             }
             Some(weights) => {
                 for i in order {
-                    let (load, weight) = (state.load(i), weights.get(i).copied().unwrap_or(1));
+                    let (load, weight) = (state.load(i, &reader), weights.get(i).copied().unwrap_or(1));
                     if Self::lighter(load, weight, best_load, best_weight) {
                         best = i;
                         best_load = load;
@@ -168,9 +218,9 @@ impl LeastConnState {
     }
 
     #[inline]
-    fn load(&self, i: usize) -> u32 {
+    fn load(&self, i: usize, reader: &Reader) -> u32 {
         let at = self.lanes.get(i).map_or(0, |&l| l as usize);
-        self.chunks.get(at / LANES).map_or(u32::MAX, |c| c.in_flight(at % LANES))
+        self.chunks.get(at / LANES).map_or(u32::MAX, |c| c.in_flight_seen(at % LANES, reader))
     }
 
     #[inline]
@@ -226,7 +276,7 @@ impl Strategy for LeastConnections {
             // Nothing is below a floor of 0: spare reading the count.
             return;
         }
-        let load = endpoint.slot().in_flight();
+        let load = endpoint.slot().in_flight_seen(&Reader::new(self.view_age));
         let weight = if state.weights.is_some() { endpoint.weight() } else { 1 };
         if Self::lighter(load, weight, floor_load, floor_weight) {
             // Below the floor: lower it (bounded; each failure means it moved).

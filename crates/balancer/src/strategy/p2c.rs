@@ -1,10 +1,12 @@
 //! Power of two choices on peak-EWMA latency.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{Request, Strategy};
 use crate::backend::Endpoint;
 use crate::hash::{Rng, reduce};
+use crate::load::{DEFAULT_LOAD_VIEW_AGE, Reader};
 
 /// Power of two choices (Finagle's and linkerd's `p2c` + peak EWMA): draw two distinct
 /// endpoints at random and take the one with the lower cost,
@@ -13,21 +15,35 @@ use crate::hash::{Rng, reduce};
 /// The latency estimate ([`Endpoint::peak_ewma_nanos`]) jumps to peaks at once and
 /// decays toward zero when an endpoint is not used, so a slow endpoint is avoided but
 /// probed again later. Latencies come from [`Pick::report`](crate::Pick::report).
+///
+/// Requests in flight are read as [`LeastConnections`](crate::LeastConnections) reads
+/// them: this thread's at once, other threads' through a view no older than
+/// [`load_view_age`](Self::load_view_age).
 #[derive(Debug)]
 pub struct PeakEwmaP2c {
     rng: Rng,
+    view_age: Duration,
 }
 
 impl PeakEwmaP2c {
     /// A P2C strategy drawing from a per-thread random generator.
     pub fn new() -> Self {
-        Self { rng: Rng::new(None) }
+        Self { rng: Rng::new(None), view_age: DEFAULT_LOAD_VIEW_AGE }
     }
 
     /// A P2C strategy drawing from one seeded generator shared by all threads, so a
     /// single-threaded run is reproducible (simulations, tests).
     pub fn seeded(seed: u64) -> Self {
-        Self { rng: Rng::new(Some(seed)) }
+        Self { rng: Rng::new(Some(seed)), view_age: DEFAULT_LOAD_VIEW_AGE }
+    }
+
+    /// How old a thread's view of the other threads' counts in flight may be (default
+    /// [`DEFAULT_LOAD_VIEW_AGE`](crate::DEFAULT_LOAD_VIEW_AGE), 100 µs); zero reads them
+    /// all on every pick. See [`LeastConnections::load_view_age`](crate::LeastConnections::load_view_age).
+    #[must_use]
+    pub fn load_view_age(mut self, age: Duration) -> Self {
+        self.view_age = age;
+        self
     }
 }
 
@@ -56,7 +72,7 @@ impl Strategy for PeakEwmaP2c {
         }
         let now = request.now_nanos();
         let (ea, eb) = (&endpoints[a], &endpoints[b]);
-        if eb.weighted_cost_below(ea, now) { b } else { a }
+        if eb.weighted_cost_below(ea, now, &Reader::new(self.view_age)) { b } else { a }
     }
 }
 
