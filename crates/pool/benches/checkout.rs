@@ -1,5 +1,7 @@
 //! Checkout + return on a warm pool with a trivial in-memory manager: mltb-pool beside
 //! raw bb8 and deadpool (managed) in one group, so the added cost comes from one run.
+//! `mltb-pool/fail_fast` is the same pool with `PoolConfig::fail_fast` on, as
+//! `mltb-cache` and `mltb-ratelimit` build their Redis pools.
 //!
 //! `cargo bench -p mltb-pool --bench checkout`
 #![allow(missing_docs)]
@@ -52,10 +54,11 @@ impl deadpool::managed::Manager for Trivial {
 
 fn checkout(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (ours, raw, dead) = rt.block_on(async {
+    let (ours, fast, raw, dead) = rt.block_on(async {
         // Same sizes and checkout test for both bb8 pools; all connections opened up front.
         let config = PoolConfig::new().max_size(SIZE).min_idle(SIZE).test_on_checkout(true);
-        let ours = Pool::connect(Trivial, config).await.unwrap();
+        let ours = Pool::connect(Trivial, config.clone()).await.unwrap();
+        let fast = Pool::connect(Trivial, config.fail_fast(true)).await.unwrap();
         let raw = bb8::Pool::builder()
             .max_size(SIZE)
             .min_idle(SIZE)
@@ -68,13 +71,19 @@ fn checkout(c: &mut Criterion) {
         // Warm deadpool to its full size too.
         let warm: Vec<_> = futures_all(&dead).await;
         drop(warm);
-        (ours, raw, dead)
+        (ours, fast, raw, dead)
     });
 
     let mut group = c.benchmark_group("pool/checkout_return");
     group.bench_function("mltb-pool", |b| {
         b.to_async(&rt).iter(|| async {
             let conn = ours.get().await.unwrap();
+            black_box(*conn);
+        })
+    });
+    group.bench_function("mltb-pool/fail_fast", |b| {
+        b.to_async(&rt).iter(|| async {
+            let conn = fast.get().await.unwrap();
             black_box(*conn);
         })
     });
