@@ -49,7 +49,8 @@
 //! - `redis`: [`RedisManager`] — multiplexed connections that report themselves
 //!   broken after a dropped-connection error (bb8-redis's never do).
 //! - `postgres`: [`PostgresManager`] — tokio-postgres clients without TLS; broken when
-//!   the connection task has ended.
+//!   the connection task has ended. Each [`PgConnection`] keeps a [`StatementCache`], so
+//!   [`PgConnection::prepare_cached`] saves a round trip per query.
 //! - `sqlite`: [`SqliteManager`] — rusqlite (bundled SQLite) in WAL mode with a busy
 //!   timeout; [`SqliteConnection::call`] runs each closure on tokio's blocking pool.
 //!
@@ -118,7 +119,7 @@ pub use metrics::{Closed, HistogramSnapshot, Metrics, SizeRecommendation};
 pub use pool::{Pool, Pooled, State};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresManager;
+pub use postgres::{DEFAULT_STATEMENT_CACHE, PgConnection, PostgresManager, StatementCache, StatementStats};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisConnection, RedisManager};

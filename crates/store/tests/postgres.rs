@@ -309,3 +309,26 @@ async fn dropping_the_store_stops_its_listener() {
     let ended = tokio::time::timeout(WAIT, watch.changed()).await.expect("the listener task did not end");
     assert!(ended.is_err(), "the counters' sender was dropped");
 }
+
+#[tokio::test]
+async fn statements_are_prepared_once_and_replanned_after_a_schema_change() {
+    let db = TestDatabase::create().await.unwrap();
+    // One connection, so that every read finds what the one before prepared.
+    let config = StoreConfig::new().pool(mltb_pool::PoolConfig::new().max_size(1).min_idle(1));
+    let store = PostgresStore::connect_postgres(db.url(), config).await.unwrap();
+    let task = store.create_task(&new_task(1, "https://example.com/a.iso")).await.unwrap();
+    let stats = store.backend().statement_stats();
+    let before = (stats.hits(), stats.misses());
+    for _ in 0..5 {
+        assert_eq!(store.task(task.id).await.unwrap().expect("created").id, task.id);
+    }
+    assert_eq!((stats.hits() - before.0, stats.misses() - before.1), (4, 1), "prepared once, reused 4 times");
+    // A column's type changes under the prepared statement: the read is replanned and
+    // retried instead of failing with "cached plan must not change result type".
+    let admin = db.connect().await.unwrap();
+    admin.batch_execute("ALTER TABLE tasks ALTER COLUMN name TYPE varchar(1000)").await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(store.task(task.id).await.unwrap().expect("created").id, task.id);
+    }
+    assert!(stats.invalidations() >= 1, "the stale plan was noticed");
+}

@@ -2,9 +2,10 @@
 
 use std::borrow::Cow;
 use std::error::Error as StdError;
+use std::sync::Arc;
 
 use bytes::BytesMut;
-use mltb_pool::{Pool, PoolConfig, PostgresManager};
+use mltb_pool::{Pool, PoolConfig, PostgresManager, StatementCache, StatementStats};
 use mltb_query_analyzer::SpanId;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{GenericClient, IsolationLevel};
@@ -20,6 +21,7 @@ const MIGRATION_LOCK: i64 = 0x6d6c_7462_5f73_746f; // "mltb_sto"
 #[derive(Debug)]
 pub struct PostgresBackend {
     pool: Pool<PostgresManager>,
+    statements: Arc<StatementStats>,
     location: String,
     /// Boxed: it is large, and `AnyBackend` holds this by value.
     config: Box<tokio_postgres::Config>,
@@ -32,8 +34,10 @@ impl PostgresBackend {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| Error::Invalid { field: "database url", reason: format!("{e}") })?;
         let location = format!("PostgreSQL database {:?}", config.get_dbname().unwrap_or("(default)"));
-        let pool = Pool::connect(PostgresManager::from_config(config.clone()), pool).await?;
-        Ok(Self { pool, location, config: Box::new(config) })
+        let manager = PostgresManager::from_config(config.clone());
+        let statements = Arc::clone(manager.statement_stats());
+        let pool = Pool::connect(manager, pool).await?;
+        Ok(Self { pool, statements, location, config: Box::new(config) })
     }
 
     /// The connection settings (the store's invalidation listener uses them).
@@ -44,6 +48,12 @@ impl PostgresBackend {
     /// The connection pool (for its metrics).
     pub fn pool(&self) -> &Pool<PostgresManager> {
         &self.pool
+    }
+
+    /// Hits and misses of the connections' prepared-statement caches: each statement
+    /// text is prepared once per connection, then runs in one round trip.
+    pub fn statement_stats(&self) -> &StatementStats {
+        &self.statements
     }
 }
 
@@ -59,14 +69,21 @@ impl Backend for PostgresBackend {
 
     async fn migrate(&self, exec: &Executor) -> Result<i64> {
         let mut client = self.pool.get().await?;
+        let cache = Arc::clone(client.statements());
         let tx = client.transaction().await?;
         let lock = Statement::query("SELECT pg_advisory_xact_lock(?1)", vec![Value::Int(MIGRATION_LOCK)]);
-        run_one(&tx, exec, None, &lock).await?;
+        run_one(&tx, &cache, exec, None, &lock).await?;
         let exists = Statement::query("SELECT to_regclass('schema_migrations')::text", vec![]);
-        let exists = run_one(&tx, exec, None, &exists).await?;
+        let exists = run_one(&tx, &cache, exec, None, &exists).await?;
         let found = if exists.rows.first().and_then(|r| r.opt_text(0).ok().flatten()).is_some() {
             let max = Statement::query("SELECT coalesce(max(version), 0) FROM schema_migrations", vec![]);
-            run_one(&tx, exec, None, &max).await?.rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0)
+            run_one(&tx, &cache, exec, None, &max)
+                .await?
+                .rows
+                .first()
+                .map(|r| r.int(0))
+                .transpose()?
+                .unwrap_or(0)
         } else {
             0
         };
@@ -84,9 +101,13 @@ impl Backend for PostgresBackend {
                 "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
                 vec![Value::Int(m.version), m.name.into(), Value::Int(crate::now_ms())],
             );
-            run_one(&tx, exec, None, &record).await?;
+            run_one(&tx, &cache, exec, None, &record).await?;
         }
         tx.commit().await?;
+        // The schema changed under any statement this connection prepared before.
+        if found < LATEST_VERSION {
+            cache.clear();
+        }
         Ok(found)
     }
 
@@ -98,6 +119,7 @@ impl Backend for PostgresBackend {
         transaction: bool,
     ) -> Result<Vec<Outcome>> {
         let mut client = self.pool.get().await?;
+        let cache = Arc::clone(client.statements());
         let mut out = Vec::with_capacity(statements.len());
         if transaction {
             // Reads that belong together (a list and its files) see one snapshot.
@@ -113,12 +135,21 @@ impl Backend for PostgresBackend {
                 client.transaction().await?
             };
             for s in &statements {
-                out.push(run_one(&tx, exec, span, s).await?);
+                // A statement whose plan went stale has aborted the transaction: the
+                // cache is cleared, and the caller's retry prepares afresh.
+                out.push(run_one(&tx, &cache, exec, span, s).await?);
             }
             tx.commit().await?;
         } else {
             for s in &statements {
-                out.push(run_one(&*client, exec, span, s).await?);
+                let outcome = match run_one(&**client, &cache, exec, span, s).await {
+                    // The cache is already cleared: prepare afresh, once.
+                    Err(Error::Postgres(e)) if StatementCache::is_stale_error(&e) => {
+                        run_one(&**client, &cache, exec, span, s).await
+                    }
+                    other => other,
+                };
+                out.push(outcome?);
             }
         }
         Ok(out)
@@ -129,8 +160,12 @@ fn is_read(sql: &str) -> bool {
     sql.trim_start().get(..6).is_some_and(|s| s.eq_ignore_ascii_case("select"))
 }
 
+/// Runs one statement, prepared through the connection's cache: one round trip once the
+/// connection has prepared this text. An error that says the cached plan is stale clears
+/// the cache ([`StatementCache::invalidate_on`]).
 async fn run_one<C: GenericClient + Sync>(
     c: &C,
+    cache: &StatementCache,
     exec: &Executor,
     span: Option<SpanId>,
     s: &Statement,
@@ -138,11 +173,16 @@ async fn run_one<C: GenericClient + Sync>(
     let sql = dialect(s.sql);
     let params: Vec<&(dyn ToSql + Sync)> = s.params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
     exec.run_async(span, s, async {
+        let prepared = cache.prepare(c, sql.as_ref()).await?;
         if !s.returns_rows {
-            let n = c.execute(sql.as_ref(), &params).await?;
+            let n = c.execute(&prepared, &params).await.inspect_err(|e| {
+                cache.invalidate_on(e);
+            })?;
             return Ok((n, Outcome { rows: Vec::new(), affected: n }));
         }
-        let rows = c.query(sql.as_ref(), &params).await?;
+        let rows = c.query(&prepared, &params).await.inspect_err(|e| {
+            cache.invalidate_on(e);
+        })?;
         let rows = rows.iter().map(from_postgres).collect::<Result<Vec<_>>>()?;
         let n = rows.len() as u64;
         Ok((n, Outcome { rows, affected: n }))
