@@ -66,3 +66,33 @@ async fn sql_errors_are_typed() {
     assert!(matches!(err, Error::Sqlite(_)), "{err:?}");
     assert!(!conn.is_broken(), "an SQL error keeps the connection");
 }
+
+#[tokio::test]
+async fn the_on_connect_hook_runs_on_every_new_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&hooked);
+    let manager = SqliteManager::new(dir.path().join("db.sqlite")).on_connect(move |c| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        c.execute_batch("PRAGMA synchronous = FULL;")
+    });
+    let pool = Pool::connect(manager, PoolConfig::sqlite().max_size(2).min_idle(2)).await.unwrap();
+    let (mut a, mut b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    for conn in [&mut a, &mut b] {
+        let sync: i64 = conn.call(|c| c.query_row("PRAGMA synchronous", [], |r| r.get(0))).await.unwrap();
+        assert_eq!(sync, 2, "FULL on every connection, not NORMAL");
+    }
+    assert_eq!(hooked.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_on_connect_error_fails_the_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = SqliteManager::new(dir.path().join("db.sqlite"))
+        .on_connect(|c| c.execute_batch("PRAGMA this is not sql;"));
+    let config = PoolConfig::sqlite().min_idle(0).connection_timeout(Duration::from_millis(300));
+    let pool = Pool::connect(manager, config).await.unwrap();
+    let err = pool.get().await.unwrap_err();
+    assert!(pool.metrics().connect_errors >= 1, "{err}");
+    assert_eq!(pool.state().connections, 0, "no connection without its settings");
+}

@@ -1,6 +1,7 @@
 //! [`SqliteManager`]: rusqlite connections whose calls run on tokio's blocking pool.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -12,18 +13,53 @@ use crate::{Error, Result};
 /// On connect: `journal_mode = WAL` (readers do not block the writer),
 /// `synchronous = NORMAL` (durable at checkpoints, safe with WAL), `foreign_keys = ON`
 /// and a busy timeout (default 5 s) so a writer waits for the lock instead of failing
-/// with `SQLITE_BUSY`. Use a small pool ([`PoolConfig::sqlite`](crate::PoolConfig::sqlite)):
-/// SQLite has one writer at a time.
-#[derive(Debug, Clone)]
+/// with `SQLITE_BUSY`. Then the [`on_connect`](Self::on_connect) hook, if any. Use a
+/// small pool ([`PoolConfig::sqlite`](crate::PoolConfig::sqlite)): SQLite has one writer
+/// at a time.
+#[derive(Clone)]
 pub struct SqliteManager {
     path: PathBuf,
     busy_timeout: Duration,
+    on_connect: Option<OnConnect>,
+}
+
+/// What [`SqliteManager::on_connect`] runs on each new connection.
+type OnConnect = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
+
+impl std::fmt::Debug for SqliteManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteManager")
+            .field("path", &self.path)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("on_connect", &self.on_connect.is_some())
+            .finish()
+    }
 }
 
 impl SqliteManager {
     /// A manager for the database at `path` (created if missing).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into(), busy_timeout: Duration::from_secs(5) }
+        Self { path: path.into(), busy_timeout: Duration::from_secs(5), on_connect: None }
+    }
+
+    /// Runs `hook` on every new connection after the defaults (on the blocking pool),
+    /// for per-connection settings such as `PRAGMA synchronous = FULL`; an error fails
+    /// the connect.
+    ///
+    /// ```
+    /// use mltb_pool::SqliteManager;
+    ///
+    /// let manager = SqliteManager::new("bot.db")
+    ///     .on_connect(|c| c.execute_batch("PRAGMA synchronous = FULL;"));
+    /// # let _ = manager;
+    /// ```
+    #[must_use]
+    pub fn on_connect<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync + 'static,
+    {
+        self.on_connect = Some(Arc::new(hook));
+        self
     }
 
     /// How long a statement waits for a lock held by another connection (default 5 s).
@@ -40,12 +76,16 @@ impl bb8::ManageConnection for SqliteManager {
     async fn connect(&self) -> Result<SqliteConnection> {
         let path = self.path.clone();
         let busy_timeout = self.busy_timeout;
+        let on_connect = self.on_connect.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection> {
-            let conn = Connection::open(&path)?;
+            let mut conn = Connection::open(&path)?;
             conn.busy_timeout(busy_timeout)?;
             // Returns the mode now in force ("memory" for in-memory databases).
             let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+            if let Some(hook) = on_connect {
+                hook(&mut conn)?;
+            }
             Ok(conn)
         })
         .await

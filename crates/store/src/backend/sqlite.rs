@@ -11,11 +11,11 @@ use super::schema::{LATEST_VERSION, SQLITE};
 use super::{Backend, BackendKind};
 use crate::{Error, Executor, Outcome, Result, Row, Statement, Value};
 
-/// Set on every connection before each call. `mltb-pool`'s manager opens connections
+/// Set on every new connection (the manager's `on_connect` hook). `mltb-pool`'s manager opens connections
 /// with `synchronous = NORMAL`, which in WAL mode survives a crash of the process but
 /// may lose the last commits on power loss; the store promises that a committed task
 /// is there after any restart, so it asks for FULL (one WAL fsync per commit, which
-/// batching keeps rare). Setting it is a flag on the connection: no I/O.
+/// batching keeps rare).
 const CONNECTION_PRAGMAS: &str = "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
 
 /// SQLite in one file: WAL, `synchronous = FULL`, foreign keys on, a busy timeout,
@@ -39,7 +39,8 @@ impl SqliteBackend {
         tokio::task::spawn_blocking(move || preflight(&check))
             .await
             .map_err(|e| Error::Setup(format!("the file check did not complete: {e}")))??;
-        let pool = Pool::connect(SqliteManager::new(&path), pool).await?;
+        let manager = SqliteManager::new(&path).on_connect(|c| c.execute_batch(CONNECTION_PRAGMAS));
+        let pool = Pool::connect(manager, pool).await?;
         Ok(Self { pool, path })
     }
 
@@ -148,7 +149,6 @@ impl Backend for SqliteBackend {
         let mut conn = self.pool.get().await?;
         let migrated = conn
             .call(move |c| {
-                c.execute_batch(CONNECTION_PRAGMAS)?;
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let version: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
                 let found = version.max(recorded_version(&tx)?);
@@ -191,7 +191,6 @@ impl Backend for SqliteBackend {
         let mut conn = self.pool.get().await?;
         let out = conn
             .call(move |c| {
-                c.execute_batch(CONNECTION_PRAGMAS)?;
                 if !transaction {
                     return statements.iter().map(|s| run_one(c, &exec, span, s)).collect();
                 }
