@@ -51,8 +51,8 @@ impl fmt::Display for StatementKind {
 }
 
 /// The shape of a statement: queries that differ only in literal values, placeholder
-/// style, `IN`-list or `VALUES`-list length, whitespace, keyword case or comments share
-/// one fingerprint.
+/// style, `IN`-list, `ARRAY[...]` or `VALUES`-list length, whitespace, keyword case or
+/// comments share one fingerprint.
 ///
 /// Build one with [`fingerprint`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

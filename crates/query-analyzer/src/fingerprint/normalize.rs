@@ -40,6 +40,8 @@ enum GroupKind {
     In,
     ValuesRow,
     Plain,
+    /// `ARRAY[...]`, closed by `]`.
+    Array,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +50,9 @@ struct Group {
     kind: GroupKind,
     only_values: bool,
     any_value: bool,
+    /// In an `ARRAY[...]` group: subscript brackets opened directly inside it and not
+    /// yet closed, so that their `]` does not close the array.
+    inner_brackets: usize,
 }
 
 /// The rows of a `VALUES` list being written.
@@ -80,6 +85,8 @@ struct Normalizer {
     prev: Prev,
     /// The previous token was the keyword `IN`.
     after_in: bool,
+    /// The previous token was the keyword `ARRAY`.
+    after_array: bool,
     /// The previous keyword, lowercased (for `DELETE FROM`).
     prev_keyword: &'static str,
     /// A unary sign written last: where it starts in `out` and what preceded it.
@@ -99,6 +106,7 @@ pub(crate) fn normalize(sql: &str) -> Output {
         out: String::with_capacity(sql.len() + 8),
         prev: Prev::Start,
         after_in: false,
+        after_array: false,
         prev_keyword: "",
         sign: None,
         groups: Vec::new(),
@@ -146,6 +154,7 @@ impl Normalizer {
             // A function call, but not `INSERT INTO t (a, b)`.
             (Prev::Ident, Tok::LParen) => !matches!(self.expect, Expect::AfterName { .. }),
             (Prev::Ident | Prev::Value | Prev::Close, Tok::LBracket) => true,
+            (Prev::Keyword, Tok::LBracket) => self.after_array,
             _ => false,
         };
         if !no_space {
@@ -263,10 +272,23 @@ impl Normalizer {
                 self.punct(&tok, ";", Prev::Semi);
                 self.values = None;
             }
-            Tok::LParen => self.open(&tok),
-            Tok::RParen => self.close(),
-            Tok::LBracket => self.punct(&tok, "[", Prev::Open),
-            Tok::RBracket => self.punct(&tok, "]", Prev::Close),
+            Tok::LParen => self.open(&tok, false),
+            Tok::RParen => self.close(&tok),
+            Tok::LBracket if self.after_array => self.open(&tok, true),
+            Tok::LBracket => {
+                if let Some(g) = self.top_array() {
+                    g.inner_brackets += 1;
+                }
+                self.punct(&tok, "[", Prev::Open);
+            }
+            Tok::RBracket => match self.top_array() {
+                Some(g) if g.inner_brackets > 0 => {
+                    g.inner_brackets -= 1;
+                    self.punct(&tok, "]", Prev::Close);
+                }
+                Some(_) => self.close(&tok),
+                None => self.punct(&tok, "]", Prev::Close),
+            },
             Tok::Other(c) => {
                 let mut buf = [0u8; 4];
                 let s = char::from(c).encode_utf8(&mut buf);
@@ -278,6 +300,7 @@ impl Normalizer {
             }
         }
         self.after_in = matches!(tok, Tok::Word(w) if w.eq_ignore_ascii_case("in"));
+        self.after_array = matches!(tok, Tok::Word(w) if w.eq_ignore_ascii_case("array"));
     }
 
     fn punct(&mut self, tok: &Tok<'_>, text: &str, prev: Prev) {
@@ -296,9 +319,28 @@ impl Normalizer {
         self.expect = Expect::Nothing;
     }
 
-    fn open(&mut self, tok: &Tok<'_>) {
+    /// The innermost group, if it is an `ARRAY[...]` (and groups are tracked).
+    fn top_array(&mut self) -> Option<&mut Group> {
+        if self.overflow > 0 {
+            return None;
+        }
+        self.groups.last_mut().filter(|g| g.kind == GroupKind::Array)
+    }
+
+    /// Opens a group: `(`, or `[` after `ARRAY` (`array`).
+    fn open(&mut self, tok: &Tok<'_>, array: bool) {
+        if array && (self.overflow > 0 || self.groups.len() >= MAX_GROUPS) {
+            // Too deep to track: written as it is, and its `]` as punctuation.
+            if let Some(g) = self.top_array() {
+                g.inner_brackets += 1;
+            }
+            self.punct(tok, "[", Prev::Open);
+            return;
+        }
         self.mark_group(false, false);
-        let kind = if self.after_in {
+        let kind = if array {
+            GroupKind::Array
+        } else if self.after_in {
             GroupKind::In
         } else if self.values.is_some_and(|v| v.expect_row && v.depth == self.depth()) {
             GroupKind::ValuesRow
@@ -307,36 +349,38 @@ impl Normalizer {
         };
         self.space_before(tok);
         let open = self.out.len();
-        self.out.push('(');
+        self.out.push(if array { '[' } else { '(' });
         if self.overflow > 0 || self.groups.len() >= MAX_GROUPS {
             self.overflow += 1;
         } else {
-            self.groups.push(Group { open, kind, only_values: true, any_value: false });
+            self.groups.push(Group { open, kind, only_values: true, any_value: false, inner_brackets: 0 });
         }
         self.prev = Prev::Open;
         self.expect = Expect::Nothing;
     }
 
-    fn close(&mut self) {
-        let tok = Tok::RParen;
-        self.space_before(&tok);
+    /// Closes a group: `)`, or `]` when the innermost group is an `ARRAY[...]`.
+    fn close(&mut self, tok: &Tok<'_>) {
+        let closing = if *tok == Tok::RBracket { ']' } else { ')' };
+        self.space_before(tok);
         self.prev = Prev::Close;
         self.expect = Expect::Nothing;
         if self.overflow > 0 {
             self.overflow -= 1;
-            self.out.push(')');
+            self.out.push(closing);
             return;
         }
         let Some(g) = self.groups.pop() else {
-            self.out.push(')');
+            self.out.push(closing);
             return;
         };
-        if g.kind == GroupKind::In && g.only_values && g.any_value {
+        // A list collapses only when closed by its own bracket (`(` by `)`, `[` by `]`).
+        let matched = (g.kind == GroupKind::Array) == (closing == ']');
+        if matched && matches!(g.kind, GroupKind::In | GroupKind::Array) && g.only_values && g.any_value {
             self.out.truncate(g.open + 1);
-            self.out.push_str("...)");
-        } else {
-            self.out.push(')');
+            self.out.push_str("...");
         }
+        self.out.push(closing);
         // The closed group is one token of its parent.
         self.mark_group(false, false);
         if g.kind == GroupKind::ValuesRow {

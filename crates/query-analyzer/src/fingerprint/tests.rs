@@ -50,6 +50,25 @@ fn in_lists_and_values_rows_collapse() {
 }
 
 #[test]
+fn array_literals_collapse_like_in_lists() {
+    same("SELECT * FROM t WHERE id = ANY(ARRAY[1, 2, 3])", "SELECT * FROM t WHERE id = ANY(array[$1])");
+    assert_eq!(
+        norm("SELECT * FROM t WHERE id = ANY(ARRAY[1, 2])"),
+        "SELECT * FROM t WHERE id = ANY (ARRAY[...])"
+    );
+    // Not a pure value list: kept, subscripts included.
+    assert_eq!(norm("SELECT ARRAY[a[1], 2] FROM t"), "SELECT ARRAY[a[?], ?] FROM t");
+    assert_eq!(norm("SELECT ARRAY[(1), 2]"), "SELECT ARRAY[(?), ?]");
+    assert_eq!(norm("SELECT ARRAY[f(x)]"), "SELECT ARRAY[f(x)]");
+    assert_eq!(norm("SELECT a[1], b[2:3] FROM t"), "SELECT a[?], b[? : ?] FROM t");
+    assert_eq!(norm("SELECT ARRAY[ARRAY[1, 2], ARRAY[3]]"), "SELECT ARRAY[ARRAY[...], ARRAY[...]]");
+    same("INSERT INTO t VALUES (ARRAY[1, 2]), (ARRAY[3])", "INSERT INTO t VALUES (ARRAY[?])");
+    // Unbalanced input is written as it came, without panicking.
+    assert_eq!(norm("SELECT ARRAY[1, 2"), "SELECT ARRAY[?, ?");
+    assert_eq!(norm("SELECT ARRAY[1)]"), "SELECT ARRAY[?)]");
+}
+
+#[test]
 fn postgres_identifiers_casts_and_dollar_quotes() {
     assert_eq!(
         norm("SELECT \"UserId\" FROM \"Users\" WHERE x = '1'::int"),
