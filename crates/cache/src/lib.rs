@@ -53,14 +53,20 @@
 //!   `remove`, `get_or_load`) so that a remote tier can implement it; [`MemoryCache`] also
 //!   has the same operations as plain synchronous methods, which is what hot paths call.
 //! - **Bytes, not entries.** Every entry is charged by a weigher. The default charges the
-//!   key's and value's [`Weigh::heap_bytes`] plus the entry's bookkeeping: the lru crate's
-//!   node (key, value, two links, rounded to the allocator's 16 bytes) and one hash-table
-//!   slot at hashbrown's 7/8 load. A closure on the builder replaces it. An entry heavier
+//!   key's and value's [`Weigh::heap_bytes`] plus the entry's bookkeeping: its node in
+//!   the shard's arena (key, value, three `u32` links) and one hash-table slot at
+//!   hashbrown's 7/8 load. A closure on the builder replaces it. An entry heavier
 //!   than one shard's share is refused with [`Error::Oversized`] rather than flushing the
 //!   cache.
-//! - **Shards.** The key's hash picks one of N shards, each an `lru::LruCache` behind its
-//!   own `parking_lot` mutex with `max_bytes / N` of the budget, so threads on different
-//!   shards do not contend. With one shard the cache is an exact global LRU (the trace
+//! - **Shards.** The key's hash picks one of N shards, each behind its own `parking_lot`
+//!   mutex with `max_bytes / N` of the budget, so threads on different shards do not
+//!   contend.
+//! - **One arena per shard.** A shard's entries are nodes in one vector, linked by index
+//!   into recency lists (one for LRU; window, probation and protected for W-TinyLFU),
+//!   with a hashbrown table from key to node index. A hit relinks its node; a W-TinyLFU
+//!   promotion or demotion moves it to another list; neither looks the key up again or
+//!   allocates, and a freed node is reused by the next insert. No `unsafe`: links are
+//!   checked indices. With one shard the cache is an exact global LRU (the trace
 //!   test proves it against the published LRU figures).
 //! - **TTL.** Per-entry or default; an expired entry is a miss, is dropped when found, and
 //!   is counted as an eviction of cause `expired`. Time comes from a [`Clock`], so tests

@@ -125,14 +125,14 @@ impl Weigh for bytes::Bytes {
     }
 }
 
-/// Bytes of bookkeeping per entry, besides the key's and value's inline size: the lru
-/// crate's two list links, one hash-table slot (a key pointer and a node pointer) with its
-/// control byte at hashbrown's 7/8 maximum load, and the allocator's 16-byte rounding of
-/// the node.
+/// Bytes of bookkeeping per entry, besides the key's and value's inline size: the shard
+/// arena's node (key, entry and three `u32` links, 8-byte aligned) and one hash-table
+/// slot (a `u32` node index) with its control byte at hashbrown's 7/8 maximum load. The
+/// arena's vector of nodes can hold up to twice the entries after it grows; that slack
+/// is not charged.
 pub(crate) const fn entry_overhead<K, E>() -> usize {
-    let node = size_of::<K>() + size_of::<E>() + 2 * size_of::<usize>();
-    let node = node.div_ceil(16) * 16;
-    let slot = (2 * size_of::<usize>() + 1) * 8 / 7 + 1;
+    let node = (size_of::<K>() + size_of::<E>() + 3 * size_of::<u32>()).div_ceil(8) * 8;
+    let slot = (size_of::<u32>() + 1) * 8 / 7 + 1;
     node + slot
 }
 
@@ -156,7 +156,7 @@ mod tests {
 
     #[test]
     fn overhead_covers_node_and_slot() {
-        let o = entry_overhead::<u64, u64>();
-        assert!(o >= 8 + 8 + 16 + 16, "{o}");
+        // 8 + 8 + 12 rounded to 32, and a 4-byte slot with its control byte at 7/8 load.
+        assert_eq!(entry_overhead::<u64, u64>(), 32 + 6);
     }
 }

@@ -1,49 +1,54 @@
-//! Plain LRU over the lru crate, bounded by weight.
+//! Plain LRU, bounded by weight: one list of an [`Arena`].
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 
-use lru::LruCache;
-
 use crate::clock::Clock;
 
+use super::arena::Arena;
 use super::entry::{Entry, count_eviction};
 use super::stats::Counters;
 
+/// The arena's list that holds every entry.
+const LIST: usize = 0;
+
 #[derive(Debug)]
 pub(crate) struct LruStore<K: Hash + Eq, V> {
-    map: LruCache<K, Entry<V>>,
-    used: usize,
+    entries: Arena<K, V>,
     budget: usize,
 }
 
 impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     pub(crate) fn new(budget: usize) -> Self {
-        Self { map: LruCache::unbounded(), used: 0, budget }
+        Self { entries: Arena::new(), budget }
     }
 
     pub(crate) fn used(&self) -> usize {
-        self.used
+        self.entries.used(LIST)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.map.len()
+        self.entries.len()
     }
 
+    #[inline]
     pub(crate) fn get<Q>(&mut self, key: &Q, clock: &dyn Clock, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match self.map.get(key) {
-            Some(e) if !e.is_expired(clock) => {
+        let live = self
+            .entries
+            .get(key)
+            .map(|(i, n)| (i, (!n.entry.is_expired(clock)).then(|| n.entry.value.clone())));
+        match live {
+            Some((i, Some(value))) => {
+                self.entries.touch(i);
                 c.hits += 1;
-                Some(e.value.clone())
+                Some(value)
             }
-            Some(_) => {
-                if let Some(e) = self.map.pop(key) {
-                    self.used -= e.weight;
-                }
+            Some((i, None)) => {
+                self.entries.remove(i);
                 c.evictions.expired += 1;
                 c.misses += 1;
                 None
@@ -57,22 +62,28 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
 
     /// The caller has checked `entry.weight <= budget`.
     pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, clock: &dyn Clock, c: &mut Counters) {
-        if let Some(old) = self.map.pop(&key) {
-            self.used -= old.weight;
+        // An update replaces the entry in place and makes it the most recent; then, as
+        // for a new key, the least recent entries make room.
+        let updated = match self.entries.find(&key) {
+            Some(i) => self.entries.replace(i, entry).is_some(),
+            None => {
+                self.entries.insert(key, entry, LIST);
+                false
+            }
+        };
+        if updated {
             c.evictions.replaced += 1;
         }
-        while self.used + entry.weight > self.budget {
-            match self.map.pop_lru() {
-                Some((_, victim)) => {
-                    self.used -= victim.weight;
-                    count_eviction(&victim, clock, c);
-                }
+        while self.used() > self.budget {
+            // The newest entry is at the front and weighs at most the budget, so the
+            // least recent is always another one.
+            let Some((i, _)) = self.entries.lru_of(LIST) else { break };
+            match self.entries.remove(i) {
+                Some((_, victim)) => count_eviction(&victim, clock, c),
                 None => break,
             }
         }
-        self.used += entry.weight;
         c.inserts += 1;
-        self.map.push(key, entry);
     }
 
     pub(crate) fn remove<Q>(&mut self, key: &Q, c: &mut Counters) -> Option<V>
@@ -80,8 +91,8 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let e = self.map.pop(key)?;
-        self.used -= e.weight;
+        let i = self.entries.find(key)?;
+        let (_, e) = self.entries.remove(i)?;
         c.evictions.removed += 1;
         Some(e.value)
     }
@@ -91,27 +102,20 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.map.peek(key).is_some_and(|e| !e.is_expired(clock))
+        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(clock))
     }
 
     pub(crate) fn purge_expired(&mut self, clock: &dyn Clock, c: &mut Counters) {
-        let before = self.map.len();
-        let mut freed = 0;
-        self.map.retain(|_, e| {
-            let keep = !e.is_expired(clock);
-            if !keep {
-                freed += e.weight;
+        for i in self.entries.expired(clock) {
+            if self.entries.remove(i).is_some() {
+                c.evictions.expired += 1;
             }
-            keep
-        });
-        self.used -= freed;
-        c.evictions.expired += (before - self.map.len()) as u64;
+        }
     }
 
     pub(crate) fn clear(&mut self, c: &mut Counters) {
-        c.evictions.removed += self.map.len() as u64;
-        self.map.clear();
-        self.used = 0;
+        c.evictions.removed += self.entries.len() as u64;
+        self.entries.clear();
     }
 
     /// Keys from least to most recently used (for tests of the exact order).
@@ -120,6 +124,6 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     where
         K: Clone,
     {
-        self.map.iter().rev().map(|(k, _)| k.clone()).collect()
+        self.entries.keys_lru_first(LIST).into_iter().cloned().collect()
     }
 }

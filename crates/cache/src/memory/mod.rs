@@ -1,5 +1,6 @@
 //! The in-memory cache (L1): sharded, byte-bounded, on the lru crate.
 
+mod arena;
 mod builder;
 mod climber;
 mod entry;

@@ -81,8 +81,11 @@ fn default_weigher_counts_heap_and_bookkeeping() {
     c.insert(key, value).unwrap();
     let overhead = entry_overhead::<String, entry::Entry<Vec<u8>>>();
     assert_eq!(c.weighted_size(), overhead + 3 + 1000);
-    // node: String 24 + Entry 24+8+16 + links 16 → rounded; slot ≥ 17 bytes.
-    assert!(overhead >= 24 + 40 + 16 + 17, "{overhead}");
+    // node: String 24 + Entry (Vec 24, weight 8, deadline 16) + links 12, 8-aligned = 88;
+    // slot: a u32 index and its control byte at 7/8 load = 6.
+    assert_eq!(overhead, 88 + 6);
+    let node = size_of::<Option<super::arena::Node<String, Vec<u8>>>>();
+    assert!(node <= 88, "the node ({node} bytes) fits what is charged");
 }
 
 #[test]

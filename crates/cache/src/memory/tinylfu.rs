@@ -4,14 +4,16 @@
 //! climbing, as in Caffeine: a larger window suits recency-biased traces, a smaller one
 //! frequency-biased traces. A shadow LRU of the same budget keeps the climber from
 //! settling where plain LRU would do better (see `climber`).
+//!
+//! The three segments are the three lists of one [`Arena`]: moving an entry between
+//! segments relinks it (no lookup, no allocation).
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-use lru::LruCache;
-
 use crate::clock::Clock;
 
+use super::arena::Arena;
 use super::climber::HillClimber;
 use super::entry::{Entry, count_eviction};
 use super::shadow::ShadowLru;
@@ -28,21 +30,14 @@ const PROTECTED_SHARE: f64 = 0.8;
 /// Initial share of the budget given to the window.
 const INITIAL_WINDOW: f64 = 0.01;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Segment {
-    Window,
-    Probation,
-    Protected,
-}
+/// The segments, as lists of the arena.
+const WINDOW: usize = 0;
+const PROBATION: usize = 1;
+const PROTECTED: usize = 2;
 
 #[derive(Debug)]
 pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
-    window: LruCache<K, Entry<V>>,
-    probation: LruCache<K, Entry<V>>,
-    protected: LruCache<K, Entry<V>>,
-    window_used: usize,
-    probation_used: usize,
-    protected_used: usize,
+    entries: Arena<K, V>,
     budget: usize,
     window_max: usize,
     protected_max: usize,
@@ -62,12 +57,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let sketch = FrequencySketch::new(expected_entries.unwrap_or(64));
         let climber = HillClimber::new(budget, adaptive);
         let mut s = Self {
-            window: LruCache::unbounded(),
-            probation: LruCache::unbounded(),
-            protected: LruCache::unbounded(),
-            window_used: 0,
-            probation_used: 0,
-            protected_used: 0,
+            entries: Arena::new(),
             budget,
             window_max: 0,
             protected_max: 0,
@@ -88,47 +78,16 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     }
 
     pub(crate) fn used(&self) -> usize {
-        self.window_used + self.probation_used + self.protected_used
+        self.entries.used_total()
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.window.len() + self.probation.len() + self.protected.len()
+        self.entries.len()
     }
 
     #[inline]
     fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.hasher.hash_one(key)
-    }
-
-    fn segment_of<Q>(&self, key: &Q) -> Option<Segment>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        if self.window.contains(key) {
-            Some(Segment::Window)
-        } else if self.probation.contains(key) {
-            Some(Segment::Probation)
-        } else if self.protected.contains(key) {
-            Some(Segment::Protected)
-        } else {
-            None
-        }
-    }
-
-    fn take<Q>(&mut self, key: &Q, seg: Segment) -> Option<(K, Entry<V>)>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        let (map, used) = match seg {
-            Segment::Window => (&mut self.window, &mut self.window_used),
-            Segment::Probation => (&mut self.probation, &mut self.probation_used),
-            Segment::Protected => (&mut self.protected, &mut self.protected_used),
-        };
-        let (k, e) = map.pop_entry(key)?;
-        *used -= e.weight;
-        Some((k, e))
     }
 
     pub(crate) fn get<Q>(&mut self, key: &Q, clock: &dyn Clock, c: &mut Counters) -> Option<V>
@@ -139,29 +98,27 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let hash = self.hash(key);
         // A miss is counted in the sketch by the insert that follows it (as Caffeine
         // does), so a newcomer is not counted twice.
-        let found = match self.segment_of(key) {
+        let found = match self.entries.find(key) {
             None => None,
-            Some(seg) => {
-                let expired = self.peek(key, seg).is_some_and(|e| e.is_expired(clock));
-                if expired {
-                    self.take(key, seg);
+            Some(i) => match self.entries.node(i) {
+                Some(n) if n.entry.is_expired(clock) => {
+                    self.entries.remove(i);
                     c.evictions.expired += 1;
                     None
-                } else {
-                    match seg {
-                        Segment::Window => self.window.get(key).map(|e| (e.value.clone(), e.weight)),
-                        Segment::Protected => self.protected.get(key).map(|e| (e.value.clone(), e.weight)),
-                        Segment::Probation => {
-                            let (k, e) = self.take(key, seg)?;
-                            let found = (e.value.clone(), e.weight);
-                            self.protected_used += e.weight;
-                            self.protected.push(k, e);
-                            self.demote_protected_overflow();
-                            Some(found)
-                        }
-                    }
                 }
-            }
+                Some(n) => {
+                    let found = (n.entry.value.clone(), n.entry.weight);
+                    let seg = self.entries.list_of(i).unwrap_or(WINDOW);
+                    if seg == PROBATION {
+                        self.entries.move_front(i, PROTECTED);
+                        self.demote_protected_overflow();
+                    } else {
+                        self.entries.touch(i);
+                    }
+                    Some(found)
+                }
+                None => None,
+            },
         };
         if found.is_some() {
             self.sketch.increment(hash);
@@ -189,24 +146,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         found.map(|(v, _)| v)
     }
 
-    fn peek<Q>(&self, key: &Q, seg: Segment) -> Option<&Entry<V>>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        match seg {
-            Segment::Window => self.window.peek(key),
-            Segment::Probation => self.probation.peek(key),
-            Segment::Protected => self.protected.peek(key),
-        }
-    }
-
     fn demote_protected_overflow(&mut self) {
-        while self.protected_used > self.protected_max {
-            let Some((k, e)) = self.protected.pop_lru() else { break };
-            self.protected_used -= e.weight;
-            self.probation_used += e.weight;
-            self.probation.push(k, e);
+        while self.entries.used(PROTECTED) > self.protected_max {
+            let Some((i, _)) = self.entries.lru_of(PROTECTED) else { break };
+            self.entries.move_front(i, PROBATION);
         }
     }
 
@@ -220,24 +163,16 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             self.window_max += quota;
             self.demote_protected_overflow();
             loop {
-                let from_probation = matches!(self.probation.peek_lru(), Some((_, e)) if e.weight <= quota);
-                let popped = if from_probation {
-                    self.probation.pop_lru()
-                } else {
-                    match self.protected.peek_lru() {
-                        Some((_, e)) if e.weight <= quota => self.protected.pop_lru(),
+                let from = match self.entries.lru_of(PROBATION) {
+                    Some((i, w)) if w <= quota => Some((i, w)),
+                    _ => match self.entries.lru_of(PROTECTED) {
+                        Some((i, w)) if w <= quota => Some((i, w)),
                         _ => None,
-                    }
+                    },
                 };
-                let Some((k, e)) = popped else { break };
-                quota -= e.weight;
-                if from_probation {
-                    self.probation_used -= e.weight;
-                } else {
-                    self.protected_used -= e.weight;
-                }
-                self.window_used += e.weight;
-                self.window.push(k, e);
+                let Some((i, w)) = from else { break };
+                quota -= w;
+                self.entries.move_front(i, WINDOW);
             }
             // Quota left unused goes back.
             self.protected_max += quota;
@@ -246,15 +181,12 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             let mut quota = (delta.unsigned_abs() as usize).min(self.window_max - 1);
             self.protected_max += quota;
             self.window_max -= quota;
-            while let Some((_, e)) = self.window.peek_lru() {
-                if e.weight > quota {
+            while let Some((i, w)) = self.entries.lru_of(WINDOW) {
+                if w > quota {
                     break;
                 }
-                let Some((k, e)) = self.window.pop_lru() else { break };
-                quota -= e.weight;
-                self.window_used -= e.weight;
-                self.probation_used += e.weight;
-                self.probation.push(k, e);
+                quota -= w;
+                self.entries.move_front(i, PROBATION);
             }
             self.protected_max -= quota;
             self.window_max += quota;
@@ -269,30 +201,16 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             shadow.insert(hash, entry.weight);
         }
         c.inserts += 1;
-        if let Some(seg) = self.segment_of(&key) {
-            // An update keeps the entry's place.
-            if let Some((k, old)) = self.take(&key, seg) {
+        if let Some(i) = self.entries.find(&key) {
+            // An update keeps the entry's segment and makes it the segment's most recent.
+            if self.entries.replace(i, entry).is_some() {
                 c.evictions.replaced += 1;
-                drop(old);
-                match seg {
-                    Segment::Window => {
-                        self.window_used += entry.weight;
-                        self.window.push(k, entry);
-                    }
-                    Segment::Probation => {
-                        self.probation_used += entry.weight;
-                        self.probation.push(k, entry);
-                    }
-                    Segment::Protected => {
-                        self.protected_used += entry.weight;
-                        self.protected.push(k, entry);
-                        self.demote_protected_overflow();
-                    }
-                }
+            }
+            if self.entries.list_of(i) == Some(PROTECTED) {
+                self.demote_protected_overflow();
             }
         } else {
-            self.window_used += entry.weight;
-            self.window.push(key, entry);
+            self.entries.insert(key, entry, WINDOW);
             if self.grow_sketch {
                 self.sketch.ensure_capacity(self.len());
             }
@@ -323,65 +241,46 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     }
 
     fn evict(&mut self, clock: &dyn Clock, c: &mut Counters) {
-        while self.window_used > self.window_max {
-            let Some((ck, ce)) = self.window.pop_lru() else { break };
-            self.window_used -= ce.weight;
-            let ch = self.hash(&ck);
+        while self.entries.used(WINDOW) > self.window_max {
+            let Some((ci, cw)) = self.entries.lru_of(WINDOW) else { break };
+            // The candidate leaves the window; it is in no list while victims are chosen.
+            self.entries.unlink(ci);
+            let Some(ch) = self.entries.node(ci).map(|n| self.hash(&n.key)) else { break };
             let mut admitted = true;
-            while self.used() + ce.weight > self.budget {
-                let victim = match self.probation.peek_lru() {
-                    Some((vk, ve)) => Some((self.hash(vk), ve.is_expired(clock), Segment::Probation)),
-                    None => self
-                        .protected
-                        .peek_lru()
-                        .map(|(vk, ve)| (self.hash(vk), ve.is_expired(clock), Segment::Protected)),
-                };
-                let Some((vh, v_expired, seg)) = victim else {
+            while self.used() + cw > self.budget {
+                let victim = [PROBATION, PROTECTED]
+                    .into_iter()
+                    .find_map(|seg| self.entries.lru_of(seg))
+                    .and_then(|(i, _)| {
+                        self.entries.node(i).map(|n| (i, self.hash(&n.key), n.entry.is_expired(clock)))
+                    });
+                let Some((vi, vh, v_expired)) = victim else {
                     admitted = false;
                     break;
                 };
                 if v_expired || self.admit(ch, vh) {
-                    self.pop_lru_of(seg, clock, c);
+                    if let Some((_, e)) = self.entries.remove(vi) {
+                        count_eviction(&e, clock, c);
+                    }
                 } else {
                     admitted = false;
                     break;
                 }
             }
             if admitted {
-                self.probation_used += ce.weight;
-                self.probation.push(ck, ce);
-            } else {
-                count_eviction(&ce, clock, c);
+                self.entries.link_front(ci, PROBATION);
+            } else if let Some((_, e)) = self.entries.remove(ci) {
+                count_eviction(&e, clock, c);
             }
         }
         // The window may have grown past what main leaves free.
         while self.used() > self.budget {
-            let seg = if !self.probation.is_empty() {
-                Segment::Probation
-            } else if !self.protected.is_empty() {
-                Segment::Protected
-            } else {
-                Segment::Window
-            };
-            if !self.pop_lru_of(seg, clock, c) {
-                break;
+            let lru = [PROBATION, PROTECTED, WINDOW].into_iter().find_map(|seg| self.entries.lru_of(seg));
+            let Some((i, _)) = lru else { break };
+            match self.entries.remove(i) {
+                Some((_, e)) => count_eviction(&e, clock, c),
+                None => break,
             }
-        }
-    }
-
-    fn pop_lru_of(&mut self, seg: Segment, clock: &dyn Clock, c: &mut Counters) -> bool {
-        let (map, used) = match seg {
-            Segment::Window => (&mut self.window, &mut self.window_used),
-            Segment::Probation => (&mut self.probation, &mut self.probation_used),
-            Segment::Protected => (&mut self.protected, &mut self.protected_used),
-        };
-        match map.pop_lru() {
-            Some((_, e)) => {
-                *used -= e.weight;
-                count_eviction(&e, clock, c);
-                true
-            }
-            None => false,
         }
     }
 
@@ -393,8 +292,8 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         if let Some(shadow) = self.shadow.as_mut() {
             shadow.remove(self.hasher.hash_one(key));
         }
-        let seg = self.segment_of(key)?;
-        let (_, e) = self.take(key, seg)?;
+        let i = self.entries.find(key)?;
+        let (_, e) = self.entries.remove(i)?;
         c.evictions.removed += 1;
         Some(e.value)
     }
@@ -404,26 +303,14 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.segment_of(key).and_then(|seg| self.peek(key, seg)).is_some_and(|e| !e.is_expired(clock))
+        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(clock))
     }
 
     pub(crate) fn purge_expired(&mut self, clock: &dyn Clock, c: &mut Counters) {
-        for (map, used) in [
-            (&mut self.window, &mut self.window_used),
-            (&mut self.probation, &mut self.probation_used),
-            (&mut self.protected, &mut self.protected_used),
-        ] {
-            let before = map.len();
-            let mut freed = 0;
-            map.retain(|_, e| {
-                let keep = !e.is_expired(clock);
-                if !keep {
-                    freed += e.weight;
-                }
-                keep
-            });
-            *used -= freed;
-            c.evictions.expired += (before - map.len()) as u64;
+        for i in self.entries.expired(clock) {
+            if self.entries.remove(i).is_some() {
+                c.evictions.expired += 1;
+            }
         }
     }
 
@@ -432,11 +319,6 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         if let Some(shadow) = self.shadow.as_mut() {
             shadow.clear();
         }
-        self.window.clear();
-        self.probation.clear();
-        self.protected.clear();
-        self.window_used = 0;
-        self.probation_used = 0;
-        self.protected_used = 0;
+        self.entries.clear();
     }
 }

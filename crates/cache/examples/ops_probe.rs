@@ -1,0 +1,59 @@
+//! A fixed amount of single-threaded inserts, or a 90/10 read/insert mix, for instruction
+//! and cache-miss counts under callgrind (which, unlike wall time, do not depend on what
+//! else the machine is doing). A cache of 100,000 `u64 → u64` entries (weigher 1, default
+//! shards) is first filled by 200,000 inserts of splitmix64 keys below 400,000; then each
+//! operation is an insert of such a key, or (mix) 9 in 10 are gets of keys below 200,000.
+//!
+//! ```text
+//! cargo build --release -p mltb-cache --example ops_probe
+//! valgrind --tool=callgrind --cache-sim=yes target/release/examples/ops_probe insert 1000000
+//! valgrind --tool=callgrind --cache-sim=yes target/release/examples/ops_probe insert 0   # set-up only
+//! ```
+//!
+//! Modes: `insert`, `mix` (plain LRU), `insert_tiny`, `mix_tiny` (W-TinyLFU).
+//! `(count(N) - count(0)) / N` is the cost of one operation.
+#![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example prints its figures")]
+
+use std::hint::black_box;
+
+use mltb_cache::{Admission, MemoryCache};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "insert".into());
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let admission = if mode.ends_with("_tiny") { Admission::TinyLfu } else { Admission::Lru };
+    let cache = match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
+        .max_bytes(100_000)
+        .admission(admission)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(1);
+        }
+    };
+    let mut x: u64 = 7;
+    let mut key = || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    for i in 0..200_000u64 {
+        let _ = cache.insert(key() % 400_000, i);
+    }
+    let mix = mode.starts_with("mix");
+    let mut hits = 0u64;
+    for i in 0..n {
+        let k = key();
+        if mix && k % 10 != 0 {
+            hits += u64::from(black_box(cache.get(&(k % 200_000))).is_some());
+        } else {
+            let _ = black_box(cache.insert(k % 400_000, i));
+        }
+    }
+    println!("{mode}: {n} operations, {hits} hits");
+}

@@ -1,0 +1,437 @@
+//! The entries of one shard: an arena of nodes, each linked by index into one of a few
+//! recency lists, and one hash table from keys to nodes.
+//!
+//! Moving an entry to the front of its list, or to another list, relinks it: no lookup
+//! and no allocation. A freed node's slot is reused by the next insert, so a full cache
+//! that evicts one entry per insert does not allocate. A node is only its key, its entry
+//! and its links (no stored hashes), so that it spans as few cache lines as it can.
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+
+use crate::clock::Clock;
+
+use super::entry::Entry;
+
+/// No node: the end of a list.
+const NIL: u32 = u32::MAX;
+
+/// How many lists an arena keeps (W-TinyLFU's window, probation and protected).
+pub(crate) const LISTS: usize = 3;
+
+#[derive(Debug)]
+pub(crate) struct Node<K, V> {
+    pub(crate) key: K,
+    pub(crate) entry: Entry<V>,
+    link: Link,
+}
+
+/// Where a node sits in the lists.
+#[derive(Debug, Clone, Copy)]
+struct Link {
+    /// Toward the most recent end of the list.
+    prev: u32,
+    /// Toward the least recent end.
+    next: u32,
+    /// The list this node is in (or was last in, while out of every list).
+    list: u32,
+}
+
+impl Link {
+    const OUT: Self = Self { prev: NIL, next: NIL, list: 0 };
+}
+
+/// One recency list (`head` most recent) and the weight it holds.
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+    used: usize,
+}
+
+impl List {
+    const EMPTY: Self = Self { head: NIL, tail: NIL, used: 0 };
+}
+
+#[derive(Debug)]
+pub(crate) struct Arena<K, V> {
+    /// Key → node index.
+    table: HashTable<u32>,
+    table_hasher: DefaultHashBuilder,
+    nodes: Vec<Option<Node<K, V>>>,
+    /// Indices of `None` nodes, reused first.
+    free: Vec<u32>,
+    lists: [List; LISTS],
+}
+
+impl<K: Hash + Eq, V> Arena<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            table: HashTable::new(),
+            table_hasher: DefaultHashBuilder::default(),
+            nodes: Vec::new(),
+            free: Vec::new(),
+            lists: [List::EMPTY; LISTS],
+        }
+    }
+
+    /// Entries held, in lists or not.
+    pub(crate) fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Weight held by `list`.
+    pub(crate) fn used(&self, list: usize) -> usize {
+        self.lists.get(list).map_or(0, |l| l.used)
+    }
+
+    /// Weight held by all lists.
+    pub(crate) fn used_total(&self) -> usize {
+        self.lists.iter().map(|l| l.used).sum()
+    }
+
+    #[inline]
+    pub(crate) fn node(&self, i: u32) -> Option<&Node<K, V>> {
+        self.nodes.get(i as usize).and_then(Option::as_ref)
+    }
+
+    #[inline]
+    pub(crate) fn node_mut(&mut self, i: u32) -> Option<&mut Node<K, V>> {
+        self.nodes.get_mut(i as usize).and_then(Option::as_mut)
+    }
+
+    /// The list node `i` is in (or was last in).
+    pub(crate) fn list_of(&self, i: u32) -> Option<usize> {
+        self.node(i).map(|n| n.link.list as usize)
+    }
+
+    #[inline]
+    fn link(&mut self, i: u32) -> Option<&mut Link> {
+        self.node_mut(i).map(|n| &mut n.link)
+    }
+
+    /// The node holding `key`, with its index.
+    #[inline]
+    pub(crate) fn get<Q>(&self, key: &Q) -> Option<(u32, &Node<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let i = self.find(key)?;
+        self.node(i).map(|n| (i, n))
+    }
+
+    /// The node holding `key`.
+    #[inline]
+    pub(crate) fn find<Q>(&self, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.table_hasher.hash_one(key);
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&i| {
+                nodes.get(i as usize).and_then(Option::as_ref).is_some_and(|n| n.key.borrow() == key)
+            })
+            .copied()
+    }
+
+    /// The least recent node of `list` and its weight.
+    pub(crate) fn lru_of(&self, list: usize) -> Option<(u32, usize)> {
+        let tail = self.lists.get(list)?.tail;
+        self.node(tail).map(|n| (tail, n.entry.weight))
+    }
+
+    /// Takes node `i` out of its list (it stays in the table and the arena).
+    pub(crate) fn unlink(&mut self, i: u32) {
+        let Some(n) = self.node(i) else { return };
+        let (Link { prev, next, list }, weight) = (n.link, n.entry.weight);
+        let list = list as usize;
+        let Some(l) = self.lists.get(list).copied() else { return };
+        // A node out of every list has no neighbours and is not its list's head.
+        if prev == NIL && l.head != i {
+            return;
+        }
+        match self.link(prev) {
+            Some(p) => p.next = next,
+            None => self.lists[list].head = next,
+        }
+        match self.link(next) {
+            Some(nx) => nx.prev = prev,
+            None => self.lists[list].tail = prev,
+        }
+        self.lists[list].used -= weight;
+        if let Some(me) = self.link(i) {
+            me.prev = NIL;
+            me.next = NIL;
+        }
+    }
+
+    /// Links node `i` (out of every list) as the most recent of `list`.
+    pub(crate) fn link_front(&mut self, i: u32, list: usize) {
+        let Some(head) = self.lists.get(list).map(|l| l.head) else { return };
+        let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
+        let Some(me) = self.link(i) else { return };
+        *me = Link { prev: NIL, next: head, list: list as u32 };
+        match self.link(head) {
+            Some(h) => h.prev = i,
+            None => self.lists[list].tail = i,
+        }
+        let l = &mut self.lists[list];
+        l.head = i;
+        l.used += weight;
+    }
+
+    /// Makes node `i` the most recent of its own list (a hit): relinks it without
+    /// touching the list's weight or the entry. A node out of every list stays out.
+    #[inline]
+    pub(crate) fn touch(&mut self, i: u32) {
+        let Some(Link { prev, next, list }) = self.node(i).map(|n| n.link) else { return };
+        if prev == NIL {
+            // Already the most recent (or out of every list).
+            return;
+        }
+        let Some(l) = self.lists.get_mut(list as usize) else { return };
+        let head = l.head;
+        l.head = i;
+        if next == NIL {
+            l.tail = prev;
+        }
+        if let Some(p) = self.link(prev) {
+            p.next = next;
+        }
+        if let Some(nx) = self.link(next) {
+            nx.prev = prev;
+        }
+        if let Some(h) = self.link(head) {
+            h.prev = i;
+        }
+        if let Some(me) = self.link(i) {
+            me.prev = NIL;
+            me.next = head;
+        }
+    }
+
+    /// Makes node `i` the most recent of `list` (its own or another).
+    pub(crate) fn move_front(&mut self, i: u32, list: usize) {
+        self.unlink(i);
+        self.link_front(i, list);
+    }
+
+    /// Replaces node `i`'s entry, keeping the weights of its list right; returns the old.
+    pub(crate) fn replace(&mut self, i: u32, entry: Entry<V>) -> Option<Entry<V>> {
+        let list = self.list_of(i)?;
+        self.unlink(i);
+        let old = std::mem::replace(&mut self.node_mut(i)?.entry, entry);
+        self.link_front(i, list);
+        Some(old)
+    }
+
+    /// A new node for a key not held, as the most recent of `list`.
+    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, list: usize) -> u32 {
+        let table_hash = self.table_hasher.hash_one(&key);
+        let node = Node { key, entry, link: Link::OUT };
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.nodes.get_mut(i as usize) {
+                    *slot = Some(node);
+                }
+                i
+            }
+            None => {
+                self.nodes.push(Some(node));
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        let (nodes, hasher) = (&self.nodes, &self.table_hasher);
+        // Growing the table rehashes the keys (rare: it doubles).
+        self.table.insert_unique(table_hash, i, |&j| {
+            nodes.get(j as usize).and_then(Option::as_ref).map_or(0, |n| hasher.hash_one(&n.key))
+        });
+        self.link_front(i, list);
+        i
+    }
+
+    /// Removes node `i` from its list, the table and the arena.
+    pub(crate) fn remove(&mut self, i: u32) -> Option<(K, Entry<V>)> {
+        self.unlink(i);
+        let hash = self.table_hasher.hash_one(&self.node(i)?.key);
+        if let Ok(found) = self.table.find_entry(hash, |&j| j == i) {
+            found.remove();
+        }
+        let node = self.nodes.get_mut(i as usize)?.take()?;
+        self.free.push(i);
+        Some((node.key, node.entry))
+    }
+
+    /// Nodes whose entry has expired.
+    pub(crate) fn expired(&self, clock: &dyn Clock) -> Vec<u32> {
+        (0..self.nodes.len() as u32)
+            .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired(clock)))
+            .collect()
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.table.clear();
+        self.nodes.clear();
+        self.free.clear();
+        self.lists = [List::EMPTY; LISTS];
+    }
+
+    /// The keys of `list`, least recent first.
+    #[cfg(test)]
+    pub(crate) fn keys_lru_first(&self, list: usize) -> Vec<&K> {
+        let mut out = Vec::new();
+        let mut at = self.lists.get(list).map_or(NIL, |l| l.tail);
+        while let Some(n) = self.node(at) {
+            out.push(&n.key);
+            at = n.link.prev;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::VecDeque;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert { key: u8, weight: usize, list: usize },
+        Touch { key: u8 },
+        Move { key: u8, list: usize },
+        Remove { key: u8 },
+        Replace { key: u8, weight: usize },
+        PopLru { list: usize },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = 0..24u8;
+        let list = 0..LISTS;
+        prop_oneof![
+            (key.clone(), 1..5usize, list.clone()).prop_map(|(key, weight, list)| Op::Insert {
+                key,
+                weight,
+                list
+            }),
+            key.clone().prop_map(|key| Op::Touch { key }),
+            (key.clone(), list.clone()).prop_map(|(key, list)| Op::Move { key, list }),
+            key.clone().prop_map(|key| Op::Remove { key }),
+            (key, 1..5usize).prop_map(|(key, weight)| Op::Replace { key, weight }),
+            list.prop_map(|list| Op::PopLru { list }),
+        ]
+    }
+
+    proptest! {
+        /// Against a model of one deque per list (front = most recent): the same keys in
+        /// the same order, the same weights, the same lookups, after any operations.
+        #[test]
+        fn matches_a_model_of_deques(ops in prop::collection::vec(op(), 1..200)) {
+            let mut a: Arena<u8, u32> = Arena::new();
+            let mut model: [VecDeque<(u8, usize)>; LISTS] = Default::default();
+            let locate = |m: &[VecDeque<(u8, usize)>; LISTS], key: u8| {
+                m.iter().enumerate().find_map(|(l, d)| d.iter().position(|&(k, _)| k == key).map(|p| (l, p)))
+            };
+            for op in ops {
+                match op {
+                    Op::Insert { key, weight, list } => {
+                        if locate(&model, key).is_none() {
+                            a.insert(key, entry(weight), list);
+                            model[list].push_front((key, weight));
+                        }
+                    }
+                    Op::Touch { key } => {
+                        if let (Some(i), Some((l, p))) = (a.find(&key), locate(&model, key)) {
+                            a.touch(i);
+                            let kw = model[l].remove(p).expect("located");
+                            model[l].push_front(kw);
+                        }
+                    }
+                    Op::Move { key, list } => {
+                        if let (Some(i), Some((l, p))) = (a.find(&key), locate(&model, key)) {
+                            a.move_front(i, list);
+                            let kw = model[l].remove(p).expect("located");
+                            model[list].push_front(kw);
+                        }
+                    }
+                    Op::Remove { key } => {
+                        let removed = a.find(&key).and_then(|i| a.remove(i)).map(|(k, _)| k);
+                        let expected = locate(&model, key).and_then(|(l, p)| model[l].remove(p)).map(|(k, _)| k);
+                        prop_assert_eq!(removed, expected);
+                    }
+                    Op::Replace { key, weight } => {
+                        if let (Some(i), Some((l, p))) = (a.find(&key), locate(&model, key)) {
+                            prop_assert!(a.replace(i, entry(weight)).is_some());
+                            model[l].remove(p);
+                            model[l].push_front((key, weight));
+                        }
+                    }
+                    Op::PopLru { list } => {
+                        let popped = a.lru_of(list).and_then(|(i, _)| a.remove(i)).map(|(k, _)| k);
+                        prop_assert_eq!(popped, model[list].pop_back().map(|(k, _)| k));
+                    }
+                }
+                for (l, d) in model.iter().enumerate() {
+                    let want: Vec<&u8> = d.iter().rev().map(|(k, _)| k).collect();
+                    prop_assert_eq!(a.keys_lru_first(l), want, "list {}", l);
+                    prop_assert_eq!(a.used(l), d.iter().map(|&(_, w)| w).sum::<usize>());
+                }
+                prop_assert_eq!(a.len(), model.iter().map(VecDeque::len).sum::<usize>());
+                for key in 0..24u8 {
+                    prop_assert_eq!(a.find(&key).is_some(), locate(&model, key).is_some());
+                }
+            }
+        }
+    }
+
+    fn entry(weight: usize) -> Entry<u32> {
+        Entry { value: 0, weight, expires: None }
+    }
+
+    #[test]
+    fn lists_keep_order_weights_and_reuse_slots() {
+        let mut a: Arena<u32, u32> = Arena::new();
+        for k in 0..4 {
+            a.insert(k, entry(2), 0);
+        }
+        assert_eq!(a.keys_lru_first(0), [&0, &1, &2, &3]);
+        assert_eq!((a.used(0), a.len()), (8, 4));
+        let i1 = a.find(&1).expect("held");
+        a.move_front(i1, 0);
+        assert_eq!(a.keys_lru_first(0), [&0, &2, &3, &1]);
+        for (k, order) in [(0, [&2, &3, &1, &0]), (0, [&2, &3, &1, &0]), (3, [&2, &1, &0, &3])] {
+            let i = a.find(&k).expect("held");
+            a.touch(i);
+            assert_eq!(a.keys_lru_first(0), order, "touched {k}");
+        }
+        let i2 = a.find(&2).expect("held");
+        a.touch(i2);
+        a.touch(i1);
+        assert_eq!((a.keys_lru_first(0), a.used(0)), (vec![&0, &3, &2, &1], 8), "head, tail and weight");
+        a.move_front(i1, 2);
+        assert_eq!((a.used(0), a.used(2), a.used_total()), (6, 2, 8));
+        assert_eq!(a.keys_lru_first(2), [&1]);
+        let (lru, w) = a.lru_of(0).expect("non-empty");
+        assert_eq!((a.node(lru).map(|n| n.key), w), (Some(0), 2));
+        assert_eq!(a.remove(lru).map(|(k, _)| k), Some(0));
+        assert_eq!(a.find(&0), None);
+        let again = a.insert(9, entry(1), 0);
+        assert_eq!(again, lru, "the freed slot is reused");
+        assert_eq!(a.keys_lru_first(0), [&3, &2, &9]);
+        // Unlinking twice, or a node out of every list, changes nothing.
+        let i3 = a.find(&3).expect("held");
+        a.unlink(i3);
+        a.unlink(i3);
+        a.touch(i3);
+        assert_eq!((a.keys_lru_first(0), a.used(0)), (vec![&2, &9], 3));
+        assert!(a.replace(i3, entry(5)).is_some());
+        assert_eq!((a.keys_lru_first(0), a.used(0)), (vec![&2, &9, &3], 8));
+        a.clear();
+        assert_eq!((a.len(), a.used_total(), a.keys_lru_first(0).len()), (0, 0, 0));
+    }
+}
