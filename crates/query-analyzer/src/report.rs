@@ -40,11 +40,15 @@ pub struct SpanInfo {
     pub kind: SpanKind,
     /// Its name (a command, a route).
     pub name: String,
+    /// The span had not ended when the report was made: its queries so far were judged
+    /// as if it ended then, and it is judged again when it does.
+    pub open: bool,
 }
 
 impl fmt::Display for SpanInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} `{}` (span {})", span_kind_str(self.kind), self.name, self.id.0)
+        write!(f, "{} `{}` (span {}", span_kind_str(self.kind), self.name, self.id.0)?;
+        f.write_str(if self.open { ", still open)" } else { ")" })
     }
 }
 

@@ -294,3 +294,32 @@ fn try_new_rejects_bad_settings() {
     // new() clamps instead.
     assert_eq!(Analyzer::new(config).config().advice.min_hit_ratio, 1.0);
 }
+
+#[test]
+fn spans_still_open_are_judged_in_reports_and_checks() {
+    let a = Analyzer::default();
+    a.span_start(SpanId(9), SpanKind::Task, "status updater");
+    a.record(&ev(SOURCE, &1_i64, 10, Some(9)));
+    for i in 0..8_i64 {
+        a.record(&ev(LOOKUP, &i, 10, Some(9)));
+    }
+    // The span has not ended: its loop is reported, marked open, and fails `check`.
+    let r = a.report();
+    assert_eq!(r.n_plus_one.len(), 1);
+    assert!(r.n_plus_one[0].span.open);
+    assert!(r.n_plus_one[0].to_string().contains("still open"), "{}", r.n_plus_one[0]);
+    assert_eq!(r.counters.n_plus_one, 0, "not kept: counted when the span ends");
+    let err = a.check().expect_err("an N+1 in an open span");
+    assert!(err.to_string().contains("status updater"), "{err}");
+    // More of the loop, then the end: one finding, judged for good, counted once.
+    for i in 8..10_i64 {
+        a.record(&ev(LOOKUP, &i, 10, Some(9)));
+    }
+    a.span_end(SpanId(9));
+    let r = a.report();
+    assert_eq!(r.n_plus_one.len(), 1);
+    let f = &r.n_plus_one[0];
+    assert!(!f.span.open);
+    assert_eq!((f.count, f.occurrences, r.counters.n_plus_one), (10, 1, 1));
+    assert!(a.check().is_err());
+}

@@ -10,7 +10,7 @@ pub(super) struct Counts {
     pub(super) dropped: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) struct Findings {
     max: usize,
     n_plus_one: Vec<NPlusOneFinding>,

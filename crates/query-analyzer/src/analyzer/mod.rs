@@ -159,17 +159,35 @@ impl Analyzer {
         let cache_advice = crate::advice::advise(&entries, &self.config.advice);
         #[cfg(not(feature = "advice"))]
         let cache_advice = Vec::new();
-        let (n_plus_one, duplicates) = self.findings.lock().snapshot();
+        let (n_plus_one, duplicates) = self.findings_with_open_spans().snapshot();
         Report { counters: self.counters(), n_plus_one, duplicates, cache_advice, top_queries: top }
     }
 
-    /// `Ok` while no N+1 has been found; otherwise an error listing every finding so far
-    /// (the strict-mode check to call at the end of a test).
+    /// The findings of ended spans, with those of spans still open judged as if they
+    /// ended now (marked [`SpanInfo::open`](crate::SpanInfo::open)): a long-lived span —
+    /// a worker's loop, a status updater — would otherwise never be reported. The open
+    /// spans' findings are not kept; each span is judged for good when it ends.
+    fn findings_with_open_spans(&self) -> Findings {
+        let mut verdicts = Vec::new();
+        for shard in self.shards.iter() {
+            let shard = shard.lock();
+            verdicts.extend(shard.open.iter().map(|(id, st)| st.judge(*id, &self.config.n_plus_one, true)));
+        }
+        let mut findings = self.findings.lock().clone();
+        for Verdict { n_plus_one, duplicates } in verdicts {
+            n_plus_one.into_iter().for_each(|f| findings.add_n_plus_one(f));
+            duplicates.into_iter().for_each(|d| findings.add_duplicate(d));
+        }
+        findings
+    }
+
+    /// `Ok` while no N+1 has been found; otherwise an error listing every finding so far,
+    /// in spans still open too (the strict-mode check to call at the end of a test).
     ///
     /// # Errors
     /// [`ErrorKind::Findings`] with one line per finding.
     pub fn check(&self) -> Result<()> {
-        let (n_plus_one, _) = self.findings.lock().snapshot();
+        let (n_plus_one, _) = self.findings_with_open_spans().snapshot();
         if n_plus_one.is_empty() {
             return Ok(());
         }
@@ -185,7 +203,7 @@ impl Analyzer {
     /// Judges an ended or evicted span and keeps its findings; returns the N+1 ones'
     /// text for strict mode.
     fn conclude(&self, id: SpanId, state: SpanState) -> Vec<String> {
-        let Verdict { n_plus_one, duplicates } = state.judge(id, &self.config.n_plus_one);
+        let Verdict { n_plus_one, duplicates } = state.judge(id, &self.config.n_plus_one, false);
         if n_plus_one.is_empty() && duplicates.is_empty() {
             return Vec::new();
         }

@@ -86,10 +86,10 @@ impl SpanState {
         true
     }
 
-    /// Judges the span's queries.
-    pub(crate) fn judge(&self, id: SpanId, config: &NPlusOneConfig) -> Verdict {
+    /// Judges the span's queries; `open`: it has not ended yet.
+    pub(crate) fn judge(&self, id: SpanId, config: &NPlusOneConfig, open: bool) -> Verdict {
         let mut verdict = Verdict::default();
-        let span = || SpanInfo { id, kind: self.kind, name: self.name.to_string() };
+        let span = || SpanInfo { id, kind: self.kind, name: self.name.to_string(), open };
         for a in &self.aggs {
             let min = config.min_repeats;
             if a.count < min as u64
