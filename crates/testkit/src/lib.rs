@@ -10,6 +10,7 @@
 //! | PostgreSQL | [`TestDatabase`]: a fresh database per test on `DATABASE_URL` | a running server |
 //! | aria2 | [`Aria2Daemon`]: `aria2c` with JSON-RPC on loopback and a random secret | `aria2c` |
 //! | HTTP downloads | [`FileServer`]: in-process, files from memory, ranges, errors, slow bodies | nothing |
+//! | benches | [`bench::per_thread`]: multi-thread timing for criterion's `iter_custom`, per thread | nothing |
 //!
 //! # Example
 //!
@@ -90,6 +91,7 @@
 //! - Environment overrides (`REDIS_URL`, `DATABASE_URL`) let CI point tests at shared
 //!   services; tests that need to stop a server always spawn their own.
 
+pub mod bench;
 pub mod aria2;
 mod error;
 pub mod http;
