@@ -71,13 +71,13 @@
 //!   whole timeout. The stress test (`tests/stress.rs`) runs 10⁵ checkouts over pool
 //!   sizes 1–100 and 8–256 tasks under a hard deadline.
 //! - **Typed timeouts.** A checkout that runs out of time fails with
-//!   [`Error::Timeout`] (all connections busy) or [`Error::Unavailable`] (connects or
+//!   [`ErrorKind::Timeout`] (all connections busy) or [`ErrorKind::Unavailable`] (connects or
 //!   validations were failing — the backend is down), never hangs.
 //! - **Failing fast (opt-in).** bb8 does not wake a waiting checkout when a connect
 //!   fails, so while the backend is down every checkout waits its whole timeout. With
 //!   [`PoolConfig::fail_fast`] the pool remembers that the latest connects failed (its
 //!   bb8 error sink sees every failure) and, while nothing is idle and no connect has
-//!   succeeded since, refuses checkouts at once with [`Error::Unavailable`]; one
+//!   succeeded since, refuses checkouts at once with [`ErrorKind::Unavailable`]; one
 //!   checkout at a time (at most one per [`PoolConfig::probe_interval`]) goes through
 //!   as a probe, and any checkout already waiting gives up as soon as a connect fails.
 //!   Refusals count in [`Metrics::unavailable`], not in `timeouts`. For callers with a
@@ -110,11 +110,12 @@ mod postgres;
 mod redis;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod url;
 
 pub use bb8;
 pub use bb8::ManageConnection;
 pub use config::PoolConfig;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use metrics::{Closed, HistogramSnapshot, Metrics, SizeRecommendation};
 pub use pool::{Pool, Pooled, State};
 #[cfg(feature = "postgres")]
@@ -126,6 +127,7 @@ pub use redis::{RedisConnection, RedisManager};
 #[cfg(feature = "sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::{SqliteConnection, SqliteManager};
+pub use url::redact_url;
 
 /// The README's examples, compiled as doctests.
 #[cfg(all(doctest, feature = "redis"))]

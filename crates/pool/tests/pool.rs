@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use mltb_pool::{Error, Pool, PoolConfig};
+use mltb_pool::{ErrorKind, Pool, PoolConfig};
 use support::MemManager;
 
 fn config(max: u32) -> PoolConfig {
@@ -18,8 +18,10 @@ async fn checkout_timeout_is_a_typed_error() {
     let started = tokio::time::Instant::now();
     let err = pool.get_timeout(Duration::from_secs(2)).await.unwrap_err();
     assert_eq!(started.elapsed(), Duration::from_secs(2), "waited exactly the timeout on the paused clock");
-    match &err {
-        Error::Timeout { waited, max_size } => assert_eq!((*waited, *max_size), (Duration::from_secs(2), 1)),
+    match err.kind() {
+        ErrorKind::Timeout { waited, max_size } => {
+            assert_eq!((*waited, *max_size), (Duration::from_secs(2), 1))
+        }
         other => panic!("expected Timeout, got {other:?}"),
     }
     assert!(err.is_timeout() && err.is_retryable() && !err.is_unavailable());
@@ -192,7 +194,7 @@ async fn fail_fast_refuses_at_once_and_probes_once_per_interval() {
     // the second is the probe (the backend is now known down); the rest are refused.
     for i in 0..6 {
         let err = pool.get().await.unwrap_err();
-        assert!(matches!(err, Error::Unavailable { .. }) && err.is_unavailable(), "{i}: {err:?}");
+        assert!(matches!(err.kind(), ErrorKind::Unavailable { .. }) && err.is_unavailable(), "{i}: {err:?}");
         assert!(err.to_string().contains("backend is down"), "{err}");
     }
     assert_eq!(started.elapsed(), Duration::ZERO, "no checkout waited for its timeout");
@@ -298,7 +300,7 @@ async fn connections_past_max_lifetime_are_closed_with_reason() {
 #[test]
 fn invalid_config_and_missing_runtime_are_errors() {
     let err = Pool::new(MemManager::default(), PoolConfig::new().max_size(0)).unwrap_err();
-    assert!(matches!(err, Error::InvalidConfig { what: "max_size", .. }), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::InvalidConfig { what: "max_size", .. }), "{err:?}");
     let err = Pool::new(MemManager::default(), PoolConfig::new()).unwrap_err();
-    assert!(matches!(err, Error::NoRuntime(_)), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::NoRuntime(_)), "{err:?}");
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mltb_pool::{Error, Pool, PoolConfig, SqliteManager};
+use mltb_pool::{ErrorKind, Pool, PoolConfig, SqliteManager};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wal_mode_and_concurrent_writers() {
@@ -45,10 +45,10 @@ async fn a_panicking_call_loses_only_its_connection() {
         Pool::connect(SqliteManager::new(dir.path().join("db.sqlite")), PoolConfig::sqlite()).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     let err = conn.call(|_| -> rusqlite::Result<()> { panic!("user code panicked") }).await.unwrap_err();
-    assert!(matches!(err, Error::Blocking(_)), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Blocking(_)), "{err:?}");
     assert!(conn.is_broken());
     let again = conn.call(|c| c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))).await.unwrap_err();
-    assert!(matches!(again, Error::Blocking(_)), "{again:?}");
+    assert!(matches!(again.kind(), ErrorKind::Blocking(_)), "{again:?}");
     drop(conn);
     assert_eq!(pool.metrics().closed.broken, 1);
     let mut conn = pool.get().await.unwrap();
@@ -63,7 +63,7 @@ async fn sql_errors_are_typed() {
         Pool::connect(SqliteManager::new(dir.path().join("db.sqlite")), PoolConfig::sqlite()).await.unwrap();
     let mut conn = pool.get().await.unwrap();
     let err = conn.call(|c| c.execute_batch("SELEC nonsense")).await.unwrap_err();
-    assert!(matches!(err, Error::Sqlite(_)), "{err:?}");
+    assert!(matches!(err.kind(), ErrorKind::Sqlite(_)), "{err:?}");
     assert!(!conn.is_broken(), "an SQL error keeps the connection");
 }
 

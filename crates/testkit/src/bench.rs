@@ -45,6 +45,10 @@ pub fn per_thread<F: Fn(usize, u64) + Sync>(threads: usize, iters: u64, op: F) -
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).max().unwrap_or_default()
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .max()
+            .unwrap_or_default()
     })
 }

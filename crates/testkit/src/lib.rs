@@ -91,8 +91,8 @@
 //! - Environment overrides (`REDIS_URL`, `DATABASE_URL`) let CI point tests at shared
 //!   services; tests that need to stop a server always spawn their own.
 
-pub mod bench;
 pub mod aria2;
+pub mod bench;
 mod error;
 pub mod http;
 mod net;

@@ -1,12 +1,6 @@
 //! Small helpers shared by the services.
 
-/// `url` with the user info (user and password) replaced by `***`, for error messages.
-pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
-        _ => url.to_string(),
-    }
-}
+pub(crate) use mltb_pool::redact_url as redact;
 
 /// `bytes` random bytes as lowercase hex (`2 * bytes` characters).
 pub(crate) fn random_hex(bytes: usize) -> String {

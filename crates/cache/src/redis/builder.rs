@@ -36,7 +36,7 @@ pub struct RedisCacheBuilder<K, V, C> {
 impl<K, V, C: std::fmt::Debug> std::fmt::Debug for RedisCacheBuilder<K, V, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisCacheBuilder")
-            .field("url", &redact(&self.url))
+            .field("url", &mltb_pool::redact_url(&self.url))
             .field("shared_pool", &matches!(self.connections, Connections::Shared(_)))
             .field("codec", &self.codec)
             .field("namespace", &self.namespace)
@@ -132,12 +132,7 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
         if self.timeout.is_zero() {
             return Err(Error::Config("timeout must be positive".into()));
         }
-        let manager = RedisManager::new(self.url.as_str()).map_err(|e| {
-            Error::Config(format!(
-                "redis url {:?} is not usable ({e}); expected redis://HOST:PORT[/DB]",
-                redact(&self.url)
-            ))
-        })?;
+        let manager = RedisManager::from_url(&self.url).map_err(|e| Error::Config(e.to_string()))?;
         let pool = match self.connections {
             Connections::Shared(pool) => pool,
             Connections::Own => make_pool(manager, self.pool_max_size, self.timeout)?,
@@ -159,27 +154,10 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
     }
 }
 
-/// A small pool for a cache: at most `max_size` connections, one kept open, a checkout
-/// timeout equal to the call timeout, no `PING` before each use (a connection that
-/// broke shows up as a failed call, and the pool then closes it; see `RedisCache`'s
-/// `# Connections` for the idle ones that went stale with it), and `fail_fast`, so that
-/// while Redis is down a read is a miss at once instead of after the timeout.
+/// A small pool for a cache ([`PoolConfig::with_fallback`]): while Redis is down a read
+/// is a miss at once instead of after the timeout. See `RedisCache`'s `# Connections` for
+/// the idle connections that go stale with a broken one.
 fn make_pool(manager: RedisManager, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
-    let config = PoolConfig::new()
-        .max_size(max_size)
-        .min_idle(1)
-        .connection_timeout(timeout)
-        .test_on_checkout(false)
-        .fail_fast(true);
-    Pool::new(manager, config).map_err(|e| Error::Config(format!("redis pool: {e}")))
-}
-
-/// The URL without a password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_string(),
-    }
+    Pool::new(manager, PoolConfig::with_fallback(max_size, timeout))
+        .map_err(|e| Error::Config(format!("redis pool: {e}")))
 }

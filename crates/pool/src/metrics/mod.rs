@@ -42,7 +42,7 @@ pub struct Metrics {
     pub returns: u64,
     /// Checkouts that gave up at their timeout.
     pub timeouts: u64,
-    /// Checkouts refused with [`Error::Unavailable`](crate::Error::Unavailable) before
+    /// Checkouts refused with [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable) before
     /// their timeout because the backend was down (only with
     /// [`PoolConfig::fail_fast`](crate::PoolConfig::fail_fast)); not in `timeouts`.
     pub unavailable: u64,

@@ -20,7 +20,7 @@ use health::{Health, Reading, Verdict};
 use sink::Sink;
 
 use crate::metrics::Recorder;
-use crate::{Error, Metrics, PoolConfig, Result};
+use crate::{Error, ErrorKind, Metrics, PoolConfig, Result};
 
 /// The first slice of a checkout's wait handed to bb8 before it is asked again; later
 /// slices double up to [`MAX_SLICE`]. See the crate docs' `# Design` on the bb8 hang.
@@ -86,17 +86,17 @@ where
     }
 
     /// A pool whose `min_idle` connections are open when this returns; fails with
-    /// [`Error::Connect`] if one cannot be opened within `connection_timeout`.
+    /// [`ErrorKind::Connect`] if one cannot be opened within `connection_timeout`.
     pub async fn connect(manager: M, config: PoolConfig) -> Result<Self> {
         let (builder, shared) = Self::prepare(&config, "Pool::connect")?;
-        let inner = builder.build(manager).await.map_err(|e| Error::Connect(Box::new(e)))?;
+        let inner = builder.build(manager).await.map_err(|e| Error::from(ErrorKind::Connect(Box::new(e))))?;
         Ok(Self { inner, shared })
     }
 
     fn prepare(config: &PoolConfig, caller: &'static str) -> Result<(bb8::Builder<M>, Arc<Shared>)> {
         config.validate()?;
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::NoRuntime(caller));
+            return Err(ErrorKind::NoRuntime(caller).into());
         }
         let shared = Arc::new(Shared {
             gate: Semaphore::new(config.max_size as usize),
@@ -110,8 +110,8 @@ where
 
     /// Checks a connection out, waiting at most `connection_timeout`.
     ///
-    /// Fails with [`Error::Timeout`] when every connection stayed busy, or
-    /// [`Error::Unavailable`] when the backend could not be reached; both are
+    /// Fails with [`ErrorKind::Timeout`] when every connection stayed busy, or
+    /// [`ErrorKind::Unavailable`] when the backend could not be reached; both are
     /// [`is_timeout`](Error::is_timeout) and [`is_retryable`](Error::is_retryable).
     /// With [`PoolConfig::fail_fast`], `Unavailable` comes at once while the backend is
     /// known to be down.
@@ -224,7 +224,7 @@ where
         let recorder = &self.shared.recorder;
         recorder.refused_unavailable();
         let last_error = recorder.last_error().unwrap_or_else(|| "a connect attempt failed".into());
-        Error::Unavailable { waited: asked.elapsed(), last_error }
+        Error::from(ErrorKind::Unavailable { waited: asked.elapsed(), last_error })
     }
 
     /// Counters for the fail-fast decisions, read now.
@@ -248,8 +248,8 @@ where
         let since = asked.checked_sub(config.connection_timeout).unwrap_or(asked);
         let short_of_connections = self.inner.state().connections < config.max_size;
         match recorder.last_error_since(since) {
-            Some(last_error) if short_of_connections => Error::Unavailable { waited, last_error },
-            _ => Error::Timeout { waited, max_size: config.max_size },
+            Some(last_error) if short_of_connections => ErrorKind::Unavailable { waited, last_error }.into(),
+            _ => ErrorKind::Timeout { waited, max_size: config.max_size }.into(),
         }
     }
 }

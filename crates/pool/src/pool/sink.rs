@@ -7,7 +7,7 @@ use super::Shared;
 
 /// bb8 reports errors that no caller sees (background connects, failed checkout
 /// validation) to an error sink; this one counts them, keeps the last for
-/// [`Error::Unavailable`](crate::Error::Unavailable), and logs them.
+/// [`ErrorKind::Unavailable`](crate::ErrorKind::Unavailable), and logs them.
 #[derive(Debug, Clone)]
 pub(super) struct Sink(pub(super) Arc<Shared>);
 

@@ -22,6 +22,24 @@ impl RedisManager {
         Ok(Self { client })
     }
 
+    /// A manager for the URL `url`, checked now; nothing is contacted yet.
+    ///
+    /// Unlike [`new`](Self::new), a URL that cannot be used fails with an error that
+    /// names it (its password redacted by [`redact_url`](crate::redact_url)) and the
+    /// expected form.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let client = Client::open(url).map_err(|e| {
+            Error::invalid(
+                "redis url",
+                format!(
+                    "{:?} is not usable ({e}); expected redis://[:PASSWORD@]HOST:PORT[/DB]",
+                    crate::redact_url(url)
+                ),
+            )
+        })?;
+        Ok(Self { client })
+    }
+
     /// A manager using an existing client.
     pub fn from_client(client: Client) -> Self {
         Self { client }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 /// Opens [`SqliteConnection`]s to one database file, in WAL mode with a busy timeout.
 ///
@@ -89,7 +89,7 @@ impl bb8::ManageConnection for SqliteManager {
             Ok(conn)
         })
         .await
-        .map_err(|e| Error::Blocking(e.to_string()))??;
+        .map_err(|e| Error::from(ErrorKind::Blocking(e.to_string())))??;
         Ok(SqliteConnection { conn: Some(conn) })
     }
 
@@ -114,23 +114,22 @@ impl SqliteConnection {
     /// Runs `f` with the connection on tokio's blocking pool.
     ///
     /// If `f` panics, or the returned future is dropped before it finishes, the
-    /// connection is lost: this and later calls fail with [`Error::Blocking`] and the
+    /// connection is lost: this and later calls fail with [`ErrorKind::Blocking`](crate::ErrorKind::Blocking) and the
     /// pool discards the connection on return.
     pub async fn call<F, R>(&mut self, f: F) -> Result<R>
     where
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
         R: Send + 'static,
     {
-        let mut conn = self
-            .conn
-            .take()
-            .ok_or_else(|| Error::Blocking("the connection was lost by an earlier call".into()))?;
+        let mut conn = self.conn.take().ok_or_else(|| {
+            Error::from(ErrorKind::Blocking("the connection was lost by an earlier call".into()))
+        })?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let result = f(&mut conn);
             (conn, result)
         })
         .await
-        .map_err(|e| Error::Blocking(e.to_string()))?;
+        .map_err(|e| Error::from(ErrorKind::Blocking(e.to_string())))?;
         self.conn = Some(conn);
         Ok(result?)
     }

@@ -138,29 +138,11 @@ impl RedisLimiterBuilder {
     }
 }
 
-/// A small pool for a rate limiter: at most `max_size` connections, one kept open, a
-/// checkout timeout equal to the check timeout, no `PING` before each use (a
-/// connection that broke shows up as a failed check, and the pool then closes it), and
-/// `fail_fast`, so that while Redis is down a check is answered by the fallback at once
-/// instead of after the timeout.
+/// A small pool for a rate limiter ([`PoolConfig::with_fallback`]): while Redis is down
+/// a check is answered by the fallback at once instead of after the timeout.
 fn make_pool(url: &str, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
-    let manager = RedisManager::new(url).map_err(|e| Error::InvalidConfig {
-        what: "redis url",
-        reason: format!("{:?} is not usable ({e}); expected redis://HOST:PORT[/DB]", redact(url)),
-    })?;
-    let config = PoolConfig::new()
-        .max_size(max_size)
-        .min_idle(1)
-        .connection_timeout(timeout)
-        .test_on_checkout(false)
-        .fail_fast(true);
-    Pool::new(manager, config).map_err(|e| Error::InvalidConfig { what: "redis pool", reason: e.to_string() })
-}
-
-/// The URL without a password, for error messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://***{}", &url[..scheme], &url[at..]),
-        _ => url.to_string(),
-    }
+    let manager = RedisManager::from_url(url)
+        .map_err(|e| Error::InvalidConfig { what: "redis url", reason: e.to_string() })?;
+    Pool::new(manager, PoolConfig::with_fallback(max_size, timeout))
+        .map_err(|e| Error::InvalidConfig { what: "redis pool", reason: e.to_string() })
 }
