@@ -100,6 +100,16 @@ fn checkout(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Preconditions: every timed checkout got a warm connection and gave it back; none
+    // waited out a timeout, was refused, or opened a new connection.
+    for (name, pool) in [("mltb-pool", &ours), ("mltb-pool/fail_fast", &fast)] {
+        let m = pool.metrics();
+        assert!(m.checkouts > 0, "{name}: no checkout was timed");
+        assert_eq!(m.checkouts, m.returns, "{name}: a connection was not returned");
+        assert_eq!((m.timeouts, m.unavailable, m.connect_errors), (0, 0, 0), "{name}: {m:?}");
+        assert_eq!(m.opened, u64::from(SIZE), "{name}: the pool opened connections while timed");
+    }
 }
 
 async fn futures_all(pool: &deadpool::managed::Pool<Trivial>) -> Vec<deadpool::managed::Object<Trivial>> {

@@ -17,12 +17,11 @@ const SQL: &str = "SELECT id, name FROM t WHERE id = $1";
 
 fn query(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let (db, pool) = rt.block_on(async {
+    let (db, pool, stats) = rt.block_on(async {
         let db = TestDatabase::create().await.expect("PostgreSQL at DATABASE_URL (see mltb-testkit)");
-        let pool =
-            Pool::connect(PostgresManager::new(db.url()).unwrap(), PoolConfig::new().max_size(1).min_idle(1))
-                .await
-                .unwrap();
+        let manager = PostgresManager::new(db.url()).unwrap();
+        let stats = manager.statement_stats().clone();
+        let pool = Pool::connect(manager, PoolConfig::new().max_size(1).min_idle(1)).await.unwrap();
         let conn = pool.get().await.unwrap();
         conn.batch_execute(
             "CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL);
@@ -31,7 +30,7 @@ fn query(c: &mut Criterion) {
         .await
         .unwrap();
         drop(conn);
-        (db, pool)
+        (db, pool, stats)
     });
 
     let mut group = c.benchmark_group("postgres/query_one");
@@ -49,6 +48,9 @@ fn query(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // Precondition: the cached row prepared its statement once and reused it after.
+    assert_eq!(stats.misses(), 1, "prepare_cached prepared more than once");
     drop(pool);
     drop(db);
 }

@@ -52,6 +52,7 @@ fn bucket_of(ns: u64) -> usize {
 
 /// A point-in-time copy of a latency histogram (wait time or use time).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HistogramSnapshot {
     buckets: [u64; BUCKETS],
     /// Samples recorded.
