@@ -108,3 +108,8 @@ pub use http::{FileServer, FileServerBuilder, ServedFile};
 pub use net::free_port;
 pub use postgres::{TestDatabase, database_url};
 pub use redis::{RedisServer, SharedRedis, redis_url};
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
