@@ -122,6 +122,7 @@ mod event;
 mod fingerprint;
 mod hash;
 mod report;
+mod sample;
 
 pub use analyzer::Analyzer;
 pub use config::{AdviceConfig, AnalyzerConfig, NPlusOneConfig};
@@ -129,3 +130,82 @@ pub use error::{Error, ErrorKind, Result};
 pub use event::{NoopSink, QueryEvent, QuerySink, SpanId, SpanKind, params_digest};
 pub use fingerprint::{Fingerprint, StatementKind, fingerprint};
 pub use report::{CacheAdvice, Counters, DuplicateFinding, NPlusOneFinding, QueryStats, Report, SpanInfo};
+
+/// The crate's modules depend on each other one way: no module reaches, directly or
+/// through others, back into itself.
+#[cfg(test)]
+mod layering {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Each top-level module with the text of its files (its unit tests are left out).
+    const MODULES: &[(&str, &[&str])] = &[
+        ("advice", &[include_str!("advice.rs")]),
+        (
+            "analyzer",
+            &[
+                include_str!("analyzer/mod.rs"),
+                include_str!("analyzer/findings.rs"),
+                include_str!("analyzer/registry.rs"),
+                include_str!("analyzer/span.rs"),
+            ],
+        ),
+        ("config", &[include_str!("config.rs")]),
+        ("error", &[include_str!("error.rs")]),
+        ("event", &[include_str!("event.rs")]),
+        (
+            "fingerprint",
+            &[
+                include_str!("fingerprint/mod.rs"),
+                include_str!("fingerprint/lexer.rs"),
+                include_str!("fingerprint/normalize.rs"),
+            ],
+        ),
+        ("hash", &[include_str!("hash.rs")]),
+        ("report", &[include_str!("report.rs")]),
+        ("sample", &[include_str!("sample.rs")]),
+    ];
+
+    /// The modules `text` names as `crate::<module>` in code (comments skipped).
+    fn uses(text: &str) -> BTreeSet<&str> {
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+        let mut out = BTreeSet::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let rest = &line[i + "crate::".len()..];
+                let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(rest.len());
+                if end > 0 && rest[end..].starts_with([':', ';', ',', '}']) {
+                    out.insert(&rest[..end]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn module_dependencies_have_no_cycle() {
+        let graph: BTreeMap<&str, BTreeSet<&str>> = MODULES
+            .iter()
+            .map(|(name, files)| {
+                let mut deps: BTreeSet<&str> = files.iter().flat_map(|f| uses(f)).collect();
+                deps.remove(name);
+                deps.retain(|d| MODULES.iter().any(|(m, _)| m == d));
+                (*name, deps)
+            })
+            .collect();
+        assert!(graph["analyzer"].contains("advice"), "the analyzer feeds the advisor: {graph:?}");
+        // Depth-first search from every module for a path back to it.
+        for start in graph.keys() {
+            let mut stack: Vec<Vec<&str>> = vec![vec![start]];
+            while let Some(path) = stack.pop() {
+                for next in &graph[path[path.len() - 1]] {
+                    assert!(next != start, "import cycle: {} -> {next}", path.join(" -> "));
+                    if !path.contains(next) {
+                        let mut longer = path.clone();
+                        longer.push(next);
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+}
