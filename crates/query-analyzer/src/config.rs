@@ -94,6 +94,10 @@ impl Default for NPlusOneConfig {
     }
 }
 
+/// The predicted hit ratio at or above which cache advice recommends caching a query:
+/// 0.70. See the [crate docs](crate#design) for why.
+pub const DEFAULT_MIN_HIT_RATIO: f64 = 0.70;
+
 /// When a read query is worth caching.
 #[derive(Debug, Clone)]
 pub struct AdviceConfig {
@@ -101,7 +105,11 @@ pub struct AdviceConfig {
     pub min_reads: u64,
     /// Most writes to its tables per read (default 0.1).
     pub max_write_ratio: f64,
-    /// Least predicted hit ratio worth recommending (default 0.5).
+    /// Least predicted hit ratio worth recommending (default
+    /// [`DEFAULT_MIN_HIT_RATIO`], 0.70: a cache is recommended at a predicted hit ratio
+    /// of 70 % or more). Below it a cache adds a lookup, an insert and memory to too many
+    /// reads for what it saves; the [crate docs](crate#design) give the reasoning. Lower
+    /// it where a database read is slow and memory is cheap.
     pub min_hit_ratio: f64,
     /// Parameter digests kept per read fingerprint for the replay (default 1 024, the
     /// most recent ones; 8 bytes each, allocated as they arrive).
@@ -115,7 +123,7 @@ impl Default for AdviceConfig {
         Self {
             min_reads: 100,
             max_write_ratio: 0.1,
-            min_hit_ratio: 0.5,
+            min_hit_ratio: DEFAULT_MIN_HIT_RATIO,
             sample_size: 1024,
             max_capacity: 100_000,
         }
@@ -172,7 +180,8 @@ impl AnalyzerConfig {
         self.max_fingerprints = self.max_fingerprints.max(1);
         self.max_findings = self.max_findings.max(1);
         let a = &mut self.advice;
-        a.min_hit_ratio = if a.min_hit_ratio.is_nan() { 0.5 } else { a.min_hit_ratio.clamp(0.0, 1.0) };
+        a.min_hit_ratio =
+            if a.min_hit_ratio.is_nan() { DEFAULT_MIN_HIT_RATIO } else { a.min_hit_ratio.clamp(0.0, 1.0) };
         a.max_write_ratio = if a.max_write_ratio.is_nan() { 0.1 } else { a.max_write_ratio.max(0.0) };
         a.sample_size = a.sample_size.max(1);
         a.max_capacity = a.max_capacity.max(1);

@@ -112,6 +112,24 @@
 //!   invalidated key by key. Advice needs [`AdviceConfig::min_reads`] executions, at
 //!   most [`AdviceConfig::max_write_ratio`] writes per read, and a predicted hit ratio of
 //!   at least [`AdviceConfig::min_hit_ratio`].
+//! - **Why a 70 % hit ratio.** A cache is recommended when its predicted hit ratio `h`
+//!   is at least [`DEFAULT_MIN_HIT_RATIO`] (0.70; configurable through
+//!   [`AdviceConfig::min_hit_ratio`]). With a lookup costing `t_cache` and the query
+//!   `t_db`, the expected read latency is
+//!   `h·t_cache + (1−h)·(t_cache + t_db) = t_cache + (1−h)·t_db`: every read pays the
+//!   lookup, and only hits skip the query, so the mean saving is `h·t_db − t_cache`. In
+//!   front of a database `t_cache ≪ t_db` (an in-process lookup against a round trip or
+//!   a page read), so on mean latency alone almost any `h` would pay; that is not the
+//!   whole cost. Each miss also pays an insert, each write to the query's tables an
+//!   invalidation (and, across instances, a notification), each entry memory, and a
+//!   cached value may be read stale until its invalidation lands. Below 50 % a cache
+//!   adds a lookup and memory to most reads while saving a minority, and the median
+//!   read is still a database read. The threshold asks for a clear majority instead: at
+//!   70 % each miss's extra work is carried by more than two hits (0.70 / 0.30 ≈ 2.3),
+//!   the median read is a cache hit, and the margin covers the prediction's own error —
+//!   it replays a sample of at most [`AdviceConfig::sample_size`] recent reads, and
+//!   tomorrow's key distribution may be flatter than today's. Where a database read is
+//!   slow and memory cheap, lower it; each recommendation carries its predicted ratio.
 
 #[cfg(feature = "advice")]
 mod advice;
@@ -125,7 +143,7 @@ mod report;
 mod sample;
 
 pub use analyzer::Analyzer;
-pub use config::{AdviceConfig, AnalyzerConfig, NPlusOneConfig};
+pub use config::{AdviceConfig, AnalyzerConfig, DEFAULT_MIN_HIT_RATIO, NPlusOneConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{NoopSink, QueryEvent, QuerySink, SpanId, SpanKind, params_digest};
 pub use fingerprint::{Fingerprint, StatementKind, fingerprint};
