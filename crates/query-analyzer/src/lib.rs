@@ -227,3 +227,61 @@ mod layering {
         }
     }
 }
+
+/// Configs and reports are `#[non_exhaustive]`: outside the crate a struct expression
+/// does not compile (error E0639), so that settings and fields can be added without
+/// breaking callers. Each block below must fail to compile (each is valid code
+/// without the attribute; stable rustdoc does not check the error code).
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::AnalyzerConfig { strict: true, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::NPlusOneConfig { min_repeats: 3, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::AdviceConfig { min_reads: 3, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::Counters { events: 1, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::Report;
+/// fn f(r: Report) -> Report { Report { n_plus_one: Vec::new(), ..r } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::NPlusOneFinding;
+/// fn f(x: NPlusOneFinding) -> NPlusOneFinding { NPlusOneFinding { count: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::DuplicateFinding;
+/// fn f(x: DuplicateFinding) -> DuplicateFinding { DuplicateFinding { count: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::CacheAdvice;
+/// fn f(x: CacheAdvice) -> CacheAdvice { CacheAdvice { reads: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::QueryStats;
+/// fn f(x: QueryStats) -> QueryStats { QueryStats { count: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::SpanInfo;
+/// fn f(x: SpanInfo) -> SpanInfo { SpanInfo { open: false, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::Fingerprint;
+/// fn f(x: Fingerprint) -> Fingerprint { Fingerprint { id: 0, ..x } }
+/// ```
+#[cfg(doctest)]
+struct NonExhaustive;
