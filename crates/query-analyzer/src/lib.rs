@@ -149,6 +149,11 @@ pub use event::{NoopSink, QueryEvent, QuerySink, SpanId, SpanKind, params_digest
 pub use fingerprint::{Fingerprint, StatementKind, fingerprint};
 pub use report::{CacheAdvice, Counters, DuplicateFinding, NPlusOneFinding, QueryStats, Report, SpanInfo};
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// The crate's modules depend on each other one way: no module reaches, directly or
 /// through others, back into itself.
 #[cfg(test)]
