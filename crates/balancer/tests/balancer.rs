@@ -404,3 +404,18 @@ fn other_threads_picks_are_seen_once_a_view_is_older_than_its_age() {
     });
     assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
 }
+
+#[test]
+fn the_clocks_are_mltb_clocks() {
+    // Re-exports, not copies: a clock of the family's crate is the balancer's clock.
+    let clock: mltb_clock::FakeClock = FakeClock::new();
+    let b = Balancer::builder(RoundRobin::new())
+        .backends(support::backends(1))
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    let before = b.now_nanos();
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(b.now_nanos() - before, mltb_clock::nanos(Duration::from_secs(3)));
+    let _: &dyn mltb_clock::Clock = &mltb_balancer::MonotonicClock::new();
+}
