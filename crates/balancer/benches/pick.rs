@@ -5,8 +5,12 @@
 //! for round robin, smooth weighted, least connections and P2C; an 8-byte key for ketama
 //! and Maglev (the key hash is included). Anchors in the same groups: pingora-ketama's
 //! `Continuum::node` and a naive `BTreeMap` ring beside ketama, a `Mutex<usize>` round
-//! robin beside round robin. On two threads each thread does `iters` picks and the figure
-//! is wall time / `iters`: the latency of one pick while another thread picks too.
+//! robin beside round robin.
+//!
+//! Two-thread rows are **per thread** and labelled so (`2t_per_thread`): timed with
+//! `mltb_testkit::bench::per_thread`, each thread does `iters` picks and the figure is
+//! the time of one pick as each thread sees it while the other picks too (aggregate
+//! throughput is two picks per figure).
 //! Exact least connections is also measured busy (`mltb_busy`): every endpoint already
 //! has a request in flight, so no pick stops at an idle one; and busy with a load view age
 //! of 0 (`mltb_busy_age0`), reading every thread's counts on every pick, to show what the
@@ -15,10 +19,10 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::sync::Barrier;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use mltb_testkit::bench::per_thread;
 use parking_lot::Mutex;
 
 use mltb_balancer::{
@@ -38,45 +42,37 @@ fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, (i / 256) as u8, (i % 256) as u8], 80))
 }
 
-/// Runs `f(i)` for `iters` iterations on `threads` threads; returns wall time (on two
-/// threads, the longer of the two threads' own times from a common start, so that a
-/// timing thread descheduled at the start cannot shorten the measure).
-fn timed<F: Fn(u64) + Sync>(threads: usize, iters: u64, f: F) -> Duration {
-    if threads == 1 {
-        let start = Instant::now();
-        for i in 0..iters {
-            f(i);
-        }
-        return start.elapsed();
-    }
-    let barrier = Barrier::new(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (f, barrier) = (&f, &barrier);
-                s.spawn(move || {
-                    barrier.wait();
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        f(i.wrapping_mul(threads as u64) + t as u64);
-                    }
-                    start.elapsed()
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().expect("bench thread")).max().unwrap_or_default()
-    })
+/// The row label for `threads` threads: multi-thread rows say they are per thread.
+fn threads_label(threads: usize) -> String {
+    if threads == 1 { "1t".to_owned() } else { format!("{threads}t_per_thread") }
+}
+
+/// A key per (thread, iteration), different on each thread.
+fn key(threads: usize, thread: usize, i: u64) -> u64 {
+    i.wrapping_mul(threads as u64) + thread as u64
 }
 
 fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, keyed: bool, make: impl Fn() -> S) {
     let mut group = c.benchmark_group(format!("pick/{name}"));
     for n in SIZES {
         let b = Balancer::new(make(), backends(n)).expect("valid backends");
+        // Preconditions: every backend is available, and a keyed pick is a hashed one
+        // (the same key, the same backend).
+        assert_eq!(b.stats().available, n);
+        if keyed {
+            let first = b.pick_key(7u64.to_le_bytes()).expect("a backend").id().to_owned();
+            assert!((0..8).all(|_| b.pick_key(7u64.to_le_bytes()).expect("a backend").id() == first));
+        }
+        assert_eq!(
+            b.tracks_in_flight(),
+            matches!(name, "least_connections" | "least_connections_sampled2" | "p2c_peak_ewma")
+        );
         for threads in [1, 2] {
-            group.bench_function(BenchmarkId::new(format!("mltb/{threads}t"), n), |bench| {
+            group.bench_function(BenchmarkId::new(format!("mltb/{}", threads_label(threads)), n), |bench| {
                 bench.iter_custom(|iters| {
-                    timed(threads, iters, |i| {
-                        let pick = if keyed { b.pick_key(i.to_le_bytes()) } else { b.pick() };
+                    per_thread(threads, iters, |t, i| {
+                        let pick =
+                            if keyed { b.pick_key(key(threads, t, i).to_le_bytes()) } else { b.pick() };
                         black_box(pick.expect("a backend").id().len());
                     })
                 })
@@ -95,18 +91,21 @@ fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, keyed: bool, make:
             let next = Mutex::new(0usize);
             let ids: Vec<String> = backends(n).iter().map(|b| b.id().to_owned()).collect();
             for threads in [1, 2] {
-                group.bench_function(BenchmarkId::new(format!("mutex_usize/{threads}t"), n), |bench| {
-                    bench.iter_custom(|iters| {
-                        timed(threads, iters, |_| {
-                            let i = {
-                                let mut g = next.lock();
-                                *g = (*g + 1) % ids.len();
-                                *g
-                            };
-                            black_box(ids[i].len());
+                group.bench_function(
+                    BenchmarkId::new(format!("mutex_usize/{}", threads_label(threads)), n),
+                    |bench| {
+                        bench.iter_custom(|iters| {
+                            per_thread(threads, iters, |_, _| {
+                                let i = {
+                                    let mut g = next.lock();
+                                    *g = (*g + 1) % ids.len();
+                                    *g
+                                };
+                                black_box(ids[i].len());
+                            })
                         })
-                    })
-                });
+                    },
+                );
             }
         }
         if name == "ketama" {
@@ -123,22 +122,29 @@ fn bench_strategy<S: Strategy>(c: &mut Criterion, name: &str, keyed: bool, make:
                 }
             }
             for threads in [1, 2] {
-                group.bench_function(BenchmarkId::new(format!("pingora_ketama/{threads}t"), n), |bench| {
-                    bench.iter_custom(|iters| {
-                        timed(threads, iters, |i| {
-                            black_box(continuum.node(&i.to_le_bytes()));
+                group.bench_function(
+                    BenchmarkId::new(format!("pingora_ketama/{}", threads_label(threads)), n),
+                    |bench| {
+                        bench.iter_custom(|iters| {
+                            per_thread(threads, iters, |t, i| {
+                                black_box(continuum.node(&key(threads, t, i).to_le_bytes()));
+                            })
                         })
-                    })
-                });
-                group.bench_function(BenchmarkId::new(format!("btreemap_ring/{threads}t"), n), |bench| {
-                    bench.iter_custom(|iters| {
-                        timed(threads, iters, |i| {
-                            let h = key_hash(&i.to_le_bytes());
-                            let id = ring.range(h..).next().or_else(|| ring.iter().next()).map(|(_, id)| id);
-                            black_box(id.map(String::len));
+                    },
+                );
+                group.bench_function(
+                    BenchmarkId::new(format!("btreemap_ring/{}", threads_label(threads)), n),
+                    |bench| {
+                        bench.iter_custom(|iters| {
+                            per_thread(threads, iters, |t, i| {
+                                let h = key_hash(&key(threads, t, i).to_le_bytes());
+                                let id =
+                                    ring.range(h..).next().or_else(|| ring.iter().next()).map(|(_, id)| id);
+                                black_box(id.map(String::len));
+                            })
                         })
-                    })
-                });
+                    },
+                );
             }
         }
     }
@@ -157,9 +163,9 @@ fn bench_busy<S: Strategy>(
     let held: Vec<_> = (0..n).map(|_| busy.pick().expect("a backend")).collect();
     assert!(busy.endpoints().iter().all(|e| e.in_flight() == 1));
     for threads in [1, 2] {
-        group.bench_function(BenchmarkId::new(format!("{label}/{threads}t"), n), |bench| {
+        group.bench_function(BenchmarkId::new(format!("{label}/{}", threads_label(threads)), n), |bench| {
             bench.iter_custom(|iters| {
-                timed(threads, iters, |_| {
+                per_thread(threads, iters, |_, _| {
                     black_box(busy.pick().expect("a backend").id().len());
                 })
             })

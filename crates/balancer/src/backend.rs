@@ -67,7 +67,7 @@ impl Backend {
 
 pub(crate) fn validate_weight(id: &str, weight: u32) -> Result<()> {
     if weight == 0 {
-        return Err(Error::invalid("weight", format!("backend {id:?} has weight 0; expected 1 or more")));
+        return Err(Error::invalid("weight", format!("0 (backend {id:?})"), "1 or more"));
     }
     Ok(())
 }

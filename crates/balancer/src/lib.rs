@@ -38,7 +38,9 @@
 //!   Membership, weight, health and ejection changes rebuild it under a writers' mutex.
 //!   A strategy therefore never sees an unhealthy or ejected endpoint: while any member
 //!   is available, a pick returns an available one; when none is, it returns
-//!   [`Error::NoHealthyBackend`] (no "panic mode" routing to unhealthy members).
+//!   [`ErrorKind::NoHealthyBackend`] (no "panic mode" routing to unhealthy members),
+//!   whose [`Error::retry_after`] is the time until the first ejected, healthy member
+//!   returns.
 //! - **Precompute at build, O(1) at pick.** Smooth weighted round robin precomputes one
 //!   period of nginx's sequence; ketama builds a sorted ring with an index on the top
 //!   bits of the hash; Maglev builds its lookup table. Exact least connections scans
@@ -79,12 +81,15 @@
 //!   - Round robin and smooth weighted keep one cursor per stripe, each walking the
 //!     cycle from its start: every thread's picks are exactly even (or exactly nginx's
 //!     sequence) over each cycle of its own picks, but two threads may pick the same
-//!     endpoint at the same moment. Before, one shared cursor made the interleaving of
-//!     all threads' picks one sequence.
+//!     endpoint at the same moment: the threads' picks together are not one sequence.
 //!   - Outcome counters that outlier detection needs (successes, failures, failures in
 //!     a row) are written only when the caller reports, not on every pick.
 //! - **Outlier ejection is Envoy's consecutive-failure detector** ([`OutlierDetection`]),
 //!   with the max ejection percent rounded up so one endpoint can always be ejected.
+//! - **Settings are checked once, in `build()`.** [`HealthConfig::builder`] and
+//!   [`OutlierDetection::builder`] take any value in their setters; `build()` returns
+//!   [`ErrorKind::InvalidConfig`] naming the setting, the value and what was expected,
+//!   so a built config is always valid.
 //!   Ejections end lazily: the first pick after the time is up rebuilds the snapshot, so
 //!   no timer task is needed.
 //! - **Active health checks** ([`HealthCheck`], [`HealthChecker`]) run concurrently per
@@ -107,11 +112,11 @@ pub mod strategy;
 pub use backend::{Backend, Endpoint};
 pub use balancer::{Balancer, BalancerBuilder, DEFAULT_DECAY, DEFAULT_RTT, Outcome, Pick, Stats};
 pub use clock::{Clock, FakeClock, MonotonicClock, TokioClock};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use hash::key_hash;
-pub use health::{HealthCheck, HealthChecker, HealthConfig, Round};
+pub use health::{HealthCheck, HealthChecker, HealthConfig, HealthConfigBuilder, Round};
 pub use load::DEFAULT_LOAD_VIEW_AGE;
-pub use outlier::OutlierDetection;
+pub use outlier::{OutlierDetection, OutlierDetectionBuilder};
 pub use strategy::{
     AnyStrategy, Ketama, LeastConnections, Maglev, PeakEwmaP2c, Request, RoundRobin, SmoothWeighted, Strategy,
 };
@@ -120,3 +125,18 @@ pub use strategy::{
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
+
+/// Reports are `#[non_exhaustive]`: outside the crate a struct expression does not
+/// compile, so that fields can be added without breaking callers. Each block below must
+/// fail to compile (each is valid code without the attribute).
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_balancer::Round { checked: 1, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_balancer::Stats;
+/// fn f(s: Stats) -> Stats { Stats { total: 0, ..s } }
+/// ```
+#[cfg(doctest)]
+struct NonExhaustive;

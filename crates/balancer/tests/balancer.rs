@@ -10,7 +10,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use mltb_balancer::{
-    Backend, Balancer, Endpoint, Error, FakeClock, HealthCheck, HealthChecker, HealthConfig,
+    Backend, Balancer, Endpoint, ErrorKind, FakeClock, HealthCheck, HealthChecker, HealthConfig,
     LeastConnections, OutlierDetection, RoundRobin, TokioClock,
 };
 use support::{balancer, ejecting};
@@ -22,11 +22,12 @@ fn membership_changes_at_run_time() {
     let clock = FakeClock::new();
     let b = balancer(RoundRobin::new(), 2, &clock);
     b.add(Backend::new("node-2", "x").with_metadata("region", "eu")).expect("new id");
-    assert!(matches!(b.add(Backend::new("node-2", "y")), Err(Error::DuplicateBackend { .. })));
-    assert!(matches!(
-        b.add(Backend::new("z", "y").with_weight(0)),
-        Err(Error::InvalidConfig { what: "weight", .. })
-    ));
+    let dup = b.add(Backend::new("node-2", "y")).unwrap_err();
+    assert!(matches!(dup.kind(), ErrorKind::DuplicateBackend { .. }));
+    let zero = b.add(Backend::new("z", "y").with_weight(0)).unwrap_err();
+    assert!(zero.is_config());
+    assert!(matches!(zero.kind(), ErrorKind::InvalidConfig { setting: "weight", .. }));
+    assert_eq!(zero.to_string(), r#"invalid weight = 0 (backend "z"): expected 1 or more"#);
     let ids: HashSet<String> = (0..3).map(|_| b.pick().expect("a backend").id().to_owned()).collect();
     assert_eq!(ids.len(), 3);
     assert_eq!(b.endpoint("node-2").expect("member").metadata()["region"], "eu");
@@ -36,14 +37,14 @@ fn membership_changes_at_run_time() {
     assert!(b.set_weight("node-2", 0).is_err());
     let removed = b.remove("node-2").expect("member");
     assert_eq!((removed.id(), removed.weight()), ("node-2", 5));
-    assert!(matches!(b.remove("node-2"), Err(Error::UnknownBackend { .. })));
+    assert!(matches!(b.remove("node-2").unwrap_err().kind(), ErrorKind::UnknownBackend { .. }));
     assert!((0..10).all(|_| b.pick().expect("a backend").id() != "node-2"));
 }
 
 #[test]
 fn duplicate_ids_are_refused_at_build() {
     let err = Balancer::new(RoundRobin::new(), [Backend::new("a", "1"), Backend::new("a", "2")]).unwrap_err();
-    assert_eq!(err, Error::DuplicateBackend { id: "a".into() });
+    assert_eq!(err.into_kind(), ErrorKind::DuplicateBackend { id: "a".into() });
 }
 
 #[test]
@@ -58,8 +59,12 @@ fn no_backend_is_a_typed_error() {
     assert!((0..10).all(|_| b.pick().expect("node-1 is healthy").id() == "node-1"));
     b.set_healthy("node-1", false).expect("member");
     let err = b.pick().unwrap_err();
-    assert_eq!(err, Error::NoHealthyBackend { total: 2, unhealthy: 2, ejected: 0 });
+    assert_eq!(
+        err.kind(),
+        &ErrorKind::NoHealthyBackend { total: 2, unhealthy: 2, ejected: 0, next_return: None }
+    );
     assert!(err.is_retryable());
+    assert_eq!(err.retry_after(), None, "only health checks can bring these back");
 }
 
 #[test]
@@ -97,7 +102,7 @@ fn picks_stay_valid_after_their_backend_is_removed() {
 #[test]
 fn consecutive_failures_eject_for_a_growing_time() {
     let clock = FakeClock::new();
-    let od = OutlierDetection::envoy().max_ejection_percent(50).expect("valid");
+    let od = OutlierDetection::builder().max_ejection_percent(50).build().expect("valid");
     let b = ejecting(RoundRobin::new(), 2, &clock, od);
     let fail_node0 = |n: usize| {
         for _ in 0..n {
@@ -151,7 +156,7 @@ fn consecutive_failures_eject_for_a_growing_time() {
 #[test]
 fn ejection_time_is_capped() {
     let clock = FakeClock::new();
-    let od = OutlierDetection::envoy().consecutive_failures(1).expect("valid");
+    let od = OutlierDetection::builder().consecutive_failures(1).build().expect("valid");
     let b = ejecting(RoundRobin::new(), 1, &clock, od);
     for times in 1..=12u32 {
         b.pick().expect("back in service").failure(MS);
@@ -168,7 +173,7 @@ fn ejection_time_is_capped() {
 fn envoy_cap_allows_one_ejection_of_ten_and_two_of_eleven() {
     for (n, cap) in [(1, 1), (5, 1), (10, 1), (11, 2), (20, 2), (21, 3)] {
         let clock = FakeClock::new();
-        let od = OutlierDetection::envoy().consecutive_failures(1).expect("valid");
+        let od = OutlierDetection::builder().consecutive_failures(1).build().expect("valid");
         let b = ejecting(RoundRobin::new(), n, &clock, od);
         for _ in 0..3 * n {
             if let Ok(p) = b.pick() {
@@ -177,9 +182,44 @@ fn envoy_cap_allows_one_ejection_of_ten_and_two_of_eleven() {
         }
         assert_eq!(b.stats().ejected, cap, "{n} backends");
         if n == 1 {
-            assert_eq!(b.pick().unwrap_err(), Error::NoHealthyBackend { total: 1, unhealthy: 0, ejected: 1 });
+            let err = b.pick().unwrap_err();
+            assert_eq!(
+                err.kind(),
+                &ErrorKind::NoHealthyBackend {
+                    total: 1,
+                    unhealthy: 0,
+                    ejected: 1,
+                    next_return: Some(Duration::from_secs(30)),
+                }
+            );
+            assert_eq!(err.retry_after(), Some(Duration::from_secs(30)), "Envoy's first ejection");
         }
     }
+}
+
+#[test]
+fn retry_after_counts_down_to_the_first_healthy_return() {
+    let clock = FakeClock::new();
+    let od =
+        OutlierDetection::builder().consecutive_failures(1).max_ejection_percent(100).build().expect("valid");
+    let b = ejecting(RoundRobin::new(), 2, &clock, od);
+    let p = b.pick().expect("a backend");
+    let first = p.id().to_owned();
+    p.failure(MS); // ejects it for 30 s
+    clock.advance(Duration::from_secs(10));
+    b.pick().expect("the other").failure(MS); // ejects the other for 30 s
+    let err = b.pick().unwrap_err();
+    assert!(err.is_retryable());
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(20)), "{err}");
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(b.pick().unwrap_err().retry_after(), Some(Duration::from_secs(15)));
+
+    // An ejected member that also fails its health checks will not be available when
+    // its ejection ends: the wait is the other one's.
+    b.set_healthy(&first, false).expect("member");
+    assert_eq!(b.pick().unwrap_err().retry_after(), Some(Duration::from_secs(25)));
+    clock.advance(Duration::from_secs(25));
+    assert!(b.pick().is_ok());
 }
 
 /// A health check whose answers the test sets; counts checks.
@@ -213,12 +253,13 @@ async fn health_checks_flip_after_thresholds_on_the_paused_clock() {
             .expect("valid"),
     );
     let switch = Switch::default();
-    let config = HealthConfig::new()
+    let config = HealthConfig::builder()
         .interval(Duration::from_secs(10))
-        .and_then(|c| c.unhealthy_threshold(3))
-        .and_then(|c| c.healthy_threshold(2))
-        .expect("valid")
-        .timeout(Duration::from_secs(1));
+        .unhealthy_threshold(3)
+        .healthy_threshold(2)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("valid");
     let runner = tokio::spawn(HealthChecker::new(Arc::clone(&b), switch.clone(), config).run());
     // Round k runs at t = 10 s × (k − 1); observe just after each round.
     let after_round = |k: u64| Duration::from_secs(10 * (k - 1)) + MS;
@@ -251,7 +292,7 @@ async fn check_once_reports_flips() {
     let clock = FakeClock::new();
     let b = Arc::new(balancer(RoundRobin::new(), 2, &clock));
     let switch = Switch::default();
-    let config = HealthConfig::new().unhealthy_threshold(1).expect("valid");
+    let config = HealthConfig::builder().unhealthy_threshold(1).build().expect("valid");
     let checker = HealthChecker::new(Arc::clone(&b), switch.clone(), config);
     switch.down.lock().insert("node-0".into());
     let round = checker.check_once().await;
@@ -362,4 +403,19 @@ fn other_threads_picks_are_seen_once_a_view_is_older_than_its_age() {
         assert!(chosen.iter().all(|id| *id == lighter), "loads {loads:?} unseen after {age:?}: {chosen:?}");
     });
     assert!(b.endpoints().iter().all(|e| e.in_flight() == 0));
+}
+
+#[test]
+fn the_clocks_are_mltb_clocks() {
+    // Re-exports, not copies: a clock of the family's crate is the balancer's clock.
+    let clock: mltb_clock::FakeClock = FakeClock::new();
+    let b = Balancer::builder(RoundRobin::new())
+        .backends(support::backends(1))
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    let before = b.now_nanos();
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(b.now_nanos() - before, mltb_clock::nanos(Duration::from_secs(3)));
+    let _: &dyn mltb_clock::Clock = &mltb_balancer::MonotonicClock::new();
 }

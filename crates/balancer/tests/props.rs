@@ -53,9 +53,10 @@ fn check<S: BalanceStrategy>(
     ops: &[Op],
 ) -> Result<(), TestCaseError> {
     let clock = FakeClock::new();
-    let od = OutlierDetection::envoy()
+    let od = OutlierDetection::builder()
         .consecutive_failures(threshold)
-        .and_then(|o| o.max_ejection_percent(percent))
+        .max_ejection_percent(percent)
+        .build()
         .expect("valid");
     let cap = od.max_ejected(n);
     let b = ejecting(strategy, n, &clock, od);

@@ -1,30 +1,39 @@
 //! Cache advice: replays a read fingerprint's recent parameter stream through
 //! `mltb-cache`'s W-TinyLFU cache to predict the hit ratio a cache would get.
-
-use std::sync::Arc;
+//!
+//! The advisor sees plain [`Candidate`]s, not the analyzer's entries: the analyzer
+//! depends on it, never the other way round.
 
 use mltb_cache::{Admission, MemoryCache};
 
-use crate::analyzer::{FpEntry, INVALIDATE};
 use crate::config::AdviceConfig;
+use crate::fingerprint::Fingerprint;
 use crate::hash::FastMap;
 use crate::report::CacheAdvice;
+use crate::sample::INVALIDATE;
 
-/// Recommendations for every read fingerprint that qualifies, best first.
-pub(crate) fn advise(entries: &[Arc<FpEntry>], config: &AdviceConfig) -> Vec<CacheAdvice> {
+/// A read query that might be worth caching: what the analyzer saw of it.
+#[derive(Debug)]
+pub(crate) struct Candidate<'a> {
+    pub(crate) fingerprint: &'a Fingerprint,
+    /// Its executions.
+    pub(crate) reads: u64,
+    /// Writes to the tables it reads.
+    pub(crate) writes: u64,
+    /// Its recent parameter digests, with [`INVALIDATE`] markers.
+    pub(crate) sample: Vec<u64>,
+}
+
+/// Recommendations for every candidate that qualifies, best first.
+pub(crate) fn advise<'a>(
+    candidates: impl IntoIterator<Item = Candidate<'a>>,
+    config: &AdviceConfig,
+) -> Vec<CacheAdvice> {
     let mut out = Vec::new();
-    for e in entries {
-        if e.read_tables.is_empty() {
-            continue;
-        }
-        let (reads, sample) = {
-            let s = e.stats.lock();
-            (s.count, s.sample.iter().copied().collect::<Vec<u64>>())
-        };
+    for Candidate { fingerprint, reads, writes, sample } in candidates {
         if reads < config.min_reads || reads == 0 {
             continue;
         }
-        let writes = e.writes_to_tables();
         if writes as f64 > config.max_write_ratio * reads as f64 {
             continue;
         }
@@ -33,7 +42,7 @@ pub(crate) fn advise(entries: &[Arc<FpEntry>], config: &AdviceConfig) -> Vec<Cac
             continue;
         }
         out.push(CacheAdvice {
-            fingerprint: e.fp.clone(),
+            fingerprint: fingerprint.clone(),
             reads,
             writes,
             distinct_keys: p.distinct,

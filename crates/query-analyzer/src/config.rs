@@ -6,19 +6,33 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// How the [`Analyzer`](crate::Analyzer) judges queries and how much memory it may use.
 ///
-/// Every field is public; start from [`Default`] and change what you need:
+/// Start from [`new`](Self::new) (the defaults) and change what you need with the
+/// setters, or assign the public fields of a default one. The struct is
+/// `#[non_exhaustive]`: settings may be added, so it cannot be built field by field.
 ///
 /// ```
 /// use std::time::Duration;
-/// use mltb_query_analyzer::AnalyzerConfig;
+/// use mltb_query_analyzer::{AnalyzerConfig, NPlusOneConfig};
 ///
-/// let mut config = AnalyzerConfig::default();
-/// config.strict = cfg!(test);
-/// config.n_plus_one.min_total_duration = Duration::ZERO; // SQLite in-process: queries are fast
-/// config.n_plus_one.safelist.push("FROM schema_migrations".into());
+/// let config = AnalyzerConfig::new()
+///     .strict(cfg!(test))
+///     .max_open_spans(1_000)
+///     .n_plus_one(
+///         NPlusOneConfig::new()
+///             .min_total_duration(Duration::ZERO) // SQLite in-process: queries are fast
+///             .safelist(["FROM schema_migrations"]),
+///     );
 /// assert!(config.validate().is_ok());
+///
+/// let mut same = AnalyzerConfig::default();
+/// same.strict = cfg!(test);
+/// same.max_open_spans = 1_000;
+/// same.n_plus_one.min_total_duration = Duration::ZERO;
+/// same.n_plus_one.safelist.push("FROM schema_migrations".into());
+/// assert_eq!(format!("{same:?}"), format!("{config:?}"));
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AnalyzerConfig {
     /// Test-only mode, like Ruby's bullet: an N+1 finding makes `span_end` panic (unless
     /// the thread is already panicking) with a message naming it, and
@@ -63,6 +77,62 @@ impl Default for AnalyzerConfig {
     }
 }
 
+impl AnalyzerConfig {
+    /// The defaults (as [`Default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`strict`](Self::strict).
+    #[must_use]
+    pub fn strict(mut self, strict: bool) -> Self {
+        self.strict = strict;
+        self
+    }
+
+    /// Sets [`n_plus_one`](Self::n_plus_one).
+    #[must_use]
+    pub fn n_plus_one(mut self, n_plus_one: NPlusOneConfig) -> Self {
+        self.n_plus_one = n_plus_one;
+        self
+    }
+
+    /// Sets [`advice`](Self::advice).
+    #[must_use]
+    pub fn advice(mut self, advice: AdviceConfig) -> Self {
+        self.advice = advice;
+        self
+    }
+
+    /// Sets [`max_open_spans`](Self::max_open_spans).
+    #[must_use]
+    pub fn max_open_spans(mut self, n: usize) -> Self {
+        self.max_open_spans = n;
+        self
+    }
+
+    /// Sets [`max_fingerprints_per_span`](Self::max_fingerprints_per_span).
+    #[must_use]
+    pub fn max_fingerprints_per_span(mut self, n: usize) -> Self {
+        self.max_fingerprints_per_span = n;
+        self
+    }
+
+    /// Sets [`max_fingerprints`](Self::max_fingerprints).
+    #[must_use]
+    pub fn max_fingerprints(mut self, n: usize) -> Self {
+        self.max_fingerprints = n;
+        self
+    }
+
+    /// Sets [`max_findings`](Self::max_findings).
+    #[must_use]
+    pub fn max_findings(mut self, n: usize) -> Self {
+        self.max_findings = n;
+        self
+    }
+}
+
 /// When repeated queries in one span are an N+1.
 ///
 /// The defaults follow Sentry's "N+1 Queries" performance-issue detector
@@ -70,6 +140,7 @@ impl Default for AnalyzerConfig {
 /// the repeating queries must number at least five and take more than 50 ms together,
 /// and a different query (the *source*) must come before them.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct NPlusOneConfig {
     /// Executions of one fingerprint with distinct parameters that make an N+1 (default 5).
     pub min_repeats: usize,
@@ -94,14 +165,65 @@ impl Default for NPlusOneConfig {
     }
 }
 
+impl NPlusOneConfig {
+    /// Sentry's defaults (as [`Default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`min_repeats`](Self::min_repeats).
+    #[must_use]
+    pub fn min_repeats(mut self, n: usize) -> Self {
+        self.min_repeats = n;
+        self
+    }
+
+    /// Sets [`min_total_duration`](Self::min_total_duration).
+    #[must_use]
+    pub fn min_total_duration(mut self, d: Duration) -> Self {
+        self.min_total_duration = d;
+        self
+    }
+
+    /// Sets [`require_source`](Self::require_source).
+    #[must_use]
+    pub fn require_source(mut self, require: bool) -> Self {
+        self.require_source = require;
+        self
+    }
+
+    /// Adds entries to the [`safelist`](Self::safelist).
+    #[must_use]
+    pub fn safelist(mut self, entries: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.safelist.extend(entries.into_iter().map(Into::into));
+        self
+    }
+}
+
+/// The predicted hit ratio at or above which cache advice recommends caching a query:
+/// 0.70. See the [crate docs](crate#design) for why.
+pub const DEFAULT_MIN_HIT_RATIO: f64 = 0.70;
+
 /// When a read query is worth caching.
+///
+/// ```
+/// use mltb_query_analyzer::{AdviceConfig, AnalyzerConfig};
+///
+/// let config = AnalyzerConfig::new().advice(AdviceConfig::new().min_reads(20).min_hit_ratio(0.8));
+/// assert_eq!(config.advice.min_hit_ratio, 0.8);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct AdviceConfig {
     /// Executions before a fingerprint is considered (default 100).
     pub min_reads: u64,
     /// Most writes to its tables per read (default 0.1).
     pub max_write_ratio: f64,
-    /// Least predicted hit ratio worth recommending (default 0.5).
+    /// Least predicted hit ratio worth recommending (default
+    /// [`DEFAULT_MIN_HIT_RATIO`], 0.70: a cache is recommended at a predicted hit ratio
+    /// of 70 % or more). Below it a cache adds a lookup, an insert and memory to too many
+    /// reads for what it saves; the [crate docs](crate#design) give the reasoning. Lower
+    /// it where a database read is slow and memory is cheap.
     pub min_hit_ratio: f64,
     /// Parameter digests kept per read fingerprint for the replay (default 1 024, the
     /// most recent ones; 8 bytes each, allocated as they arrive).
@@ -115,10 +237,52 @@ impl Default for AdviceConfig {
         Self {
             min_reads: 100,
             max_write_ratio: 0.1,
-            min_hit_ratio: 0.5,
+            min_hit_ratio: DEFAULT_MIN_HIT_RATIO,
             sample_size: 1024,
             max_capacity: 100_000,
         }
+    }
+}
+
+impl AdviceConfig {
+    /// The defaults (as [`Default`]).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets [`min_reads`](Self::min_reads).
+    #[must_use]
+    pub fn min_reads(mut self, n: u64) -> Self {
+        self.min_reads = n;
+        self
+    }
+
+    /// Sets [`max_write_ratio`](Self::max_write_ratio).
+    #[must_use]
+    pub fn max_write_ratio(mut self, ratio: f64) -> Self {
+        self.max_write_ratio = ratio;
+        self
+    }
+
+    /// Sets [`min_hit_ratio`](Self::min_hit_ratio).
+    #[must_use]
+    pub fn min_hit_ratio(mut self, ratio: f64) -> Self {
+        self.min_hit_ratio = ratio;
+        self
+    }
+
+    /// Sets [`sample_size`](Self::sample_size).
+    #[must_use]
+    pub fn sample_size(mut self, n: usize) -> Self {
+        self.sample_size = n;
+        self
+    }
+
+    /// Sets [`max_capacity`](Self::max_capacity).
+    #[must_use]
+    pub fn max_capacity(mut self, n: usize) -> Self {
+        self.max_capacity = n;
+        self
     }
 }
 
@@ -172,7 +336,8 @@ impl AnalyzerConfig {
         self.max_fingerprints = self.max_fingerprints.max(1);
         self.max_findings = self.max_findings.max(1);
         let a = &mut self.advice;
-        a.min_hit_ratio = if a.min_hit_ratio.is_nan() { 0.5 } else { a.min_hit_ratio.clamp(0.0, 1.0) };
+        a.min_hit_ratio =
+            if a.min_hit_ratio.is_nan() { DEFAULT_MIN_HIT_RATIO } else { a.min_hit_ratio.clamp(0.0, 1.0) };
         a.max_write_ratio = if a.max_write_ratio.is_nan() { 0.1 } else { a.max_write_ratio.max(0.0) };
         a.sample_size = a.sample_size.max(1);
         a.max_capacity = a.max_capacity.max(1);

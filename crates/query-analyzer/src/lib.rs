@@ -112,6 +112,24 @@
 //!   invalidated key by key. Advice needs [`AdviceConfig::min_reads`] executions, at
 //!   most [`AdviceConfig::max_write_ratio`] writes per read, and a predicted hit ratio of
 //!   at least [`AdviceConfig::min_hit_ratio`].
+//! - **Why a 70 % hit ratio.** A cache is recommended when its predicted hit ratio `h`
+//!   is at least [`DEFAULT_MIN_HIT_RATIO`] (0.70; configurable through
+//!   [`AdviceConfig::min_hit_ratio`]). With a lookup costing `t_cache` and the query
+//!   `t_db`, the expected read latency is
+//!   `h·t_cache + (1−h)·(t_cache + t_db) = t_cache + (1−h)·t_db`: every read pays the
+//!   lookup, and only hits skip the query, so the mean saving is `h·t_db − t_cache`. In
+//!   front of a database `t_cache ≪ t_db` (an in-process lookup against a round trip or
+//!   a page read), so on mean latency alone almost any `h` would pay; that is not the
+//!   whole cost. Each miss also pays an insert, each write to the query's tables an
+//!   invalidation (and, across instances, a notification), each entry memory, and a
+//!   cached value may be read stale until its invalidation lands. Below 50 % a cache
+//!   adds a lookup and memory to most reads while saving a minority, and the median
+//!   read is still a database read. The threshold asks for a clear majority instead: at
+//!   70 % each miss's extra work is carried by more than two hits (0.70 / 0.30 ≈ 2.3),
+//!   the median read is a cache hit, and the margin covers the prediction's own error —
+//!   it replays a sample of at most [`AdviceConfig::sample_size`] recent reads, and
+//!   tomorrow's key distribution may be flatter than today's. Where a database read is
+//!   slow and memory cheap, lower it; each recommendation carries its predicted ratio.
 
 #[cfg(feature = "advice")]
 mod advice;
@@ -122,10 +140,153 @@ mod event;
 mod fingerprint;
 mod hash;
 mod report;
+mod sample;
 
 pub use analyzer::Analyzer;
-pub use config::{AdviceConfig, AnalyzerConfig, NPlusOneConfig};
+pub use config::{AdviceConfig, AnalyzerConfig, DEFAULT_MIN_HIT_RATIO, NPlusOneConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{NoopSink, QueryEvent, QuerySink, SpanId, SpanKind, params_digest};
 pub use fingerprint::{Fingerprint, StatementKind, fingerprint};
 pub use report::{CacheAdvice, Counters, DuplicateFinding, NPlusOneFinding, QueryStats, Report, SpanInfo};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The crate's modules depend on each other one way: no module reaches, directly or
+/// through others, back into itself.
+#[cfg(test)]
+mod layering {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Each top-level module with the text of its files (its unit tests are left out).
+    const MODULES: &[(&str, &[&str])] = &[
+        ("advice", &[include_str!("advice.rs")]),
+        (
+            "analyzer",
+            &[
+                include_str!("analyzer/mod.rs"),
+                include_str!("analyzer/findings.rs"),
+                include_str!("analyzer/registry.rs"),
+                include_str!("analyzer/span.rs"),
+            ],
+        ),
+        ("config", &[include_str!("config.rs")]),
+        ("error", &[include_str!("error.rs")]),
+        ("event", &[include_str!("event.rs")]),
+        (
+            "fingerprint",
+            &[
+                include_str!("fingerprint/mod.rs"),
+                include_str!("fingerprint/lexer.rs"),
+                include_str!("fingerprint/normalize.rs"),
+            ],
+        ),
+        ("hash", &[include_str!("hash.rs")]),
+        ("report", &[include_str!("report.rs")]),
+        ("sample", &[include_str!("sample.rs")]),
+    ];
+
+    /// The modules `text` names as `crate::<module>` in code (comments skipped).
+    fn uses(text: &str) -> BTreeSet<&str> {
+        let code = text.split("#[cfg(test)]\nmod tests").next().unwrap_or(text);
+        let mut out = BTreeSet::new();
+        for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+            for (i, _) in line.match_indices("crate::") {
+                let rest = &line[i + "crate::".len()..];
+                let end = rest.find(|c: char| !(c.is_ascii_lowercase() || c == '_')).unwrap_or(rest.len());
+                if end > 0 && rest[end..].starts_with([':', ';', ',', '}']) {
+                    out.insert(&rest[..end]);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn module_dependencies_have_no_cycle() {
+        let graph: BTreeMap<&str, BTreeSet<&str>> = MODULES
+            .iter()
+            .map(|(name, files)| {
+                let mut deps: BTreeSet<&str> = files.iter().flat_map(|f| uses(f)).collect();
+                deps.remove(name);
+                deps.retain(|d| MODULES.iter().any(|(m, _)| m == d));
+                (*name, deps)
+            })
+            .collect();
+        assert!(graph["analyzer"].contains("advice"), "the analyzer feeds the advisor: {graph:?}");
+        // Depth-first search from every module for a path back to it.
+        for start in graph.keys() {
+            let mut stack: Vec<Vec<&str>> = vec![vec![start]];
+            while let Some(path) = stack.pop() {
+                for next in &graph[path[path.len() - 1]] {
+                    assert!(next != start, "import cycle: {} -> {next}", path.join(" -> "));
+                    if !path.contains(next) {
+                        let mut longer = path.clone();
+                        longer.push(next);
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Configs and reports are `#[non_exhaustive]`: outside the crate a struct expression
+/// does not compile (error E0639), so that settings and fields can be added without
+/// breaking callers. Each block below must fail to compile (each is valid code
+/// without the attribute; stable rustdoc does not check the error code).
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::AnalyzerConfig { strict: true, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::NPlusOneConfig { min_repeats: 3, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::AdviceConfig { min_reads: 3, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// let _ = mltb_query_analyzer::Counters { events: 1, ..Default::default() };
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::Report;
+/// fn f(r: Report) -> Report { Report { n_plus_one: Vec::new(), ..r } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::NPlusOneFinding;
+/// fn f(x: NPlusOneFinding) -> NPlusOneFinding { NPlusOneFinding { count: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::DuplicateFinding;
+/// fn f(x: DuplicateFinding) -> DuplicateFinding { DuplicateFinding { count: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::CacheAdvice;
+/// fn f(x: CacheAdvice) -> CacheAdvice { CacheAdvice { reads: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::QueryStats;
+/// fn f(x: QueryStats) -> QueryStats { QueryStats { count: 0, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::SpanInfo;
+/// fn f(x: SpanInfo) -> SpanInfo { SpanInfo { open: false, ..x } }
+/// ```
+///
+/// ```compile_fail,E0639
+/// use mltb_query_analyzer::Fingerprint;
+/// fn f(x: Fingerprint) -> Fingerprint { Fingerprint { id: 0, ..x } }
+/// ```
+#[cfg(doctest)]
+struct NonExhaustive;

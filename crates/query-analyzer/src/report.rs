@@ -31,6 +31,7 @@ fn ser_span_id<S: Serializer>(id: &SpanId, s: S) -> Result<S::Ok, S::Error> {
 
 /// The span a finding was made in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct SpanInfo {
     /// Its id.
     #[serde(serialize_with = "ser_span_id")]
@@ -59,6 +60,7 @@ impl fmt::Display for SpanInfo {
 /// one finding; `span`, `count` and `duration` describe the latest span, the `total_`
 /// fields and `occurrences` all of them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct NPlusOneFinding {
     /// The repeated query.
     pub fingerprint: Fingerprint,
@@ -107,6 +109,7 @@ impl fmt::Display for NPlusOneFinding {
 /// One query run again and again with the *same* parameters inside one span: its result
 /// could be reused rather than fetched again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct DuplicateFinding {
     /// The repeated query.
     pub fingerprint: Fingerprint,
@@ -140,6 +143,7 @@ impl fmt::Display for DuplicateFinding {
 /// A read query worth caching, with the hit ratio a cache of the proposed size would have
 /// had on the recent parameter stream (feature `advice`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct CacheAdvice {
     /// The read query.
     pub fingerprint: Fingerprint,
@@ -178,6 +182,7 @@ impl fmt::Display for CacheAdvice {
 
 /// Time spent per fingerprint.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct QueryStats {
     /// The query.
     pub fingerprint: Fingerprint,
@@ -192,6 +197,7 @@ pub struct QueryStats {
 
 /// Cumulative counters, cheap to read for metrics ([`Analyzer::counters`](crate::Analyzer::counters)).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Counters {
     /// Query events received.
     pub events: u64,
@@ -223,6 +229,7 @@ pub struct Counters {
 
 /// Everything the analyzer found so far.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// Cumulative counters.
     pub counters: Counters,

@@ -5,7 +5,7 @@
 mod support;
 
 use mltb_cache::{Admission, MemoryCache};
-use mltb_query_analyzer::{Analyzer, AnalyzerConfig, QuerySink};
+use mltb_query_analyzer::{Analyzer, AnalyzerConfig, DEFAULT_MIN_HIT_RATIO, QuerySink};
 use support::{Rng, ev};
 
 const READ: &str = "SELECT * FROM settings WHERE user_id = ?";
@@ -78,6 +78,9 @@ fn frequent_writes_to_the_table_rule_advice_out() {
 fn rare_writes_lower_the_prediction_but_keep_the_advice() {
     let mut config = AnalyzerConfig::default();
     config.advice.sample_size = 2_000;
+    // Writes every 100 reads take this stream below the default threshold; this test is
+    // about the prediction, so it accepts any ratio above one half.
+    config.advice.min_hit_ratio = 0.5;
     let quiet = Analyzer::new(config.clone());
     let written = Analyzer::new(config);
     let mut rng = Rng(11);
@@ -107,4 +110,34 @@ fn unique_keys_and_writes_get_no_advice() {
         a.record(&ev("INSERT INTO log (m) VALUES (?)", &i, 1, None));
     }
     assert!(a.report().cache_advice.is_empty());
+}
+
+/// 60 % of reads go to 10 hot users, 40 % to users never seen again: a cache would hit
+/// about 60 % of the time.
+fn sixty_percent_hits(a: &Analyzer) {
+    let mut rng = Rng(13);
+    for i in 0..1_000_u64 {
+        let k = if rng.chance(0.6) { rng.range(0, 9) } else { 1_000 + i };
+        a.record(&ev(READ, &k, 1, None));
+    }
+}
+
+#[test]
+fn advice_needs_a_predicted_hit_ratio_of_seventy_percent_by_default() {
+    assert_eq!(DEFAULT_MIN_HIT_RATIO, 0.70);
+    assert_eq!(AnalyzerConfig::default().advice.min_hit_ratio, 0.70);
+    let mut config = AnalyzerConfig::default();
+    config.advice.sample_size = 1_000;
+    let a = Analyzer::new(config.clone());
+    sixty_percent_hits(&a);
+    assert!(a.report().cache_advice.is_empty(), "{}", a.report());
+
+    // The same stream with the threshold lowered: advice, at the ratio the default refused.
+    config.advice.min_hit_ratio = 0.5;
+    let lowered = Analyzer::new(config);
+    sixty_percent_hits(&lowered);
+    let r = lowered.report();
+    assert_eq!(r.cache_advice.len(), 1, "{r}");
+    let ratio = r.cache_advice[0].predicted_hit_ratio;
+    assert!((0.5..DEFAULT_MIN_HIT_RATIO).contains(&ratio), "{ratio}");
 }

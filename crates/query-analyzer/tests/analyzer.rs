@@ -166,7 +166,7 @@ fn safelist_matches_substring_normalized_text_or_hex_id() {
 
 #[test]
 fn strict_mode_panics_at_span_end_naming_the_finding() {
-    let config = AnalyzerConfig { strict: true, ..AnalyzerConfig::default() };
+    let config = AnalyzerConfig::new().strict(true);
     let a = Analyzer::new(config);
     let panic = catch_unwind(AssertUnwindSafe(|| loop_span(&a, 5, "strict", 6, true, 10))).unwrap_err();
     let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
@@ -197,7 +197,7 @@ fn findings_of_one_loop_group_across_spans() {
 
 #[test]
 fn open_span_cap_evicts_and_judges_the_oldest() {
-    let config = AnalyzerConfig { max_open_spans: 2, ..AnalyzerConfig::default() };
+    let config = AnalyzerConfig::new().max_open_spans(2);
     let a = Analyzer::new(config);
     a.span_start(SpanId(1), SpanKind::Task, "leaked");
     a.record(&ev(SOURCE, &1, 10, Some(1)));
@@ -220,8 +220,7 @@ fn open_span_cap_evicts_and_judges_the_oldest() {
 
 #[test]
 fn per_span_and_fingerprint_caps_are_counted() {
-    let config =
-        AnalyzerConfig { max_fingerprints_per_span: 2, max_fingerprints: 3, ..AnalyzerConfig::default() };
+    let config = AnalyzerConfig::new().max_fingerprints_per_span(2).max_fingerprints(3);
     let a = Analyzer::new(config);
     a.span_start(SpanId(1), SpanKind::Other, "wide");
     let texts: Vec<String> = (0..5).map(|i| format!("SELECT c{i} FROM t")).collect();

@@ -141,7 +141,7 @@ fn generate(rng: &mut Rng, i: usize) -> Workload {
 
 #[test]
 fn precision_and_recall_reach_095() {
-    let analyzer = Analyzer::new(AnalyzerConfig { max_findings: 100_000, ..AnalyzerConfig::default() });
+    let analyzer = Analyzer::new(AnalyzerConfig::new().max_findings(100_000));
     let mut rng = Rng(2024);
     let workloads: Vec<Workload> = (0..2_000).map(|i| generate(&mut rng, i)).collect();
 

@@ -84,7 +84,12 @@
 //!   meanwhile are lost. The listener stops when the store is closed or its last handle
 //!   dropped; a closed store reads the database directly. Counters:
 //!   [`Store::invalidation_stats`]. SQLite sends no notifications: it is one process
-//!   by design, and another process writing the file is seen after the TTL.
+//!   by design, and another process writing the file is seen after the TTL. The store
+//!   reaches all this through two provided hooks of the [`Backend`] trait,
+//!   [`listen_for_invalidation`](Backend::listen_for_invalidation) and
+//!   [`notify_invalidation`](Backend::notify_invalidation): no-ops by default (SQLite),
+//!   overridden by [`PostgresBackend`], forwarded by [`AnyBackend`] and by any wrapper
+//!   that forwards them, which hands the listener an [`Invalidations`].
 //! - **Batched writes.** Progress and state transitions go through an `mltb-batch`
 //!   batcher: concurrent writes share one transaction, and each caller gets its own
 //!   result (a missing task or a refused transition fails alone). A call returns after
@@ -125,7 +130,9 @@ pub use model::{
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
-pub use store::{AnyStore, Database, InvalidationStats, Span, SqliteStore, Store, StoreConfig};
+pub use store::{
+    AnyStore, Database, InvalidationStats, Invalidations, Span, SqliteStore, Store, StoreConfig,
+};
 pub use value::{Outcome, Row, Statement, Value};
 
 /// The README's example, compiled as a doctest.

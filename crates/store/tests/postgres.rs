@@ -8,9 +8,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mltb_query_analyzer::SpanId;
 use mltb_store::{
-    AnyStore, Backend, BackendKind, Database, Error, InvalidationStats, LATEST_VERSION, PostgresStore, Role,
-    StoreConfig, UserSettings,
+    AnyStore, Backend, BackendKind, Database, Error, Executor, InvalidationStats, Invalidations,
+    LATEST_VERSION, Outcome, PostgresBackend, PostgresStore, Role, Statement, Store, StoreConfig,
+    UserSettings,
 };
 use mltb_testkit::TestDatabase;
 use support::{Recorder, new_task};
@@ -40,8 +42,8 @@ async fn instances() -> Instances {
 }
 
 /// Waits (bounded by [`WAIT`]) until `store`'s invalidation counters satisfy `done`.
-async fn wait_until(
-    store: &PostgresStore,
+async fn wait_until<B: Backend>(
+    store: &Store<B>,
     done: impl FnMut(&InvalidationStats) -> bool,
 ) -> InvalidationStats {
     let mut watch = store.invalidation_watch();
@@ -331,4 +333,65 @@ async fn statements_are_prepared_once_and_replanned_after_a_schema_change() {
         assert_eq!(store.task(task.id).await.unwrap().expect("created").id, task.id);
     }
     assert!(stats.invalidations() >= 1, "the stale plan was noticed");
+}
+
+/// A backend of the user's own that wraps PostgreSQL and forwards every method, the
+/// invalidation hooks too, as any wrapper (metrics, tracing, retries) would.
+#[derive(Debug)]
+struct Wrapped(PostgresBackend);
+
+impl Backend for Wrapped {
+    fn kind(&self) -> BackendKind {
+        self.0.kind()
+    }
+
+    async fn migrate(&self, exec: &Executor) -> mltb_store::Result<i64> {
+        self.0.migrate(exec).await
+    }
+
+    async fn run(
+        &self,
+        exec: &Executor,
+        span: Option<SpanId>,
+        statements: Vec<Statement>,
+        transaction: bool,
+    ) -> mltb_store::Result<Vec<Outcome>> {
+        self.0.run(exec, span, statements, transaction).await
+    }
+
+    async fn listen_for_invalidation(
+        &self,
+        channel: &str,
+        invalidations: Invalidations,
+    ) -> mltb_store::Result<Option<tokio::task::AbortHandle>> {
+        self.0.listen_for_invalidation(channel, invalidations).await
+    }
+
+    fn notify_invalidation(&self, channel: &str, payload: String) -> Option<Statement> {
+        self.0.notify_invalidation(channel, payload)
+    }
+}
+
+#[tokio::test]
+async fn a_wrapped_postgres_backend_keeps_cross_instance_invalidation() {
+    let db = TestDatabase::create().await.unwrap();
+    let a = PostgresStore::connect_postgres(db.url(), StoreConfig::new()).await.unwrap();
+    let sink = Recorder::new();
+    let pool = mltb_pool::PoolConfig::new().max_size(4).min_idle(1);
+    let wrapped = Wrapped(PostgresBackend::connect(db.url(), pool).await.unwrap());
+    let b = Store::with_backend(wrapped, support::config(&sink)).await.unwrap();
+    // The store found the listener through the trait, not by knowing the type.
+    assert_eq!(b.invalidation_stats().connects, 1, "the wrapper's hook started a listener");
+    let reads = || sink.count_matching("FROM users WHERE id");
+    assert_eq!(b.role(42).await.unwrap(), None);
+    assert_eq!(b.role(42).await.unwrap(), None);
+    assert_eq!(reads(), 1, "cached while listening");
+    // a's write reaches b's cache...
+    a.set_role(1, 42, Role::Sudo).await.unwrap();
+    wait_until(&b, |s| s.received >= 1).await;
+    assert_eq!(b.role(42).await.unwrap(), Some(Role::Sudo));
+    // ...and b's writes notify a.
+    b.set_role(1, 43, Role::Sudo).await.unwrap();
+    wait_until(&a, |s| s.received >= 1).await;
+    wait_until(&b, |s| s.own >= 1).await;
 }

@@ -169,3 +169,98 @@ proptest! {
         })?;
     }
 }
+
+/// An SQLite backend that says it listens for other stores' invalidations: the test
+/// plays the listener through the [`Invalidations`](mltb_store::Invalidations) it was
+/// handed, as a backend shared by several processes would.
+#[derive(Debug)]
+struct Listening {
+    inner: mltb_store::SqliteBackend,
+    handed: Arc<parking_lot::Mutex<Option<mltb_store::Invalidations>>>,
+    task: parking_lot::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Backend for Listening {
+    fn kind(&self) -> BackendKind {
+        self.inner.kind()
+    }
+
+    async fn migrate(&self, exec: &Executor) -> mltb_store::Result<i64> {
+        self.inner.migrate(exec).await
+    }
+
+    async fn run(
+        &self,
+        exec: &Executor,
+        span: Option<mltb_query_analyzer::SpanId>,
+        statements: Vec<Statement>,
+        transaction: bool,
+    ) -> mltb_store::Result<Vec<mltb_store::Outcome>> {
+        self.inner.run(exec, span, statements, transaction).await
+    }
+
+    async fn listen_for_invalidation(
+        &self,
+        channel: &str,
+        invalidations: mltb_store::Invalidations,
+    ) -> mltb_store::Result<Option<tokio::task::AbortHandle>> {
+        assert_eq!(channel, "mltb_store_invalidate");
+        invalidations.listening();
+        *self.handed.lock() = Some(invalidations);
+        let task = tokio::spawn(std::future::pending::<()>());
+        let abort = task.abort_handle();
+        *self.task.lock() = Some(task);
+        Ok(Some(abort))
+    }
+}
+
+#[tokio::test]
+async fn a_backend_that_listens_drives_the_cache_through_the_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = mltb_pool::PoolConfig::sqlite();
+    let inner = mltb_store::SqliteBackend::open(dir.path().join("mltb.db"), pool).await.unwrap();
+    let handed = Arc::new(parking_lot::Mutex::new(None));
+    let backend = Listening { inner, handed: Arc::clone(&handed), task: parking_lot::Mutex::new(None) };
+    let sink = support::Recorder::new();
+    let store = mltb_store::Store::with_backend(backend, support::config(&sink)).await.unwrap();
+    let reads = || sink.count_matching("FROM users WHERE id");
+    let invalidations = handed.lock().clone().expect("the store asked the backend to listen");
+    assert_eq!(store.invalidation_stats().connects, 1);
+
+    // Listening: reads are cached, and the backend's writes need no notify statement
+    // (the default `notify_invalidation` gives none).
+    store.set_role(1, 42, mltb_store::Role::Sudo).await.unwrap();
+    assert_eq!(store.role(42).await.unwrap(), Some(mltb_store::Role::Sudo));
+    assert_eq!(store.role(42).await.unwrap(), Some(mltb_store::Role::Sudo));
+    assert_eq!(reads(), 1);
+    // Another store's write, heard by the backend: the key is read again.
+    invalidations.received("role:42/0123456789abcdef");
+    assert_eq!(store.invalidation_stats().received, 1);
+    store.role(42).await.unwrap();
+    assert_eq!(reads(), 2);
+    // The backend stopped hearing: the cache is bypassed until it listens again.
+    invalidations.lost();
+    store.role(42).await.unwrap();
+    store.role(42).await.unwrap();
+    assert_eq!(reads(), 4);
+    invalidations.listening();
+    assert_eq!(store.invalidation_stats().connects, 2);
+    store.role(42).await.unwrap();
+    store.role(42).await.unwrap();
+    assert_eq!(reads(), 5);
+
+    // Dropping the store stops the listener the backend started.
+    let task = store.backend().task.lock().take().expect("a listener task");
+    drop(store);
+    assert!(task.await.unwrap_err().is_cancelled());
+}
+
+#[tokio::test]
+async fn sqlite_keeps_the_default_hooks_and_trusts_its_cache() {
+    let h = support::sqlite().await;
+    assert_eq!(h.store.invalidation_stats(), mltb_store::InvalidationStats::default());
+    assert!(h.store.backend().notify_invalidation("mltb_store_invalidate", "role:1".into()).is_none());
+    h.store.role(9).await.unwrap();
+    h.store.role(9).await.unwrap();
+    assert_eq!(h.sink.count_matching("FROM users WHERE id"), 1, "cached without a listener");
+}

@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 
 use crate::backend::{Backend, Endpoint, validate_weight};
 use crate::clock::{Clock, MonotonicClock, nanos_u64};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::hash::key_hash;
 use crate::load::Slab;
 use crate::outlier::OutlierDetection;
@@ -35,12 +35,15 @@ pub(crate) struct Snapshot<St> {
     ejected: usize,
     /// The earliest clock reading at which an ejected endpoint returns; `u64::MAX` if none.
     next_return: u64,
+    /// The same among ejected endpoints that are healthy, which will be available then.
+    next_available: u64,
     /// Counts the snapshots a balancer has published.
     generation: u64,
 }
 
 /// Counts of members by state, as of the latest snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Members.
     pub total: usize,
@@ -149,7 +152,7 @@ impl<S: Strategy> BalancerBuilder<S> {
         for b in self.backends {
             validate_weight(b.id(), b.weight())?;
             if members.iter().any(|m| m.id() == b.id()) {
-                return Err(Error::DuplicateBackend { id: b.id().to_owned() });
+                return Err(Error::new(ErrorKind::DuplicateBackend { id: b.id().to_owned() }));
             }
             members.push(Arc::new(Endpoint::new(b, self.default_rtt, self.decay, now, slab.alloc())));
         }
@@ -177,7 +180,7 @@ fn build_snapshot<S: Strategy>(
     generation: u64,
 ) -> Snapshot<S::State> {
     let mut available = Vec::with_capacity(members.len());
-    let (mut unhealthy, mut ejected, mut next_return) = (0, 0, u64::MAX);
+    let (mut unhealthy, mut ejected, mut next_return, mut next_available) = (0, 0, u64::MAX, u64::MAX);
     for e in members {
         let until = e.ejected_until.load(Ordering::Acquire);
         let is_ejected = until != 0 && until > now;
@@ -194,13 +197,25 @@ fn build_snapshot<S: Strategy>(
         if is_ejected {
             ejected += 1;
             next_return = next_return.min(until);
+            if healthy {
+                next_available = next_available.min(until);
+            }
         }
         if healthy && !is_ejected {
             available.push(Arc::clone(e));
         }
     }
     let state = strategy.build(&available);
-    Snapshot { available, state, total: members.len(), unhealthy, ejected, next_return, generation }
+    Snapshot {
+        available,
+        state,
+        total: members.len(),
+        unhealthy,
+        ejected,
+        next_return,
+        next_available,
+        generation,
+    }
 }
 
 impl<S: Strategy> Balancer<S> {
@@ -253,11 +268,7 @@ impl<S: Strategy> Balancer<S> {
             snap = self.snapshot.load();
         }
         if snap.available.is_empty() {
-            return Err(Error::NoHealthyBackend {
-                total: snap.total,
-                unhealthy: snap.unhealthy,
-                ejected: snap.ejected,
-            });
+            return Err(self.none_available(&snap));
         }
         let request = Request::new(key_hash, &*self.clock);
         let i = self.strategy.pick(&snap.state, &snap.available, &request);
@@ -267,12 +278,24 @@ impl<S: Strategy> Balancer<S> {
         Ok(Pick::new(self, snap, index, self.track))
     }
 
+    #[cold]
+    fn none_available(&self, snap: &Snapshot<S::State>) -> Error {
+        let next_return = (snap.next_available != u64::MAX)
+            .then(|| Duration::from_nanos(snap.next_available.saturating_sub(self.clock.now_nanos())));
+        Error::new(ErrorKind::NoHealthyBackend {
+            total: snap.total,
+            unhealthy: snap.unhealthy,
+            ejected: snap.ejected,
+            next_return,
+        })
+    }
+
     /// Adds a backend; fails if its id is taken or its weight is 0.
     pub fn add(&self, backend: Backend) -> Result<()> {
         validate_weight(backend.id(), backend.weight())?;
         let mut members = self.members.lock();
         if members.iter().any(|m| m.id() == backend.id()) {
-            return Err(Error::DuplicateBackend { id: backend.id().to_owned() });
+            return Err(Error::new(ErrorKind::DuplicateBackend { id: backend.id().to_owned() }));
         }
         let now = self.now_nanos();
         members.push(Arc::new(Endpoint::new(backend, self.default_rtt, self.decay, now, self.slab.alloc())));
@@ -285,7 +308,7 @@ impl<S: Strategy> Balancer<S> {
     pub fn remove(&self, id: &str) -> Result<Backend> {
         let mut members = self.members.lock();
         let Some(i) = members.iter().position(|m| m.id() == id) else {
-            return Err(Error::UnknownBackend { id: id.to_owned() });
+            return Err(Error::new(ErrorKind::UnknownBackend { id: id.to_owned() }));
         };
         let removed = members.remove(i);
         self.publish(&members, self.now_nanos());
@@ -306,7 +329,7 @@ impl<S: Strategy> Balancer<S> {
     fn with_member(&self, id: &str, f: impl FnOnce(&Endpoint)) -> Result<()> {
         let members = self.members.lock();
         let Some(e) = members.iter().find(|m| m.id() == id) else {
-            return Err(Error::UnknownBackend { id: id.to_owned() });
+            return Err(Error::new(ErrorKind::UnknownBackend { id: id.to_owned() }));
         };
         f(e);
         self.publish(&members, self.now_nanos());
@@ -396,7 +419,7 @@ impl<S: Strategy> Balancer<S> {
     /// Ejects `endpoint` if it has failed `in_a_row` times in a row and the cap allows.
     fn on_failure(&self, endpoint: &Arc<Endpoint>, in_a_row: u32) {
         let Some(od) = &self.outlier else { return };
-        if in_a_row < od.failure_threshold() {
+        if in_a_row < od.consecutive_failures() {
             return;
         }
         let members = self.members.lock();

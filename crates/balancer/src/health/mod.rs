@@ -23,6 +23,26 @@ pub trait HealthCheck: Send + Sync + 'static {
 }
 
 /// How often to check and how many results in a row flip an endpoint's health.
+///
+/// [`new`](Self::new) has the defaults; [`builder`](Self::builder) changes them, and its
+/// [`build`](HealthConfigBuilder::build) checks every setting, so a `HealthConfig` is
+/// always valid:
+///
+/// ```
+/// use std::time::Duration;
+/// use mltb_balancer::HealthConfig;
+///
+/// let config = HealthConfig::builder()
+///     .interval(Duration::from_secs(5))
+///     .timeout(Duration::from_secs(2))
+///     .unhealthy_threshold(2)
+///     .build()?;
+/// assert_eq!(config.interval(), Duration::from_secs(5));
+///
+/// let err = HealthConfig::builder().interval(Duration::ZERO).build().unwrap_err();
+/// assert_eq!(err.to_string(), "invalid HealthConfig::interval = 0ns: expected a positive duration");
+/// # Ok::<(), mltb_balancer::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HealthConfig {
     interval: Duration,
@@ -43,48 +63,154 @@ impl HealthConfig {
         }
     }
 
-    /// Sets the time between rounds of checks (more than zero).
-    pub fn interval(mut self, interval: Duration) -> Result<Self> {
-        if interval.is_zero() {
-            return Err(Error::invalid("health check interval", "0; expected a positive duration"));
-        }
-        self.interval = interval;
-        Ok(self)
-    }
-
-    /// Sets how long one check may take before it counts as failed.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets the successes in a row that mark an unhealthy endpoint healthy (at least 1).
-    pub fn healthy_threshold(mut self, n: u32) -> Result<Self> {
-        if n == 0 {
-            return Err(Error::invalid("healthy_threshold", "0; expected 1 or more"));
-        }
-        self.healthy_threshold = n;
-        Ok(self)
-    }
-
-    /// Sets the failures in a row that mark a healthy endpoint unhealthy (at least 1).
-    pub fn unhealthy_threshold(mut self, n: u32) -> Result<Self> {
-        if n == 0 {
-            return Err(Error::invalid("unhealthy_threshold", "0; expected 1 or more"));
-        }
-        self.unhealthy_threshold = n;
-        Ok(self)
+    /// A builder starting from the defaults of [`new`](Self::new).
+    pub fn builder() -> HealthConfigBuilder {
+        HealthConfigBuilder { config: Self::new() }
     }
 
     /// The time between rounds.
-    pub fn check_interval(&self) -> Duration {
+    pub fn interval(&self) -> Duration {
         self.interval
+    }
+
+    /// How long one check may take before it counts as failed.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// The successes in a row that mark an unhealthy endpoint healthy.
+    pub fn healthy_threshold(&self) -> u32 {
+        self.healthy_threshold
+    }
+
+    /// The failures in a row that mark a healthy endpoint unhealthy.
+    pub fn unhealthy_threshold(&self) -> u32 {
+        self.unhealthy_threshold
     }
 }
 
 impl Default for HealthConfig {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Builds a [`HealthConfig`]; the setters take any value and
+/// [`build`](Self::build) checks them all.
+#[derive(Debug, Clone)]
+pub struct HealthConfigBuilder {
+    config: HealthConfig,
+}
+
+impl HealthConfigBuilder {
+    /// Sets the time between rounds of checks (more than zero; default 10 s).
+    #[must_use]
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.config.interval = interval;
+        self
+    }
+
+    /// Sets how long one check may take before it counts as failed (more than zero;
+    /// default 5 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.config.timeout = timeout;
+        self
+    }
+
+    /// Sets the successes in a row that mark an unhealthy endpoint healthy (at least 1;
+    /// default 2).
+    #[must_use]
+    pub fn healthy_threshold(mut self, n: u32) -> Self {
+        self.config.healthy_threshold = n;
+        self
+    }
+
+    /// Sets the failures in a row that mark a healthy endpoint unhealthy (at least 1;
+    /// default 3).
+    #[must_use]
+    pub fn unhealthy_threshold(mut self, n: u32) -> Self {
+        self.config.unhealthy_threshold = n;
+        self
+    }
+
+    /// The configuration, once every setting is checked.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming the first
+    /// setting out of range, its value and what was expected.
+    pub fn build(self) -> Result<HealthConfig> {
+        let c = self.config;
+        if c.interval.is_zero() {
+            return Err(Error::invalid(
+                "HealthConfig::interval",
+                format!("{:?}", c.interval),
+                "a positive duration",
+            ));
+        }
+        if c.timeout.is_zero() {
+            return Err(Error::invalid(
+                "HealthConfig::timeout",
+                format!("{:?}", c.timeout),
+                "a positive duration",
+            ));
+        }
+        if c.healthy_threshold == 0 {
+            return Err(Error::invalid("HealthConfig::healthy_threshold", 0, "1 or more"));
+        }
+        if c.unhealthy_threshold == 0 {
+            return Err(Error::invalid("HealthConfig::unhealthy_threshold", 0, "1 or more"));
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn setters_take_any_value_and_build_names_the_bad_one() {
+        // An invalid value mid-chain does not stop the chain; build reports it.
+        let err = HealthConfig::builder()
+            .healthy_threshold(0)
+            .interval(Duration::from_secs(1))
+            .build()
+            .unwrap_err();
+        assert!(err.is_config());
+        assert_eq!(
+            err.kind(),
+            &ErrorKind::InvalidConfig {
+                setting: "HealthConfig::healthy_threshold",
+                value: "0".into(),
+                expected: "1 or more".into(),
+            }
+        );
+        let err = HealthConfig::builder().unhealthy_threshold(0).build().unwrap_err();
+        assert!(err.to_string().contains("HealthConfig::unhealthy_threshold = 0"), "{err}");
+        let err = HealthConfig::builder().timeout(Duration::ZERO).build().unwrap_err();
+        assert!(
+            err.to_string().contains("HealthConfig::timeout = 0ns: expected a positive duration"),
+            "{err}"
+        );
+        let err = HealthConfig::builder().interval(Duration::ZERO).build().unwrap_err();
+        assert!(err.to_string().contains("HealthConfig::interval = 0ns"), "{err}");
+    }
+
+    #[test]
+    fn built_config_keeps_the_settings() {
+        let c = HealthConfig::builder()
+            .interval(Duration::from_secs(3))
+            .timeout(Duration::from_millis(500))
+            .healthy_threshold(4)
+            .unhealthy_threshold(1)
+            .build()
+            .expect("valid");
+        assert_eq!(
+            (c.interval(), c.timeout(), c.healthy_threshold(), c.unhealthy_threshold()),
+            (Duration::from_secs(3), Duration::from_millis(500), 4, 1)
+        );
+        assert_eq!(HealthConfig::builder().build().expect("defaults are valid"), HealthConfig::new());
     }
 }

@@ -13,6 +13,7 @@ use crate::strategy::Strategy;
 
 /// What one round of checks did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Round {
     /// Endpoints checked.
     pub checked: usize,

@@ -61,7 +61,8 @@ impl FromStr for AnyStrategy {
             _ => {
                 return Err(Error::invalid(
                     "strategy",
-                    format!("{name:?} is not a strategy; expected one of {}", Self::NAMES.join(", ")),
+                    format!("{name:?}"),
+                    format!("one of {}", Self::NAMES.join(", ")),
                 ));
             }
         };

@@ -40,8 +40,9 @@ impl Maglev {
     pub fn with_table_size(size: usize) -> Result<Self> {
         if size < 3 || size >= u32::MAX as usize || !is_prime(size) {
             return Err(Error::invalid(
-                "maglev table size",
-                format!("{size} is not a prime in 3..2^32; try 65537 or 655373"),
+                "Maglev table size",
+                size,
+                "a prime in 3..2^32, e.g. 65537 or 655373",
             ));
         }
         Ok(Self { size, rng: Rng::new(None) })

@@ -21,9 +21,6 @@ use findings::Findings;
 use registry::Registry;
 use span::{SpanState, Verdict};
 
-#[cfg(feature = "advice")]
-pub(crate) use registry::{FpEntry, INVALIDATE};
-
 const MAX_SHARDS: usize = 16;
 
 /// Fingerprints every query, judges each span for N+1 and duplicate queries when it
@@ -156,7 +153,16 @@ impl Analyzer {
         top.sort_by(|a, b| b.total_duration.cmp(&a.total_duration).then(b.count.cmp(&a.count)));
         top.truncate(10);
         #[cfg(feature = "advice")]
-        let cache_advice = crate::advice::advise(&entries, &self.config.advice);
+        let cache_advice = crate::advice::advise(
+            entries.iter().filter(|e| !e.read_tables.is_empty()).map(|e| {
+                let (reads, sample) = {
+                    let s = e.stats.lock();
+                    (s.count, s.sample.iter().copied().collect())
+                };
+                crate::advice::Candidate { fingerprint: &e.fp, reads, writes: e.writes_to_tables(), sample }
+            }),
+            &self.config.advice,
+        );
         #[cfg(not(feature = "advice"))]
         let cache_advice = Vec::new();
         let (n_plus_one, duplicates) = self.findings_with_open_spans().snapshot();

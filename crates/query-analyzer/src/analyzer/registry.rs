@@ -12,10 +12,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::config::AnalyzerConfig;
 use crate::fingerprint::{Fingerprint, StatementKind, fingerprint};
 use crate::hash::{FastMap, fnv1a};
-
-/// In a parameter sample, marks "a write to one of the fingerprint's tables happened
-/// here". A digest equal to it is stored with its low bit flipped.
-pub(crate) const INVALIDATE: u64 = u64::MAX;
+use crate::sample::{self, INVALIDATE, push_bounded};
 
 /// Writes seen per table.
 #[derive(Debug)]
@@ -65,8 +62,7 @@ impl FpEntry {
                     push_bounded(&mut s.sample, INVALIDATE, sample_size);
                 }
             }
-            let d = if digest == INVALIDATE { digest ^ 1 } else { digest };
-            push_bounded(&mut s.sample, d, sample_size);
+            push_bounded(&mut s.sample, sample::digest(digest), sample_size);
         }
     }
 
@@ -75,14 +71,6 @@ impl FpEntry {
     pub(crate) fn writes_to_tables(&self) -> u64 {
         self.read_tables.iter().map(|t| t.writes.load(Ordering::Relaxed)).sum()
     }
-}
-
-#[inline]
-fn push_bounded(q: &mut VecDeque<u64>, v: u64, cap: usize) {
-    if q.len() >= cap {
-        q.pop_front();
-    }
-    q.push_back(v);
 }
 
 /// What [`Registry::lookup`] found.

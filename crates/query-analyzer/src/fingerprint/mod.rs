@@ -56,6 +56,7 @@ impl fmt::Display for StatementKind {
 ///
 /// Build one with [`fingerprint`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
 pub struct Fingerprint {
     /// FNV-1a (64-bit) of [`normalized`](Self::normalized): the same in every process and
     /// every version of this crate for the same normalised text.

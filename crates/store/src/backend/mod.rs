@@ -4,8 +4,9 @@ use std::fmt;
 use std::future::Future;
 
 use mltb_query_analyzer::SpanId;
+use tokio::task::AbortHandle;
 
-use crate::{Executor, Outcome, Result, Statement};
+use crate::{Executor, Invalidations, Outcome, Result, Statement};
 
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
@@ -29,6 +30,12 @@ pub enum BackendKind {
 ///
 /// The store's logic and SQL are written once over this seam; a backend only knows
 /// its driver, its dialect's DDL and how to bind [`Value`](crate::Value)s.
+///
+/// Two provided hooks, no-ops by default, let a backend shared by several processes
+/// keep their read caches coherent: [`listen_for_invalidation`](Self::listen_for_invalidation)
+/// hears other stores' writes, [`notify_invalidation`](Self::notify_invalidation) tells
+/// them of this one's. PostgreSQL implements both (`LISTEN`/`NOTIFY`); SQLite keeps the
+/// defaults, and its cache relies on the TTL for changes made by another process.
 pub trait Backend: fmt::Debug + Send + Sync + 'static {
     /// Which database this is.
     fn kind(&self) -> BackendKind;
@@ -48,6 +55,36 @@ pub trait Backend: fmt::Debug + Send + Sync + 'static {
         statements: Vec<Statement>,
         transaction: bool,
     ) -> impl Future<Output = Result<Vec<Outcome>>> + Send;
+
+    /// Starts hearing, on `channel`, the cache invalidations other stores on the same
+    /// database send, and delivering them to `invalidations`; returns the handle that
+    /// stops the listener (the store aborts it when it closes or is dropped), or `None`
+    /// when this backend cannot hear other processes' writes (the default).
+    ///
+    /// A backend that returns a listener must be listening when this returns (calling
+    /// [`Invalidations::listening`]), so that no write after the store opens goes
+    /// unheard, and must call [`Invalidations::lost`] whenever it may miss one. The store
+    /// then trusts its cache only while the listener listens, and adds
+    /// [`notify_invalidation`](Self::notify_invalidation)'s statement to its writes.
+    ///
+    /// # Errors
+    /// Opening the store fails with this error: a bad channel name, or no connection.
+    fn listen_for_invalidation(
+        &self,
+        channel: &str,
+        invalidations: Invalidations,
+    ) -> impl Future<Output = Result<Option<AbortHandle>>> + Send {
+        let _ = (channel, invalidations);
+        std::future::ready(Ok(None))
+    }
+
+    /// The statement that tells the stores listening on `channel` that the key named by
+    /// `payload` changed, run in the writing transaction so that it is delivered only if
+    /// the write commits. `None` (the default) for a backend that does not listen.
+    fn notify_invalidation(&self, channel: &str, payload: String) -> Option<Statement> {
+        let _ = (channel, payload);
+        None
+    }
 }
 
 /// Either backend, chosen at run time (from the bot's config).
@@ -90,6 +127,26 @@ impl Backend for AnyBackend {
             AnyBackend::Sqlite(b) => b.run(exec, span, statements, transaction).await,
             #[cfg(feature = "postgres")]
             AnyBackend::Postgres(b) => b.run(exec, span, statements, transaction).await,
+        }
+    }
+
+    async fn listen_for_invalidation(
+        &self,
+        channel: &str,
+        invalidations: Invalidations,
+    ) -> Result<Option<AbortHandle>> {
+        match self {
+            AnyBackend::Sqlite(b) => b.listen_for_invalidation(channel, invalidations).await,
+            #[cfg(feature = "postgres")]
+            AnyBackend::Postgres(b) => b.listen_for_invalidation(channel, invalidations).await,
+        }
+    }
+
+    fn notify_invalidation(&self, channel: &str, payload: String) -> Option<Statement> {
+        match self {
+            AnyBackend::Sqlite(b) => b.notify_invalidation(channel, payload),
+            #[cfg(feature = "postgres")]
+            AnyBackend::Postgres(b) => b.notify_invalidation(channel, payload),
         }
     }
 }

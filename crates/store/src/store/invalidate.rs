@@ -7,13 +7,13 @@
 //! A store skips its own notifications: it invalidated the key itself after the commit.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use mltb_cache::MemoryCache;
 use tokio::sync::watch;
 
 use super::{CacheKey, Cached};
-use crate::{Error, Result};
 
 /// The default channel for cross-instance invalidations.
 pub(crate) const DEFAULT_CHANNEL: &str = "mltb_store_invalidate";
@@ -111,9 +111,14 @@ impl CacheState {
         self.cache.clear();
     }
 
+    /// Trusts the cache of a store that has no listener: nothing else writes behind
+    /// its back that a listener could have told it about.
+    pub(crate) fn trust_without_listener(&self) {
+        self.trusted.store(true, Ordering::Release);
+    }
+
     /// The listener is listening again: anything cached before may have missed a
     /// notification, so the cache starts empty.
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     fn trust(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.cache.clear();
@@ -121,7 +126,6 @@ impl CacheState {
         self.stats.send_modify(|s| s.connects += 1);
     }
 
-    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
     fn received(&self, payload: &str) {
         match CacheKey::parse(payload) {
             Some((_, Some(origin))) if origin == self.origin => self.stats.send_modify(|s| s.own += 1),
@@ -145,129 +149,41 @@ impl CacheState {
     }
 }
 
-/// Refuses a channel name that `LISTEN` would not take verbatim: 1 to 63 bytes of
-/// lowercase ASCII letters, digits and `_`, not starting with a digit.
-#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-pub(crate) fn check_channel(channel: &str) -> Result<()> {
-    let ok = (1..=63).contains(&channel.len())
-        && channel.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && !channel.starts_with(|c: char| c.is_ascii_digit());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::Invalid {
-            field: "invalidation channel",
-            reason: format!(
-                "{channel:?} is not 1 to 63 bytes of lowercase ASCII letters, digits and `_` \
-                 starting with a letter or `_`"
-            ),
-        })
-    }
+/// Where a [`Backend`](crate::Backend) that hears other stores' writes delivers them:
+/// the store's read cache, handed to
+/// [`Backend::listen_for_invalidation`](crate::Backend::listen_for_invalidation).
+///
+/// The backend reports three things: it is listening ([`listening`](Self::listening):
+/// the cache is emptied, as it may have missed writes, then trusted), it stopped
+/// hearing ([`lost`](Self::lost): the cache is distrusted and reads go to the database
+/// until it listens again), and a notification arrived ([`received`](Self::received)).
+#[derive(Debug, Clone)]
+pub struct Invalidations {
+    state: Arc<CacheState>,
 }
 
-#[cfg(feature = "postgres")]
-pub(crate) use listener::start;
-
-#[cfg(feature = "postgres")]
-mod listener {
-    use std::future::{Future, poll_fn};
-    use std::pin::pin;
-    use std::sync::Arc;
-    use std::task::{Context, Poll};
-    use std::time::Duration;
-
-    use tokio::task::AbortHandle;
-    use tokio_postgres::tls::NoTlsStream;
-    use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Socket};
-
-    use super::CacheState;
-    use crate::{Error, Result};
-
-    /// First delay before reconnecting; doubles per failed attempt up to the cap.
-    const BACKOFF_MIN: Duration = Duration::from_millis(100);
-    const BACKOFF_MAX: Duration = Duration::from_secs(30);
-    /// Bounds each connection attempt of the listener.
-    const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-    /// Idle time before TCP keepalive probes on the listener connection.
-    const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
-
-    type Conn = (Client, Connection<Socket, NoTlsStream>);
-
-    /// Connects the listener (failing the open if it cannot), then runs it on its own
-    /// task until the returned handle aborts it.
-    pub(crate) async fn start(
-        config: &tokio_postgres::Config,
-        channel: &str,
-        state: Arc<CacheState>,
-    ) -> Result<AbortHandle> {
-        let mut config = config.clone();
-        config.connect_timeout(CONNECT_TIMEOUT);
-        // A silently dead peer would leave the listener deaf while the cache is trusted:
-        // TCP keepalives find it (the default waits 2 hours before the first probe).
-        config.keepalives(true).keepalives_idle(KEEPALIVE_IDLE);
-        let conn = listen(&config, channel, &state).await?;
-        state.trust();
-        let task = tokio::spawn(run(config, channel.to_owned(), state, conn));
-        Ok(task.abort_handle())
+impl Invalidations {
+    pub(crate) fn new(state: Arc<CacheState>) -> Self {
+        Self { state }
     }
 
-    /// Receives notifications; on a lost connection, distrusts the cache and
-    /// reconnects with capped backoff. Runs until aborted (the store closed or dropped).
-    async fn run(config: tokio_postgres::Config, channel: String, state: Arc<CacheState>, mut conn: Conn) {
-        loop {
-            let why = poll_fn(|cx| drain(&mut conn.1, cx, &state)).await;
-            state.distrust();
-            tracing::warn!(error = %why, "cache invalidation listener lost its connection; reconnecting");
-            let mut delay = BACKOFF_MIN;
-            conn = loop {
-                tokio::time::sleep(delay).await;
-                match listen(&config, &channel, &state).await {
-                    Ok(conn) => break conn,
-                    Err(e) => {
-                        tracing::warn!(error = %e, retry_in = ?delay, "cache invalidation listener could not reconnect");
-                        delay = (delay * 2).min(BACKOFF_MAX);
-                    }
-                }
-            };
-            state.trust();
-            tracing::info!(channel, "cache invalidation listener reconnected; cache cleared");
-        }
+    /// The listener is listening (first time, or again after [`lost`](Self::lost)):
+    /// the cache starts empty and is trusted from now on.
+    pub fn listening(&self) {
+        self.state.trust();
     }
 
-    /// Connects and runs `LISTEN <channel>` (the name was checked by `check_channel`).
-    async fn listen(config: &tokio_postgres::Config, channel: &str, state: &CacheState) -> Result<Conn> {
-        let (client, mut connection) = config.connect(NoTls).await?;
-        let sql = format!("LISTEN {channel}");
-        {
-            let mut listening = pin!(client.batch_execute(&sql));
-            poll_fn(|cx| {
-                if let Poll::Ready(e) = drain(&mut connection, cx, state) {
-                    return Poll::Ready(Err(e));
-                }
-                listening.as_mut().poll(cx).map_err(Error::from)
-            })
-            .await?;
-        }
-        Ok((client, connection))
+    /// The listener stopped hearing notifications: until [`listening`](Self::listening),
+    /// reads bypass the cache.
+    pub fn lost(&self) {
+        self.state.distrust();
     }
 
-    /// Drives the connection, handling notifications; ready (with why) when it ended.
-    fn drain(
-        connection: &mut Connection<Socket, NoTlsStream>,
-        cx: &mut Context<'_>,
-        state: &CacheState,
-    ) -> Poll<Error> {
-        loop {
-            match connection.poll_message(cx) {
-                Poll::Ready(Some(Ok(AsyncMessage::Notification(n)))) => state.received(n.payload()),
-                Poll::Ready(Some(Ok(_))) => {}
-                Poll::Ready(Some(Err(e))) => return Poll::Ready(e.into()),
-                Poll::Ready(None) => {
-                    return Poll::Ready(Error::Setup("the listener connection was closed".into()));
-                }
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+    /// A notification's payload, as another store's write sent it (`role:<id>`,
+    /// `chat:<id>`, `settings:<id>`, optionally `/<origin>`): the key is dropped from the
+    /// cache, unless this store sent it. Unknown payloads are counted and ignored.
+    pub fn received(&self, payload: &str) {
+        self.state.received(payload);
     }
 }
 
@@ -306,16 +222,5 @@ mod tests {
         state.received("role:1");
         assert_eq!(state.stats().received, 2);
         assert!(!state.cache.contains_key(&CacheKey::Role(1)));
-    }
-
-    #[test]
-    fn channel_names_are_checked() {
-        assert!(check_channel(DEFAULT_CHANNEL).is_ok());
-        assert!(check_channel("_a1").is_ok());
-        for bad in ["", "A", "a-b", "1a", "a b", "\"a\""] {
-            assert!(check_channel(bad).is_err(), "{bad:?}");
-        }
-        assert!(check_channel(&"a".repeat(63)).is_ok());
-        assert!(check_channel(&"a".repeat(64)).is_err());
     }
 }

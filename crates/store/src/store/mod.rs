@@ -23,7 +23,7 @@ use mltb_query_analyzer::{NoopSink, QuerySink, SpanId, SpanKind};
 use crate::backend::sqlite::SqliteBackend;
 use crate::{AnyBackend, Backend, Error, Executor, Outcome, Result, Role, Statement, UserSettings};
 use invalidate::CacheState;
-pub use invalidate::InvalidationStats;
+pub use invalidate::{InvalidationStats, Invalidations};
 pub(crate) use writes::Write;
 
 /// How a [`Store`] is set up. Every setting has a default; see each method.
@@ -159,9 +159,10 @@ pub(crate) struct Shared<B> {
 struct Inner<B: Backend> {
     shared: Arc<Shared<B>>,
     cache: Arc<CacheState>,
-    /// PostgreSQL: the channel invalidating writes notify on. `None` on SQLite.
+    /// The channel invalidating writes notify on, when the backend listens for
+    /// invalidations (PostgreSQL). `None` on SQLite.
     notify_channel: Option<String>,
-    /// The invalidation listener's task (PostgreSQL), stopped with the store.
+    /// The backend's invalidation listener (PostgreSQL), stopped with the store.
     listener: Option<tokio::task::AbortHandle>,
     writes: Batcher<Write, Result<()>>,
     next_span: AtomicU64,
@@ -231,19 +232,6 @@ impl PostgresStore {
     }
 }
 
-/// The connection settings of a PostgreSQL backend, for the invalidation listener.
-#[cfg(feature = "postgres")]
-fn postgres_config<B: Backend>(backend: &B) -> Option<&tokio_postgres::Config> {
-    let any = backend as &dyn std::any::Any;
-    if let Some(pg) = any.downcast_ref::<crate::PostgresBackend>() {
-        return Some(pg.config());
-    }
-    match any.downcast_ref::<AnyBackend>() {
-        Some(AnyBackend::Postgres(pg)) => Some(pg.config()),
-        _ => None,
-    }
-}
-
 #[cfg(feature = "postgres")]
 fn postgres_pool(config: &StoreConfig) -> PoolConfig {
     config.pool.clone().unwrap_or_else(|| PoolConfig::new().max_size(16).min_idle(2))
@@ -277,9 +265,11 @@ impl AnyStore {
 
 impl<B: Backend> Store<B> {
     /// A store over `backend`: applies migrations, then starts the write batcher (on the
-    /// current tokio runtime) and the cache. On PostgreSQL it also starts the cache
-    /// invalidation listener, and fails if that cannot connect and `LISTEN`, or if
-    /// [`StoreConfig::invalidation_channel`] is not a valid name.
+    /// current tokio runtime) and the cache. When the backend listens for other stores'
+    /// invalidations ([`Backend::listen_for_invalidation`]; PostgreSQL does) it starts
+    /// the listener too, and fails if the backend refuses: on PostgreSQL, if it cannot
+    /// connect and `LISTEN`, or if [`StoreConfig::invalidation_channel`] is not a valid
+    /// name.
     pub async fn with_backend(backend: B, config: StoreConfig) -> Result<Self> {
         let exec = Executor::new(Arc::clone(&config.sink));
         let from = backend.migrate(&exec).await?;
@@ -310,23 +300,24 @@ impl<B: Backend> Store<B> {
         Ok(Self { inner: Arc::new(inner), span: None })
     }
 
-    /// On PostgreSQL: checks the channel and starts the invalidation listener (the
-    /// open fails if it cannot listen). On SQLite: a cache that is always trusted.
+    /// Asks the backend to listen for other stores' invalidations (the open fails if
+    /// it cannot). Without a listener (SQLite), a cache that is always trusted.
     #[allow(clippy::type_complexity)]
     async fn invalidation(
         backend: &B,
         cache: MemoryCache<CacheKey, Cached>,
         config: &StoreConfig,
     ) -> Result<(Arc<CacheState>, Option<String>, Option<tokio::task::AbortHandle>)> {
-        #[cfg(feature = "postgres")]
-        if let Some(pg) = postgres_config(backend) {
-            invalidate::check_channel(&config.invalidation_channel)?;
-            let state = Arc::new(CacheState::new(cache, false));
-            let listener = invalidate::start(pg, &config.invalidation_channel, Arc::clone(&state)).await?;
-            return Ok((state, Some(config.invalidation_channel.clone()), Some(listener)));
+        // Untrusted until the listener says it is listening.
+        let state = Arc::new(CacheState::new(cache, false));
+        let channel = &config.invalidation_channel;
+        match backend.listen_for_invalidation(channel, Invalidations::new(Arc::clone(&state))).await? {
+            Some(listener) => Ok((state, Some(channel.clone()), Some(listener))),
+            None => {
+                state.trust_without_listener();
+                Ok((state, None, None))
+            }
         }
-        let _ = (backend, config);
-        Ok((Arc::new(CacheState::new(cache, true)), None, None))
     }
 
     /// The backend (for its pool metrics, or SQLite's path).
@@ -433,14 +424,12 @@ impl<B: Backend> Store<B> {
         self.inner.cache.invalidate(key);
     }
 
-    /// PostgreSQL: the statement that tells the other stores `key` changed, to run in
-    /// the write's transaction (delivered only if it commits). `None` on SQLite.
+    /// The statement that tells the other stores `key` changed, to run in the write's
+    /// transaction (delivered only if it commits), when the backend listens
+    /// (PostgreSQL). `None` on SQLite.
     pub(crate) fn notify(&self, key: &CacheKey) -> Option<Statement> {
         let channel = self.inner.notify_channel.as_ref()?;
-        Some(Statement::query(
-            sql::NOTIFY,
-            vec![crate::Value::Text(channel.clone()), crate::Value::Text(self.inner.cache.payload(key))],
-        ))
+        self.inner.shared.backend.notify_invalidation(channel, self.inner.cache.payload(key))
     }
 
     pub(crate) async fn submit(&self, write: Write) -> Result<()> {

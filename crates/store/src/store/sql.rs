@@ -117,7 +117,3 @@ pub(crate) const UPSERT_STATUS: &str = "INSERT INTO status_messages (chat_id, me
 pub(crate) const STATUS_MESSAGES: &str =
     "SELECT chat_id, message_id, updated_at FROM status_messages ORDER BY chat_id";
 pub(crate) const DELETE_STATUS: &str = "DELETE FROM status_messages WHERE chat_id = ?1";
-
-/// PostgreSQL only: tells the other stores on the database that a cached key changed
-/// (delivered when the transaction commits).
-pub(crate) const NOTIFY: &str = "SELECT pg_notify(?1, ?2)";

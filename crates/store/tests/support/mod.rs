@@ -19,7 +19,7 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new() -> Arc<Self> {
-        let mut config = AnalyzerConfig { strict: true, ..AnalyzerConfig::default() };
+        let mut config = AnalyzerConfig::new().strict(true);
         // Queries on loopback or in-process take microseconds: judge them all.
         config.n_plus_one.min_total_duration = Duration::ZERO;
         Arc::new(Self {

@@ -12,7 +12,9 @@ use tokio_postgres::{GenericClient, IsolationLevel};
 
 use super::schema::{LATEST_VERSION, POSTGRES};
 use super::{Backend, BackendKind};
-use crate::{Error, Executor, Outcome, Result, Row, Statement, Value};
+use crate::{Error, Executor, Invalidations, Outcome, Result, Row, Statement, Value};
+
+mod listener;
 
 /// Serializes migrations of one database across processes (`pg_advisory_xact_lock`).
 const MIGRATION_LOCK: i64 = 0x6d6c_7462_5f73_746f; // "mltb_sto"
@@ -23,7 +25,8 @@ pub struct PostgresBackend {
     pool: Pool<PostgresManager>,
     statements: Arc<StatementStats>,
     location: String,
-    /// Boxed: it is large, and `AnyBackend` holds this by value.
+    /// For the invalidation listener's own connection. Boxed: it is large, and
+    /// `AnyBackend` holds this by value.
     config: Box<tokio_postgres::Config>,
 }
 
@@ -38,11 +41,6 @@ impl PostgresBackend {
         let statements = Arc::clone(manager.statement_stats());
         let pool = Pool::connect(manager, pool).await?;
         Ok(Self { pool, statements, location, config: Box::new(config) })
-    }
-
-    /// The connection settings (the store's invalidation listener uses them).
-    pub(crate) fn config(&self) -> &tokio_postgres::Config {
-        &self.config
     }
 
     /// The connection pool (for its metrics).
@@ -153,6 +151,22 @@ impl Backend for PostgresBackend {
             }
         }
         Ok(out)
+    }
+
+    /// `LISTEN <channel>` on a dedicated connection (reconnecting with backoff when it
+    /// drops), after checking that `channel` is 1 to 63 bytes of lowercase ASCII
+    /// letters, digits and `_`, not starting with a digit.
+    async fn listen_for_invalidation(
+        &self,
+        channel: &str,
+        invalidations: Invalidations,
+    ) -> Result<Option<tokio::task::AbortHandle>> {
+        listener::start(&self.config, channel, invalidations).await.map(Some)
+    }
+
+    /// `SELECT pg_notify(<channel>, <payload>)`.
+    fn notify_invalidation(&self, channel: &str, payload: String) -> Option<Statement> {
+        Some(Statement::query(listener::NOTIFY, vec![Value::Text(channel.to_owned()), Value::Text(payload)]))
     }
 }
 
