@@ -107,6 +107,7 @@
 mod api;
 mod config;
 mod control;
+mod entities;
 mod error;
 mod inject;
 mod ratelimit;
