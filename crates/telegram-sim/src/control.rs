@@ -13,6 +13,7 @@
 //! | `POST /_sim/fault` | `{"kind":"too_many_requests"\|"server_error"\|"slow"\|"drop_connection","count","method"?,"retry_after"?,"status"?,"millis"?}` | `{"ok":true}` |
 //! | `POST /_sim/rate_limits` | `{"enabled"}` | `{"ok":true}` |
 //! | `POST /_sim/blocked` | `{"chat_id","blocked"}` | `{"ok":true}` |
+//! | `POST /_sim/chat` | `{"chat_id","type"?,"title"?,"username"?}` | `{"ok":true}` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::state::{FaultRule, Shared};
-use crate::types::{Fault, Outbound};
+use crate::types::{ChatKind, Fault, Outbound, SimChat};
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
@@ -43,6 +44,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/fault", post(fault))
         .route("/rate_limits", post(rate_limits))
         .route("/blocked", post(blocked))
+        .route("/chat", post(chat))
 }
 
 fn bad(what: String) -> Response {
@@ -109,6 +111,7 @@ pub(crate) fn outbound_json(shared: &Shared, o: &Outbound) -> Value {
         "message_id": o.message_id,
         "text": o.text,
         "caption": o.caption,
+        "entities": o.entities,
         "reply_markup": o.reply_markup,
         "file": o.file,
     })
@@ -134,13 +137,13 @@ async fn sent(State(shared): State<Arc<Shared>>, Query(q): Query<SentQuery>) -> 
                 }
             }
         }
-        None => shared.lock().sent.clone(),
+        None => shared.lock().sent(),
     };
     Json(Value::Array(log.iter().map(|o| outbound_json(&shared, o)).collect())).into_response()
 }
 
 async fn callback_answers(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let answers = shared.lock().callback_answers.clone();
+    let answers = shared.lock().callback_answers();
     Json(Value::Array(
         answers
             .iter()
@@ -168,6 +171,7 @@ async fn message(
             "from_bot": m.from_bot,
             "text": m.text,
             "caption": m.caption,
+            "entities": m.entities,
             "reply_markup": m.reply_markup,
             "edit_count": m.edit_count,
             "deleted": m.deleted,
@@ -239,11 +243,37 @@ struct BlockedBody {
 }
 
 async fn blocked(State(shared): State<Arc<Shared>>, Json(b): Json<BlockedBody>) -> Json<Value> {
-    let mut st = shared.lock();
-    if b.blocked {
-        st.blocked.insert(b.chat_id);
-    } else {
-        st.blocked.remove(&b.chat_id);
-    }
+    shared.lock().set_blocked(b.chat_id, b.blocked);
     Json(json!({ "ok": true }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatBody {
+    chat_id: i64,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    title: Option<String>,
+    username: Option<String>,
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, Json(b): Json<ChatBody>) -> Response {
+    let mut chat = SimChat::from(b.chat_id);
+    chat.kind = match b.kind.as_deref() {
+        None => chat.kind,
+        Some("private") => ChatKind::Private,
+        Some("group") => ChatKind::Group,
+        Some("supergroup") => ChatKind::Supergroup,
+        Some("channel") => ChatKind::Channel,
+        Some(other) => {
+            return bad(format!(
+                "unknown chat type {other:?}: expected private, group, supergroup or channel"
+            ));
+        }
+    };
+    if let Some(title) = b.title {
+        chat.title = title;
+    }
+    chat.username = b.username;
+    shared.lock().add_chat(chat);
+    Json(json!({ "ok": true })).into_response()
 }

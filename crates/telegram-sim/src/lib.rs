@@ -116,7 +116,9 @@ mod sim;
 mod state;
 mod types;
 
-pub use config::{MB, Mode, RateLimits, SimConfig};
+pub use config::{MB, Mode, RateLimits, Retention, SimConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use sim::Sim;
-pub use types::{CallbackAnswer, Fault, FileRecord, MessageState, Outbound, SimStats};
+pub use types::{
+    CallbackAnswer, ChatKind, Fault, FileRecord, MessageState, Outbound, Retained, SimChat, SimStats,
+};

@@ -9,6 +9,15 @@ use std::time::Duration;
 use mltb_telegram::scheduler::{Request, Response, Scheduler};
 use mltb_telegram_sim::{Fault, RateLimits, SimConfig};
 use support::{client, start};
+
+/// A simulator with Telegram's limits that knows `chats` (the bot can write only there).
+async fn sim_with(chats: impl IntoIterator<Item = i64>) -> mltb_telegram_sim::Sim {
+    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    for chat in chats {
+        sim.add_chat(chat);
+    }
+    sim
+}
 use tokio::sync::Mutex;
 
 const CHATS: [i64; 10] = [11, 12, 13, 14, 15, 16, -21, -22, -23, -24];
@@ -69,7 +78,7 @@ async fn run_tasks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_edits_of_100_tasks_never_trip_the_limits() {
-    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    let sim = sim_with(CHATS).await;
     let s = Scheduler::builder().build(client(&sim));
     let messages = status_messages(&s).await;
     // 100 tasks × 10 reports over 4 s: edits keep flowing for the whole run.
@@ -94,7 +103,7 @@ async fn status_edits_of_100_tasks_never_trip_the_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_delays_but_loses_nothing() {
-    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    let sim = sim_with(CHATS).await;
     let s = Scheduler::builder().build(client(&sim));
     let messages = status_messages(&s).await;
     // Mid-run: the next 8 calls of any kind get 429 retry after 1.
@@ -124,7 +133,7 @@ async fn a_429_storm_delays_but_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_to_60_chats_stays_under_the_global_limit() {
-    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    let sim = sim_with(1..=60).await;
     let s = Scheduler::builder().build(client(&sim));
     let mut tickets = Vec::new();
     for chat in 1..=60i64 {

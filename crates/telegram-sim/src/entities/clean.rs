@@ -90,7 +90,8 @@ pub(crate) fn fix(ft: FormattedText, allow_empty: bool) -> Result<FormattedText,
         }
     }
     removed_before.push(removed);
-    let map = |pos: i32| pos - removed_before[usize::try_from(pos).unwrap_or(0).min(removed_before.len() - 1)];
+    let map =
+        |pos: i32| pos - removed_before[usize::try_from(pos).unwrap_or(0).min(removed_before.len() - 1)];
     for e in &mut entities {
         let end = map(e.end());
         e.offset = map(e.offset);
@@ -148,7 +149,10 @@ fn check_bounds(text: &str, entities: &[Entity], total: i32) -> Result<(), ApiEr
     let byte = |pos: i32| byte_of_unit.get(usize::try_from(pos).unwrap_or(0)).copied().unwrap_or(text.len());
     for e in entities {
         if e.offset > total {
-            return Err(td_error(&format!("Entity begins after the end of the text at UTF-16 offset {}", e.offset)));
+            return Err(td_error(&format!(
+                "Entity begins after the end of the text at UTF-16 offset {}",
+                e.offset
+            )));
         }
         if e.end() > total {
             return Err(td_error(&format!(
@@ -185,7 +189,11 @@ fn replace_offending(text: String) -> String {
     chars
         .iter()
         .enumerate()
-        .map(|(k, &c)| if is_mark(c) && chars.get(k + 1).is_some_and(|n| is_mark(*n)) { '\u{200c}' } else { c })
+        .map(
+            |(k, &c)| {
+                if is_mark(c) && chars.get(k + 1).is_some_and(|n| is_mark(*n)) { '\u{200c}' } else { c }
+            },
+        )
         .collect()
 }
 
@@ -247,6 +255,9 @@ mod tests {
             err("😀", &[(Kind::Bold, 1, 1)]),
             "Bad Request: entity begins in a middle of a UTF-16 symbol at byte offset 4"
         );
-        assert_eq!(err("a", &[(Kind::Bold, -1, 1)]), "Bad Request: receive an entity with incorrect offset -1");
+        assert_eq!(
+            err("a", &[(Kind::Bold, -1, 1)]),
+            "Bad Request: receive an entity with incorrect offset -1"
+        );
     }
 }

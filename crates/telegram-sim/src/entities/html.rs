@@ -99,8 +99,7 @@ fn lower(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).to_ascii_lowercase()
 }
 
-const INVALID_AFTER_DECODING: &str =
-    "Text contains invalid Unicode characters after decoding HTML entities, check for unmatched surrogate code units";
+const INVALID_AFTER_DECODING: &str = "Text contains invalid Unicode characters after decoding HTML entities, check for unmatched surrogate code units";
 
 pub(super) fn parse(input: &str) -> Result<FormattedText, String> {
     let text = input.as_bytes();
@@ -257,7 +256,9 @@ fn attributes(text: &[u8], i: &mut usize, tag: &str, begin: usize) -> Result<Str
         }
         match (tag, name) {
             ("a", b"href") | ("tg-emoji", b"emoji-id") => argument = value,
-            ("code", b"class") if value.starts_with("language-") => argument = value["language-".len()..].into(),
+            ("code", b"class") if value.starts_with("language-") => {
+                argument = value["language-".len()..].into()
+            }
             ("span", b"class") if value.starts_with("tg-") => argument = value["tg-".len()..].into(),
             ("blockquote", b"expandable") => argument = "1".into(),
             _ => {}
@@ -395,13 +396,22 @@ mod tests {
         assert_eq!(ok("<b><i>x</i>y</b>").1, [(Kind::Bold, 0, 2), (Kind::Italic, 0, 1)]);
         // empty entities are not reported; tag names are case-insensitive, attribute names
         // are not (an unknown attribute is ignored, so the link text becomes the URL)
-        assert_eq!(ok("<B></B><A href=\"http://x.test\">y</a>").1, [(Kind::TextUrl("http://x.test/".into()), 0, 1)]);
-        assert_eq!(ok("<a HREF=\"http://x.test\">y.test</a>").1, [(Kind::TextUrl("http://y.test/".into()), 0, 6)]);
+        assert_eq!(
+            ok("<B></B><A href=\"http://x.test\">y</a>").1,
+            [(Kind::TextUrl("http://x.test/".into()), 0, 1)]
+        );
+        assert_eq!(
+            ok("<a HREF=\"http://x.test\">y.test</a>").1,
+            [(Kind::TextUrl("http://y.test/".into()), 0, 6)]
+        );
         assert_eq!(ok("<code class=\"language-py\">c</code>").1, [(Kind::Code, 0, 1)]);
         assert_eq!(ok("<a href=x.test>x</a>").1, [(Kind::TextUrl("http://x.test/".into()), 0, 1)]);
         assert_eq!(ok("<b>x</>").1, [(Kind::Bold, 0, 1)], "an empty end tag closes the open one");
         assert_eq!(ok("<pre><code>x</code></pre>").1, [(Kind::Pre, 0, 1), (Kind::Code, 0, 1)]);
-        assert_eq!(ok("<code class=\"language-go\"><pre>x</pre></code>").1, [(Kind::PreCode("go".into()), 0, 1)]);
+        assert_eq!(
+            ok("<code class=\"language-go\"><pre>x</pre></code>").1,
+            [(Kind::PreCode("go".into()), 0, 1)]
+        );
     }
 
     #[test]
@@ -421,7 +431,10 @@ mod tests {
         assert_eq!(err("<a href=\"x"), "Unclosed start tag at byte offset 0");
         assert_eq!(err("<a href=x\"y\">"), "Unexpected end of name token at byte offset 8");
         assert_eq!(err("<a =x>"), "Empty attribute name in the tag \"a\" at byte offset 0");
-        assert_eq!(err("<tg-emoji emoji-id=\"abc\">x</tg-emoji>"), "Invalid custom emoji identifier specified");
+        assert_eq!(
+            err("<tg-emoji emoji-id=\"abc\">x</tg-emoji>"),
+            "Invalid custom emoji identifier specified"
+        );
         assert_eq!(err("&#xD83D;"), INVALID_AFTER_DECODING);
     }
 }

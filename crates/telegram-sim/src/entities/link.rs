@@ -47,8 +47,8 @@ pub(super) fn custom_emoji_id(url: &str) -> Result<i64, String> {
         TgShape::Host => "Custom emoji URL must have host \"emoji\"".to_owned(),
         TgShape::Query => "Custom emoji URL must have an emoji identifier".to_owned(),
     })?;
-    let value =
-        query_value(&query, "id").ok_or_else(|| "Custom emoji URL must have an emoji identifier".to_owned())?;
+    let value = query_value(&query, "id")
+        .ok_or_else(|| "Custom emoji URL must have an emoji identifier".to_owned())?;
     match value.parse::<i64>() {
         Ok(id) if id != 0 => Ok(id),
         _ => Err("Invalid custom emoji identifier specified".into()),
@@ -119,7 +119,10 @@ mod tests {
         assert_eq!(user_id("https://t.me/x"), None);
         assert_eq!(custom_emoji_id("tg://emoji?id=77"), Ok(77));
         assert_eq!(custom_emoji_id("https://x").unwrap_err(), "Custom emoji URL must have scheme tg");
-        assert_eq!(custom_emoji_id("tg://emoji?id=0").unwrap_err(), "Invalid custom emoji identifier specified");
+        assert_eq!(
+            custom_emoji_id("tg://emoji?id=0").unwrap_err(),
+            "Invalid custom emoji identifier specified"
+        );
     }
 
     #[test]

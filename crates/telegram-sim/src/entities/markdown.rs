@@ -51,8 +51,7 @@ pub(super) fn parse_legacy(input: &str) -> Result<FormattedText, String> {
             i = skip_one_newline(&t, i);
         }
         let offset = utf16;
-        while i < size
-            && (t[i] != end_char || (is_pre && !(at(&t, i + 1) == b'`' && at(&t, i + 2) == b'`')))
+        while i < size && (t[i] != end_char || (is_pre && !(at(&t, i + 1) == b'`' && at(&t, i + 2) == b'`')))
         {
             utf16 += utf16_units(t[i]);
             t[out_len] = t[i];
@@ -179,7 +178,8 @@ pub(super) fn parse_v2(input: &str) -> Result<FormattedText, String> {
             i += 1;
             continue;
         }
-        let in_code = matches!(nested.last().map(|n| &n.kind), Some(Kind::Code | Kind::Pre | Kind::PreCode(_)));
+        let in_code =
+            matches!(nested.last().map(|n| &n.kind), Some(Kind::Code | Kind::Pre | Kind::PreCode(_)));
         let reserved_chars: &[u8] = if in_code { b"`" } else { b"_*[]()~`>#+-=|{}.!\n" };
         if !reserved_chars.contains(&c) {
             if c & 0xc0 != 0x80 {

@@ -136,10 +136,7 @@ impl Entity {
 /// tdlib's `sort_entities`: by offset, then longer first, then by type priority.
 pub(crate) fn sort(entities: &mut [Entity]) {
     entities.sort_by(|a, b| {
-        a.offset
-            .cmp(&b.offset)
-            .then(b.length.cmp(&a.length))
-            .then(a.kind.priority().cmp(&b.kind.priority()))
+        a.offset.cmp(&b.offset).then(b.length.cmp(&a.length)).then(a.kind.priority().cmp(&b.kind.priority()))
     });
 }
 
@@ -189,7 +186,11 @@ pub(crate) fn td_error(message: &str) -> ApiError {
 /// `parse_mode` (case-insensitive `HTML`, `MarkdownV2`, `Markdown`; empty or `none` for
 /// none), or else takes the explicit `entities` (JSON text). An empty `text` is never
 /// parsed. The error is the message before the Bot API words it (see [`td_error`]).
-pub(crate) fn formatted_text(text: &str, parse_mode: &str, entities: Option<&str>) -> Result<FormattedText, String> {
+pub(crate) fn formatted_text(
+    text: &str,
+    parse_mode: &str,
+    entities: Option<&str>,
+) -> Result<FormattedText, String> {
     if text.len() > MAX_RAW_TEXT_BYTES {
         return Err("Text is too long".into());
     }
