@@ -7,6 +7,7 @@
 //! | `POST /_sim/document?chat_id=&from=&file_name=&caption=` | the raw file bytes | `{"update_id"}` |
 //! | `POST /_sim/update` | any update object (its `update_id` is replaced) | `{"update_id"}` |
 //! | `GET /_sim/sent[?wait_for=N&timeout_ms=M]` | | the sent log (`at_ms` from the sim's start); with `wait_for`, once it has N entries, or 408 |
+//! | `GET /_sim/wait_poll[?timeout_ms=M]` | | `{"ok":true}` once a `getUpdates` call is held open (a long poll), else 408 |
 //! | `GET /_sim/callback_answers` | | the callback answers |
 //! | `GET /_sim/message/{chat_id}/{message_id}` | | the message's current state, or 404 |
 //! | `GET /_sim/stats` | | [`SimStats`](crate::SimStats) |
@@ -38,6 +39,7 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/document", post(document))
         .route("/update", post(update))
         .route("/sent", get(sent))
+        .route("/wait_poll", get(wait_poll))
         .route("/callback_answers", get(callback_answers))
         .route("/message/{chat_id}/{message_id}", get(message))
         .route("/stats", get(stats))
@@ -140,6 +142,23 @@ async fn sent(State(shared): State<Arc<Shared>>, Query(q): Query<SentQuery>) -> 
         None => shared.lock().sent(),
     };
     Json(Value::Array(log.iter().map(|o| outbound_json(&shared, o)).collect())).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    /// How long to wait, in milliseconds (default 10 000, at most 600 000).
+    timeout_ms: Option<u64>,
+}
+
+async fn wait_poll(State(shared): State<Arc<Shared>>, Query(q): Query<WaitQuery>) -> Response {
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(10_000).min(600_000));
+    match shared.wait_for_poll(timeout).await {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(err) => {
+            let body = Json(json!({ "ok": false, "description": err.to_string() }));
+            (StatusCode::REQUEST_TIMEOUT, body).into_response()
+        }
+    }
 }
 
 async fn callback_answers(State(shared): State<Arc<Shared>>) -> Json<Value> {

@@ -242,19 +242,7 @@ impl Sim {
     /// fails with [`ErrorKind::Timeout`] after `timeout`. Lets a test inject an update
     /// exactly while the bot is polling.
     pub async fn wait_for_poll(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let notified = self.shared.poll_notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.shared.lock().poll_waiting.is_some() {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let waiting_for = "a getUpdates call to wait for updates".to_owned();
-                return Err(ErrorKind::Timeout { waiting_for, timeout }.into());
-            }
-        }
+        self.shared.wait_for_poll(timeout).await
     }
 
     // -- faults and limits ----------------------------------------------------------------

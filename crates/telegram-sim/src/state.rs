@@ -592,6 +592,23 @@ impl Shared {
         }
     }
 
+    /// Waits until a `getUpdates` call is held open, or fails after `timeout`.
+    pub(crate) async fn wait_for_poll(&self, timeout: std::time::Duration) -> crate::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let notified = self.poll_notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.lock().poll_waiting.is_some() {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let waiting_for = "a getUpdates call to wait for updates".to_owned();
+                return Err(crate::error::ErrorKind::Timeout { waiting_for, timeout }.into());
+            }
+        }
+    }
+
     pub(crate) fn stats(&self) -> SimStats {
         let st = self.lock();
         let mut stats = st.stats.clone();

@@ -832,6 +832,18 @@ async fn control_api_drives_the_same_state() {
     let log: Value =
         http.get(ctl("sent?wait_for=2&timeout_ms=5000")).send().await.unwrap().json().await.unwrap();
     assert_eq!(log[1]["text"], "hi");
+    let idle = http.get(ctl("wait_poll?timeout_ms=50")).send().await.unwrap();
+    assert_eq!(idle.status(), 408, "nobody is polling");
+    let poll = tokio::spawn({
+        let (http, url) = (http.clone(), format!("{}/getUpdates", base(&sim)));
+        async move {
+            http.post(url).json(&json!({"timeout": 5, "offset": 1_000_000})).send().await.unwrap().status()
+        }
+    });
+    let held = http.get(ctl("wait_poll?timeout_ms=5000")).send().await.unwrap();
+    assert_eq!(held.status(), 200);
+    sim.send_text(5, 5, "wake");
+    assert_eq!(poll.await.unwrap(), 200);
     let late = http.get(ctl("sent?wait_for=9&timeout_ms=50")).send().await.unwrap();
     assert_eq!(late.status(), 408);
     assert!(late.text().await.unwrap().contains("9 outbound messages (got 2)"));
