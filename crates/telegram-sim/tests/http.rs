@@ -872,7 +872,16 @@ async fn binary_serves_until_interrupted() {
     // our own files dir: the child is killed, so it cannot remove a temporary one
     let files = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mltb-telegram-sim"))
-        .args(["--listen", "127.0.0.1:0", "--token", "42:bin", "--no-rate-limits", "--files-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "42:bin",
+            "--no-rate-limits",
+            "--max-files",
+            "1",
+            "--files-dir",
+        ])
         .arg(files.path())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -893,5 +902,13 @@ async fn binary_serves_until_interrupted() {
         .unwrap();
     assert_eq!(doc.status(), 200);
     assert!(files.path().join("documents").read_dir().unwrap().count() == 1, "stored in --files-dir");
+    let doc = reqwest::Client::new()
+        .post(format!("{url}/_sim/document?chat_id=1&from=1&file_name=b.txt"))
+        .body("def")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doc.status(), 200);
+    assert_eq!(files.path().join("documents").read_dir().unwrap().count(), 1, "--max-files 1 keeps one");
     child.kill().await.unwrap();
 }
