@@ -82,6 +82,99 @@ impl Default for RateLimits {
     }
 }
 
+/// How much the simulator keeps, so that a run of hours stays within a fixed memory and
+/// disk budget. Past a limit the oldest entries go first (for chats: the least recently
+/// used), and what was forgotten answers as Telegram answers for something unknown: an
+/// evicted chat is `chat not found`, an evicted message `message to edit not found`, an
+/// evicted `file_id` `wrong file identifier/HTTP URL specified`, an evicted callback query
+/// `query is too old…`, an evicted pending update is never delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Retention {
+    /// Chats known to the bot (registered, or written in by a simulated user).
+    pub chats: usize,
+    /// Messages kept per chat (the bot's and the users').
+    pub messages_per_chat: usize,
+    /// Messages kept across all chats.
+    pub messages: usize,
+    /// Files with a `file_id` (uploads, users' documents, local-mode paths).
+    pub files: usize,
+    /// Bytes of stored files on disk; local-mode paths are the caller's and not counted.
+    pub file_bytes: u64,
+    /// Updates queued and not yet confirmed by `getUpdates` (Telegram keeps them 24 h).
+    pub pending_updates: usize,
+    /// Entries of the sent log ([`Sim::sent`](crate::Sim::sent)); older ones are dropped.
+    pub sent_log: usize,
+    /// Callback queries `answerCallbackQuery` still accepts.
+    pub callback_queries: usize,
+    /// Entries of [`Sim::callback_answers`](crate::Sim::callback_answers).
+    pub callback_answers: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            chats: 1_000,
+            messages_per_chat: 1_000,
+            messages: 100_000,
+            files: 10_000,
+            file_bytes: 4 * 1024 * MB,
+            pending_updates: 10_000,
+            sent_log: 10_000,
+            callback_queries: 10_000,
+            callback_answers: 10_000,
+        }
+    }
+}
+
+impl Retention {
+    /// The same limit for every count (not for `file_bytes`): handy in tests.
+    pub fn uniform(count: usize) -> Self {
+        Self {
+            chats: count,
+            messages_per_chat: count,
+            messages: count,
+            files: count,
+            pending_updates: count,
+            sent_log: count,
+            callback_queries: count,
+            callback_answers: count,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the bytes of stored files kept on disk.
+    pub fn file_bytes(mut self, bytes: u64) -> Self {
+        self.file_bytes = bytes;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        let counts = [
+            ("retention.chats", self.chats),
+            ("retention.messages_per_chat", self.messages_per_chat),
+            ("retention.messages", self.messages),
+            ("retention.files", self.files),
+            ("retention.pending_updates", self.pending_updates),
+            ("retention.sent_log", self.sent_log),
+            ("retention.callback_queries", self.callback_queries),
+            ("retention.callback_answers", self.callback_answers),
+        ];
+        for (setting, value) in counts {
+            if value == 0 {
+                return Err(Error::new(ErrorKind::InvalidConfig { setting, expected: "at least 1" }));
+            }
+        }
+        if self.file_bytes == 0 {
+            return Err(Error::new(ErrorKind::InvalidConfig {
+                setting: "retention.file_bytes",
+                expected: "more than 0 bytes",
+            }));
+        }
+        Ok(())
+    }
+}
+
 /// Configuration of a [`Sim`](crate::Sim).
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -99,6 +192,8 @@ pub struct SimConfig {
     pub bot_username: String,
     /// The address to listen on; must be a loopback address. Defaults to `127.0.0.1:0`.
     pub listen: SocketAddr,
+    /// How much state is kept before the oldest goes.
+    pub retention: Retention,
 }
 
 impl Default for SimConfig {
@@ -110,6 +205,7 @@ impl Default for SimConfig {
             files_dir: None,
             bot_username: "mltb_sim_bot".to_owned(),
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            retention: Retention::default(),
         }
     }
 }
@@ -151,6 +247,12 @@ impl SimConfig {
         self
     }
 
+    /// Sets the retention limits.
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
     /// Checks the values; [`Sim::start`](crate::Sim::start) calls it.
     pub fn validate(&self) -> Result<()> {
         let bad = |setting, expected| Err(Error::new(ErrorKind::InvalidConfig { setting, expected }));
@@ -176,7 +278,7 @@ impl SimConfig {
         if !self.listen.ip().is_loopback() {
             return bad("listen", "a loopback address such as 127.0.0.1:0");
         }
-        Ok(())
+        self.retention.validate()
     }
 }
 
@@ -212,6 +314,15 @@ mod tests {
         assert_eq!(bot_id_from_token("12:a/b"), None);
         let err = SimConfig::default().token("nope").validate().unwrap_err();
         assert!(err.to_string().contains("`token`"), "{err}");
+    }
+
+    #[test]
+    fn retention_limits_must_be_positive() {
+        SimConfig::default().retention(Retention::uniform(1)).validate().unwrap();
+        let err = SimConfig::default().retention(Retention::uniform(0)).validate().unwrap_err();
+        assert!(err.to_string().contains("`retention.chats`"), "{err}");
+        let err = SimConfig::default().retention(Retention::default().file_bytes(0)).validate().unwrap_err();
+        assert!(err.to_string().contains("`retention.file_bytes`"), "{err}");
     }
 
     #[test]

@@ -7,12 +7,14 @@
 //! | `POST /_sim/document?chat_id=&from=&file_name=&caption=` | the raw file bytes | `{"update_id"}` |
 //! | `POST /_sim/update` | any update object (its `update_id` is replaced) | `{"update_id"}` |
 //! | `GET /_sim/sent[?wait_for=N&timeout_ms=M]` | | the sent log (`at_ms` from the sim's start); with `wait_for`, once it has N entries, or 408 |
+//! | `GET /_sim/wait_poll[?timeout_ms=M]` | | `{"ok":true}` once a `getUpdates` call is held open (a long poll), else 408 |
 //! | `GET /_sim/callback_answers` | | the callback answers |
 //! | `GET /_sim/message/{chat_id}/{message_id}` | | the message's current state, or 404 |
 //! | `GET /_sim/stats` | | [`SimStats`](crate::SimStats) |
 //! | `POST /_sim/fault` | `{"kind":"too_many_requests"\|"server_error"\|"slow"\|"drop_connection","count","method"?,"retry_after"?,"status"?,"millis"?}` | `{"ok":true}` |
 //! | `POST /_sim/rate_limits` | `{"enabled"}` | `{"ok":true}` |
 //! | `POST /_sim/blocked` | `{"chat_id","blocked"}` | `{"ok":true}` |
+//! | `POST /_sim/chat` | `{"chat_id","type"?,"title"?,"username"?}` | `{"ok":true}` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::state::{FaultRule, Shared};
-use crate::types::{Fault, Outbound};
+use crate::types::{ChatKind, Fault, Outbound, SimChat};
 
 pub(crate) fn router() -> Router<Arc<Shared>> {
     Router::new()
@@ -37,12 +39,14 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/document", post(document))
         .route("/update", post(update))
         .route("/sent", get(sent))
+        .route("/wait_poll", get(wait_poll))
         .route("/callback_answers", get(callback_answers))
         .route("/message/{chat_id}/{message_id}", get(message))
         .route("/stats", get(stats))
         .route("/fault", post(fault))
         .route("/rate_limits", post(rate_limits))
         .route("/blocked", post(blocked))
+        .route("/chat", post(chat))
 }
 
 fn bad(what: String) -> Response {
@@ -109,6 +113,7 @@ pub(crate) fn outbound_json(shared: &Shared, o: &Outbound) -> Value {
         "message_id": o.message_id,
         "text": o.text,
         "caption": o.caption,
+        "entities": o.entities,
         "reply_markup": o.reply_markup,
         "file": o.file,
     })
@@ -134,13 +139,30 @@ async fn sent(State(shared): State<Arc<Shared>>, Query(q): Query<SentQuery>) -> 
                 }
             }
         }
-        None => shared.lock().sent.clone(),
+        None => shared.lock().sent(),
     };
     Json(Value::Array(log.iter().map(|o| outbound_json(&shared, o)).collect())).into_response()
 }
 
+#[derive(Debug, Deserialize)]
+struct WaitQuery {
+    /// How long to wait, in milliseconds (default 10 000, at most 600 000).
+    timeout_ms: Option<u64>,
+}
+
+async fn wait_poll(State(shared): State<Arc<Shared>>, Query(q): Query<WaitQuery>) -> Response {
+    let timeout = Duration::from_millis(q.timeout_ms.unwrap_or(10_000).min(600_000));
+    match shared.wait_for_poll(timeout).await {
+        Ok(()) => Json(json!({ "ok": true })).into_response(),
+        Err(err) => {
+            let body = Json(json!({ "ok": false, "description": err.to_string() }));
+            (StatusCode::REQUEST_TIMEOUT, body).into_response()
+        }
+    }
+}
+
 async fn callback_answers(State(shared): State<Arc<Shared>>) -> Json<Value> {
-    let answers = shared.lock().callback_answers.clone();
+    let answers = shared.lock().callback_answers();
     Json(Value::Array(
         answers
             .iter()
@@ -168,6 +190,7 @@ async fn message(
             "from_bot": m.from_bot,
             "text": m.text,
             "caption": m.caption,
+            "entities": m.entities,
             "reply_markup": m.reply_markup,
             "edit_count": m.edit_count,
             "deleted": m.deleted,
@@ -239,11 +262,37 @@ struct BlockedBody {
 }
 
 async fn blocked(State(shared): State<Arc<Shared>>, Json(b): Json<BlockedBody>) -> Json<Value> {
-    let mut st = shared.lock();
-    if b.blocked {
-        st.blocked.insert(b.chat_id);
-    } else {
-        st.blocked.remove(&b.chat_id);
-    }
+    shared.lock().set_blocked(b.chat_id, b.blocked);
     Json(json!({ "ok": true }))
+}
+
+#[derive(Debug, Deserialize)]
+struct ChatBody {
+    chat_id: i64,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    title: Option<String>,
+    username: Option<String>,
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, Json(b): Json<ChatBody>) -> Response {
+    let mut chat = SimChat::from(b.chat_id);
+    chat.kind = match b.kind.as_deref() {
+        None => chat.kind,
+        Some("private") => ChatKind::Private,
+        Some("group") => ChatKind::Group,
+        Some("supergroup") => ChatKind::Supergroup,
+        Some("channel") => ChatKind::Channel,
+        Some(other) => {
+            return bad(format!(
+                "unknown chat type {other:?}: expected private, group, supergroup or channel"
+            ));
+        }
+    };
+    if let Some(title) = b.title {
+        chat.title = title;
+    }
+    chat.username = b.username;
+    shared.lock().add_chat(chat);
+    Json(json!({ "ok": true })).into_response()
 }

@@ -8,6 +8,7 @@ use tempfile::NamedTempFile;
 
 use crate::api::methods::{self, Kind, Source};
 use crate::api::params::{Upload, hex};
+use crate::entities::FormattedText;
 use crate::error::{Error, Result};
 use crate::state::{Shared, command_entities};
 
@@ -23,11 +24,11 @@ impl Shared {
                 if let Some(entities) = command_entities(&owned) {
                     m.insert("entities".into(), entities);
                 }
-                if let Some(reply) = reply_to.and_then(|id| st.messages.get(&(chat_id, id))) {
-                    m.insert("reply_to_message".into(), reply.json.clone());
+                if let Some(reply) = reply_to.and_then(|id| st.message(chat_id, id)) {
+                    m.insert("reply_to_message".into(), methods::embedded(&reply.json));
                 }
             },
-            Some(text.to_owned()),
+            Some(FormattedText::plain(text)),
             None,
             None,
         )
@@ -65,13 +66,13 @@ impl Shared {
             chat_id,
             from_user,
             |m, _| {
-                m.insert("document".into(), methods::file_json(Kind::Document, &file, None));
+                m.insert("document".into(), methods::file_json(Kind::Document, &file, Default::default()));
                 if let Some(c) = &caption_owned {
                     m.insert("caption".into(), Value::String(c.clone()));
                 }
             },
             None,
-            caption.map(str::to_owned),
+            caption.map(FormattedText::plain),
             Some(record),
         ))
     }

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
-use mltb_telegram_sim::{MB, Mode, RateLimits, Sim, SimConfig};
+use mltb_telegram_sim::{MB, Mode, RateLimits, Retention, Sim, SimConfig};
 
 /// A faithful Telegram Bot API server on loopback, driven through `/_sim/` by scripts.
 #[derive(Debug, Parser)]
@@ -38,9 +38,55 @@ struct Args {
     /// The bot's username for getMe.
     #[arg(long, default_value = "mltb_sim_bot")]
     bot_username: String,
+    /// Chats kept (least recently used ones are forgotten past it) [default: 1000].
+    #[arg(long)]
+    max_chats: Option<usize>,
+    /// Messages kept per chat [default: 1000].
+    #[arg(long)]
+    max_messages_per_chat: Option<usize>,
+    /// Messages kept across all chats [default: 100000].
+    #[arg(long)]
+    max_messages: Option<usize>,
+    /// Files with a file_id kept [default: 10000].
+    #[arg(long)]
+    max_files: Option<usize>,
+    /// MiB of stored files kept on disk [default: 4096].
+    #[arg(long)]
+    max_file_mb: Option<u64>,
+    /// Updates waiting for getUpdates kept [default: 10000].
+    #[arg(long)]
+    max_pending_updates: Option<usize>,
+    /// Entries of the sent log kept [default: 10000].
+    #[arg(long)]
+    max_sent_log: Option<usize>,
+    /// Callback queries (and callback answers) kept [default: 10000].
+    #[arg(long)]
+    max_callback_queries: Option<usize>,
+}
+
+fn retention(args: &Args) -> Retention {
+    let mut r = Retention::default();
+    let set = |slot: &mut usize, value: Option<usize>| {
+        if let Some(v) = value {
+            *slot = v;
+        }
+    };
+    set(&mut r.chats, args.max_chats);
+    set(&mut r.messages_per_chat, args.max_messages_per_chat);
+    set(&mut r.messages, args.max_messages);
+    set(&mut r.files, args.max_files);
+    set(&mut r.pending_updates, args.max_pending_updates);
+    set(&mut r.sent_log, args.max_sent_log);
+    set(&mut r.callback_queries, args.max_callback_queries);
+    set(&mut r.callback_answers, args.max_callback_queries);
+    if let Some(mb) = args.max_file_mb {
+        r.file_bytes = mb.saturating_mul(MB);
+    }
+    r
 }
 
 fn config(args: Args) -> SimConfig {
+    let retention = retention(&args);
     let mode = if args.local {
         Mode::Local { upload_limit: args.upload_limit_mb.map_or(Mode::local().upload_limit(), |m| m * MB) }
     } else {
@@ -55,7 +101,8 @@ fn config(args: Args) -> SimConfig {
         .mode(mode)
         .rate_limits(limits)
         .bot_username(args.bot_username)
-        .listen(args.listen);
+        .listen(args.listen)
+        .retention(retention);
     config.token = args.token;
     config.files_dir = args.files_dir;
     config

@@ -1,5 +1,8 @@
 //! Telegram's flood limits: a per-chat token bucket, a per-group and a global sliding window;
 //! and the flood figures reported in [`SimStats`](crate::SimStats).
+//!
+//! Both keep only what the last minute needs: chats idle for longer are forgotten once
+//! the maps grow, so a long run holds state for the chats active in the last minute only.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -17,12 +20,23 @@ struct Bucket {
     last: Instant,
 }
 
+/// Chats tracked before idle ones are looked for and forgotten; the threshold then grows
+/// with what remains, so the sweep stays amortised O(1) per call.
+const SWEEP_AT: usize = 1024;
+
 /// Admission state. Only accepted calls are recorded.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Limiter {
     buckets: HashMap<i64, Bucket>,
     groups: HashMap<i64, VecDeque<Instant>>,
     global: VecDeque<Instant>,
+    sweep_at: usize,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Self { buckets: HashMap::new(), groups: HashMap::new(), global: VecDeque::new(), sweep_at: SWEEP_AT }
+    }
 }
 
 impl Limiter {
@@ -57,7 +71,29 @@ impl Limiter {
             self.groups.entry(chat).or_default().push_back(now);
         }
         self.global.push_back(now);
+        if self.buckets.len() + self.groups.len() > self.sweep_at {
+            self.sweep(limits, now);
+        }
         Ok(())
+    }
+
+    /// Forgets chats whose bucket is full again and whose group window is empty: they
+    /// behave exactly like chats never seen.
+    fn sweep(&mut self, limits: &RateLimits, now: Instant) {
+        let refill = Duration::from_secs_f64(
+            f64::from(limits.per_chat_burst.max(1)) / f64::from(limits.per_chat_per_sec.max(1)),
+        );
+        self.buckets.retain(|_, b| now.saturating_duration_since(b.last) < refill);
+        self.groups.retain(|_, w| {
+            prune(w, now, MINUTE);
+            !w.is_empty()
+        });
+        self.sweep_at = SWEEP_AT.max(2 * (self.buckets.len() + self.groups.len()));
+    }
+
+    /// Chats with limiter state.
+    pub(crate) fn tracked(&self) -> usize {
+        self.buckets.len().max(self.groups.len())
     }
 }
 
@@ -67,34 +103,70 @@ fn prune(window: &mut VecDeque<Instant>, now: Instant, span: Duration) {
     }
 }
 
-/// The most events in any window `[t, t + span)` of the sorted `times`.
-pub(crate) fn max_in_window(times: &[Instant], span: Duration) -> u32 {
-    let mut best = 0;
-    let mut start = 0;
-    for (end, t) in times.iter().enumerate() {
-        while t.saturating_duration_since(times[start]) >= span {
-            start += 1;
-        }
-        best = best.max(end - start + 1);
-    }
-    u32::try_from(best).unwrap_or(u32::MAX)
+/// The densest windows of accepted sends/edits, kept up to date as calls are accepted:
+/// the most in one chat within any 1 s, in one group within any 60 s, and across all
+/// chats within any 1 s. Windows are half-open (`[t, t + span)`).
+#[derive(Debug)]
+pub(crate) struct FloodFigures {
+    /// Per chat, the accepted calls of the last minute (groups) or second (others).
+    recent: HashMap<i64, VecDeque<Instant>>,
+    global: VecDeque<Instant>,
+    pub(crate) accepted: u64,
+    pub(crate) max_chat_second: u32,
+    pub(crate) max_group_minute: u32,
+    pub(crate) max_global_second: u32,
+    sweep_at: usize,
 }
 
-/// Flood figures over the accepted sends/edits `(chat, at)`, in acceptance order.
-pub(crate) fn flood_figures(accepted: &[(i64, Instant)]) -> (u32, u32, u32) {
-    let mut per_chat: HashMap<i64, Vec<Instant>> = HashMap::new();
-    for (chat, at) in accepted {
-        per_chat.entry(*chat).or_default().push(*at);
+impl Default for FloodFigures {
+    fn default() -> Self {
+        Self {
+            recent: HashMap::new(),
+            global: VecDeque::new(),
+            accepted: 0,
+            max_chat_second: 0,
+            max_group_minute: 0,
+            max_global_second: 0,
+            sweep_at: SWEEP_AT,
+        }
     }
-    for times in per_chat.values_mut() {
-        times.sort_unstable();
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl FloodFigures {
+    /// Records one accepted call. Calls arrive in time order (they are accepted under one
+    /// lock on a monotonic clock), so the densest window ending at each call is the
+    /// densest window overall.
+    pub(crate) fn record(&mut self, chat: i64, now: Instant) {
+        self.accepted += 1;
+        let window = self.recent.entry(chat).or_default();
+        window.push_back(now);
+        prune(window, now, if chat < 0 { MINUTE } else { SECOND });
+        let last_second =
+            window.iter().rev().take_while(|t| now.saturating_duration_since(**t) < SECOND).count();
+        self.max_chat_second = self.max_chat_second.max(count(last_second));
+        if chat < 0 {
+            self.max_group_minute = self.max_group_minute.max(count(window.len()));
+        }
+        self.global.push_back(now);
+        prune(&mut self.global, now, SECOND);
+        self.max_global_second = self.max_global_second.max(count(self.global.len()));
+        if self.recent.len() > self.sweep_at {
+            self.recent.retain(|chat, w| {
+                prune(w, now, if *chat < 0 { MINUTE } else { SECOND });
+                !w.is_empty()
+            });
+            self.sweep_at = SWEEP_AT.max(2 * self.recent.len());
+        }
     }
-    let chat_sec = per_chat.values().map(|t| max_in_window(t, SECOND)).max().unwrap_or(0);
-    let group_min =
-        per_chat.iter().filter(|(c, _)| **c < 0).map(|(_, t)| max_in_window(t, MINUTE)).max().unwrap_or(0);
-    let mut all: Vec<Instant> = accepted.iter().map(|(_, t)| *t).collect();
-    all.sort_unstable();
-    (chat_sec, group_min, max_in_window(&all, SECOND))
+
+    /// Chats with recent calls tracked.
+    pub(crate) fn tracked(&self) -> usize {
+        self.recent.len()
+    }
 }
 
 #[cfg(test)]
@@ -138,14 +210,38 @@ mod tests {
             l.check(&limits, chat + 1, t0).unwrap();
         }
         assert_eq!(l.check(&limits, 99, t0), Err(1));
-        assert_eq!(flood_figures(&[(1, t0), (1, t0 + SECOND), (-2, t0), (-2, t0)]), (2, 2, 3));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn window_counts_half_open_spans() {
+    async fn flood_figures_count_half_open_windows() {
         let t0 = Instant::now();
-        let ts = [t0, t0 + Duration::from_millis(500), t0 + SECOND, t0 + Duration::from_millis(1400)];
-        assert_eq!(max_in_window(&ts, SECOND), 3);
-        assert_eq!(max_in_window(&[], SECOND), 0);
+        let mut f = FloodFigures::default();
+        for (chat, at) in [(1, t0), (-2, t0), (-2, t0), (1, t0 + SECOND)] {
+            f.record(chat, at);
+        }
+        assert_eq!((f.max_chat_second, f.max_group_minute, f.max_global_second), (2, 2, 3));
+        let mut f = FloodFigures::default();
+        for ms in [0, 500, 1000, 1400] {
+            f.record(1, t0 + Duration::from_millis(ms));
+        }
+        assert_eq!((f.max_chat_second, f.accepted), (3, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_chats_are_forgotten() {
+        let limits = RateLimits::default();
+        let mut l = Limiter::default();
+        let mut f = FloodFigures::default();
+        let mut now = Instant::now();
+        for chat in 0..10_000_i64 {
+            // 1 500 new chats a minute, each sending once: a long, wide run
+            now += Duration::from_millis(40);
+            let chat = if chat % 2 == 0 { chat + 1 } else { -chat };
+            l.check(&limits, chat, now).unwrap();
+            f.record(chat, now);
+        }
+        assert!(l.tracked() <= 2 * SWEEP_AT + 1_500, "limiter tracks {}", l.tracked());
+        assert!(f.tracked() <= 2 * SWEEP_AT + 1_500, "figures track {}", f.tracked());
+        assert_eq!(f.accepted, 10_000);
     }
 }

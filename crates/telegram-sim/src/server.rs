@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
-use axum::routing::{any, get};
+use axum::routing::any;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
@@ -19,9 +19,14 @@ use crate::state::Shared;
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/{bot_token}/{method}", any(api::bot_method))
-        .route("/file/{bot_token}/{*file_path}", get(api::download))
+        .route("/file/{bot_token}/{*file_path}", any(api::download))
         .nest("/_sim", control::router())
-        .fallback(|| async { api::ApiError::new(404, "Not Found").into_response() })
+        .fallback(|method: axum::http::Method| async move {
+            match api::method_allowed(&method) {
+                Ok(()) => api::ApiError::new(404, "Not Found").into_response(),
+                Err(err) => err.into_response(),
+            }
+        })
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
 }

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use crate::config::{SimConfig, bot_id_from_token};
 use crate::error::{Error, ErrorKind, Result};
 use crate::state::{FaultRule, Shared, State};
-use crate::types::{CallbackAnswer, Fault, MessageState, Outbound, SimStats};
+use crate::types::{CallbackAnswer, Fault, MessageState, Outbound, SimChat, SimStats};
 
 /// A running simulated Bot API server on a loopback port.
 ///
@@ -69,7 +69,7 @@ impl Sim {
             mode: config.mode,
             files_dir,
             started: Instant::now().into_std(),
-            state: Mutex::new(State::new(config.rate_limits)),
+            state: Mutex::new(State::new(config.rate_limits, config.retention)),
             sent_notify: Notify::new(),
             update_notify: Notify::new(),
             poll_notify: Notify::new(),
@@ -115,6 +115,24 @@ impl Sim {
     }
 
     // -- inject ---------------------------------------------------------------------------
+
+    /// Makes a chat known to the bot, as Telegram knows the chats a bot is in and the users
+    /// who started it: sends to any other chat answer `Bad Request: chat not found`. A
+    /// chat a simulated user writes in ([`Sim::send_text`] and friends) becomes known by
+    /// itself. Registering a known chat again updates its type, title and username.
+    ///
+    /// ```
+    /// # use mltb_telegram_sim::{Sim, SimChat, SimConfig};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sim = Sim::start(SimConfig::default()).await?;
+    /// sim.add_chat(42); // a private chat with user 42
+    /// sim.add_chat(SimChat::channel(-1_001_234_567_890, "Releases").username("releases"));
+    /// # Ok(()) }
+    /// ```
+    pub fn add_chat(&self, chat: impl Into<SimChat>) {
+        self.shared.lock().add_chat(chat.into());
+    }
 
     /// A user's text message (with a `bot_command` entity when it starts with `/`); returns
     /// the `update_id`. Private chats have `chat_id == from_user > 0`, groups negative ids.
@@ -187,9 +205,10 @@ impl Sim {
 
     // -- observe --------------------------------------------------------------------------
 
-    /// Every successful state-changing bot call so far, in order (see [`Outbound`]).
+    /// The successful state-changing bot calls, in order (see [`Outbound`]): the last
+    /// [`Retention::sent_log`](crate::Retention::sent_log) of them.
     pub fn sent(&self) -> Vec<Outbound> {
-        self.shared.lock().sent.clone()
+        self.shared.lock().sent()
     }
 
     /// The current state of a message, after edits and deletion.
@@ -197,9 +216,10 @@ impl Sim {
         self.shared.message_state(chat_id, message_id)
     }
 
-    /// Every accepted `answerCallbackQuery`, in order.
+    /// The accepted `answerCallbackQuery` calls, in order (the last
+    /// [`Retention::callback_answers`](crate::Retention::callback_answers) of them).
     pub fn callback_answers(&self) -> Vec<CallbackAnswer> {
-        self.shared.lock().callback_answers.clone()
+        self.shared.lock().callback_answers()
     }
 
     /// The commands set by the last `setMyCommands`, as sent.
@@ -212,8 +232,8 @@ impl Sim {
         self.shared.stats()
     }
 
-    /// Waits until the sent log has at least `n` entries and returns the whole log, or
-    /// fails with [`ErrorKind::Timeout`] after `timeout` (tokio's clock).
+    /// Waits until at least `n` calls were logged since the start and returns the log (its
+    /// retained part), or fails with [`ErrorKind::Timeout`] after `timeout` (tokio's clock).
     pub async fn wait_for_sent(&self, n: usize, timeout: Duration) -> Result<Vec<Outbound>> {
         self.shared.wait_for_sent(n, timeout).await
     }
@@ -222,19 +242,7 @@ impl Sim {
     /// fails with [`ErrorKind::Timeout`] after `timeout`. Lets a test inject an update
     /// exactly while the bot is polling.
     pub async fn wait_for_poll(&self, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let notified = self.shared.poll_notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if self.shared.lock().poll_waiting.is_some() {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                let waiting_for = "a getUpdates call to wait for updates".to_owned();
-                return Err(ErrorKind::Timeout { waiting_for, timeout }.into());
-            }
-        }
+        self.shared.wait_for_poll(timeout).await
     }
 
     // -- faults and limits ----------------------------------------------------------------
@@ -257,14 +265,10 @@ impl Sim {
     }
 
     /// Makes the user of private chat `chat_id` block (or unblock) the bot: sends and
-    /// edits there get 403 `Forbidden: bot was blocked by the user`.
+    /// edits there get 403 `Forbidden: bot was blocked by the user`. The chat becomes
+    /// known if it was not (the user had started the bot before blocking it).
     pub fn set_blocked(&self, chat_id: i64, blocked: bool) {
-        let mut st = self.shared.lock();
-        if blocked {
-            st.blocked.insert(chat_id);
-        } else {
-            st.blocked.remove(&chat_id);
-        }
+        self.shared.lock().set_blocked(chat_id, blocked);
     }
 
     /// Drops every pending injected fault.

@@ -42,10 +42,12 @@ pub struct Outbound {
     pub chat_id: i64,
     /// The message created, edited or deleted.
     pub message_id: Option<i32>,
-    /// The text sent or the new text of an edit.
+    /// The text as the message shows it: after `parse_mode` parsing, cleaning and trimming.
     pub text: Option<String>,
-    /// The caption of a file.
+    /// The caption of a file, parsed like the text.
     pub caption: Option<String>,
+    /// The entities of the text or caption, as in the message (`None` when there are none).
+    pub entities: Option<Value>,
     /// The inline keyboard (or other markup) as sent.
     pub reply_markup: Option<Value>,
     /// The file sent, for file methods.
@@ -62,10 +64,12 @@ pub struct MessageState {
     pub message_id: i32,
     /// Whether the bot sent it (else a simulated user did).
     pub from_bot: bool,
-    /// The current text, after edits.
+    /// The current text, after edits (parsed, as the message shows it).
     pub text: Option<String>,
     /// The current caption.
     pub caption: Option<String>,
+    /// The entities of the current text or caption (`None` when there are none).
+    pub entities: Option<Value>,
     /// The current reply markup, after edits.
     pub reply_markup: Option<Value>,
     /// How many times it was edited.
@@ -114,6 +118,112 @@ pub struct SimStats {
     pub max_per_group_in_any_minute: u32,
     /// The most accepted sends/edits across all chats within any 1 s window.
     pub max_global_in_any_second: u32,
+    /// Pending updates dropped because more than
+    /// [`Retention::pending_updates`](crate::Retention::pending_updates) were waiting.
+    pub dropped_updates: u64,
+    /// How much state the simulator holds now.
+    pub retained: Retained,
+}
+
+/// How much state the simulator holds: each count stays at or under its
+/// [`Retention`](crate::Retention) limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Retained {
+    /// Known chats.
+    pub chats: usize,
+    /// Stored messages across all chats.
+    pub messages: usize,
+    /// The most messages stored in one chat.
+    pub max_messages_in_a_chat: usize,
+    /// Files with a `file_id`.
+    pub files: usize,
+    /// Bytes of stored files on disk.
+    pub file_bytes: u64,
+    /// Updates waiting for `getUpdates`.
+    pub pending_updates: usize,
+    /// Entries of the sent log.
+    pub sent_log: usize,
+    /// Callback queries that can still be answered.
+    pub callback_queries: usize,
+    /// Entries of the callback answer log.
+    pub callback_answers: usize,
+    /// Chats the flood limiter and flood figures track (chats idle for a minute are
+    /// forgotten).
+    pub flood_chats: usize,
+    /// Distinct method names counted in [`SimStats::by_method`].
+    pub method_names: usize,
+}
+
+/// The type of a [`SimChat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatKind {
+    /// A private chat with a user (positive id).
+    Private,
+    /// A basic group (negative id).
+    Group,
+    /// A supergroup (`-100…` id).
+    Supergroup,
+    /// A channel (`-100…` id).
+    Channel,
+}
+
+/// A chat the bot can see, registered with [`Sim::add_chat`](crate::Sim::add_chat).
+///
+/// `From<i64>` picks the type from the id as Telegram lays ids out: positive ids are
+/// private chats, ids below -10^12 supergroups, other negative ids basic groups.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SimChat {
+    /// The chat id.
+    pub id: i64,
+    /// Its type.
+    pub kind: ChatKind,
+    /// The title of a group, supergroup or channel; the first name of a user.
+    pub title: String,
+    /// The public username, if any.
+    pub username: Option<String>,
+}
+
+impl SimChat {
+    /// A private chat with user `id`.
+    pub fn private(id: i64, first_name: impl Into<String>) -> Self {
+        Self { id, kind: ChatKind::Private, title: first_name.into(), username: None }
+    }
+
+    /// A basic group.
+    pub fn group(id: i64, title: impl Into<String>) -> Self {
+        Self { id, kind: ChatKind::Group, title: title.into(), username: None }
+    }
+
+    /// A supergroup.
+    pub fn supergroup(id: i64, title: impl Into<String>) -> Self {
+        Self { id, kind: ChatKind::Supergroup, title: title.into(), username: None }
+    }
+
+    /// A channel.
+    pub fn channel(id: i64, title: impl Into<String>) -> Self {
+        Self { id, kind: ChatKind::Channel, title: title.into(), username: None }
+    }
+
+    /// Sets the public username (without `@`).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+}
+
+impl From<i64> for SimChat {
+    fn from(id: i64) -> Self {
+        if id > 0 {
+            Self::private(id, format!("User {id}"))
+        } else if id < -1_000_000_000_000 {
+            Self::supergroup(id, format!("Supergroup {id}"))
+        } else {
+            Self::group(id, format!("Group {id}"))
+        }
+    }
 }
 
 /// A failure injected into the next matching bot calls.

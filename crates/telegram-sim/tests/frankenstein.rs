@@ -96,6 +96,8 @@ async fn concurrent_poll_gets_conflict() {
 #[tokio::test]
 async fn send_edit_not_modified_not_found_and_callbacks() {
     let sim = start(SimConfig::default().rate_limits(None)).await;
+    sim.add_chat(-42);
+    sim.add_chat(1);
     let bot = bot(&sim);
     let params = SendMessageParams::builder()
         .chat_id(-42)
@@ -169,6 +171,7 @@ async fn send_edit_not_modified_not_found_and_callbacks() {
 #[tokio::test]
 async fn too_many_requests_carries_retry_after() {
     let sim = start(SimConfig::default()).await;
+    sim.add_chat(1);
     let bot = bot(&sim);
     sim.inject_fault_for("sendMessage", Fault::TooManyRequests { retry_after: 3 }, 1);
     let params = SendMessageParams::builder().chat_id(1).text("x").build();
@@ -192,6 +195,9 @@ async fn too_many_requests_carries_retry_after() {
 async fn uploads_413_file_id_reuse_get_file_and_download() {
     let mode = Mode::Cloud { upload_limit: MB, download_limit: 20 * MB };
     let sim = start(SimConfig::default().mode(mode).rate_limits(None)).await;
+    for chat in [1, 2, 3] {
+        sim.add_chat(chat);
+    }
     let bot = bot(&sim);
     let dir = tempfile::tempdir().unwrap();
 

@@ -51,11 +51,15 @@ async fn routing_token_and_method_names() {
         stray.json::<Value>().await.unwrap(),
         json!({"ok": false, "error_code": 404, "description": "Not Found"})
     );
+    sim.add_chat(-1_000_000_000_123);
     let (_, chat) = call(&http, &sim, "getChat", json!({"chat_id": -1_000_000_000_123_i64})).await;
     assert_eq!(chat["result"]["type"], "supergroup");
-    // bool methods carry "result": true
+    // bool methods carry "result": true (webhook methods also a description, as the Bot API's)
     let (status, body) = call(&http, &sim, "deleteWebhook", json!({})).await;
-    assert_eq!((status, body), (200, json!({"ok": true, "result": true})));
+    assert_eq!(
+        (status, body),
+        (200, json!({"ok": true, "result": true, "description": "Webhook is already deleted"}))
+    );
     let stats = sim.stats();
     assert_eq!(stats.by_method["getMe"], 4);
     assert_eq!(stats.by_method["sendsticker"], 1);
@@ -65,6 +69,7 @@ async fn routing_token_and_method_names() {
 #[tokio::test]
 async fn every_parameter_encoding_is_understood() {
     let sim = start(no_limits()).await;
+    sim.add_chat(5);
     let http = client();
     let markup = json!({"inline_keyboard": [[{"text": "Cancel", "callback_data": "c:1"}]]});
     // query string (GET)
@@ -104,6 +109,7 @@ async fn every_parameter_encoding_is_understood() {
 #[tokio::test]
 async fn chunked_multipart_upload_is_stored_intact() {
     let sim = start(no_limits()).await;
+    sim.add_chat(-100);
     let http = client();
     let data = content(300_000);
     let chunks: Vec<Result<Bytes, std::io::Error>> =
@@ -133,8 +139,14 @@ async fn chunked_multipart_upload_is_stored_intact() {
 #[tokio::test]
 async fn validation_uses_telegrams_strings() {
     let sim = start(no_limits()).await;
+    sim.add_chat(1);
     let http = client();
     let bad = |d: &str| json!({"ok": false, "error_code": 400, "description": format!("Bad Request: {d}")});
+    // a stored file, so that the caption (checked after the file) is what fails below
+    let form = Form::new().text("chat_id", "1").part("document", Part::bytes(b"x".to_vec()).file_name("x"));
+    let r = http.post(format!("{}/sendDocument", base(&sim))).multipart(form).send().await.unwrap();
+    let stored: Value = r.json().await.unwrap();
+    let file_id = stored["result"]["document"]["file_id"].as_str().unwrap().to_owned();
     let cases = [
         ("sendMessage", json!({"chat_id": 1, "text": ""}), "message text is empty"),
         ("sendMessage", json!({"chat_id": 1}), "message text is empty"),
@@ -153,7 +165,7 @@ async fn validation_uses_telegrams_strings() {
         ),
         (
             "sendDocument",
-            json!({"chat_id": 1, "document": "nope", "caption": "c".repeat(1025)}),
+            json!({"chat_id": 1, "document": file_id, "caption": "c".repeat(1025)}),
             "message caption is too long",
         ),
         ("sendDocument", json!({"chat_id": 1}), "there is no document in the request"),
@@ -172,7 +184,9 @@ async fn validation_uses_telegrams_strings() {
             json!({"chat_id": 1, "message_id": 99, "text": "x"}),
             "message to edit not found",
         ),
-        ("editMessageText", json!({"chat_id": 1, "text": "x"}), "message identifier is not specified"),
+        ("editMessageText", json!({"chat_id": 1, "text": "x"}), "message to edit not found"),
+        ("editMessageText", json!({"text": "x"}), "message identifier is not specified"),
+        ("sendMessage", json!({"chat_id": 999, "text": "x"}), "chat not found"),
         ("deleteMessage", json!({"chat_id": 1, "message_id": 99}), "message to delete not found"),
         (
             "answerCallbackQuery",
@@ -206,12 +220,13 @@ async fn validation_uses_telegrams_strings() {
     let lenient = json!({"chat_id": 1, "text": "x", "reply_parameters": {"message_id": 77, "allow_sending_without_reply": true}});
     let (status, _) = call(&http, &sim, "sendMessage", lenient).await;
     assert_eq!(status, 200);
-    assert_eq!(sim.sent().len(), 3, "rejected calls are not logged");
+    assert_eq!(sim.sent().len(), 4, "rejected calls are not logged");
 }
 
 #[tokio::test]
 async fn edits_not_modified_and_callbacks() {
     let sim = start(no_limits()).await;
+    sim.add_chat(9);
     let http = client();
     let kb = |data: &str| json!({"inline_keyboard": [[{"text": "Cancel", "callback_data": data}]]});
     let (_, sent) =
@@ -434,6 +449,9 @@ async fn long_poll_without_updates_returns_empty_after_timeout() {
 async fn rate_limits_answer_429_with_retry_after() {
     let limits = RateLimits { per_chat_burst: 1, ..RateLimits::default() };
     let sim = start(SimConfig::default().rate_limits(Some(limits))).await;
+    for chat in [1, -7, 200].into_iter().chain(100..130) {
+        sim.add_chat(chat);
+    }
     let http = client();
     let send = |chat: i64| {
         let http = http.clone();
@@ -531,6 +549,8 @@ async fn injected_faults() {
 async fn cloud_mode_upload_and_download_limits() {
     let mode = Mode::Cloud { upload_limit: MB, download_limit: MB / 2 };
     let sim = start(no_limits().mode(mode)).await;
+    sim.add_chat(1);
+    sim.add_chat(2);
     let http = client();
     let url = format!("{}/sendDocument", base(&sim));
 
@@ -622,6 +642,7 @@ async fn cloud_mode_upload_and_download_limits() {
 #[tokio::test]
 async fn local_mode_takes_absolute_paths() {
     let sim = start(no_limits().mode(Mode::local())).await;
+    sim.add_chat(1);
     let http = client();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("movie.mkv");
@@ -667,6 +688,7 @@ async fn local_mode_takes_absolute_paths() {
 #[tokio::test]
 async fn media_group_with_attachments() {
     let sim = start(SimConfig::default()).await;
+    sim.add_chat(11);
     let http = client();
     let media = json!([
         {"type": "document", "media": "attach://a", "caption": "part 1"},
@@ -810,6 +832,18 @@ async fn control_api_drives_the_same_state() {
     let log: Value =
         http.get(ctl("sent?wait_for=2&timeout_ms=5000")).send().await.unwrap().json().await.unwrap();
     assert_eq!(log[1]["text"], "hi");
+    let idle = http.get(ctl("wait_poll?timeout_ms=50")).send().await.unwrap();
+    assert_eq!(idle.status(), 408, "nobody is polling");
+    let poll = tokio::spawn({
+        let (http, url) = (http.clone(), format!("{}/getUpdates", base(&sim)));
+        async move {
+            http.post(url).json(&json!({"timeout": 5, "offset": 1_000_000})).send().await.unwrap().status()
+        }
+    });
+    let held = http.get(ctl("wait_poll?timeout_ms=5000")).send().await.unwrap();
+    assert_eq!(held.status(), 200);
+    sim.send_text(5, 5, "wake");
+    assert_eq!(poll.await.unwrap(), 200);
     let late = http.get(ctl("sent?wait_for=9&timeout_ms=50")).send().await.unwrap();
     assert_eq!(late.status(), 408);
     assert!(late.text().await.unwrap().contains("9 outbound messages (got 2)"));
@@ -838,7 +872,16 @@ async fn binary_serves_until_interrupted() {
     // our own files dir: the child is killed, so it cannot remove a temporary one
     let files = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mltb-telegram-sim"))
-        .args(["--listen", "127.0.0.1:0", "--token", "42:bin", "--no-rate-limits", "--files-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "42:bin",
+            "--no-rate-limits",
+            "--max-files",
+            "1",
+            "--files-dir",
+        ])
         .arg(files.path())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -859,5 +902,13 @@ async fn binary_serves_until_interrupted() {
         .unwrap();
     assert_eq!(doc.status(), 200);
     assert!(files.path().join("documents").read_dir().unwrap().count() == 1, "stored in --files-dir");
+    let doc = reqwest::Client::new()
+        .post(format!("{url}/_sim/document?chat_id=1&from=1&file_name=b.txt"))
+        .body("def")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doc.status(), 200);
+    assert_eq!(files.path().join("documents").read_dir().unwrap().count(), 1, "--max-files 1 keeps one");
     child.kill().await.unwrap();
 }

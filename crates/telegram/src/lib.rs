@@ -67,9 +67,11 @@ scheduler.shutdown().await;
 //!   then run beside the queue, so a 2 GB part does not hold back the chat's status
 //!   edits for minutes; a caller that needs a message after an upload awaits the upload.
 //! - **Coalescing.** A status edit replaces a queued edit of the same message (keeping its
-//!   place), and both submitters get the result of the one sent. An edit whose text and
-//!   keyboard equal what the message shows (or will show, once the edit in flight lands)
-//!   is not sent; "message is not modified" from the server counts as success.
+//!   place), and both submitters get the result of the one sent. An edit whose text,
+//!   parse mode, entities and keyboard equal what the message shows (or will show, once
+//!   the edit in flight lands) is not sent. Telegram compares the *parsed* text and
+//!   entities, so different markup for the same message (`<b>` and `<strong>`) is sent
+//!   and the server's "message is not modified" counts as success.
 //! - **429 freezes a scope.** The chat that got it waits `retry_after`; when a second chat
 //!   gets one while the first is frozen, the limit hit is evidently the global one and
 //!   everything waits ([`scheduler::FreezeScope`]). The request is retried, up to a limit.

@@ -98,6 +98,7 @@ async fn a_second_poller_gets_the_first_a_conflict() {
 #[tokio::test]
 async fn uploads_report_progress_and_413_is_typed() {
     let sim = start(SimConfig::default().mode(Mode::Cloud { upload_limit: MB, download_limit: MB })).await;
+    sim.add_chat(3);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("part.bin");
     std::fs::write(&path, vec![7u8; 300 * 1024]).unwrap();

@@ -9,6 +9,15 @@ use std::time::Duration;
 use mltb_telegram::scheduler::{Request, Response, Scheduler};
 use mltb_telegram_sim::{Fault, RateLimits, SimConfig};
 use support::{client, start};
+
+/// A simulator with Telegram's limits that knows `chats` (the bot can write only there).
+async fn sim_with(chats: impl IntoIterator<Item = i64>) -> mltb_telegram_sim::Sim {
+    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    for chat in chats {
+        sim.add_chat(chat);
+    }
+    sim
+}
 use tokio::sync::Mutex;
 
 const CHATS: [i64; 10] = [11, 12, 13, 14, 15, 16, -21, -22, -23, -24];
@@ -69,7 +78,7 @@ async fn run_tasks(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_edits_of_100_tasks_never_trip_the_limits() {
-    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    let sim = sim_with(CHATS).await;
     let s = Scheduler::builder().build(client(&sim));
     let messages = status_messages(&s).await;
     // 100 tasks × 10 reports over 4 s: edits keep flowing for the whole run.
@@ -94,7 +103,7 @@ async fn status_edits_of_100_tasks_never_trip_the_limits() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_429_storm_delays_but_loses_nothing() {
-    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    let sim = sim_with(CHATS).await;
     let s = Scheduler::builder().build(client(&sim));
     let messages = status_messages(&s).await;
     // Mid-run: the next 8 calls of any kind get 429 retry after 1.
@@ -124,7 +133,7 @@ async fn a_429_storm_delays_but_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_to_60_chats_stays_under_the_global_limit() {
-    let sim = start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await;
+    let sim = sim_with(1..=60).await;
     let s = Scheduler::builder().build(client(&sim));
     let mut tickets = Vec::new();
     for chat in 1..=60i64 {
@@ -140,5 +149,44 @@ async fn a_broadcast_to_60_chats_stays_under_the_global_limit() {
     // The global limit was the binding one: about 27 a second.
     assert!(stats.max_global_in_any_second >= 20, "{stats:?}");
     s.shutdown().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn html_status_edits_are_parsed_and_compared_like_telegram() {
+    let sim = sim_with([31]).await;
+    let s = Scheduler::builder().build(client(&sim));
+    let Response::Message(sent) = s.send(Request::send_html(31, "<b>Downloading</b> 0%")).await.unwrap()
+    else {
+        panic!("sendMessage returns the message")
+    };
+    assert_eq!(sent.text.as_deref(), Some("Downloading 0%"));
+    let bold = &sent.entities.as_ref().expect("the bold entity")[0];
+    assert_eq!((bold.offset, bold.length), (0, 11));
+    let mid = sent.message_id;
+
+    let edit = |html: &str| s.send(Request::edit_message_html(31, mid, html));
+    assert!(matches!(edit("<b>Downloading</b> 40%").await.unwrap(), Response::Message(_)));
+    // Identical input: skipped without asking the server.
+    assert_eq!(edit("<b>Downloading</b> 40%").await.unwrap(), Response::Unchanged);
+    // Other markup for the same parsed message: the server says "not modified".
+    assert_eq!(edit("<strong>Downloading</strong> 40%").await.unwrap(), Response::Unchanged);
+    // Same visible text without the entity is a change Telegram shows.
+    let Response::Message(plain) =
+        s.send(Request::edit_message_text(31, mid, "Downloading 40%")).await.unwrap()
+    else {
+        panic!("a change returns the message")
+    };
+    assert!(plain.entities.is_none());
+    // Bad markup is the Bot API's typed 400, not retried.
+    let err = edit("<b>Downloading 50%").await.unwrap_err();
+    assert_eq!(err.code(), Some(400));
+    assert!(err.to_string().contains("can't parse entities"), "{err}");
+    s.shutdown().await;
+
+    let state = sim.message(31, mid).unwrap();
+    assert_eq!((state.text.as_deref(), state.entities.as_ref()), (Some("Downloading 40%"), None));
+    let edits = sim.sent().iter().filter(|o| o.method == "editMessageText").count();
+    assert_eq!(edits, 2, "the skipped and the not-modified edits changed nothing");
     sim.shutdown().await;
 }

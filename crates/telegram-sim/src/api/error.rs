@@ -10,6 +10,9 @@ pub(crate) struct ApiError {
     pub(crate) code: u16,
     pub(crate) description: String,
     pub(crate) retry_after: Option<u32>,
+    /// An error of the HTTP layer (td's `HttpConnectionBase`): a status line, no body, and
+    /// the connection closed.
+    pub(crate) bare: bool,
 }
 
 pub(crate) const NOT_MODIFIED: &str = "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message";
@@ -21,7 +24,13 @@ pub(crate) const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method
 
 impl ApiError {
     pub(crate) fn new(code: u16, description: impl Into<String>) -> Self {
-        Self { code, description: description.into(), retry_after: None }
+        Self { code, description: description.into(), retry_after: None, bare: false }
+    }
+
+    /// An error of the HTTP layer: `status` with an empty body, then the connection closes
+    /// (501 for a method other than GET and POST, 413 for too many parameters).
+    pub(crate) fn http(status: StatusCode) -> Self {
+        Self { bare: true, ..Self::new(status.as_u16(), status.canonical_reason().unwrap_or_default()) }
     }
 
     /// 400 `Bad Request: {what}`.
@@ -46,11 +55,7 @@ impl ApiError {
     }
 
     pub(crate) fn retry_after(secs: u32) -> Self {
-        Self {
-            code: 429,
-            description: format!("Too Many Requests: retry after {secs}"),
-            retry_after: Some(secs),
-        }
+        Self { retry_after: Some(secs), ..Self::new(429, format!("Too Many Requests: retry after {secs}")) }
     }
 
     /// An injected server error; the description is the status's reason phrase.
@@ -72,6 +77,9 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if self.bare {
+            return (status, [(header::CONNECTION, "close")], axum::body::Body::empty()).into_response();
+        }
         let mut response = (status, axum::Json(self.body())).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
@@ -83,4 +91,10 @@ impl IntoResponse for ApiError {
 /// `{"ok":true,"result":…}`.
 pub(crate) fn ok_response(result: Value) -> Response {
     axum::Json(json!({ "ok": true, "result": result })).into_response()
+}
+
+/// `{"ok":true,"result":…,"description":…}`, as `answer_query` with a description writes
+/// it (e.g. `Webhook was set`).
+pub(crate) fn ok_with_description(result: Value, description: &str) -> Response {
+    axum::Json(json!({ "ok": true, "result": result, "description": description })).into_response()
 }

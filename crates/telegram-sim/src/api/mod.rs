@@ -7,12 +7,12 @@ pub(crate) mod params;
 use std::sync::Arc;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Notify;
 
 pub(crate) use error::ApiError;
-use error::ok_response;
+use error::{ok_response, ok_with_description};
 
 use crate::state::Shared;
 use crate::types::Fault;
@@ -22,12 +22,25 @@ use crate::types::Fault;
 #[derive(Debug, Clone)]
 pub(crate) struct ConnDropper(pub(crate) Arc<Notify>);
 
+/// The HTTP layer of the official server (td's `HttpReader::parse_head`) reads GET and
+/// POST only; any other method is `501 Not Implemented` with no body.
+pub(crate) fn method_allowed(method: &Method) -> Result<(), ApiError> {
+    if method == Method::GET || method == Method::POST {
+        Ok(())
+    } else {
+        Err(ApiError::http(StatusCode::NOT_IMPLEMENTED))
+    }
+}
+
 /// `ANY /{bot_token}/{method}`.
 pub(crate) async fn bot_method(
     State(shared): State<Arc<Shared>>,
     Path((bot_token, method)): Path<(String, String)>,
     req: Request,
 ) -> Response {
+    if let Err(err) = method_allowed(req.method()) {
+        return err.into_response();
+    }
     if bot_token.strip_prefix("bot") != Some(shared.token.as_str()) {
         return ApiError::unauthorized().into_response();
     }
@@ -36,7 +49,7 @@ pub(crate) async fn bot_method(
     let fault = {
         let mut st = shared.lock();
         st.stats.requests += 1;
-        *st.stats.by_method.entry(canonical.map_or_else(|| lower.clone(), str::to_owned)).or_default() += 1;
+        st.count_method(canonical.map_or_else(|| lower.clone(), str::to_owned));
         st.take_fault(&lower)
     };
     match fault {
@@ -68,9 +81,10 @@ pub(crate) async fn bot_method(
     finish(&shared, result)
 }
 
-fn finish(shared: &Shared, result: Result<serde_json::Value, ApiError>) -> Response {
+fn finish(shared: &Shared, result: Result<methods::Answer, ApiError>) -> Response {
     match result {
-        Ok(value) => ok_response(value),
+        Ok(methods::Answer { result, description: None }) => ok_response(result),
+        Ok(methods::Answer { result, description: Some(d) }) => ok_with_description(result, d),
         Err(err) => {
             {
                 let mut st = shared.lock();
@@ -89,7 +103,11 @@ fn finish(shared: &Shared, result: Result<serde_json::Value, ApiError>) -> Respo
 pub(crate) async fn download(
     State(shared): State<Arc<Shared>>,
     Path((bot_token, file_path)): Path<(String, String)>,
+    method: Method,
 ) -> Response {
+    if let Err(err) = method_allowed(&method) {
+        return err.into_response();
+    }
     if bot_token.strip_prefix("bot") != Some(shared.token.as_str()) {
         return ApiError::unauthorized().into_response();
     }

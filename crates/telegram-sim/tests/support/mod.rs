@@ -35,3 +35,24 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn content(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect()
 }
+
+/// Sends `body` with `content_type` to a method; returns status, headers and the raw body.
+pub async fn call_raw(
+    http: &reqwest::Client,
+    sim: &Sim,
+    http_method: reqwest::Method,
+    method: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let resp = http
+        .request(http_method, format!("{}/{method}", base(sim)))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.bytes().await.expect("body").to_vec())
+}

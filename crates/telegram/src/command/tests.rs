@@ -98,8 +98,51 @@ fn links_from_the_reply() {
     assert_eq!((t.link.as_deref(), t.document), (Some("own"), None), "the command's link wins");
 }
 
+/// One piece of real Telegram text: any scalar value (controls and NUL included), line
+/// breaks and tabs, zero-width and bidirectional marks, emoji with skin tones, ZWJ
+/// sequences, flags and keycaps, and the characters the command language gives meaning to.
+fn telegram_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => any::<char>().prop_map(String::from),
+        2 => "[a-z0-9:/._]{1,6}",
+        1 => prop::sample::select(vec!["\n", "\r\n", "\t", "\0", " ", "  ", "\u{a0}", "\u{85}", "\u{3000}"])
+            .prop_map(str::to_owned),
+        2 => prop_oneof![
+            proptest::char::range('\u{200B}', '\u{200F}'),
+            proptest::char::range('\u{202A}', '\u{202E}'),
+            proptest::char::range('\u{2066}', '\u{2069}'),
+            Just('\u{FEFF}'),
+        ]
+        .prop_map(String::from),
+        2 => prop::sample::select(vec![
+            "😀", "👍🏽", "👨‍👩‍👧‍👦", "🏳️‍🌈", "🇺🇦", "🇯🇵", "1️⃣", "❤️", "🧑🏿‍🚀", "\u{1F3F4}\u{E0067}\u{E0062}\u{E0065}\u{E006E}\u{E0067}\u{E007F}",
+        ])
+        .prop_map(str::to_owned),
+        2 => prop::sample::select(vec![
+            "\"", "'", "\\", "-", "/", "@", ":", "-n", "-s", "-sp", "-up", "-doc", "-med", "-z", "-e", "-i", "-b",
+            "-m", "/m", "/mirror", "/leech@mltb_bot", "https://", "magnet:?xt=",
+        ])
+        .prop_map(str::to_owned),
+    ]
+}
+
+/// Real Telegram text: up to 80 pieces.
+fn telegram_text() -> impl Strategy<Value = String> {
+    proptest::collection::vec(telegram_piece(), 0..80).prop_map(|pieces| pieces.concat())
+}
+
+/// A token of 5 000 to 10 000 repetitions of a short piece of Telegram text.
+fn long_token() -> impl Strategy<Value = String> {
+    (proptest::collection::vec(telegram_piece(), 1..3), 5_000_usize..=10_000).prop_map(|(unit, n)| {
+        let unit = unit.concat();
+        let mut token = unit.repeat(n.div_ceil(unit.chars().count().max(1)));
+        token.truncate(token.char_indices().nth(n).map_or(token.len(), |(i, _)| i));
+        token
+    })
+}
+
 fn value() -> impl Strategy<Value = String> {
-    prop_oneof!["[a-z0-9:/._]{1,12}", "[ -~]{1,12}", "\\PC{1,8}"]
+    prop_oneof!["[a-z0-9:/._]{1,12}", "[ -~]{1,12}", "\\PC{1,8}", telegram_text()]
         .prop_filter("non-empty after trim", |s| !s.trim().is_empty())
 }
 
@@ -161,15 +204,64 @@ proptest! {
     }
 
     #[test]
-    fn words_round_trip(words in proptest::collection::vec("\\PC{0,8}", 0..5)) {
+    fn words_round_trip(words in proptest::collection::vec(prop_oneof!["\\PC{0,8}", telegram_text()], 0..5)) {
         let p = parser();
         let cmd = Command { name: "cancel".into(), args: Args::Words(words) };
         prop_assert_eq!(p.parse(&p.render(&cmd), None).unwrap(), Some(cmd));
     }
 
     #[test]
-    fn never_panics(text in "\\PC{0,60}") {
-        let _ = parser().parse(&text, None);
-        let _ = parser().parse(&format!("/m {text}"), Some(&Reply::Text(text.clone())));
+    fn never_panics(text in telegram_text()) {
+        let parsers = [parser(), CommandParser::builder().suffix("1").bot_username("mltb_bot").build()];
+        for p in &parsers {
+            let _ = p.parse(&text, None);
+            let _ = p.parse(&format!("/m {text}"), Some(&Reply::Text(text.clone())));
+            let _ = p.parse(&format!("/leech1@mltb_bot {text}"), None);
+            let _ = p.parse(&format!("/cancel {text}"), Some(&Reply::Text(text.clone())));
+            let _ = p.parse(&format!("/{text}"), None);
+        }
     }
+
+    #[test]
+    fn never_panics_on_very_long_tokens(token in long_token(), other in telegram_text()) {
+        let p = parser();
+        let texts = [
+            format!("/m {token}"),
+            format!("/{token} {other}"),
+            format!("/m@{token} x"),
+            format!("/m x -n {token} -z {token}"),
+            format!("/m x -sp {token}"),
+            format!("/m x -i {token}"),
+            format!("/m x -b {token}"),
+            format!("/m x -up \"{token}\" {other}"),
+            format!("/m \"{token}"),
+            format!("/cancel {token} {other}"),
+        ];
+        for text in &texts {
+            let _ = p.parse(text, Some(&Reply::Text(token.clone())));
+        }
+    }
+}
+
+#[test]
+fn real_telegram_text_parses_as_expected() {
+    let p = parser();
+    // a command on its own line, then a link and a name with emoji and zero-width joiners
+    let cmd = p.parse("/m https://x.test/a\n-n 👨\u{200D}👩\u{200D}👧 film.mkv", None).unwrap().unwrap();
+    let Args::Task(t) = cmd.args else { panic!("a task") };
+    assert_eq!(t.link.as_deref(), Some("https://x.test/a"));
+    assert_eq!(t.name.as_deref(), Some("👨\u{200D}👩\u{200D}👧 film.mkv"));
+    // tabs separate; a zero-width space is not a separator; NUL is a character
+    let cmd = p.parse("/cancel\tab12\u{200B}\tx\u{0}y", None).unwrap().unwrap();
+    assert_eq!(cmd.args, Args::Words(vec!["ab12\u{200B}".into(), "x\u{0}y".into()]));
+    // the text must start with `/` (after whitespace): a bidi mark before it is not skipped
+    assert!(p.parse("\u{200F}/mirror x", None).unwrap().is_none());
+    // a flag-looking token with a right-to-left mark inside is a value, not an unknown flag
+    let cmd = p.parse("/m x -n \u{202E}-sp", None).unwrap().unwrap();
+    let Args::Task(t) = cmd.args else { panic!("a task") };
+    assert_eq!(t.name.as_deref(), Some("\u{202E}-sp"));
+    // a 10 000-character link is kept whole
+    let long = format!("https://x.test/{}", "a".repeat(10_000));
+    let Args::Task(t) = p.parse(&format!("/l {long}"), None).unwrap().unwrap().args else { panic!("a task") };
+    assert_eq!(t.link.map(|l| l.len()), Some(long.len()));
 }

@@ -1,9 +1,10 @@
 //! What the scheduler sends: the Bot API calls that Telegram rate-limits.
 
+use frankenstein::ParseMode;
 use frankenstein::methods::{
     DeleteMessageParams, EditMessageTextParams, SendDocumentParams, SendMessageParams, SendVideoParams,
 };
-use frankenstein::types::{ChatId, InlineKeyboardMarkup, Message};
+use frankenstein::types::{ChatId, InlineKeyboardMarkup, Message, MessageEntity};
 
 /// A chat as the scheduler keys it: a numeric id or an `@username`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,10 +63,30 @@ impl Request {
         Request::SendMessage(SendMessageParams::builder().chat_id(chat_id).text(text).build())
     }
 
+    /// A `sendMessage` of Telegram HTML (`parse_mode=HTML`; escape text with
+    /// [`format::escape`](crate::format::escape)).
+    pub fn send_html(chat_id: impl Into<ChatId>, html: impl Into<String>) -> Self {
+        Request::SendMessage(
+            SendMessageParams::builder().chat_id(chat_id).text(html).parse_mode(ParseMode::Html).build(),
+        )
+    }
+
     /// A plain `editMessageText`.
     pub fn edit_message_text(chat_id: impl Into<ChatId>, message_id: i32, text: impl Into<String>) -> Self {
         Request::EditMessageText(
             EditMessageTextParams::builder().chat_id(chat_id).message_id(message_id).text(text).build(),
+        )
+    }
+
+    /// An `editMessageText` to Telegram HTML (`parse_mode=HTML`).
+    pub fn edit_message_html(chat_id: impl Into<ChatId>, message_id: i32, html: impl Into<String>) -> Self {
+        Request::EditMessageText(
+            EditMessageTextParams::builder()
+                .chat_id(chat_id)
+                .message_id(message_id)
+                .text(html)
+                .parse_mode(ParseMode::Html)
+                .build(),
         )
     }
 
@@ -106,14 +127,20 @@ impl Request {
         }
     }
 
-    /// What an edit or send would make the message show: text and keyboard.
+    /// What an edit or send would make the message show: text as sent, how it is parsed,
+    /// and keyboard.
     pub(crate) fn content(&self) -> Option<Content> {
         match self {
-            Request::EditMessageText(p) => {
-                Some(Content { text: p.text.clone().unwrap_or_default(), markup: p.reply_markup.clone() })
-            }
+            Request::EditMessageText(p) => Some(Content {
+                text: p.text.clone().unwrap_or_default(),
+                parse_mode: p.parse_mode,
+                entities: p.entities.clone(),
+                markup: p.reply_markup.clone(),
+            }),
             Request::SendMessage(p) => Some(Content {
                 text: p.text.clone(),
+                parse_mode: p.parse_mode,
+                entities: p.entities.clone(),
                 markup: match &p.reply_markup {
                     Some(frankenstein::types::ReplyMarkup::InlineKeyboardMarkup(m)) => Some(m.clone()),
                     _ => None,
@@ -124,10 +151,18 @@ impl Request {
     }
 }
 
-/// A message's visible content, to skip edits that would change nothing.
+/// A message's content as sent, to skip edits that would change nothing.
+///
+/// Telegram compares the *parsed* text and entities (and the keyboard): the same text,
+/// parse mode, entities and keyboard always parse to the same message, so an equal
+/// `Content` is never a change. Different input can still parse to the same message
+/// (`<b>` and `<strong>`); such an edit is sent, and the server's "message is not
+/// modified" resolves it as [`Response::Unchanged`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Content {
     pub(crate) text: String,
+    pub(crate) parse_mode: Option<ParseMode>,
+    pub(crate) entities: Option<Vec<MessageEntity>>,
     pub(crate) markup: Option<InlineKeyboardMarkup>,
 }
 

@@ -128,6 +128,11 @@ async fn edits_coalesce_to_the_latest_and_unchanged_are_skipped() {
     // A different text is.
     s.send(Request::edit_message_text(7, 42, "step 20")).await.unwrap();
     assert_eq!(mock.sent().len(), 3);
+    // The same text parsed as HTML may show differently: it is sent, then remembered.
+    s.send(Request::edit_message_html(7, 42, "step 20")).await.unwrap();
+    assert_eq!(mock.sent().len(), 4);
+    assert_eq!(s.send(Request::edit_message_html(7, 42, "step 20")).await.unwrap(), Response::Unchanged);
+    assert_eq!(mock.sent().len(), 4);
     s.shutdown().await;
 }
 

@@ -1,4 +1,11 @@
 //! The Bot API methods the simulator implements: dispatch and the validation they share.
+//!
+//! Checks run in the order of the official server (telegram-bot-api's `Client.cpp`):
+//! first the Bot API layer reads its own parameters (text and `parse_mode`, reply
+//! parameters, reply markup), then `check_chat` (`chat_id is empty`, `chat not found`),
+//! then the message a reply or an edit names, and last what tdlib and the Telegram
+//! servers check (text cleaning and length, `BUTTON_DATA_INVALID`, blocked users, flood
+//! control, `message is not modified`).
 
 mod files;
 mod messages;
@@ -10,8 +17,9 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::error::ApiError;
-use super::params::Params;
-use crate::state::{Shared, State, chat_json, unix_now};
+use super::params::{Params, to_i32, to_i64};
+use crate::entities::{self, FormattedText, td_error};
+use crate::state::{Shared, State, chat_full_info, chat_json, unix_now};
 use crate::types::Outbound;
 
 pub(crate) use files::{Kind, Source, file_json, register};
@@ -49,23 +57,59 @@ pub(crate) const MAX_TEXT: usize = 4096;
 pub(crate) const MAX_CAPTION: usize = 1024;
 pub(crate) const MAX_CALLBACK_DATA: usize = 64;
 pub(crate) const MAX_CALLBACK_TEXT: usize = 200;
-pub(super) const MAX_POLL_TIMEOUT: i64 = 3600;
+/// `LONG_POLL_MAX_TIMEOUT` of telegram-bot-api: `timeout` is clamped to 0..=50 seconds.
+pub(super) const MAX_POLL_TIMEOUT: i32 = 50;
 pub(super) const DEFAULT_EXCLUDED: &[&str] = &["chat_member", "message_reaction", "message_reaction_count"];
+/// The chat actions `Client::get_chat_action` accepts (lowercased), legacy names included.
+const CHAT_ACTIONS: &[&str] = &[
+    "cancel",
+    "typing",
+    "record_video",
+    "upload_video",
+    "record_audio",
+    "record_voice",
+    "upload_audio",
+    "upload_voice",
+    "upload_photo",
+    "upload_document",
+    "choose_sticker",
+    "pick_up_location",
+    "find_location",
+    "record_video_note",
+    "upload_video_note",
+];
 
 pub(crate) fn canonical(method: &str) -> Option<&'static str> {
     METHODS.iter().copied().find(|m| m.eq_ignore_ascii_case(method))
 }
 
+/// A successful answer: the `result`, and a `description` for the few methods that add one.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) result: Value,
+    pub(crate) description: Option<&'static str>,
+}
+
+impl From<Value> for Answer {
+    fn from(result: Value) -> Self {
+        Self { result, description: None }
+    }
+}
+
 /// Runs `method` (canonical) with `params`.
-pub(crate) async fn call(shared: &Arc<Shared>, method: &str, params: Params) -> Result<Value, ApiError> {
-    match method {
+pub(crate) async fn call(shared: &Arc<Shared>, method: &str, params: Params) -> Result<Answer, ApiError> {
+    let result = match method {
         "getMe" => Ok(shared.bot_user()),
         "getUpdates" => get_updates(shared, &params).await,
         "sendMessage" => send_message(shared, &params),
         "editMessageText" => edit_message_text(shared, &params),
         "editMessageReplyMarkup" => edit_reply_markup(shared, &params),
         "editMessageCaption" => edit_caption(shared, &params),
-        "getChat" => Ok(chat_json(chat_id(&params)?)),
+        "getChat" => {
+            let st = shared.lock();
+            let chat = known_chat(&st, &params)?;
+            Ok(st.chat(chat).map(|r| chat_full_info(&r.chat)).unwrap_or_default())
+        }
         "deleteMessage" => delete_message(shared, &params),
         "answerCallbackQuery" => answer_callback(shared, &params),
         "sendDocument" => send_file(shared, params, Kind::Document).await,
@@ -74,33 +118,46 @@ pub(crate) async fn call(shared: &Arc<Shared>, method: &str, params: Params) -> 
         "sendMediaGroup" => send_media_group(shared, params).await,
         "getFile" => get_file(shared, &params),
         "sendChatAction" => {
-            chat_id(&params)?;
-            params
-                .str("action")
-                .filter(|a| !a.is_empty())
-                .ok_or_else(|| ApiError::bad_request("action is empty"))?;
+            // `Client::process_send_chat_action_query`: the action before the chat.
+            if !CHAT_ACTIONS.contains(&params.arg("action").to_ascii_lowercase().as_str()) {
+                return Err(td_error("Wrong parameter action in request"));
+            }
+            let mut st = shared.lock();
+            let chat = known_chat(&st, &params)?;
+            st.touch(chat);
             Ok(json!(true))
         }
         "setMyCommands" => {
-            let commands = params.json("commands", "commands")?.unwrap_or(json!([]));
-            if !commands.is_array() {
-                return Err(ApiError::bad_request("can't parse commands JSON object"));
-            }
+            let commands = match params.json("commands") {
+                Some(Ok(commands @ Value::Array(_))) => commands,
+                Some(Ok(_)) => return Err(td_error("Expected an Array of BotCommand")),
+                Some(Err(())) | None => return Err(td_error("Can't parse commands JSON object")),
+            };
             shared.lock().commands = commands;
             Ok(json!(true))
         }
         "getMyCommands" => Ok(shared.lock().commands.clone()),
         "deleteWebhook" => {
             let mut st = shared.lock();
+            let was_set = !st.webhook_url.is_empty();
             st.webhook_url.clear();
             if params.bool("drop_pending_updates") {
                 st.updates.clear();
             }
-            Ok(json!(true))
+            let description = if was_set { "Webhook was deleted" } else { "Webhook is already deleted" };
+            return Ok(Answer { result: json!(true), description: Some(description) });
         }
         "setWebhook" => {
-            shared.lock().webhook_url = params.str("url").unwrap_or_default();
-            Ok(json!(true))
+            let mut st = shared.lock();
+            let url = params.arg("url").to_owned();
+            let description = match (st.webhook_url == url, url.is_empty()) {
+                (true, true) => "Webhook is already deleted",
+                (true, false) => "Webhook is already set",
+                (false, true) => "Webhook was deleted",
+                (false, false) => "Webhook was set",
+            };
+            st.webhook_url = url;
+            return Ok(Answer { result: json!(true), description: Some(description) });
         }
         "getWebhookInfo" => {
             let st = shared.lock();
@@ -109,73 +166,70 @@ pub(crate) async fn call(shared: &Arc<Shared>, method: &str, params: Params) -> 
             )
         }
         _ => Err(ApiError::method_not_found()),
-    }
+    };
+    result.map(Answer::from)
 }
 
 // validation helpers
 
-pub(super) fn chat_id(p: &Params) -> Result<i64, ApiError> {
-    match p.str("chat_id") {
-        None => Err(ApiError::bad_request("chat_id is empty")),
-        Some(s) if s.is_empty() => Err(ApiError::bad_request("chat_id is empty")),
-        Some(s) => match s.trim().parse::<i64>() {
-            Ok(0) | Err(_) => Err(ApiError::bad_request("chat not found")),
-            Ok(id) => Ok(id),
-        },
+/// `Client::check_chat`: an empty `chat_id`, then a chat the bot cannot see. A numeric id
+/// is read as td's `to_integer` reads it (`"abc"` is 0, which no chat has); `@username`
+/// finds a known chat with that public username.
+pub(super) fn known_chat(st: &State, p: &Params) -> Result<i64, ApiError> {
+    let raw = p.arg("chat_id");
+    if raw.is_empty() {
+        return Err(ApiError::bad_request("chat_id is empty"));
     }
+    let id = match raw.strip_prefix('@') {
+        Some(username) => st.chat_by_username(username),
+        None => Some(to_i64(raw)).filter(|id| st.chat(*id).is_some()),
+    };
+    id.ok_or_else(|| ApiError::bad_request("chat not found"))
 }
 
-pub(super) fn message_id(p: &Params) -> Result<i32, ApiError> {
-    let id =
-        p.i64("message_id")?.ok_or_else(|| ApiError::bad_request("message identifier is not specified"))?;
-    i32::try_from(id).map_err(|_| ApiError::bad_request("message identifier is not specified"))
+/// `Client::get_message_id`: `to_integer<int32>`, negative ids read as 0 (none).
+pub(super) fn message_id(p: &Params) -> i32 {
+    to_i32(p.arg("message_id")).max(0)
 }
 
-/// Length in characters as the API counts them "after entities parsing": for HTML the tags
-/// are dropped and entities count as one character; Markdown is counted as written.
-pub(crate) fn visible_len(text: &str, parse_mode: Option<&str>) -> usize {
-    if !parse_mode.is_some_and(|m| m.eq_ignore_ascii_case("html")) {
-        return text.chars().count();
+/// The Bot API layer of a message text (`Client::get_input_message_text`): empty text,
+/// oversized raw text, `parse_mode` and entity errors.
+pub(super) fn text_param(p: &Params) -> Result<FormattedText, ApiError> {
+    let text = p.arg("text");
+    if text.is_empty() {
+        return Err(td_error("Message text is empty"));
     }
-    let mut len = 0;
-    let mut in_tag = false;
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            _ if in_tag => {}
-            '&' => {
-                let rest: String = chars.clone().take(8).collect();
-                if let Some(end) = rest.find(';') {
-                    chars.nth(end);
-                }
-                len += 1;
-            }
-            _ => len += 1,
-        }
-    }
-    len
+    let entities = p.has("entities").then(|| p.arg("entities"));
+    entities::formatted_text(text, p.arg("parse_mode"), entities).map_err(|m| td_error(&m))
 }
 
-pub(super) fn text_param(p: &Params) -> Result<String, ApiError> {
-    let text = p.str("text").unwrap_or_default();
-    let len = visible_len(&text, p.str("parse_mode").as_deref());
-    if text.trim().is_empty() || len == 0 {
-        return Err(ApiError::bad_request("message text is empty"));
-    }
-    if len > MAX_TEXT {
-        return Err(ApiError::bad_request("message is too long"));
+/// The Bot API layer of a caption (`Client::get_caption`); an empty caption is no caption.
+pub(super) fn caption_param(p: &Params) -> Result<FormattedText, ApiError> {
+    let entities = p.has("caption_entities").then(|| p.arg("caption_entities"));
+    entities::formatted_text(p.arg("caption"), p.arg("parse_mode"), entities).map_err(|m| td_error(&m))
+}
+
+/// What tdlib does to a message text before sending: clean, trim, then the length limit
+/// ("1-4096 characters after entities parsing", counted in code points as tdlib's
+/// `utf8_length` counts them).
+pub(super) fn finish_text(text: FormattedText) -> Result<FormattedText, ApiError> {
+    let text = entities::fix(text, false)?;
+    if text.char_len() > MAX_TEXT {
+        return Err(td_error("Message is too long"));
     }
     Ok(text)
 }
 
-pub(super) fn caption_param(p: &Params) -> Result<Option<String>, ApiError> {
-    let Some(caption) = p.str("caption").filter(|c| !c.is_empty()) else { return Ok(None) };
-    if visible_len(&caption, p.str("parse_mode").as_deref()) > MAX_CAPTION {
-        return Err(ApiError::bad_request("message caption is too long"));
+/// The same for a caption (0-1024 characters; empty after trimming means no caption).
+pub(super) fn finish_caption(caption: FormattedText) -> Result<Option<FormattedText>, ApiError> {
+    if caption.text.is_empty() {
+        return Ok(None);
     }
-    Ok(Some(caption))
+    let caption = entities::fix(caption, true)?;
+    if caption.char_len() > MAX_CAPTION {
+        return Err(td_error("Message caption is too long"));
+    }
+    Ok(Some(caption).filter(|c| !c.text.is_empty()))
 }
 
 /// Drops `null` members, so markups compare equal however a client serialised them.
@@ -189,9 +243,48 @@ pub(super) fn normalize(value: Value) -> Value {
     }
 }
 
-pub(crate) fn check_markup(markup: &Value) -> Result<(), ApiError> {
-    let Some(rows) = markup.get("inline_keyboard") else { return Ok(()) };
-    let rows = rows.as_array().ok_or_else(|| ApiError::bad_request("can't parse inline keyboard button"))?;
+/// `Client::get_reply_markup`: the JSON and the shape of an inline keyboard.
+pub(super) fn markup_param(p: &Params) -> Result<Option<Value>, ApiError> {
+    let markup = match p.json("reply_markup") {
+        None => return Ok(None),
+        Some(Err(())) => return Err(td_error("Can't parse reply keyboard markup JSON object")),
+        Some(Ok(markup)) => markup,
+    };
+    if !markup.is_object() {
+        return Err(td_error("Object expected as reply markup"));
+    }
+    if let Some(rows) = markup.get("inline_keyboard") {
+        let Some(rows) = rows.as_array() else {
+            return Err(td_error("Field \"inline_keyboard\" must be of type Array"));
+        };
+        for row in rows {
+            let Some(buttons) = row.as_array() else {
+                return Err(td_error(
+                    "Field \"inline_keyboard\" of the InlineKeyboardMarkup must be an Array of Arrays",
+                ));
+            };
+            for button in buttons {
+                if !button.is_object() {
+                    return Err(td_error(
+                        "Can't parse inline keyboard button: InlineKeyboardButton must be an Object",
+                    ));
+                }
+                if !button.get("text").is_some_and(Value::is_string) {
+                    return Err(td_error(
+                        "Can't parse inline keyboard button: Field \"text\" must be of type String",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(normalize(markup)))
+}
+
+/// What the Telegram servers check in an inline keyboard: callback data of 1-64 bytes.
+pub(crate) fn check_markup(markup: Option<&Value>) -> Result<(), ApiError> {
+    let Some(rows) = markup.and_then(|m| m.get("inline_keyboard")).and_then(Value::as_array) else {
+        return Ok(());
+    };
     for button in rows.iter().filter_map(Value::as_array).flatten() {
         if let Some(data) = button.get("callback_data") {
             let len = data.as_str().map_or(0, str::len);
@@ -203,26 +296,49 @@ pub(crate) fn check_markup(markup: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
-pub(super) fn markup_param(p: &Params) -> Result<Option<Value>, ApiError> {
-    let Some(markup) = p.json("reply_markup", "reply keyboard markup")? else { return Ok(None) };
-    if !markup.is_object() {
-        return Err(ApiError::bad_request("can't parse reply keyboard markup JSON object"));
+/// The message a send replies to.
+#[derive(Debug, Default)]
+pub(super) struct ReplyTo {
+    message_id: Option<i32>,
+    allow_missing: bool,
+}
+
+/// `Client::get_reply_parameters`: `reply_parameters`, else the legacy
+/// `reply_to_message_id` and `allow_sending_without_reply`.
+pub(super) fn reply_param(p: &Params) -> Result<ReplyTo, ApiError> {
+    match p.json("reply_parameters") {
+        Some(Err(())) => Err(td_error("Can't parse reply parameters JSON object")),
+        Some(Ok(Value::Object(rp))) => Ok(ReplyTo {
+            message_id: rp.get("message_id").and_then(Value::as_i64).and_then(|id| i32::try_from(id).ok()),
+            allow_missing: rp.get("allow_sending_without_reply").and_then(Value::as_bool).unwrap_or(false),
+        }),
+        Some(Ok(_)) => Err(td_error("Object expected as reply parameters")),
+        None => Ok(ReplyTo {
+            message_id: Some(message_id_arg(p, "reply_to_message_id")).filter(|id| *id > 0),
+            allow_missing: p.bool("allow_sending_without_reply"),
+        }),
     }
-    check_markup(&markup)?;
-    Ok(Some(normalize(markup)))
 }
 
-pub(super) fn reply_to(p: &Params) -> Result<Option<i32>, ApiError> {
-    let id = match p.json("reply_parameters", "reply parameters")? {
-        Some(rp) => rp.get("message_id").and_then(Value::as_i64),
-        None => p.i64("reply_to_message_id")?,
-    };
-    Ok(id.and_then(|id| i32::try_from(id).ok()))
+fn message_id_arg(p: &Params, key: &str) -> i32 {
+    to_i32(p.arg(key)).max(0)
 }
 
-/// Admits a send/edit under the flood limits and records it.
+/// `check_reply_parameters`: the replied message must exist unless the client allows it
+/// not to; returns the id to reply to.
+pub(super) fn check_reply(st: &State, chat: i64, reply: &ReplyTo) -> Result<Option<i32>, ApiError> {
+    match reply.message_id {
+        Some(id) if st.live_message(chat, id).is_some() => Ok(Some(id)),
+        Some(_) if reply.allow_missing => Ok(None),
+        Some(_) => Err(ApiError::bad_request("message to be replied not found")),
+        None => Ok(None),
+    }
+}
+
+/// Admits a send/edit under the flood limits and records it; 403 when the user blocked
+/// the bot.
 pub(super) fn admit(st: &mut State, chat: i64) -> Result<(), ApiError> {
-    if st.blocked.contains(&chat) {
+    if st.chat(chat).is_some_and(|c| c.blocked) {
         return Err(ApiError::new(403, "Forbidden: bot was blocked by the user"));
     }
     let now = Instant::now();
@@ -231,7 +347,8 @@ pub(super) fn admit(st: &mut State, chat: i64) -> Result<(), ApiError> {
     {
         st.limiter.check(&limits, chat, now).map_err(ApiError::retry_after)?;
     }
-    st.accepted.push((chat, now));
+    st.flood.record(chat, now);
+    st.touch(chat);
     Ok(())
 }
 
@@ -244,12 +361,34 @@ pub(super) fn outbound(method: &str, chat_id: i64, message_id: Option<i32>) -> O
         message_id,
         text: None,
         caption: None,
+        entities: None,
         reply_markup: None,
         file: None,
     }
 }
 
-/// Creates a bot message in `chat`, stores it and returns its JSON.
+/// Puts `text` (or a caption) and its entities into a message object.
+pub(super) fn put_text(
+    obj: &mut Map<String, Value>,
+    field: &str,
+    entities_field: &str,
+    text: Option<&FormattedText>,
+) {
+    obj.remove(entities_field);
+    match text {
+        Some(text) => {
+            obj.insert(field.into(), json!(text.text));
+            if let Some(entities) = text.entities_json() {
+                obj.insert(entities_field.into(), entities);
+            }
+        }
+        None => {
+            obj.remove(field);
+        }
+    }
+}
+
+/// Creates a bot message in `chat` and returns its id and JSON (the caller stores it).
 pub(super) fn new_bot_message(
     shared: &Shared,
     st: &mut State,
@@ -260,31 +399,28 @@ pub(super) fn new_bot_message(
     let message_id = st.alloc_message_id(chat);
     let mut obj = Map::new();
     obj.insert("message_id".into(), json!(message_id));
-    obj.insert("from".into(), shared.bot_user());
-    obj.insert("chat".into(), chat_json(chat));
+    obj.insert("from".into(), shared.bot_sender());
+    obj.insert("chat".into(), chat_json(st, chat));
     obj.insert("date".into(), json!(unix_now()));
     if let Some(reply) = reply_to.and_then(|id| st.live_message(chat, id)) {
-        obj.insert("reply_to_message".into(), reply.json.clone());
+        obj.insert("reply_to_message".into(), embedded(&reply.json));
     }
     fill(&mut obj);
     (message_id, Value::Object(obj))
 }
 
-pub(super) fn inline_markup(markup: &Option<Value>) -> Option<Value> {
-    markup.as_ref().filter(|m| m.get("inline_keyboard").is_some()).cloned()
+/// A message as embedded in `reply_to_message`: "the Message object in this field will
+/// not contain further reply_to_message fields even if it itself is a reply".
+pub(crate) fn embedded(message: &Value) -> Value {
+    let mut message = message.clone();
+    if let Some(obj) = message.as_object_mut() {
+        obj.remove("reply_to_message");
+    }
+    message
 }
 
-pub(super) fn check_reply(st: &State, p: &Params, chat: i64, reply: Option<i32>) -> Result<(), ApiError> {
-    let allow_missing = p.bool("allow_sending_without_reply")
-        || p.json("reply_parameters", "reply parameters")?
-            .and_then(|rp| rp.get("allow_sending_without_reply").and_then(Value::as_bool))
-            .unwrap_or(false);
-    match reply {
-        Some(id) if !allow_missing && st.live_message(chat, id).is_none() => {
-            Err(ApiError::bad_request("message to be replied not found"))
-        }
-        _ => Ok(()),
-    }
+pub(super) fn inline_markup(markup: Option<&Value>) -> Option<Value> {
+    markup.filter(|m| m.get("inline_keyboard").is_some()).cloned()
 }
 
 #[cfg(test)]
@@ -292,20 +428,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn html_length_skips_tags_and_counts_entities_once() {
-        assert_eq!(visible_len("<b>hi</b> &amp; x", Some("HTML")), 6);
-        assert_eq!(visible_len("<b>hi</b>", None), 9);
-        assert_eq!(visible_len("héllo", None), 5);
-    }
-
-    #[test]
     fn callback_data_over_64_bytes_is_invalid() {
         let ok = json!({"inline_keyboard": [[{"text": "a", "callback_data": "x".repeat(64)}]]});
-        check_markup(&ok).unwrap();
+        check_markup(Some(&ok)).unwrap();
         let long = json!({"inline_keyboard": [[{"text": "a", "callback_data": "é".repeat(33)}]]});
-        assert_eq!(check_markup(&long).unwrap_err().description, "Bad Request: BUTTON_DATA_INVALID");
+        assert_eq!(check_markup(Some(&long)).unwrap_err().description, "Bad Request: BUTTON_DATA_INVALID");
         let empty = json!({"inline_keyboard": [[{"text": "a", "callback_data": ""}]]});
-        assert!(check_markup(&empty).is_err());
+        assert!(check_markup(Some(&empty)).is_err());
     }
 
     #[test]
@@ -318,5 +447,29 @@ mod tests {
     #[test]
     fn normalize_drops_nulls() {
         assert_eq!(normalize(json!({"a": null, "b": [{"c": null, "d": 1}]})), json!({"b": [{"d": 1}]}));
+    }
+
+    #[test]
+    fn markup_shape_errors_follow_the_bot_api() {
+        let err = |markup: Value| {
+            markup_param(&Params::from_json(json!({ "reply_markup": markup }))).unwrap_err().description
+        };
+        assert_eq!(err(json!("{oops")), "Bad Request: can't parse reply keyboard markup JSON object");
+        assert_eq!(err(json!([1])), "Bad Request: object expected as reply markup");
+        assert_eq!(
+            err(json!({"inline_keyboard": [1]})),
+            "Bad Request: field \"inline_keyboard\" of the InlineKeyboardMarkup must be an Array of Arrays"
+        );
+        // null is the text `null`, which is not an object either
+        assert_eq!(
+            markup_param(&Params::from_json(json!({ "reply_markup": null }))).unwrap_err().description,
+            "Bad Request: object expected as reply markup"
+        );
+    }
+
+    #[test]
+    fn embedded_replies_do_not_nest() {
+        let reply = json!({"message_id": 2, "reply_to_message": {"message_id": 1}});
+        assert_eq!(embedded(&reply), json!({"message_id": 2}));
     }
 }

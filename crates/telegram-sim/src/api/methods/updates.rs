@@ -39,17 +39,19 @@ fn allowed(st: &State, kind: &str) -> bool {
 }
 
 pub(super) async fn get_updates(shared: &Arc<Shared>, p: &Params) -> Result<Value, ApiError> {
-    let offset = p.i64("offset")?.unwrap_or(0);
-    let limit = usize::try_from(p.i64("limit")?.unwrap_or(100).clamp(1, 100)).unwrap_or(100);
-    let timeout = p.i64("timeout")?.unwrap_or(0).clamp(0, MAX_POLL_TIMEOUT);
-    let allowed_updates = match p.json("allowed_updates", "allowed_updates")? {
-        None => None,
-        Some(Value::Array(list)) => {
+    // `Client::process_get_updates_query`: integers as `get_integer_arg` reads them, the
+    // timeout clamped to `LONG_POLL_MAX_TIMEOUT`; `allowed_updates` that do not parse are
+    // ignored (`get_allowed_update_types`).
+    let offset = i64::from(p.int32("offset", 0, i32::MIN, i32::MAX));
+    let limit = usize::try_from(p.int32("limit", 100, 1, 100)).unwrap_or(100);
+    let timeout = p.int32("timeout", 0, 0, MAX_POLL_TIMEOUT);
+    let allowed_updates = match p.json("allowed_updates") {
+        Some(Ok(Value::Array(list))) => {
             Some(list.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect::<Vec<_>>())
         }
-        Some(_) => return Err(ApiError::bad_request("can't parse allowed_updates JSON object")),
+        _ => None,
     };
-    let deadline = Instant::now() + Duration::from_secs(timeout.unsigned_abs());
+    let deadline = Instant::now() + Duration::from_secs(timeout.unsigned_abs().into());
     let (id, mut conflict) = {
         let mut st = shared.lock();
         if !st.webhook_url.is_empty() {
