@@ -255,7 +255,10 @@ mod tests {
         let shared: Arc<dyn Clock> = Arc::new(clock.clone());
         assert_eq!(boxed.now_nanos(), 3_000);
         assert_eq!(shared.now_nanos(), 3_000);
-        assert_eq!((&clock).now_nanos(), 3_000);
+        fn read<C: Clock>(clock: C) -> u64 {
+            clock.now_nanos()
+        }
+        assert_eq!(read(&clock), 3_000);
     }
 
     #[test]
