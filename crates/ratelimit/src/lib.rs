@@ -81,7 +81,7 @@ mod tower;
 
 pub use clock::{Clock, FakeClock, MonotonicClock, StdClock, TokioClock};
 pub use direct::DirectLimiter;
-pub use error::{Denied, Error, NotUntil, Result};
+pub use error::{Denied, Error, ErrorKind, NotUntil, Result};
 pub use keyed::{KeyedLimiter, KeyedLimiterBuilder};
 pub use limiter::{RateLimiter, RateLimiterExt};
 pub use quota::Quota;

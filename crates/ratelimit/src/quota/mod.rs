@@ -43,10 +43,10 @@ impl Quota {
     pub fn new(rate: NonZeroU32, period: Duration) -> Result<Self> {
         let nanos = period.as_nanos();
         if nanos == 0 || nanos > MAX_PERIOD_NANOS {
-            return Err(Error::InvalidConfig {
-                what: "quota period",
-                reason: format!("{period:?} is out of range; expected between 1ns and {MAX_PERIOD_NANOS}ns"),
-            });
+            return Err(Error::config(
+                "quota period",
+                format!("{period:?} is out of range; expected between 1ns and {MAX_PERIOD_NANOS}ns"),
+            ));
         }
         Ok(Self { rate, period, burst: rate })
     }

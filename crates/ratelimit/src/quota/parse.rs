@@ -7,7 +7,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use super::{MAX_PERIOD_NANOS, Quota};
-use crate::{Error, Result};
+use crate::{Error, ErrorKind, Result};
 
 const NS: u64 = 1;
 const US: u64 = 1_000;
@@ -24,7 +24,7 @@ pub(super) const UNITS_FOR_DISPLAY: [(u64, &str); 7] =
 const UNIT_NAMES: &str = "ns, us, ms, s, m/min, h, d";
 
 pub(super) fn parse(input: &str) -> Result<Quota> {
-    let fail = |reason: String| Error::InvalidQuota { input: input.to_string(), reason };
+    let fail = |reason: String| Error::new(ErrorKind::InvalidQuota { input: input.to_string(), reason });
     let text = input.trim();
     if text.is_empty() {
         return Err(fail("it is empty".into()));

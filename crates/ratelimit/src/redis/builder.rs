@@ -91,23 +91,16 @@ impl RedisLimiterBuilder {
     /// down). Must be called inside a tokio runtime, which the pool uses for upkeep.
     pub fn build(self) -> Result<RedisLimiter> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::InvalidConfig {
-                what: "runtime",
-                reason: "RedisLimiterBuilder::build was called outside a tokio runtime; expected inside one"
-                    .into(),
-            });
+            return Err(Error::config(
+                "runtime",
+                "RedisLimiterBuilder::build was called outside a tokio runtime; expected inside one",
+            ));
         }
         if self.pool_max_size == 0 {
-            return Err(Error::InvalidConfig {
-                what: "pool_max_size",
-                reason: "0; expected at least 1".into(),
-            });
+            return Err(Error::config("pool_max_size", "0; expected at least 1"));
         }
         if self.timeout.is_zero() {
-            return Err(Error::InvalidConfig {
-                what: "timeout",
-                reason: "0; expected a positive duration".into(),
-            });
+            return Err(Error::config("timeout", "0; expected a positive duration"));
         }
         let pool = match self.connections {
             Connections::Pool(pool) => pool,
@@ -142,7 +135,7 @@ impl RedisLimiterBuilder {
 /// a check is answered by the fallback at once instead of after the timeout.
 fn make_pool(url: &str, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
     let manager = RedisManager::from_url(url)
-        .map_err(|e| Error::InvalidConfig { what: "redis url", reason: e.to_string() })?;
+        .map_err(|e| Error::config("redis url", e.to_string()))?;
     Pool::new(manager, PoolConfig::with_fallback(max_size, timeout))
-        .map_err(|e| Error::InvalidConfig { what: "redis pool", reason: e.to_string() })
+        .map_err(|e| Error::config("redis pool", e.to_string()))
 }

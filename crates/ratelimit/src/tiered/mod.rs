@@ -228,10 +228,7 @@ where
         let mut tiers = HashMap::with_capacity(self.tiers.len());
         for (tier, limit) in self.tiers {
             if tiers.contains_key(&tier) {
-                return Err(Error::InvalidConfig {
-                    what: "tier",
-                    reason: format!("{tier:?} is listed twice; expected each tier once"),
-                });
+                return Err(Error::config("tier", format!("{tier:?} is listed twice; expected each tier once")));
             }
             let slot = slot(limit)?;
             tiers.insert(tier, slot);
