@@ -86,7 +86,10 @@ pub use keyed::{KeyedLimiter, KeyedLimiterBuilder};
 pub use limiter::{RateLimiter, RateLimiterExt};
 pub use quota::Quota;
 #[cfg(feature = "redis")]
-pub use redis::{Decision, RedisLimiter, RedisLimiterBuilder, Source};
+pub use redis::{
+    Decision, Fallback, RedisLimiter, RedisLimiterBuilder, RedisStats, Source, TieredRedisLimiter,
+    TieredRedisLimiterBuilder,
+};
 pub use tiered::{Limit, TieredLimiter, TieredLimiterBuilder};
 #[cfg(feature = "tower")]
 pub use tower::{RateLimitError, RateLimitFuture, RateLimitLayer, RateLimitService};

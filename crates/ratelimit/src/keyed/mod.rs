@@ -114,6 +114,12 @@ where
         &self.clock
     }
 
+    /// The most cells one check can take (the burst, capped so that times cannot overflow).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn capacity(&self) -> u32 {
+        self.gcra.capacity()
+    }
+
     /// The most keys tracked at once.
     pub fn max_keys(&self) -> usize {
         self.max_keys
@@ -316,7 +322,9 @@ where
     /// Counts one more key if below the cap.
     fn try_reserve(&self) -> bool {
         self.len
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| (len < self.max_keys).then_some(len + 1))
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                (len < self.max_keys).then_some(len + 1)
+            })
             .is_ok()
     }
 

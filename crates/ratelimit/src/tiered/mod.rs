@@ -238,7 +238,10 @@ where
         let mut tiers = HashMap::with_capacity(self.tiers.len());
         for (tier, limit) in self.tiers {
             if tiers.contains_key(&tier) {
-                return Err(Error::config("tier", format!("{tier:?} is listed twice; expected each tier once")));
+                return Err(Error::config(
+                    "tier",
+                    format!("{tier:?} is listed twice; expected each tier once"),
+                ));
             }
             let slot = slot(limit)?;
             tiers.insert(tier, slot);
@@ -319,8 +322,10 @@ mod tests {
         assert!(err.is_config() && err.to_string().contains("max_keys_per_tier: 0"), "{err}");
         let err = TieredLimiter::<Tier, u64>::builder().build().unwrap_err();
         assert!(err.to_string().contains("no default_limit"), "{err}");
-        let only_default =
-            TieredLimiter::<Tier, u64>::builder().default_limit(Quota::parse("1/s").unwrap()).build().unwrap();
+        let only_default = TieredLimiter::<Tier, u64>::builder()
+            .default_limit(Quota::parse("1/s").unwrap())
+            .build()
+            .unwrap();
         assert!(only_default.check_in(&Tier::Guest, &1).is_ok());
     }
 
