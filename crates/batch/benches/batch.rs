@@ -1,11 +1,18 @@
-//! Benchmarks of `mltb-batch` beside a naive fixed-delay batcher, in the same groups so
-//! ratios come from one run:
+//! Benchmarks of `mltb-batch` beside two fixed-delay batchers — the published
+//! [`batched-fn`](https://crates.io/crates/batched-fn) crate and a minimal one written
+//! here — in the same groups, so ratios come from one run:
 //!
 //! - `saturation`: 256 concurrent submitters, a handler costing a fixed 20 µs or 200 µs
-//!   per batch (CPU on a blocking-pool thread, like a database round trip);
+//!   per batch (CPU off the runtime's threads, like a database round trip);
 //!   throughput in items/s, and the mean batch size printed (target ≥ 0.9 × max_items).
 //! - `low_load_latency`: one submitter, submit → result; criterion reports the mean,
 //!   and the p50 is printed (target ≤ 100 µs).
+//!
+//! Every batcher runs the same handler ([`handle`]) with `max_items` = 100 and
+//! `max_delay` = 1 ms. Ours and the local fixed-delay batcher call it on a blocking-pool
+//! thread; batched-fn calls it on the thread it keeps for its handler. batched-fn counts
+//! its delay in whole milliseconds and is configured per call site, so each cost has a
+//! function of its own ([`batched_fn_20us`] and the like).
 //!
 //! Run: `cargo bench -p mltb-batch --bench batch -- --warm-up-time 1 --measurement-time 3`
 #![allow(missing_docs, clippy::print_stdout)] // a bench binary reports on stdout
@@ -27,31 +34,18 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
 }
 
-/// A fixed cost per batch, like the round trip of one multi-row write: CPU spent on
-/// another thread (a blocking-pool thread standing in for the database server), while
-/// the runtime's threads stay free for submitters, as they would during real I/O.
-async fn round_trip(cost: Duration) {
-    if cost.is_zero() {
-        return;
-    }
-    tokio::task::spawn_blocking(move || {
-        let start = Instant::now();
-        while start.elapsed() < cost {
-            std::hint::spin_loop();
-        }
-    })
-    .await
-    .expect("the spin does not panic");
-}
-
 /// Counts handler calls and items, for the mean batch size.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Tally {
     batches: AtomicU64,
     items: AtomicU64,
 }
 
 impl Tally {
+    const fn new() -> Self {
+        Self { batches: AtomicU64::new(0), items: AtomicU64::new(0) }
+    }
+
     fn record(&self, n: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.items.fetch_add(n as u64, Ordering::Relaxed);
@@ -68,8 +62,31 @@ impl Tally {
     }
 }
 
-/// The anchor: a batcher that, once an item arrives, always waits `max_delay` (or until
-/// `max_items`) before calling the handler.
+/// The handler every batcher runs: a fixed cost per batch, like the round trip of one
+/// multi-row write (CPU spent on a thread that is not a runtime worker, standing in for
+/// the database server, so submitters keep the runtime as they would during real I/O),
+/// then one output per item.
+fn handle(items: Vec<u64>, cost: Duration, tally: &Tally) -> Vec<u64> {
+    let start = Instant::now();
+    while start.elapsed() < cost {
+        std::hint::spin_loop();
+    }
+    tally.record(items.len());
+    items.into_iter().map(|i| i * 2).collect()
+}
+
+/// [`handle`] on a blocking-pool thread (inline when it costs nothing).
+async fn handle_off_runtime(items: Vec<u64>, cost: Duration, tally: Arc<Tally>) -> Vec<u64> {
+    if cost.is_zero() {
+        return handle(items, cost, &tally);
+    }
+    tokio::task::spawn_blocking(move || handle(items, cost, &tally))
+        .await
+        .expect("the handler does not panic")
+}
+
+/// The local anchor: a batcher that, once an item arrives, always waits `max_delay` (or
+/// until `max_items`) before calling the handler.
 #[derive(Clone)]
 struct FixedDelay {
     tx: mpsc::Sender<(u64, oneshot::Sender<u64>)>,
@@ -92,10 +109,10 @@ impl FixedDelay {
                         () = tokio::time::sleep_until(deadline) => break,
                     }
                 }
-                round_trip(cost).await;
-                tally.record(batch.len());
-                for (item, reply) in batch {
-                    let _ = reply.send(item * 2);
+                let (items, replies): (Vec<u64>, Vec<_>) = batch.into_iter().unzip();
+                let outputs = handle_off_runtime(items, cost, Arc::clone(&tally)).await;
+                for (output, reply) in outputs.into_iter().zip(replies) {
+                    let _ = reply.send(output);
                 }
             }
         });
@@ -115,14 +132,37 @@ fn smart(cost: Duration, tally: Arc<Tally>) -> Batcher<u64, u64> {
         .max_delay(MAX_DELAY)
         .build(move |items: Vec<u64>| {
             let tally = Arc::clone(&tally);
-            async move {
-                round_trip(cost).await;
-                tally.record(items.len());
-                Ok::<_, std::convert::Infallible>(items.into_iter().map(|i| i * 2).collect())
-            }
+            async move { Ok::<_, std::convert::Infallible>(handle_off_runtime(items, cost, tally).await) }
         })
         .expect("valid settings")
 }
+
+/// Tallies of the batched-fn functions, by cost: 0, 20 and 200 µs.
+static BATCHED_FN_TALLY: [Tally; 3] = [Tally::new(), Tally::new(), Tally::new()];
+
+/// A batched-fn function whose handler is [`handle`] with a fixed cost. The macro keeps
+/// one handler thread per call site, configured once; hence a function per cost.
+macro_rules! batched_fn_with_cost {
+    ($name:ident, $cost_us:expr, $tally:expr) => {
+        async fn $name(item: u64) -> u64 {
+            let call = batched_fn::batched_fn! {
+                handler = |batch: Vec<u64>| -> Vec<u64> {
+                    handle(batch, Duration::from_micros($cost_us), &BATCHED_FN_TALLY[$tally])
+                };
+                config = {
+                    max_batch_size: MAX_ITEMS,
+                    max_delay: MAX_DELAY.as_millis(),
+                };
+                context = {};
+            };
+            call(item).await.expect("batched-fn's handler thread is running")
+        }
+    };
+}
+
+batched_fn_with_cost!(batched_fn_0us, 0, 0);
+batched_fn_with_cost!(batched_fn_20us, 20, 1);
+batched_fn_with_cost!(batched_fn_200us, 200, 2);
 
 /// Runs `SUBMITTERS` tasks, each submitting `PER_SUBMITTER` items one after another.
 async fn saturate<F, Fut>(submit: F)
@@ -155,9 +195,9 @@ fn saturation(c: &mut Criterion) {
     // A cheap round trip (20 µs per batch) and a slower one (200 µs). With the cheap one
     // on two cores, submitters rather than the handler can be the bottleneck, and smart
     // batching then (rightly) sends smaller batches: it never waits when the handler is free.
-    for cost_us in [20_u64, 200] {
+    for (cost_us, batched_fn_tally) in [(20_u64, 1), (200, 2)] {
         let cost = Duration::from_micros(cost_us);
-        let tally = Arc::new(Tally::default());
+        let tally = Arc::new(Tally::new());
         let batcher = rt.block_on(async { smart(cost, Arc::clone(&tally)) });
         group.bench_function(format!("mltb_batch/{cost_us}us"), |b| {
             b.to_async(&rt).iter(|| {
@@ -177,7 +217,18 @@ fn saturation(c: &mut Criterion) {
         );
         rt.block_on(batcher.shutdown());
 
-        let fixed_tally = Arc::new(Tally::default());
+        group.bench_function(format!("batched_fn/{cost_us}us"), |b| {
+            b.to_async(&rt).iter(|| {
+                saturate(move |i| async move {
+                    if cost_us == 20 { batched_fn_20us(i).await } else { batched_fn_200us(i).await }
+                })
+            });
+        });
+        let tally = &BATCHED_FN_TALLY[batched_fn_tally];
+        assert!(tally.batches.load(Ordering::Relaxed) > 0, "batched-fn's handler ran");
+        println!("saturation/batched_fn/{cost_us}us: mean batch size {:.1}", tally.mean());
+
+        let fixed_tally = Arc::new(Tally::new());
         let fixed =
             rt.block_on(async { FixedDelay::new(MAX_ITEMS, MAX_DELAY, cost, Arc::clone(&fixed_tally)) });
         group.bench_function(format!("fixed_delay/{cost_us}us"), |b| {
@@ -229,7 +280,7 @@ fn low_load_latency(c: &mut Criterion) {
     group.sample_size(20);
 
     let smart_samples = Arc::new(Mutex::new(Vec::new()));
-    let tally = Arc::new(Tally::default());
+    let tally = Arc::new(Tally::new());
     let batcher = rt.block_on(async { smart(Duration::ZERO, Arc::clone(&tally)) });
     tally.reset();
     group.bench_function("mltb_batch", |b| {
@@ -246,8 +297,16 @@ fn low_load_latency(c: &mut Criterion) {
         });
     });
 
+    let batched_fn_samples = Arc::new(Mutex::new(Vec::new()));
+    group.bench_function("batched_fn", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let samples = Arc::clone(&batched_fn_samples);
+            async move { timed(iters, &samples, batched_fn_0us).await }
+        });
+    });
+
     let fixed_samples = Arc::new(Mutex::new(Vec::new()));
-    let fixed_tally = Arc::new(Tally::default());
+    let fixed_tally = Arc::new(Tally::new());
     let fixed = rt
         .block_on(async { FixedDelay::new(MAX_ITEMS, MAX_DELAY, Duration::ZERO, Arc::clone(&fixed_tally)) });
     group.bench_function("fixed_delay", |b| {
@@ -265,10 +324,13 @@ fn low_load_latency(c: &mut Criterion) {
     });
     group.finish();
 
-    let (ours, theirs) = (p50(&smart_samples), p50(&fixed_samples));
+    let ours = p50(&smart_samples);
+    let ratio = |theirs: Duration| theirs.as_secs_f64() / ours.as_secs_f64().max(f64::MIN_POSITIVE);
+    let (batched_fn, fixed) = (p50(&batched_fn_samples), p50(&fixed_samples));
     println!(
-        "low_load_latency: p50 mltb_batch {ours:?} (target <= 100us), fixed_delay {theirs:?}, ratio {:.1}x",
-        theirs.as_secs_f64() / ours.as_secs_f64().max(f64::MIN_POSITIVE)
+        "low_load_latency: p50 mltb_batch {ours:?} (target <= 100us), batched_fn {batched_fn:?} ({:.1}x), fixed_delay {fixed:?} ({:.1}x)",
+        ratio(batched_fn),
+        ratio(fixed)
     );
     println!("low_load_latency/mltb_batch: mean batch size {:.2}", tally.mean());
     rt.block_on(batcher.shutdown());

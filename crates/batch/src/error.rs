@@ -3,6 +3,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A boxed error, the form a [`BatchHandler`](crate::BatchHandler)'s error is turned into.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -72,6 +73,32 @@ impl Error {
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {
         &self.kind
+    }
+
+    /// What went wrong, by value.
+    pub fn into_kind(self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether submitting the same item again can succeed: its batch failed as a whole
+    /// (the handler returned an error or panicked), which another item of the batch or
+    /// a passing fault may have caused, and a new submit lands in a new batch.
+    ///
+    /// `false` for a closed batcher, a configuration error, and a handler that returned
+    /// the wrong number of results (a bug in the handler, not a passing fault). The
+    /// item did reach the handler ([`reached_handler`](Self::reached_handler)), so
+    /// resubmit only items whose handling is idempotent; the handler's own error says
+    /// more ([`downcast_handler_ref`](Self::downcast_handler_ref)).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self.kind, ErrorKind::Handler(_) | ErrorKind::Panicked { .. })
+    }
+
+    /// How long to wait before submitting again, when known: the batcher never knows
+    /// (a handler's error that carries a delay is reached through
+    /// [`downcast_handler_ref`](Self::downcast_handler_ref)), so this is always `None`.
+    /// Present so that every mltb crate's error answers the same two questions.
+    pub fn retry_after(&self) -> Option<Duration> {
+        None
     }
 
     /// The batcher no longer accepts items; submitting again will not help.
@@ -192,6 +219,21 @@ mod tests {
         let panic = Error::new(ErrorKind::Panicked { message: "boom".into() });
         assert!(panic.is_panic());
         assert!(panic.handler_error().is_none());
+    }
+
+    #[test]
+    fn retryable_kinds() {
+        let boxed: BoxError = Box::new(Fire);
+        let handler = Error::new(ErrorKind::Handler(Arc::from(boxed)));
+        let panic = Error::new(ErrorKind::Panicked { message: "boom".into() });
+        assert!(handler.is_retryable() && panic.is_retryable());
+        let count = Error::new(ErrorKind::ResultCount { expected: 3, actual: 2 });
+        let config = Error::new(ErrorKind::InvalidConfig { setting: "max_items", expected: "at least 1" });
+        for not in [Error::closed(), count, config, Error::new(ErrorKind::NoRuntime)] {
+            assert!(!not.is_retryable(), "{not}");
+        }
+        assert_eq!(handler.retry_after(), None);
+        assert!(matches!(panic.into_kind(), ErrorKind::Panicked { message } if message == "boom"));
     }
 
     #[test]

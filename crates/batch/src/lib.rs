@@ -113,3 +113,8 @@ pub use error::{BoxError, Error, ErrorKind, Result, TrySubmitError};
 pub use handler::BatchHandler;
 pub use observer::{BatchObserver, BatchOutcome, Completed, Dispatched, FlushReason};
 pub use stats::Stats;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -3,6 +3,13 @@
 //!
 //! Run: `cargo bench -p mltb-ratelimit --all-features -- --warm-up-time 1 --measurement-time 3`
 //!
+//! Multi-thread groups (`*_per_thread`) time each thread's own checks with
+//! `mltb_testkit::bench::per_thread`: the figure is the time per check **per thread**,
+//! as each thread sees it while the other runs too.
+//!
+//! The Redis group needs `redis-server` (or `REDIS_URL`); it fails, rather than skips,
+//! when there is none, and when any check was answered by the local fallback.
+//!
 //! Memory per key is measured as the growth of the process's resident set size
 //! (`VmRSS` in `/proc/self/status`) while a limiter is filled with 1M keys (so it includes
 //! allocator overhead), and for mltb also by `KeyedLimiter::approx_memory_bytes` (a
@@ -11,15 +18,17 @@
 
 use std::hint::black_box;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Barrier};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use governor::Quota as GQuota;
 use mltb_ratelimit::{DirectLimiter, KeyedLimiter, Quota, RateLimiter};
+use mltb_testkit::bench::per_thread;
 
-/// 50M/s: checks at benchmark speed are nearly all admitted, by both crates.
-const RATE: u32 = 50_000_000;
+/// 10^9 per second, one cell per nanosecond for both crates: faster than any check, so
+/// at benchmark speed (tens of millions of checks a second, for minutes) no check is
+/// refused and every row measures the admitting path, which [`assert_admitted`] checks.
+const RATE: u32 = 1_000_000_000;
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
@@ -36,44 +45,26 @@ fn governor_quota() -> GQuota {
 fn direct(c: &mut Criterion) {
     let mut group = c.benchmark_group("direct_check_uncontended");
     let ours = DirectLimiter::new(ours_quota());
-    group.bench_function("mltb", |b| b.iter(|| black_box(ours.check(&()).is_ok())));
+    group.bench_function("mltb", |b| b.iter(|| assert_admitted(ours.check(&()).is_ok())));
     let theirs = governor::RateLimiter::direct(governor_quota());
-    group.bench_function("governor", |b| b.iter(|| black_box(theirs.check().is_ok())));
+    group.bench_function("governor", |b| b.iter(|| assert_admitted(theirs.check().is_ok())));
     group.finish();
 
-    let mut group = c.benchmark_group("direct_check_2_threads");
-    let ours = Arc::new(DirectLimiter::new(ours_quota()));
+    let mut group = c.benchmark_group("direct_check_2_threads_per_thread");
+    let ours = DirectLimiter::new(ours_quota());
     group.bench_function("mltb", |b| {
-        b.iter_custom(|iters| two_threads(iters, &ours, |l| black_box(l.check(&()).is_ok())))
+        b.iter_custom(|iters| per_thread(2, iters, |_, _| assert_admitted(ours.check(&()).is_ok())))
     });
-    let theirs = Arc::new(governor::RateLimiter::direct(governor_quota()));
+    let theirs = governor::RateLimiter::direct(governor_quota());
     group.bench_function("governor", |b| {
-        b.iter_custom(|iters| two_threads(iters, &theirs, |l| black_box(l.check().is_ok())))
+        b.iter_custom(|iters| per_thread(2, iters, |_, _| assert_admitted(theirs.check().is_ok())))
     });
     group.finish();
 }
 
-/// Time for two threads to make `iters` checks each, started together: the time per
-/// check as each thread sees it under contention.
-fn two_threads<L: Send + Sync + 'static>(iters: u64, limiter: &Arc<L>, check: fn(&L) -> bool) -> Duration {
-    let barrier = Arc::new(Barrier::new(3));
-    let handles: Vec<_> = (0..2)
-        .map(|_| {
-            let (limiter, barrier) = (limiter.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                for _ in 0..iters {
-                    check(&limiter);
-                }
-            })
-        })
-        .collect();
-    barrier.wait();
-    let start = Instant::now();
-    for h in handles {
-        h.join().ok();
-    }
-    start.elapsed()
+/// A refusal would mean the row measured the refusal path instead of the check.
+fn assert_admitted(admitted: bool) {
+    assert!(black_box(admitted), "a check at benchmark speed was refused");
 }
 
 /// A fixed pseudo-random walk over `0..n`, so lookups do not follow insertion order.
@@ -108,14 +99,14 @@ fn keyed_at(c: &mut Criterion, n: u64, name: &str) {
     group.bench_function("mltb", |b| {
         b.iter(|| {
             i += 1;
-            black_box(ours.check(&key_at(i, n)).is_ok())
+            assert_admitted(ours.check(&key_at(i, n)).is_ok())
         })
     });
     let mut i = 0u64;
     group.bench_function("governor", |b| {
         b.iter(|| {
             i += 1;
-            black_box(theirs.check_key(&key_at(i, n)).is_ok())
+            assert_admitted(theirs.check_key(&key_at(i, n)).is_ok())
         })
     });
     group.finish();
@@ -141,53 +132,75 @@ fn rss_bytes() -> u64 {
 
 #[cfg(not(feature = "redis"))]
 fn redis(_: &mut Criterion) {
-    println!("redis_check_vs_set: skipped, built without the `redis` feature");
+    println!("redis_check_vs_set: not built; run with --all-features (or --features redis)");
 }
 
+/// One check through the Redis GCRA script (plain and tiered) beside a plain `SET` over
+/// the same pool: the script's cost over the cheapest round trip.
 #[cfg(feature = "redis")]
 fn redis(c: &mut Criterion) {
-    let url = mltb_testkit::redis_url();
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
-        println!("redis_check_vs_set: skipped, no tokio runtime");
-        return;
-    };
-    let limiter = {
+    use mltb_ratelimit::{Limit, RedisLimiter, Source, TieredRedisLimiter};
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
+    let redis = rt
+        .block_on(mltb_testkit::SharedRedis::get())
+        .unwrap_or_else(|e| panic!("redis_check_vs_set needs Redis: {e}"));
+    let (limiter, tiered) = {
         let _guard = rt.enter();
-        mltb_ratelimit::RedisLimiter::builder(url.clone(), ours_quota())
-            .prefix(format!("mltb-bench:{}:", std::process::id()))
-            .timeout(Duration::from_secs(1))
+        // A timeout far above a check's cost: a check answered by the fallback would
+        // mean the row did not measure Redis, so it fails the bench below.
+        let limiter = RedisLimiter::builder(redis.url(), ours_quota())
+            .prefix(redis.key_prefix())
+            .timeout(Duration::from_secs(5))
             .build()
-    };
-    let Ok(limiter) = limiter else {
-        println!("redis_check_vs_set: skipped, cannot configure Redis at {url}");
-        return;
+            .unwrap_or_else(|e| panic!("{e}"));
+        let tiered = TieredRedisLimiter::builder_with_pool(limiter.pool().clone())
+            .prefix(redis.key_prefix())
+            .tier("owner", Limit::Unlimited)
+            .tier("user", ours_quota())
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (limiter, tiered)
     };
     let pool = limiter.pool();
-    let reachable = rt.block_on(async {
-        let Ok(mut conn) = pool.get().await else { return false };
-        redis::cmd("PING").query_async::<String>(&mut *conn).await.is_ok()
-    });
-    if !reachable {
-        println!("redis_check_vs_set: skipped, no Redis reachable at {url}");
-        return;
-    }
-    let set_key = format!("mltb-bench:{}:set", std::process::id());
+    let set_key = format!("{}set", redis.key_prefix());
     let mut group = c.benchmark_group("redis_check_vs_set");
     group.bench_function("mltb_check", |b| {
-        b.to_async(&rt).iter(|| async { black_box(limiter.check("user").await.is_admitted()) })
+        b.to_async(&rt).iter(|| async {
+            let d = limiter.check("user").await;
+            assert_eq!((d.source, d.limited), (Source::Redis, false), "{d:?}");
+        })
+    });
+    group.bench_function("mltb_tiered_check", |b| {
+        b.to_async(&rt).iter(|| async {
+            let d = tiered.check_in(&"user", "user").await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!((d.source, d.limited), (Source::Redis, false), "{d:?}");
+        })
     });
     group.bench_function("redis_set", |b| {
         b.to_async(&rt).iter(|| async {
-            let Ok(mut conn) = pool.get().await else { return };
-            let _: Result<(), _> = redis::cmd("SET").arg(&set_key).arg("1").query_async(&mut *conn).await;
+            let mut conn = pool.get().await.unwrap_or_else(|e| panic!("{e}"));
+            let () = redis::cmd("SET")
+                .arg(&set_key)
+                .arg("1")
+                .query_async(&mut *conn)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
         })
     });
     group.finish();
-    println!(
-        "redis_check_vs_set: {} checks answered by Redis, {} by the fallback",
-        limiter.redis_count(),
-        limiter.fallback_count()
-    );
+    for (name, stats) in [("mltb_check", limiter.stats()), ("mltb_tiered_check", tiered.stats())] {
+        println!(
+            "redis_check_vs_set/{name}: {} checks answered by Redis, {} by the fallback",
+            stats.redis, stats.fallback
+        );
+        assert_eq!(
+            stats.fallback, 0,
+            "{name}: checks fell back to the local limiter, so the row did not measure Redis"
+        );
+        assert!(stats.redis > 0, "{name}: no check reached Redis");
+    }
 }
 
 criterion_group! {

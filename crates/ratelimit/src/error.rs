@@ -2,10 +2,21 @@
 
 use std::time::Duration;
 
-/// Anything that can go wrong in this crate: bad configuration or a refused check.
+/// Anything that can go wrong in this crate: what went wrong is its [`kind`](Error::kind);
+/// the predicates say what a caller can do about it.
+///
+/// A refused check is not an error of misuse: the limiters return [`Denied`] for it. An
+/// `Error` carries one only when a caller turned it into one with `?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(transparent)]
+pub struct Error {
+    kind: ErrorKind,
+}
+
+/// The kinds of [`Error`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
+pub enum ErrorKind {
     /// A quota string could not be parsed.
     #[error(
         "invalid quota {input:?}: {reason}; expected RATE/PERIOD [burst N], \
@@ -17,31 +28,72 @@ pub enum Error {
         /// What was wrong with it.
         reason: String,
     },
-    /// A builder was given a value it cannot use.
+    /// A builder or constructor was given a value it cannot use.
     #[error("invalid {what}: {reason}")]
     InvalidConfig {
         /// The setting, e.g. `max_keys`.
         what: &'static str,
-        /// What was wrong and what was expected.
+        /// The value given and what was expected.
         reason: String,
     },
     /// A check was refused.
     #[error(transparent)]
-    Denied(#[from] Denied),
+    Denied(Denied),
 }
 
 impl Error {
-    /// How long to wait before trying again, when waiting can help.
-    pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Error::Denied(d) => d.retry_after(),
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Self { kind }
+    }
+
+    pub(crate) fn config(what: &'static str, reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidConfig { what, reason: reason.into() })
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// What went wrong, by value.
+    pub fn into_kind(self) -> ErrorKind {
+        self.kind
+    }
+
+    /// Whether a quota or a setting could not be used: retrying will not help.
+    pub fn is_config(&self) -> bool {
+        matches!(self.kind, ErrorKind::InvalidQuota { .. } | ErrorKind::InvalidConfig { .. })
+    }
+
+    /// The refusal, when this error is a refused check.
+    pub fn denied(&self) -> Option<&Denied> {
+        match &self.kind {
+            ErrorKind::Denied(denied) => Some(denied),
             _ => None,
         }
     }
 
-    /// Whether the same call can succeed later.
+    /// Whether the same call can succeed later unchanged: a check refused for now
+    /// (not one asking for more than the burst, and not bad configuration).
     pub fn is_retryable(&self) -> bool {
         self.retry_after().is_some()
+    }
+
+    /// How long to wait before the same call can succeed, when waiting can help.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.denied().and_then(Denied::retry_after)
+    }
+}
+
+impl From<ErrorKind> for Error {
+    fn from(kind: ErrorKind) -> Self {
+        Self::new(kind)
+    }
+}
+
+impl From<Denied> for Error {
+    fn from(denied: Denied) -> Self {
+        Self::new(ErrorKind::Denied(denied))
     }
 }
 
@@ -130,9 +182,27 @@ mod tests {
         let d = Denied::NotUntil(NotUntil::new(10, 25));
         assert_eq!(d.retry_after(), Some(Duration::from_nanos(15)));
         assert!(d.is_retryable());
+        let e: Error = d.into();
+        assert_eq!(e.retry_after(), Some(Duration::from_nanos(15)));
+        assert!(e.is_retryable() && !e.is_config());
+        assert_eq!(e.denied(), Some(&d));
+
         let e: Error = Denied::InsufficientCapacity { requested: 5, capacity: 2 }.into();
         assert_eq!(e.retry_after(), None);
         assert!(!e.is_retryable());
         assert!(e.to_string().contains("capacity (burst) is 2"), "{e}");
+        assert!(matches!(e.into_kind(), ErrorKind::Denied(Denied::InsufficientCapacity { capacity: 2, .. })));
+    }
+
+    #[test]
+    fn config_errors_are_not_retryable() {
+        let e = Error::config("max_keys", "0; expected at least 1");
+        assert!(e.is_config() && !e.is_retryable());
+        assert_eq!(e.retry_after(), None);
+        assert_eq!(e.denied(), None);
+        assert!(matches!(e.kind(), ErrorKind::InvalidConfig { what: "max_keys", .. }));
+        assert_eq!(e.to_string(), "invalid max_keys: 0; expected at least 1");
+        let q = crate::Quota::parse("10/fortnight").unwrap_err();
+        assert!(q.is_config() && matches!(q.kind(), ErrorKind::InvalidQuota { .. }));
     }
 }

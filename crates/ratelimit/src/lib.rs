@@ -24,10 +24,11 @@
 //!
 //! # Features
 //!
-//! - `redis`: [`RedisLimiter`], one budget shared by many processes through a GCRA
-//!   Lua script on Redis, falling back to a local limiter when Redis is unreachable.
-//!   Connections come from an [`mltb_pool::Pool`] of its own or one shared with the rest
-//!   of the program ([`RedisLimiter::builder_with_pool`]).
+//! - `redis`: [`RedisLimiter`] and [`TieredRedisLimiter`], one budget per key (and tier)
+//!   shared by many processes through a GCRA Lua script on Redis; while Redis cannot
+//!   answer, a [`Fallback`] decides (by default each process enforces the whole quota
+//!   locally). Connections come from an [`mltb_pool::Pool`] of its own or one shared
+//!   with the rest of the program ([`RedisLimiter::builder_with_pool`]).
 //! - `tower`: [`RateLimitLayer`], limiting a tower service by a key taken from each
 //!   request.
 //!
@@ -49,19 +50,23 @@
 //!   refuses the *new* key with [`Denied::KeysExhausted`] rather than forget a limited
 //!   key, so it never admits more than the quota. Keys are hashed once (hashbrown's
 //!   `HashTable`; the hash picks shard and slot). A `u64` key costs 19–39 bytes of table
-//!   ([`KeyedLimiter::approx_memory_bytes`]); about 36 bytes measured at 1M keys.
+//!   ([`KeyedLimiter::approx_memory_bytes`]).
 //! - **Clock cost matters.** The default [`MonotonicClock`] reads the TSC through
 //!   `quanta` (as governor does), since `std::time::Instant::now` can cost more than the
 //!   rest of a check; [`StdClock`] is there if you prefer std.
-//! - **Tiers** are keyed limiters per tier plus unlimited tiers, built from config.
+//! - **Tiers** are keyed limiters per tier plus unlimited tiers, built from config
+//!   ([`TieredLimiter`]); [`TieredRedisLimiter`] keeps one Redis bucket per tier and key.
 //! - **Redis** keeps the GCRA on the server's clock, one `EVALSHA` per check; its
-//!   async `check` returns a [`Decision`] rather than implementing the
-//!   synchronous trait, since it is a network call. When Redis fails, it answers from a
-//!   local keyed limiter with the same quota (fail-open to *local* limits, never to no
-//!   limit) and counts it. Its `mltb-pool` pool closes connections that broke during a
-//!   check; after a failure the limiter `PING`s connections before use until one
-//!   answers, so idle connections that went stale with it (a Redis restart) cost no
-//!   further failed checks. No pool is ever replaced, so the pool can be shared.
+//!   async checks return a [`Decision`] rather than implementing the
+//!   synchronous trait, since they are network calls. When Redis fails, the
+//!   [`Fallback`] answers and the limiter counts it ([`RedisStats`]). Its `mltb-pool`
+//!   pool closes connections that broke during a check; after a failure the limiter
+//!   `PING`s connections before use until one answers, so idle connections that went
+//!   stale with it (a Redis restart) cost no further failed checks. No pool is ever
+//!   replaced, so the pool can be shared.
+//! - **Errors** have the family's shape: [`Error`] with a [`kind`](Error::kind), and
+//!   [`is_config`](Error::is_config), [`is_retryable`](Error::is_retryable) and
+//!   [`retry_after`](Error::retry_after). Builders check every setting in `build()`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The crate docs link to feature-gated items; docs.rs builds with all features.
 #![cfg_attr(not(all(feature = "redis", feature = "tower")), allow(rustdoc::broken_intra_doc_links))]
@@ -81,17 +86,20 @@ mod tower;
 
 pub use clock::{Clock, FakeClock, MonotonicClock, StdClock, TokioClock};
 pub use direct::DirectLimiter;
-pub use error::{Denied, Error, NotUntil, Result};
+pub use error::{Denied, Error, ErrorKind, NotUntil, Result};
 pub use keyed::{KeyedLimiter, KeyedLimiterBuilder};
 pub use limiter::{RateLimiter, RateLimiterExt};
 pub use quota::Quota;
 #[cfg(feature = "redis")]
-pub use redis::{Decision, RedisLimiter, RedisLimiterBuilder, Source};
+pub use redis::{
+    Decision, Fallback, RedisLimiter, RedisLimiterBuilder, RedisStats, Source, TieredRedisLimiter,
+    TieredRedisLimiterBuilder,
+};
 pub use tiered::{Limit, TieredLimiter, TieredLimiterBuilder};
 #[cfg(feature = "tower")]
 pub use tower::{RateLimitError, RateLimitFuture, RateLimitLayer, RateLimitService};
 
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
+/// The README's examples, compiled and run as doctests (one needs the `redis` feature).
+#[cfg(all(doctest, feature = "redis"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use mltb_ratelimit::{Denied, Quota, RedisLimiter, Source};
+use mltb_ratelimit::{Decision, Denied, Quota, RedisLimiter, Source};
 use mltb_testkit::{RedisServer, SharedRedis};
 
 fn quota(text: &str) -> Quota {
@@ -279,4 +279,97 @@ async fn while_redis_is_down_no_check_waits_for_the_timeout() {
     server.restart().await.unwrap();
     assert_eq!(limiter.check("k").await.source, Source::Redis, "Redis is used again");
     assert_eq!(limiter.pool().metrics().timeouts, 0);
+}
+
+/// Each fallback against a real Redis stopped mid-test: a fraction of the quota, a quota
+/// of its own, deny and allow; and back to Redis once it returns.
+#[tokio::test]
+async fn the_fallback_decides_while_redis_is_down() {
+    use mltb_ratelimit::Fallback;
+
+    let server = RedisServer::start().await.unwrap();
+    let build = |fallback: Fallback| {
+        RedisLimiter::builder(server.url(), quota("8/h"))
+            .timeout(Duration::from_millis(500))
+            .retry_interval(Duration::ZERO)
+            .fallback(fallback)
+            .build()
+            .unwrap()
+    };
+    let fraction = build(Fallback::Fraction(0.25));
+    let own = build(Fallback::LocalQuota(quota("1/h")));
+    let deny = build(Fallback::Deny);
+    let allow = build(Fallback::Allow);
+    let all = [&fraction, &own, &deny, &allow];
+    for limiter in all {
+        assert_eq!(limiter.check("k").await.source, Source::Redis);
+    }
+    assert_eq!(fraction.fallback(), Fallback::Fraction(0.25));
+    assert!(deny.local_limiter().is_none() && allow.local_limiter().is_none());
+    assert_eq!(fraction.local_limiter().unwrap().quota(), quota("8/4h burst 2"));
+
+    server.stop().await.unwrap();
+    let mut answers: [Vec<Decision>; 4] = Default::default();
+    for _ in 0..6 {
+        for (limiter, answers) in all.iter().zip(&mut answers) {
+            answers.push(limiter.check("k").await);
+        }
+    }
+    let admitted = |answers: &[Decision]| answers.iter().filter(|d| d.is_admitted()).count();
+    for answers in &answers {
+        assert!(answers.iter().all(|d| d.source == Source::Fallback), "{answers:?}");
+    }
+    // A quarter of 8/h, burst 8: 2 at once, then one per 30 minutes.
+    assert_eq!(admitted(&answers[0]), 2, "{:?}", answers[0]);
+    assert_eq!((answers[0][0].limit, answers[0][0].remaining), (2, 1), "the local bucket answers");
+    let refused = &answers[0][2];
+    assert!(refused.limited && refused.retry_after > Duration::from_secs(29 * 60), "{refused:?}");
+    assert_eq!(admitted(&answers[1]), 1, "{:?}", answers[1]);
+    assert_eq!(admitted(&answers[2]), 0, "{:?}", answers[2]);
+    assert!(
+        answers[2].iter().all(|d| d.retry_after >= Duration::from_secs(450)),
+        "at least 1/8 h: {:?}",
+        answers[2]
+    );
+    assert_eq!(admitted(&answers[3]), 6, "{:?}", answers[3]);
+    let stats = fraction.stats();
+    assert_eq!((stats.redis, stats.fallback, stats.fallback_refused), (1, 6, 4));
+    assert_eq!(deny.stats().fallback_refused, 6);
+    assert_eq!(allow.stats().fallback_refused, 0);
+
+    server.restart().await.unwrap();
+    for limiter in all {
+        let d = limiter.check("k").await;
+        assert_eq!((d.source, d.limit), (Source::Redis, 8), "Redis is used again");
+    }
+}
+
+#[test]
+fn fallback_settings_are_checked_in_build() {
+    use mltb_ratelimit::Fallback;
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _guard = rt.enter();
+    let build =
+        |fallback| RedisLimiter::builder("redis://127.0.0.1:1/", quota("1/s")).fallback(fallback).build();
+    for bad in [0.0, 1.5, -1.0, f64::NAN] {
+        let err = build(Fallback::Fraction(bad)).unwrap_err();
+        assert!(err.is_config() && err.to_string().contains("invalid fallback: Fraction("), "{err}");
+    }
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/", quota("1/d"))
+        .fallback(Fallback::Fraction(1e-15))
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("expected a larger fraction"), "{err}");
+    let err =
+        RedisLimiter::builder("redis://127.0.0.1:1/", quota("1/s")).fallback_max_keys(0).build().unwrap_err();
+    assert!(err.to_string().contains("fallback_max_keys"), "{err}");
+    let err = RedisLimiter::builder("redis://127.0.0.1:1/", quota("1/s"))
+        .timeout(Duration::ZERO)
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("timeout"), "{err}");
+    for fine in [Fallback::Fraction(1.0), Fallback::Fraction(0.01), Fallback::Deny, Fallback::Allow] {
+        assert_eq!(build(fine).unwrap().fallback(), fine);
+    }
 }

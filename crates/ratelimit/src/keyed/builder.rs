@@ -79,11 +79,11 @@ impl<K, C, S> KeyedLimiterBuilder<K, C, S> {
         S: BuildHasher + Clone + Send + Sync,
     {
         if self.max_keys == 0 {
-            return Err(Error::InvalidConfig { what: "max_keys", reason: "0; expected at least 1".into() });
+            return Err(Error::config("max_keys", "0; expected at least 1"));
         }
         let shards = match self.shards {
             Some(0) => {
-                return Err(Error::InvalidConfig { what: "shards", reason: "0; expected at least 1".into() });
+                return Err(Error::config("shards", "0; expected at least 1"));
             }
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(4, |n| n.get() * 4),

@@ -56,7 +56,8 @@ pub struct KeyedLimiter<K, C = MonotonicClock, S = RandomState> {
     shards: Box<[Shard<K>]>,
     shard_mask: usize,
     max_keys: usize,
-    /// Keys tracked, counted before insertion so it never exceeds `max_keys`.
+    /// Keys tracked; changed only under the write lock of the shard whose table changes,
+    /// so it never exceeds `max_keys` and never counts a key not in a table.
     len: AtomicUsize,
     /// After a sweep found nothing idle: no key turns idle before this time.
     no_idle_before: AtomicU64,
@@ -111,6 +112,12 @@ where
     /// The clock.
     pub fn clock(&self) -> &C {
         &self.clock
+    }
+
+    /// The most cells one check can take (the burst, capped so that times cannot overflow).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn capacity(&self) -> u32 {
+        self.gcra.capacity()
     }
 
     /// The most keys tracked at once.
@@ -233,38 +240,6 @@ where
         (removed, earliest)
     }
 
-    /// Reserves a slot for a new key, evicting idle keys when at the cap.
-    fn reserve_slot(&self, start_shard: usize, now: u64) -> Result<(), Denied> {
-        loop {
-            let len = self.len.load(Ordering::Relaxed);
-            if len < self.max_keys {
-                if self.len.compare_exchange_weak(len, len + 1, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-                {
-                    return Ok(());
-                }
-                continue;
-            }
-            let hint = self.no_idle_before.load(Ordering::Relaxed);
-            let earliest = if now < hint {
-                hint
-            } else {
-                match self.sweep(start_shard, now) {
-                    Ok(()) => continue,
-                    // Every slot is reserved by an insertion still in flight; let it land.
-                    Err(u64::MAX) => {
-                        std::thread::yield_now();
-                        continue;
-                    }
-                    Err(earliest) => earliest,
-                }
-            };
-            return Err(Denied::KeysExhausted {
-                capacity: self.max_keys,
-                retry_after: Duration::from_nanos(earliest.saturating_sub(now)),
-            });
-        }
-    }
-
     /// Evicts idle keys shard by shard from `start`, stopping after the first shard that
     /// had any. `Err(t)` means nothing was idle, and nothing turns idle before `t`.
     fn sweep(&self, start: usize, now: u64) -> Result<(), u64> {
@@ -284,21 +259,85 @@ where
         Err(earliest)
     }
 
+    /// Checks a key the read lock did not find: inserts it if a slot is free (evicting
+    /// idle keys at the cap), or refuses it with [`Denied::KeysExhausted`].
+    ///
+    /// # Why this never spins
+    ///
+    /// A slot is counted in `len` under the write lock of the key's shard, in the same
+    /// critical section that inserts the key; keys leave a table (and `len`) only under
+    /// that table's write lock as well. So once a lock is released `len` counts exactly the
+    /// keys in the tables: there is never a slot counted for an insertion still to come,
+    /// which another thread would have to wait for. The key is cloned before its slot is
+    /// counted, so a `Clone` that panics leaves nothing counted either.
+    ///
+    /// Each round takes this shard's write lock once and, at the cap, sweeps the shards
+    /// one lock at a time (no lock is ever held while another is taken, so no deadlock).
+    /// A round ends in a decision, in a refusal, or — when other threads took the slots
+    /// its sweep freed, or emptied and refilled the tables while it swept — in another
+    /// round; there are at most [`NEW_KEY_ROUNDS`], so a check takes at most
+    /// `NEW_KEY_ROUNDS × (1 + shards)` lock acquisitions whatever other threads do. The
+    /// only other loop, the compare-and-swap in [`try_reserve`](Self::try_reserve), fails
+    /// only when another thread changed `len` at that moment (lock-free, as is the GCRA's
+    /// own compare-and-swap). A key refused after the last round gets a `retry_after` of
+    /// zero: slots are turning over right now. It is a new key, so refusing it never
+    /// admits more than the quota.
     fn check_new_key(&self, hash: u64, key: &K, now: u64, n: u32) -> Result<(), Denied> {
         let index = self.shard_index(hash);
-        self.reserve_slot(index, now)?;
-        let mut map = self.shards[index].map.write();
-        if let Some((_, bucket)) = map.find(hash, |(k, _)| k == key) {
-            // Another thread inserted it meanwhile; give the slot back.
-            self.len.fetch_sub(1, Ordering::Relaxed);
-            return self.gcra.check_n(bucket, now, n);
+        for _ in 0..NEW_KEY_ROUNDS {
+            if self.len.load(Ordering::Relaxed) >= self.max_keys {
+                let hint = self.no_idle_before.load(Ordering::Relaxed);
+                if now < hint {
+                    return Err(self.exhausted(now, hint));
+                }
+            }
+            {
+                let mut map = self.shards[index].map.write();
+                if let Some((_, bucket)) = map.find(hash, |(k, _)| k == key) {
+                    // Another thread inserted it meanwhile.
+                    return self.gcra.check_n(bucket, now, n);
+                }
+                if self.len.load(Ordering::Relaxed) < self.max_keys {
+                    let owned = key.clone();
+                    if self.try_reserve() {
+                        let bucket = Bucket::default();
+                        let decision = self.gcra.check_n(&bucket, now, n);
+                        map.insert_unique(hash, (owned, bucket), |(k, _)| self.hasher.hash_one(k));
+                        return decision;
+                    }
+                }
+            }
+            match self.sweep(index, now) {
+                // Freed slots; take one in the next round.
+                Ok(()) => {}
+                // Every table was empty as the sweep passed it: keys were evicted and
+                // others inserted behind it. Look again.
+                Err(u64::MAX) => {}
+                Err(earliest) => return Err(self.exhausted(now, earliest)),
+            }
         }
-        let bucket = Bucket::default();
-        let decision = self.gcra.check_n(&bucket, now, n);
-        map.insert_unique(hash, (key.clone(), bucket), |(k, _)| self.hasher.hash_one(k));
-        decision
+        Err(Denied::KeysExhausted { capacity: self.max_keys, retry_after: Duration::ZERO })
+    }
+
+    /// Counts one more key if below the cap.
+    fn try_reserve(&self) -> bool {
+        self.len
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |len| {
+                (len < self.max_keys).then_some(len + 1)
+            })
+            .is_ok()
+    }
+
+    fn exhausted(&self, now: u64, idle_at: u64) -> Denied {
+        Denied::KeysExhausted {
+            capacity: self.max_keys,
+            retry_after: Duration::from_nanos(idle_at.saturating_sub(now)),
+        }
     }
 }
+
+/// Most rounds [`KeyedLimiter::check_new_key`] takes before refusing a new key.
+const NEW_KEY_ROUNDS: usize = 4;
 
 impl<K, C, S> RateLimiter for KeyedLimiter<K, C, S>
 where

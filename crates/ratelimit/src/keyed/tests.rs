@@ -170,3 +170,85 @@ fn memory_estimate_grows_with_keys_and_shrinks_after_eviction() {
     limiter.shrink_to_fit();
     assert_eq!(limiter.approx_memory_bytes(), empty);
 }
+
+/// A key whose `clone` panics for one value, as a user's key type might.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Fragile(u32);
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        assert_ne!(self.0, 13, "Fragile(13) cannot be cloned");
+        Fragile(self.0)
+    }
+}
+
+/// A key that panics while being inserted must not keep its slot: with one slot, every
+/// later new key would otherwise find the table full and empty at once.
+#[test]
+fn a_key_that_panics_on_insert_takes_no_slot() {
+    let limiter = std::sync::Arc::new(
+        KeyedLimiter::<Fragile, _>::builder(quota(1, 1000, 1))
+            .max_keys(1)
+            .shards(1)
+            .clock(FakeClock::new())
+            .build()
+            .unwrap(),
+    );
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| limiter.check(&Fragile(13))));
+    assert!(panicked.is_err());
+    assert_eq!(limiter.len(), 0, "the panicked insertion counts no key");
+
+    // On a thread of its own with a deadline, so a check that never returns fails the test
+    // rather than hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = limiter.clone();
+    std::thread::spawn(move || tx.send(worker.check(&Fragile(1))));
+    let decision = rx.recv_timeout(Duration::from_secs(30)).expect("the check returned");
+    assert_eq!(decision, Ok(()));
+    assert_eq!(limiter.len(), 1);
+}
+
+/// Many threads inserting distinct keys at the cap while the clock makes keys idle: every
+/// check returns, the cap holds at every moment, and afterwards `len` counts exactly the
+/// keys in the tables (no slot counted for a key that never landed).
+#[test]
+fn new_keys_contending_at_the_cap_never_wait_on_each_other() {
+    const THREADS: usize = 4;
+    const CHECKS: usize = 3000;
+    const MAX_KEYS: usize = 8;
+    let clock = FakeClock::new();
+    let limiter = limiter(quota(1, 1000, 1), MAX_KEYS, 4, &clock);
+    let outcomes: Vec<[AtomicUsize; 3]> = (0..THREADS).map(|_| Default::default()).collect();
+    std::thread::scope(|s| {
+        for (t, outcome) in outcomes.iter().enumerate() {
+            let (limiter, clock) = (&limiter, &clock);
+            s.spawn(move || {
+                for i in 0..CHECKS {
+                    let key = (i * THREADS + t) as u32 % 256;
+                    let slot = match limiter.check(&key) {
+                        Ok(()) => 0,
+                        Err(Denied::NotUntil(_)) => 1,
+                        Err(Denied::KeysExhausted { capacity, .. }) => {
+                            assert_eq!(capacity, MAX_KEYS);
+                            2
+                        }
+                        Err(other) => panic!("unexpected {other:?}"),
+                    };
+                    outcome[slot].fetch_add(1, Ordering::Relaxed);
+                    assert!(limiter.len() <= MAX_KEYS);
+                    if t == 0 && i % 16 == 0 {
+                        // Every key tracked so far turns idle.
+                        clock.advance(Duration::from_secs(1));
+                    }
+                }
+            });
+        }
+    });
+    let total = |slot: usize| outcomes.iter().map(|o| o[slot].load(Ordering::Relaxed)).sum::<usize>();
+    assert_eq!(total(0) + total(1) + total(2), THREADS * CHECKS);
+    assert!(total(0) > 0 && total(2) > 0, "both slots were taken and refused: {} / {}", total(0), total(2));
+    let tracked = (0..256).filter(|k| limiter.contains_key(k)).count();
+    assert_eq!(limiter.len(), tracked);
+    clock.advance(Duration::from_secs(1));
+    assert!(limiter.check(&1000).is_ok(), "idle keys make room for a new one");
+}

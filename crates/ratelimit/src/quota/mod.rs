@@ -20,8 +20,9 @@ use crate::{Error, Result};
 /// | `100/h`, `30/1m`, `5/2s`, `1/500ms` | a count before the unit multiplies the period |
 ///
 /// Units: `ns`, `us` (`µs`), `ms`, `s` (`sec`, `second(s)`), `m` (`min`, `minute(s)`),
-/// `h` (`hr`, `hour(s)`), `d` (`day(s)`); case and whitespace do not matter. The burst
-/// defaults to the rate. [`Display`](fmt::Display) prints the same syntax, so a quota
+/// `h` (`hr`, `hour(s)`), `d` (`day(s)`); case and whitespace do not matter, and
+/// invisible formatting characters pasted from chat text (zero-width spaces, bidi marks,
+/// a byte-order mark) count as whitespace. The burst defaults to the rate. [`Display`](fmt::Display) prints the same syntax, so a quota
 /// round-trips through text.
 ///
 /// The limiters space cells one *emission interval* apart (`period / rate`, rounded up
@@ -43,10 +44,10 @@ impl Quota {
     pub fn new(rate: NonZeroU32, period: Duration) -> Result<Self> {
         let nanos = period.as_nanos();
         if nanos == 0 || nanos > MAX_PERIOD_NANOS {
-            return Err(Error::InvalidConfig {
-                what: "quota period",
-                reason: format!("{period:?} is out of range; expected between 1ns and {MAX_PERIOD_NANOS}ns"),
-            });
+            return Err(Error::config(
+                "quota period",
+                format!("{period:?} is out of range; expected between 1ns and {MAX_PERIOD_NANOS}ns"),
+            ));
         }
         Ok(Self { rate, period, burst: rate })
     }

@@ -1,13 +1,17 @@
-//! [`RedisLimiterBuilder`].
+//! [`RedisLimiterBuilder`] and [`TieredRedisLimiterBuilder`], over the settings they share.
 
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::time::Duration;
 
 use mltb_pool::{Pool, PoolConfig, RedisManager};
-use redis::Script;
 
-use super::{MAX_TOLERANCE_MICROS, RedisLimiter, SCRIPT};
-use crate::{Error, KeyedLimiter, MonotonicClock, Quota, Result};
+use super::backend::Backend;
+use super::rule::Rule;
+use super::tiered::Tier;
+use super::{Fallback, RedisLimiter, TieredRedisLimiter};
+use crate::{Error, Limit, Quota, Result};
 
 /// Where the limiter's connections come from.
 #[derive(Debug, Clone)]
@@ -18,131 +22,231 @@ enum Connections {
     Pool(Pool<RedisManager>),
 }
 
-/// Configures a [`RedisLimiter`]; start with [`RedisLimiter::builder`] (a pool of its
-/// own) or [`RedisLimiter::builder_with_pool`] (a shared pool).
+/// The settings both builders share.
 #[derive(Debug, Clone)]
-pub struct RedisLimiterBuilder {
+struct Settings {
     connections: Connections,
-    quota: Quota,
     prefix: String,
     timeout: Duration,
     retry_interval: Duration,
     pool_max_size: u32,
+    fallback: Fallback,
     fallback_max_keys: usize,
 }
 
-impl RedisLimiterBuilder {
-    pub(super) fn new(url: String, quota: Quota) -> Self {
-        Self::with_connections(Connections::Url(url), quota)
-    }
-
-    pub(super) fn with_pool(pool: Pool<RedisManager>, quota: Quota) -> Self {
-        Self::with_connections(Connections::Pool(pool), quota)
-    }
-
-    fn with_connections(connections: Connections, quota: Quota) -> Self {
+impl Settings {
+    fn new(connections: Connections) -> Self {
         Self {
             connections,
-            quota,
             prefix: "ratelimit:".into(),
             timeout: Duration::from_millis(100),
             retry_interval: Duration::from_secs(1),
             pool_max_size: 16,
+            fallback: Fallback::default(),
             fallback_max_keys: 100_000,
         }
     }
 
-    /// Prefix for every key in Redis (default `ratelimit:`). Limiters share budgets
-    /// exactly when they share Redis, prefix and key.
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into();
-        self
-    }
-
-    /// Longest a check waits for Redis, connecting included (default 100 ms) before it
-    /// is answered by the fallback. It is also the connection timeout of a pool built
-    /// from a URL; a shared pool keeps its own, but checks never wait longer than this.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// How long after a failure checks skip Redis and use the fallback (default 1 s).
-    /// Zero tries Redis on every check.
-    pub fn retry_interval(mut self, retry_interval: Duration) -> Self {
-        self.retry_interval = retry_interval;
-        self
-    }
-
-    /// Most pooled connections of a pool built from a URL (default 16). A pool given to
-    /// [`RedisLimiter::builder_with_pool`] keeps its own size.
-    pub fn pool_max_size(mut self, max_size: u32) -> Self {
-        self.pool_max_size = max_size;
-        self
-    }
-
-    /// Key cap of the local fallback limiter (default 100 000); see [`KeyedLimiter`].
-    pub fn fallback_max_keys(mut self, max_keys: usize) -> Self {
-        self.fallback_max_keys = max_keys;
-        self
-    }
-
-    /// Builds the limiter without contacting Redis (so it starts even while Redis is
-    /// down). Must be called inside a tokio runtime, which the pool uses for upkeep.
-    pub fn build(self) -> Result<RedisLimiter> {
+    /// Checks every setting that does not need a quota; `builder` names the caller.
+    fn validate(&self, builder: &str) -> Result<()> {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::InvalidConfig {
-                what: "runtime",
-                reason: "RedisLimiterBuilder::build was called outside a tokio runtime; expected inside one"
-                    .into(),
-            });
+            return Err(Error::config(
+                "runtime",
+                format!("{builder}::build was called outside a tokio runtime; expected inside one"),
+            ));
         }
         if self.pool_max_size == 0 {
-            return Err(Error::InvalidConfig {
-                what: "pool_max_size",
-                reason: "0; expected at least 1".into(),
-            });
+            return Err(Error::config("pool_max_size", "0; expected at least 1"));
         }
         if self.timeout.is_zero() {
-            return Err(Error::InvalidConfig {
-                what: "timeout",
-                reason: "0; expected a positive duration".into(),
-            });
+            return Err(Error::config("timeout", "0; expected a positive duration"));
         }
+        if self.fallback_max_keys == 0 {
+            return Err(Error::config("fallback_max_keys", "0; expected at least 1"));
+        }
+        self.fallback.validate()?;
+        Ok(())
+    }
+
+    fn rule(&self, quota: Quota) -> Result<Rule> {
+        Rule::new(quota, self.fallback, self.fallback_max_keys)
+    }
+
+    /// The backend, once every other setting has been checked (a pool built from a URL
+    /// starts connecting in the background).
+    fn backend(self) -> Result<Backend> {
         let pool = match self.connections {
             Connections::Pool(pool) => pool,
             Connections::Url(url) => make_pool(&url, self.pool_max_size, self.timeout)?,
         };
-        let t_micros = self.quota.emission_nanos().div_ceil(1000).max(1);
-        let capacity = u64::from(self.quota.burst().get()).min(MAX_TOLERANCE_MICROS / t_micros).max(1);
-        let capacity = u32::try_from(capacity).unwrap_or(u32::MAX);
-        let fallback = KeyedLimiter::builder(self.quota).max_keys(self.fallback_max_keys).build()?;
-        Ok(RedisLimiter {
-            pool,
-            script: Script::new(SCRIPT),
-            prefix: self.prefix,
-            quota: self.quota,
-            t_micros,
-            tau_micros: t_micros.saturating_mul(u64::from(capacity)),
-            capacity,
-            timeout: self.timeout,
-            retry_interval: self.retry_interval,
-            clock: MonotonicClock::new(),
-            down_until: AtomicU64::new(0),
-            healthy: AtomicBool::new(true),
-            suspect: AtomicBool::new(false),
-            fallback,
-            fallbacks: AtomicU64::new(0),
-            redis_checks: AtomicU64::new(0),
-        })
+        Ok(Backend::new(pool, self.prefix, self.timeout, self.retry_interval))
     }
 }
 
 /// A small pool for a rate limiter ([`PoolConfig::with_fallback`]): while Redis is down
 /// a check is answered by the fallback at once instead of after the timeout.
 fn make_pool(url: &str, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
-    let manager = RedisManager::from_url(url)
-        .map_err(|e| Error::InvalidConfig { what: "redis url", reason: e.to_string() })?;
+    let manager = RedisManager::from_url(url).map_err(|e| Error::config("redis url", e.to_string()))?;
     Pool::new(manager, PoolConfig::with_fallback(max_size, timeout))
-        .map_err(|e| Error::InvalidConfig { what: "redis pool", reason: e.to_string() })
+        .map_err(|e| Error::config("redis pool", e.to_string()))
+}
+
+/// The setters both builders share, documented once.
+macro_rules! shared_setters {
+    () => {
+        /// Prefix for every key in Redis (default `ratelimit:`). Limiters share budgets
+        /// exactly when they share Redis, prefix and key (and tier).
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.settings.prefix = prefix.into();
+            self
+        }
+
+        /// Longest a check waits for Redis, connecting included (default 100 ms; must not
+        /// be zero) before it is answered by the fallback. It is also the connection
+        /// timeout of a pool built from a URL; a shared pool keeps its own, but checks
+        /// never wait longer than this.
+        pub fn timeout(mut self, timeout: Duration) -> Self {
+            self.settings.timeout = timeout;
+            self
+        }
+
+        /// How long after a failure checks skip Redis and use the fallback (default 1 s).
+        /// Zero tries Redis on every check.
+        pub fn retry_interval(mut self, retry_interval: Duration) -> Self {
+            self.settings.retry_interval = retry_interval;
+            self
+        }
+
+        /// Most pooled connections of a pool built from a URL (default 16; at least 1).
+        /// A shared pool keeps its own size.
+        pub fn pool_max_size(mut self, max_size: u32) -> Self {
+            self.settings.pool_max_size = max_size;
+            self
+        }
+
+        /// What answers while Redis cannot (default [`Fallback::Fraction(1.0)`](Fallback::Fraction):
+        /// each instance enforces the whole quota locally). Checked in `build()`.
+        pub fn fallback(mut self, fallback: Fallback) -> Self {
+            self.settings.fallback = fallback;
+            self
+        }
+
+        /// Key cap of each local fallback limiter (default 100 000; at least 1); see
+        /// [`KeyedLimiter`](crate::KeyedLimiter).
+        pub fn fallback_max_keys(mut self, max_keys: usize) -> Self {
+            self.settings.fallback_max_keys = max_keys;
+            self
+        }
+    };
+}
+
+/// Configures a [`RedisLimiter`]; start with [`RedisLimiter::builder`] (a pool of its
+/// own) or [`RedisLimiter::builder_with_pool`] (a shared pool).
+#[derive(Debug, Clone)]
+pub struct RedisLimiterBuilder {
+    settings: Settings,
+    quota: Quota,
+}
+
+impl RedisLimiterBuilder {
+    pub(super) fn new(url: String, quota: Quota) -> Self {
+        Self { settings: Settings::new(Connections::Url(url)), quota }
+    }
+
+    pub(super) fn with_pool(pool: Pool<RedisManager>, quota: Quota) -> Self {
+        Self { settings: Settings::new(Connections::Pool(pool)), quota }
+    }
+
+    shared_setters!();
+
+    /// Checks the settings and builds the limiter, without contacting Redis (so it
+    /// starts even while Redis is down). Must be called inside a tokio runtime, which the
+    /// pool uses for upkeep.
+    ///
+    /// # Errors
+    ///
+    /// A config error naming the setting: no runtime, a zero `timeout`, `pool_max_size`
+    /// or `fallback_max_keys`, a `fallback` fraction outside `(0, 1]` (or so small the
+    /// local period overflows), or a URL that is not a Redis URL.
+    pub fn build(self) -> Result<RedisLimiter> {
+        self.settings.validate("RedisLimiterBuilder")?;
+        let rule = self.settings.rule(self.quota)?;
+        let fallback = self.settings.fallback;
+        Ok(RedisLimiter::from_parts(self.settings.backend()?, rule, fallback))
+    }
+}
+
+/// Configures a [`TieredRedisLimiter`]; start with [`TieredRedisLimiter::builder`] or
+/// [`TieredRedisLimiter::builder_with_pool`].
+#[derive(Debug, Clone)]
+pub struct TieredRedisLimiterBuilder<T> {
+    settings: Settings,
+    tiers: Vec<(T, Limit)>,
+}
+
+impl<T> TieredRedisLimiterBuilder<T> {
+    pub(super) fn new(url: String) -> Self {
+        Self { settings: Settings::new(Connections::Url(url)), tiers: Vec::new() }
+    }
+
+    pub(super) fn with_pool(pool: Pool<RedisManager>) -> Self {
+        Self { settings: Settings::new(Connections::Pool(pool)), tiers: Vec::new() }
+    }
+
+    /// Sets the limit of `tier` (a [`Quota`] or [`Limit::Unlimited`]). The tier's
+    /// `as_ref()` is its name in Redis: not empty, without `:`, unique.
+    pub fn tier(mut self, tier: T, limit: impl Into<Limit>) -> Self {
+        self.tiers.push((tier, limit.into()));
+        self
+    }
+
+    shared_setters!();
+
+    /// Checks the settings and builds the limiter, without contacting Redis. Must be
+    /// called inside a tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisLimiterBuilder::build`], and: no tier listed, a tier listed twice, or a
+    /// tier name that is empty, contains `:`, or equals another tier's.
+    pub fn build(self) -> Result<TieredRedisLimiter<T>>
+    where
+        T: Hash + Eq + AsRef<str> + Debug,
+    {
+        self.settings.validate("TieredRedisLimiterBuilder")?;
+        if self.tiers.is_empty() {
+            return Err(Error::config("tier", "none listed; expected at least one"));
+        }
+        let mut names: HashMap<&str, &T> = HashMap::with_capacity(self.tiers.len());
+        for (tier, _) in &self.tiers {
+            let name = tier.as_ref();
+            if name.is_empty() || name.contains(':') {
+                return Err(Error::config(
+                    "tier",
+                    format!("{tier:?} is named {name:?} in Redis; expected a non-empty name without ':'"),
+                ));
+            }
+            if let Some(other) = names.insert(name, tier) {
+                let what = if other == tier { "is listed twice" } else { "and another tier share the name" };
+                return Err(Error::config(
+                    "tier",
+                    format!("{tier:?} {what} {name:?}; expected each tier once, each with its own name"),
+                ));
+            }
+        }
+        drop(names);
+        let mut tiers = HashMap::with_capacity(self.tiers.len());
+        for (tier, limit) in self.tiers {
+            let slot = match limit {
+                Limit::Unlimited => Tier::Unlimited,
+                Limit::Quota(quota) => Tier::Limited {
+                    bucket_prefix: format!("{}{}:", self.settings.prefix, tier.as_ref()),
+                    rule: Box::new(self.settings.rule(quota)?),
+                },
+            };
+            tiers.insert(tier, slot);
+        }
+        let fallback = self.settings.fallback;
+        Ok(TieredRedisLimiter::from_parts(self.settings.backend()?, tiers, fallback))
+    }
 }

@@ -1,18 +1,24 @@
-//! [`RedisLimiter`]: one budget shared by many processes, GCRA in a Redis script.
+//! Limiters whose state lives in Redis, so every process shares one budget per key:
+//! [`RedisLimiter`] (one quota) and [`TieredRedisLimiter`] (a quota per user tier).
 
+mod backend;
 mod builder;
 mod decision;
+mod fallback;
+mod rule;
+mod tiered;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use mltb_pool::{Pool, Pooled, RedisManager};
-use redis::Script;
-use tokio::time::Instant;
+use mltb_pool::{Pool, RedisManager};
 
-pub use self::builder::RedisLimiterBuilder;
-pub use self::decision::{Decision, Source};
-use crate::{Clock, Denied, KeyedLimiter, MonotonicClock, Quota, RateLimiter};
+use self::backend::Backend;
+pub use self::builder::{RedisLimiterBuilder, TieredRedisLimiterBuilder};
+pub use self::decision::{Decision, RedisStats, Source};
+pub use self::fallback::Fallback;
+use self::rule::Rule;
+pub use self::tiered::TieredRedisLimiter;
+use crate::{Denied, KeyedLimiter, Quota};
 
 const SCRIPT: &str = include_str!("gcra.lua");
 
@@ -26,14 +32,20 @@ const MAX_TOLERANCE_MICROS: u64 = 1 << 52;
 /// fallback on `NOSCRIPT`). The script reads the server's clock (`TIME`), so the
 /// processes' clocks need not agree, and stores the TAT with a `PX` expiry, so a key
 /// vanishes once its bucket is full again. Times in Redis have microsecond resolution.
+/// The bucket of `key` is the Redis key `{prefix}{key}`.
+///
+/// For a quota per user tier, shared the same way, see [`TieredRedisLimiter`].
 ///
 /// # When Redis is unreachable
 ///
 /// A check that fails (no connection, an error, or no answer within the
-/// [timeout](RedisLimiterBuilder::timeout)) is answered by a local [`KeyedLimiter`] with
-/// the same quota, and [`fallback_count`](Self::fallback_count) goes up: the limiter
-/// fails open to *local* limits, not to no limits. Each process then enforces the quota
-/// on its own, so N processes may admit up to N times the quota until Redis is back.
+/// [timeout](RedisLimiterBuilder::timeout)) is answered by the
+/// [`fallback`](RedisLimiterBuilder::fallback), and
+/// [`fallback_count`](Self::fallback_count) goes up. By default
+/// ([`Fallback::Fraction(1.0)`](Fallback::Fraction)) each process enforces the whole
+/// quota on its own, so N processes may admit up to N times the quota until Redis is
+/// back; `Fallback::Fraction(1.0 / N)` keeps the total near the quota, and
+/// [`Fallback::Deny`] / [`Fallback::Allow`] fail closed / open.
 /// For [`retry_interval`](RedisLimiterBuilder::retry_interval) after a failure, checks
 /// go straight to the fallback; the next check after it tries Redis again, so a Redis
 /// that comes back is used again without a restart. The limiter's own pool is built
@@ -56,10 +68,11 @@ const MAX_TOLERANCE_MICROS: u64 = 1 << 52;
 ///
 /// ```no_run
 /// # async fn demo() -> mltb_ratelimit::Result<()> {
-/// use mltb_ratelimit::RedisLimiter;
+/// use mltb_ratelimit::{Fallback, RedisLimiter};
 ///
 /// let limiter = RedisLimiter::builder("redis://127.0.0.1:6379/", "10/s".parse()?)
 ///     .prefix("mybot:rl:")
+///     .fallback(Fallback::Fraction(0.25)) // four instances share the quota
 ///     .build()?;
 /// let decision = limiter.check("user:42").await;
 /// if decision.limited {
@@ -70,25 +83,9 @@ const MAX_TOLERANCE_MICROS: u64 = 1 << 52;
 /// ```
 #[derive(Debug)]
 pub struct RedisLimiter {
-    pool: Pool<RedisManager>,
-    script: Script,
-    prefix: String,
-    quota: Quota,
-    t_micros: u64,
-    tau_micros: u64,
-    capacity: u32,
-    timeout: Duration,
-    retry_interval: Duration,
-    clock: MonotonicClock,
-    /// Clock reading before which checks skip Redis.
-    down_until: AtomicU64,
-    /// Set by a failed check: idle connections may all have gone stale together (e.g.
-    /// Redis restarted), so each is `PING`ed before use until one answers.
-    suspect: AtomicBool,
-    healthy: AtomicBool,
-    fallback: KeyedLimiter<String>,
-    fallbacks: AtomicU64,
-    redis_checks: AtomicU64,
+    backend: Backend,
+    rule: Rule,
+    fallback: Fallback,
 }
 
 impl RedisLimiter {
@@ -124,173 +121,65 @@ impl RedisLimiter {
         RedisLimiterBuilder::with_pool(pool, quota)
     }
 
+    fn from_parts(backend: Backend, rule: Rule, fallback: Fallback) -> Self {
+        Self { backend, rule, fallback }
+    }
+
     /// The quota enforced per key.
     pub fn quota(&self) -> Quota {
-        self.quota
+        self.rule.quota
     }
 
     /// The prefix put before every key in Redis.
     pub fn prefix(&self) -> &str {
-        &self.prefix
+        &self.backend.prefix
     }
 
     /// The connection pool in use (clone it to share it; its
     /// [`metrics`](Pool::metrics) show how busy it is).
     pub fn pool(&self) -> &Pool<RedisManager> {
-        &self.pool
+        &self.backend.pool
     }
 
-    /// Checks answered by the local fallback because Redis could not answer.
+    /// What answers while Redis cannot.
+    pub fn fallback(&self) -> Fallback {
+        self.fallback
+    }
+
+    /// The local limiter that answers while Redis cannot, unless the fallback is
+    /// [`Deny`](Fallback::Deny) or [`Allow`](Fallback::Allow).
+    pub fn local_limiter(&self) -> Option<&KeyedLimiter<String>> {
+        self.rule.local_limiter()
+    }
+
+    /// Checks answered by the fallback because Redis could not answer.
     pub fn fallback_count(&self) -> u64 {
-        self.fallbacks.load(Ordering::Relaxed)
+        self.backend.stats().fallback
     }
 
     /// Checks answered by Redis.
     pub fn redis_count(&self) -> u64 {
-        self.redis_checks.load(Ordering::Relaxed)
+        self.backend.stats().redis
     }
 
-    /// The local limiter used while Redis is unreachable.
-    pub fn fallback(&self) -> &KeyedLimiter<String> {
-        &self.fallback
+    /// How checks were answered so far.
+    pub fn stats(&self) -> RedisStats {
+        self.backend.stats()
     }
 
     /// Takes one cell for `key`. Always answers (from the fallback if need be).
     pub async fn check(&self, key: &str) -> Decision {
         match self.check_n(key, 1).await {
             Ok(decision) => decision,
-            // One cell always fits: the capacity is at least 1.
-            Err(_) => self.fallback_decision(key, 1),
+            // Unreachable: the capacity is at least 1, so one cell always fits.
+            Err(_) => Decision::new(true, 0, 0, Duration::ZERO, Duration::ZERO, Source::Fallback),
         }
     }
 
     /// Takes `n` cells for `key`; fails only if `n` exceeds the burst.
     #[tracing::instrument(level = "debug", skip_all, fields(key = key, n = n))]
     pub async fn check_n(&self, key: &str, n: u32) -> Result<Decision, Denied> {
-        if n > self.capacity {
-            return Err(Denied::InsufficientCapacity { requested: n, capacity: self.capacity });
-        }
-        if self.clock.now_nanos() < self.down_until.load(Ordering::Relaxed) {
-            return Ok(self.fallback_decision(key, n));
-        }
-        match self.eval(key, n).await {
-            Ok(decision) => {
-                self.redis_checks.fetch_add(1, Ordering::Relaxed);
-                if !self.healthy.swap(true, Ordering::Relaxed) {
-                    tracing::info!(prefix = %self.prefix, "redis is answering rate-limit checks again");
-                }
-                Ok(decision)
-            }
-            Err(failure) => {
-                self.mark_down(&failure.to_string());
-                Ok(self.fallback_decision(key, n))
-            }
-        }
-    }
-
-    /// One check in Redis within `timeout`, checkout included. A connection that broke
-    /// is closed by the pool on return (its `RedisConnection` saw the error); one that
-    /// did not answer in time is marked broken here, since it may be wedged.
-    async fn eval(&self, key: &str, n: u32) -> Result<Decision, Failure> {
-        let deadline = Instant::now() + self.timeout;
-        let mut conn = self.checkout(deadline).await?;
-        let mut invocation = self.script.key(format!("{}{key}", self.prefix));
-        invocation.arg(self.t_micros).arg(self.tau_micros).arg(n);
-        let answer = tokio::time::timeout_at(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
-        let reply = match answer {
-            Ok(reply) => reply.map_err(Failure::Redis)?,
-            Err(_elapsed) => {
-                conn.mark_broken();
-                return Err(Failure::Timeout(self.timeout));
-            }
-        };
-        let [admitted, remaining, retry_after, reset_after] = reply[..] else {
-            return Err(Failure::Reply(format!("expected 4 integers from the script, got {reply:?}")));
-        };
-        let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
-        Ok(Decision {
-            limited: admitted == 0,
-            limit: self.capacity,
-            remaining: u32::try_from(remaining).unwrap_or(0),
-            retry_after: micros(retry_after),
-            reset_after: micros(reset_after),
-            source: Source::Redis,
-        })
-    }
-
-    /// A connection for a check. The pool closes a connection that broke while checked
-    /// out, but not idle ones that went stale with it: after a restart of Redis every
-    /// idle connection fails once, and without care each would cost a failed check and a
-    /// `retry_interval` of fallback. So after a failure connections are `PING`ed before
-    /// use (stale ones fail at once and are closed) until one answers; a healthy limiter
-    /// pays nothing. This replaces the old "replace the whole pool" workaround, which
-    /// cannot work on a pool shared with other code.
-    async fn checkout(&self, deadline: Instant) -> Result<Pooled<'_, RedisManager>, Failure> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut conn = self.pool.get_timeout(left).await.map_err(Failure::Pool)?;
-            if !self.suspect.load(Ordering::Relaxed) {
-                return Ok(conn);
-            }
-            match tokio::time::timeout_at(deadline, redis::cmd("PING").query_async::<()>(&mut *conn)).await {
-                Ok(Ok(())) => {
-                    self.suspect.store(false, Ordering::Relaxed);
-                    return Ok(conn);
-                }
-                // Broken: the pool closes it on drop; try the next one.
-                Ok(Err(_)) if conn.is_broken() => {}
-                Ok(Err(e)) => return Err(Failure::Redis(e)),
-                Err(_elapsed) => {
-                    conn.mark_broken();
-                    return Err(Failure::Timeout(self.timeout));
-                }
-            }
-        }
-    }
-
-    fn mark_down(&self, why: &str) {
-        self.suspect.store(true, Ordering::Relaxed);
-        let retry_interval = u64::try_from(self.retry_interval.as_nanos()).unwrap_or(u64::MAX);
-        self.down_until.store(self.clock.now_nanos().saturating_add(retry_interval), Ordering::Relaxed);
-        if self.healthy.swap(false, Ordering::Relaxed) {
-            tracing::warn!(prefix = %self.prefix, error = why, "redis failed; using the local rate limiter");
-        } else {
-            tracing::debug!(prefix = %self.prefix, error = why, "redis still failing");
-        }
-    }
-
-    fn fallback_decision(&self, key: &str, n: u32) -> Decision {
-        self.fallbacks.fetch_add(1, Ordering::Relaxed);
-        let key = key.to_owned();
-        let result = self.fallback.check_n(&key, n);
-        let (remaining, reset_after) = self.fallback.snapshot(&key);
-        Decision {
-            limited: result.is_err(),
-            limit: self.capacity,
-            remaining,
-            retry_after: result.err().and_then(|d| d.retry_after()).unwrap_or(Duration::ZERO),
-            reset_after,
-            source: Source::Fallback,
-        }
-    }
-}
-
-/// Why Redis did not answer a check.
-#[derive(Debug)]
-enum Failure {
-    Pool(mltb_pool::Error),
-    Redis(redis::RedisError),
-    Reply(String),
-    Timeout(Duration),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Pool(e) => write!(f, "no connection: {e}"),
-            Failure::Redis(e) => write!(f, "{e}"),
-            Failure::Reply(e) => f.write_str(e),
-            Failure::Timeout(timeout) => write!(f, "no answer within {timeout:?}"),
-        }
+        let redis_key = format!("{}{key}", self.backend.prefix);
+        self.backend.check(&self.rule, &redis_key, key, n).await
     }
 }

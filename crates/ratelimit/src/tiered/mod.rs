@@ -44,7 +44,7 @@ where
 /// Limits each user by the quota of their tier; unlimited tiers are never limited.
 ///
 /// Each limited tier is its own [`KeyedLimiter`], so users of different tiers never share
-/// a bucket. A tier with neither an entry nor a [`fallback`](TieredLimiterBuilder::fallback)
+/// a bucket. A tier with neither an entry nor a [`default_limit`](TieredLimiterBuilder::default_limit)
 /// has no capacity: its checks fail with [`Denied::InsufficientCapacity`].
 ///
 /// The trait's key is `(tier, user)`; [`check_in`](Self::check_in) avoids building the
@@ -60,7 +60,7 @@ where
 ///     .tier(Tier::Owner, Limit::Unlimited)
 ///     .tier(Tier::Sudo, "30/s".parse::<mltb_ratelimit::Quota>()?)
 ///     .tier(Tier::Authorized, "10/s".parse::<mltb_ratelimit::Quota>()?)
-///     .fallback("1/s".parse::<mltb_ratelimit::Quota>()?) // guests and anyone unlisted
+///     .default_limit("1/s".parse::<mltb_ratelimit::Quota>()?) // guests and anyone unlisted
 ///     .build()?;
 ///
 /// assert!((0..1000).all(|_| limiter.check_in(&Tier::Owner, &1).is_ok()));
@@ -73,7 +73,7 @@ where
 #[derive(Debug)]
 pub struct TieredLimiter<T, K, C = MonotonicClock> {
     tiers: HashMap<T, TierSlot<K, C>>,
-    fallback: Option<TierSlot<K, C>>,
+    unlisted: Option<TierSlot<K, C>>,
 }
 
 impl<T, K> TieredLimiter<T, K>
@@ -84,7 +84,7 @@ where
     pub fn builder() -> TieredLimiterBuilder<T, K, MonotonicClock> {
         TieredLimiterBuilder {
             tiers: Vec::new(),
-            fallback: None,
+            default_limit: None,
             clock: MonotonicClock::new(),
             max_keys_per_tier: 100_000,
             _key: PhantomData,
@@ -105,17 +105,17 @@ where
 
     /// Takes `n` cells for `user` in `tier`.
     pub fn check_n_in(&self, tier: &T, user: &K, n: u32) -> Result<(), Denied> {
-        match self.tiers.get(tier).or(self.fallback.as_ref()) {
+        match self.tiers.get(tier).or(self.unlisted.as_ref()) {
             Some(slot) => slot.check_n(user, n),
             None if n == 0 => Ok(()),
             None => Err(Denied::InsufficientCapacity { requested: n, capacity: 0 }),
         }
     }
 
-    /// The limit of `tier` (the fallback's if the tier is not listed), or `None` if the
+    /// The limit of `tier` (the default limit if the tier is not listed), or `None` if the
     /// tier has no limit configured at all.
     pub fn limit(&self, tier: &T) -> Option<Limit> {
-        self.tiers.get(tier).or(self.fallback.as_ref()).map(|slot| match slot {
+        self.tiers.get(tier).or(self.unlisted.as_ref()).map(|slot| match slot {
             TierSlot::Unlimited => Limit::Unlimited,
             TierSlot::Limited(limiter) => Limit::Quota(limiter.quota()),
         })
@@ -147,7 +147,7 @@ where
     }
 
     fn slots(&self) -> impl Iterator<Item = &TierSlot<K, C>> {
-        self.tiers.values().chain(self.fallback.as_ref())
+        self.tiers.values().chain(self.unlisted.as_ref())
     }
 }
 
@@ -168,7 +168,7 @@ where
 #[derive(Debug, Clone)]
 pub struct TieredLimiterBuilder<T, K, C = MonotonicClock> {
     tiers: Vec<(T, Limit)>,
-    fallback: Option<Limit>,
+    default_limit: Option<Limit>,
     clock: C,
     max_keys_per_tier: usize,
     _key: PhantomData<fn(K)>,
@@ -186,8 +186,8 @@ where
 
     /// The limit for tiers not listed (default: none, so they are always refused). All
     /// unlisted tiers share its buckets, keyed by user.
-    pub fn fallback(mut self, limit: impl Into<Limit>) -> Self {
-        self.fallback = Some(limit.into());
+    pub fn default_limit(mut self, limit: impl Into<Limit>) -> Self {
+        self.default_limit = Some(limit.into());
         self
     }
 
@@ -201,19 +201,29 @@ where
     pub fn clock<C2: Clock + Clone>(self, clock: C2) -> TieredLimiterBuilder<T, K, C2> {
         TieredLimiterBuilder {
             tiers: self.tiers,
-            fallback: self.fallback,
+            default_limit: self.default_limit,
             clock,
             max_keys_per_tier: self.max_keys_per_tier,
             _key: PhantomData,
         }
     }
 
-    /// Builds the limiter; fails if a tier is listed twice or `max_keys_per_tier` is 0.
+    /// Builds the limiter; fails if a tier is listed twice, if no tier is listed and no
+    /// default limit is set (every check would be refused), or if `max_keys_per_tier` is 0.
     pub fn build(self) -> Result<TieredLimiter<T, K, C>>
     where
         K: Hash + Eq + Clone + Send + Sync,
         C: Clock + Clone,
     {
+        if self.max_keys_per_tier == 0 {
+            return Err(Error::config("max_keys_per_tier", "0; expected at least 1"));
+        }
+        if self.tiers.is_empty() && self.default_limit.is_none() {
+            return Err(Error::config(
+                "tier",
+                "none listed and no default_limit; expected at least one tier or a default limit",
+            ));
+        }
         let slot = |limit: Limit| -> Result<TierSlot<K, C>> {
             Ok(match limit {
                 Limit::Unlimited => TierSlot::Unlimited,
@@ -228,16 +238,16 @@ where
         let mut tiers = HashMap::with_capacity(self.tiers.len());
         for (tier, limit) in self.tiers {
             if tiers.contains_key(&tier) {
-                return Err(Error::InvalidConfig {
-                    what: "tier",
-                    reason: format!("{tier:?} is listed twice; expected each tier once"),
-                });
+                return Err(Error::config(
+                    "tier",
+                    format!("{tier:?} is listed twice; expected each tier once"),
+                ));
             }
             let slot = slot(limit)?;
             tiers.insert(tier, slot);
         }
-        let fallback = self.fallback.map(slot).transpose()?;
-        Ok(TieredLimiter { tiers, fallback })
+        let unlisted = self.default_limit.map(slot).transpose()?;
+        Ok(TieredLimiter { tiers, unlisted })
     }
 }
 
@@ -256,15 +266,15 @@ mod tests {
         Guest,
     }
 
-    fn limiter(clock: &FakeClock, fallback: bool) -> TieredLimiter<Tier, u64, FakeClock> {
+    fn limiter(clock: &FakeClock, default_limit: bool) -> TieredLimiter<Tier, u64, FakeClock> {
         let mut b = TieredLimiter::<Tier, u64>::builder()
             .clock(clock.clone())
             .tier(Tier::Owner, Limit::Unlimited)
             .tier(Tier::Sudo, Quota::parse("30/s").unwrap())
             .tier(Tier::Authorized, Quota::parse("10/s").unwrap())
             .max_keys_per_tier(100);
-        if fallback {
-            b = b.fallback(Quota::parse("1/min").unwrap());
+        if default_limit {
+            b = b.default_limit(Quota::parse("1/min").unwrap());
         }
         b.build().unwrap()
     }
@@ -278,7 +288,7 @@ mod tests {
         assert_eq!(admitted(Tier::Sudo, 1), 30);
         assert_eq!(admitted(Tier::Authorized, 1), 10, "a separate bucket from user 1's sudo bucket");
         assert_eq!(admitted(Tier::Authorized, 2), 10);
-        assert_eq!(admitted(Tier::Guest, 1), 1, "guest falls back to 1/min");
+        assert_eq!(admitted(Tier::Guest, 1), 1, "guest gets the default limit, 1/min");
         let retry = limiter.check_in(&Tier::Authorized, &1).unwrap_err().retry_after().unwrap();
         assert_eq!(retry, Duration::from_millis(100));
         clock.advance(retry);
@@ -290,7 +300,7 @@ mod tests {
     }
 
     #[test]
-    fn limits_are_reported_and_unlisted_tiers_without_fallback_are_refused() {
+    fn limits_are_reported_and_unlisted_tiers_without_a_default_limit_are_refused() {
         let clock = FakeClock::new();
         let limiter = limiter(&clock, false);
         assert_eq!(limiter.limit(&Tier::Owner), Some(Limit::Unlimited));
@@ -300,6 +310,23 @@ mod tests {
             limiter.check_in(&Tier::Guest, &1),
             Err(Denied::InsufficientCapacity { requested: 1, capacity: 0 })
         );
+    }
+
+    #[test]
+    fn settings_are_checked_in_build() {
+        let err = TieredLimiter::<Tier, u64>::builder()
+            .tier(Tier::Sudo, Limit::Unlimited)
+            .max_keys_per_tier(0)
+            .build()
+            .unwrap_err();
+        assert!(err.is_config() && err.to_string().contains("max_keys_per_tier: 0"), "{err}");
+        let err = TieredLimiter::<Tier, u64>::builder().build().unwrap_err();
+        assert!(err.to_string().contains("no default_limit"), "{err}");
+        let only_default = TieredLimiter::<Tier, u64>::builder()
+            .default_limit(Quota::parse("1/s").unwrap())
+            .build()
+            .unwrap();
+        assert!(only_default.check_in(&Tier::Guest, &1).is_ok());
     }
 
     #[test]

@@ -1,0 +1,196 @@
+//! [`Backend`]: Redis as both limiters use it — one script call per check within a
+//! timeout, connections from an `mltb-pool` pool, and the switch to the fallback while
+//! Redis cannot answer.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use mltb_pool::{Pool, Pooled, RedisManager};
+use redis::Script;
+use tokio::time::Instant;
+
+use super::rule::Rule;
+use super::{Decision, RedisStats, SCRIPT, Source};
+use crate::{Clock, Denied, MonotonicClock};
+
+#[derive(Debug)]
+pub(super) struct Backend {
+    pub(super) pool: Pool<RedisManager>,
+    script: Script,
+    pub(super) prefix: String,
+    timeout: Duration,
+    retry_interval: Duration,
+    clock: MonotonicClock,
+    /// Clock reading before which checks skip Redis.
+    down_until: AtomicU64,
+    /// Set by a failed check: idle connections may all have gone stale together (e.g.
+    /// Redis restarted), so each is `PING`ed before use until one answers.
+    suspect: AtomicBool,
+    healthy: AtomicBool,
+    redis_checks: AtomicU64,
+    fallbacks: AtomicU64,
+    fallbacks_refused: AtomicU64,
+}
+
+impl Backend {
+    pub(super) fn new(
+        pool: Pool<RedisManager>,
+        prefix: String,
+        timeout: Duration,
+        retry_interval: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            script: Script::new(SCRIPT),
+            prefix,
+            timeout,
+            retry_interval,
+            clock: MonotonicClock::new(),
+            down_until: AtomicU64::new(0),
+            suspect: AtomicBool::new(false),
+            healthy: AtomicBool::new(true),
+            redis_checks: AtomicU64::new(0),
+            fallbacks: AtomicU64::new(0),
+            fallbacks_refused: AtomicU64::new(0),
+        }
+    }
+
+    pub(super) fn stats(&self) -> RedisStats {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        RedisStats {
+            redis: load(&self.redis_checks),
+            fallback: load(&self.fallbacks),
+            fallback_refused: load(&self.fallbacks_refused),
+        }
+    }
+
+    /// Takes `n` cells of `rule` for the bucket `redis_key` (the fallback's bucket is
+    /// `key`); fails only if `n` exceeds the burst.
+    pub(super) async fn check(
+        &self,
+        rule: &Rule,
+        redis_key: &str,
+        key: &str,
+        n: u32,
+    ) -> Result<Decision, Denied> {
+        if n > rule.capacity {
+            return Err(Denied::InsufficientCapacity { requested: n, capacity: rule.capacity });
+        }
+        if self.clock.now_nanos() < self.down_until.load(Ordering::Relaxed) {
+            return Ok(self.fallback_decision(rule, key, n));
+        }
+        match self.eval(rule, redis_key, n).await {
+            Ok(decision) => {
+                self.redis_checks.fetch_add(1, Ordering::Relaxed);
+                if !self.healthy.swap(true, Ordering::Relaxed) {
+                    tracing::info!(prefix = %self.prefix, "redis is answering rate-limit checks again");
+                }
+                Ok(decision)
+            }
+            Err(failure) => {
+                self.mark_down(&failure.to_string());
+                Ok(self.fallback_decision(rule, key, n))
+            }
+        }
+    }
+
+    /// One check in Redis within `timeout`, checkout included. A connection that broke
+    /// is closed by the pool on return (its `RedisConnection` saw the error); one that
+    /// did not answer in time is marked broken here, since it may be wedged.
+    async fn eval(&self, rule: &Rule, redis_key: &str, n: u32) -> Result<Decision, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let mut conn = self.checkout(deadline).await?;
+        let mut invocation = self.script.key(redis_key);
+        invocation.arg(rule.t_micros).arg(rule.tau_micros).arg(n);
+        let answer = tokio::time::timeout_at(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
+        let reply = match answer {
+            Ok(reply) => reply.map_err(Failure::Redis)?,
+            Err(_elapsed) => {
+                conn.mark_broken();
+                return Err(Failure::Timeout(self.timeout));
+            }
+        };
+        let [admitted, remaining, retry_after, reset_after] = reply[..] else {
+            return Err(Failure::Reply(format!("expected 4 integers from the script, got {reply:?}")));
+        };
+        let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
+        Ok(Decision::new(
+            admitted == 0,
+            rule.capacity,
+            u32::try_from(remaining).unwrap_or(0),
+            micros(retry_after),
+            micros(reset_after),
+            Source::Redis,
+        ))
+    }
+
+    /// A connection for a check. The pool closes a connection that broke while checked
+    /// out, but not idle ones that went stale with it: after a restart of Redis every
+    /// idle connection fails once, and without care each would cost a failed check and a
+    /// `retry_interval` of fallback. So after a failure connections are `PING`ed before
+    /// use (stale ones fail at once and are closed) until one answers; a healthy limiter
+    /// pays nothing, and the pool (which may be shared with other code) is never replaced.
+    async fn checkout(&self, deadline: Instant) -> Result<Pooled<'_, RedisManager>, Failure> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut conn = self.pool.get_timeout(left).await.map_err(Failure::Pool)?;
+            if !self.suspect.load(Ordering::Relaxed) {
+                return Ok(conn);
+            }
+            match tokio::time::timeout_at(deadline, redis::cmd("PING").query_async::<()>(&mut *conn)).await {
+                Ok(Ok(())) => {
+                    self.suspect.store(false, Ordering::Relaxed);
+                    return Ok(conn);
+                }
+                // Broken: the pool closes it on drop; try the next one.
+                Ok(Err(_)) if conn.is_broken() => {}
+                Ok(Err(e)) => return Err(Failure::Redis(e)),
+                Err(_elapsed) => {
+                    conn.mark_broken();
+                    return Err(Failure::Timeout(self.timeout));
+                }
+            }
+        }
+    }
+
+    fn mark_down(&self, why: &str) {
+        self.suspect.store(true, Ordering::Relaxed);
+        let retry_interval = u64::try_from(self.retry_interval.as_nanos()).unwrap_or(u64::MAX);
+        self.down_until.store(self.clock.now_nanos().saturating_add(retry_interval), Ordering::Relaxed);
+        if self.healthy.swap(false, Ordering::Relaxed) {
+            tracing::warn!(prefix = %self.prefix, error = why, "redis failed; checks are answered by the fallback");
+        } else {
+            tracing::debug!(prefix = %self.prefix, error = why, "redis still failing");
+        }
+    }
+
+    fn fallback_decision(&self, rule: &Rule, key: &str, n: u32) -> Decision {
+        self.fallbacks.fetch_add(1, Ordering::Relaxed);
+        let back_in = self.down_until.load(Ordering::Relaxed).saturating_sub(self.clock.now_nanos());
+        let decision = rule.local_decision(key, n, Duration::from_nanos(back_in));
+        if decision.limited {
+            self.fallbacks_refused.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+}
+
+/// Why Redis did not answer a check.
+#[derive(Debug)]
+enum Failure {
+    Pool(mltb_pool::Error),
+    Redis(redis::RedisError),
+    Reply(String),
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Pool(e) => write!(f, "no connection: {e}"),
+            Failure::Redis(e) => write!(f, "{e}"),
+            Failure::Reply(e) => f.write_str(e),
+            Failure::Timeout(timeout) => write!(f, "no answer within {timeout:?}"),
+        }
+    }
+}
