@@ -70,7 +70,7 @@
 //!   test proves it against the published LRU figures).
 //! - **TTL.** Per-entry or default; an expired entry is a miss, is dropped when found, and
 //!   is counted as an eviction of cause `expired`. Time comes from a [`Clock`], so tests
-//!   use a [`ManualClock`] rather than sleeping.
+//!   use a [`FakeClock`] rather than sleeping.
 //! - **Stats.** Counters live in each shard beside the data they count and are bumped
 //!   under the lock the operation already holds, so they cost a plain add; [`Stats`] sums
 //!   them.
@@ -93,7 +93,6 @@
 //!   invalidations needs a connection of its own, opened from the URL outside the pool.
 
 mod cache;
-mod clock;
 mod error;
 mod flight;
 mod memory;
@@ -104,7 +103,7 @@ mod tiered;
 mod weigh;
 
 pub use cache::Cache;
-pub use clock::{Clock, ManualClock, SystemClock};
+pub use mltb_clock::{Clock, FakeClock, MonotonicClock, StdClock};
 pub use error::{Error, Result};
 pub use memory::{Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats};
 #[cfg(feature = "redis")]

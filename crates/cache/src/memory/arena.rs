@@ -11,7 +11,7 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::clock::Clock;
+use crate::Clock;
 
 use super::entry::Entry;
 
@@ -269,8 +269,9 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// Nodes whose entry has expired.
     pub(crate) fn expired(&self, clock: &dyn Clock) -> Vec<u32> {
+        let now = clock.now_nanos();
         (0..self.nodes.len() as u32)
-            .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired(clock)))
+            .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired_at(now)))
             .collect()
     }
 
@@ -390,7 +391,7 @@ mod tests {
     }
 
     fn entry(weight: usize) -> Entry<u32> {
-        Entry { value: 0, weight, expires: None }
+        Entry { value: 0, weight, expires: super::super::entry::NEVER }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::clock::{Clock, SystemClock};
+use crate::{Clock, MonotonicClock};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::weigh::{Weigh, entry_overhead};
@@ -83,7 +83,7 @@ where
             shards: None,
             default_ttl: None,
             weigher,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(MonotonicClock::new()),
             admission: Admission::Lru,
             expected_entries: None,
         }
@@ -126,8 +126,9 @@ where
         self
     }
 
-    /// The clock used for TTLs (default: [`SystemClock`]).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
+    /// The clock used for TTLs (default: [`MonotonicClock`]); tests pass a
+    /// [`FakeClock`](crate::FakeClock) and move it instead of sleeping.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
     }

@@ -3,7 +3,7 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 
-use crate::clock::Clock;
+use crate::Clock;
 
 use super::arena::Arena;
 use super::entry::{Entry, count_eviction};

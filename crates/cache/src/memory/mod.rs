@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::clock::Clock;
+use crate::Clock;
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::weigh::Weigh;
@@ -161,7 +161,9 @@ where
                 shards: self.inner.shards.len(),
             });
         }
-        let expires = ttl.map(|d| self.inner.clock.now() + d);
+        let expires = ttl.map_or(entry::NEVER, |d| {
+            self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d))
+        });
         let entry = Entry { value, weight, expires };
         shard.lock().insert(key, entry, &*self.inner.clock);
         Ok(())

@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::clock::ManualClock;
+use crate::FakeClock;
 use crate::weigh::entry_overhead;
 
 fn unit_cache(capacity: usize, shards: usize) -> MemoryCache<u32, u32> {
@@ -81,11 +81,11 @@ fn default_weigher_counts_heap_and_bookkeeping() {
     c.insert(key, value).unwrap();
     let overhead = entry_overhead::<String, entry::Entry<Vec<u8>>>();
     assert_eq!(c.weighted_size(), overhead + 3 + 1000);
-    // node: String 24 + Entry (Vec 24, weight 8, deadline 16) + links 12, 8-aligned = 88;
+    // node: String 24 + Entry (Vec 24, weight 8, deadline 8) + links 12, 8-aligned = 80;
     // slot: a u32 index and its control byte at 7/8 load = 6.
-    assert_eq!(overhead, 88 + 6);
+    assert_eq!(overhead, 80 + 6);
     let node = size_of::<Option<super::arena::Node<String, Vec<u8>>>>();
-    assert!(node <= 88, "the node ({node} bytes) fits what is charged");
+    assert!(node <= 80, "the node ({node} bytes) fits what is charged");
 }
 
 #[test]
@@ -100,8 +100,8 @@ fn config_errors_name_the_setting() {
 }
 
 #[test]
-fn ttl_per_entry_and_default_under_a_manual_clock() {
-    let clock = ManualClock::new();
+fn ttl_per_entry_and_default_under_a_fake_clock() {
+    let clock = FakeClock::new();
     let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
         .max_bytes(10)
         .shards(1)
@@ -128,7 +128,7 @@ fn ttl_per_entry_and_default_under_a_manual_clock() {
 
 #[test]
 fn expired_victims_are_counted_as_expired() {
-    let clock = ManualClock::new();
+    let clock = FakeClock::new();
     let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
         .max_bytes(1)
         .shards(1)
@@ -248,7 +248,7 @@ proptest! {
     /// the budget holds after every operation, TTLs included.
     #[test]
     fn single_shard_matches_reference_lru(ops in proptest::collection::vec(op(), 1..200), budget in 1..120usize) {
-        let clock = ManualClock::new();
+        let clock = FakeClock::new();
         let c = MemoryCache::<u8, u8>::builder_with_weigher(|_, w| *w as usize)
             .max_bytes(budget)
             .shards(1)
@@ -292,7 +292,7 @@ proptest! {
         shards in 1..5usize,
         tiny in any::<bool>(),
     ) {
-        let clock = ManualClock::new();
+        let clock = FakeClock::new();
         let c = MemoryCache::<u8, (u8, u32)>::builder_with_weigher(|_, v| usize::from(v.0))
             .max_bytes(budget)
             .shards(shards)

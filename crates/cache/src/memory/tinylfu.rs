@@ -11,7 +11,7 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-use crate::clock::Clock;
+use crate::Clock;
 
 use super::arena::Arena;
 use super::climber::HillClimber;
