@@ -56,7 +56,7 @@
 //!   key's and value's [`Weigh::heap_bytes`] plus the entry's bookkeeping: its node in
 //!   the shard's arena (key, value, three `u32` links) and one hash-table slot at
 //!   hashbrown's 7/8 load. A closure on the builder replaces it. An entry heavier
-//!   than one shard's share is refused with [`Error::Oversized`] rather than flushing the
+//!   than one shard's share is refused with [`ErrorKind::Oversized`](crate::ErrorKind::Oversized) rather than flushing the
 //!   cache.
 //! - **Shards.** The key's hash picks one of N shards, each behind its own `parking_lot`
 //!   mutex with `max_bytes / N` of the budget, so threads on different shards do not
@@ -103,9 +103,9 @@ mod tiered;
 mod weigh;
 
 pub use cache::Cache;
-pub use mltb_clock::{Clock, FakeClock, MonotonicClock, StdClock};
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Result};
 pub use memory::{Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats};
+pub use mltb_clock::{Clock, FakeClock, MonotonicClock, StdClock};
 #[cfg(feature = "redis")]
 pub use redis::{Codec, JsonCodec, RedisCache, RedisCacheBuilder, RedisStats};
 #[cfg(feature = "redis")]

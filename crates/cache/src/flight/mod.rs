@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 type Outcome<V> = Option<Result<V>>;
 type FlightMap<K, V> = Mutex<HashMap<K, watch::Receiver<Outcome<V>>, lru::DefaultHasher>>;
@@ -65,7 +65,7 @@ where
 
     /// `lookup(key, false)` first; on a miss the first caller runs `loader`, hands a value to
     /// `store`, and publishes the outcome to every caller that missed meanwhile. A loader
-    /// error reaches them all as [`Error::Load`] and is not stored. If the leader is
+    /// error reaches them all as [`ErrorKind::Load`](crate::ErrorKind::Load) and is not stored. If the leader is
     /// dropped mid-load, a waiter takes over with its own loader. The leader looks up
     /// once more, with `recheck` true, after claiming the key (a lookup that counts
     /// stats should not count that one again).
@@ -122,9 +122,10 @@ where
                     }
                     let Some(load) = loader.take() else {
                         // Unreachable: a caller leads at most once, as leading returns.
-                        return Err(Error::Config("loader already used".into()));
+                        let why = std::io::Error::other("single-flight: loader already used");
+                        return Err(Error::new(ErrorKind::Load(Arc::new(why))));
                     };
-                    let result = load().await.map_err(|e| Error::Load(Arc::from(e.into())));
+                    let result = load().await.map_err(|e| Error::new(ErrorKind::Load(Arc::from(e.into()))));
                     if let Ok(v) = &result {
                         store(key.clone(), v.clone()).await;
                     }

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::{Clock, MonotonicClock};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::weigh::{Weigh, entry_overhead};
+use crate::{Clock, MonotonicClock};
 
 use super::entry::Entry;
 use super::lru_store::LruStore;
@@ -150,15 +150,16 @@ where
     /// Builds the cache, or says which setting is out of range.
     pub fn build(self) -> Result<MemoryCache<K, V>> {
         let shards = match self.shards {
-            Some(0) => return Err(Error::Config("shards must be at least 1".into())),
+            Some(0) => return Err(Error::config("shards", 0, "at least 1")),
             Some(n) => n,
             None => default_shards(),
         };
         if self.max_bytes < shards {
-            return Err(Error::Config(format!(
-                "max_bytes {} is smaller than the shard count {shards}: each shard needs at least one byte",
-                self.max_bytes
-            )));
+            return Err(Error::config(
+                "max_bytes",
+                self.max_bytes,
+                format!("at least the shard count ({shards}): each shard needs at least one byte"),
+            ));
         }
         Ok(self.assemble(shards))
     }

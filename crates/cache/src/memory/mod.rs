@@ -21,7 +21,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use crate::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
 use crate::weigh::Weigh;
 
@@ -133,7 +133,7 @@ where
     /// Inserts with the default TTL, if one is configured.
     ///
     /// # Errors
-    /// [`Error::Oversized`] when the entry weighs more than one shard's share of the
+    /// [`ErrorKind::Oversized`](crate::ErrorKind::Oversized) when the entry weighs more than one shard's share of the
     /// budget; then nothing is inserted or evicted, except that an older value under the
     /// same key is removed (it would otherwise be served stale).
     pub fn insert(&self, key: K, value: V) -> Result<()> {
@@ -154,16 +154,15 @@ where
         let shard = &self.inner.shards[idx].0;
         if weight > self.inner.shard_budget {
             shard.lock().remove(&key);
-            return Err(Error::Oversized {
+            return Err(Error::new(ErrorKind::Oversized {
                 weight,
                 limit: self.inner.shard_budget,
                 max_bytes: self.inner.max_bytes,
                 shards: self.inner.shards.len(),
-            });
+            }));
         }
-        let expires = ttl.map_or(entry::NEVER, |d| {
-            self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d))
-        });
+        let expires =
+            ttl.map_or(entry::NEVER, |d| self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d)));
         let entry = Entry { value, weight, expires };
         shard.lock().insert(key, entry, &*self.inner.clock);
         Ok(())

@@ -65,7 +65,7 @@ fn oversized_entries_are_refused_without_evicting() {
     let err = c.insert(99, 51).unwrap_err();
     assert!(err.is_oversized());
     assert!(err.to_string().contains("51 bytes"), "{err}");
-    assert!(matches!(err, Error::Oversized { weight: 51, limit: 50, max_bytes: 100, shards: 2 }));
+    assert!(matches!(err.kind(), ErrorKind::Oversized { weight: 51, limit: 50, max_bytes: 100, shards: 2 }));
     assert_eq!(c.stats(), before);
     // Replacing a cached value with an oversized one drops the stale value.
     let err = c.insert(0, 1000).unwrap_err();

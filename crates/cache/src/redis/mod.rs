@@ -173,7 +173,7 @@ where
         self.inner.suspect.store(true, Ordering::Relaxed);
         self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(namespace = %self.inner.namespace, error = %why, "redis cache call failed");
-        Err(Error::Backend(why))
+        Err(Error::backend(why))
     }
 
     async fn call<T: redis::FromRedisValue>(
@@ -250,7 +250,7 @@ where
     /// Stores `value` with `ttl`, or the default TTL when `None`.
     ///
     /// # Errors
-    /// [`Error::Codec`] if the value cannot be encoded; [`Error::Backend`] if Redis fails
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) if the value cannot be encoded; [`ErrorKind::Backend`](crate::ErrorKind::Backend) if Redis fails
     /// or does not answer within the timeout.
     pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
         let bytes = self.inner.codec.encode(&value)?;
@@ -268,7 +268,7 @@ where
     /// Deletes `key`; `true` if it existed.
     ///
     /// # Errors
-    /// [`Error::Backend`] if Redis fails or does not answer within the timeout.
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) if Redis fails or does not answer within the timeout.
     pub async fn remove(&self, key: &K) -> Result<bool> {
         let n: u64 = self.run(redis::cmd("DEL").arg(self.redis_key(key)).clone()).await?;
         Ok(n > 0)
@@ -279,7 +279,7 @@ where
     /// logged, the value still returned).
     ///
     /// # Errors
-    /// [`Error::Load`] with the loader's error, shared by every waiter and not cached.
+    /// [`ErrorKind::Load`](crate::ErrorKind::Load) with the loader's error, shared by every waiter and not cached.
     pub async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
     where
         F: FnOnce() -> Fut,

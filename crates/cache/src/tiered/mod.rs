@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
 use crate::memory::MemoryCache;
 use crate::redis::{Codec, JsonCodec, RedisCache};
@@ -94,7 +94,7 @@ where
     /// is down now is not an error). Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Config`] if the L2's URL cannot make a pub/sub client.
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) if the L2's URL cannot make a pub/sub client.
     pub async fn new(l1: MemoryCache<K, V>, l2: RedisCache<K, V, C>) -> Result<Self> {
         Self::build(l1, l2, None).await
     }
@@ -106,14 +106,14 @@ where
     /// Redis is unreachable each instance loads for itself.
     ///
     /// # Errors
-    /// As [`new`](Self::new), and [`Error::Config`] for a zero `lease_ttl`.
+    /// As [`new`](Self::new), and [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a zero `lease_ttl`.
     pub async fn new_with_load_lease(
         l1: MemoryCache<K, V>,
         l2: RedisCache<K, V, C>,
         lease_ttl: Duration,
     ) -> Result<Self> {
         if lease_ttl.is_zero() {
-            return Err(Error::Config("lease_ttl must be positive".into()));
+            return Err(Error::config("lease_ttl", "0s", "a positive duration"));
         }
         Self::build(l1, l2, Some(lease_ttl)).await
     }
@@ -123,8 +123,13 @@ where
         l2: RedisCache<K, V, C>,
         load_lease: Option<Duration>,
     ) -> Result<Self> {
-        let client = redis::Client::open(l2.url())
-            .map_err(|e| Error::Config(format!("redis url for invalidations: {e}")))?;
+        let client = redis::Client::open(l2.url()).map_err(|e| {
+            Error::config(
+                "url",
+                mltb_pool::redact_url(l2.url()),
+                format!("a redis URL for invalidations ({e})"),
+            )
+        })?;
         let channel = format!("{}invalidate", l2.namespace());
         let instance = format!(
             "{}-{}-{:x}",
@@ -199,7 +204,7 @@ where
     /// every other instance's L1.
     ///
     /// # Errors
-    /// [`Error::Codec`] if the value cannot be encoded for L2. An entry too big for L1
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) if the value cannot be encoded for L2. An entry too big for L1
     /// is still written to L2; an L2 failure is logged and counted, not returned.
     pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
         let l1 = match ttl {
@@ -210,7 +215,7 @@ where
             tracing::debug!(error = %e, "value not cached in L1");
         }
         match self.inner.l2.insert(key.clone(), value, ttl).await {
-            Err(e @ Error::Codec(_)) => return Err(e),
+            Err(e) if matches!(e.kind(), ErrorKind::Codec { .. }) => return Err(e),
             Err(e) => tracing::debug!(error = %e, "value not written to L2"),
             Ok(()) => {}
         }
@@ -221,7 +226,7 @@ where
     /// Removes from both tiers and from every other instance's L1.
     ///
     /// # Errors
-    /// [`Error::Backend`] if L2 could not be reached: the key is gone from this L1 but may
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) if L2 could not be reached: the key is gone from this L1 but may
     /// live on in L2 and, until their L1 TTL, in other instances.
     pub async fn remove(&self, key: &K) -> Result<bool> {
         let here = self.inner.l1.remove(key).is_some();
@@ -234,7 +239,7 @@ where
     /// load lease); the loaded value is written to both tiers.
     ///
     /// # Errors
-    /// [`Error::Load`] with the loader's error, shared by every waiter, not cached.
+    /// [`ErrorKind::Load`](crate::ErrorKind::Load) with the loader's error, shared by every waiter, not cached.
     pub async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
     where
         F: FnOnce() -> Fut,
