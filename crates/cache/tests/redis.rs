@@ -44,6 +44,26 @@ async fn stores_under_the_namespace_with_ttl_and_removes() {
 }
 
 #[tokio::test]
+async fn get_with_ttl_reads_the_time_left_in_one_call() {
+    let redis = SharedRedis::get().await.unwrap();
+    let cache: RedisCache<u32, String> = RedisCache::builder(redis.url())
+        .namespace(format!("{}pttl:", redis.key_prefix()))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    cache.insert(1, "a".into(), Some(Duration::from_secs(60))).await.unwrap();
+    cache.insert(2, "b".into(), None).await.unwrap();
+    let (v, left) = cache.get_with_ttl(&1).await.unwrap();
+    assert_eq!(v, "a");
+    assert!(left.is_some_and(|d| d > Duration::ZERO && d <= Duration::from_secs(60)), "{left:?}");
+    assert_eq!(cache.get_with_ttl(&2).await, Some(("b".to_string(), None)), "no TTL");
+    assert_eq!(cache.get_with_ttl(&3).await, None);
+    let s = cache.stats();
+    assert_eq!((s.hits, s.misses, s.errors), (2, 1, 0));
+    assert_eq!(cache.pool().metrics().checkouts, 5, "one call per read: two writes, three reads");
+}
+
+#[tokio::test]
 async fn an_undecodable_value_is_a_counted_miss() {
     let redis = SharedRedis::get().await.unwrap();
     let ns = redis.key_prefix().to_string();

@@ -227,6 +227,11 @@ where
         self.inner.shards.iter().map(|s| s.0.lock().used()).sum()
     }
 
+    /// The TTL given to entries inserted without one.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
+    }
+
     /// The configured budget.
     pub fn max_bytes(&self) -> usize {
         self.inner.max_bytes

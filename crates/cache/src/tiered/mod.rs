@@ -24,6 +24,12 @@ use subscriber::Listener;
 /// tiers above; writes go to both; every write and remove is published on
 /// `<namespace>invalidate`, and every other instance drops that key from its L1.
 ///
+/// # Expiry
+/// A value's TTL follows it into every L1: a value read through from L2 is kept in L1
+/// for no longer than it has left in Redis (its `PTTL`, read with the value in one round
+/// trip), and a value written here for no longer than its TTL in L2 (the one given, or
+/// L2's default). The L1's `default_ttl`, if any, caps both.
+///
 /// # Staleness bound
 /// While the subscription is up, another instance stops serving a changed key once the
 /// publish reaches it (one Redis round trip). If the subscription drops, L1 is cleared
@@ -190,30 +196,43 @@ where
         }
     }
 
-    /// L1, then L2 (filling L1). Never fails: an L2 failure is a miss.
+    /// L1, then L2 (filling L1 for the time the value has left in L2). Never fails: an
+    /// L2 failure is a miss.
     pub async fn get(&self, key: &K) -> Option<V> {
         if let Some(v) = self.inner.l1.get(key) {
             return Some(v);
         }
-        let v = self.inner.l2.get(key).await?;
-        let _ = self.inner.l1.insert(key.clone(), v.clone());
+        let (v, ttl) = self.inner.l2.get_with_ttl(key).await?;
+        self.fill_l1(key.clone(), v.clone(), ttl);
         Some(v)
     }
 
+    /// Puts a copy in L1 that expires no later than the value does in L2 (`ttl`, `None`
+    /// for never) nor than L1's default TTL.
+    fn fill_l1(&self, key: K, value: V, ttl: Option<Duration>) {
+        let l1 = &self.inner.l1;
+        let ttl = match (ttl, l1.default_ttl()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let r = match ttl {
+            Some(ttl) => l1.insert_with_ttl(key, value, ttl),
+            None => l1.insert(key, value),
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "value not cached in L1");
+        }
+    }
+
     /// Writes both tiers (L2 best effort, within its timeout) and invalidates the key in
-    /// every other instance's L1.
+    /// every other instance's L1. `ttl` `None` means L2's default TTL; L1 keeps the value
+    /// no longer than that, nor than its own default TTL.
     ///
     /// # Errors
     /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) if the value cannot be encoded for L2. An entry too big for L1
     /// is still written to L2; an L2 failure is logged and counted, not returned.
     pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
-        let l1 = match ttl {
-            Some(ttl) => self.inner.l1.insert_with_ttl(key.clone(), value.clone(), ttl),
-            None => self.inner.l1.insert(key.clone(), value.clone()),
-        };
-        if let Err(e) = l1 {
-            tracing::debug!(error = %e, "value not cached in L1");
-        }
+        self.fill_l1(key.clone(), value.clone(), ttl.or(self.inner.l2.default_ttl()));
         match self.inner.l2.insert(key.clone(), value, ttl).await {
             Err(e) if matches!(e.kind(), ErrorKind::Codec { .. }) => return Err(e),
             Err(e) => tracing::debug!(error = %e, "value not written to L2"),
@@ -267,8 +286,8 @@ where
                     result
                 }
                 Ok(false) => {
-                    if let Some(v) = lease::wait_for_value(l2, &load_key, &lease_key, ttl).await {
-                        let _ = self.inner.l1.insert(load_key, v.clone());
+                    if let Some((v, left)) = lease::wait_for_value(l2, &load_key, &lease_key, ttl).await {
+                        self.fill_l1(load_key, v.clone(), left);
                         return Ok(v);
                     }
                     let v = loader().await.map_err(Into::into)?;
