@@ -72,10 +72,12 @@ impl Error {
         Self::new(ErrorKind::InvalidConfig { setting, value: value.to_string(), expected: expected.into() })
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn backend(reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::Backend { reason: reason.into() })
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) fn codec(reason: impl Into<String>) -> Self {
         Self::new(ErrorKind::Codec { reason: reason.into() })
     }

@@ -104,7 +104,9 @@ mod weigh;
 
 pub use cache::Cache;
 pub use error::{Error, ErrorKind, Result};
-pub use memory::{Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats};
+pub use memory::{
+    Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats, WindowStats,
+};
 pub use mltb_clock::{Clock, FakeClock, MonotonicClock, StdClock};
 #[cfg(feature = "redis")]
 pub use redis::{Codec, JsonCodec, RedisCache, RedisCacheBuilder, RedisStats};

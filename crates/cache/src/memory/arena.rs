@@ -11,9 +11,7 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::Clock;
-
-use super::entry::Entry;
+use super::entry::{Entry, Now};
 
 /// No node: the end of a list.
 const NIL: u32 = u32::MAX;
@@ -268,8 +266,8 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     }
 
     /// Nodes whose entry has expired.
-    pub(crate) fn expired(&self, clock: &dyn Clock) -> Vec<u32> {
-        let now = clock.now_nanos();
+    pub(crate) fn expired(&self, now: &Now<'_>) -> Vec<u32> {
+        let now = now.nanos();
         (0..self.nodes.len() as u32)
             .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired_at(now)))
             .collect()

@@ -16,10 +16,15 @@ use super::entry::Entry;
 use super::lru_store::LruStore;
 use super::shard::{Shard, Store};
 use super::tinylfu::TinyLfuStore;
+use super::window::{BUCKETS, HitWindow};
 use super::{Inner, MemoryCache, Padded};
 
 /// The default budget: 200 MB.
 pub const DEFAULT_MAX_BYTES: usize = 200 * 1024 * 1024;
+
+/// The shortest window [`MemoryCacheBuilder::stats_window`] accepts.
+const MIN_STATS_WINDOW: Duration = Duration::from_millis(1);
+const _: () = assert!(MIN_STATS_WINDOW.as_nanos() >= BUCKETS as u128);
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> usize + Send + Sync>;
 
@@ -51,6 +56,7 @@ pub struct MemoryCacheBuilder<K, V> {
     clock: Arc<dyn Clock>,
     admission: Admission,
     expected_entries: Option<usize>,
+    stats_window: Option<Duration>,
 }
 
 impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
@@ -62,6 +68,7 @@ impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
             .field("clock", &self.clock)
             .field("admission", &self.admission)
             .field("expected_entries", &self.expected_entries)
+            .field("stats_window", &self.stats_window)
             .finish_non_exhaustive()
     }
 }
@@ -86,6 +93,7 @@ where
             clock: Arc::new(MonotonicClock::new()),
             admission: Admission::Lru,
             expected_entries: None,
+            stats_window: None,
         }
     }
 
@@ -147,6 +155,18 @@ where
         self
     }
 
+    /// Counts reads over a sliding window of the cache's clock, reported in
+    /// [`Stats::window`](crate::Stats::window): the hit ratio of the last `window` (and at
+    /// most a tenth more), counted in ten buckets per shard. At least a millisecond.
+    ///
+    /// Off by default: it reads the clock on every `get`, which otherwise reads it only
+    /// for an entry with a TTL (about 50 more instructions per hit, a third of a hit's
+    /// cost, where the clock is the TSC).
+    pub fn stats_window(mut self, window: Duration) -> Self {
+        self.stats_window = Some(window);
+        self
+    }
+
     /// Builds the cache, or says which setting is out of range.
     pub fn build(self) -> Result<MemoryCache<K, V>> {
         let shards = match self.shards {
@@ -159,6 +179,13 @@ where
                 "max_bytes",
                 self.max_bytes,
                 format!("at least the shard count ({shards}): each shard needs at least one byte"),
+            ));
+        }
+        if let Some(window) = self.stats_window.filter(|w| *w < MIN_STATS_WINDOW) {
+            return Err(Error::config(
+                "stats_window",
+                format!("{window:?}"),
+                format!("at least {MIN_STATS_WINDOW:?}"),
             ));
         }
         Ok(self.assemble(shards))
@@ -186,7 +213,7 @@ where
                         )))
                     }
                 };
-                Padded(Mutex::new(Shard::new(store)))
+                Padded(Mutex::new(Shard::new(store, self.stats_window.map(HitWindow::new))))
             })
             .collect();
         MemoryCache {
@@ -197,6 +224,7 @@ where
                 weigher: self.weigher,
                 clock: self.clock,
                 default_ttl: self.default_ttl,
+                stats_window: self.stats_window,
                 max_bytes: self.max_bytes,
                 shard_budget,
                 admission: self.admission,

@@ -1,4 +1,7 @@
-//! One cached value with its weight and deadline.
+//! One cached value with its weight and deadline, and the lazily read time of one
+//! operation.
+
+use std::cell::Cell;
 
 use crate::Clock;
 
@@ -12,16 +15,15 @@ pub(crate) struct Entry<V> {
     pub(crate) value: V,
     pub(crate) weight: usize,
     /// When the entry expires, in nanoseconds on the cache's clock; [`NEVER`] for no TTL.
-    /// A `u64` rather than an `Option<Instant>`: half the size, and compared without
-    /// converting the clock's reading.
+    /// A `u64` is half an `Instant` and compares with the clock's reading as it is.
     pub(crate) expires: u64,
 }
 
 impl<V> Entry<V> {
     /// Reads the clock only for an entry with a TTL.
     #[inline]
-    pub(crate) fn is_expired(&self, clock: &dyn Clock) -> bool {
-        self.expires != NEVER && clock.now_nanos() >= self.expires
+    pub(crate) fn is_expired(&self, now: &Now<'_>) -> bool {
+        self.expires != NEVER && now.nanos() >= self.expires
     }
 
     /// Whether the entry has expired at `now` (nanoseconds on the cache's clock).
@@ -31,10 +33,38 @@ impl<V> Entry<V> {
     }
 }
 
+/// The time of one operation, read from the cache's clock when first needed and then
+/// reused: an operation reads the clock at most once, and not at all if nothing needs it.
+#[derive(Debug)]
+pub(crate) struct Now<'a> {
+    clock: &'a dyn Clock,
+    at: Cell<Option<u64>>,
+}
+
+impl<'a> Now<'a> {
+    #[inline]
+    pub(crate) fn new(clock: &'a dyn Clock) -> Self {
+        Self { clock, at: Cell::new(None) }
+    }
+
+    /// Nanoseconds on the cache's clock at this operation.
+    #[inline]
+    pub(crate) fn nanos(&self) -> u64 {
+        match self.at.get() {
+            Some(at) => at,
+            None => {
+                let at = self.clock.now_nanos();
+                self.at.set(Some(at));
+                at
+            }
+        }
+    }
+}
+
 /// Counts an entry pushed out for room: as expired if it already was, else as size.
 #[inline]
-pub(crate) fn count_eviction<V>(e: &Entry<V>, clock: &dyn Clock, c: &mut Counters) {
-    if e.is_expired(clock) {
+pub(crate) fn count_eviction<V>(e: &Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    if e.is_expired(now) {
         c.evictions.expired += 1;
     } else {
         c.evictions.size += 1;

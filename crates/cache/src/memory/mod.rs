@@ -11,6 +11,7 @@ mod shard;
 mod sketch;
 mod stats;
 mod tinylfu;
+mod window;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -26,10 +27,10 @@ use crate::flight::Flights;
 use crate::weigh::Weigh;
 
 pub use builder::{Admission, DEFAULT_MAX_BYTES, MemoryCacheBuilder};
-pub use stats::{Evictions, Stats};
+pub use stats::{Evictions, Stats, WindowStats};
 
 use builder::Weigher;
-use entry::Entry;
+use entry::{Entry, Now};
 use shard::Shard;
 
 /// Keeps each shard's lock on its own cache lines, so two threads working on different
@@ -54,6 +55,7 @@ pub(crate) struct Inner<K: Hash + Eq, V> {
     weigher: Weigher<K, V>,
     clock: Arc<dyn Clock>,
     default_ttl: Option<Duration>,
+    stats_window: Option<Duration>,
     max_bytes: usize,
     shard_budget: usize,
     admission: Admission,
@@ -127,7 +129,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.lock().get(key, &*self.inner.clock)
+        self.inner.shards[idx].0.lock().get(key, &Now::new(&*self.inner.clock))
     }
 
     /// Inserts with the default TTL, if one is configured.
@@ -164,7 +166,7 @@ where
         let expires =
             ttl.map_or(entry::NEVER, |d| self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d)));
         let entry = Entry { value, weight, expires };
-        shard.lock().insert(key, entry, &*self.inner.clock);
+        shard.lock().insert(key, entry, &Now::new(&*self.inner.clock));
         Ok(())
     }
 
@@ -185,13 +187,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.lock().contains(key, &*self.inner.clock)
+        self.inner.shards[idx].0.lock().contains(key, &Now::new(&*self.inner.clock))
     }
 
     /// Drops every expired entry now (they are otherwise dropped when read or evicted).
     pub fn purge_expired(&self) {
         for s in self.inner.shards.iter() {
-            s.0.lock().purge_expired(&*self.inner.clock);
+            s.0.lock().purge_expired(&Now::new(&*self.inner.clock));
         }
     }
 
@@ -202,12 +204,21 @@ where
         }
     }
 
-    /// Counters summed over shards.
+    /// Counters summed over shards, with the reads of the last
+    /// [`stats_window`](MemoryCacheBuilder::stats_window), if one was set, in
+    /// [`Stats::window`].
     pub fn stats(&self) -> Stats {
         let mut out = Stats { max_bytes: self.inner.max_bytes, ..Stats::default() };
+        out.window.window = self.inner.stats_window.unwrap_or_default();
+        let now = self.inner.stats_window.map(|_| self.inner.clock.now_nanos());
         for s in self.inner.shards.iter() {
             let s = s.0.lock();
             out.add_shard(&s.counters, s.used(), s.len());
+            if let (Some(window), Some(now)) = (&s.window, now) {
+                let (hits, misses) = window.sum(now);
+                out.window.hits += hits;
+                out.window.misses += misses;
+            }
         }
         out
     }

@@ -127,6 +127,55 @@ fn ttl_per_entry_and_default_under_a_fake_clock() {
 }
 
 #[test]
+fn the_stats_window_holds_the_recent_reads_on_the_caches_clock() {
+    let clock = FakeClock::new();
+    let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
+        .max_bytes(100)
+        .shards(4)
+        .stats_window(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(c.stats().window.hit_ratio(), None, "no read, no ratio");
+    for k in 0..10 {
+        c.insert(k, k).unwrap();
+    }
+    for i in 0..90 {
+        assert!(c.get(&(i % 10)).is_some());
+    }
+    for k in 100..110 {
+        assert!(c.get(&k).is_none());
+    }
+    let w = c.stats().window;
+    assert_eq!((w.hits, w.misses, w.window), (90, 10, Duration::from_secs(60)));
+    assert_eq!(w.hit_ratio(), Some(0.9));
+
+    clock.advance(Duration::from_secs(30));
+    for k in 200..230 {
+        assert!(c.get(&k).is_none());
+    }
+    assert_eq!((c.stats().window.hits, c.stats().window.misses), (90, 40));
+    // The window moves in steps of a tenth: the first reads stay in it until 66 s.
+    clock.advance(Duration::from_secs(35));
+    assert_eq!(c.stats().window.reads(), 130);
+    clock.advance(Duration::from_secs(1));
+    let s = c.stats();
+    assert_eq!((s.window.hits, s.window.misses), (0, 30), "the first minute's reads left the window");
+    assert!(s.window.hit_ratio().is_some_and(|r| r < 0.7), "what an alert under 70 % sees");
+    assert_eq!((s.hits, s.misses), (90, 40), "the totals keep every read");
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(c.stats().window.hit_ratio(), None, "an idle hour: no reads in the window");
+
+    let e = MemoryCache::<u32, u32>::builder().stats_window(Duration::ZERO).build().unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("stats_window = 0ns"), "{e}");
+    // Without a window set, no window is counted.
+    let off = unit_cache(10, 1);
+    off.get(&1);
+    let w = off.stats().window;
+    assert_eq!((w.reads(), w.window, w.hit_ratio()), (0, Duration::ZERO, None));
+}
+
+#[test]
 fn expired_victims_are_counted_as_expired() {
     let clock = FakeClock::new();
     let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
