@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::error::{Error, ErrorKind, Result};
 
 type Outcome<V> = Option<Result<V>>;
-type FlightMap<K, V> = Mutex<HashMap<K, watch::Receiver<Outcome<V>>, lru::DefaultHasher>>;
+type FlightMap<K, V> = Mutex<HashMap<K, watch::Receiver<Outcome<V>>, hashbrown::DefaultHashBuilder>>;
 
 /// Keeps each lock on its own cache lines.
 #[repr(align(128))]
@@ -22,7 +22,7 @@ struct Padded<T>(T);
 /// published on. Shared by every tier's `get_or_load`.
 pub(crate) struct Flights<K, V> {
     shards: Box<[Padded<FlightMap<K, V>>]>,
-    hasher: lru::DefaultHasher,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl<K, V> fmt::Debug for Flights<K, V> {
@@ -57,9 +57,9 @@ where
     pub(crate) fn new(shards: usize) -> Self {
         Self {
             shards: (0..shards.max(1))
-                .map(|_| Padded(Mutex::new(HashMap::with_hasher(lru::DefaultHasher::default()))))
+                .map(|_| Padded(Mutex::new(HashMap::with_hasher(hashbrown::DefaultHashBuilder::default()))))
                 .collect(),
-            hasher: lru::DefaultHasher::default(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
         }
     }
 

@@ -199,7 +199,7 @@ where
 
     fn assemble(self, shards: usize) -> MemoryCache<K, V> {
         let shard_budget = self.max_bytes / shards;
-        let hasher = lru::DefaultHasher::default();
+        let hasher = hashbrown::DefaultHashBuilder::default();
         let per_shard_entries = self.expected_entries.map(|n| n.div_ceil(shards));
         let shard_vec = (0..shards)
             .map(|_| {

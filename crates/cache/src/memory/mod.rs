@@ -51,7 +51,7 @@ type Shards<K, V> = Box<[Padded<Mutex<Shard<K, V>>>]>;
 pub(crate) struct Inner<K: Hash + Eq, V> {
     shards: Shards<K, V>,
     flights: Flights<K, V>,
-    hasher: lru::DefaultHasher,
+    hasher: hashbrown::DefaultHashBuilder,
     weigher: Weigher<K, V>,
     clock: Arc<dyn Clock>,
     default_ttl: Option<Duration>,
