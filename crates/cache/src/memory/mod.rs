@@ -1,4 +1,5 @@
-//! The in-memory cache (L1): sharded, byte-bounded, on the lru crate.
+//! The in-memory cache (L1): sharded and byte-bounded, each shard an arena of entries
+//! under one lock.
 
 mod arena;
 mod builder;

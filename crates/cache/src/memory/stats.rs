@@ -44,6 +44,16 @@ impl Evictions {
 ///
 /// Shards are read one after another, so under concurrent use the snapshot is not one
 /// instant; each shard's own figures are consistent.
+///
+/// New fields may be added, so build one (to test an exporter, say) from the default:
+///
+/// ```
+/// let mut stats = mltb_cache::Stats::default();
+/// (stats.hits, stats.misses) = (9, 1);
+/// stats.window.hits = 3;
+/// assert_eq!(stats.hit_ratio(), 0.9);
+/// assert_eq!(stats.window.hit_ratio(), Some(1.0));
+/// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
