@@ -1,6 +1,7 @@
 //! L2 hit latency: `RedisCache::get` (pool checkout, GET, JSON decode) beside a raw
 //! `GET` of the same bytes on one multiplexed connection, in one criterion group. Needs
-//! `redis-server` (spawned by mltb-testkit) or `REDIS_URL`.
+//! `redis-server` (spawned by mltb-testkit) or `REDIS_URL`. Every read in both rows must
+//! be a hit, and the cache must count no Redis error: a miss would time a different path.
 //!
 //! ```text
 //! cargo bench -p mltb-cache --features redis --bench l2
@@ -40,10 +41,15 @@ fn l2_hit(c: &mut Criterion) {
     });
     let mut g = c.benchmark_group("l2_hit_1KiB");
     g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
-    g.bench_function("ours_redis_cache_get", |b| {
-        b.to_async(&rt).iter(|| async { black_box(cache.get(&"hot".to_string()).await) });
+    let hot = "hot".to_string();
+    g.bench_function("mltb/redis_cache_get", |b| {
+        b.to_async(&rt).iter(|| async {
+            let v = cache.get(&hot).await;
+            assert!(v.is_some(), "the L2 read missed: {:?}", cache.stats());
+            black_box(v)
+        });
     });
-    g.bench_function("raw_redis_get", |b| {
+    g.bench_function("redis/raw_get", |b| {
         b.to_async(&rt).iter(|| {
             let mut conn = raw.clone();
             let key = key.clone();
@@ -53,11 +59,14 @@ fn l2_hit(c: &mut Criterion) {
                     .query_async(&mut conn)
                     .await
                     .unwrap_or_else(|e| panic!("{e}"));
+                assert!(v.is_some(), "the raw read of {key} missed");
                 black_box(v)
             }
         });
     });
     g.finish();
+    let s = cache.stats();
+    assert!(s.hits > 0 && s.misses == 0 && s.errors == 0, "every L2 read was a hit: {s:?}");
 }
 
 criterion_group!(benches, l2_hit);

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `(Ir(N) - Ir(0)) / N` is the cost of one hit; `mutex_lru` instead of `ours` gives the
-//! anchor's.
+//! anchor's, and `ours_window` ours with a one-minute
+//! [`stats_window`](mltb_cache::MemoryCacheBuilder::stats_window).
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example prints its figures")]
 
 use std::hint::black_box;
@@ -43,15 +44,18 @@ fn main() {
     let keys = keys();
     let mut found = 0u64;
     match which.as_str() {
-        "ours" => {
-            let cache =
-                match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1).max_bytes(CAPACITY).build() {
-                    Ok(c) => c,
-                    Err(e) => {
-                        eprintln!("{e}");
-                        std::process::exit(1);
-                    }
-                };
+        "ours" | "ours_window" => {
+            let mut builder = MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1).max_bytes(CAPACITY);
+            if which == "ours_window" {
+                builder = builder.stats_window(std::time::Duration::from_secs(60));
+            }
+            let cache = match builder.build() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("{e}");
+                    std::process::exit(1);
+                }
+            };
             for k in 0..HOT_KEYS {
                 let _ = cache.insert(k, k);
             }
@@ -71,7 +75,7 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown cache {other:?}; expected ours or mutex_lru");
+            eprintln!("unknown cache {other:?}; expected ours, ours_window or mutex_lru");
             std::process::exit(2);
         }
     }

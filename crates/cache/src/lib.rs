@@ -1,6 +1,5 @@
-//! A byte-bounded, sharded in-memory cache on the `lru` crate, with TTLs, cheap stats,
-//! single-flight loads and an opt-in W-TinyLFU admission filter, behind a [`Cache`]
-//! trait that the Redis L2 and the tiered cache (feature `redis`) share.
+//! A byte-bounded, sharded in-memory cache — LRU or W-TinyLFU over an index-linked arena —
+//! with TTLs, cheap stats, single-flight loads and a Redis tier, behind one [`Cache`] trait.
 //!
 //! # Example
 //!
@@ -13,6 +12,7 @@
 //!     .max_bytes(64 * 1024 * 1024)           // a promise: the weigher's bytes never exceed this
 //!     .default_ttl(Duration::from_secs(300))
 //!     .admission(Admission::TinyLfu)         // opt-in; plain LRU is the default
+//!     .stats_window(Duration::from_secs(60)) // opt-in: the hit ratio of the last minute
 //!     .build()?;
 //!
 //! cache.insert("user:1".to_string(), b"settings".to_vec())?;
@@ -30,7 +30,8 @@
 //! assert!(cache.insert("big".to_string(), huge).unwrap_err().is_oversized());
 //!
 //! let stats = cache.stats();
-//! assert_eq!((stats.hits, stats.entries), (1, 2));
+//! assert_eq!((stats.hits, stats.misses, stats.entries), (1, 1, 2));
+//! assert_eq!(stats.window.hit_ratio(), Some(0.5)); // export it; alert when it drops
 //! # Ok(())
 //! # }
 //! ```
@@ -44,8 +45,8 @@
 //!   failed or slow Redis (past a bounded timeout) makes a read a miss and a counted
 //!   error, never a failed read; Redis coming back is used again without a restart.
 //!   The same feature brings `TieredCache`: L1 → L2 → loader read-through, write-through,
-//!   and invalidation of every other instance's L1 over Redis pub/sub (its docs state the
-//!   staleness bound).
+//!   invalidation of every other instance's L1 over Redis pub/sub (its docs state the
+//!   staleness bound), and a value's TTL kept in every L1 that holds a copy.
 //!
 //! # Design
 //!
@@ -54,10 +55,10 @@
 //!   has the same operations as plain synchronous methods, which is what hot paths call.
 //! - **Bytes, not entries.** Every entry is charged by a weigher. The default charges the
 //!   key's and value's [`Weigh::heap_bytes`] plus the entry's bookkeeping: its node in
-//!   the shard's arena (key, value, three `u32` links) and one hash-table slot at
-//!   hashbrown's 7/8 load. A closure on the builder replaces it. An entry heavier
-//!   than one shard's share is refused with [`Error::Oversized`] rather than flushing the
-//!   cache.
+//!   the shard's arena (key, value, weight, deadline, three `u32` links) and one
+//!   hash-table slot at hashbrown's 7/8 load. A closure on the builder replaces it. An
+//!   entry heavier than one shard's share is refused with [`ErrorKind::Oversized`] rather
+//!   than flushing the cache.
 //! - **Shards.** The key's hash picks one of N shards, each behind its own `parking_lot`
 //!   mutex with `max_bytes / N` of the budget, so threads on different shards do not
 //!   contend.
@@ -69,11 +70,15 @@
 //!   checked indices. With one shard the cache is an exact global LRU (the trace
 //!   test proves it against the published LRU figures).
 //! - **TTL.** Per-entry or default; an expired entry is a miss, is dropped when found, and
-//!   is counted as an eviction of cause `expired`. Time comes from a [`Clock`], so tests
-//!   use a [`ManualClock`] rather than sleeping.
+//!   is counted as an eviction of cause `expired`. A deadline is a `u64` of nanoseconds
+//!   on the cache's [`Clock`] ([`MonotonicClock`] by default, from `mltb-clock`), so
+//!   tests use a [`FakeClock`] rather than sleeping. An operation reads the clock at most
+//!   once, and a read of an entry without a TTL not at all (unless a stats window is on).
 //! - **Stats.** Counters live in each shard beside the data they count and are bumped
 //!   under the lock the operation already holds, so they cost a plain add; [`Stats`] sums
-//!   them.
+//!   them. [`Stats::window`] holds the reads of a sliding window (a ring of ten buckets
+//!   per shard on the cache's clock), the figure to alert on; it is opt-in
+//!   ([`MemoryCacheBuilder::stats_window`]) because it reads the clock on every `get`.
 //! - **Single-flight.** Loads in progress are kept per key with a `tokio::sync::watch`
 //!   channel; the first misser loads, the rest wait on the channel. Errors are shared,
 //!   never cached; a cancelled loader hands the load to a waiter. Every tier shares this
@@ -82,7 +87,15 @@
 //!   "TinyLFU: A Highly Efficient Cache Admission Policy", 2017) as Caffeine builds it: a
 //!   window LRU, a segmented main LRU (probation and protected), a 4-bit count-min sketch
 //!   that ages by halving, and hill climbing on the window's share — held up by a
-//!   sampled shadow LRU while plain LRU would be hitting more.
+//!   sampled shadow LRU while plain LRU would be hitting more. How it compares with LRU
+//!   and with moka on real traces: `docs/benchmarks.md` in the repository
+//!   (`cargo run --release -p mltb-cache --example trace_replay`). No policy wins
+//!   everywhere: W-TinyLFU is ahead of LRU where scans and loops thrash it and behind
+//!   it on some traces (zigzag, backf); against moka it leads on some traces and trails
+//!   on others (sprite and multi1 at small capacities, zigzag, backf).
+//! - **Errors.** [`Error`] has a [`kind`](Error::kind) and the family's predicates:
+//!   [`is_retryable`](Error::is_retryable) (a loader or backend failure),
+//!   [`retry_after`](Error::retry_after), [`is_oversized`](Error::is_oversized).
 //! - **Redis connections.** The L2 takes connections from an `mltb_pool::Pool` of
 //!   `RedisManager`, whose connections report themselves broken after a dropped-socket
 //!   or I/O error (and a call that times out marks its connection broken), so the pool
@@ -93,7 +106,6 @@
 //!   invalidations needs a connection of its own, opened from the URL outside the pool.
 
 mod cache;
-mod clock;
 mod error;
 mod flight;
 mod memory;
@@ -104,11 +116,18 @@ mod tiered;
 mod weigh;
 
 pub use cache::Cache;
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{Error, Result};
-pub use memory::{Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats};
+pub use error::{Error, ErrorKind, Result};
+pub use memory::{
+    Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats, WindowStats,
+};
+pub use mltb_clock::{Clock, FakeClock, MonotonicClock, StdClock};
 #[cfg(feature = "redis")]
 pub use redis::{Codec, JsonCodec, RedisCache, RedisCacheBuilder, RedisStats};
 #[cfg(feature = "redis")]
 pub use tiered::{TieredCache, TieredStats};
 pub use weigh::Weigh;
+
+/// The README's examples, compiled as doctests (its tiered example needs `redis`).
+#[cfg(all(doctest, feature = "redis"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 /// Heap bytes a value owns beyond its inline `size_of`.
 ///
-/// The default weigher charges an entry `size_of` of its node in the LRU list (key, value,
-/// links), one hash-table slot, and `heap_bytes` of the key and of the value. Implement
+/// The default weigher charges an entry `size_of` of its node in the shard's arena (key,
+/// value, weight, deadline, links), one hash-table slot, and `heap_bytes` of the key and
+/// of the value. Implement
 /// this for your own types, or pass a closure to
 /// [`MemoryCacheBuilder::weigher`](crate::MemoryCacheBuilder::weigher) instead.
 pub trait Weigh {

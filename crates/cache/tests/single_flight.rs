@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use mltb_cache::{Cache, Error, MemoryCache};
+use mltb_cache::{Cache, ErrorKind, MemoryCache};
 use tokio::sync::Semaphore;
 
 fn cache() -> MemoryCache<String, String> {
@@ -75,7 +75,7 @@ async fn a_loader_error_reaches_every_waiter_and_is_not_cached() {
     gate.add_permits(1);
     for t in tasks {
         let err = t.await.unwrap().unwrap_err();
-        assert!(matches!(err, Error::Load(_)), "{err}");
+        assert!(matches!(err.kind(), ErrorKind::Load(_)), "{err}");
         assert!(err.is_retryable());
         assert!(err.to_string().contains("backend down"), "{err}");
     }

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mltb_cache::{MemoryCache, RedisCache, TieredCache};
+use mltb_cache::{FakeClock, MemoryCache, RedisCache, TieredCache};
 use mltb_testkit::RedisServer;
 
 async fn instance(url: &str, ns: &str) -> TieredCache<u64, String> {
@@ -142,4 +142,67 @@ async fn instances_on_one_shared_pool_still_invalidate_each_other() {
     assert_eq!(b.get(&1).await.as_deref(), Some("v2"));
     assert!(pool.metrics().checkouts >= 6, "both L2s used the shared pool: {:?}", pool.metrics());
     assert!(pool.state().connections <= 4);
+}
+
+/// The time `key` has left in Redis, in milliseconds (-2: gone; -1: no TTL).
+async fn pttl(conn: &mut redis::aio::MultiplexedConnection, key: &str) -> i64 {
+    redis::cmd("PTTL").arg(key).query_async(conn).await.unwrap()
+}
+
+/// An instance whose L1 runs on `clock`, with no default TTL unless `l1_ttl`.
+async fn on_clock(url: &str, clock: &FakeClock, l1_ttl: Option<Duration>) -> TieredCache<u64, String> {
+    let mut l1 = MemoryCache::builder().max_bytes(1 << 20).clock(clock.clone());
+    if let Some(ttl) = l1_ttl {
+        l1 = l1.default_ttl(ttl);
+    }
+    let l2 = RedisCache::builder(url).namespace("ttl:").timeout(Duration::from_secs(1)).build().unwrap();
+    TieredCache::new(l1.build().unwrap(), l2).await.unwrap()
+}
+
+/// A per-entry TTL written by one instance holds in the L1 of another that reads the
+/// value through: the L1 copy lives no longer than the value has left in Redis. Redis
+/// expires keys on real time and the L1s run on fake clocks, so the TTL b's L1 assigned
+/// is pinned between the key's PTTL read just before b's read and just after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_entry_ttl_follows_the_value_into_other_instances_l1() {
+    let server = RedisServer::start().await.unwrap();
+    let (clock_a, clock_b, clock_c) = (FakeClock::new(), FakeClock::new(), FakeClock::new());
+    let a = on_clock(&server.url(), &clock_a, None).await;
+    let b = on_clock(&server.url(), &clock_b, None).await;
+    let c = on_clock(&server.url(), &clock_c, Some(Duration::from_secs(10))).await;
+    let mut conn =
+        redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
+
+    a.insert(1, "v".into(), Some(Duration::from_secs(60))).await.unwrap();
+    let before = pttl(&mut conn, "ttl:1").await;
+    assert_eq!(b.get(&1).await.as_deref(), Some("v"), "read through from L2");
+    let after = pttl(&mut conn, "ttl:1").await;
+    assert!(0 < after && after <= before && before <= 60_000, "PTTL {before} then {after}");
+    clock_b.advance(Duration::from_millis(after as u64 - 1));
+    assert!(b.l1().contains_key(&1), "b's L1 keeps the value while Redis still has it");
+    clock_b.advance(Duration::from_millis((before - after) as u64 + 1));
+    assert!(!b.l1().contains_key(&1), "b's L1 TTL is at most the {before} ms Redis had left");
+
+    // An L1 default TTL shorter than what the value has left caps it.
+    assert_eq!(c.get(&1).await.as_deref(), Some("v"));
+    clock_c.advance(Duration::from_millis(9_999));
+    assert!(c.l1().contains_key(&1));
+    clock_c.advance(Duration::from_millis(1));
+    assert!(!c.l1().contains_key(&1), "c's L1 default TTL (10 s) caps the 60 s left");
+
+    // End to end: once Redis has expired the key and the L1 clocks have moved as far,
+    // no instance serves it.
+    let ttl = Duration::from_secs(2);
+    a.insert(2, "short".into(), Some(ttl)).await.unwrap();
+    assert_eq!(b.get(&2).await.as_deref(), Some("short"), "read within its TTL");
+    let expired = async {
+        while pttl(&mut conn, "ttl:2").await != -2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(20), expired).await.expect("redis expires the key");
+    clock_a.advance(ttl);
+    clock_b.advance(ttl);
+    assert_eq!(a.get(&2).await, None, "the writer's L1 honours the TTL");
+    assert_eq!(b.get(&2).await, None, "the reader's L1 honours the TTL it read from Redis");
 }

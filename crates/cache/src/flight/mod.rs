@@ -9,10 +9,10 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 type Outcome<V> = Option<Result<V>>;
-type FlightMap<K, V> = Mutex<HashMap<K, watch::Receiver<Outcome<V>>, lru::DefaultHasher>>;
+type FlightMap<K, V> = Mutex<HashMap<K, watch::Receiver<Outcome<V>>, hashbrown::DefaultHashBuilder>>;
 
 /// Keeps each lock on its own cache lines.
 #[repr(align(128))]
@@ -22,7 +22,7 @@ struct Padded<T>(T);
 /// published on. Shared by every tier's `get_or_load`.
 pub(crate) struct Flights<K, V> {
     shards: Box<[Padded<FlightMap<K, V>>]>,
-    hasher: lru::DefaultHasher,
+    hasher: hashbrown::DefaultHashBuilder,
 }
 
 impl<K, V> fmt::Debug for Flights<K, V> {
@@ -57,15 +57,15 @@ where
     pub(crate) fn new(shards: usize) -> Self {
         Self {
             shards: (0..shards.max(1))
-                .map(|_| Padded(Mutex::new(HashMap::with_hasher(lru::DefaultHasher::default()))))
+                .map(|_| Padded(Mutex::new(HashMap::with_hasher(hashbrown::DefaultHashBuilder::default()))))
                 .collect(),
-            hasher: lru::DefaultHasher::default(),
+            hasher: hashbrown::DefaultHashBuilder::default(),
         }
     }
 
     /// `lookup(key, false)` first; on a miss the first caller runs `loader`, hands a value to
     /// `store`, and publishes the outcome to every caller that missed meanwhile. A loader
-    /// error reaches them all as [`Error::Load`] and is not stored. If the leader is
+    /// error reaches them all as [`ErrorKind::Load`](crate::ErrorKind::Load) and is not stored. If the leader is
     /// dropped mid-load, a waiter takes over with its own loader. The leader looks up
     /// once more, with `recheck` true, after claiming the key (a lookup that counts
     /// stats should not count that one again).
@@ -122,9 +122,10 @@ where
                     }
                     let Some(load) = loader.take() else {
                         // Unreachable: a caller leads at most once, as leading returns.
-                        return Err(Error::Config("loader already used".into()));
+                        let why = std::io::Error::other("single-flight: loader already used");
+                        return Err(Error::new(ErrorKind::Load(Arc::new(why))));
                     };
-                    let result = load().await.map_err(|e| Error::Load(Arc::from(e.into())));
+                    let result = load().await.map_err(|e| Error::new(ErrorKind::Load(Arc::from(e.into()))));
                     if let Ok(v) = &result {
                         store(key.clone(), v.clone()).await;
                     }

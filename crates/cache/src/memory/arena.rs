@@ -11,9 +11,7 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use crate::clock::Clock;
-
-use super::entry::Entry;
+use super::entry::{Entry, Now};
 
 /// No node: the end of a list.
 const NIL: u32 = u32::MAX;
@@ -268,10 +266,27 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     }
 
     /// Nodes whose entry has expired.
-    pub(crate) fn expired(&self, clock: &dyn Clock) -> Vec<u32> {
+    pub(crate) fn expired(&self, now: &Now<'_>) -> Vec<u32> {
+        let now = now.nanos();
         (0..self.nodes.len() as u32)
-            .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired(clock)))
+            .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired_at(now)))
             .collect()
+    }
+
+    /// Removes every node whose key `keep` refuses; the others keep their order.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
+        for i in 0..self.nodes.len() as u32 {
+            if self.node(i).is_some_and(|n| !keep(&n.key)) {
+                self.remove(i);
+            }
+        }
+    }
+
+    /// Room for `additional` more nodes without the node vector doubling.
+    pub(crate) fn reserve_exact(&mut self, additional: usize) {
+        if self.free.len() < additional {
+            self.nodes.reserve_exact(additional - self.free.len());
+        }
     }
 
     pub(crate) fn clear(&mut self) {
@@ -302,12 +317,32 @@ mod tests {
 
     #[derive(Debug, Clone)]
     enum Op {
-        Insert { key: u8, weight: usize, list: usize },
-        Touch { key: u8 },
-        Move { key: u8, list: usize },
-        Remove { key: u8 },
-        Replace { key: u8, weight: usize },
-        PopLru { list: usize },
+        Insert {
+            key: u8,
+            weight: usize,
+            list: usize,
+        },
+        Touch {
+            key: u8,
+        },
+        Move {
+            key: u8,
+            list: usize,
+        },
+        Remove {
+            key: u8,
+        },
+        Replace {
+            key: u8,
+            weight: usize,
+        },
+        PopLru {
+            list: usize,
+        },
+        /// Keeps the keys of one parity.
+        Retain {
+            odd: bool,
+        },
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -324,6 +359,7 @@ mod tests {
             key.clone().prop_map(|key| Op::Remove { key }),
             (key, 1..5usize).prop_map(|(key, weight)| Op::Replace { key, weight }),
             list.prop_map(|list| Op::PopLru { list }),
+            any::<bool>().prop_map(|odd| Op::Retain { odd }),
         ]
     }
 
@@ -375,6 +411,12 @@ mod tests {
                         let popped = a.lru_of(list).and_then(|(i, _)| a.remove(i)).map(|(k, _)| k);
                         prop_assert_eq!(popped, model[list].pop_back().map(|(k, _)| k));
                     }
+                    Op::Retain { odd } => {
+                        a.retain(|k| (k % 2 == 1) == odd);
+                        for d in &mut model {
+                            d.retain(|&(k, _)| (k % 2 == 1) == odd);
+                        }
+                    }
                 }
                 for (l, d) in model.iter().enumerate() {
                     let want: Vec<&u8> = d.iter().rev().map(|(k, _)| k).collect();
@@ -390,7 +432,7 @@ mod tests {
     }
 
     fn entry(weight: usize) -> Entry<u32> {
-        Entry { value: 0, weight, expires: None }
+        Entry { value: 0, weight, expires: super::super::entry::NEVER }
     }
 
     #[test]

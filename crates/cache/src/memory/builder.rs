@@ -7,19 +7,24 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::flight::Flights;
 use crate::weigh::{Weigh, entry_overhead};
+use crate::{Clock, MonotonicClock};
 
 use super::entry::Entry;
 use super::lru_store::LruStore;
 use super::shard::{Shard, Store};
 use super::tinylfu::TinyLfuStore;
+use super::window::{BUCKETS, HitWindow};
 use super::{Inner, MemoryCache, Padded};
 
 /// The default budget: 200 MB.
 pub const DEFAULT_MAX_BYTES: usize = 200 * 1024 * 1024;
+
+/// The shortest window [`MemoryCacheBuilder::stats_window`] accepts.
+const MIN_STATS_WINDOW: Duration = Duration::from_millis(1);
+const _: () = assert!(MIN_STATS_WINDOW.as_nanos() >= BUCKETS as u128);
 
 pub(crate) type Weigher<K, V> = Arc<dyn Fn(&K, &V) -> usize + Send + Sync>;
 
@@ -51,6 +56,7 @@ pub struct MemoryCacheBuilder<K, V> {
     clock: Arc<dyn Clock>,
     admission: Admission,
     expected_entries: Option<usize>,
+    stats_window: Option<Duration>,
 }
 
 impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
@@ -62,6 +68,7 @@ impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
             .field("clock", &self.clock)
             .field("admission", &self.admission)
             .field("expected_entries", &self.expected_entries)
+            .field("stats_window", &self.stats_window)
             .finish_non_exhaustive()
     }
 }
@@ -83,9 +90,10 @@ where
             shards: None,
             default_ttl: None,
             weigher,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(MonotonicClock::new()),
             admission: Admission::Lru,
             expected_entries: None,
+            stats_window: None,
         }
     }
 
@@ -126,8 +134,9 @@ where
         self
     }
 
-    /// The clock used for TTLs (default: [`SystemClock`]).
-    pub fn clock(mut self, clock: impl Clock) -> Self {
+    /// The clock used for TTLs (default: [`MonotonicClock`]); tests pass a
+    /// [`FakeClock`](crate::FakeClock) and move it instead of sleeping.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
     }
@@ -146,18 +155,38 @@ where
         self
     }
 
+    /// Counts reads over a sliding window of the cache's clock, reported in
+    /// [`Stats::window`](crate::Stats::window): the hit ratio of the last `window` (and at
+    /// most a tenth more), counted in ten buckets per shard. At least a millisecond.
+    ///
+    /// Off by default: it reads the clock on every `get`, which otherwise reads it only
+    /// for an entry with a TTL (about 50 more instructions per hit, a third of a hit's
+    /// cost, where the clock is the TSC).
+    pub fn stats_window(mut self, window: Duration) -> Self {
+        self.stats_window = Some(window);
+        self
+    }
+
     /// Builds the cache, or says which setting is out of range.
     pub fn build(self) -> Result<MemoryCache<K, V>> {
         let shards = match self.shards {
-            Some(0) => return Err(Error::Config("shards must be at least 1".into())),
+            Some(0) => return Err(Error::config("shards", 0, "at least 1")),
             Some(n) => n,
             None => default_shards(),
         };
         if self.max_bytes < shards {
-            return Err(Error::Config(format!(
-                "max_bytes {} is smaller than the shard count {shards}: each shard needs at least one byte",
-                self.max_bytes
-            )));
+            return Err(Error::config(
+                "max_bytes",
+                self.max_bytes,
+                format!("at least the shard count ({shards}): each shard needs at least one byte"),
+            ));
+        }
+        if let Some(window) = self.stats_window.filter(|w| *w < MIN_STATS_WINDOW) {
+            return Err(Error::config(
+                "stats_window",
+                format!("{window:?}"),
+                format!("at least {MIN_STATS_WINDOW:?}"),
+            ));
         }
         Ok(self.assemble(shards))
     }
@@ -170,7 +199,7 @@ where
 
     fn assemble(self, shards: usize) -> MemoryCache<K, V> {
         let shard_budget = self.max_bytes / shards;
-        let hasher = lru::DefaultHasher::default();
+        let hasher = hashbrown::DefaultHashBuilder::default();
         let per_shard_entries = self.expected_entries.map(|n| n.div_ceil(shards));
         let shard_vec = (0..shards)
             .map(|_| {
@@ -184,7 +213,7 @@ where
                         )))
                     }
                 };
-                Padded(Mutex::new(Shard::new(store)))
+                Padded(Mutex::new(Shard::new(store, self.stats_window.map(HitWindow::new))))
             })
             .collect();
         MemoryCache {
@@ -195,6 +224,7 @@ where
                 weigher: self.weigher,
                 clock: self.clock,
                 default_ttl: self.default_ttl,
+                stats_window: self.stats_window,
                 max_bytes: self.max_bytes,
                 shard_budget,
                 admission: self.admission,

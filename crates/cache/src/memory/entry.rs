@@ -1,29 +1,70 @@
-//! One cached value with its weight and deadline.
+//! One cached value with its weight and deadline, and the lazily read time of one
+//! operation.
 
-use std::time::Instant;
+use std::cell::Cell;
 
-use crate::clock::Clock;
+use crate::Clock;
 
 use super::stats::Counters;
+
+/// The deadline of an entry that never expires.
+pub(crate) const NEVER: u64 = u64::MAX;
 
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
     pub(crate) value: V,
     pub(crate) weight: usize,
-    pub(crate) expires: Option<Instant>,
+    /// When the entry expires, in nanoseconds on the cache's clock; [`NEVER`] for no TTL.
+    /// A `u64` is half an `Instant` and compares with the clock's reading as it is.
+    pub(crate) expires: u64,
 }
 
 impl<V> Entry<V> {
+    /// Reads the clock only for an entry with a TTL.
     #[inline]
-    pub(crate) fn is_expired(&self, clock: &dyn Clock) -> bool {
-        self.expires.is_some_and(|at| clock.now() >= at)
+    pub(crate) fn is_expired(&self, now: &Now<'_>) -> bool {
+        self.expires != NEVER && now.nanos() >= self.expires
+    }
+
+    /// Whether the entry has expired at `now` (nanoseconds on the cache's clock).
+    #[inline]
+    pub(crate) fn is_expired_at(&self, now: u64) -> bool {
+        self.expires != NEVER && now >= self.expires
+    }
+}
+
+/// The time of one operation, read from the cache's clock when first needed and then
+/// reused: an operation reads the clock at most once, and not at all if nothing needs it.
+#[derive(Debug)]
+pub(crate) struct Now<'a> {
+    clock: &'a dyn Clock,
+    at: Cell<Option<u64>>,
+}
+
+impl<'a> Now<'a> {
+    #[inline]
+    pub(crate) fn new(clock: &'a dyn Clock) -> Self {
+        Self { clock, at: Cell::new(None) }
+    }
+
+    /// Nanoseconds on the cache's clock at this operation.
+    #[inline]
+    pub(crate) fn nanos(&self) -> u64 {
+        match self.at.get() {
+            Some(at) => at,
+            None => {
+                let at = self.clock.now_nanos();
+                self.at.set(Some(at));
+                at
+            }
+        }
     }
 }
 
 /// Counts an entry pushed out for room: as expired if it already was, else as size.
 #[inline]
-pub(crate) fn count_eviction<V>(e: &Entry<V>, clock: &dyn Clock, c: &mut Counters) {
-    if e.is_expired(clock) {
+pub(crate) fn count_eviction<V>(e: &Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    if e.is_expired(now) {
         c.evictions.expired += 1;
     } else {
         c.evictions.size += 1;

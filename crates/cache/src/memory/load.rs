@@ -15,12 +15,12 @@ where
     /// The value for `key`, loading it on a miss. Concurrent misses on one key run
     /// `loader` once; the others wait for its result. A loaded value is inserted with the
     /// default TTL. A loader error reaches every waiter as
-    /// [`Error::Load`](crate::Error::Load) and is not cached: the next call loads again.
+    /// [`ErrorKind::Load`](crate::ErrorKind::Load) and is not cached: the next call loads again.
     /// If the loading caller is cancelled, one of the waiters takes over with its own
     /// loader.
     ///
     /// # Errors
-    /// [`Error::Load`](crate::Error::Load) with the loader's error. A value too big to
+    /// [`ErrorKind::Load`](crate::ErrorKind::Load) with the loader's error. A value too big to
     /// cache is still returned (and not cached).
     pub async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
     where

@@ -3,10 +3,8 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 
-use crate::clock::Clock;
-
 use super::arena::Arena;
-use super::entry::{Entry, count_eviction};
+use super::entry::{Entry, Now, count_eviction};
 use super::stats::Counters;
 
 /// The arena's list that holds every entry.
@@ -32,7 +30,7 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     }
 
     #[inline]
-    pub(crate) fn get<Q>(&mut self, key: &Q, clock: &dyn Clock, c: &mut Counters) -> Option<V>
+    pub(crate) fn get<Q>(&mut self, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -40,7 +38,7 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         let live = self
             .entries
             .get(key)
-            .map(|(i, n)| (i, (!n.entry.is_expired(clock)).then(|| n.entry.value.clone())));
+            .map(|(i, n)| (i, (!n.entry.is_expired(now)).then(|| n.entry.value.clone())));
         match live {
             Some((i, Some(value))) => {
                 self.entries.touch(i);
@@ -61,7 +59,7 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     }
 
     /// The caller has checked `entry.weight <= budget`.
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, clock: &dyn Clock, c: &mut Counters) {
+    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         // An update replaces the entry in place and makes it the most recent; then, as
         // for a new key, the least recent entries make room.
         let updated = match self.entries.find(&key) {
@@ -79,7 +77,7 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
             // least recent is always another one.
             let Some((i, _)) = self.entries.lru_of(LIST) else { break };
             match self.entries.remove(i) {
-                Some((_, victim)) => count_eviction(&victim, clock, c),
+                Some((_, victim)) => count_eviction(&victim, now, c),
                 None => break,
             }
         }
@@ -97,16 +95,16 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         Some(e.value)
     }
 
-    pub(crate) fn contains<Q>(&self, key: &Q, clock: &dyn Clock) -> bool
+    pub(crate) fn contains<Q>(&self, key: &Q, now: &Now<'_>) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(clock))
+        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(now))
     }
 
-    pub(crate) fn purge_expired(&mut self, clock: &dyn Clock, c: &mut Counters) {
-        for i in self.entries.expired(clock) {
+    pub(crate) fn purge_expired(&mut self, now: &Now<'_>, c: &mut Counters) {
+        for i in self.entries.expired(now) {
             if self.entries.remove(i).is_some() {
                 c.evictions.expired += 1;
             }

@@ -1,4 +1,5 @@
-//! The in-memory cache (L1): sharded, byte-bounded, on the lru crate.
+//! The in-memory cache (L1): sharded and byte-bounded, each shard an arena of entries
+//! under one lock.
 
 mod arena;
 mod builder;
@@ -11,6 +12,7 @@ mod shard;
 mod sketch;
 mod stats;
 mod tinylfu;
+mod window;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -20,16 +22,16 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::Clock;
+use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
 use crate::weigh::Weigh;
 
 pub use builder::{Admission, DEFAULT_MAX_BYTES, MemoryCacheBuilder};
-pub use stats::{Evictions, Stats};
+pub use stats::{Evictions, Stats, WindowStats};
 
 use builder::Weigher;
-use entry::Entry;
+use entry::{Entry, Now};
 use shard::Shard;
 
 /// Keeps each shard's lock on its own cache lines, so two threads working on different
@@ -50,10 +52,11 @@ type Shards<K, V> = Box<[Padded<Mutex<Shard<K, V>>>]>;
 pub(crate) struct Inner<K: Hash + Eq, V> {
     shards: Shards<K, V>,
     flights: Flights<K, V>,
-    hasher: lru::DefaultHasher,
+    hasher: hashbrown::DefaultHashBuilder,
     weigher: Weigher<K, V>,
     clock: Arc<dyn Clock>,
     default_ttl: Option<Duration>,
+    stats_window: Option<Duration>,
     max_bytes: usize,
     shard_budget: usize,
     admission: Admission,
@@ -127,13 +130,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.lock().get(key, &*self.inner.clock)
+        self.inner.shards[idx].0.lock().get(key, &Now::new(&*self.inner.clock))
     }
 
     /// Inserts with the default TTL, if one is configured.
     ///
     /// # Errors
-    /// [`Error::Oversized`] when the entry weighs more than one shard's share of the
+    /// [`ErrorKind::Oversized`](crate::ErrorKind::Oversized) when the entry weighs more than one shard's share of the
     /// budget; then nothing is inserted or evicted, except that an older value under the
     /// same key is removed (it would otherwise be served stale).
     pub fn insert(&self, key: K, value: V) -> Result<()> {
@@ -154,16 +157,17 @@ where
         let shard = &self.inner.shards[idx].0;
         if weight > self.inner.shard_budget {
             shard.lock().remove(&key);
-            return Err(Error::Oversized {
+            return Err(Error::new(ErrorKind::Oversized {
                 weight,
                 limit: self.inner.shard_budget,
                 max_bytes: self.inner.max_bytes,
                 shards: self.inner.shards.len(),
-            });
+            }));
         }
-        let expires = ttl.map(|d| self.inner.clock.now() + d);
+        let expires =
+            ttl.map_or(entry::NEVER, |d| self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d)));
         let entry = Entry { value, weight, expires };
-        shard.lock().insert(key, entry, &*self.inner.clock);
+        shard.lock().insert(key, entry, &Now::new(&*self.inner.clock));
         Ok(())
     }
 
@@ -184,13 +188,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.lock().contains(key, &*self.inner.clock)
+        self.inner.shards[idx].0.lock().contains(key, &Now::new(&*self.inner.clock))
     }
 
     /// Drops every expired entry now (they are otherwise dropped when read or evicted).
     pub fn purge_expired(&self) {
         for s in self.inner.shards.iter() {
-            s.0.lock().purge_expired(&*self.inner.clock);
+            s.0.lock().purge_expired(&Now::new(&*self.inner.clock));
         }
     }
 
@@ -201,12 +205,21 @@ where
         }
     }
 
-    /// Counters summed over shards.
+    /// Counters summed over shards, with the reads of the last
+    /// [`stats_window`](MemoryCacheBuilder::stats_window), if one was set, in
+    /// [`Stats::window`].
     pub fn stats(&self) -> Stats {
         let mut out = Stats { max_bytes: self.inner.max_bytes, ..Stats::default() };
+        out.window.window = self.inner.stats_window.unwrap_or_default();
+        let now = self.inner.stats_window.map(|_| self.inner.clock.now_nanos());
         for s in self.inner.shards.iter() {
             let s = s.0.lock();
             out.add_shard(&s.counters, s.used(), s.len());
+            if let (Some(window), Some(now)) = (&s.window, now) {
+                let (hits, misses) = window.sum(now);
+                out.window.hits += hits;
+                out.window.misses += misses;
+            }
         }
         out
     }
@@ -224,6 +237,11 @@ where
     /// Bytes currently charged, as the weigher counts them.
     pub fn weighted_size(&self) -> usize {
         self.inner.shards.iter().map(|s| s.0.lock().used()).sum()
+    }
+
+    /// The TTL given to entries inserted without one.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
     }
 
     /// The configured budget.

@@ -6,24 +6,28 @@
 //! in a 1/2^shift slice, in an LRU of 1/2^shift the budget, so its cost stays bounded
 //! however many entries the shard holds.
 
-use lru::LruCache;
+use super::arena::Arena;
+use super::entry::{Entry, NEVER};
 
-/// Most hashes followed at once (about 64 bytes each).
+/// Most hashes followed at once (about 60 bytes each: a 48-byte arena node and a hash
+/// slot).
 const MAX_TRACKED: usize = 2048;
+/// The arena's one list.
+const LIST: usize = 0;
 /// Sampling never gets sparser than 1 in 2^20.
 const MAX_SHIFT: u32 = 20;
 
 #[derive(Debug)]
 pub(crate) struct ShadowLru {
-    map: LruCache<u64, usize>,
-    used: usize,
+    /// Hash → weight, in one recency list; the arena keeps the list's weight.
+    map: Arena<u64, ()>,
     budget: usize,
     shift: u32,
 }
 
 impl ShadowLru {
     pub(crate) fn new(budget: usize) -> Self {
-        Self { map: LruCache::unbounded(), used: 0, budget, shift: 0 }
+        Self { map: Arena::new(), budget, shift: 0 }
     }
 
     /// Whether the key of this hash is in the sample.
@@ -40,46 +44,52 @@ impl ShadowLru {
     /// A read of a sampled key: whether plain LRU would hit (and the key is now its most
     /// recent).
     pub(crate) fn get(&mut self, hash: u64) -> bool {
-        self.map.get(&hash).is_some()
+        match self.map.find(&hash) {
+            Some(i) => {
+                self.map.touch(i);
+                true
+            }
+            None => false,
+        }
     }
 
-    /// A sampled key written (or found in the real cache while LRU would have lost it).
+    /// A sampled key written (or found in the real cache while LRU would have lost it):
+    /// it becomes the most recent, with this weight.
     pub(crate) fn insert(&mut self, hash: u64, weight: usize) {
-        if let Some(old) = self.map.put(hash, weight) {
-            self.used -= old;
-        }
-        self.used += weight;
-        let budget = self.budget >> self.shift;
-        while self.used > budget {
-            match self.map.pop_lru() {
-                Some((_, w)) => self.used -= w,
-                None => break,
+        let entry = Entry { value: (), weight, expires: NEVER };
+        match self.map.find(&hash) {
+            Some(i) => {
+                self.map.replace(i, entry);
             }
+            None => {
+                if self.map.len() == MAX_TRACKED {
+                    // One more node than MAX_TRACKED, not twice as many: sampling is
+                    // about to halve them.
+                    self.map.reserve_exact(1);
+                }
+                self.map.insert(hash, entry, LIST);
+            }
+        }
+        let budget = self.budget >> self.shift;
+        while self.map.used(LIST) > budget {
+            let Some((i, _)) = self.map.lru_of(LIST) else { break };
+            self.map.remove(i);
         }
         if self.map.len() > MAX_TRACKED && self.shift < MAX_SHIFT {
             self.shift += 1;
             let shift = self.shift;
-            let mut dropped = 0;
-            self.map.retain(|&h, &mut w| {
-                let keep = Self::in_sample(h, shift);
-                if !keep {
-                    dropped += w;
-                }
-                keep
-            });
-            self.used -= dropped;
+            self.map.retain(|&h| Self::in_sample(h, shift));
         }
     }
 
     pub(crate) fn remove(&mut self, hash: u64) {
-        if let Some(w) = self.map.pop(&hash) {
-            self.used -= w;
+        if let Some(i) = self.map.find(&hash) {
+            self.map.remove(i);
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.map.clear();
-        self.used = 0;
     }
 }
 
@@ -114,6 +124,6 @@ mod tests {
         }
         assert!(s.shift > 0);
         assert!(s.map.len() <= MAX_TRACKED);
-        assert_eq!(s.used, s.map.len());
+        assert_eq!(s.map.used(LIST), s.map.len());
     }
 }

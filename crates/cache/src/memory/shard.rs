@@ -3,12 +3,11 @@
 use std::borrow::Borrow;
 use std::hash::Hash;
 
-use crate::clock::Clock;
-
-use super::entry::Entry;
+use super::entry::{Entry, Now};
 use super::lru_store::LruStore;
 use super::stats::Counters;
 use super::tinylfu::TinyLfuStore;
+use super::window::HitWindow;
 
 #[derive(Debug)]
 pub(crate) enum Store<K: Hash + Eq, V> {
@@ -20,29 +19,35 @@ pub(crate) enum Store<K: Hash + Eq, V> {
 pub(crate) struct Shard<K: Hash + Eq, V> {
     pub(crate) store: Store<K, V>,
     pub(crate) counters: Counters,
+    /// Reads over a sliding window, when the builder asked for one.
+    pub(crate) window: Option<HitWindow>,
 }
 
 impl<K: Hash + Eq, V: Clone> Shard<K, V> {
-    pub(crate) fn new(store: Store<K, V>) -> Self {
-        Self { store, counters: Counters::default() }
+    pub(crate) fn new(store: Store<K, V>, window: Option<HitWindow>) -> Self {
+        Self { store, counters: Counters::default(), window }
     }
 
     #[inline]
-    pub(crate) fn get<Q>(&mut self, key: &Q, clock: &dyn Clock) -> Option<V>
+    pub(crate) fn get<Q>(&mut self, key: &Q, now: &Now<'_>) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        match &mut self.store {
-            Store::Lru(s) => s.get(key, clock, &mut self.counters),
-            Store::TinyLfu(s) => s.get(key, clock, &mut self.counters),
+        let found = match &mut self.store {
+            Store::Lru(s) => s.get(key, now, &mut self.counters),
+            Store::TinyLfu(s) => s.get(key, now, &mut self.counters),
+        };
+        if let Some(window) = &mut self.window {
+            window.record(now, found.is_some());
         }
+        found
     }
 
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, clock: &dyn Clock) {
+    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>) {
         match &mut self.store {
-            Store::Lru(s) => s.insert(key, entry, clock, &mut self.counters),
-            Store::TinyLfu(s) => s.insert(key, entry, clock, &mut self.counters),
+            Store::Lru(s) => s.insert(key, entry, now, &mut self.counters),
+            Store::TinyLfu(s) => s.insert(key, entry, now, &mut self.counters),
         }
     }
 
@@ -57,21 +62,21 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         }
     }
 
-    pub(crate) fn contains<Q>(&self, key: &Q, clock: &dyn Clock) -> bool
+    pub(crate) fn contains<Q>(&self, key: &Q, now: &Now<'_>) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         match &self.store {
-            Store::Lru(s) => s.contains(key, clock),
-            Store::TinyLfu(s) => s.contains(key, clock),
+            Store::Lru(s) => s.contains(key, now),
+            Store::TinyLfu(s) => s.contains(key, now),
         }
     }
 
-    pub(crate) fn purge_expired(&mut self, clock: &dyn Clock) {
+    pub(crate) fn purge_expired(&mut self, now: &Now<'_>) {
         match &mut self.store {
-            Store::Lru(s) => s.purge_expired(clock, &mut self.counters),
-            Store::TinyLfu(s) => s.purge_expired(clock, &mut self.counters),
+            Store::Lru(s) => s.purge_expired(now, &mut self.counters),
+            Store::TinyLfu(s) => s.purge_expired(now, &mut self.counters),
         }
     }
 

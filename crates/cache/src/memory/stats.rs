@@ -1,5 +1,7 @@
 //! Counters kept per shard and the [`Stats`] snapshot summed over shards.
 
+use std::time::Duration;
+
 /// Counters of one shard. They live under the shard's lock, beside the data they count,
 /// so keeping them costs a plain increment on a cache line the operation already owns.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,6 +44,16 @@ impl Evictions {
 ///
 /// Shards are read one after another, so under concurrent use the snapshot is not one
 /// instant; each shard's own figures are consistent.
+///
+/// New fields may be added, so build one (to test an exporter, say) from the default:
+///
+/// ```
+/// let mut stats = mltb_cache::Stats::default();
+/// (stats.hits, stats.misses) = (9, 1);
+/// stats.window.hits = 3;
+/// assert_eq!(stats.hit_ratio(), 0.9);
+/// assert_eq!(stats.window.hit_ratio(), Some(1.0));
+/// ```
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Stats {
@@ -59,6 +71,41 @@ pub struct Stats {
     pub entries: usize,
     /// The configured budget.
     pub max_bytes: usize,
+    /// Reads over the last [`WindowStats::window`] only: the hit ratio to export and
+    /// alert on, where the counts above are since the cache was built. Empty (no reads,
+    /// a zero window) unless the builder set a
+    /// [`stats_window`](crate::MemoryCacheBuilder::stats_window).
+    pub window: WindowStats,
+}
+
+/// Reads over a sliding window of the cache's clock: the last
+/// [`window`](WindowStats::window), and at most a tenth of it more (the window moves in
+/// steps of a tenth).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowStats {
+    /// Reads within the window that found a live entry.
+    pub hits: u64,
+    /// Reads within the window that found nothing, or an expired entry.
+    pub misses: u64,
+    /// The window's length, as configured by
+    /// [`stats_window`](crate::MemoryCacheBuilder::stats_window) (zero when none was).
+    pub window: Duration,
+}
+
+impl WindowStats {
+    /// `hits / (hits + misses)` within the window, or `None` when there was no read in
+    /// it: an idle cache has no hit ratio, rather than one of 0 that would set off an
+    /// alert.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let total = self.hits + self.misses;
+        (total > 0).then(|| self.hits as f64 / total as f64)
+    }
+
+    /// Reads within the window.
+    pub fn reads(&self) -> u64 {
+        self.hits + self.misses
+    }
 }
 
 impl Stats {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
-use crate::clock::ManualClock;
+use crate::FakeClock;
 use crate::weigh::entry_overhead;
 
 fn unit_cache(capacity: usize, shards: usize) -> MemoryCache<u32, u32> {
@@ -65,7 +65,7 @@ fn oversized_entries_are_refused_without_evicting() {
     let err = c.insert(99, 51).unwrap_err();
     assert!(err.is_oversized());
     assert!(err.to_string().contains("51 bytes"), "{err}");
-    assert!(matches!(err, Error::Oversized { weight: 51, limit: 50, max_bytes: 100, shards: 2 }));
+    assert!(matches!(err.kind(), ErrorKind::Oversized { weight: 51, limit: 50, max_bytes: 100, shards: 2 }));
     assert_eq!(c.stats(), before);
     // Replacing a cached value with an oversized one drops the stale value.
     let err = c.insert(0, 1000).unwrap_err();
@@ -81,11 +81,11 @@ fn default_weigher_counts_heap_and_bookkeeping() {
     c.insert(key, value).unwrap();
     let overhead = entry_overhead::<String, entry::Entry<Vec<u8>>>();
     assert_eq!(c.weighted_size(), overhead + 3 + 1000);
-    // node: String 24 + Entry (Vec 24, weight 8, deadline 16) + links 12, 8-aligned = 88;
+    // node: String 24 + Entry (Vec 24, weight 8, deadline 8) + links 12, 8-aligned = 80;
     // slot: a u32 index and its control byte at 7/8 load = 6.
-    assert_eq!(overhead, 88 + 6);
+    assert_eq!(overhead, 80 + 6);
     let node = size_of::<Option<super::arena::Node<String, Vec<u8>>>>();
-    assert!(node <= 88, "the node ({node} bytes) fits what is charged");
+    assert!(node <= 80, "the node ({node} bytes) fits what is charged");
 }
 
 #[test]
@@ -100,8 +100,8 @@ fn config_errors_name_the_setting() {
 }
 
 #[test]
-fn ttl_per_entry_and_default_under_a_manual_clock() {
-    let clock = ManualClock::new();
+fn ttl_per_entry_and_default_under_a_fake_clock() {
+    let clock = FakeClock::new();
     let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
         .max_bytes(10)
         .shards(1)
@@ -127,8 +127,57 @@ fn ttl_per_entry_and_default_under_a_manual_clock() {
 }
 
 #[test]
+fn the_stats_window_holds_the_recent_reads_on_the_caches_clock() {
+    let clock = FakeClock::new();
+    let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
+        .max_bytes(100)
+        .shards(4)
+        .stats_window(Duration::from_secs(60))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(c.stats().window.hit_ratio(), None, "no read, no ratio");
+    for k in 0..10 {
+        c.insert(k, k).unwrap();
+    }
+    for i in 0..90 {
+        assert!(c.get(&(i % 10)).is_some());
+    }
+    for k in 100..110 {
+        assert!(c.get(&k).is_none());
+    }
+    let w = c.stats().window;
+    assert_eq!((w.hits, w.misses, w.window), (90, 10, Duration::from_secs(60)));
+    assert_eq!(w.hit_ratio(), Some(0.9));
+
+    clock.advance(Duration::from_secs(30));
+    for k in 200..230 {
+        assert!(c.get(&k).is_none());
+    }
+    assert_eq!((c.stats().window.hits, c.stats().window.misses), (90, 40));
+    // The window moves in steps of a tenth: the first reads stay in it until 66 s.
+    clock.advance(Duration::from_secs(35));
+    assert_eq!(c.stats().window.reads(), 130);
+    clock.advance(Duration::from_secs(1));
+    let s = c.stats();
+    assert_eq!((s.window.hits, s.window.misses), (0, 30), "the first minute's reads left the window");
+    assert!(s.window.hit_ratio().is_some_and(|r| r < 0.7), "what an alert under 70 % sees");
+    assert_eq!((s.hits, s.misses), (90, 40), "the totals keep every read");
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(c.stats().window.hit_ratio(), None, "an idle hour: no reads in the window");
+
+    let e = MemoryCache::<u32, u32>::builder().stats_window(Duration::ZERO).build().unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("stats_window = 0ns"), "{e}");
+    // Without a window set, no window is counted.
+    let off = unit_cache(10, 1);
+    off.get(&1);
+    let w = off.stats().window;
+    assert_eq!((w.reads(), w.window, w.hit_ratio()), (0, Duration::ZERO, None));
+}
+
+#[test]
 fn expired_victims_are_counted_as_expired() {
-    let clock = ManualClock::new();
+    let clock = FakeClock::new();
     let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
         .max_bytes(1)
         .shards(1)
@@ -248,7 +297,7 @@ proptest! {
     /// the budget holds after every operation, TTLs included.
     #[test]
     fn single_shard_matches_reference_lru(ops in proptest::collection::vec(op(), 1..200), budget in 1..120usize) {
-        let clock = ManualClock::new();
+        let clock = FakeClock::new();
         let c = MemoryCache::<u8, u8>::builder_with_weigher(|_, w| *w as usize)
             .max_bytes(budget)
             .shards(1)
@@ -292,7 +341,7 @@ proptest! {
         shards in 1..5usize,
         tiny in any::<bool>(),
     ) {
-        let clock = ManualClock::new();
+        let clock = FakeClock::new();
         let c = MemoryCache::<u8, (u8, u32)>::builder_with_weigher(|_, v| usize::from(v.0))
             .max_bytes(budget)
             .shards(shards)

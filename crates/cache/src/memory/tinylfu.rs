@@ -11,11 +11,9 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-use crate::clock::Clock;
-
 use super::arena::Arena;
 use super::climber::HillClimber;
-use super::entry::{Entry, count_eviction};
+use super::entry::{Entry, Now, count_eviction};
 use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
@@ -90,7 +88,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.hasher.hash_one(key)
     }
 
-    pub(crate) fn get<Q>(&mut self, key: &Q, clock: &dyn Clock, c: &mut Counters) -> Option<V>
+    pub(crate) fn get<Q>(&mut self, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -101,7 +99,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let found = match self.entries.find(key) {
             None => None,
             Some(i) => match self.entries.node(i) {
-                Some(n) if n.entry.is_expired(clock) => {
+                Some(n) if n.entry.is_expired(now) => {
                     self.entries.remove(i);
                     c.evictions.expired += 1;
                     None
@@ -194,7 +192,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     }
 
     /// The caller has checked `entry.weight <= budget`.
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, clock: &dyn Clock, c: &mut Counters) {
+    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         let hash = self.hash(&key);
         self.sketch.increment(hash);
         if let Some(shadow) = self.shadow.as_mut().filter(|s| s.sampled(hash)) {
@@ -215,7 +213,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                 self.sketch.ensure_capacity(self.len());
             }
         }
-        self.evict(clock, c);
+        self.evict(now, c);
     }
 
     fn next_random(&mut self) -> u64 {
@@ -240,7 +238,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         }
     }
 
-    fn evict(&mut self, clock: &dyn Clock, c: &mut Counters) {
+    fn evict(&mut self, now: &Now<'_>, c: &mut Counters) {
         while self.entries.used(WINDOW) > self.window_max {
             let Some((ci, cw)) = self.entries.lru_of(WINDOW) else { break };
             // The candidate leaves the window; it is in no list while victims are chosen.
@@ -252,7 +250,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                     .into_iter()
                     .find_map(|seg| self.entries.lru_of(seg))
                     .and_then(|(i, _)| {
-                        self.entries.node(i).map(|n| (i, self.hash(&n.key), n.entry.is_expired(clock)))
+                        self.entries.node(i).map(|n| (i, self.hash(&n.key), n.entry.is_expired(now)))
                     });
                 let Some((vi, vh, v_expired)) = victim else {
                     admitted = false;
@@ -260,7 +258,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                 };
                 if v_expired || self.admit(ch, vh) {
                     if let Some((_, e)) = self.entries.remove(vi) {
-                        count_eviction(&e, clock, c);
+                        count_eviction(&e, now, c);
                     }
                 } else {
                     admitted = false;
@@ -270,7 +268,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             if admitted {
                 self.entries.link_front(ci, PROBATION);
             } else if let Some((_, e)) = self.entries.remove(ci) {
-                count_eviction(&e, clock, c);
+                count_eviction(&e, now, c);
             }
         }
         // The window may have grown past what main leaves free.
@@ -278,7 +276,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             let lru = [PROBATION, PROTECTED, WINDOW].into_iter().find_map(|seg| self.entries.lru_of(seg));
             let Some((i, _)) = lru else { break };
             match self.entries.remove(i) {
-                Some((_, e)) => count_eviction(&e, clock, c),
+                Some((_, e)) => count_eviction(&e, now, c),
                 None => break,
             }
         }
@@ -298,16 +296,16 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         Some(e.value)
     }
 
-    pub(crate) fn contains<Q>(&self, key: &Q, clock: &dyn Clock) -> bool
+    pub(crate) fn contains<Q>(&self, key: &Q, now: &Now<'_>) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(clock))
+        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(now))
     }
 
-    pub(crate) fn purge_expired(&mut self, clock: &dyn Clock, c: &mut Counters) {
-        for i in self.entries.expired(clock) {
+    pub(crate) fn purge_expired(&mut self, now: &Now<'_>, c: &mut Counters) {
+        for i in self.entries.expired(now) {
             if self.entries.remove(i).is_some() {
                 c.evictions.expired += 1;
             }

@@ -115,7 +115,7 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
     /// Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Config`] for a URL that is not a Redis URL, a zero timeout or pool size,
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a URL that is not a Redis URL, a zero timeout or pool size,
     /// or no tokio runtime.
     pub fn build(self) -> Result<RedisCache<K, V, C>>
     where
@@ -124,15 +124,25 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
         C: Codec<V>,
     {
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config("RedisCacheBuilder::build was called outside a tokio runtime".into()));
+            return Err(Error::config(
+                "runtime",
+                "none",
+                "RedisCacheBuilder::build to be called inside a tokio runtime",
+            ));
         }
         if self.pool_max_size == 0 {
-            return Err(Error::Config("pool_max_size must be at least 1".into()));
+            return Err(Error::config("pool_max_size", 0, "at least 1"));
         }
         if self.timeout.is_zero() {
-            return Err(Error::Config("timeout must be positive".into()));
+            return Err(Error::config("timeout", "0s", "a positive duration"));
         }
-        let manager = RedisManager::from_url(&self.url).map_err(|e| Error::Config(e.to_string()))?;
+        let manager = RedisManager::from_url(&self.url).map_err(|e| {
+            Error::config(
+                "url",
+                mltb_pool::redact_url(&self.url),
+                format!("a redis URL, redis://HOST:PORT[/DB] ({e})"),
+            )
+        })?;
         let pool = match self.connections {
             Connections::Shared(pool) => pool,
             Connections::Own => make_pool(manager, self.pool_max_size, self.timeout)?,
@@ -159,5 +169,5 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
 /// the idle connections that go stale with a broken one.
 fn make_pool(manager: RedisManager, max_size: u32, timeout: Duration) -> Result<Pool<RedisManager>> {
     Pool::new(manager, PoolConfig::with_fallback(max_size, timeout))
-        .map_err(|e| Error::Config(format!("redis pool: {e}")))
+        .map_err(|e| Error::config("pool", e, "settings mltb-pool accepts"))
 }

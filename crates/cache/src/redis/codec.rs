@@ -7,13 +7,13 @@ pub trait Codec<V>: Send + Sync + 'static {
     /// The bytes to store for `value`.
     ///
     /// # Errors
-    /// [`Error::Codec`] when the value cannot be encoded.
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the value cannot be encoded.
     fn encode(&self, value: &V) -> Result<Vec<u8>>;
 
     /// The value stored as `bytes`.
     ///
     /// # Errors
-    /// [`Error::Codec`] when the bytes are not a value of this type (the cache then
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) when the bytes are not a value of this type (the cache then
     /// reports a miss and counts an error).
     fn decode(&self, bytes: &[u8]) -> Result<V>;
 }
@@ -27,11 +27,11 @@ where
     V: serde::Serialize + serde::de::DeserializeOwned,
 {
     fn encode(&self, value: &V) -> Result<Vec<u8>> {
-        serde_json::to_vec(value).map_err(|e| Error::Codec(format!("encoding to JSON: {e}")))
+        serde_json::to_vec(value).map_err(|e| Error::codec(format!("encoding to JSON: {e}")))
     }
 
     fn decode(&self, bytes: &[u8]) -> Result<V> {
-        serde_json::from_slice(bytes).map_err(|e| Error::Codec(format!("decoding JSON: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| Error::codec(format!("decoding JSON: {e}")))
     }
 }
 

@@ -71,6 +71,13 @@ struct Counters {
     writes: AtomicU64,
 }
 
+/// One call to Redis: a command or a pipeline.
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Cmd(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+}
+
 /// A snapshot of a [`RedisCache`]'s counters.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,24 +172,39 @@ where
     /// that broke is closed by the pool on return (its `RedisConnection` saw the error);
     /// one that did not answer in time is marked broken here, since it may be wedged.
     pub(crate) async fn run<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T> {
+        self.run_request(Request::Cmd(&cmd)).await
+    }
+
+    /// As [`run`](Self::run), for a pipeline (one round trip).
+    pub(crate) async fn run_pipeline<T: redis::FromRedisValue>(&self, pipe: &redis::Pipeline) -> Result<T> {
+        self.run_request(Request::Pipeline(pipe)).await
+    }
+
+    async fn run_request<T: redis::FromRedisValue>(&self, request: Request<'_>) -> Result<T> {
         let deadline = Instant::now() + self.inner.timeout;
-        let why = match self.call(&cmd, deadline).await {
+        let why = match self.call(request, deadline).await {
             Ok(v) => return Ok(v),
             Err(why) => why,
         };
         self.inner.suspect.store(true, Ordering::Relaxed);
         self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(namespace = %self.inner.namespace, error = %why, "redis cache call failed");
-        Err(Error::Backend(why))
+        Err(Error::backend(why))
     }
 
     async fn call<T: redis::FromRedisValue>(
         &self,
-        cmd: &redis::Cmd,
+        request: Request<'_>,
         deadline: Instant,
     ) -> std::result::Result<T, String> {
         let mut conn = self.checkout(deadline).await?;
-        match tokio::time::timeout_at(deadline, cmd.query_async::<T>(&mut *conn)).await {
+        let reply = match request {
+            Request::Cmd(cmd) => tokio::time::timeout_at(deadline, cmd.query_async::<T>(&mut *conn)).await,
+            Request::Pipeline(pipe) => {
+                tokio::time::timeout_at(deadline, pipe.query_async::<T>(&mut *conn)).await
+            }
+        };
+        match reply {
             Ok(reply) => reply.map_err(|e| e.to_string()),
             Err(_elapsed) => {
                 conn.mark_broken();
@@ -228,20 +250,36 @@ where
     /// The value for `key`; a failure or an undecodable value is a miss (and a counted
     /// error).
     pub async fn get(&self, key: &K) -> Option<V> {
-        let found = match self
-            .run::<Option<Vec<u8>>>(redis::cmd("GET").arg(self.redis_key(key)).clone())
-            .await
-        {
-            Ok(Some(bytes)) => match self.inner.codec.decode(&bytes) {
-                Ok(v) => Some(v),
-                Err(e) => {
-                    self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(namespace = %self.inner.namespace, error = %e, "undecodable value in redis cache");
-                    None
-                }
-            },
-            Ok(None) | Err(_) => None,
+        let reply = self.run::<Option<Vec<u8>>>(redis::cmd("GET").arg(self.redis_key(key)).clone()).await;
+        self.decode_counted(reply.ok().flatten())
+    }
+
+    /// The value for `key` with the time it has left to live (`None` for a value stored
+    /// without a TTL), read in one round trip (`GET` and `PTTL` in one `MULTI`), so a
+    /// copy kept elsewhere can expire with it. A failure or an undecodable value is a miss
+    /// (and a counted error), as for [`get`](Self::get).
+    pub async fn get_with_ttl(&self, key: &K) -> Option<(V, Option<Duration>)> {
+        let redis_key = self.redis_key(key);
+        let pipe = redis::pipe().atomic().cmd("GET").arg(&redis_key).cmd("PTTL").arg(&redis_key).clone();
+        let (bytes, pttl) = match self.run_pipeline::<(Option<Vec<u8>>, i64)>(&pipe).await {
+            // PTTL is -1 for a key without a TTL; -2 (no key) cannot come with a value
+            // read in the same transaction.
+            Ok((bytes, pttl)) if pttl >= -1 => (bytes, u64::try_from(pttl).ok().map(Duration::from_millis)),
+            Ok(_) | Err(_) => (None, None),
         };
+        self.decode_counted(bytes).map(|v| (v, pttl))
+    }
+
+    /// Decodes a value read from Redis, counting a hit, a miss or an undecodable value.
+    fn decode_counted(&self, bytes: Option<Vec<u8>>) -> Option<V> {
+        let found = bytes.and_then(|bytes| match self.inner.codec.decode(&bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.inner.counters.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(namespace = %self.inner.namespace, error = %e, "undecodable value in redis cache");
+                None
+            }
+        });
         let counter = if found.is_some() { &self.inner.counters.hits } else { &self.inner.counters.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         found
@@ -250,7 +288,7 @@ where
     /// Stores `value` with `ttl`, or the default TTL when `None`.
     ///
     /// # Errors
-    /// [`Error::Codec`] if the value cannot be encoded; [`Error::Backend`] if Redis fails
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) if the value cannot be encoded; [`ErrorKind::Backend`](crate::ErrorKind::Backend) if Redis fails
     /// or does not answer within the timeout.
     pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
         let bytes = self.inner.codec.encode(&value)?;
@@ -268,7 +306,7 @@ where
     /// Deletes `key`; `true` if it existed.
     ///
     /// # Errors
-    /// [`Error::Backend`] if Redis fails or does not answer within the timeout.
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) if Redis fails or does not answer within the timeout.
     pub async fn remove(&self, key: &K) -> Result<bool> {
         let n: u64 = self.run(redis::cmd("DEL").arg(self.redis_key(key)).clone()).await?;
         Ok(n > 0)
@@ -279,7 +317,7 @@ where
     /// logged, the value still returned).
     ///
     /// # Errors
-    /// [`Error::Load`] with the loader's error, shared by every waiter and not cached.
+    /// [`ErrorKind::Load`](crate::ErrorKind::Load) with the loader's error, shared by every waiter and not cached.
     pub async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
     where
         F: FnOnce() -> Fut,
@@ -332,6 +370,11 @@ where
             errors: c.errors.load(Ordering::Relaxed),
             writes: c.writes.load(Ordering::Relaxed),
         }
+    }
+
+    /// The TTL given to values inserted without one.
+    pub fn default_ttl(&self) -> Option<Duration> {
+        self.inner.default_ttl
     }
 
     /// The prefix put before every key.

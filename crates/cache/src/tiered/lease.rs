@@ -51,14 +51,15 @@ where
     }
 }
 
-/// Waits for the lease holder's value to appear in L2. `None` when the holder gave up
-/// (the lease is gone and no value came) or the lease's time ran out.
+/// Waits for the lease holder's value to appear in L2, and returns it with the time it
+/// has left there. `None` when the holder gave up (the lease is gone and no value came)
+/// or the lease's time ran out.
 pub(crate) async fn wait_for_value<K, V, C>(
     l2: &RedisCache<K, V, C>,
     key: &K,
     lease: &str,
     ttl: Duration,
-) -> Option<V>
+) -> Option<(V, Option<Duration>)>
 where
     K: Display + Hash + Eq + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
@@ -67,13 +68,13 @@ where
     let deadline = Instant::now() + ttl;
     let mut pause = Duration::from_millis(2);
     loop {
-        if let Some(v) = l2.get(key).await {
-            return Some(v);
+        if let Some(found) = l2.get_with_ttl(key).await {
+            return Some(found);
         }
         let held: Result<bool> = l2.run::<bool>(redis::cmd("EXISTS").arg(lease).clone()).await;
         if !matches!(held, Ok(true)) || Instant::now() >= deadline {
             // Check once more: the holder writes the value before releasing.
-            return l2.get(key).await;
+            return l2.get_with_ttl(key).await;
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(100));

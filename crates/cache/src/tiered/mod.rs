@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::cache::Cache;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
 use crate::memory::MemoryCache;
 use crate::redis::{Codec, JsonCodec, RedisCache};
@@ -23,6 +23,12 @@ use subscriber::Listener;
 /// L1 ([`MemoryCache`]) over L2 ([`RedisCache`]): reads go L1 → L2 → loader and fill the
 /// tiers above; writes go to both; every write and remove is published on
 /// `<namespace>invalidate`, and every other instance drops that key from its L1.
+///
+/// # Expiry
+/// A value's TTL follows it into every L1: a value read through from L2 is kept in L1
+/// for no longer than it has left in Redis (its `PTTL`, read with the value in one round
+/// trip), and a value written here for no longer than its TTL in L2 (the one given, or
+/// L2's default). The L1's `default_ttl`, if any, caps both.
 ///
 /// # Staleness bound
 /// While the subscription is up, another instance stops serving a changed key once the
@@ -94,7 +100,7 @@ where
     /// is down now is not an error). Must be called inside a tokio runtime.
     ///
     /// # Errors
-    /// [`Error::Config`] if the L2's URL cannot make a pub/sub client.
+    /// [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) if the L2's URL cannot make a pub/sub client.
     pub async fn new(l1: MemoryCache<K, V>, l2: RedisCache<K, V, C>) -> Result<Self> {
         Self::build(l1, l2, None).await
     }
@@ -106,14 +112,14 @@ where
     /// Redis is unreachable each instance loads for itself.
     ///
     /// # Errors
-    /// As [`new`](Self::new), and [`Error::Config`] for a zero `lease_ttl`.
+    /// As [`new`](Self::new), and [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a zero `lease_ttl`.
     pub async fn new_with_load_lease(
         l1: MemoryCache<K, V>,
         l2: RedisCache<K, V, C>,
         lease_ttl: Duration,
     ) -> Result<Self> {
         if lease_ttl.is_zero() {
-            return Err(Error::Config("lease_ttl must be positive".into()));
+            return Err(Error::config("lease_ttl", "0s", "a positive duration"));
         }
         Self::build(l1, l2, Some(lease_ttl)).await
     }
@@ -123,8 +129,13 @@ where
         l2: RedisCache<K, V, C>,
         load_lease: Option<Duration>,
     ) -> Result<Self> {
-        let client = redis::Client::open(l2.url())
-            .map_err(|e| Error::Config(format!("redis url for invalidations: {e}")))?;
+        let client = redis::Client::open(l2.url()).map_err(|e| {
+            Error::config(
+                "url",
+                mltb_pool::redact_url(l2.url()),
+                format!("a redis URL for invalidations ({e})"),
+            )
+        })?;
         let channel = format!("{}invalidate", l2.namespace());
         let instance = format!(
             "{}-{}-{:x}",
@@ -185,32 +196,45 @@ where
         }
     }
 
-    /// L1, then L2 (filling L1). Never fails: an L2 failure is a miss.
+    /// L1, then L2 (filling L1 for the time the value has left in L2). Never fails: an
+    /// L2 failure is a miss.
     pub async fn get(&self, key: &K) -> Option<V> {
         if let Some(v) = self.inner.l1.get(key) {
             return Some(v);
         }
-        let v = self.inner.l2.get(key).await?;
-        let _ = self.inner.l1.insert(key.clone(), v.clone());
+        let (v, ttl) = self.inner.l2.get_with_ttl(key).await?;
+        self.fill_l1(key.clone(), v.clone(), ttl);
         Some(v)
     }
 
-    /// Writes both tiers (L2 best effort, within its timeout) and invalidates the key in
-    /// every other instance's L1.
-    ///
-    /// # Errors
-    /// [`Error::Codec`] if the value cannot be encoded for L2. An entry too big for L1
-    /// is still written to L2; an L2 failure is logged and counted, not returned.
-    pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
-        let l1 = match ttl {
-            Some(ttl) => self.inner.l1.insert_with_ttl(key.clone(), value.clone(), ttl),
-            None => self.inner.l1.insert(key.clone(), value.clone()),
+    /// Puts a copy in L1 that expires no later than the value does in L2 (`ttl`, `None`
+    /// for never) nor than L1's default TTL.
+    fn fill_l1(&self, key: K, value: V, ttl: Option<Duration>) {
+        let l1 = &self.inner.l1;
+        let ttl = match (ttl, l1.default_ttl()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
-        if let Err(e) = l1 {
+        let r = match ttl {
+            Some(ttl) => l1.insert_with_ttl(key, value, ttl),
+            None => l1.insert(key, value),
+        };
+        if let Err(e) = r {
             tracing::debug!(error = %e, "value not cached in L1");
         }
+    }
+
+    /// Writes both tiers (L2 best effort, within its timeout) and invalidates the key in
+    /// every other instance's L1. `ttl` `None` means L2's default TTL; L1 keeps the value
+    /// no longer than that, nor than its own default TTL.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Codec`](crate::ErrorKind::Codec) if the value cannot be encoded for L2. An entry too big for L1
+    /// is still written to L2; an L2 failure is logged and counted, not returned.
+    pub async fn insert(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
+        self.fill_l1(key.clone(), value.clone(), ttl.or(self.inner.l2.default_ttl()));
         match self.inner.l2.insert(key.clone(), value, ttl).await {
-            Err(e @ Error::Codec(_)) => return Err(e),
+            Err(e) if matches!(e.kind(), ErrorKind::Codec { .. }) => return Err(e),
             Err(e) => tracing::debug!(error = %e, "value not written to L2"),
             Ok(()) => {}
         }
@@ -221,7 +245,7 @@ where
     /// Removes from both tiers and from every other instance's L1.
     ///
     /// # Errors
-    /// [`Error::Backend`] if L2 could not be reached: the key is gone from this L1 but may
+    /// [`ErrorKind::Backend`](crate::ErrorKind::Backend) if L2 could not be reached: the key is gone from this L1 but may
     /// live on in L2 and, until their L1 TTL, in other instances.
     pub async fn remove(&self, key: &K) -> Result<bool> {
         let here = self.inner.l1.remove(key).is_some();
@@ -234,7 +258,7 @@ where
     /// load lease); the loaded value is written to both tiers.
     ///
     /// # Errors
-    /// [`Error::Load`] with the loader's error, shared by every waiter, not cached.
+    /// [`ErrorKind::Load`](crate::ErrorKind::Load) with the loader's error, shared by every waiter, not cached.
     pub async fn get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V>
     where
         F: FnOnce() -> Fut,
@@ -262,8 +286,8 @@ where
                     result
                 }
                 Ok(false) => {
-                    if let Some(v) = lease::wait_for_value(l2, &load_key, &lease_key, ttl).await {
-                        let _ = self.inner.l1.insert(load_key, v.clone());
+                    if let Some((v, left)) = lease::wait_for_value(l2, &load_key, &lease_key, ttl).await {
+                        self.fill_l1(load_key, v.clone(), left);
                         return Ok(v);
                     }
                     let v = loader().await.map_err(Into::into)?;
