@@ -70,18 +70,10 @@ pub(crate) fn to_i64(s: &str) -> i64 {
     if negative { value.wrapping_neg() } else { value }
 }
 
-/// td's `to_integer` for a 32-bit signed type.
+/// td's `to_integer` for a 32-bit signed type: the 64-bit reading truncated, which is the
+/// same wrapping arithmetic modulo 2³².
 pub(crate) fn to_i32(s: &str) -> i32 {
-    let (negative, digits) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let value = digits
-        .bytes()
-        .take_while(u8::is_ascii_digit)
-        .fold(0_u32, |acc, d| acc.wrapping_mul(10).wrapping_add(u32::from(d - b'0')));
-    let value = value as i32;
-    if negative { value.wrapping_neg() } else { value }
+    to_i64(s) as i32
 }
 
 impl Params {
