@@ -217,7 +217,10 @@ fn saturation(c: &mut Criterion) {
         );
         rt.block_on(batcher.shutdown());
 
+        // Criterion skips the closure when this row is filtered out or only listed.
+        let mut ran = false;
         group.bench_function(format!("batched_fn/{cost_us}us"), |b| {
+            ran = true;
             b.to_async(&rt).iter(|| {
                 saturate(move |i| async move {
                     if cost_us == 20 { batched_fn_20us(i).await } else { batched_fn_200us(i).await }
@@ -225,7 +228,7 @@ fn saturation(c: &mut Criterion) {
             });
         });
         let tally = &BATCHED_FN_TALLY[batched_fn_tally];
-        assert!(tally.batches.load(Ordering::Relaxed) > 0, "batched-fn's handler ran");
+        assert!(!ran || tally.batches.load(Ordering::Relaxed) > 0, "batched-fn's handler ran");
         println!("saturation/batched_fn/{cost_us}us: mean batch size {:.1}", tally.mean());
 
         let fixed_tally = Arc::new(Tally::new());

@@ -42,7 +42,10 @@ fn l2_hit(c: &mut Criterion) {
     let mut g = c.benchmark_group("l2_hit_1KiB");
     g.sample_size(30).warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(3));
     let hot = "hot".to_string();
+    // Criterion skips the closure when this row is filtered out or only listed.
+    let mut ran = false;
     g.bench_function("mltb/redis_cache_get", |b| {
+        ran = true;
         b.to_async(&rt).iter(|| async {
             let v = cache.get(&hot).await;
             assert!(v.is_some(), "the L2 read missed: {:?}", cache.stats());
@@ -66,7 +69,7 @@ fn l2_hit(c: &mut Criterion) {
     });
     g.finish();
     let s = cache.stats();
-    assert!(s.hits > 0 && s.misses == 0 && s.errors == 0, "every L2 read was a hit: {s:?}");
+    assert!(!ran || (s.hits > 0 && s.misses == 0 && s.errors == 0), "every L2 read was a hit: {s:?}");
 }
 
 criterion_group!(benches, l2_hit);

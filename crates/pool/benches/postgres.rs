@@ -34,7 +34,10 @@ fn query(c: &mut Criterion) {
     });
 
     let mut group = c.benchmark_group("postgres/query_one");
+    // Criterion skips the closure when this row is filtered out or only listed.
+    let mut ran = false;
     group.bench_function("prepare_cached", |b| {
+        ran = true;
         b.to_async(&rt).iter(|| async {
             let conn = pool.get().await.unwrap();
             let stmt = conn.prepare_cached(SQL).await.unwrap();
@@ -50,7 +53,7 @@ fn query(c: &mut Criterion) {
     group.finish();
 
     // Precondition: the cached row prepared its statement once and reused it after.
-    assert_eq!(stats.misses(), 1, "prepare_cached prepared more than once");
+    assert!(!ran || stats.misses() == 1, "prepare_cached prepared {} times, expected once", stats.misses());
     drop(pool);
     drop(db);
 }
