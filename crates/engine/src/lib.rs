@@ -1,0 +1,31 @@
+//! mltb's task engine: a task goes from a link to files on Telegram or on a cloud remote,
+//! through aria2 downloads, Telegram uploads split into parts, and rclone copies, and a
+//! restart after `kill -9` loses none of it.
+//!
+//! # Seams
+//!
+//! - [`Downloader`]: starts, polls, cancels and re-attaches downloads into a task's
+//!   directory.
+//! - [`Uploader`]: sends a task's files to a destination, recording every confirmed part
+//!   through a [`PartLog`] so that an upload resumes from the first unconfirmed part.
+//!
+//! # Design
+//!
+//! - **Polling, not callbacks.** Progress comes from asking the downloader; aria2's
+//!   notifications are at most a hint (aria2-ws drops them under load).
+//! - **Persist, then act.** Every state change of a task is written to the store before
+//!   it takes effect, so a restart finds each task where it was.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod download;
+mod error;
+mod upload;
+
+pub use download::{
+    DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, DownloadedFile, Downloader,
+    UrlSource,
+};
+pub use error::{Error, ErrorKind, Result};
+pub use upload::{
+    PartLog, SentPart, UploadContext, UploadFile, UploadOutcome, UploadProgress, UploadRequest, Uploader,
+};
