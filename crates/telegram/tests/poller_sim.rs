@@ -144,3 +144,56 @@ async fn api_errors_are_typed_and_never_show_the_token() {
     assert!(me.result.is_bot);
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn file_slices_upload_their_bytes_only_through_the_scheduler() {
+    use mltb_telegram::scheduler::{FileSlice, ProgressHook, Request, Scheduler, SendDocumentSlice};
+    use sha2::Digest;
+
+    let sim = start(SimConfig::default()).await;
+    sim.add_chat(5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("movie.mkv");
+    let data: Vec<u8> = (0..700_000_u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    let scheduler = Scheduler::builder().build(client(&sim));
+    let seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let sink = seen.clone();
+    let hook = ProgressHook::new(move |sent, total| sink.lock().unwrap().push((sent, total)));
+    let mut hashes = Vec::new();
+    for (i, range) in [0..300_000_usize, 300_000..600_000, 600_000..700_000].into_iter().enumerate() {
+        let slice =
+            FileSlice::new(&path, range.start as u64, range.len() as u64, format!("movie.mkv.{:03}", i + 1));
+        let request =
+            SendDocumentSlice::new(5, slice).caption_html(format!("<b>movie.mkv</b> part {}/3", i + 1));
+        let sent = scheduler
+            .send(Request::SendDocumentSlice(Box::new(request.progress(hook.clone()))))
+            .await
+            .unwrap();
+        let doc = sent.message().and_then(|m| m.document.clone()).expect("a document message");
+        assert_eq!(doc.file_name.as_deref(), Some(format!("movie.mkv.{:03}", i + 1).as_str()));
+        assert_eq!(doc.file_size, Some(range.len() as u64));
+        hashes.push(format!("{:x}", sha2::Sha256::digest(&data[range])));
+    }
+    let files: Vec<_> =
+        sim.sent().into_iter().filter_map(|o| o.file.map(|f| (f.sha256, o.caption))).collect();
+    assert_eq!(
+        files.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
+        hashes,
+        "each part carries exactly its bytes"
+    );
+    assert_eq!(files[1].1.as_deref(), Some("movie.mkv part 2/3"), "the caption is parsed HTML");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.last(), Some(&(100_000, 100_000)));
+    assert!(seen.contains(&(300_000, 300_000)));
+
+    // A range past the end is refused before anything is sent.
+    let past = FileSlice::new(&path, 600_000, 200_000, "x");
+    let err = scheduler
+        .send(Request::SendDocumentSlice(Box::new(SendDocumentSlice::new(5, past))))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::File { reason, .. } if reason.contains("past the end")), "{err:?}");
+    scheduler.shutdown().await;
+    sim.shutdown().await;
+}

@@ -197,6 +197,27 @@ impl Client {
     }
 }
 
+impl Client {
+    /// `sendDocument` of a file slice, streamed from disk (no total timeout, as for any
+    /// upload).
+    async fn send_slice(
+        &self,
+        request: &crate::scheduler::SendDocumentSlice,
+    ) -> Result<frankenstein::types::Message> {
+        let form = upload::slice_form(request).await?;
+        let response = self
+            .http
+            .post(self.endpoint("sendDocument"))
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let sent: frankenstein::response::MethodResponse<frankenstein::types::Message> =
+            self.decode("sendDocument", response).await?;
+        Ok(sent.result)
+    }
+}
+
 #[async_trait::async_trait]
 impl AsyncTelegramApi for Client {
     type Error = Error;
@@ -263,6 +284,7 @@ impl Transport for Client {
             Request::DeleteMessage(p) => self.delete_message(p).await.map(|_| Response::Done),
             Request::SendDocument(p) => self.send_document(p).await.map(|r| message(r.result)),
             Request::SendVideo(p) => self.send_video(p).await.map(|r| message(r.result)),
+            Request::SendDocumentSlice(p) => self.send_slice(p).await.map(message),
         }
     }
 }

@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use reqwest::multipart::{Form, Part};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ProgressFn;
+use crate::scheduler::SendDocumentSlice;
 use crate::{Error, Result};
 
 const CHUNK: usize = 64 * 1024;
@@ -56,6 +57,63 @@ pub(super) async fn form(
         form = form.part(field.to_string(), part);
     }
     Ok(form)
+}
+
+/// The multipart form of a `sendDocument` of a file slice: the fields, then the slice's
+/// bytes streamed from disk in 64 KiB reads, reporting progress to `hook`.
+pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
+    let slice = &request.slice;
+    let path = slice.path.display().to_string();
+    let file_err = |e: std::io::Error| Error::File { path: path.clone(), reason: e.to_string() };
+    let mut file = tokio::fs::File::open(&slice.path).await.map_err(file_err)?;
+    let size = file.metadata().await.map_err(file_err)?.len();
+    if slice.offset.checked_add(slice.len).is_none_or(|end| end > size) {
+        return Err(Error::File {
+            path,
+            reason: format!(
+                "bytes {}..{} are past the end of the file ({size} bytes)",
+                slice.offset,
+                slice.offset.saturating_add(slice.len)
+            ),
+        });
+    }
+    file.seek(std::io::SeekFrom::Start(slice.offset)).await.map_err(file_err)?;
+    let chat_id = match &request.chat_id {
+        frankenstein::types::ChatId::Integer(i) => i.to_string(),
+        frankenstein::types::ChatId::String(s) => s.clone(),
+    };
+    let mut form = Form::new().text("chat_id", chat_id);
+    if let Some(caption) = &request.caption {
+        form = form.text("caption", caption.clone());
+    }
+    if let Some(mode) = request.parse_mode {
+        let mode =
+            serde_json::to_value(mode).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        form = form.text("parse_mode", mode);
+    }
+    let hook = request.progress.clone();
+    let total = slice.len;
+    let stream = futures_util::stream::unfold((file.take(total), 0_u64), move |(mut reader, sent)| {
+        let hook = hook.clone();
+        async move {
+            let mut buf = vec![0u8; CHUNK];
+            match reader.read(&mut buf).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    let sent = sent + n as u64;
+                    if let Some(h) = &hook {
+                        (h.0)(sent, total);
+                    }
+                    Some((Ok::<_, std::io::Error>(Bytes::from(buf)), (reader, sent)))
+                }
+                Err(e) => Some((Err(e), (reader, sent))),
+            }
+        }
+    });
+    let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
+        .file_name(slice.file_name.clone());
+    Ok(form.part("document", part))
 }
 
 fn counting(

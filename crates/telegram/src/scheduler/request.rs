@@ -1,5 +1,9 @@
 //! What the scheduler sends: the Bot API calls that Telegram rate-limits.
 
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
 use frankenstein::ParseMode;
 use frankenstein::methods::{
     DeleteMessageParams, EditMessageTextParams, SendDocumentParams, SendMessageParams, SendVideoParams,
@@ -55,6 +59,90 @@ pub enum Request {
     SendDocument(SendDocumentParams),
     /// `sendVideo`.
     SendVideo(SendVideoParams),
+    /// `sendDocument` of a byte range of a file on disk, streamed (a part of a split file).
+    SendDocumentSlice(Box<SendDocumentSlice>),
+}
+
+/// A byte range of a file on disk, sent as a document of its own without being copied or
+/// read into memory: the parts of a file too large for one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileSlice {
+    /// The file.
+    pub path: PathBuf,
+    /// Where the range starts.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub len: u64,
+    /// The document's file name, e.g. `movie.mkv.001`.
+    pub file_name: String,
+}
+
+impl FileSlice {
+    /// Bytes `offset .. offset + len` of `path`, sent as `file_name`.
+    pub fn new(path: impl Into<PathBuf>, offset: u64, len: u64, file_name: impl Into<String>) -> Self {
+        Self { path: path.into(), offset, len, file_name: file_name.into() }
+    }
+}
+
+/// Called with `(bytes sent, bytes in all)` as an upload's body goes out. Compared by
+/// identity.
+#[derive(Clone)]
+pub struct ProgressHook(pub Arc<dyn Fn(u64, u64) + Send + Sync>);
+
+impl ProgressHook {
+    /// A hook calling `f`.
+    pub fn new(f: impl Fn(u64, u64) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl PartialEq for ProgressHook {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for ProgressHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ProgressHook")
+    }
+}
+
+/// `sendDocument` of a [`FileSlice`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SendDocumentSlice {
+    /// Where to.
+    pub chat_id: ChatId,
+    /// What.
+    pub slice: FileSlice,
+    /// The caption.
+    pub caption: Option<String>,
+    /// How the caption is parsed.
+    pub parse_mode: Option<ParseMode>,
+    /// Called as the body goes out.
+    pub progress: Option<ProgressHook>,
+}
+
+impl SendDocumentSlice {
+    /// `slice` to `chat_id`, no caption.
+    pub fn new(chat_id: impl Into<ChatId>, slice: FileSlice) -> Self {
+        Self { chat_id: chat_id.into(), slice, caption: None, parse_mode: None, progress: None }
+    }
+
+    /// A caption in Telegram HTML.
+    pub fn caption_html(mut self, caption: impl Into<String>) -> Self {
+        self.caption = Some(caption.into());
+        self.parse_mode = Some(ParseMode::Html);
+        self
+    }
+
+    /// A progress hook.
+    pub fn progress(mut self, hook: ProgressHook) -> Self {
+        self.progress = Some(hook);
+        self
+    }
 }
 
 impl Request {
@@ -103,6 +191,7 @@ impl Request {
             Request::DeleteMessage(_) => "deleteMessage",
             Request::SendDocument(_) => "sendDocument",
             Request::SendVideo(_) => "sendVideo",
+            Request::SendDocumentSlice(_) => "sendDocument",
         }
     }
 
@@ -115,7 +204,13 @@ impl Request {
             Request::DeleteMessage(p) => Some((&p.chat_id).into()),
             Request::SendDocument(p) => Some((&p.chat_id).into()),
             Request::SendVideo(p) => Some((&p.chat_id).into()),
+            Request::SendDocumentSlice(p) => Some((&p.chat_id).into()),
         }
+    }
+
+    /// Whether the request uploads a file (it then runs beside the chat's queue).
+    pub fn is_upload(&self) -> bool {
+        matches!(self, Request::SendDocument(_) | Request::SendVideo(_) | Request::SendDocumentSlice(_))
     }
 
     /// The message an edit or delete targets.

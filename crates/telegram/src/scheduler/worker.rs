@@ -296,7 +296,7 @@ impl<T: Transport> Worker<T> {
             }
             let Some(job) = chat.queue.pop_front() else { continue };
             let request = job.request.clone();
-            let upload = if matches!(request, Request::SendDocument(_) | Request::SendVideo(_)) {
+            let upload = if request.is_upload() {
                 let id = self.next_upload;
                 self.next_upload += 1;
                 self.uploads.insert(id, job);
