@@ -125,8 +125,8 @@ pub use backend::{AnyBackend, Backend, BackendKind, LATEST_VERSION};
 pub use error::{Error, Result};
 pub use exec::Executor;
 pub use model::{
-    AuditEntry, NewAuditEntry, NewTask, Part, Progress, Role, Source, StatusMessage, Task, TaskFile,
-    TaskFilter, TaskKind, TaskState, TaskWithFiles, User, UserSettings,
+    AuditEntry, NewAuditEntry, NewTask, Part, Progress, Role, SentFile, Source, StatusMessage, Task,
+    TaskFile, TaskFilter, TaskKind, TaskState, TaskWithFiles, User, UserSettings,
 };
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;

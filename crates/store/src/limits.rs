@@ -19,6 +19,8 @@ pub const OPTIONS: usize = 16 * 1024;
 pub const GID: usize = 64;
 /// A file's path inside the task's directory, or a part's remote path.
 pub const PATH: usize = 4096;
+/// A Telegram `file_id`.
+pub const FILE_ID: usize = 512;
 /// A user's upload destination (an rclone remote and path).
 pub const UPLOAD_DEST: usize = 1024;
 /// A user's name prefix for uploads.

@@ -322,3 +322,30 @@ mod tests {
         assert!(TaskState::Cancelled.is_finished() && !TaskState::Seeding.is_finished());
     }
 }
+
+/// A file sent to Telegram, remembered by its content so that the same bytes are sent
+/// again by `file_id` instead of a second upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SentFile {
+    /// SHA-256 of the content, lowercase hex (64 characters).
+    pub sha256: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Telegram's `file_id` for it.
+    pub file_id: String,
+    /// The name it was sent under.
+    pub file_name: String,
+}
+
+impl SentFile {
+    /// A record of `file_id` for content `sha256` of `size` bytes sent as `file_name`.
+    pub fn new(
+        sha256: impl Into<String>,
+        size: u64,
+        file_id: impl Into<String>,
+        file_name: impl Into<String>,
+    ) -> Self {
+        Self { sha256: sha256.into(), size, file_id: file_id.into(), file_name: file_name.into() }
+    }
+}

@@ -264,3 +264,29 @@ async fn sqlite_keeps_the_default_hooks_and_trusts_its_cache() {
     h.store.role(9).await.unwrap();
     assert_eq!(h.sink.count_matching("FROM users WHERE id"), 1, "cached without a listener");
 }
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_to_the_latest_keeping_its_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mltb.db");
+    let id = {
+        let store = SqliteStore::open_sqlite(&path, StoreConfig::new()).await.unwrap();
+        let id = store.create_task(&new_task(1, "https://kept")).await.unwrap().id;
+        store.close().await;
+        id
+    };
+    // Make it the file version 1 of the program left: no sent_files, version 1 recorded.
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "DROP TABLE sent_files; DELETE FROM schema_migrations WHERE version > 1; PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open_sqlite(&path, StoreConfig::new()).await.unwrap();
+    assert_eq!(pragma(&store, "PRAGMA user_version").await, mltb_store::Value::Int(LATEST_VERSION));
+    assert_eq!(store.task(id).await.unwrap().map(|t| t.id), Some(id));
+    let sent = mltb_store::SentFile::new("0".repeat(64), 1, "file-id", "a.bin");
+    store.remember_sent_file(&sent).await.unwrap();
+    assert_eq!(store.sent_file(&"0".repeat(64)).await.unwrap(), Some(sent));
+}

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use mltb_query_analyzer::{Analyzer, AnalyzerConfig, NoopSink, QueryEvent, QuerySink, SpanId, SpanKind};
 use mltb_store::{
-    Backend, Error, Executor, LATEST_VERSION, NewAuditEntry, Part, Progress, Role, Source, Statement,
-    TaskFilter, TaskKind, TaskState, UserSettings, limits,
+    Backend, Error, Executor, LATEST_VERSION, NewAuditEntry, Part, Progress, Role, SentFile, Source,
+    Statement, TaskFilter, TaskKind, TaskState, UserSettings, limits,
 };
 use support::{Harness, new_task};
 
@@ -56,6 +56,8 @@ suite!(
     audit_log_refuses_update_and_delete,
     status_messages_upsert_and_remove,
     spans_group_a_commands_queries,
+    sent_files_are_remembered_by_content_hash,
+    task_names_are_set_once_known,
 );
 
 fn noop_exec() -> Executor {
@@ -525,6 +527,37 @@ async fn status_messages_upsert_and_remove<B: Backend>(h: &Harness<B>) {
     assert!(s.remove_status_message(-2).await.unwrap());
     assert!(!s.remove_status_message(-2).await.unwrap());
     assert_eq!(s.status_messages().await.unwrap().len(), 1);
+}
+
+async fn sent_files_are_remembered_by_content_hash<B: Backend>(h: &Harness<B>) {
+    let s = &h.store;
+    let hash = "a".repeat(64);
+    assert_eq!(s.sent_file(&hash).await.unwrap(), None);
+    let sent = SentFile::new(hash.clone(), 10 << 20, "BQACAgIAAxk-file-id", "movie.mkv.001");
+    s.remember_sent_file(&sent).await.unwrap();
+    assert_eq!(s.sent_file(&hash).await.unwrap(), Some(sent.clone()));
+    // The same content sent again under a new file_id replaces the record.
+    let again = SentFile::new(hash.clone(), 10 << 20, "BQACAgIAAxk-newer", "movie.mkv.001");
+    s.remember_sent_file(&again).await.unwrap();
+    assert_eq!(s.sent_file(&hash).await.unwrap().map(|f| f.file_id), Some("BQACAgIAAxk-newer".into()));
+    assert!(s.forget_sent_file(&hash).await.unwrap());
+    assert!(!s.forget_sent_file(&hash).await.unwrap());
+    assert_eq!(s.sent_file(&hash).await.unwrap(), None);
+    // A hash that is not 64 lowercase hex digits is refused by name, before any query.
+    for bad in ["abc", &"A".repeat(64), &"g".repeat(64)] {
+        let err = s.sent_file(bad).await.unwrap_err();
+        assert!(err.to_string().contains("sent_file.sha256"), "{err}");
+    }
+}
+
+async fn task_names_are_set_once_known<B: Backend>(h: &Harness<B>) {
+    let s = &h.store;
+    let task = s.create_task(&new_task(1, "https://h/a.iso")).await.unwrap();
+    assert_eq!(task.name, None);
+    s.set_name(task.id, "a.iso").await.unwrap();
+    assert_eq!(s.task(task.id).await.unwrap().unwrap().name.as_deref(), Some("a.iso"));
+    assert!(matches!(s.set_name(task.id + 1000, "x").await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.set_name(task.id, &"n".repeat(300)).await, Err(Error::TooLong { .. })));
 }
 
 async fn spans_group_a_commands_queries<B: Backend>(h: &Harness<B>) {

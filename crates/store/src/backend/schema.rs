@@ -14,12 +14,13 @@ pub(crate) struct Migration {
 }
 
 /// The newest schema version this program knows; a database with a newer one is refused.
-pub const LATEST_VERSION: i64 = 1;
+pub const LATEST_VERSION: i64 = 2;
 
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: r#"
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: r#"
 CREATE TABLE schema_migrations (
     version    INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -101,13 +102,28 @@ BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END;
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "sent files by content hash",
+        sql: r#"
+CREATE TABLE sent_files (
+    sha256    TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    size      INTEGER NOT NULL CHECK (size >= 0),
+    file_id   TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    sent_at   INTEGER NOT NULL
+);
+"#,
+    },
+];
 
 #[cfg(feature = "postgres")]
-pub(crate) const POSTGRES: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema",
-    sql: r#"
+pub(crate) const POSTGRES: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema",
+        sql: r#"
 CREATE TABLE schema_migrations (
     version    BIGINT PRIMARY KEY,
     name       TEXT NOT NULL,
@@ -194,7 +210,21 @@ CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "sent files by content hash",
+        sql: r#"
+CREATE TABLE sent_files (
+    sha256    TEXT PRIMARY KEY CHECK (length(sha256) = 64),
+    size      BIGINT NOT NULL CHECK (size >= 0),
+    file_id   TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    sent_at   BIGINT NOT NULL
+);
+"#,
+    },
+];
 
 #[cfg(test)]
 mod tests {

@@ -109,6 +109,18 @@ pub(crate) const TO_FAILED: &str = "UPDATE tasks SET state = 'failed', error = ?
 pub(crate) const TO_CANCELLED: &str = "UPDATE tasks SET state = 'cancelled', speed = 0, updated_at = ?2, \
      finished_at = ?2 WHERE id = ?1 AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
 
+/// A task's name: `?1` id, `?2` name, `?3` now.
+pub(crate) const SET_NAME: &str = "UPDATE tasks SET name = ?2, updated_at = ?3 WHERE id = ?1";
+
+// ---- sent files ------------------------------------------------------------------------
+
+pub(crate) const SENT_FILE: &str =
+    "SELECT sha256, size, file_id, file_name FROM sent_files WHERE sha256 = ?1";
+pub(crate) const REMEMBER_SENT_FILE: &str = "INSERT INTO sent_files (sha256, size, file_id, file_name, sent_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
+     file_id = excluded.file_id, file_name = excluded.file_name, sent_at = excluded.sent_at";
+pub(crate) const FORGET_SENT_FILE: &str = "DELETE FROM sent_files WHERE sha256 = ?1";
+
 // ---- status messages -------------------------------------------------------------------
 
 pub(crate) const UPSERT_STATUS: &str = "INSERT INTO status_messages (chat_id, message_id, updated_at) \

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use super::{Store, Write, sql};
 use crate::limits::{self, check, check_opt};
 use crate::{
-    Backend, Error, NewTask, Part, Progress, Result, Row, Source, Statement, StatusMessage, Task, TaskFile,
-    TaskFilter, TaskState, TaskWithFiles, Value,
+    Backend, Error, NewTask, Part, Progress, Result, Row, SentFile, Source, Statement, StatusMessage, Task,
+    TaskFile, TaskFilter, TaskState, TaskWithFiles, Value,
 };
 
 fn u64_of(column: &'static str, v: i64) -> Result<u64> {
@@ -140,6 +140,62 @@ impl<B: Backend> Store<B> {
         self.transition(id, TaskState::Cancelled, None).await
     }
 
+    /// Sets a task's name (once the download knows it), at most
+    /// [`limits::NAME`](crate::limits::NAME) bytes.
+    pub async fn set_name(&self, id: i64, name: &str) -> Result<()> {
+        check("task.name", name, limits::NAME)?;
+        let update =
+            Statement::execute(sql::SET_NAME, vec![Value::Int(id), name.into(), Value::Int(crate::now_ms())]);
+        if self.run_one(update).await?.affected == 0 {
+            return Err(Error::NotFound { what: "task", id });
+        }
+        Ok(())
+    }
+
+    /// The `file_id` recorded for content with this SHA-256 (lowercase hex), if any.
+    pub async fn sent_file(&self, sha256: &str) -> Result<Option<SentFile>> {
+        check_sha256(sha256)?;
+        let out = self.run_one(Statement::query(sql::SENT_FILE, vec![sha256.into()])).await?;
+        out.rows
+            .first()
+            .map(|r| {
+                Ok(SentFile {
+                    sha256: r.text(0)?,
+                    size: u64_of("sent_files.size", r.int(1)?)?,
+                    file_id: r.text(2)?,
+                    file_name: r.text(3)?,
+                })
+            })
+            .transpose()
+    }
+
+    /// Remembers the `file_id` of sent content (replacing an earlier record of the same
+    /// content).
+    pub async fn remember_sent_file(&self, sent: &SentFile) -> Result<()> {
+        check_sha256(&sent.sha256)?;
+        check("sent_file.file_id", &sent.file_id, limits::FILE_ID)?;
+        check("sent_file.file_name", &sent.file_name, limits::NAME)?;
+        let insert = Statement::execute(
+            sql::REMEMBER_SENT_FILE,
+            vec![
+                sent.sha256.as_str().into(),
+                Value::Int(limits::to_i64("sent_file.size", sent.size)?),
+                sent.file_id.as_str().into(),
+                sent.file_name.as_str().into(),
+                Value::Int(crate::now_ms()),
+            ],
+        );
+        self.run_one(insert).await?;
+        Ok(())
+    }
+
+    /// Forgets the record of sent content (Telegram no longer accepts its `file_id`).
+    /// Returns whether there was one.
+    pub async fn forget_sent_file(&self, sha256: &str) -> Result<bool> {
+        check_sha256(sha256)?;
+        Ok(self.run_one(Statement::execute(sql::FORGET_SENT_FILE, vec![sha256.into()])).await?.affected > 0)
+    }
+
     /// Records a task's progress. Concurrent calls (for many tasks) share one
     /// transaction; each caller gets its own result ([`Error::NotFound`] for a missing
     /// task, [`Error::InvalidTransition`] for a finished one). Batched statements serve
@@ -242,5 +298,13 @@ impl<B: Backend> Store<B> {
     pub async fn remove_status_message(&self, chat: i64) -> Result<bool> {
         let out = self.run_one(Statement::execute(sql::DELETE_STATUS, vec![Value::Int(chat)])).await?;
         Ok(out.affected > 0)
+    }
+}
+
+fn check_sha256(sha256: &str) -> Result<()> {
+    if sha256.len() == 64 && sha256.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        Ok(())
+    } else {
+        Err(Error::Invalid { field: "sent_file.sha256", reason: "expected 64 lowercase hex digits".into() })
     }
 }
