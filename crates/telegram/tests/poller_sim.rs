@@ -195,5 +195,18 @@ async fn file_slices_upload_their_bytes_only_through_the_scheduler() {
         .unwrap_err();
     assert!(matches!(&err, Error::File { reason, .. } if reason.contains("past the end")), "{err:?}");
     scheduler.shutdown().await;
+
+    // An upload whose abort flag is set stops instead of sending its bytes.
+    let retry = mltb_telegram::scheduler::RetryPolicy { max_retries: 0, ..Default::default() };
+    let scheduler = Scheduler::builder().retry(retry).build(client(&sim));
+    let flag = mltb_telegram::scheduler::AbortFlag::new();
+    flag.set();
+    let before = sim.sent().len();
+    let slice = FileSlice::new(&path, 0, 300_000, "aborted.bin");
+    let request = SendDocumentSlice::new(5, slice).abort_when(flag);
+    let err = scheduler.send(Request::SendDocumentSlice(Box::new(request))).await.unwrap_err();
+    assert!(matches!(err, Error::Network(_)), "{err:?}");
+    assert_eq!(sim.sent().len(), before, "nothing was delivered");
+    scheduler.shutdown().await;
     sim.shutdown().await;
 }

@@ -92,10 +92,16 @@ pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
         form = form.text("parse_mode", mode);
     }
     let hook = request.progress.clone();
+    let abort = request.abort.clone();
     let total = slice.len;
     let stream = futures_util::stream::unfold((file.take(total), 0_u64), move |(mut reader, sent)| {
         let hook = hook.clone();
+        let abort = abort.clone();
         async move {
+            if abort.as_ref().is_some_and(super::super::scheduler::AbortFlag::is_set) {
+                let e = std::io::Error::new(std::io::ErrorKind::Interrupted, "upload aborted");
+                return Some((Err(e), (reader, sent)));
+            }
             let mut buf = vec![0u8; CHUNK];
             match reader.read(&mut buf).await {
                 Ok(0) => None,

@@ -123,12 +123,42 @@ pub struct SendDocumentSlice {
     pub parse_mode: Option<ParseMode>,
     /// Called as the body goes out.
     pub progress: Option<ProgressHook>,
+    /// When set to `true`, the upload stops at its next 64 KiB read and the request fails
+    /// with a network error (the bytes already sent are lost with the connection).
+    pub abort: Option<AbortFlag>,
+}
+
+/// A flag that stops an upload in flight once set. Clones share it; compared by identity.
+#[derive(Debug, Clone, Default)]
+pub struct AbortFlag(Arc<std::sync::atomic::AtomicBool>);
+
+impl AbortFlag {
+    /// A flag not set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets it: uploads watching it stop.
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether it is set.
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+impl PartialEq for AbortFlag {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl SendDocumentSlice {
     /// `slice` to `chat_id`, no caption.
     pub fn new(chat_id: impl Into<ChatId>, slice: FileSlice) -> Self {
-        Self { chat_id: chat_id.into(), slice, caption: None, parse_mode: None, progress: None }
+        Self { chat_id: chat_id.into(), slice, caption: None, parse_mode: None, progress: None, abort: None }
     }
 
     /// A caption in Telegram HTML.
@@ -141,6 +171,12 @@ impl SendDocumentSlice {
     /// A progress hook.
     pub fn progress(mut self, hook: ProgressHook) -> Self {
         self.progress = Some(hook);
+        self
+    }
+
+    /// Stops the upload once `flag` is set (a cancelled task).
+    pub fn abort_when(mut self, flag: AbortFlag) -> Self {
+        self.abort = Some(flag);
         self
     }
 }
