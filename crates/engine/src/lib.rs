@@ -19,6 +19,7 @@
 
 mod download;
 mod error;
+pub mod leech;
 mod upload;
 
 pub use download::{

@@ -71,6 +71,13 @@ pub struct UploadRequest {
     pub files: Vec<UploadFile>,
 }
 
+impl UploadRequest {
+    /// Uploads `files` of task `task`, named `name`, from `root`.
+    pub fn new(task: i64, name: impl Into<String>, root: impl Into<PathBuf>, files: Vec<UploadFile>) -> Self {
+        Self { task, name: name.into(), root: root.into(), files }
+    }
+}
+
 /// Upload progress over the whole request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]

@@ -1,0 +1,329 @@
+//! Leech: a task's files sent to Telegram as documents (or a video as media), cut into
+//! byte-exact numbered parts when larger than the split size, streamed from disk, and
+//! sent again by `file_id` when the same bytes were sent before.
+//!
+//! Each part goes out only after the one before it is confirmed and recorded through the
+//! [`PartLog`], so after a restart the upload resumes from the first part not confirmed.
+//! Telegram has no idempotency key: a part that was in flight when the process was
+//! killed, and that Telegram received, is sent again after the restart — at most one
+//! duplicate message per kill, never a missing part.
+
+mod parts;
+
+use std::sync::Arc;
+
+use frankenstein::ParseMode;
+use frankenstein::input_file::{FileUpload, InputFile};
+use frankenstein::methods::{SendDocumentParams, SendVideoParams};
+use mltb_telegram::format::{escape, human_size};
+use mltb_telegram::scheduler::{
+    AbortFlag, FileSlice, ProgressHook, Request, Response, Scheduler, SendDocumentSlice,
+};
+
+pub use self::parts::{PartPlan, plan_parts};
+use crate::upload::{
+    SentPart, UploadContext, UploadFile, UploadOutcome, UploadProgress, UploadRequest, Uploader,
+};
+use crate::{Error, ErrorKind, Result};
+
+/// The cloud Bot API's upload limit, as Telegram states it: 50 MB.
+pub const CLOUD_SPLIT_SIZE: u64 = 50_000_000;
+/// A local Bot API server's upload limit: 2000 MiB.
+pub const LOCAL_SPLIT_SIZE: u64 = 2000 * 1024 * 1024;
+
+/// Where and how a task's files go to Telegram.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeechTarget {
+    /// The chat the task came from.
+    pub chat: i64,
+    /// A dump chat to upload to instead, when configured.
+    pub dump_chat: Option<i64>,
+    /// Files larger than this are cut into parts of this size.
+    pub split_size: u64,
+    /// Send videos as media (`sendVideo`) instead of documents, when not split.
+    pub as_media: bool,
+}
+
+impl LeechTarget {
+    /// Documents to `chat`, split at `split_size` bytes.
+    pub fn new(chat: i64, split_size: u64) -> Self {
+        Self { chat, dump_chat: None, split_size, as_media: false }
+    }
+
+    /// Uploads go to `dump_chat` instead of the task's chat.
+    pub fn dump_chat(mut self, dump_chat: Option<i64>) -> Self {
+        self.dump_chat = dump_chat;
+        self
+    }
+
+    /// Videos go as media when they fit in one message.
+    pub fn as_media(mut self, as_media: bool) -> Self {
+        self.as_media = as_media;
+        self
+    }
+
+    fn destination(&self) -> i64 {
+        self.dump_chat.unwrap_or(self.chat)
+    }
+}
+
+/// What was sent before, by content: SHA-256 (lowercase hex) → Telegram `file_id`. The
+/// store implements it, so that what is remembered survives a restart.
+#[async_trait::async_trait]
+pub trait SentFiles: Send + Sync {
+    /// The `file_id` of content with this hash, if it was sent.
+    async fn get(&self, sha256: &str) -> Result<Option<String>>;
+    /// Remembers that content with this hash was sent as `file_id`.
+    async fn put(&self, sha256: &str, size: u64, file_id: &str, file_name: &str) -> Result<()>;
+    /// Forgets a `file_id` Telegram no longer accepts.
+    async fn forget(&self, sha256: &str) -> Result<()>;
+}
+
+#[async_trait::async_trait]
+impl<B: mltb_store::Backend> SentFiles for mltb_store::Store<B> {
+    async fn get(&self, sha256: &str) -> Result<Option<String>> {
+        Ok(self.sent_file(sha256).await.map_err(store_error)?.map(|f| f.file_id))
+    }
+
+    async fn put(&self, sha256: &str, size: u64, file_id: &str, file_name: &str) -> Result<()> {
+        let name: String = file_name.chars().take(120).collect();
+        self.remember_sent_file(&mltb_store::SentFile::new(sha256, size, file_id, name))
+            .await
+            .map_err(store_error)
+    }
+
+    async fn forget(&self, sha256: &str) -> Result<()> {
+        self.forget_sent_file(sha256).await.map(drop).map_err(store_error)
+    }
+}
+
+pub(crate) fn store_error(e: mltb_store::Error) -> Error {
+    Error::from(ErrorKind::Store(e.to_string()))
+}
+
+/// The Telegram [`Uploader`]: sends through the bot's [`Scheduler`], so uploads keep
+/// within Telegram's limits beside the status edits.
+#[derive(Clone)]
+pub struct TelegramUploader {
+    scheduler: Scheduler,
+    sent: Arc<dyn SentFiles>,
+    target: LeechTarget,
+}
+
+impl std::fmt::Debug for TelegramUploader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelegramUploader").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+impl TelegramUploader {
+    /// An uploader to `target` through `scheduler`, remembering sent content in `sent`.
+    pub fn new(scheduler: Scheduler, sent: Arc<dyn SentFiles>, target: LeechTarget) -> Result<Self> {
+        if target.split_size == 0 {
+            return Err(ErrorKind::Config {
+                setting: "split_size",
+                value: "0".into(),
+                expected: "at least 1 byte (e.g. 50 MB for the cloud Bot API)".into(),
+            }
+            .into());
+        }
+        Ok(Self { scheduler, sent, target })
+    }
+
+    /// Sends one part: by `file_id` when the same bytes were sent before, else uploaded.
+    /// Returns the message id and whether it was sent by reference.
+    async fn send_part(
+        &self,
+        file: &UploadFile,
+        part: &PartPlan,
+        caption: String,
+        media: bool,
+        report: impl Fn(u64) + Send + Sync + 'static,
+        abort: &AbortFlag,
+    ) -> Result<(i64, bool)> {
+        let chat = self.target.destination();
+        let sha256 = parts::sha256_of(&file.path, part.offset, part.len).await?;
+        if let Some(file_id) = self.sent.get(&sha256).await? {
+            match self.send(by_reference(chat, file_id, caption.clone(), media)).await {
+                Ok((message_id, _)) => {
+                    report(part.len);
+                    return Ok((message_id, true));
+                }
+                // A file_id Telegram refuses (it expired, or another bot's) is forgotten and the
+                // bytes uploaded.
+                Err(e) if !e.is_retryable() => {
+                    tracing::info!(error = %e, "a remembered file_id was refused; uploading");
+                    self.sent.forget(&sha256).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let hook = ProgressHook::new(move |sent, _| report(sent));
+        let request = if media {
+            let params = SendVideoParams::builder()
+                .chat_id(chat)
+                .video(InputFile::from(file.path.clone()))
+                .caption(caption)
+                .parse_mode(ParseMode::Html)
+                .supports_streaming(true)
+                .build();
+            Request::SendVideo(params)
+        } else {
+            let slice = FileSlice::new(&file.path, part.offset, part.len, &part.name);
+            Request::SendDocumentSlice(Box::new(
+                SendDocumentSlice::new(chat, slice)
+                    .caption_html(caption)
+                    .progress(hook)
+                    .abort_when(abort.clone()),
+            ))
+        };
+        let (message_id, file_id) = self.send(request).await?;
+        if let Some(file_id) = file_id {
+            self.sent.put(&sha256, part.len, &file_id, &part.name).await?;
+        }
+        Ok((message_id, false))
+    }
+
+    async fn send(&self, request: Request) -> Result<(i64, Option<String>)> {
+        let response = self.scheduler.send(request).await.map_err(telegram_error)?;
+        let message = match &response {
+            Response::Message(m) => m,
+            other => {
+                return Err(ErrorKind::Telegram {
+                    reason: format!("no message came back: {other:?}"),
+                    retry_after: None,
+                }
+                .into());
+            }
+        };
+        let file_id = message
+            .document
+            .as_ref()
+            .map(|d| d.file_id.clone())
+            .or_else(|| message.video.as_ref().map(|v| v.file_id.clone()));
+        Ok((i64::from(message.message_id), file_id))
+    }
+}
+
+fn by_reference(chat: i64, file_id: String, caption: String, media: bool) -> Request {
+    if media {
+        Request::SendVideo(
+            SendVideoParams::builder()
+                .chat_id(chat)
+                .video(FileUpload::String(file_id))
+                .caption(caption)
+                .parse_mode(ParseMode::Html)
+                .build(),
+        )
+    } else {
+        Request::SendDocument(
+            SendDocumentParams::builder()
+                .chat_id(chat)
+                .document(FileUpload::String(file_id))
+                .caption(caption)
+                .parse_mode(ParseMode::Html)
+                .build(),
+        )
+    }
+}
+
+pub(crate) fn telegram_error(e: mltb_telegram::Error) -> Error {
+    let retry_after = e.retry_after();
+    Error::from(ErrorKind::Telegram { reason: e.to_string(), retry_after })
+}
+
+/// Whether a file goes as a video: by its extension.
+fn is_video(name: &str) -> bool {
+    let ext = name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+    matches!(ext.as_str(), "mp4" | "mkv" | "webm" | "mov" | "m4v" | "avi")
+}
+
+/// The caption of a part: the file's name, `part i/n` when split, and the size.
+fn caption(name: &str, part: &PartPlan, parts: usize) -> String {
+    let mut text = format!("<b>{}</b>", escape(name));
+    if parts > 1 {
+        text.push_str(&format!("\npart {}/{}", part.index + 1, parts));
+    }
+    text.push_str(&format!("\n{}", escape(&human_size(part.len))));
+    text
+}
+
+#[async_trait::async_trait]
+impl Uploader for TelegramUploader {
+    async fn upload(&self, request: &UploadRequest, context: UploadContext<'_>) -> Result<UploadOutcome> {
+        let total: u64 = request.files.iter().map(|f| f.size).sum();
+        let base = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut outcome = UploadOutcome::default();
+        let abort = AbortFlag::new();
+        for file in &request.files {
+            let name = file.relative.rsplit('/').next().unwrap_or(&file.relative).to_string();
+            let plan = plan_parts(&name, file.size, self.target.split_size);
+            let media = self.target.as_media && plan.len() == 1 && is_video(&name);
+            for part in &plan {
+                if file.sent.iter().any(|s| s.index == part.index) {
+                    base.fetch_add(part.len, std::sync::atomic::Ordering::Relaxed);
+                    (context.progress)(UploadProgress::new(
+                        base.load(std::sync::atomic::Ordering::Relaxed),
+                        total,
+                    ));
+                    continue;
+                }
+                if context.cancel.is_cancelled() {
+                    return Err(ErrorKind::Cancelled.into());
+                }
+                let done_before = base.load(std::sync::atomic::Ordering::Relaxed);
+                let (tx, mut rx) = tokio::sync::watch::channel(0_u64);
+                let report = move |sent: u64| {
+                    let _ = tx.send(sent);
+                };
+                let send =
+                    self.send_part(file, part, caption(&name, part, plan.len()), media, report, &abort);
+                tokio::pin!(send);
+                let result = loop {
+                    tokio::select! {
+                        result = &mut send => break result,
+                        () = context.cancel.cancelled() => {
+                            abort.set();
+                            return Err(ErrorKind::Cancelled.into());
+                        }
+                        Ok(()) = rx.changed() => {
+                            let sent = *rx.borrow_and_update();
+                            (context.progress)(UploadProgress::new(done_before + sent, total));
+                        }
+                    }
+                };
+                let (message_id, reused) = result?;
+                context.parts.record(file.id, &SentPart::message(part.index, part.len, message_id)).await?;
+                base.fetch_add(part.len, std::sync::atomic::Ordering::Relaxed);
+                (context.progress)(UploadProgress::new(
+                    base.load(std::sync::atomic::Ordering::Relaxed),
+                    total,
+                ));
+                outcome.parts_sent += 1;
+                outcome.reused += u32::from(reused);
+            }
+        }
+        outcome.location = Some(format!("chat {}", self.target.destination()));
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captions_name_the_part_and_size() {
+        let plan = plan_parts("a <b>.bin", 25, 10);
+        assert_eq!(caption("a <b>.bin", &plan[1], plan.len()), "<b>a &lt;b&gt;.bin</b>\npart 2/3\n10 B");
+        let one = plan_parts("x.iso", 5, 10);
+        assert_eq!(caption("x.iso", &one[0], 1), "<b>x.iso</b>\n5 B");
+    }
+
+    #[test]
+    fn videos_are_known_by_extension() {
+        assert!(is_video("a.MKV") && is_video("b.mp4"));
+        assert!(!is_video("c.iso") && !is_video("mp4"));
+    }
+}
