@@ -20,6 +20,7 @@
 mod download;
 mod error;
 pub mod leech;
+mod pipeline;
 mod upload;
 
 pub use download::{
@@ -27,6 +28,26 @@ pub use download::{
     UrlSource,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use pipeline::{Engine, EngineConfig, QueueLimits, TaskOptions, TaskPlanner, TaskView, Waiting};
 pub use upload::{
     PartLog, SentPart, UploadContext, UploadFile, UploadOutcome, UploadProgress, UploadRequest, Uploader,
 };
+
+/// `text` cut to what the store keeps as a task's error (its limit, on a character
+/// boundary).
+pub(crate) fn limits_error(text: &str) -> String {
+    cut(text, mltb_store::limits::ERROR)
+}
+
+/// `text` cut to what the store keeps as a task's name.
+pub(crate) fn limits_name(text: &str) -> String {
+    cut(text, mltb_store::limits::NAME)
+}
+
+fn cut(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].replace('\0', "")
+}

@@ -1,0 +1,337 @@
+//! The task pipeline: queued → downloading → uploading → completed / failed / cancelled,
+//! every transition persisted through `mltb-store`, the queue limits, cancel at any stage,
+//! and recovery of every unfinished task when the engine starts.
+
+mod options;
+mod queue;
+mod run;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mltb_store::{Backend, NewTask, Source, Store, Task, TaskState};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use self::options::TaskOptions;
+use self::queue::Queue;
+pub use self::queue::{QueueLimits, Waiting};
+use crate::download::{DownloadRequest, DownloadSource, Downloader, UrlSource};
+use crate::leech::store_error;
+use crate::upload::Uploader;
+use crate::{ErrorKind, Result};
+
+/// How the engine runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EngineConfig {
+    /// Where tasks download to: each task in `<download_dir>/<task id>`. The engine never
+    /// writes outside it.
+    pub download_dir: PathBuf,
+    /// The queue limits.
+    pub limits: QueueLimits,
+    /// How often downloads are polled for progress.
+    pub poll_interval: Duration,
+    /// Whether a failed task's directory is kept (to inspect or retry); removed if not.
+    pub keep_failed: bool,
+}
+
+impl EngineConfig {
+    /// Tasks under `download_dir`, no limits, polled every second, failed tasks' files
+    /// removed.
+    pub fn new(download_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            download_dir: download_dir.into(),
+            limits: QueueLimits::default(),
+            poll_interval: Duration::from_secs(1),
+            keep_failed: false,
+        }
+    }
+
+    /// The queue limits.
+    pub fn limits(mut self, limits: QueueLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How often downloads are polled.
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    /// Keep a failed task's directory.
+    pub fn keep_failed(mut self, keep: bool) -> Self {
+        self.keep_failed = keep;
+        self
+    }
+}
+
+/// Turns a stored task into work: what to download, and where its files go. The bot
+/// implements [`uploader`](Self::uploader) (a Telegram uploader for leech, rclone for
+/// mirror); [`download`](Self::download) has the standard mapping.
+#[async_trait::async_trait]
+pub trait TaskPlanner: Send + Sync {
+    /// What to download for `task` into `dir`: the task's source with its options.
+    async fn download(&self, task: &Task, dir: &Path) -> Result<DownloadRequest> {
+        let options = TaskOptions::from_json(&task.options)?;
+        let source = match &task.source {
+            Source::Url(url) => {
+                let mut source = UrlSource::new(url.clone());
+                source.headers = options.headers.clone();
+                if let Some(user) = &options.user {
+                    source = source.basic_auth(user.clone(), options.password.clone().unwrap_or_default());
+                }
+                DownloadSource::Url(source)
+            }
+            Source::Magnet(magnet) => DownloadSource::Magnet(magnet.clone()),
+            Source::Torrent(path) => {
+                let bytes = tokio::fs::read(path).await.map_err(|e| crate::Error::io(path, &e))?;
+                DownloadSource::Torrent(bytes)
+            }
+        };
+        let mut request = DownloadRequest::new(source, dir);
+        request.name = task.name.clone();
+        request.select = options.select;
+        Ok(request)
+    }
+
+    /// Where `task`'s files go.
+    async fn uploader(&self, task: &Task) -> Result<Arc<dyn Uploader>>;
+}
+
+/// A task as the status board shows it.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct TaskView {
+    /// The task's id.
+    pub id: i64,
+    /// Its chat.
+    pub chat: i64,
+    /// Its user.
+    pub user: i64,
+    /// Its name, once known.
+    pub name: Option<String>,
+    /// Its state.
+    pub state: TaskState,
+    /// Bytes done in the current stage.
+    pub done: u64,
+    /// Bytes in all in the current stage (0 while unknown).
+    pub total: u64,
+    /// Bytes per second now.
+    pub speed: u64,
+    /// Why it waits, when queued.
+    pub waiting: Option<Waiting>,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl TaskView {
+    fn of(task: &Task) -> Self {
+        Self {
+            id: task.id,
+            chat: task.chat,
+            user: task.user,
+            name: task.name.clone(),
+            state: task.state,
+            done: 0,
+            total: 0,
+            speed: 0,
+            waiting: None,
+            error: None,
+        }
+    }
+}
+
+struct Live {
+    view: TaskView,
+    cancel: CancellationToken,
+}
+
+pub(crate) struct Inner<B: Backend> {
+    pub(crate) store: Arc<Store<B>>,
+    pub(crate) downloader: Arc<dyn Downloader>,
+    pub(crate) planner: Arc<dyn TaskPlanner>,
+    pub(crate) config: EngineConfig,
+    pub(crate) queue: Mutex<Queue>,
+    /// Woken whenever a slot is given back or a task is forced.
+    pub(crate) slots: Notify,
+    live: Mutex<HashMap<i64, Live>>,
+    version: watch::Sender<u64>,
+    /// Stops every runner without touching the store (shutdown, not cancel).
+    pub(crate) stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+/// The task engine. Cheap to clone.
+pub struct Engine<B: Backend> {
+    inner: Arc<Inner<B>>,
+}
+
+impl<B: Backend> Clone for Engine<B> {
+    fn clone(&self) -> Self {
+        Self { inner: Arc::clone(&self.inner) }
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Engine<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("config", &self.inner.config).finish_non_exhaustive()
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// Starts the engine and resumes every unfinished task in the store: queued tasks
+    /// queue again in their order, downloads re-attach through
+    /// [`Downloader::resume`], uploads resume from the first part not confirmed.
+    pub async fn start(
+        store: Arc<Store<B>>,
+        downloader: Arc<dyn Downloader>,
+        planner: Arc<dyn TaskPlanner>,
+        config: EngineConfig,
+    ) -> Result<Self> {
+        tokio::fs::create_dir_all(&config.download_dir)
+            .await
+            .map_err(|e| crate::Error::io(config.download_dir.display(), &e))?;
+        let inner = Arc::new(Inner {
+            store,
+            downloader,
+            planner,
+            queue: Mutex::new(Queue::new(config.limits.clone())),
+            config,
+            slots: Notify::new(),
+            live: Mutex::new(HashMap::new()),
+            version: watch::Sender::new(0),
+            stop: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        });
+        let engine = Self { inner };
+        let unfinished = engine.inner.store.unfinished_tasks().await.map_err(store_error)?;
+        for t in unfinished {
+            tracing::info!(task = t.task.id, state = %t.task.state, "resuming");
+            engine.spawn(t.task, t.files);
+        }
+        Ok(engine)
+    }
+
+    /// Creates a task (committed before this returns) and queues it.
+    pub async fn submit(&self, task: &NewTask) -> Result<Task> {
+        let task = self.inner.store.create_task(task).await.map_err(store_error)?;
+        self.spawn(task.clone(), Vec::new());
+        Ok(task)
+    }
+
+    fn spawn(&self, task: Task, files: Vec<mltb_store::TaskFile>) {
+        let cancel = CancellationToken::new();
+        if task.state == TaskState::Queued {
+            self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).enqueue(task.id, task.user);
+        }
+        self.inner
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.id, Live { view: TaskView::of(&task), cancel: cancel.clone() });
+        self.bump();
+        let engine = self.clone();
+        self.inner.tracker.spawn(async move {
+            let id = task.id;
+            run::run(engine.clone(), task, files, cancel).await;
+            engine.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            engine.bump();
+        });
+    }
+
+    /// Cancels a task at any stage: its download, its upload and its files go. Returns
+    /// whether the task was running here.
+    pub fn cancel(&self, id: i64) -> bool {
+        let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner());
+        match live.get(&id) {
+            Some(l) => {
+                l.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lets a queued task start now, whatever the limits (`/forcestart`). Returns whether
+    /// the task was running here.
+    pub fn force_start(&self, id: i64) -> bool {
+        if !self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+            return false;
+        }
+        self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).force(id);
+        self.inner.slots.notify_waiters();
+        true
+    }
+
+    /// Every task running here (queued, downloading, uploading), by id.
+    pub fn tasks(&self) -> Vec<TaskView> {
+        let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner());
+        let mut views: Vec<TaskView> = live.values().map(|l| l.view.clone()).collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
+    /// Changes whenever a task's view changes: the status board waits on it.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.version.subscribe()
+    }
+
+    /// Tasks downloading, uploading and waiting for a download slot now.
+    pub fn queue_counts(&self) -> (usize, usize, usize) {
+        let q = self.inner.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let (d, u) = q.active();
+        (d, u, q.waiting())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store<B>> {
+        &self.inner.store
+    }
+
+    /// Waits until task `id` is no longer running here (finished, or never was).
+    pub async fn wait(&self, id: i64) {
+        let mut changes = self.changes();
+        while self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Stops every task runner without changing any task: they resume at the next
+    /// start. Downloads keep their partial data.
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        self.inner.tracker.close();
+        self.inner.tracker.wait().await;
+    }
+
+    pub(crate) fn update(&self, id: i64, f: impl FnOnce(&mut TaskView)) {
+        if let Some(l) = self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id) {
+            f(&mut l.view);
+        }
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.inner.version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    pub(crate) fn inner(&self) -> &Inner<B> {
+        &self.inner
+    }
+
+    /// The directory of task `id`.
+    pub fn task_dir(&self, id: i64) -> PathBuf {
+        self.inner.config.download_dir.join(id.to_string())
+    }
+}
+
+pub(crate) fn cancelled() -> crate::Error {
+    ErrorKind::Cancelled.into()
+}

@@ -1,0 +1,345 @@
+//! One task's run, from wherever the store says it is to a finished state.
+
+use mltb_store::{Backend, Part, Progress, Task, TaskFile, TaskState};
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
+
+use super::queue::{Stage, free_disk};
+use super::{Engine, cancelled};
+use crate::download::{DownloadId, DownloadState};
+use crate::leech::store_error;
+use crate::upload::{PartLog, SentPart, UploadContext, UploadFile, UploadProgress, UploadRequest};
+use crate::{Error, ErrorKind, Result, limits_error};
+
+/// How a run ended.
+enum End {
+    Done,
+    /// The engine is shutting down: leave the task as it is in the store.
+    Stopped,
+}
+
+pub(super) async fn run<B: Backend>(
+    engine: Engine<B>,
+    task: Task,
+    files: Vec<TaskFile>,
+    cancel: CancellationToken,
+) {
+    let id = task.id;
+    let user = task.user;
+    let dir = engine.task_dir(id);
+    let mut held: Option<Stage> = None;
+    let result = drive(&engine, &task, files, &cancel, &dir, &mut held).await;
+    {
+        let inner = engine.inner();
+        inner.queue.lock().unwrap_or_else(|p| p.into_inner()).release(id, user, held);
+        inner.slots.notify_waiters();
+    }
+    let store = &engine.inner().store;
+    let outcome = match result {
+        Ok(End::Stopped) => return,
+        Ok(End::Done) => {
+            remove_dir(&dir).await;
+            store.mark_completed(id).await
+        }
+        Err(e) if e.is_cancelled() => {
+            remove_dir(&dir).await;
+            store.mark_cancelled(id).await
+        }
+        Err(e) => {
+            tracing::warn!(task = id, error = %e, "task failed");
+            if !engine.inner().config.keep_failed {
+                remove_dir(&dir).await;
+            }
+            let text = limits_error(&e.to_string());
+            engine.update(id, |v| v.error = Some(text.clone()));
+            store.mark_failed(id, &text).await
+        }
+    };
+    if let Err(e) = outcome {
+        tracing::error!(task = id, error = %e, "could not record the task's end");
+    }
+}
+
+async fn drive<B: Backend>(
+    engine: &Engine<B>,
+    task: &Task,
+    files: Vec<TaskFile>,
+    cancel: &CancellationToken,
+    dir: &Path,
+    held: &mut Option<Stage>,
+) -> Result<End> {
+    let inner = engine.inner();
+    let stop = inner.stop.clone();
+    let mut state = task.state;
+    if state == TaskState::Queued {
+        if !take(engine, task, Stage::Download, cancel).await? {
+            return Ok(End::Stopped);
+        }
+        *held = Some(Stage::Download);
+        tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
+        let request = inner.planner.download(task, dir).await?;
+        let gid = inner.downloader.start(&request).await?;
+        inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+        engine.update(task.id, |v| {
+            v.state = TaskState::Downloading;
+            v.waiting = None;
+        });
+        if download(engine, task, gid, cancel).await? {
+            state = TaskState::Uploading;
+        } else {
+            return Ok(End::Stopped);
+        }
+    } else if state == TaskState::Downloading {
+        inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_download(task.id, task.user);
+        *held = Some(Stage::Download);
+        let Some(gid) = task.gid.clone() else {
+            return Err(ErrorKind::Download { code: 0, message: "no download id was recorded".into() }.into());
+        };
+        tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
+        let request = inner.planner.download(task, dir).await?;
+        let gid = inner.downloader.resume(&DownloadId(gid.clone()), &request).await?;
+        inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+        if download(engine, task, gid, cancel).await? {
+            state = TaskState::Uploading;
+        } else {
+            return Ok(End::Stopped);
+        }
+    } else if state == TaskState::Uploading {
+        inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_upload(task.id, task.user);
+        *held = Some(Stage::Upload);
+    }
+    if state != TaskState::Uploading || stop.is_cancelled() {
+        return Ok(End::Stopped);
+    }
+    if *held == Some(Stage::Download) {
+        if !take(engine, task, Stage::Upload, cancel).await? {
+            return Ok(End::Stopped);
+        }
+        *held = Some(Stage::Upload);
+        inner.store.mark_uploading(task.id).await.map_err(store_error)?;
+    }
+    engine.update(task.id, |v| {
+        v.state = TaskState::Uploading;
+        v.waiting = None;
+        v.done = 0;
+        v.speed = 0;
+    });
+    upload(engine, task, files, cancel, dir).await
+}
+
+/// Waits for a slot for `stage`. `Ok(false)`: the engine is stopping.
+async fn take<B: Backend>(
+    engine: &Engine<B>,
+    task: &Task,
+    stage: Stage,
+    cancel: &CancellationToken,
+) -> Result<bool> {
+    let inner = engine.inner();
+    loop {
+        // Registered before the check, so a slot given back in between is not missed.
+        let notified = inner.slots.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let taken =
+            inner
+                .queue
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .try_take(task.id, task.user, stage, || free_disk(&inner.config.download_dir));
+        match taken {
+            Ok(()) => return Ok(true),
+            Err(why) => engine.update(task.id, |v| v.waiting = Some(why)),
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = cancel.cancelled() => return Err(cancelled()),
+            () = inner.stop.cancelled() => return Ok(false),
+            // Free disk space changes without a slot being given back.
+            () = tokio::time::sleep(inner.config.poll_interval) => {}
+        }
+    }
+}
+
+/// Polls a download to its end. `Ok(true)`: complete; `Ok(false)`: the engine is stopping.
+async fn download<B: Backend>(
+    engine: &Engine<B>,
+    task: &Task,
+    mut gid: DownloadId,
+    cancel: &CancellationToken,
+) -> Result<bool> {
+    let inner = engine.inner();
+    let mut named = task.name.is_some();
+    let mut ticker = tokio::time::interval(inner.config.poll_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = cancel.cancelled() => {
+                if let Err(e) = inner.downloader.cancel(&gid).await {
+                    tracing::warn!(task = task.id, error = %e, "could not remove the download");
+                }
+                return Err(cancelled());
+            }
+            () = inner.stop.cancelled() => return Ok(false),
+        }
+        let status = inner.downloader.status(&gid).await?;
+        if let Some(next) = status.followed_by.clone() {
+            inner.store.mark_started(task.id, &next.0).await.map_err(store_error)?;
+            gid = next;
+            continue;
+        }
+        if !named && let Some(name) = &status.name {
+            let name = crate::limits_name(name);
+            inner.store.set_name(task.id, &name).await.map_err(store_error)?;
+            named = true;
+        }
+        engine.update(task.id, |v| {
+            v.done = status.done;
+            v.total = status.total;
+            v.speed = status.speed;
+            if v.name.is_none() {
+                v.name = status.name.clone();
+            }
+        });
+        let progress = Progress {
+            done: status.done,
+            total: (status.total > 0).then_some(status.total),
+            speed: status.speed,
+        };
+        if let Err(e) = inner.store.update_progress(task.id, progress).await {
+            tracing::debug!(task = task.id, error = %e, "progress not recorded");
+        }
+        match status.state {
+            DownloadState::Complete => return Ok(true),
+            DownloadState::Failed => {
+                return Err(status.error.unwrap_or_else(|| {
+                    ErrorKind::Download { code: 1, message: "the download failed".into() }.into()
+                }));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Records parts in the store as the destination confirms them.
+struct StoreParts<'a, B: Backend> {
+    store: &'a mltb_store::Store<B>,
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> PartLog for StoreParts<'_, B> {
+    async fn record(&self, file: i64, part: &SentPart) -> Result<()> {
+        let part = Part {
+            index: part.index,
+            size: part.size,
+            message_id: part.message_id,
+            remote_path: part.remote_path.clone(),
+        };
+        self.store.add_part(file, &part).await.map_err(store_error)
+    }
+}
+
+async fn upload<B: Backend>(
+    engine: &Engine<B>,
+    task: &Task,
+    mut files: Vec<TaskFile>,
+    cancel: &CancellationToken,
+    dir: &Path,
+) -> Result<End> {
+    let inner = engine.inner();
+    let store = &inner.store;
+    if files.is_empty() {
+        // Recorded before the first byte goes out, so a restart uploads the same list.
+        for (relative, size) in list_files(dir).await? {
+            let id = store.add_file(task.id, &relative, size).await.map_err(store_error)?;
+            files.push(TaskFile { id, task: task.id, path: relative, size, parts: Vec::new() });
+        }
+    }
+    if files.is_empty() {
+        return Err(ErrorKind::NotFound { what: "the download produced no files".into() }.into());
+    }
+    let uploads: Vec<UploadFile> = files
+        .iter()
+        .map(|f| {
+            let mut file = UploadFile::new(f.id, dir.join(&f.path), f.path.clone(), f.size);
+            file.sent = f
+                .parts
+                .iter()
+                .map(|p| {
+                    let mut s = SentPart::message(p.index, p.size, p.message_id.unwrap_or_default());
+                    s.message_id = p.message_id;
+                    s.remote_path = p.remote_path.clone();
+                    s
+                })
+                .collect();
+            file
+        })
+        .collect();
+    let name =
+        task.name.clone().unwrap_or_else(|| files[0].path.split('/').next().unwrap_or("files").to_string());
+    let request = UploadRequest::new(task.id, name, dir, uploads);
+    let uploader = inner.planner.uploader(task).await?;
+    let parts = StoreParts { store };
+    let id = task.id;
+    let view = engine.clone();
+    let progress = move |p: UploadProgress| {
+        view.update(id, |v| {
+            v.done = p.sent;
+            v.total = p.total;
+        });
+    };
+    // Both a cancel and a shutdown stop the upload; only a cancel ends the task.
+    let token = CancellationToken::new();
+    let guard = token.clone();
+    let watcher = {
+        let (cancel, stop) = (cancel.clone(), inner.stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = stop.cancelled() => {}
+            }
+            guard.cancel();
+        })
+    };
+    let result = uploader.upload(&request, UploadContext::new(&parts, &progress, token)).await;
+    watcher.abort();
+    match result {
+        Ok(_) => Ok(End::Done),
+        Err(e) if e.is_cancelled() && !cancel.is_cancelled() => Ok(End::Stopped),
+        Err(e) => Err(e),
+    }
+}
+
+/// The files under `dir`, relative with `/`, sorted, without aria2's control files.
+async fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::new();
+    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let mut entries = tokio::fs::read_dir(&d).await.map_err(|e| Error::io(d.display(), &e))?;
+        while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(d.display(), &e))? {
+            let path = entry.path();
+            let meta = tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(path.display(), &e))?;
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() && path.extension().is_none_or(|e| e != "aria2") {
+                let relative = path
+                    .strip_prefix(dir)
+                    .map(|p| {
+                        p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+                    })
+                    .unwrap_or_default();
+                out.push((relative, meta.len()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn remove_dir(dir: &Path) {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not remove a task's directory"),
+    }
+}

@@ -1,0 +1,353 @@
+//! The task pipeline with a scripted downloader and the Telegram simulator: queue limits,
+//! the whole leech path, cancel at each stage, and resuming after a restart.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mltb_engine::leech::{LeechTarget, TelegramUploader};
+use mltb_engine::{
+    DownloadId, DownloadRequest, DownloadState, DownloadStatus, Downloader, Engine, EngineConfig,
+    QueueLimits, TaskPlanner, Uploader, Waiting,
+};
+use mltb_store::{NewTask, Part, Source, SqliteBackend, SqliteStore, StoreConfig, Task, TaskKind, TaskState};
+use mltb_telegram::Client;
+use mltb_telegram::scheduler::Scheduler;
+use mltb_telegram_sim::{Sim, SimConfig};
+use sha2::{Digest, Sha256};
+
+const CHAT: i64 = 501;
+
+/// A download that writes its bytes a step per poll, and finishes only once opened.
+#[derive(Debug, Clone)]
+struct Job {
+    dir: PathBuf,
+    name: String,
+    data: Arc<Vec<u8>>,
+    written: usize,
+    open: bool,
+    cancelled: bool,
+}
+
+/// Downloads scripted by the test: `url` → content; each needs `open(url)` to finish.
+#[derive(Debug, Default)]
+struct Scripted {
+    content: Mutex<HashMap<String, Arc<Vec<u8>>>>,
+    opened: Mutex<Vec<String>>,
+    jobs: Mutex<HashMap<String, (String, Job)>>,
+    next: Mutex<u64>,
+}
+
+impl Scripted {
+    fn serve(&self, url: &str, data: Vec<u8>) {
+        self.content.lock().unwrap().insert(url.into(), Arc::new(data));
+    }
+
+    fn open(&self, url: &str) {
+        self.opened.lock().unwrap().push(url.into());
+    }
+
+    fn active(&self) -> usize {
+        self.jobs.lock().unwrap().values().filter(|(_, j)| !j.cancelled && j.written < j.data.len()).count()
+    }
+
+    fn cancelled(&self) -> usize {
+        self.jobs.lock().unwrap().values().filter(|(_, j)| j.cancelled).count()
+    }
+}
+
+#[async_trait::async_trait]
+impl Downloader for Scripted {
+    async fn start(&self, request: &DownloadRequest) -> mltb_engine::Result<DownloadId> {
+        let mltb_engine::DownloadSource::Url(url) = &request.source else { panic!("URLs only") };
+        let data = self.content.lock().unwrap().get(&url.url).cloned().expect("a scripted URL");
+        let mut next = self.next.lock().unwrap();
+        *next += 1;
+        let id = format!("g{next}");
+        let name = url.url.rsplit('/').next().unwrap().to_string();
+        let job = Job { dir: request.dir.clone(), name, data, written: 0, open: false, cancelled: false };
+        self.jobs.lock().unwrap().insert(id.clone(), (url.url.clone(), job));
+        Ok(DownloadId(id))
+    }
+
+    async fn status(&self, id: &DownloadId) -> mltb_engine::Result<DownloadStatus> {
+        let opened = self.opened.lock().unwrap().clone();
+        let mut jobs = self.jobs.lock().unwrap();
+        let (url, job) = jobs.get_mut(&id.0).expect("a known download");
+        job.open |= opened.contains(url);
+        let step = if job.open {
+            job.data.len()
+        } else {
+            (job.data.len() / 4).min(job.data.len() - 1 - job.written.min(job.data.len() - 1))
+        };
+        let end = (job.written + step).min(job.data.len());
+        std::fs::create_dir_all(&job.dir).unwrap();
+        let path = job.dir.join(&job.name);
+        let mut bytes = std::fs::read(&path).unwrap_or_default();
+        bytes.truncate(job.written);
+        bytes.extend_from_slice(&job.data[job.written..end]);
+        std::fs::write(&path, &bytes).unwrap();
+        job.written = end;
+        let mut status = DownloadStatus::new(if end == job.data.len() {
+            DownloadState::Complete
+        } else {
+            DownloadState::Active
+        });
+        status.name = Some(job.name.clone());
+        status.done = end as u64;
+        status.total = job.data.len() as u64;
+        Ok(status)
+    }
+
+    async fn cancel(&self, id: &DownloadId) -> mltb_engine::Result<()> {
+        if let Some((_, job)) = self.jobs.lock().unwrap().get_mut(&id.0) {
+            job.cancelled = true;
+        }
+        Ok(())
+    }
+
+    async fn resume(&self, id: &DownloadId, request: &DownloadRequest) -> mltb_engine::Result<DownloadId> {
+        if self.jobs.lock().unwrap().contains_key(&id.0) { Ok(id.clone()) } else { self.start(request).await }
+    }
+}
+
+struct Leech {
+    scheduler: Scheduler,
+    store: Arc<SqliteStore>,
+    split: u64,
+}
+
+#[async_trait::async_trait]
+impl TaskPlanner for Leech {
+    async fn uploader(&self, task: &Task) -> mltb_engine::Result<Arc<dyn Uploader>> {
+        Ok(Arc::new(TelegramUploader::new(
+            self.scheduler.clone(),
+            self.store.clone(),
+            LeechTarget::new(task.chat, self.split),
+        )?))
+    }
+}
+
+struct Setup {
+    sim: Sim,
+    store: Arc<SqliteStore>,
+    downloads: Arc<Scripted>,
+    planner: Arc<Leech>,
+    dir: tempfile::TempDir,
+}
+
+async fn setup(split: u64) -> Setup {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_chat(CHAT);
+    let client = Client::builder(sim.token()).api_url(sim.api_url()).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open_sqlite(dir.path().join("mltb.db"), StoreConfig::new()).await.unwrap());
+    let planner =
+        Arc::new(Leech { scheduler: Scheduler::builder().build(client), store: store.clone(), split });
+    Setup { sim, store, downloads: Arc::default(), planner, dir }
+}
+
+impl Setup {
+    fn config(&self) -> EngineConfig {
+        EngineConfig::new(self.dir.path().join("downloads")).poll_interval(Duration::from_millis(20))
+    }
+
+    async fn engine(&self, config: EngineConfig) -> Engine<SqliteBackend> {
+        Engine::start(self.store.clone(), self.downloads.clone(), self.planner.clone(), config).await.unwrap()
+    }
+}
+
+fn leech(user: i64, url: &str) -> NewTask {
+    NewTask {
+        chat: CHAT,
+        user,
+        source: Source::Url(url.into()),
+        kind: TaskKind::Leech,
+        name: None,
+        options: serde_json::json!({}),
+    }
+}
+
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
+}
+
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn state(store: &SqliteStore, id: i64) -> TaskState {
+    store.task(id).await.unwrap().unwrap().state
+}
+
+#[tokio::test]
+async fn a_leech_goes_from_queued_to_completed_with_its_parts_recorded_and_its_directory_removed() {
+    let s = setup(1_000_000).await;
+    let source = data(2_500_000, 1);
+    s.downloads.serve("http://files/a.iso", source.clone());
+    s.downloads.open("http://files/a.iso");
+    let engine = s.engine(s.config()).await;
+    let task = engine.submit(&leech(1, "http://files/a.iso")).await.unwrap();
+    engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.name.as_deref(), stored.gid.as_deref()),
+        (TaskState::Completed, Some("a.iso"), Some("g1"))
+    );
+    let files = s.store.task_files(task.id).await.unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].parts.iter().map(|p| p.size).collect::<Vec<_>>(), [1_000_000, 1_000_000, 500_000]);
+    assert!(files[0].parts.iter().all(|p| p.message_id.is_some()));
+    let hashes: Vec<_> = s.sim.sent().into_iter().filter_map(|o| o.file.map(|f| f.sha256)).collect();
+    let want: Vec<_> = source.chunks(1_000_000).map(|c| format!("{:x}", Sha256::digest(c))).collect();
+    assert_eq!(hashes, want);
+    assert!(!engine.task_dir(task.id).exists(), "the task's directory is removed after success");
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_queue_keeps_each_limit_and_force_start_overrides_it() {
+    let s = setup(10_000_000).await;
+    for (i, u) in ["http://f/1.bin", "http://f/2.bin", "http://f/3.bin", "http://f/4.bin"].iter().enumerate()
+    {
+        s.downloads.serve(u, data(100_000, i as u32));
+    }
+    let engine = s.engine(s.config().limits(QueueLimits::new().download(1).all(2).per_user(2))).await;
+    let t1 = engine.submit(&leech(1, "http://f/1.bin")).await.unwrap();
+    let t2 = engine.submit(&leech(1, "http://f/2.bin")).await.unwrap();
+    let t3 = engine.submit(&leech(2, "http://f/3.bin")).await.unwrap();
+    until("the first download runs", || {
+        engine.tasks().iter().any(|v| v.id == t1.id && v.state == TaskState::Downloading)
+    })
+    .await;
+    assert_eq!(s.downloads.active(), 1);
+    until("the others say why they wait", || {
+        let v = engine.tasks();
+        v.iter().find(|v| v.id == t2.id).and_then(|v| v.waiting) == Some(Waiting::Download)
+            && v.iter().find(|v| v.id == t3.id).and_then(|v| v.waiting) == Some(Waiting::Turn)
+    })
+    .await;
+    assert_eq!(engine.queue_counts(), (1, 0, 2));
+    assert_eq!(state(&s.store, t2.id).await, TaskState::Queued);
+    // /forcestart runs the third beside the first.
+    assert!(engine.force_start(t3.id));
+    until("the forced task downloads", || s.downloads.active() == 2).await;
+    // A forced task still holds its slot: with the first done, the second waits on it.
+    s.downloads.open("http://f/1.bin");
+    engine.wait(t1.id).await;
+    until("the second still waits", || {
+        engine.tasks().iter().any(|v| v.id == t2.id && v.waiting == Some(Waiting::Download))
+    })
+    .await;
+    s.downloads.open("http://f/3.bin");
+    engine.wait(t3.id).await;
+    until("the second starts", || {
+        engine.tasks().iter().any(|v| v.id == t2.id && v.state == TaskState::Downloading)
+    })
+    .await;
+    s.downloads.open("http://f/2.bin");
+    for t in [&t1, &t2, &t3] {
+        engine.wait(t.id).await;
+        assert_eq!(state(&s.store, t.id).await, TaskState::Completed);
+    }
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn under_the_free_disk_threshold_new_downloads_wait() {
+    let s = setup(10_000_000).await;
+    s.downloads.serve("http://f/x.bin", data(10_000, 3));
+    s.downloads.open("http://f/x.bin");
+    let engine = s.engine(s.config().limits(QueueLimits::new().min_free_disk(u64::MAX))).await;
+    let task = engine.submit(&leech(1, "http://f/x.bin")).await.unwrap();
+    until("the task waits for disk", || {
+        engine.tasks().first().and_then(|v| v.waiting) == Some(Waiting::Disk)
+    })
+    .await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Queued, "waiting, not failed");
+    assert_eq!(s.downloads.active(), 0);
+    // A forced start is the operator's decision to go ahead.
+    engine.force_start(task.id);
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_stops_a_queued_or_downloading_task_and_removes_its_files() {
+    let s = setup(10_000_000).await;
+    s.downloads.serve("http://f/slow.bin", data(400_000, 4));
+    s.downloads.serve("http://f/next.bin", data(400_000, 5));
+    let engine = s.engine(s.config().limits(QueueLimits::new().download(1))).await;
+    let running = engine.submit(&leech(1, "http://f/slow.bin")).await.unwrap();
+    let queued = engine.submit(&leech(1, "http://f/next.bin")).await.unwrap();
+    until("it writes", || engine.task_dir(running.id).join("slow.bin").exists()).await;
+    assert!(engine.cancel(queued.id));
+    engine.wait(queued.id).await;
+    assert_eq!(state(&s.store, queued.id).await, TaskState::Cancelled);
+    assert!(engine.cancel(running.id));
+    engine.wait(running.id).await;
+    assert_eq!(state(&s.store, running.id).await, TaskState::Cancelled);
+    assert_eq!(s.downloads.cancelled(), 1, "the download was removed from the downloader");
+    assert!(!engine.task_dir(running.id).exists(), "its partial files are gone");
+    assert!(!engine.cancel(running.id), "a finished task is not running");
+    assert!(s.sim.sent().iter().all(|o| o.file.is_none()), "nothing was uploaded");
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_resumes_an_upload_from_the_first_unconfirmed_part() {
+    let s = setup(1_000_000).await;
+    let source = data(3_000_000, 6);
+    // The store as a killed process left it: uploading, part 0 of 3 confirmed.
+    let task = s.store.create_task(&leech(1, "http://f/r.bin")).await.unwrap();
+    s.store.mark_started(task.id, "g-old").await.unwrap();
+    s.store.mark_uploading(task.id).await.unwrap();
+    let file = s.store.add_file(task.id, "r.bin", 3_000_000).await.unwrap();
+    s.store
+        .add_part(file, &Part { index: 0, size: 1_000_000, message_id: Some(9), remote_path: None })
+        .await
+        .unwrap();
+    let config = s.config();
+    let dir = config.download_dir.join(task.id.to_string());
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("r.bin"), &source).unwrap();
+
+    let engine = s.engine(config).await;
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+    let hashes: Vec<_> =
+        s.sim.sent().into_iter().filter_map(|o| o.file.map(|f| (f.name, f.sha256))).collect();
+    let want: Vec<_> = source.chunks(1_000_000).skip(1).map(|c| format!("{:x}", Sha256::digest(c))).collect();
+    assert_eq!(hashes.iter().map(|(_, h)| h.clone()).collect::<Vec<_>>(), want, "parts 2 and 3 only");
+    assert_eq!(hashes[0].0, "r.bin.002");
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_leaves_tasks_as_they_were_and_a_new_engine_finishes_them() {
+    let s = setup(10_000_000).await;
+    s.downloads.serve("http://f/p.bin", data(200_000, 7));
+    let engine = s.engine(s.config()).await;
+    let task = engine.submit(&leech(1, "http://f/p.bin")).await.unwrap();
+    until("it downloads", || s.downloads.active() == 1).await;
+    engine.shutdown().await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Downloading, "not cancelled, not failed");
+    s.downloads.open("http://f/p.bin");
+    let engine = s.engine(s.config()).await;
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
