@@ -83,17 +83,27 @@ pub struct DownloadRequest {
     pub name: Option<String>,
     /// For torrents: the 1-based indexes of the files to download (`None`: all).
     pub select: Option<Vec<u32>>,
+    /// The id the pipeline chose and recorded before starting: a downloader that can
+    /// name its downloads (aria2's `gid`, 16 hex digits) uses it, so a crash between the
+    /// record and the start leaves no download the store does not know.
+    pub id: Option<DownloadId>,
 }
 
 impl DownloadRequest {
     /// A download of `source` into `dir`.
     pub fn new(source: DownloadSource, dir: impl Into<PathBuf>) -> Self {
-        Self { source, dir: dir.into(), name: None, select: None }
+        Self { source, dir: dir.into(), name: None, select: None, id: None }
     }
 
     /// Names the downloaded file.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
+        self
+    }
+
+    /// Asks the downloader to use `id` for the download.
+    pub fn id(mut self, id: DownloadId) -> Self {
+        self.id = Some(id);
         self
     }
 
@@ -108,6 +118,18 @@ impl DownloadRequest {
 /// task's `gid` column) and hands back after a restart.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DownloadId(pub String);
+
+impl DownloadId {
+    /// A fresh id in aria2's form: 16 hex digits, never all zero.
+    pub fn random() -> Self {
+        use std::hash::BuildHasher;
+        let state = std::collections::hash_map::RandomState::new();
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let n = state.hash_one(nanos).max(1);
+        Self(format!("{n:016x}"))
+    }
+}
 
 impl fmt::Display for DownloadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -77,9 +77,15 @@ async fn drive<B: Backend>(
         }
         *held = Some(Stage::Download);
         tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
-        let request = inner.planner.download(task, dir).await?;
+        // The id is recorded before the download exists: after a crash in between, the
+        // restart re-attaches by it instead of starting a second download.
+        let planned = DownloadId::random();
+        let request = inner.planner.download(task, dir).await?.id(planned.clone());
+        inner.store.mark_started(task.id, &planned.0).await.map_err(store_error)?;
         let gid = inner.downloader.start(&request).await?;
-        inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+        if gid != planned {
+            inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+        }
         engine.update(task.id, |v| {
             v.state = TaskState::Downloading;
             v.waiting = None;
@@ -96,9 +102,12 @@ async fn drive<B: Backend>(
             return Err(ErrorKind::Download { code: 0, message: "no download id was recorded".into() }.into());
         };
         tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
-        let request = inner.planner.download(task, dir).await?;
-        let gid = inner.downloader.resume(&DownloadId(gid.clone()), &request).await?;
-        inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+        let known = DownloadId(gid.clone());
+        let request = inner.planner.download(task, dir).await?.id(known.clone());
+        let gid = inner.downloader.resume(&known, &request).await?;
+        if gid != known {
+            inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+        }
         if download(engine, task, gid, cancel).await? {
             state = TaskState::Uploading;
         } else {
