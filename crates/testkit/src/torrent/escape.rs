@@ -14,6 +14,27 @@ pub(crate) fn percent_encode(bytes: &[u8]) -> String {
     out
 }
 
+/// Decodes `%XX` escapes; every other byte stands for itself (`+` too: tracker queries
+/// carry binary values, never form-encoded text). `None` for a `%` not followed by two
+/// hex digits.
+pub(crate) fn percent_decode(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Standard base64 with padding (RFC 4648 §4).
 pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -41,11 +62,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percent_encodes_all_but_unreserved() {
+    fn percent_round_trips_every_byte() {
         let all: Vec<u8> = (0..=255).collect();
         let encoded = percent_encode(&all);
         assert!(encoded.bytes().all(|b| b.is_ascii_graphic()));
+        assert_eq!(percent_decode(&encoded).unwrap(), all);
         assert_eq!(percent_encode(b"a b/~"), "a%20b%2F~");
+        assert_eq!(percent_decode("a+b%2f%2F").unwrap(), b"a+b//");
+        for bad in ["%", "%2", "%zz", "%\u{e9}1"] {
+            assert_eq!(percent_decode(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`TorrentBuilder`] makes single-file and multi-file torrents from bytes or files,
 //!   with SHA-1 piece hashes, a tracker URL and web seeds; [`Torrent`] gives the bytes,
 //!   the info hash and a magnet link.
+//! - [`Tracker`] is an HTTP tracker on `127.0.0.1` that tells each peer about the others.
 //! - [`bencode`] encodes (canonically) and decodes (strictly) bencoded values.
 //!
 //! # Example
@@ -20,5 +21,7 @@
 pub mod bencode;
 mod builder;
 mod escape;
+mod tracker;
 
 pub use builder::{DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, Torrent, TorrentBuilder, TorrentFile};
+pub use tracker::{ANNOUNCE_INTERVAL_SECS, MAX_HEAD_BYTES, Tracker};
