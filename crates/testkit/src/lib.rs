@@ -10,7 +10,7 @@
 //! | PostgreSQL | [`TestDatabase`]: a fresh database per test on `DATABASE_URL` | a running server |
 //! | aria2 | [`Aria2Daemon`]: `aria2c` with JSON-RPC on loopback and a random secret | `aria2c` |
 //! | HTTP downloads | [`FileServer`]: in-process, files from memory, ranges, errors, slow bodies | nothing |
-//! | torrents | [`TorrentBuilder`]: `.torrent` files and magnet links built in the test; [`Tracker`]: an HTTP tracker | nothing |
+//! | torrents | [`TorrentBuilder`]: `.torrent` files and magnet links built in the test; [`Tracker`]: an HTTP tracker; [`Seeder`]: `aria2c` seeding | `aria2c` for the seeder |
 //! | benches | [`bench::per_thread`]: multi-thread timing for criterion's `iter_custom`, per thread | nothing |
 //!
 //! # Example
@@ -110,7 +110,7 @@ pub use http::{FileServer, FileServerBuilder, ServedFile};
 pub use net::free_port;
 pub use postgres::{TestDatabase, database_url};
 pub use redis::{RedisServer, SharedRedis, redis_url};
-pub use torrent::{Torrent, TorrentBuilder, Tracker};
+pub use torrent::{Seeder, Torrent, TorrentBuilder, Tracker};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]

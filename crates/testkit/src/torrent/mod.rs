@@ -5,6 +5,8 @@
 //!   with SHA-1 piece hashes, a tracker URL and web seeds; [`Torrent`] gives the bytes,
 //!   the info hash and a magnet link.
 //! - [`Tracker`] is an HTTP tracker on `127.0.0.1` that tells each peer about the others.
+//! - [`Seeder`] is a second `aria2c` that verifies and seeds a torrent's files, announcing
+//!   to a [`Tracker`].
 //! - [`bencode`] encodes (canonically) and decodes (strictly) bencoded values.
 //!
 //! # Example
@@ -21,7 +23,9 @@
 pub mod bencode;
 mod builder;
 mod escape;
+mod seeder;
 mod tracker;
 
 pub use builder::{DEFAULT_PIECE_LENGTH, MIN_PIECE_LENGTH, Torrent, TorrentBuilder, TorrentFile};
+pub use seeder::Seeder;
 pub use tracker::{ANNOUNCE_INTERVAL_SECS, MAX_HEAD_BYTES, Tracker};
