@@ -89,6 +89,9 @@
 //!   with `mltb_test_<pid>_`.
 //! - The [`FileServer`] runs on the test's own runtime, so its slow-drip pauses follow
 //!   tokio's clock and cost nothing under `start_paused`.
+//! - Torrents stay on loopback: the [`Tracker`] runs in process on 127.0.0.1 and hands
+//!   out 127.0.0.1 peers, each [`Seeder`] is an [`Aria2Daemon`] with its sockets bound to
+//!   127.0.0.1, and web seeds point at a [`FileServer`]. DHT, LPD and PEX stay off.
 //! - Environment overrides (`REDIS_URL`, `DATABASE_URL`) let CI point tests at shared
 //!   services; tests that need to stop a server always spawn their own.
 
