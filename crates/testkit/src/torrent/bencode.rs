@@ -281,6 +281,8 @@ impl Decoder<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -341,6 +343,46 @@ mod tests {
         assert!(err.contains("nesting of at most 64"), "{err}");
         let ok = [vec![b'l'; MAX_DEPTH], vec![b'e'; MAX_DEPTH]].concat();
         decode(&ok).unwrap();
+    }
+
+    fn any_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<i64>().prop_map(Value::Int),
+            proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bytes),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..8).prop_map(Value::List),
+                proptest::collection::btree_map(proptest::collection::vec(any::<u8>(), 0..12), inner, 0..8)
+                    .prop_map(Value::Dict),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn decode_inverts_encode(value in any_value()) {
+            prop_assert_eq!(decode(&value.encode()).unwrap(), value);
+        }
+
+        /// Whatever the input, decoding answers (a value or an error) without panicking,
+        /// and whatever it accepts encodes back to the very same bytes.
+        #[test]
+        fn decode_accepts_only_canonical_bytes(input in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(value) = decode(&input) {
+                prop_assert_eq!(value.encode(), input);
+            }
+        }
+
+        #[test]
+        fn decode_survives_mangled_encodings(value in any_value(), cut in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let mut bytes = value.encode();
+            let at = cut.index(bytes.len());
+            bytes[at] = byte;
+            if let Ok(decoded) = decode(&bytes) {
+                prop_assert_eq!(decoded.encode(), bytes);
+            }
+        }
     }
 
     #[test]
