@@ -113,13 +113,12 @@ impl Seeder {
         let waited = wait_ready("aria2c (seeder)", READY_TIMEOUT, || {
             let gid = &gid;
             async move {
-                let answer =
-                    self.daemon.rpc("aria2.tellStatus", &[gid, keys]).await.map_err(|e| e.to_string());
-                let status = answer.and_then(|a| result(&a).map_err(|e| e.to_string()));
-                let status = match status {
-                    Ok(status) => status,
-                    Err(e) => return Err(e),
-                };
+                let status = self
+                    .daemon
+                    .rpc("aria2.tellStatus", &[gid, keys])
+                    .await
+                    .and_then(|answer| result(&answer))
+                    .map_err(|e| e.to_string())?;
                 let field = |k: &str| status.get(k).and_then(Json::as_str).unwrap_or_default().to_string();
                 if field("status") == "error" || field("status") == "removed" {
                     return Ok(Err(format!(
