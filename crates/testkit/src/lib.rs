@@ -10,6 +10,7 @@
 //! | PostgreSQL | [`TestDatabase`]: a fresh database per test on `DATABASE_URL` | a running server |
 //! | aria2 | [`Aria2Daemon`]: `aria2c` with JSON-RPC on loopback and a random secret | `aria2c` |
 //! | HTTP downloads | [`FileServer`]: in-process, files from memory, ranges, errors, slow bodies | nothing |
+//! | torrents | [`TorrentBuilder`]: `.torrent` files and magnet links built in the test; [`Tracker`]: an HTTP tracker; [`Seeder`]: `aria2c` seeding | `aria2c` for the seeder |
 //! | benches | [`bench::per_thread`]: multi-thread timing for criterion's `iter_custom`, per thread | nothing |
 //!
 //! # Example
@@ -88,6 +89,9 @@
 //!   with `mltb_test_<pid>_`.
 //! - The [`FileServer`] runs on the test's own runtime, so its slow-drip pauses follow
 //!   tokio's clock and cost nothing under `start_paused`.
+//! - Torrents stay on loopback: the [`Tracker`] runs in process on 127.0.0.1 and hands
+//!   out 127.0.0.1 peers, each [`Seeder`] is an [`Aria2Daemon`] with its sockets bound to
+//!   127.0.0.1, and web seeds point at a [`FileServer`]. DHT, LPD and PEX stay off.
 //! - Environment overrides (`REDIS_URL`, `DATABASE_URL`) let CI point tests at shared
 //!   services; tests that need to stop a server always spawn their own.
 
@@ -99,6 +103,7 @@ mod net;
 pub mod postgres;
 mod process;
 pub mod redis;
+pub mod torrent;
 mod util;
 mod wire;
 
@@ -108,6 +113,7 @@ pub use http::{FileServer, FileServerBuilder, ServedFile};
 pub use net::free_port;
 pub use postgres::{TestDatabase, database_url};
 pub use redis::{RedisServer, SharedRedis, redis_url};
+pub use torrent::{Seeder, Torrent, TorrentBuilder, Tracker};
 
 /// The README's examples, compiled as doctests.
 #[cfg(doctest)]
