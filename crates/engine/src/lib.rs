@@ -18,8 +18,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod download;
+pub mod egress;
 mod error;
 pub mod leech;
+
 mod pipeline;
 mod upload;
 
@@ -27,6 +29,7 @@ pub use download::{
     DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, DownloadedFile, Downloader,
     UrlSource,
 };
+pub use egress::{CheckedUrl, EgressPolicy};
 pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{Engine, EngineConfig, QueueLimits, TaskOptions, TaskPlanner, TaskView, Waiting};
 pub use upload::{

@@ -1,0 +1,40 @@
+//! The egress guard: downloads may not reach private, loopback, link-local, carrier-grade
+//! NAT, multicast or cloud-metadata addresses (server-side request forgery), on the first
+//! request or on any redirect.
+//!
+//! Two parts:
+//!
+//! - [`EgressPolicy`] says which schemes are allowed and which private destinations may
+//!   be reached all the same (the allowlist). [`EgressPolicy::check_url`] refuses a URL
+//!   before it is handed to the downloader: a scheme that is not allowed, or a host any of
+//!   whose addresses is forbidden. Numeric hosts are read as libc reads them, so
+//!   `http://2130706433/`, `http://0x7f000001/`, `http://0177.0.0.1/`, `http://127.1/`
+//!   and `http://[::ffff:7f00:1]/` are all loopback.
+//!
+//! # Example
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! use mltb_engine::egress::EgressPolicy;
+//!
+//! let policy = EgressPolicy::builder().allow("127.0.0.1").build().unwrap();
+//! let checked = policy.check_url("http://127.0.0.1:8080/a.iso").await.unwrap();
+//! assert_eq!(checked.addrs(), ["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]);
+//! assert!(policy.check_url("http://0x7f000002:8080/a.iso").await.is_err());
+//! # }
+//! ```
+//!
+//! # Design
+//!
+//! A check before the download is not enough on its own: aria2 follows redirects itself,
+//! and a name may resolve to a public address when checked and to a private one when
+//! aria2 connects. What each hop actually connects to is what must be judged.
+
+mod addr;
+mod policy;
+
+pub use addr::{AddressClass, Forbidden, forbidden, parse_ip_host, parse_ipv4_loose};
+pub use policy::{
+    CheckedUrl, DEFAULT_RESOLVE_TIMEOUT, DEFAULT_SCHEMES, EgressPolicy, EgressPolicyBuilder, ResolveFuture,
+    Resolver,
+};
