@@ -29,7 +29,7 @@ pub use download::{
     DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, DownloadedFile, Downloader,
     UrlSource,
 };
-pub use egress::{CheckedUrl, EgressPolicy};
+pub use egress::{CheckedUrl, EgressPolicy, EgressProxy};
 pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{Engine, EngineConfig, QueueLimits, TaskOptions, TaskPlanner, TaskView, Waiting};
 pub use upload::{

@@ -1,11 +1,338 @@
 //! The egress guard: the policy's reading of addresses, and the proxy that holds it on
 //! every hop (redirects included), with real aria2c.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use mltb_engine::ErrorKind;
-use mltb_engine::egress::{AddressClass, EgressPolicy, forbidden};
+use mltb_engine::egress::{AddressClass, EgressPolicy, EgressProxy, Resolver, forbidden};
+use mltb_testkit::FileServer;
 use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// How long any one exchange in these tests may take.
+const EXCHANGE: Duration = Duration::from_secs(20);
+
+/// A policy that allowlists 127.0.0.1 only, as every test here does.
+fn allow_loopback_one() -> EgressPolicy {
+    EgressPolicy::builder().allow("127.0.0.1").build().unwrap()
+}
+
+/// A response read to end of stream.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+}
+
+/// Reads a whole response (the peer closes after it).
+async fn read_reply(stream: &mut TcpStream) -> Reply {
+    let mut raw = Vec::new();
+    tokio::time::timeout(EXCHANGE, stream.read_to_end(&mut raw))
+        .await
+        .expect("a reply in time")
+        .expect("read");
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of head in {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..end]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect("a status");
+    Reply { status, head, body: raw[end + 4..].to_vec() }
+}
+
+/// Sends `head` (without the blank line) to the proxy and reads the answer.
+async fn through(proxy: &EgressProxy, head: &str) -> Reply {
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect to the proxy");
+    stream.write_all(format!("{head}\r\n\r\n").as_bytes()).await.unwrap();
+    read_reply(&mut stream).await
+}
+
+/// A listener on 127.0.0.2 (loopback, and not allowlisted) that counts the connections it
+/// gets: the place a refused request would have reached.
+struct Trap {
+    addr: SocketAddr,
+    hits: Arc<AtomicU64>,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Trap {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.2:0").await.expect("bind 127.0.0.2:0");
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&hits);
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nSECRET")
+                    .await;
+            }
+        });
+        Self { addr, hits, _task: task }
+    }
+
+    fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+/// A server that answers every request with the request head it received as its body.
+async fn echo_server() -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 65536 {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n",
+                    buf.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(&buf).await;
+            });
+        }
+    });
+    (addr, task)
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 31 % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn forwards_plain_http_to_an_allowed_server() {
+    let body = pattern(300_000);
+    let server = FileServer::builder().file("/a.bin", body.clone()).start().await.unwrap();
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let url = server.url("/a.bin");
+    let reply = through(&proxy, &format!("GET {url} HTTP/1.1\r\nHost: {}", server.addr())).await;
+    assert_eq!(reply.status, 200, "{}", reply.head);
+    assert_eq!(reply.body, body);
+    assert_eq!(reply.header("connection"), Some("close"));
+    let reply =
+        through(&proxy, &format!("GET {url} HTTP/1.1\r\nHost: {}\r\nRange: bytes=10-19", server.addr()))
+            .await;
+    assert_eq!(reply.status, 206, "{}", reply.head);
+    assert_eq!(reply.body, body[10..20]);
+    let stats = proxy.stats();
+    assert_eq!((stats.forwarded, stats.refused), (2, 0), "{stats:?}");
+    assert_eq!(server.requests_for("/a.bin"), 2);
+}
+
+#[tokio::test]
+async fn tunnels_connect_to_an_allowed_server() {
+    let body = pattern(70_000);
+    let server = FileServer::builder().file("/t.bin", body.clone()).start().await.unwrap();
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    stream
+        .write_all(format!("CONNECT {0} HTTP/1.1\r\nHost: {0}\r\n\r\n", server.addr()).as_bytes())
+        .await
+        .unwrap();
+    let mut established = [0u8; 39];
+    tokio::time::timeout(EXCHANGE, stream.read_exact(&mut established)).await.unwrap().unwrap();
+    assert_eq!(&established, b"HTTP/1.1 200 Connection established\r\n\r\n");
+    stream
+        .write_all(
+            format!("GET /t.bin HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", server.addr()).as_bytes(),
+        )
+        .await
+        .unwrap();
+    let reply = read_reply(&mut stream).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, body);
+}
+
+#[tokio::test]
+async fn refuses_loopback_that_is_not_allowlisted_in_every_form() {
+    let trap = Trap::start().await;
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let port = trap.addr.port();
+    let mut expected = 0;
+    for head in [
+        format!("GET http://127.0.0.2:{port}/x HTTP/1.1\r\nHost: 127.0.0.2"),
+        format!("GET http://0x7f000002:{port}/x HTTP/1.1"),
+        format!("GET http://2130706434:{port}/x HTTP/1.1"),
+        format!("GET http://0177.0.0.2:{port}/x HTTP/1.1"),
+        format!("GET http://127.2:{port}/x HTTP/1.1"),
+        format!("CONNECT 127.0.0.2:{port} HTTP/1.1"),
+        format!("CONNECT [::ffff:7f00:2]:{port} HTTP/1.1"),
+        format!("CONNECT [::1]:{port} HTTP/1.1"),
+        "CONNECT 169.254.169.254:80 HTTP/1.1".to_string(),
+        format!("CONNECT 10.0.0.1:{port} HTTP/1.1"),
+    ] {
+        let reply = through(&proxy, &head).await;
+        expected += 1;
+        assert_eq!(reply.status, 403, "{head}: {}", reply.head);
+        let body = String::from_utf8_lossy(&reply.body);
+        assert!(body.starts_with("refused by the egress guard: "), "{head}: {body}");
+        assert_eq!(proxy.stats().refused, expected);
+    }
+    assert_eq!(trap.hits(), 0, "a refused request reached 127.0.0.2");
+    let refusals = proxy.recent_refusals();
+    assert_eq!(refusals.len(), 10);
+    assert_eq!(refusals[0].target, format!("127.0.0.2:{port}"));
+    assert_eq!(refusals[0].reason, "127.0.0.2 is a loopback address");
+    assert_eq!(refusals[6].reason, "::ffff:127.0.0.2 embeds 127.0.0.2, a loopback address");
+    assert_eq!(proxy.last_refusal().unwrap().reason, "10.0.0.1 is a private address");
+    let err = proxy.last_refusal().unwrap().to_error();
+    assert!(matches!(err.kind(), ErrorKind::Refused { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_forbidden_address_is_refused_at_its_hop() {
+    let trap = Trap::start().await;
+    let target = format!("http://127.0.0.2:{}/x", trap.addr.port());
+    let server = FileServer::builder().redirect("/hop", target.clone()).start().await.unwrap();
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    // The first hop is allowed and answers with the redirect...
+    let reply =
+        through(&proxy, &format!("GET {} HTTP/1.1\r\nHost: {}", server.url("/hop"), server.addr())).await;
+    assert_eq!(reply.status, 302);
+    let location = reply.header("location").expect("a Location").to_string();
+    assert_eq!(location, target);
+    // ...and the client's next hop, through the proxy as every request is, is refused.
+    let reply = through(&proxy, &format!("GET {location} HTTP/1.1\r\nHost: 127.0.0.2")).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(trap.hits(), 0);
+    assert_eq!(proxy.stats().refused, 1);
+}
+
+#[tokio::test]
+async fn connects_to_the_address_it_checked_when_dns_changes() {
+    let trap = Trap::start().await;
+    let server = FileServer::builder().file("/f", b"checked".to_vec()).start().await.unwrap();
+    // The first answer is allowed; every later one is forbidden (a rebinding attack).
+    let calls = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&calls);
+    let resolver = Resolver::from_fn(move |host| {
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let answer = match (host, n) {
+            ("rebind.test", 0) => Ok(vec![IpAddr::from([127, 0, 0, 1])]),
+            ("rebind.test", _) => Ok(vec![IpAddr::from([127, 0, 0, 2])]),
+            ("both.test", _) => Ok(vec![IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2])]),
+            _ => Err(std::io::Error::other("no such host")),
+        };
+        Box::pin(async move { answer })
+    });
+    let policy = EgressPolicy::builder().allow("127.0.0.1").resolver(resolver).build().unwrap();
+    let proxy = EgressProxy::start(policy).await.unwrap();
+    let port = server.addr().port();
+    let reply =
+        through(&proxy, &format!("GET http://rebind.test:{port}/f HTTP/1.1\r\nHost: rebind.test")).await;
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"checked"[..]), "{}", reply.head);
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "the name was resolved once, and that answer used");
+    // The next request resolves again and gets the forbidden answer.
+    let reply = through(&proxy, &format!("CONNECT rebind.test:{} HTTP/1.1", trap.addr.port())).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(proxy.last_refusal().unwrap().reason, "rebind.test resolves to 127.0.0.2, a loopback address");
+    // One forbidden address among allowed ones is enough to refuse.
+    let reply = through(&proxy, &format!("GET http://both.test:{port}/f HTTP/1.1")).await;
+    assert_eq!(reply.status, 403);
+    let reply = through(&proxy, &format!("GET http://nowhere.test:{port}/f HTTP/1.1")).await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(trap.hits(), 0);
+}
+
+#[tokio::test]
+async fn forwards_in_origin_form_without_hop_by_hop_fields_or_proxy_credentials() {
+    let (addr, _server) = echo_server().await;
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let reply = through(
+        &proxy,
+        &format!(
+            "GET http://{addr}/p/q?x=1 HTTP/1.1\r\nHost: {addr}\r\nProxy-Authorization: Basic cHJveHk6aHVudGVyMg==\r\n\
+             Authorization: Basic dXNlcjpwdw==\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nRange: bytes=0-"
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let seen = String::from_utf8_lossy(&reply.body);
+    assert!(seen.starts_with("GET /p/q?x=1 HTTP/1.1\r\n"), "{seen}");
+    assert!(!seen.contains("Proxy-Authorization") && !seen.contains("cHJveHk6aHVudGVyMg"), "{seen}");
+    assert!(!seen.contains("X-Hop") && !seen.contains("keep-alive"), "{seen}");
+    assert!(
+        seen.contains("Authorization: Basic dXNlcjpwdw==\r\n"),
+        "the origin's own credentials pass: {seen}"
+    );
+    assert!(seen.contains("Range: bytes=0-\r\n") && seen.contains("Connection: close\r\n"), "{seen}");
+    // The destination's keep-alive is replaced too: the client must not reuse the connection.
+    assert_eq!(reply.header("connection"), Some("close"));
+    assert_eq!(reply.header("keep-alive"), None);
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_statuses() {
+    let proxy = EgressProxy::builder(allow_loopback_one()).max_head_bytes(1024).start().await.unwrap();
+    let big = format!("GET http://127.0.0.1:1/ HTTP/1.1\r\nX-Big: {}", "a".repeat(2000));
+    assert_eq!(through(&proxy, &big).await.status, 431);
+    assert_eq!(through(&proxy, "GET /relative HTTP/1.1").await.status, 400);
+    assert_eq!(through(&proxy, "GET ftp://127.0.0.1/f HTTP/1.1").await.status, 501);
+    assert_eq!(through(&proxy, "CONNECT bad_host!:80 HTTP/1.1").await.status, 400);
+    // 127.0.0.1 is allowed, but nothing listens on port 1.
+    assert_eq!(through(&proxy, "CONNECT 127.0.0.1:1 HTTP/1.1").await.status, 502);
+    let stats = proxy.stats();
+    assert_eq!((stats.failed, stats.refused, stats.forwarded), (5, 0, 0), "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_slow_client_is_cut_off() {
+    let proxy = EgressProxy::builder(allow_loopback_one())
+        .head_timeout(Duration::from_millis(300))
+        .start()
+        .await
+        .unwrap();
+    let mut stream = TcpStream::connect(proxy.addr()).await.unwrap();
+    stream.write_all(b"GET http://127.0.0.1/ HTTP/1.1\r\n").await.unwrap();
+    let reply = read_reply(&mut stream).await;
+    assert_eq!(reply.status, 408);
+}
+
+#[tokio::test]
+async fn dropping_the_proxy_closes_its_port_and_its_tunnels() {
+    let server = FileServer::builder().file("/f", b"x".to_vec()).start().await.unwrap();
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let addr = proxy.addr();
+    let mut tunnel = TcpStream::connect(addr).await.unwrap();
+    tunnel.write_all(format!("CONNECT {} HTTP/1.1\r\n\r\n", server.addr()).as_bytes()).await.unwrap();
+    let mut established = [0u8; 39];
+    tokio::time::timeout(EXCHANGE, tunnel.read_exact(&mut established)).await.unwrap().unwrap();
+    drop(proxy);
+    // The open tunnel ends...
+    let mut rest = Vec::new();
+    let read =
+        tokio::time::timeout(EXCHANGE, tunnel.read_to_end(&mut rest)).await.expect("the tunnel closes");
+    assert!(read.is_ok_and(|n| n == 0) || rest.is_empty());
+    // ...and the port stops accepting.
+    let deadline = tokio::time::Instant::now() + EXCHANGE;
+    while TcpStream::connect(addr).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the proxy's port still accepts");
+        tokio::task::yield_now().await;
+    }
+}
 
 /// One number written in base 8, 10 or 16, with leading zeros where the base allows.
 fn number(value: u32, base: u8, zeros: usize, upper: bool) -> String {

@@ -10,6 +10,11 @@
 //!   whose addresses is forbidden. Numeric hosts are read as libc reads them, so
 //!   `http://2130706433/`, `http://0x7f000001/`, `http://0177.0.0.1/`, `http://127.1/`
 //!   and `http://[::ffff:7f00:1]/` are all loopback.
+//! - [`EgressProxy`] is a loopback HTTP forward proxy that aria2 sends all its traffic
+//!   through (`--all-proxy`, [`EgressProxy::aria2_options`]). It resolves every
+//!   destination itself, refuses forbidden ones with `403`, and connects to the address it
+//!   checked. Redirects that aria2 follows are new requests through the proxy, so each hop
+//!   is checked; a DNS answer that changes after the check is never used.
 //!
 //! # Example
 //!
@@ -28,13 +33,23 @@
 //!
 //! A check before the download is not enough on its own: aria2 follows redirects itself,
 //! and a name may resolve to a public address when checked and to a private one when
-//! aria2 connects. What each hop actually connects to is what must be judged.
+//! aria2 connects. What each hop actually connects to is what must be judged, so the
+//! proxy judges the addresses it is about to connect to, and the pre-check gives a clear
+//! error early (and covers what the proxy cannot see, such as a scheme).
+//!
+//! What the proxy does not cover: BitTorrent peer connections (aria2 makes them directly,
+//! to addresses from trackers and peers) and anything aria2 is told not to proxy
+//! (`--no-proxy`, or the `no_proxy` environment variable, which the engine must clear
+//! when it spawns aria2c).
 
 mod addr;
+mod http;
 mod policy;
+mod proxy;
 
 pub use addr::{AddressClass, Forbidden, forbidden, parse_ip_host, parse_ipv4_loose};
 pub use policy::{
     CheckedUrl, DEFAULT_RESOLVE_TIMEOUT, DEFAULT_SCHEMES, EgressPolicy, EgressPolicyBuilder, ResolveFuture,
     Resolver,
 };
+pub use proxy::{EgressProxy, EgressProxyBuilder, EgressStats, Refusal};
