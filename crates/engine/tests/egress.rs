@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use mltb_engine::ErrorKind;
 use mltb_engine::egress::{AddressClass, EgressPolicy, EgressProxy, Resolver, forbidden};
-use mltb_testkit::FileServer;
+use mltb_testkit::{Aria2Daemon, FileServer};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -404,4 +404,213 @@ proptest! {
         }
         prop_assert_eq!(forbidden(IpAddr::V4(ip)).map(|f| f.class), Some(AddressClass::Loopback));
     }
+}
+
+// --- With real aria2c --------------------------------------------------------------
+
+mod aria2 {
+    use super::*;
+    use serde_json::Value;
+
+    /// `aria2.addUri` for `url` with `options` (a JSON object); the new GID.
+    pub(super) async fn add_uri(daemon: &Aria2Daemon, url: &str, options: &str) -> String {
+        let uris = serde_json::to_string(&[url]).unwrap();
+        let answer = daemon.rpc("aria2.addUri", &[&uris, options]).await.expect("addUri");
+        let v: Value = serde_json::from_str(&answer).unwrap();
+        v["result"].as_str().expect("a GID").to_string()
+    }
+
+    /// Polls `tellStatus` until the download is `complete`, `error` or `removed`, within
+    /// `EXCHANGE`; the final status object.
+    pub(super) async fn wait_done(daemon: &Aria2Daemon, gid: &str) -> Value {
+        let gid = serde_json::to_string(gid).unwrap();
+        let deadline = tokio::time::Instant::now() + EXCHANGE;
+        loop {
+            let answer = daemon.rpc("aria2.tellStatus", &[&gid]).await.expect("tellStatus");
+            let v: Value = serde_json::from_str(&answer).unwrap();
+            let status = v["result"].clone();
+            if matches!(status["status"].as_str(), Some("complete" | "error" | "removed")) {
+                return status;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "download {gid} not done after {EXCHANGE:?}: {status}\n{}",
+                daemon.log_tail()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn aria2_downloads_through_the_proxy_and_a_redirect_to_127_0_0_2_is_refused() {
+    let trap = Trap::start().await;
+    let body = pattern(3 * 1024 * 1024 + 17);
+    let forbidden_target = format!("http://127.0.0.2:{}/x", trap.addr.port());
+    let server = FileServer::builder()
+        .file("/ok.bin", body.clone())
+        .redirect("/hop.bin", forbidden_target)
+        .start()
+        .await
+        .unwrap();
+
+    // Control: without the proxy, aria2 follows the redirect to 127.0.0.2 and gets its bytes.
+    let bare = Aria2Daemon::start().await.expect("aria2c");
+    let gid = aria2::add_uri(&bare, &server.url("/hop.bin"), r#"{"out":"bare.bin","max-tries":"1"}"#).await;
+    let status = aria2::wait_done(&bare, &gid).await;
+    assert_eq!(status["status"], "complete", "{status}");
+    assert_eq!(std::fs::read(bare.download_dir().join("bare.bin")).unwrap(), b"SECRET");
+    assert_eq!(trap.hits(), 1);
+    drop(bare);
+
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let daemon = Aria2Daemon::start_with_args(proxy.aria2_options()).await.expect("aria2c");
+    // Both proxy methods: aria2's default `get`, then tunnels (what the engine uses). The
+    // proxy closes each forwarded `get` exchange, so the tunnel is a connection of its own.
+    for (name, method) in [("get.bin", "get"), ("tunnel.bin", "tunnel")] {
+        let options = format!(r#"{{"out":"{name}","proxy-method":"{method}","max-tries":"1"}}"#);
+        let gid = aria2::add_uri(&daemon, &server.url("/ok.bin"), &options).await;
+        let status = aria2::wait_done(&daemon, &gid).await;
+        assert_eq!(status["status"], "complete", "{method}: {status}\n{}", daemon.log_tail());
+        let got = std::fs::read(daemon.download_dir().join(name)).unwrap();
+        assert!(got == body, "{method}: {} bytes, not the {} served", got.len(), body.len());
+    }
+    let before = proxy.stats();
+    assert_eq!((before.forwarded, before.refused), (2, 0), "aria2 went through the proxy: {before:?}");
+    assert_eq!(server.requests_for("/ok.bin"), 2);
+
+    // Each download tagged with its own proxy user name, as the engine does with task ids.
+    for (method, code) in [("tunnel", "1"), ("get", "22")] {
+        let options = format!(
+            r#"{{"out":"hop-{method}.bin","proxy-method":"{method}","max-tries":"1",
+                "all-proxy-user":"task-{method}","all-proxy-passwd":"pw"}}"#
+        );
+        let gid = aria2::add_uri(&daemon, &server.url("/hop.bin"), &options).await;
+        let status = aria2::wait_done(&daemon, &gid).await;
+        assert_eq!(status["status"], "error", "{method}: {status}");
+        // aria2's words: "Proxy connection failed." (1) for a refused tunnel, "status=403"
+        // (22) for a refused `get`; the proxy's record says why.
+        assert_eq!(status["errorCode"], code, "{method}: {status}");
+        let refusal = proxy.last_refusal_for(&format!("task-{method}")).expect("a refusal for this download");
+        assert_eq!(refusal.target, format!("127.0.0.2:{}", trap.addr.port()));
+        assert_eq!(refusal.reason, "127.0.0.2 is a loopback address");
+    }
+    assert_eq!(server.requests_for("/hop.bin"), 3, "the first hop was fetched each time");
+    assert_eq!(trap.hits(), 1, "aria2 reached 127.0.0.2 through the proxy");
+    assert!(proxy.recent_refusals().iter().all(|r| r.tag.is_some()));
+}
+
+/// A one-file FTP server on 127.0.0.1 (enough of RFC 959 for aria2), whose `PASV` answer
+/// names `pasv_host` and whose data listener is on `data_host`.
+async fn ftp_server(body: Vec<u8>, data_host: Ipv4Addr) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&log);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (log, body) = (Arc::clone(&seen), body.clone());
+            tokio::spawn(async move {
+                let data = TcpListener::bind((data_host, 0)).await.unwrap();
+                let port = data.local_addr().unwrap().port();
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 mltb test ftp\r\n").await;
+                while let Ok(Ok(Some(line))) = tokio::time::timeout(EXCHANGE, lines.next_line()).await {
+                    log.lock().unwrap().push(line.clone());
+                    let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                    let [a, b, c, d] = data_host.octets();
+                    let reply = match verb.as_str() {
+                        "USER" => "331 password please\r\n".to_string(),
+                        "PASS" => "230 in\r\n".into(),
+                        "TYPE" | "MODE" => "200 ok\r\n".into(),
+                        "PWD" => "257 \"/\"\r\n".into(),
+                        "CWD" => "250 ok\r\n".into(),
+                        "SIZE" => format!("213 {}\r\n", body.len()),
+                        "PASV" => format!(
+                            "227 Entering Passive Mode ({a},{b},{c},{d},{},{})\r\n",
+                            port >> 8,
+                            port & 0xff
+                        ),
+                        "REST" => "350 ok\r\n".into(),
+                        "RETR" => {
+                            let _ = write.write_all(b"150 sending\r\n").await;
+                            match tokio::time::timeout(EXCHANGE, data.accept()).await {
+                                Ok(Ok((mut conn, _))) => {
+                                    let _ = conn.write_all(&body).await;
+                                    drop(conn);
+                                    "226 done\r\n".into()
+                                }
+                                _ => "425 no data connection\r\n".into(),
+                            }
+                        }
+                        "QUIT" => {
+                            let _ = write.write_all(b"221 bye\r\n").await;
+                            return;
+                        }
+                        _ => "502 not implemented\r\n".into(),
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, log)
+}
+
+#[tokio::test]
+async fn aria2_ftp_goes_through_the_proxy_as_two_tunnels() {
+    let body = pattern(200_000);
+    let (ftp, log) = ftp_server(body.clone(), Ipv4Addr::LOCALHOST).await;
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let daemon = Aria2Daemon::start_with_args(proxy.aria2_options()).await.expect("aria2c");
+    let gid = aria2::add_uri(&daemon, &format!("ftp://{ftp}/f.bin"), r#"{"max-tries":"1"}"#).await;
+    let status = aria2::wait_done(&daemon, &gid).await;
+    assert_eq!(status["status"], "complete", "{status}\n{:?}", log.lock().unwrap());
+    assert!(std::fs::read(daemon.download_dir().join("f.bin")).unwrap() == body);
+    // The control connection and the data connection were both tunnels through the proxy.
+    assert_eq!(proxy.stats().forwarded, 2, "{:?}", proxy.stats());
+
+    // An FTP server on a forbidden address is refused at the control connection.
+    let trap = Trap::start().await;
+    let options = r#"{"max-tries":"1","all-proxy-user":"ftp-task"}"#;
+    let gid = aria2::add_uri(&daemon, &format!("ftp://127.0.0.2:{}/f.bin", trap.addr.port()), options).await;
+    let status = aria2::wait_done(&daemon, &gid).await;
+    assert_eq!(status["status"], "error", "{status}");
+    assert_eq!(trap.hits(), 0);
+    assert!(proxy.last_refusal_for("ftp-task").is_some());
+
+    // aria2's default proxy method would send `GET ftp://…`, which the proxy does not forward.
+    let gid = aria2::add_uri(
+        &daemon,
+        &format!("ftp://{ftp}/f.bin"),
+        r#"{"out":"get.bin","proxy-method":"get","max-tries":"1"}"#,
+    )
+    .await;
+    let status = aria2::wait_done(&daemon, &gid).await;
+    assert_eq!(status["status"], "error", "{status}");
+    assert_eq!(status["errorMessage"], "The response status is not successful. status=501", "{status}");
+}
+
+#[tokio::test]
+async fn aria2_ignores_a_pasv_address_and_stays_on_the_control_host() {
+    // A hostile FTP server answers PASV with 127.0.0.2 (where its data listener is): aria2
+    // connects to the control connection's host instead, through the proxy, and fails;
+    // nothing reaches 127.0.0.2 either way.
+    let (ftp, log) = ftp_server(pattern(10), Ipv4Addr::new(127, 0, 0, 2)).await;
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let daemon = Aria2Daemon::start_with_args(proxy.aria2_options()).await.expect("aria2c");
+    let gid = aria2::add_uri(&daemon, &format!("ftp://{ftp}/f.bin"), r#"{"max-tries":"1"}"#).await;
+    let status = aria2::wait_done(&daemon, &gid).await;
+    assert_eq!(status["status"], "error", "{status}");
+    let commands = log.lock().unwrap().clone();
+    assert!(commands.iter().any(|c| c == "PASV"), "{commands:?}");
+    assert!(!commands.iter().any(|c| c.starts_with("RETR")), "{commands:?}");
+    // The data tunnel was asked for 127.0.0.1 (the control host), which had no listener
+    // on that port: forwarded once (control), failed once (data), refused never.
+    let stats = proxy.stats();
+    assert_eq!((stats.forwarded, stats.failed, stats.refused), (1, 1, 0), "{stats:?}");
 }

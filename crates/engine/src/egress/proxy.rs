@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::io::{AsyncWriteExt, copy_bidirectional};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, copy_bidirectional};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
@@ -23,6 +23,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_CONNECTIONS: usize = 256;
 const RECENT_REFUSALS: usize = 32;
+const TUNNEL_SETTLE: Duration = Duration::from_millis(500);
 
 /// One destination the proxy refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +34,10 @@ pub struct Refusal {
     pub target: String,
     /// Why, e.g. "127.0.0.2 is a loopback address".
     pub reason: String,
+    /// The user name the client sent in `Proxy-Authorization: Basic`, if any: the engine
+    /// gives each download its own (aria2's `all-proxy-user` option, e.g. the task id) so
+    /// that a refusal can be matched to the download it failed. The password is ignored.
+    pub tag: Option<String>,
     /// When.
     pub at: SystemTime,
 }
@@ -70,19 +75,20 @@ struct Shared {
 }
 
 impl Shared {
-    fn refuse(&self, target: String, reason: String) {
-        tracing::info!(%target, %reason, "egress proxy refused a destination");
+    fn refuse(&self, target: String, reason: String, tag: Option<String>) {
+        tracing::info!(%target, %reason, tag = tag.as_deref(), "egress proxy refused a destination");
         self.refused.fetch_add(1, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         if recent.len() == RECENT_REFUSALS {
             recent.pop_front();
         }
-        recent.push_back(Refusal { target, reason, at: SystemTime::now() });
+        recent.push_back(Refusal { target, reason, tag, at: SystemTime::now() });
     }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Limits {
+    tunnel_settle: Duration,
     connect_timeout: Duration,
     head_timeout: Duration,
     max_head_bytes: usize,
@@ -101,6 +107,19 @@ impl EgressProxyBuilder {
     /// How long resolving and connecting to a destination may take (15 s by default).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.limits.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a new tunnel holds back what the destination sends first, unless the
+    /// client speaks first (500 ms by default).
+    ///
+    /// aria2 reads the proxy's `200` answer to `CONNECT` into a buffer it then throws
+    /// away, so bytes that arrive with it are lost: an FTP server's greeting, sent the
+    /// moment the proxy connects, would be, and the download would hang. HTTPS and HTTP
+    /// clients speak first and are not held up; an FTP control or data connection
+    /// waits this long once.
+    pub fn tunnel_settle(mut self, hold: Duration) -> Self {
+        self.limits.tunnel_settle = hold;
         self
     }
 
@@ -190,6 +209,7 @@ impl EgressProxy {
         EgressProxyBuilder {
             policy,
             limits: Limits {
+                tunnel_settle: TUNNEL_SETTLE,
                 connect_timeout: CONNECT_TIMEOUT,
                 head_timeout: HEAD_TIMEOUT,
                 max_head_bytes: MAX_HEAD_BYTES,
@@ -235,6 +255,13 @@ impl EgressProxy {
     /// The latest refusal, if any.
     pub fn last_refusal(&self) -> Option<Refusal> {
         self.shared.recent.lock().unwrap_or_else(|e| e.into_inner()).back().cloned()
+    }
+
+    /// The latest refusal of a request tagged `tag` (see [`Refusal::tag`]), if it is among
+    /// the recent ones.
+    pub fn last_refusal_for(&self, tag: &str) -> Option<Refusal> {
+        let recent = self.shared.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.iter().rev().find(|r| r.tag.as_deref() == Some(tag)).cloned()
     }
 
     /// The latest refusals (at most 32), oldest first.
@@ -383,7 +410,8 @@ impl Connection {
             Request::Tunnel { host, port } | Request::Forward { host, port, .. } => (host.as_str(), *port),
         };
         let target = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        let mut upstream = self.connect(host, port, &target).await?;
+        let tag = proxy_user(&head.headers);
+        let mut upstream = self.connect(host, port, &target, tag).await?;
         self.shared.forwarded.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%target, "egress proxy forwarding");
         match request {
@@ -393,6 +421,22 @@ impl Connection {
                 }
                 if !head.rest.is_empty() && upstream.write_all(&head.rest).await.is_err() {
                     return Ok(());
+                }
+                // See `EgressProxyBuilder::tunnel_settle`: what the destination says first
+                // waits until the client has spoken or had time to read the 200.
+                if head.rest.is_empty() {
+                    let mut first = [0u8; 4096];
+                    tokio::select! {
+                        read = client.read(&mut first) => match read {
+                            Ok(0) | Err(_) => return Ok(()),
+                            Ok(n) => {
+                                if upstream.write_all(&first[..n]).await.is_err() {
+                                    return Ok(());
+                                }
+                            }
+                        },
+                        _ = tokio::time::sleep(self.limits.tunnel_settle) => {}
+                    }
                 }
             }
             Request::Forward { start, .. } => {
@@ -427,7 +471,13 @@ impl Connection {
     }
 
     /// Resolves `host`, checks every address, and connects to a checked one.
-    async fn connect(&self, host: &str, port: u16, target: &str) -> Result<TcpStream, Answer> {
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        target: &str,
+        tag: Option<String>,
+    ) -> Result<TcpStream, Answer> {
         let addrs: Vec<IpAddr> = match tokio::time::timeout(
             self.limits.connect_timeout,
             self.policy.resolve_checked(host),
@@ -441,7 +491,7 @@ impl Connection {
             Ok(Err(e)) => {
                 return Err(match e.into_kind() {
                     ErrorKind::Refused { reason, .. } => {
-                        self.shared.refuse(target.to_string(), reason.clone());
+                        self.shared.refuse(target.to_string(), reason.clone(), tag);
                         Answer::new(403, "Forbidden", format!("refused by the egress guard: {reason}\n"))
                     }
                     ErrorKind::InvalidSource { expected, .. } => Answer::new(
@@ -470,6 +520,45 @@ impl Connection {
             format!("cannot connect to {target}: {}\n", last.unwrap_or_default()),
         ))
     }
+}
+
+/// The user name of `Proxy-Authorization: Basic …`, printable ASCII, at most 64 bytes.
+fn proxy_user(headers: &[(String, Vec<u8>)]) -> Option<String> {
+    let (_, value) = headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("proxy-authorization"))?;
+    let value = std::str::from_utf8(value).ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64_decode(credentials.trim())?;
+    let user = decoded.split(|&b| b == b':').next()?;
+    let user: String = user.iter().take(64).map(|&b| b as char).filter(|c| c.is_ascii_graphic()).collect();
+    (!user.is_empty()).then_some(user)
+}
+
+/// Standard base64 with optional padding; `None` on any other character.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let text = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 fn describe(e: &HeadError) -> String {
@@ -551,6 +640,18 @@ fn split_authority(authority: &str, default_port: Option<u16>) -> Option<(String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn proxy_user_names() {
+        let h = |v: &str| vec![("Proxy-Authorization".to_string(), v.as_bytes().to_vec())];
+        assert_eq!(proxy_user(&h("Basic dGFzay03OnNlY3JldA==")), Some("task-7".into()));
+        assert_eq!(proxy_user(&h("basic dGFzay03")), Some("task-7".into()));
+        assert_eq!(proxy_user(&h("Bearer dGFzay03")), None);
+        assert_eq!(proxy_user(&h("Basic !!!")), None);
+        assert_eq!(proxy_user(&h("Basic OnB3")), None); // ":pw", no user
+        assert_eq!(proxy_user(&[]), None);
+        assert_eq!(base64_decode("aGVsbG8gd29ybGQ").unwrap(), b"hello world");
+    }
 
     #[test]
     fn request_lines() {
