@@ -21,6 +21,7 @@ mod download;
 pub mod egress;
 mod error;
 pub mod leech;
+pub mod names;
 
 mod pipeline;
 mod upload;
