@@ -312,6 +312,40 @@ async fn a_slow_client_is_cut_off() {
 }
 
 #[tokio::test]
+async fn an_idle_exchange_is_closed_but_a_slow_one_is_not() {
+    // A destination that accepts and then says nothing.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            held.push(s);
+        }
+    });
+    // A destination that drips 10 chunks 100 ms apart: slow, never idle for 300 ms.
+    let body = pattern(10_000);
+    let server = FileServer::builder()
+        .serve("/slow", mltb_testkit::ServedFile::new(body.clone()).drip(1000, Duration::from_millis(100)))
+        .start()
+        .await
+        .unwrap();
+    let proxy = EgressProxy::builder(allow_loopback_one())
+        .idle_timeout(Duration::from_millis(300))
+        .tunnel_settle(Duration::from_millis(10))
+        .start()
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let reply = through(&proxy, &format!("CONNECT {silent_addr} HTTP/1.1")).await;
+    assert_eq!(reply.status, 200, "the tunnel opened, then closed when idle");
+    assert!(started.elapsed() < EXCHANGE);
+    let reply =
+        through(&proxy, &format!("GET {} HTTP/1.1\r\nHost: {}", server.url("/slow"), server.addr())).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, body, "a slow transfer is not cut off");
+}
+
+#[tokio::test]
 async fn dropping_the_proxy_closes_its_port_and_its_tunnels() {
     let server = FileServer::builder().file("/f", b"x".to_vec()).start().await.unwrap();
     let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
