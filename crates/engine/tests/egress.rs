@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use mltb_engine::ErrorKind;
-use mltb_engine::egress::{AddressClass, EgressPolicy, EgressProxy, Resolver, forbidden};
+use mltb_engine::egress::{AddressClass, EgressPolicy, EgressProxy, Resolver, forbidden, parse_ip_host};
 use mltb_testkit::{Aria2Daemon, FileServer};
 use proptest::prelude::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -437,6 +437,10 @@ proptest! {
             other => prop_assert!(false, "{url}: {other:?}"),
         }
         prop_assert_eq!(forbidden(IpAddr::V4(ip)).map(|f| f.class), Some(AddressClass::Loopback));
+        // The proxy reads hosts (as aria2 sends them) with `parse_ip_host`: the same verdict.
+        let read = parse_ip_host(&host).expect("a numeric host");
+        prop_assert_eq!(forbidden(read).map(|f| f.class), Some(AddressClass::Loopback), "{}", host);
+        prop_assert!(EgressPolicy::default().check_ip(read).is_err());
     }
 }
 
