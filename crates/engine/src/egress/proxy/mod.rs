@@ -27,7 +27,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_HEAD_BYTES: usize = 64 * 1024;
 const MAX_CONNECTIONS: usize = 256;
 const RECENT_REFUSALS: usize = 32;
-const TUNNEL_SETTLE: Duration = Duration::from_millis(500);
+const TUNNEL_SETTLE: Duration = Duration::from_secs(1);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// One destination the proxy refused.
@@ -125,7 +125,7 @@ impl EgressProxyBuilder {
     }
 
     /// How long a new tunnel holds back what the destination sends first, unless the
-    /// client speaks first (500 ms by default).
+    /// client speaks first (1 s by default).
     ///
     /// aria2 reads the proxy's `200` answer to `CONNECT` into a buffer it then throws
     /// away, so bytes that arrive with it are lost: an FTP server's greeting, sent the
