@@ -519,10 +519,13 @@ async fn aria2_downloads_through_the_proxy_and_a_redirect_to_127_0_0_2_is_refuse
 
     // Each download tagged with its own proxy user name, as the engine does with task ids.
     for (method, code) in [("tunnel", "1"), ("get", "22")] {
-        let options = format!(
-            r#"{{"out":"hop-{method}.bin","proxy-method":"{method}","max-tries":"1",
-                "all-proxy-user":"task-{method}","all-proxy-passwd":"pw"}}"#
-        );
+        let mut options = serde_json::json!({
+            "out": format!("hop-{method}.bin"), "proxy-method": method, "max-tries": "1",
+        });
+        for (key, value) in EgressProxy::aria2_tag_options(&format!("task-{method}")) {
+            options[key] = value.into();
+        }
+        let options = options.to_string();
         let gid = aria2::add_uri(&daemon, &server.url("/hop.bin"), &options).await;
         let status = aria2::wait_done(&daemon, &gid).await;
         assert_eq!(status["status"], "error", "{method}: {status}");
@@ -536,6 +539,36 @@ async fn aria2_downloads_through_the_proxy_and_a_redirect_to_127_0_0_2_is_refuse
     assert_eq!(server.requests_for("/hop.bin"), 3, "the first hop was fetched each time");
     assert_eq!(trap.hits(), 1, "aria2 reached 127.0.0.2 through the proxy");
     assert!(proxy.recent_refusals().iter().all(|r| r.tag.is_some()));
+}
+
+#[tokio::test]
+async fn aria2_options_hold_against_proxy_environment_variables() {
+    let aria2c = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|dir| dir.join("aria2c"))
+        .find(|p| p.is_file())
+        .expect("aria2c is not on PATH: install it with `apt-get install aria2`");
+    let body = pattern(50_000);
+    let server = FileServer::builder().file("/f.bin", body.clone()).start().await.unwrap();
+    let proxy = EgressProxy::start(allow_loopback_one()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let nowhere = "http://127.0.0.1:1";
+    let mut command = tokio::process::Command::new(aria2c);
+    command
+        .args(["--no-conf", "--quiet=true", "--max-tries=1", "--timeout=10"])
+        .arg(format!("--dir={}", dir.path().display()))
+        .args(proxy.aria2_options())
+        .arg(server.url("/f.bin"))
+        // Every variable aria2 reads, pointing elsewhere or exempting the destination.
+        .env("http_proxy", nowhere)
+        .env("HTTPS_PROXY", nowhere)
+        .env("ftp_proxy", nowhere)
+        .env("all_proxy", nowhere)
+        .env("no_proxy", "127.0.0.1,localhost")
+        .kill_on_drop(true);
+    let status = tokio::time::timeout(EXCHANGE, command.status()).await.expect("aria2c exits").unwrap();
+    assert!(status.success(), "aria2c failed: {status}");
+    assert!(std::fs::read(dir.path().join("f.bin")).unwrap() == body);
+    assert_eq!(proxy.stats().forwarded, 1, "the download went through the proxy");
 }
 
 /// A one-file FTP server on 127.0.0.1 (enough of RFC 959 for aria2), whose `PASV` answer
@@ -614,7 +647,11 @@ async fn aria2_ftp_goes_through_the_proxy_as_two_tunnels() {
 
     // An FTP server on a forbidden address is refused at the control connection.
     let trap = Trap::start().await;
-    let options = r#"{"max-tries":"1","all-proxy-user":"ftp-task"}"#;
+    let mut options = serde_json::json!({"max-tries": "1"});
+    for (key, value) in EgressProxy::aria2_tag_options("ftp-task") {
+        options[key] = value.into();
+    }
+    let options = &options.to_string();
     let gid = aria2::add_uri(&daemon, &format!("ftp://127.0.0.2:{}/f.bin", trap.addr.port()), options).await;
     let status = aria2::wait_done(&daemon, &gid).await;
     assert_eq!(status["status"], "error", "{status}");

@@ -249,27 +249,55 @@ impl EgressProxy {
     }
 
     /// The `aria2c` options that send all of aria2's HTTP, HTTPS and FTP traffic through
-    /// this proxy as `CONNECT` tunnels: `--all-proxy=http://127.0.0.1:PORT` and
-    /// `--proxy-method=tunnel`. With aria2's default method (`get`) an FTP download would
-    /// be sent as `GET ftp://…`, which this proxy does not forward.
+    /// this proxy as `CONNECT` tunnels: `--all-proxy`, `--http-proxy`, `--https-proxy`
+    /// and `--ftp-proxy` set to [`url`](Self::url), `--no-proxy=` and
+    /// `--proxy-method=tunnel`.
+    ///
+    /// Each protocol is named, and `--no-proxy` emptied, because aria2 otherwise lets the
+    /// `http_proxy`, `https_proxy`, `ftp_proxy` and `no_proxy` environment variables
+    /// override `--all-proxy` (a `no_proxy=127.0.0.1` in its environment sends those
+    /// downloads around the proxy). Never set these options per download. With aria2's
+    /// default method (`get`) an FTP download would be sent as `GET ftp://…`, which this
+    /// proxy does not forward; tunnels carry FTP's control and data connections both.
     pub fn aria2_options(&self) -> Vec<String> {
-        vec![format!("--all-proxy={}", self.url()), "--proxy-method=tunnel".to_string()]
+        let url = self.url();
+        vec![
+            format!("--all-proxy={url}"),
+            format!("--http-proxy={url}"),
+            format!("--https-proxy={url}"),
+            format!("--ftp-proxy={url}"),
+            "--no-proxy=".to_string(),
+            "--proxy-method=tunnel".to_string(),
+        ]
     }
 
     /// Per-download aria2 options that tag the download's requests with `tag` (a task id,
     /// say), so that its refusals can be found with
-    /// [`last_refusal_for`](Self::last_refusal_for): `all-proxy-user` = `tag` (cut to
-    /// printable ASCII without `:`, at most 64 bytes) and a dummy `all-proxy-passwd`.
+    /// [`last_refusal_for`](Self::last_refusal_for): the proxy user name of every
+    /// protocol (`all-proxy-user`, `http-proxy-user`, `https-proxy-user`,
+    /// `ftp-proxy-user`; aria2 takes the per-protocol ones once
+    /// [`aria2_options`](Self::aria2_options) names each protocol's proxy) set to `tag`,
+    /// cut to printable ASCII without `:` and to 64 bytes, with dummy passwords.
     ///
     /// ```
     /// use mltb_engine::egress::EgressProxy;
     ///
     /// let options = EgressProxy::aria2_tag_options("task 42");
-    /// assert_eq!(options[0], ("all-proxy-user", "task42".to_string()));
+    /// assert!(options.contains(&("http-proxy-user", "task42".to_string())));
     /// ```
-    pub fn aria2_tag_options(tag: &str) -> [(&'static str, String); 2] {
+    pub fn aria2_tag_options(tag: &str) -> Vec<(&'static str, String)> {
         let tag: String = tag.chars().filter(|c| c.is_ascii_graphic() && *c != ':').take(64).collect();
-        [("all-proxy-user", tag), ("all-proxy-passwd", "-".to_string())]
+        let mut options = Vec::with_capacity(8);
+        for (user, passwd) in [
+            ("all-proxy-user", "all-proxy-passwd"),
+            ("http-proxy-user", "http-proxy-passwd"),
+            ("https-proxy-user", "https-proxy-passwd"),
+            ("ftp-proxy-user", "ftp-proxy-passwd"),
+        ] {
+            options.push((user, tag.clone()));
+            options.push((passwd, "-".to_string()));
+        }
+        options
     }
 
     /// The counters since start.
