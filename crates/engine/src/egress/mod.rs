@@ -37,10 +37,15 @@
 //! proxy judges the addresses it is about to connect to, and the pre-check gives a clear
 //! error early (and covers what the proxy cannot see, such as a scheme).
 //!
-//! What the proxy does not cover: BitTorrent peer connections (aria2 makes them directly,
-//! to addresses from trackers and peers) and anything aria2 is told not to proxy
-//! (`--no-proxy`, or the `no_proxy` environment variable, which the engine must clear
-//! when it spawns aria2c).
+//! FTP goes through the proxy too: with `--proxy-method=tunnel` aria2 opens the control
+//! and the data connection as two tunnels (and it ignores the address in a `PASV`
+//! answer, connecting to the control connection's host).
+//!
+//! What the proxy does not cover: BitTorrent peer connections and UDP trackers (aria2
+//! makes them directly, to addresses from trackers and peers), and anything aria2 is told
+//! not to proxy. [`EgressProxy::aria2_options`] names every protocol's proxy and empties
+//! `--no-proxy`, which also overrides proxy variables in aria2's environment; per-download
+//! proxy options other than [`EgressProxy::aria2_tag_options`] must never be set.
 
 mod addr;
 mod http;
