@@ -15,11 +15,25 @@
 //!   notifications are at most a hint (aria2-ws drops them under load).
 //! - **Persist, then act.** Every state change of a task is written to the store before
 //!   it takes effect, so a restart finds each task where it was.
+//!
+//! # What comes from the network
+//!
+//! - [`egress`]: links may not reach private, loopback, link-local, carrier-grade NAT,
+//!   multicast or cloud-metadata addresses. [`EgressPolicy::check_url`] refuses such a
+//!   link up front; [`EgressProxy`], a loopback proxy that aria2 sends all its traffic
+//!   through, holds the same policy on every redirect hop and against DNS answers that
+//!   change after the check.
+//! - [`names`]: file names from `Content-Disposition` and torrent metadata are sanitised
+//!   (no `..`, separators, control characters or reserved names; capped in bytes), and
+//!   every path is checked to stay inside the task's directory.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod download;
+pub mod egress;
 mod error;
 pub mod leech;
+pub mod names;
+
 mod pipeline;
 mod upload;
 
@@ -27,6 +41,7 @@ pub use download::{
     DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, DownloadedFile, Downloader,
     UrlSource,
 };
+pub use egress::{CheckedUrl, EgressPolicy, EgressProxy};
 pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{Engine, EngineConfig, QueueLimits, TaskOptions, TaskPlanner, TaskView, Waiting};
 pub use upload::{
