@@ -20,6 +20,7 @@
 mod download;
 mod error;
 pub mod leech;
+pub mod mirror;
 mod pipeline;
 mod upload;
 
