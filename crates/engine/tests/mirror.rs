@@ -273,11 +273,46 @@ async fn eventually(limit: Duration, mut condition: impl FnMut() -> bool) -> boo
 /// without recording the file.
 #[tokio::test]
 async fn cancel_mid_transfer_kills_rclone() {
+    cancel_mid_transfer(None).await;
+}
+
+/// The same with a helper process that rclone started (a wrapper forks `sleep`, then
+/// execs rclone): the cancel kills rclone's whole process group, so the helper goes too.
+#[tokio::test]
+async fn cancel_kills_the_processes_rclone_started_too() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = tempfile::tempdir().unwrap();
+    let pidfile = bin.path().join("helper.pid");
+    let wrapper = bin.path().join("rclone-wrapper");
+    let script = format!(
+        "#!/bin/sh\nsleep 300 </dev/null >/dev/null 2>&1 &\necho $! > '{}'\nexec rclone \"$@\"\n",
+        pidfile.display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    cancel_mid_transfer(Some(wrapper)).await;
+    let helper: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+    let gone = eventually(Duration::from_secs(5), || !alive(helper)).await;
+    assert!(gone, "the helper rclone started (pid {helper}) outlived the cancel");
+}
+
+/// Whether `pid` runs (exists and is not a zombie waiting to be reaped).
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+async fn cancel_mid_transfer(program: Option<PathBuf>) {
     let task = Task::new();
     let cloud = tempfile::tempdir().unwrap();
     let marker = cloud.path().display().to_string();
     let target = MirrorTarget::new(format!(":local:{marker}"), "slow").flags(["--bwlimit", "1M"]);
-    let uploader = RcloneUploader::new(target).unwrap().stats_interval(Duration::from_millis(100));
+    let mut uploader = RcloneUploader::new(target).unwrap().stats_interval(Duration::from_millis(100));
+    if let Some(program) = program {
+        uploader = uploader.program(program);
+    }
     let mut request = task.request();
     request.files.retain(|f| f.relative.ends_with("big.bin"));
 
@@ -288,20 +323,23 @@ async fn cancel_mid_transfer_kills_rclone() {
         let moving = eventually(Duration::from_secs(20), || progress.seen().iter().any(|&s| s > 0)).await;
         assert!(moving, "no progress before the cancel");
         let pids = rclone_pids(&marker);
-        assert_eq!(pids.len(), 1, "expected one rclone copying, found {pids:?}");
+        assert_eq!(pids.len(), 1, "expected one rclone copying to {marker}: {pids:?}");
         cancel.cancel();
-        (pids[0], Instant::now())
+        (pids, Instant::now())
     };
-    let (result, (pid, cancelled_at)) = tokio::join!(run, watch);
+    let (result, (pids, cancelled_at)) = tokio::join!(run, watch);
 
     let err = result.unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Cancelled), "{err}");
     assert!(cancelled_at.elapsed() < Duration::from_secs(3), "cancel took {:?}", cancelled_at.elapsed());
-    assert!(
-        !Path::new(&format!("/proc/{pid}")).exists(),
-        "rclone (pid {pid}) is still there after the cancel"
-    );
-    assert!(rclone_pids(&marker).is_empty());
+    // rclone is our child and is reaped before the upload returns: its pid is gone.
+    for pid in &pids {
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists(),
+            "rclone (pid {pid}) is still there after the cancel"
+        );
+    }
+    assert!(rclone_pids(&marker).is_empty(), "{:?}", rclone_pids(&marker));
     assert!(parts.recorded().is_empty(), "a cancelled file was recorded");
     assert!(progress.seen().last().copied().unwrap_or(0) < task.total());
 }
@@ -390,4 +428,29 @@ async fn bad_paths_and_a_missing_rclone_are_refused() {
         upload(&missing, &task.request(), &parts, &progress, CancellationToken::new()).await.unwrap_err();
     assert!(matches!(err.kind(), ErrorKind::Config { setting: "rclone program", .. }), "{err}");
     assert!(err.to_string().contains("apt-get install rclone"), "{err}");
+}
+
+/// Where the remote offers share links, the link of the task's folder is in the outcome.
+/// No offline remote offers them, so rclone is wrapped: `link` answers as a cloud remote
+/// would (checking it was asked for the folder), everything else runs the real rclone.
+#[tokio::test]
+async fn the_share_link_of_the_folder_is_returned() {
+    use std::os::unix::fs::PermissionsExt;
+    let task = Task::new();
+    let cloud = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let wrapper = bin.path().join("rclone");
+    std::fs::write(
+        &wrapper,
+        "#!/bin/sh\nif [ \"$1\" = link ]; then\n  case \"$2\" in\n    *:*/m/Show) echo 'https://share.example/s/Show'; exit 0 ;;\n    *) echo \"link of the wrong path: $2\" >&2; exit 3 ;;\n  esac\nfi\nexec rclone \"$@\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = MirrorTarget::new(format!(":local:{}", cloud.path().display()), "m");
+    let uploader = RcloneUploader::new(target).unwrap().program(&wrapper);
+    let (parts, progress) = (Parts::default(), Progress::default());
+    let outcome =
+        upload(&uploader, &task.request(), &parts, &progress, CancellationToken::new()).await.unwrap();
+    assert_eq!(outcome.link.as_deref(), Some("https://share.example/s/Show"));
+    task.assert_copied_to(&cloud.path().join("m"));
 }
