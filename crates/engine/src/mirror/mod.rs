@@ -157,14 +157,17 @@ impl MirrorTarget {
             let before = &shown[..star];
             at += before.len();
             let after = &shown[star + redact::REDACTED.len()..];
-            let rest = &original[at..];
+            // Redaction only replaces values, so the text around them lines up; stop
+            // rather than panic should it not.
+            let Some(rest) = original.get(at..) else { break };
             let len = match (rest.chars().next(), after.chars().next()) {
                 // A quoted value runs to its closing quote.
                 (Some(q @ ('\'' | '"')), _) => rest[1..].find(q).map_or(rest.len(), |p| p + 2),
                 (_, Some(next)) => rest.find(next).unwrap_or(rest.len()),
                 (_, None) => rest.len(),
             };
-            secrets.push(rest[..len].trim_matches(['\'', '"']).to_string());
+            let Some(secret) = rest.get(..len) else { break };
+            secrets.push(secret.trim_matches(['\'', '"']).to_string());
             at += len;
             shown = after;
         }
@@ -496,6 +499,10 @@ mod tests {
         let t = MirrorTarget::new(":webdav,url='http://u:pw1@h',user=bob,pass='hunter22':", "");
         assert_eq!(t.secrets(), vec!["pw1".to_string(), "hunter22".to_string()]);
         assert!(MirrorTarget::new("gdrive:", "").secrets().is_empty());
+        // Odd shapes give fewer secrets (redaction still covers them), never a panic.
+        for odd in [":webdav,pass='a''b':", ":webdav,url='http://h/***',pass=x:", "pass=", ":x,pass='é"] {
+            let _ = MirrorTarget::new(odd, "").secrets();
+        }
     }
 
     #[test]
@@ -531,5 +538,18 @@ mod tests {
         assert_eq!(exit_meaning(5), Some("temporary error, retrying may help"));
         assert_eq!(exit_meaning(0), None);
         assert_eq!(exit_meaning(1), None);
+    }
+
+    proptest::proptest! {
+        /// No remote or destination, however odd, makes parsing, joining or the secret
+        /// scan panic.
+        #[test]
+        fn odd_destinations_never_panic(text in ".{0,60}", relative in ".{0,20}") {
+            let _ = MirrorTarget::parse(&text);
+            let target = MirrorTarget::new(text.clone(), "");
+            let _ = target.secrets();
+            let _ = target.destination(&relative);
+            let _ = format!("{target:?}");
+        }
     }
 }

@@ -49,8 +49,10 @@ fn redact_params(text: &str) -> String {
             i += 1;
             continue;
         }
-        let key_start = text[..i]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
+        // Key characters are ASCII, so the key starts one byte after the last other one.
+        let key_start = text.as_bytes()[..i]
+            .iter()
+            .rposition(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
             .map_or(0, |p| p + 1);
         let key = &text[key_start..i];
         if key.is_empty() || !is_secret_key(key) {
@@ -190,6 +192,25 @@ mod tests {
         for bad in ["", "/etc/passwd", "a/../../b", "..", "a\\..\\b", "\\x", "a\0b"] {
             let err = check_remote_path("file", bad, false).unwrap_err();
             assert!(matches!(err.kind(), ErrorKind::Config { setting: "file", .. }), "{bad:?}: {err}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the value, quoted or not, it does not survive redaction; and no input
+        /// makes redaction panic.
+        #[test]
+        fn secret_values_never_survive(
+            value in "[A-Za-z0-9!#%&()*+./;<>?@^_{|}~=-]{1,24}",
+            quoted in proptest::prelude::any::<bool>(),
+            key in "(pass|password|token|client_secret|secret_access_key)",
+            noise in ".{0,40}",
+        ) {
+            let secret = format!("Zq{value}");
+            let shown = if quoted { format!("'{}'", secret) } else { secret.clone() };
+            let text = format!("{noise} :webdav,url='http://h',{key}={shown}:Mirror/a.txt {noise}");
+            let redacted = redact(&text);
+            proptest::prop_assert!(!redacted.contains(&secret), "{redacted}");
+            let _ = redact(&noise);
         }
     }
 }
