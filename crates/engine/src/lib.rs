@@ -32,8 +32,8 @@ mod download;
 pub mod egress;
 mod error;
 pub mod leech;
+pub mod mirror;
 pub mod names;
-
 mod pipeline;
 mod upload;
 

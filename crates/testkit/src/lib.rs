@@ -9,6 +9,7 @@
 //! | Redis | [`RedisServer`] (own process), [`SharedRedis`] (`REDIS_URL` or own process) | `redis-server` |
 //! | PostgreSQL | [`TestDatabase`]: a fresh database per test on `DATABASE_URL` | a running server |
 //! | aria2 | [`Aria2Daemon`]: `aria2c` with JSON-RPC on loopback and a random secret | `aria2c` |
+//! | rclone remote | [`RcloneWebdav`]: `rclone serve webdav` of a temp dir or `:memory:` | `rclone` |
 //! | HTTP downloads | [`FileServer`]: in-process, files from memory, ranges, errors, slow bodies | nothing |
 //! | torrents | [`TorrentBuilder`]: `.torrent` files and magnet links built in the test; [`Tracker`]: an HTTP tracker; [`Seeder`]: `aria2c` seeding | `aria2c` for the seeder |
 //! | benches | [`bench::per_thread`]: multi-thread timing for criterion's `iter_custom`, per thread | nothing |
@@ -49,6 +50,20 @@
 //! let answer = aria2.rpc("aria2.addUri", &[r#"["http://127.0.0.1:1/f.bin"]"#]).await?; // raw JSON
 //! println!("{answer}: into {}", aria2.download_dir().display());
 //! aria2.stop().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! A WebDAV remote for rclone to mirror to, with the bytes on disk to check:
+//!
+//! ```no_run
+//! # async fn demo() -> mltb_testkit::Result<()> {
+//! let webdav = mltb_testkit::RcloneWebdav::start().await?;
+//! let destination = format!("{}Mirror/a.bin", webdav.remote()); // :webdav,url='http://127.0.0.1:P':Mirror/a.bin
+//! // `rclone copyto a.bin "$destination"`, then:
+//! let on_disk = webdav.dir().unwrap().join("Mirror/a.bin");
+//! # let _ = (destination, on_disk);
+//! webdav.stop().await?; // a failing remote from now on
 //! # Ok(())
 //! # }
 //! ```
@@ -102,6 +117,7 @@ pub mod http;
 mod net;
 pub mod postgres;
 mod process;
+pub mod rclone;
 pub mod redis;
 pub mod torrent;
 mod util;
@@ -112,6 +128,7 @@ pub use error::{Error, Result};
 pub use http::{FileServer, FileServerBuilder, ServedFile};
 pub use net::free_port;
 pub use postgres::{TestDatabase, database_url};
+pub use rclone::RcloneWebdav;
 pub use redis::{RedisServer, SharedRedis, redis_url};
 pub use torrent::{Seeder, Torrent, TorrentBuilder, Tracker};
 
