@@ -3,7 +3,7 @@
 //! sent again by `file_id` when the same bytes were sent before.
 //!
 //! Each part goes out only after the one before it is confirmed and recorded through the
-//! [`PartLog`], so after a restart the upload resumes from the first part not confirmed.
+//! [`PartLog`](crate::PartLog), so after a restart the upload resumes from the first part not confirmed.
 //! Telegram has no idempotency key: a part that was in flight when the process was
 //! killed, and that Telegram received, is sent again after the restart — at most one
 //! duplicate message per kill, never a missing part.
