@@ -43,7 +43,10 @@ pub use download::{
 };
 pub use egress::{CheckedUrl, EgressPolicy, EgressProxy};
 pub use error::{Error, ErrorKind, Result};
-pub use pipeline::{Engine, EngineConfig, QueueLimits, TaskOptions, TaskPlanner, TaskView, Waiting};
+pub use pipeline::{
+    Engine, EngineConfig, LeechDefaults, MirrorDefaults, QueueLimits, StandardPlanner, TaskOptions,
+    TaskPlanner, TaskView, Waiting,
+};
 pub use upload::{
     PartLog, SentPart, UploadContext, UploadFile, UploadOutcome, UploadProgress, UploadRequest, Uploader,
 };

@@ -351,3 +351,64 @@ async fn shutdown_leaves_tasks_as_they_were_and_a_new_engine_finishes_them() {
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_standard_planner_mirrors_through_rclone_and_leeches_with_the_tasks_split() {
+    use mltb_engine::{LeechDefaults, MirrorDefaults, StandardPlanner};
+    let s = setup(10_000_000).await;
+    let remote = tempfile::tempdir().unwrap();
+    let client = Client::builder(s.sim.token()).api_url(s.sim.api_url()).build().unwrap();
+    let planner = Arc::new(StandardPlanner::new(
+        Scheduler::builder().build(client),
+        s.store.clone(),
+        LeechDefaults::default(),
+        MirrorDefaults::default().destination(format!(":local:{}/Mirror", remote.path().display())),
+    ));
+    let mirrored = data(300_000, 8);
+    let leeched = data(250_000, 9);
+    s.downloads.serve("http://f/m.bin", mirrored.clone());
+    s.downloads.serve("http://f/l.bin", leeched.clone());
+    s.downloads.open("http://f/m.bin");
+    s.downloads.open("http://f/l.bin");
+    let engine = Engine::start(s.store.clone(), s.downloads.clone(), planner, s.config()).await.unwrap();
+    let mut mirror = leech(1, "http://f/m.bin");
+    mirror.kind = TaskKind::Mirror;
+    let mirror = engine.submit(&mirror).await.unwrap();
+    let mut small_split = leech(1, "http://f/l.bin");
+    small_split.options = serde_json::json!({ "split_size": 100_000 });
+    let small_split = engine.submit(&small_split).await.unwrap();
+    for t in [&mirror, &small_split] {
+        engine.wait(t.id).await;
+        let task = s.store.task(t.id).await.unwrap().unwrap();
+        assert_eq!(task.state, TaskState::Completed, "task {}: {:?}", t.id, task.error);
+    }
+    assert_eq!(std::fs::read(remote.path().join("Mirror/m.bin")).unwrap(), mirrored, "the mirrored bytes");
+    let files = s.store.task_files(mirror.id).await.unwrap();
+    assert!(
+        files[0].parts[0].remote_path.as_deref().is_some_and(|p| p.ends_with("Mirror/m.bin")),
+        "{files:?}"
+    );
+    let sizes: Vec<u64> = s
+        .sim
+        .sent()
+        .into_iter()
+        .filter_map(|o| o.file)
+        .filter(|f| f.name.starts_with("l.bin"))
+        .map(|f| f.size)
+        .collect();
+    assert_eq!(sizes, [100_000, 100_000, 50_000], "the task's own split size");
+
+    let mut too_big = leech(1, "http://f/l.bin");
+    too_big.options = serde_json::json!({ "split_size": 60_000_000 });
+    let too_big = engine.submit(&too_big).await.unwrap();
+    engine.wait(too_big.id).await;
+    let task = s.store.task(too_big.id).await.unwrap().unwrap();
+    assert_eq!(task.state, TaskState::Failed);
+    assert!(
+        task.error.as_deref().is_some_and(|e| e.contains("split size") && e.contains("60000000")),
+        "{:?}",
+        task.error
+    );
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! and recovery of every unfinished task when the engine starts.
 
 mod options;
+mod planner;
 mod queue;
 mod run;
 
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use self::options::TaskOptions;
+pub use self::planner::{LeechDefaults, MirrorDefaults, StandardPlanner};
 use self::queue::Queue;
 pub use self::queue::{QueueLimits, Waiting};
 use crate::download::{DownloadRequest, DownloadSource, Downloader, UrlSource};
