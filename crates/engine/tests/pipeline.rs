@@ -412,3 +412,28 @@ async fn the_standard_planner_mirrors_through_rclone_and_leeches_with_the_tasks_
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_link_the_egress_policy_refuses_creates_no_task() {
+    let s = setup(10_000_000).await;
+    let policy = mltb_engine::EgressPolicy::builder().allow("127.0.0.1").build().unwrap();
+    let engine = s.engine(s.config().egress(Arc::new(policy))).await;
+    for url in [
+        "http://127.0.0.2:8080/a.iso",
+        "http://2130706434/a.iso",
+        "http://[::ffff:10.0.0.1]/a",
+        "file:///etc/passwd",
+    ] {
+        let err = engine.submit(&leech(1, url)).await.expect_err(url);
+        assert!(err.to_string().contains("refused") || err.to_string().contains("scheme"), "{url}: {err}");
+    }
+    assert!(s.store.unfinished_tasks().await.unwrap().is_empty(), "no task was created");
+    assert_eq!(s.downloads.active() + s.downloads.cancelled(), 0, "nothing reached the downloader");
+    s.downloads.serve("http://127.0.0.1:9/ok.bin", data(1000, 1));
+    s.downloads.open("http://127.0.0.1:9/ok.bin");
+    let task = engine.submit(&leech(1, "http://127.0.0.1:9/ok.bin")).await.expect("the allowlisted host");
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}

@@ -22,12 +22,13 @@ pub use self::planner::{LeechDefaults, MirrorDefaults, StandardPlanner};
 use self::queue::Queue;
 pub use self::queue::{QueueLimits, Waiting};
 use crate::download::{DownloadRequest, DownloadSource, Downloader, UrlSource};
+use crate::egress::EgressPolicy;
 use crate::leech::store_error;
 use crate::upload::Uploader;
 use crate::{ErrorKind, Result};
 
 /// How the engine runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct EngineConfig {
     /// Where tasks download to: each task in `<download_dir>/<task id>`. The engine never
@@ -39,6 +40,9 @@ pub struct EngineConfig {
     pub poll_interval: Duration,
     /// Whether a failed task's directory is kept (to inspect or retry); removed if not.
     pub keep_failed: bool,
+    /// The egress policy links are checked against when a task is submitted (`None`: no
+    /// check here; the proxy aria2 goes through still applies its own).
+    pub egress: Option<Arc<EgressPolicy>>,
 }
 
 impl EngineConfig {
@@ -50,7 +54,14 @@ impl EngineConfig {
             limits: QueueLimits::default(),
             poll_interval: Duration::from_secs(1),
             keep_failed: false,
+            egress: None,
         }
+    }
+
+    /// Checks every submitted link against `policy` before the task is created.
+    pub fn egress(mut self, policy: Arc<EgressPolicy>) -> Self {
+        self.egress = Some(policy);
+        self
     }
 
     /// The queue limits.
@@ -219,8 +230,13 @@ impl<B: Backend> Engine<B> {
         Ok(engine)
     }
 
-    /// Creates a task (committed before this returns) and queues it.
+    /// Creates a task (committed before this returns) and queues it. With an egress
+    /// policy, a link it refuses is an error ([`ErrorKind::Refused`]) and no task is
+    /// created.
     pub async fn submit(&self, task: &NewTask) -> Result<Task> {
+        if let (Some(policy), Source::Url(url)) = (&self.inner.config.egress, &task.source) {
+            policy.check_url(url).await?;
+        }
         let task = self.inner.store.create_task(task).await.map_err(store_error)?;
         self.spawn(task.clone(), Vec::new());
         Ok(task)
