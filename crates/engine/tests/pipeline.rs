@@ -437,3 +437,23 @@ async fn a_link_the_egress_policy_refuses_creates_no_task() {
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn names_from_the_network_are_made_safe_before_they_are_uploaded() {
+    let s = setup(10_000_000).await;
+    let engine = s.engine(s.config()).await;
+    let cases = [("http://f/NUL.txt", "_NUL.txt"), ("http://f/cat\u{1}\u{202e}gpj.exe", "cat__gpj.exe")];
+    for (seed, (url, want)) in cases.into_iter().enumerate() {
+        s.downloads.serve(url, data(1000, (20 + seed as u32) << 20));
+        s.downloads.open(url);
+        let task = engine.submit(&leech(1, url)).await.unwrap();
+        engine.wait(task.id).await;
+        assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+        let files = s.store.task_files(task.id).await.unwrap();
+        assert_eq!(files[0].path, want, "the stored name");
+        let sent = s.sim.sent().into_iter().filter_map(|o| o.file).last().unwrap();
+        assert_eq!(sent.name, want, "the name Telegram got");
+    }
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}

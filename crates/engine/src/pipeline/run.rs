@@ -259,7 +259,7 @@ async fn upload<B: Backend>(
     let store = &inner.store;
     if files.is_empty() {
         // Recorded before the first byte goes out, so a restart uploads the same list.
-        for (relative, size) in list_files(dir).await? {
+        for (relative, size) in tidy_names(dir, list_files(dir).await?).await? {
             let id = store.add_file(task.id, &relative, size).await.map_err(store_error)?;
             files.push(TaskFile { id, task: task.id, path: relative, size, parts: Vec::new() });
         }
@@ -319,8 +319,8 @@ async fn upload<B: Backend>(
     }
 }
 
-/// The files under `dir`, relative with `/`, sorted, without aria2's control files.
-async fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
+/// The files under `dir`, relative, sorted, without aria2's control files.
+async fn list_files(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
     let mut out = Vec::new();
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -331,15 +331,47 @@ async fn list_files(dir: &Path) -> Result<Vec<(String, u64)>> {
             if meta.is_dir() {
                 stack.push(path);
             } else if meta.is_file() && path.extension().is_none_or(|e| e != "aria2") {
-                let relative = path
-                    .strip_prefix(dir)
-                    .map(|p| {
-                        p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
-                    })
-                    .unwrap_or_default();
+                let relative = path.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_default();
                 out.push((relative, meta.len()));
             }
         }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Renames every file whose path is not already what [`names`](crate::names) makes of
+/// it: a name from the network (`Content-Disposition`, torrent metadata) with control
+/// characters, reserved names or the like. Clashes get `name (1).ext`. Returns the final
+/// relative paths, sorted.
+async fn tidy_names(dir: &Path, files: Vec<(PathBuf, u64)>) -> Result<Vec<(String, u64)>> {
+    let mut out = Vec::with_capacity(files.len());
+    for (path, size) in files {
+        // Not UTF-8 (lossy here) never matches its clean form, so it is renamed.
+        let relative =
+            path.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        let clean = crate::names::sanitize_relative_path(&relative);
+        let clean_text =
+            clean.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        if clean_text == relative {
+            out.push((relative, size));
+            continue;
+        }
+        let parent_rel = clean.parent().unwrap_or_else(|| Path::new(""));
+        let parent = crate::names::resolve_inside(dir, parent_rel)?;
+        tokio::fs::create_dir_all(&parent).await.map_err(|e| Error::io(parent.display(), &e))?;
+        let name = clean.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let target = crate::names::unique_in(&parent, &name)?;
+        let from = dir.join(&path);
+        tokio::fs::rename(&from, &target).await.map_err(|e| Error::io(from.display(), &e))?;
+        let root = tokio::fs::canonicalize(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
+        let final_rel = target
+            .strip_prefix(&root)
+            .or_else(|_| target.strip_prefix(dir))
+            .map(|p| p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/"))
+            .unwrap_or(clean_text);
+        tracing::info!(from = %relative.escape_debug(), to = %final_rel.escape_debug(), "renamed a file from the network");
+        out.push((final_rel, size));
     }
     out.sort();
     Ok(out)
