@@ -451,7 +451,7 @@ async fn names_from_the_network_are_made_safe_before_they_are_uploaded() {
         assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
         let files = s.store.task_files(task.id).await.unwrap();
         assert_eq!(files[0].path, want, "the stored name");
-        let sent = s.sim.sent().into_iter().filter_map(|o| o.file).last().unwrap();
+        let sent = s.sim.sent().into_iter().filter_map(|o| o.file).next_back().unwrap();
         assert_eq!(sent.name, want, "the name Telegram got");
     }
     engine.shutdown().await;
