@@ -17,6 +17,7 @@
 //!   it takes effect, so a restart finds each task where it was.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod aria2;
 mod download;
 mod error;
 pub mod leech;
