@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use mltb_engine::aria2::{Aria2Config, Aria2Downloader};
+use mltb_engine::aria2::{Aria2Config, Aria2Downloader, Aria2Endpoint, Aria2Supervisor};
 use mltb_engine::{
     DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, Downloader, ErrorKind,
     UrlSource,
 };
-use mltb_testkit::http::FileServer;
+use mltb_testkit::http::{FileServer, ServedFile};
 use sha2::{Digest, Sha256};
 
 /// Deterministic bytes that differ at every offset that matters.
@@ -63,6 +63,48 @@ async fn finish(d: &Aria2Downloader, id: &DownloadId, within: Duration) -> Downl
     }
 }
 
+/// Polls until `cond` holds for the download's status, for at most `within`.
+async fn until(
+    d: &Aria2Downloader,
+    id: &DownloadId,
+    within: Duration,
+    cond: impl Fn(&DownloadStatus) -> bool,
+) -> DownloadStatus {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let status = d.status(id).await.unwrap_or_else(|e| panic!("status of {id}: {e}"));
+        if cond(&status) {
+            return status;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id}: condition not met within {within:?}: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A file served slowly: `len` bytes in 32 KiB chunks every 50 ms (about 640 KiB/s).
+fn slow(len: usize, seed: u8) -> (Vec<u8>, ServedFile) {
+    let body = data(len, seed);
+    let file = ServedFile::new(body.clone()).drip(32 << 10, Duration::from_millis(50));
+    (body, file)
+}
+
+/// Waits until process `pid` is gone (bounded).
+async fn gone(pid: u32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        // A killed child of ours stays a zombie until reaped; that counts as gone.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        if stat.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "aria2c {pid} did not exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn failure(status: &DownloadStatus) -> &ErrorKind {
     assert_eq!(status.state, DownloadState::Failed, "{status:?}");
     status.error.as_ref().expect("a failed download carries its error").kind()
@@ -109,4 +151,275 @@ async fn http_errors_become_clear_errors() {
     assert!(matches!(kind, ErrorKind::Download { .. }), "{kind:?}");
     assert!(kind.to_string().contains("500"), "the message names the HTTP status: {kind}");
     d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_headers_and_basic_auth() {
+    let body = data(300_000, 2);
+    let server = FileServer::builder()
+        .file("/private.bin", body.clone())
+        .basic_auth("/private.bin", "alice", "s3cret")
+        .file("/tagged.bin", body.clone())
+        .require_header("/tagged.bin", "X-Token", "t0k")
+        .start()
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = Aria2Downloader::supervised(config(state.path()).arg("--max-tries=1")).await.unwrap();
+
+    let source = UrlSource::new(server.url("/private.bin")).basic_auth("alice", "s3cret");
+    let id = d.start(&DownloadRequest::new(DownloadSource::Url(source), task.path())).await.unwrap();
+    assert_eq!(finish(&d, &id, Duration::from_secs(30)).await.state, DownloadState::Complete);
+    assert_eq!(file_sha(&task.path().join("private.bin")), sha(&body));
+
+    let source = UrlSource::new(server.url("/tagged.bin")).header("X-Token: t0k");
+    let id = d.start(&DownloadRequest::new(DownloadSource::Url(source), task.path())).await.unwrap();
+    assert_eq!(finish(&d, &id, Duration::from_secs(30)).await.state, DownloadState::Complete);
+    assert_eq!(file_sha(&task.path().join("tagged.bin")), sha(&body));
+
+    // Without the credentials: aria2's "authorization failed".
+    let other = tempfile::tempdir().unwrap();
+    let source = UrlSource::new(server.url("/private.bin")).basic_auth("alice", "wrong");
+    let id = d.start(&DownloadRequest::new(DownloadSource::Url(source), other.path())).await.unwrap();
+    let status = finish(&d, &id, Duration::from_secs(30)).await;
+    let kind = failure(&status);
+    assert!(matches!(kind, ErrorKind::AuthFailed { .. }), "{kind:?}");
+    assert!(!kind.to_string().contains("wrong"), "no password in the error: {kind}");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_source_times_out() {
+    // One KiB every 3 s, and aria2 gives up on a connection silent for 2 s.
+    let file = ServedFile::new(data(16 << 10, 3)).drip(1024, Duration::from_secs(3));
+    let server = FileServer::builder().serve("/stalled.bin", file).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = Aria2Downloader::supervised(config(state.path()).arg("--timeout=2").arg("--max-tries=1"))
+        .await
+        .unwrap();
+    let id = d.start(&DownloadRequest::new(url(&server, "/stalled.bin"), task.path())).await.unwrap();
+    let status = finish(&d, &id, Duration::from_secs(30)).await;
+    let kind = failure(&status);
+    assert!(matches!(kind, ErrorKind::Timeout { .. }), "{kind:?}");
+    assert!(status.error.as_ref().unwrap().is_retryable());
+    d.shutdown().await;
+}
+
+/// A 2 MiB tmpfs, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a 2 MiB tmpfs to fill the disk and needs root (or CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_is_reported_as_such() {
+    let server = FileServer::builder().file("/big.bin", data(4 << 20, 4)).start().await.unwrap();
+    let disk = SmallDisk::mount();
+    let state = tempfile::tempdir().unwrap();
+    let d = Aria2Downloader::supervised(config(state.path()).arg("--max-tries=1")).await.unwrap();
+    let id = d.start(&DownloadRequest::new(url(&server, "/big.bin"), disk.dir.path())).await.unwrap();
+    let status = finish(&d, &id, Duration::from_secs(30)).await;
+    let kind = failure(&status);
+    assert!(matches!(kind, ErrorKind::DiskFull { .. }), "{kind:?}");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_aria2c_is_restarted_and_the_download_finishes() {
+    let (body, file) = slow(3 << 20, 5);
+    let server = FileServer::builder().serve("/slow.bin", file).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = downloader(state.path()).await;
+    let id = d.start(&DownloadRequest::new(url(&server, "/slow.bin"), task.path())).await.unwrap();
+    until(&d, &id, Duration::from_secs(30), |s| s.done >= 512 << 10).await;
+
+    let supervisor = d.supervisor().unwrap();
+    let pid = supervisor.pid().expect("aria2c runs");
+    let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap();
+    assert!(killed.success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while supervisor.restarts() == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "aria2c was not restarted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_ne!(supervisor.pid(), Some(pid));
+
+    let status = finish(&d, &id, Duration::from_secs(60)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    assert_eq!(file_sha(&task.path().join("slow.bin")), sha(&body));
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_leaves_no_aria2_job() {
+    let (_, file) = slow(3 << 20, 6);
+    let server = FileServer::builder().serve("/slow.bin", file).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = downloader(state.path()).await;
+    let id = d.start(&DownloadRequest::new(url(&server, "/slow.bin"), task.path())).await.unwrap();
+    until(&d, &id, Duration::from_secs(30), |s| s.done > 0).await;
+    assert!(d.jobs().await.unwrap().contains(&id));
+
+    d.cancel(&id).await.unwrap();
+    let jobs = d.jobs().await.unwrap();
+    assert!(!jobs.contains(&id), "{id} still in aria2: {jobs:?}");
+    let e = d.status(&id).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::NotFound { .. }), "{e:?}");
+    // Cancelling again is harmless.
+    d.cancel(&id).await.unwrap();
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_downloader_on_the_same_state_resumes_from_partial_data() {
+    // 16 KiB every 50 ms: about 10 s in all.
+    let body = data(3 << 20, 7);
+    let file = ServedFile::new(body.clone()).drip(16 << 10, Duration::from_millis(50));
+    let server = FileServer::builder().serve("/slow.bin", file).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let request = DownloadRequest::new(url(&server, "/slow.bin"), task.path());
+
+    let d = downloader(state.path()).await;
+    let id = d.start(&request).await.unwrap();
+    until(&d, &id, Duration::from_secs(30), |s| s.done >= 512 << 10).await;
+    // aria2 saves its session and control file every second: wait until both hold it.
+    let session = state.path().join("aria2.session");
+    let control = task.path().join("slow.bin.aria2");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(std::fs::read_to_string(&session).unwrap_or_default().contains(&id.0) && control.exists()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "aria2 did not save its session: {:?}, control file: {}",
+            std::fs::read_to_string(&session),
+            control.exists()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = d.supervisor().unwrap().pid().unwrap();
+    drop(d); // the engine dies: aria2c is killed with it
+    gone(pid).await;
+    let requests_before = server.ranges_for("/slow.bin").len();
+
+    let d = downloader(state.path()).await;
+    let resumed = d.resume(&id, &request).await.unwrap();
+    assert_eq!(resumed, id, "aria2 restored the GID from its session");
+    let status = finish(&d, &resumed, Duration::from_secs(60)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    assert_eq!(file_sha(&task.path().join("slow.bin")), sha(&body));
+    let ranges = server.ranges_for("/slow.bin");
+    let later = &ranges[requests_before..];
+    assert!(
+        later.iter().flatten().any(|r| r.starts_with("bytes=") && !r.starts_with("bytes=0-")),
+        "the new aria2 asked for the rest only: {later:?}"
+    );
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_re_adds_a_download_aria2_never_saved() {
+    let (body, file) = slow(1 << 20, 8);
+    let server = FileServer::builder().serve("/slow.bin", file).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let request = DownloadRequest::new(url(&server, "/slow.bin"), task.path());
+    let d = downloader(state.path()).await;
+    let id = DownloadId("00112233445566ff".into());
+    let resumed = d.resume(&id, &request).await.unwrap();
+    assert_eq!(resumed, id, "re-added with the same GID");
+    let status = finish(&d, &id, Duration::from_secs(60)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    assert_eq!(file_sha(&task.path().join("slow.bin")), sha(&body));
+    let e = d.status(&DownloadId("not-a-gid".into())).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::InvalidSource { .. }), "{e:?}");
+    assert!(e.to_string().contains("not-a-gid"), "{e}");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn balanced_endpoints_spread_tasks_and_route_by_id() {
+    let small = data(200_000, 9);
+    let (_, slow_file) = slow(3 << 20, 10);
+    let server = FileServer::builder()
+        .file("/small.bin", small.clone())
+        .serve("/slow.bin", slow_file)
+        .start()
+        .await
+        .unwrap();
+    let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = Aria2Supervisor::start(config(sa.path())).await.unwrap();
+    let b = Aria2Supervisor::start(config(sb.path())).await.unwrap();
+    let d = Aria2Downloader::endpoints(
+        vec![
+            Aria2Endpoint::new("a", a.ws_url(), a.secret()),
+            Aria2Endpoint::new("b", b.ws_url(), b.secret()),
+        ],
+        "round_robin".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(!format!("{d:?}").contains(a.secret()), "no secret in Debug");
+
+    let mut dirs = Vec::new();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        ids.push(d.start(&DownloadRequest::new(url(&server, "/small.bin"), dir.path())).await.unwrap());
+        dirs.push(dir);
+    }
+    let on = |name: &str| ids.iter().filter(|id| id.0.starts_with(&format!("{name}/"))).count();
+    assert_eq!((on("a"), on("b")), (2, 2), "{ids:?}");
+    for (id, dir) in ids.iter().zip(&dirs) {
+        assert_eq!(finish(&d, id, Duration::from_secs(30)).await.state, DownloadState::Complete);
+        assert_eq!(file_sha(&dir.path().join("small.bin")), sha(&small));
+    }
+
+    let slow_dir = tempfile::tempdir().unwrap();
+    let x =
+        d.start(&DownloadRequest::new(url(&server, "/slow.bin"), slow_dir.path().join("x"))).await.unwrap();
+    let y =
+        d.start(&DownloadRequest::new(url(&server, "/slow.bin"), slow_dir.path().join("y"))).await.unwrap();
+    assert_ne!(x.0[..2], y.0[..2], "one on each daemon: {x} {y}");
+    for id in [&x, &y] {
+        until(&d, id, Duration::from_secs(30), |s| s.state == DownloadState::Active).await;
+    }
+    let jobs = d.jobs().await.unwrap();
+    assert!(jobs.contains(&x) && jobs.contains(&y), "{jobs:?}");
+    d.cancel(&x).await.unwrap();
+    let jobs = d.jobs().await.unwrap();
+    assert!(!jobs.contains(&x) && jobs.contains(&y), "only {x} is gone: {jobs:?}");
+    d.cancel(&y).await.unwrap();
+    let jobs = d.jobs().await.unwrap();
+    assert!(!jobs.contains(&y), "{jobs:?}");
+    let e = d.status(&DownloadId("c/0123456789abcdef".into())).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::NotFound { .. }), "{e:?}");
+    drop(d);
+    a.shutdown().await;
+    b.shutdown().await;
 }

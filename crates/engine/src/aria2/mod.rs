@@ -378,7 +378,8 @@ impl Inner {
         };
         match added {
             Ok(_) => Ok(()),
-            Err(RpcError::Other(e)) if is_duplicate_gid(&e) => Ok(()),
+            // Someone (the re-attach task, a poll) added it first; it is there.
+            Err(RpcError::Other(e)) if is_duplicate_gid(&e) && rpc.tell(gid).await.is_ok() => Ok(()),
             Err(RpcError::Other(e)) if matches!(e.kind(), ErrorKind::Timeout { .. }) => {
                 // The add may still land; it carries our GID, so it can be removed.
                 let _ = rpc.force_remove(gid).await;
@@ -519,9 +520,12 @@ fn is_gid(s: &str) -> bool {
     s.len() == 16 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// aria2 refused an add because the GID is taken: it already has the download.
+/// aria2 may have refused an add because the GID is taken. aria2 1.36 logs "GID … is
+/// not unique" but answers addUri with "No URI to download." (it drops the failed
+/// group); the caller checks that the GID exists.
 fn is_duplicate_gid(e: &Error) -> bool {
-    matches!(e.kind(), ErrorKind::Download { message, .. } if message.contains("GID") && message.contains("not unique"))
+    matches!(e.kind(), ErrorKind::Download { message, .. }
+        if message.contains("not unique") || message.contains("No URI to download"))
 }
 
 /// aria2's options for `request`, added as `gid`.

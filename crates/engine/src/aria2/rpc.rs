@@ -133,36 +133,49 @@ impl Rpc {
         })
     }
 
-    /// Runs one call with the timeout, mapping its error.
+    /// Runs one call with the timeout, mapping its error. A call that fails because the
+    /// connection dropped (aria2c restarting) is sent again on the reconnected socket
+    /// until the timeout: every call we make is safe to repeat (adds carry our GID).
     pub(crate) async fn call<T, F, Fut>(&self, method: &'static str, f: F) -> RpcResult<T>
     where
-        F: FnOnce(Client) -> Fut,
+        F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, aria2_ws::Error>>,
     {
-        let client = self.client()?;
-        match tokio::time::timeout(self.timeout, f(client)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(map_rpc_error(method, &self.url, e)),
-            Err(_) => Err(RpcError::Other(
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let timed_out = || {
+            RpcError::Other(
                 ErrorKind::Timeout { what: format!("aria2 {method} at {}", self.url), after: self.timeout }
                     .into(),
-            )),
+            )
+        };
+        loop {
+            let client = self.client()?;
+            match tokio::time::timeout_at(deadline, f(client)).await {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(
+                    e @ (aria2_ws::Error::WebsocketClosed { .. } | aria2_ws::Error::WebsocketIo { .. }),
+                )) if tokio::time::Instant::now() + RECONNECT_PAUSE < deadline => {
+                    tracing::debug!(method, error = %e, "aria2 connection lost; asking again");
+                    tokio::time::sleep(RECONNECT_PAUSE).await;
+                }
+                Ok(Err(e)) => return Err(map_rpc_error(method, &self.url, e)),
+                Err(_) => return Err(timed_out()),
+            }
         }
     }
 
     /// `tellStatus` with our own keys, decoded leniently (see the module docs).
     pub(crate) async fn tell(&self, gid: &str) -> RpcResult<Map<String, Value>> {
-        let keys: Vec<String> = STATUS_KEYS.iter().map(|k| (*k).to_string()).collect();
-        let gid = gid.to_string();
         // A call can lose its answer inside aria2-ws (see the module docs); a read is
         // safe to ask twice.
         let mut last = None;
         for _ in 0..2 {
-            let (gid, keys) = (gid.clone(), keys.clone());
-            match self
-                .call("tellStatus", |c| async move { c.custom_tell_status(&gid, Some(keys)).await })
-                .await
-            {
+            let ask = |c: Client| {
+                let keys: Vec<String> = STATUS_KEYS.iter().map(|k| (*k).to_string()).collect();
+                let gid = gid.to_string();
+                async move { c.custom_tell_status(&gid, Some(keys)).await }
+            };
+            match self.call("tellStatus", ask).await {
                 Err(RpcError::Other(e)) if matches!(e.kind(), ErrorKind::Timeout { .. }) => last = Some(e),
                 other => return other,
             }
@@ -173,25 +186,35 @@ impl Rpc {
     }
 
     pub(crate) async fn add_uri(&self, uris: Vec<String>, options: TaskOptions) -> RpcResult<String> {
-        self.call("addUri", |c| async move { c.add_uri(uris, Some(options), None, None).await }).await
+        self.call("addUri", |c| {
+            let (uris, options) = (uris.clone(), options.clone());
+            async move { c.add_uri(uris, Some(options), None, None).await }
+        })
+        .await
     }
 
     pub(crate) async fn add_torrent(&self, torrent: Vec<u8>, options: TaskOptions) -> RpcResult<String> {
-        self.call(
-            "addTorrent",
-            |c| async move { c.add_torrent(torrent, None, Some(options), None, None).await },
-        )
+        self.call("addTorrent", |c| {
+            let (torrent, options) = (torrent.clone(), options.clone());
+            async move { c.add_torrent(torrent, None, Some(options), None, None).await }
+        })
         .await
     }
 
     pub(crate) async fn force_remove(&self, gid: &str) -> RpcResult<()> {
-        let gid = gid.to_string();
-        self.call("forceRemove", |c| async move { c.force_remove(&gid).await }).await
+        self.call("forceRemove", |c| {
+            let gid = gid.to_string();
+            async move { c.force_remove(&gid).await }
+        })
+        .await
     }
 
     pub(crate) async fn remove_result(&self, gid: &str) -> RpcResult<()> {
-        let gid = gid.to_string();
-        self.call("removeDownloadResult", |c| async move { c.remove_download_result(&gid).await }).await
+        self.call("removeDownloadResult", |c| {
+            let gid = gid.to_string();
+            async move { c.remove_download_result(&gid).await }
+        })
+        .await
     }
 
     /// The GIDs aria2 holds in any queue (active, waiting, stopped).
@@ -207,6 +230,9 @@ impl Rpc {
         Ok(maps.iter().filter_map(|m| m.get("gid").and_then(Value::as_str).map(str::to_string)).collect())
     }
 }
+
+/// How long to wait before asking again on a dropped connection.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(100);
 
 /// The `tellStatus` keys the downloader reads.
 const STATUS_KEYS: &[&str] = &[
