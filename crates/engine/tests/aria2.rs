@@ -130,7 +130,27 @@ async fn downloads_a_file_over_http_with_the_right_bytes() {
     assert_eq!(file_sha(&task.path().join("renamed.bin")), sha(&body));
     // A finished download still answers.
     assert_eq!(d.status(&id).await.unwrap().state, DownloadState::Complete);
+
+    // The RPC secret is neither on aria2c's command line nor printed.
+    let supervisor = d.supervisor().unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", supervisor.pid().unwrap())).unwrap();
+    let secret = supervisor.secret().to_string();
+    assert_eq!(secret.len(), 32);
+    assert!(!String::from_utf8_lossy(&cmdline).contains(&secret), "secret on the command line");
+    assert!(!format!("{d:?} {supervisor:?}").contains(&secret), "secret in Debug");
+    assert!(!state.path().join("aria2.conf").exists(), "the secret does not stay on disk");
     d.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_aria2c_is_a_clear_config_error() {
+    let state = tempfile::tempdir().unwrap();
+    let e = Aria2Supervisor::start(config(state.path()).program("/nonexistent/aria2c")).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Config { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("/nonexistent/aria2c") && e.to_string().contains("apt-get install aria2"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -367,8 +367,17 @@ impl Inner {
         id
     }
 
+    /// Fails if daemon `node` is a supervised `aria2c` that its supervisor gave up on.
+    fn alive(&self, node: usize) -> Result<()> {
+        match self.nodes[node].supervisor.as_ref().and_then(Aria2Supervisor::gave_up) {
+            Some(reason) => Err(ErrorKind::Aria2Unavailable { reason }.into()),
+            None => Ok(()),
+        }
+    }
+
     /// Adds `request` on daemon `node` as `gid`, continuing any partial data.
     async fn add_on(&self, node: usize, request: &DownloadRequest, gid: &str) -> Result<()> {
+        self.alive(node)?;
         let rpc = &self.nodes[node].rpc;
         let options = task_options(request, gid)?;
         let added = match &request.source {
@@ -399,6 +408,7 @@ impl Inner {
         let Some(node) = node.or(tracked.as_ref().map(|t| t.node)) else {
             return Err(unknown(id));
         };
+        self.alive(node)?;
         let rpc = &self.nodes[node].rpc;
         let raw = match rpc.tell(gid).await {
             Ok(raw) => raw,

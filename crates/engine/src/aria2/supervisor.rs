@@ -152,8 +152,10 @@ impl Aria2Supervisor {
     /// waits for it to exit.
     pub async fn shutdown(mut self) {
         let _ = self.rpc.call("saveSession", |c| async move { c.save_session().await }).await;
-        let _ = self.rpc.call("shutdown", |c| async move { c.shutdown().await }).await;
         self.rpc.close();
+        // SIGTERM is aria2's graceful stop (it writes control files) and takes about a
+        // second; `aria2.forceShutdown` over RPC takes four.
+        signal(self.shared.pid.load(Ordering::SeqCst), rustix::process::Signal::TERM);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -173,16 +175,16 @@ impl Drop for Aria2Supervisor {
         }
         // Kill now rather than when the runtime gets to the watcher, so a supervisor
         // started right after on the same state directory never meets this one.
-        kill(self.shared.pid.swap(0, Ordering::SeqCst));
+        signal(self.shared.pid.swap(0, Ordering::SeqCst), rustix::process::Signal::KILL);
         if let Some(watcher) = self.watcher.take() {
             watcher.abort();
         }
     }
 }
 
-fn kill(pid: u32) {
+fn signal(pid: u32, signal: rustix::process::Signal) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        let _ = rustix::process::kill_process(pid, signal);
     }
 }
 
