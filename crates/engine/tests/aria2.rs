@@ -1,5 +1,7 @@
 //! The aria2 downloader against a real, supervised `aria2c` and testkit's file server.
-//! Needs `aria2c` (`apt-get install aria2`).
+//! Needs `aria2c` (`apt-get install aria2`); the disk-full test mounts a 2 MiB tmpfs and
+//! needs root. Torrents here come from web seeds (`url-list`) with no peers and no
+//! tracker; peer and magnet downloads need the testkit tracker and seeder.
 
 use std::path::Path;
 use std::time::Duration;
@@ -442,4 +444,138 @@ async fn balanced_endpoints_spread_tasks_and_route_by_id() {
     drop(d);
     a.shutdown().await;
     b.shutdown().await;
+}
+
+/// A `.torrent` built by hand: single-file (`files` of one with no directory) or
+/// multi-file, with a web seed (`url-list`) and no tracker.
+mod torrent {
+    use sha1::{Digest, Sha1};
+
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+        out.extend_from_slice(b);
+    }
+
+    fn int(out: &mut Vec<u8>, n: usize) {
+        out.extend_from_slice(format!("i{n}e").as_bytes());
+    }
+
+    pub(crate) const PIECE: usize = 16 << 10;
+
+    /// `name` with `files` (path, bytes): one file with an empty path makes a
+    /// single-file torrent named `name`.
+    pub(crate) fn build(name: &str, files: &[(&str, &[u8])], web_seed: &str) -> Vec<u8> {
+        let all: Vec<u8> = files.iter().flat_map(|(_, b)| b.iter().copied()).collect();
+        let pieces: Vec<u8> = all.chunks(PIECE).flat_map(|c| Sha1::digest(c).to_vec()).collect();
+        let mut info = b"d".to_vec();
+        if let [("", data)] = files {
+            bytes(&mut info, b"length");
+            int(&mut info, data.len());
+        } else {
+            bytes(&mut info, b"files");
+            info.push(b'l');
+            for (path, data) in files {
+                info.push(b'd');
+                bytes(&mut info, b"length");
+                int(&mut info, data.len());
+                bytes(&mut info, b"path");
+                info.push(b'l');
+                bytes(&mut info, path.as_bytes());
+                info.extend_from_slice(b"ee");
+            }
+            info.push(b'e');
+        }
+        bytes(&mut info, b"name");
+        bytes(&mut info, name.as_bytes());
+        bytes(&mut info, b"piece length");
+        int(&mut info, PIECE);
+        bytes(&mut info, b"pieces");
+        bytes(&mut info, &pieces);
+        info.push(b'e');
+        let mut t = b"d".to_vec();
+        bytes(&mut t, b"info");
+        t.extend_from_slice(&info);
+        bytes(&mut t, b"url-list");
+        bytes(&mut t, web_seed.as_bytes());
+        t.push(b'e');
+        t
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrent_with_a_web_seed_downloads_under_its_name() {
+    let body = data(200_000, 11);
+    let server = FileServer::builder().file("/seed/movie.mkv", body.clone()).start().await.unwrap();
+    let t = torrent::build("movie.mkv", &[("", &body)], &server.url("/seed/movie.mkv"));
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = downloader(state.path()).await;
+    let id = d.start(&DownloadRequest::new(DownloadSource::Torrent(t), task.path())).await.unwrap();
+    let status = finish(&d, &id, Duration::from_secs(60)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    assert_eq!(status.name.as_deref(), Some("movie.mkv"));
+    assert_eq!(file_sha(&task.path().join("movie.mkv")), sha(&body));
+
+    let e = d
+        .start(&DownloadRequest::new(DownloadSource::Torrent(b"d4:spami1e".to_vec()), task.path()))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::BadTorrent { .. }), "{e:?}");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrent_link_is_followed_and_select_picks_files() {
+    // Two files, the first exactly two pieces long, so selecting the second needs no
+    // byte of the first.
+    let (one, two) = (data(2 * torrent::PIECE, 12), data(50_000, 13));
+    let server = FileServer::builder()
+        .file("/ws/pack/one.bin", one.clone())
+        .file("/ws/pack/two.bin", two.clone())
+        .start()
+        .await
+        .unwrap();
+    // A web seed ending in '/' gets the torrent's name and path appended.
+    let t = torrent::build("pack", &[("one.bin", &one), ("two.bin", &two)], &server.url("/ws/"));
+    let server2 = FileServer::builder()
+        .serve("/pack.torrent", ServedFile::new(t).content_type("application/x-bittorrent"))
+        .start()
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = downloader(state.path()).await;
+    let request = DownloadRequest::new(url(&server2, "/pack.torrent"), task.path()).select(vec![2]);
+    let first = d.start(&request).await.unwrap();
+    let status = until(&d, &first, Duration::from_secs(30), |s| s.followed_by.is_some()).await;
+    let next = status.followed_by.clone().unwrap();
+    assert_ne!(next, first);
+    let status = finish(&d, &next, Duration::from_secs(60)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    assert_eq!(status.name.as_deref(), Some("pack"));
+    assert_eq!(status.files.len(), 2, "{status:?}");
+    assert!(!status.files[0].selected && status.files[1].selected, "{status:?}");
+    assert_eq!(file_sha(&task.path().join("pack/two.bin")), sha(&two));
+    assert_eq!(server.requests_for("/ws/pack/one.bin"), 0, "the unselected file was not fetched");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_followed_download_removes_both() {
+    let body = data(3 << 20, 14);
+    let file = ServedFile::new(body.clone()).drip(16 << 10, Duration::from_millis(50));
+    let server = FileServer::builder().serve("/seed/big.bin", file).start().await.unwrap();
+    let t = torrent::build("big.bin", &[("", &body)], &server.url("/seed/big.bin"));
+    let server2 = FileServer::builder().file("/big.torrent", t).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let d = downloader(state.path()).await;
+    let first = d.start(&DownloadRequest::new(url(&server2, "/big.torrent"), task.path())).await.unwrap();
+    let next =
+        until(&d, &first, Duration::from_secs(30), |s| s.followed_by.is_some()).await.followed_by.unwrap();
+    until(&d, &next, Duration::from_secs(30), |s| s.done > 0).await;
+    d.cancel(&next).await.unwrap();
+    let jobs = d.jobs().await.unwrap();
+    assert!(!jobs.contains(&next) && !jobs.contains(&first), "{first} / {next} left in aria2: {jobs:?}");
+    d.shutdown().await;
 }
