@@ -397,11 +397,11 @@ async fn balanced_endpoints_spread_tasks_and_route_by_id() {
     let (sa, sb) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = Aria2Supervisor::start(config(sa.path())).await.unwrap();
     let b = Aria2Supervisor::start(config(sb.path())).await.unwrap();
+    let endpoint = |name: &str, s: &Aria2Supervisor| {
+        Aria2Endpoint::new(name, s.ws_url(), s.secret()).rpc_timeout(Duration::from_secs(2))
+    };
     let d = Aria2Downloader::endpoints(
-        vec![
-            Aria2Endpoint::new("a", a.ws_url(), a.secret()),
-            Aria2Endpoint::new("b", b.ws_url(), b.secret()),
-        ],
+        vec![endpoint("a", &a), endpoint("b", &b)],
         "round_robin".parse().unwrap(),
     )
     .await
@@ -441,9 +441,17 @@ async fn balanced_endpoints_spread_tasks_and_route_by_id() {
     assert!(!jobs.contains(&y), "{jobs:?}");
     let e = d.status(&DownloadId("c/0123456789abcdef".into())).await.unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::NotFound { .. }), "{e:?}");
+
+    // With b gone, its picks fail (after the call timeout) and a takes every download.
+    b.shutdown().await;
+    for _ in 0..2 {
+        let dir = tempfile::tempdir().unwrap();
+        let id = d.start(&DownloadRequest::new(url(&server, "/small.bin"), dir.path())).await.unwrap();
+        assert!(id.0.starts_with("a/"), "{id}");
+        assert_eq!(finish(&d, &id, Duration::from_secs(30)).await.state, DownloadState::Complete);
+    }
     drop(d);
     a.shutdown().await;
-    b.shutdown().await;
 }
 
 /// A `.torrent` built by hand: single-file (`files` of one with no directory) or
@@ -577,5 +585,29 @@ async fn cancelling_a_followed_download_removes_both() {
     d.cancel(&next).await.unwrap();
     let jobs = d.jobs().await.unwrap();
     assert!(!jobs.contains(&next) && !jobs.contains(&first), "{first} / {next} left in aria2: {jobs:?}");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_a_download_that_finished_before_a_crash_completes_with_the_same_bytes() {
+    let body = data(1 << 20, 15);
+    let server = FileServer::builder().file("/done.bin", body.clone()).start().await.unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let task = tempfile::tempdir().unwrap();
+    let request = DownloadRequest::new(url(&server, "/done.bin"), task.path());
+    let d = downloader(state.path()).await;
+    let id = d.start(&request).await.unwrap();
+    assert_eq!(finish(&d, &id, Duration::from_secs(30)).await.state, DownloadState::Complete);
+    drop(d);
+
+    // aria2 forgets finished downloads; the engine still has the id and resumes it.
+    let d = downloader(state.path()).await;
+    let resumed = d.resume(&id, &request).await.unwrap();
+    let status = finish(&d, &resumed, Duration::from_secs(30)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    // Re-added with --continue, aria2 finds the whole file there and keeps it (no
+    // "file exists" error, no truncation).
+    assert_eq!(file_sha(&task.path().join("done.bin")), sha(&body));
+    assert_eq!(status.files[0].path, task.path().join("done.bin"), "not renamed");
     d.shutdown().await;
 }

@@ -57,8 +57,9 @@
 //! - **A call can lose its answer.** The connection task registers a call's reply slot
 //!   and sends its request from two channels in one `select!`; when it sends first and
 //!   the reply arrives before the slot is registered, the reply is dropped and the call
-//!   waits forever. Adds carry our own GID, so retrying is safe; `tellStatus` is asked a
-//!   second time after a timeout.
+//!   waits forever (seen in our cancel test under load). Every call we make is safe to
+//!   repeat (adds carry our own GID), so a call without an answer after a quarter of
+//!   its timeout is sent again.
 //! - **`Status` is decoded strictly** (required fields, no `bittorrent.info.name`): polls
 //!   use `custom_tell_status` with the keys we read and decode them leniently.
 //! - **The reconnect task can outlive the client.** Dropping a `Client` wakes the
@@ -79,7 +80,7 @@ mod rpc;
 mod status;
 mod supervisor;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -144,7 +145,40 @@ pub struct Aria2Downloader {
 struct Inner {
     nodes: Vec<Node>,
     balancer: Option<Balancer<AnyStrategy>>,
-    tracked: Mutex<HashMap<DownloadId, Tracked>>,
+    tracked: Mutex<Book>,
+}
+
+/// The downloads the downloader remembers: all unfinished ones, and the last
+/// [`MAX_FINISHED`] finished ones.
+#[derive(Default)]
+struct Book {
+    map: HashMap<DownloadId, Tracked>,
+    finished: VecDeque<DownloadId>,
+}
+
+/// How many finished downloads keep their final status here (aria2 forgets them on
+/// restart); older ones are asked of aria2, which keeps `--max-download-result` (1000).
+const MAX_FINISHED: usize = 1024;
+
+impl Book {
+    /// Records the final status of `id` (complete or failed).
+    fn finish(&mut self, id: &DownloadId, status: &DownloadStatus) {
+        let Some(t) = self.map.get_mut(id) else { return };
+        if t.finished.is_some() {
+            return;
+        }
+        t.finished = Some(status.clone());
+        // Only unfinished downloads are ever added again; a torrent's bytes can go.
+        if let DownloadSource::Torrent(bytes) = &mut t.request.source {
+            *bytes = Vec::new();
+        }
+        self.finished.push_back(id.clone());
+        while self.finished.len() > MAX_FINISHED {
+            if let Some(old) = self.finished.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
 }
 
 struct Node {
@@ -185,7 +219,7 @@ impl Aria2Downloader {
     pub fn new(supervisor: Aria2Supervisor) -> Self {
         let node = Node { name: "aria2".into(), rpc: supervisor.rpc().clone(), supervisor: Some(supervisor) };
         let inner =
-            Arc::new(Inner { nodes: vec![node], balancer: None, tracked: Mutex::new(HashMap::new()) });
+            Arc::new(Inner { nodes: vec![node], balancer: None, tracked: Mutex::new(Book::default()) });
         let reattach = reattach_tasks(&inner);
         Self { inner, reattach }
     }
@@ -214,7 +248,7 @@ impl Aria2Downloader {
         let backends = nodes.iter().map(|n| Backend::new(n.name.clone(), n.rpc.url().to_string()));
         let balancer = Balancer::new(strategy, backends)
             .map_err(|e| config_error("aria2 balancer", e.to_string(), "a valid balancer"))?;
-        let inner = Arc::new(Inner { nodes, balancer: Some(balancer), tracked: Mutex::new(HashMap::new()) });
+        let inner = Arc::new(Inner { nodes, balancer: Some(balancer), tracked: Mutex::new(Book::default()) });
         Ok(Self { inner, reattach: Vec::new() })
     }
 
@@ -285,10 +319,10 @@ fn reattach_tasks(inner: &Arc<Inner>) -> Vec<JoinHandle<()>> {
 
 impl Inner {
     fn empty() -> Self {
-        Self { nodes: Vec::new(), balancer: None, tracked: Mutex::new(HashMap::new()) }
+        Self { nodes: Vec::new(), balancer: None, tracked: Mutex::new(Book::default()) }
     }
 
-    fn tracked(&self) -> std::sync::MutexGuard<'_, HashMap<DownloadId, Tracked>> {
+    fn book(&self) -> std::sync::MutexGuard<'_, Book> {
         self.tracked.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -331,28 +365,37 @@ impl Inner {
         let node = match &self.balancer {
             None => 0,
             Some(balancer) => {
-                let pick = balancer.pick().map_err(|e| {
-                    Error::from(ErrorKind::Aria2Unavailable {
-                        reason: format!("no aria2 daemon to use: {e}"),
-                    })
-                })?;
-                let node = self.nodes.iter().position(|n| n.name == pick.id()).unwrap_or(0);
-                let started = Instant::now();
-                let result = self.add_on(node, request, gid).await;
-                // A refused request (bad input) says nothing about the daemon's health.
-                match &result {
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            ErrorKind::Timeout { .. } | ErrorKind::Aria2Unavailable { .. }
-                        ) =>
-                    {
-                        pick.failure(started.elapsed())
+                // A daemon that is down fails its pick, and the next pick (up to one per
+                // daemon) gets the download.
+                let mut last = None;
+                for _ in 0..self.nodes.len() {
+                    let pick = balancer.pick().map_err(|e| {
+                        Error::from(ErrorKind::Aria2Unavailable {
+                            reason: format!("no aria2 daemon to use: {e}"),
+                        })
+                    })?;
+                    let node = self.nodes.iter().position(|n| n.name == pick.id()).unwrap_or(0);
+                    let started = Instant::now();
+                    match self.add_on(node, request, gid).await {
+                        Ok(()) => {
+                            pick.success(started.elapsed());
+                            return Ok(self.track(node, gid, request, parent));
+                        }
+                        Err(e) if is_daemon_failure(&e) => {
+                            tracing::warn!(daemon = %self.nodes[node].name, error = %e, "aria2 daemon failed an add");
+                            pick.failure(started.elapsed());
+                            last = Some(e);
+                        }
+                        // A refused request (bad input) says nothing about the daemon.
+                        Err(e) => {
+                            pick.success(started.elapsed());
+                            return Err(e);
+                        }
                     }
-                    _ => pick.success(started.elapsed()),
                 }
-                result?;
-                return Ok(self.track(node, gid, request, parent));
+                return Err(last.unwrap_or_else(|| {
+                    ErrorKind::Aria2Unavailable { reason: "no aria2 daemon answered".into() }.into()
+                }));
             }
         };
         self.add_on(node, request, gid).await?;
@@ -363,7 +406,7 @@ impl Inner {
         let id = self.id(node, gid);
         let tracked =
             Tracked { node, gid: gid.to_string(), request: request.clone(), parent, finished: None };
-        self.tracked().insert(id.clone(), tracked);
+        self.book().map.insert(id.clone(), tracked);
         id
     }
 
@@ -401,7 +444,7 @@ impl Inner {
     /// Polls `id`, re-attaching it if aria2 lost it.
     async fn status(&self, id: &DownloadId) -> Result<DownloadStatus> {
         let (node, gid) = self.locate(id)?;
-        let tracked = self.tracked().get(id).cloned();
+        let tracked = self.book().map.get(id).cloned();
         if let Some(status) = tracked.as_ref().and_then(|t| t.finished.clone()) {
             return Ok(status);
         }
@@ -423,26 +466,28 @@ impl Inner {
         let raw = Raw(&raw);
         let followed_by = raw.followed_by().filter(|g| is_gid(g)).map(|next| {
             let request = tracked.as_ref().map(|t| t.request.clone());
+            let next_id = self.id(node, &next);
             match request {
-                Some(request) => self.track(node, &next, &request, Some(gid.to_string())),
-                None => self.id(node, &next),
+                Some(request) if !self.book().map.contains_key(&next_id) => {
+                    self.track(node, &next, &request, Some(gid.to_string()))
+                }
+                _ => next_id,
             }
         });
         let status = raw.to_status(followed_by);
-        if status.state == DownloadState::Complete
-            && status.followed_by.is_none()
-            && let Some(t) = self.tracked().get_mut(id)
-        {
-            t.finished = Some(status.clone());
+        let last = status.state == DownloadState::Failed
+            || (status.state == DownloadState::Complete && status.followed_by.is_none());
+        if last {
+            self.book().finish(id, &status);
         }
         Ok(status)
     }
 
     async fn cancel(&self, id: &DownloadId) -> Result<()> {
         let (node, gid) = self.locate(id)?;
-        let tracked = self.tracked().get(id).cloned();
+        let tracked = self.book().map.get(id).cloned();
         let Some(node) = node.or(tracked.as_ref().map(|t| t.node)) else {
-            self.tracked().remove(id);
+            self.book().map.remove(id);
             return Ok(());
         };
         let rpc = &self.nodes[node].rpc;
@@ -477,7 +522,7 @@ impl Inner {
                 Err(RpcError::Other(e)) => return Err(e),
             }
         }
-        self.tracked().remove(id);
+        self.book().map.remove(id);
         Ok(())
     }
 
@@ -500,7 +545,8 @@ impl Inner {
     /// After a restart of daemon `node`: adds again what its session did not restore.
     async fn reattach_node(&self, node: usize) {
         let pending: Vec<(DownloadId, Tracked)> = self
-            .tracked()
+            .book()
+            .map
             .iter()
             .filter(|(_, t)| t.node == node && t.finished.is_none())
             .map(|(id, t)| (id.clone(), t.clone()))
@@ -520,6 +566,10 @@ impl Inner {
             }
         }
     }
+}
+
+fn is_daemon_failure(e: &Error) -> bool {
+    matches!(e.kind(), ErrorKind::Timeout { .. } | ErrorKind::Aria2Unavailable { .. })
 }
 
 fn unknown(id: &DownloadId) -> Error {
@@ -670,6 +720,34 @@ mod tests {
         let e =
             task_options(&DownloadRequest::new(url(), "/d").select(vec![0]), "0123456789abcdef").unwrap_err();
         assert!(matches!(e.kind(), ErrorKind::InvalidSource { .. }), "{e}");
+    }
+
+    #[test]
+    fn finished_downloads_are_remembered_up_to_a_bound() {
+        let mut book = Book::default();
+        let request = DownloadRequest::new(DownloadSource::Torrent(b"d4:infod4:name1:aee".to_vec()), "/d");
+        let done = DownloadStatus::new(DownloadState::Complete);
+        for i in 0..MAX_FINISHED + 5 {
+            let id = DownloadId(format!("{i:016x}"));
+            let t = Tracked {
+                node: 0,
+                gid: id.0.clone(),
+                request: request.clone(),
+                parent: None,
+                finished: None,
+            };
+            book.map.insert(id.clone(), t);
+            book.finish(&id, &done);
+            book.finish(&id, &done);
+        }
+        let unfinished = DownloadId("ffffffffffffffff".into());
+        let t = Tracked { node: 0, gid: unfinished.0.clone(), request, parent: None, finished: None };
+        book.map.insert(unfinished.clone(), t);
+        assert_eq!(book.map.len(), MAX_FINISHED + 1);
+        assert!(!book.map.contains_key(&DownloadId(format!("{:016x}", 0))), "the oldest went first");
+        assert!(book.map.contains_key(&unfinished));
+        let last = &book.map[&DownloadId(format!("{:016x}", MAX_FINISHED + 4))];
+        assert_eq!(last.request.source, DownloadSource::Torrent(Vec::new()), "bytes dropped");
     }
 
     #[test]

@@ -133,56 +133,55 @@ impl Rpc {
         })
     }
 
-    /// Runs one call with the timeout, mapping its error. A call that fails because the
-    /// connection dropped (aria2c restarting) is sent again on the reconnected socket
-    /// until the timeout: every call we make is safe to repeat (adds carry our GID).
+    /// Runs one call with the timeout, mapping its error.
+    ///
+    /// Every call we make is safe to repeat (reads, removals, and adds that carry our
+    /// GID), so within the timeout a call is sent again when the connection dropped
+    /// (aria2c restarting) or when no answer came within a quarter of the timeout
+    /// (aria2-ws can lose an answer: see the module docs of `aria2`).
     pub(crate) async fn call<T, F, Fut>(&self, method: &'static str, f: F) -> RpcResult<T>
     where
         F: Fn(Client) -> Fut,
         Fut: Future<Output = std::result::Result<T, aria2_ws::Error>>,
     {
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let timed_out = || {
-            RpcError::Other(
-                ErrorKind::Timeout { what: format!("aria2 {method} at {}", self.url), after: self.timeout }
-                    .into(),
-            )
-        };
+        let now = tokio::time::Instant::now;
+        let deadline = now() + self.timeout;
+        let attempt = (self.timeout / 4).max(Duration::from_millis(500));
         loop {
             let client = self.client()?;
-            match tokio::time::timeout_at(deadline, f(client)).await {
+            match tokio::time::timeout_at(deadline.min(now() + attempt), f(client)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(
                     e @ (aria2_ws::Error::WebsocketClosed { .. } | aria2_ws::Error::WebsocketIo { .. }),
-                )) if tokio::time::Instant::now() + RECONNECT_PAUSE < deadline => {
+                )) if now() + RECONNECT_PAUSE < deadline => {
                     tracing::debug!(method, error = %e, "aria2 connection lost; asking again");
                     tokio::time::sleep(RECONNECT_PAUSE).await;
                 }
                 Ok(Err(e)) => return Err(map_rpc_error(method, &self.url, e)),
-                Err(_) => return Err(timed_out()),
+                Err(_) if now() < deadline => {
+                    tracing::debug!(method, "no answer from aria2 yet; asking again")
+                }
+                Err(_) => {
+                    return Err(RpcError::Other(
+                        ErrorKind::Timeout {
+                            what: format!("aria2 {method} at {}", self.url),
+                            after: self.timeout,
+                        }
+                        .into(),
+                    ));
+                }
             }
         }
     }
 
     /// `tellStatus` with our own keys, decoded leniently (see the module docs).
     pub(crate) async fn tell(&self, gid: &str) -> RpcResult<Map<String, Value>> {
-        // A call can lose its answer inside aria2-ws (see the module docs); a read is
-        // safe to ask twice.
-        let mut last = None;
-        for _ in 0..2 {
-            let ask = |c: Client| {
-                let keys: Vec<String> = STATUS_KEYS.iter().map(|k| (*k).to_string()).collect();
-                let gid = gid.to_string();
-                async move { c.custom_tell_status(&gid, Some(keys)).await }
-            };
-            match self.call("tellStatus", ask).await {
-                Err(RpcError::Other(e)) if matches!(e.kind(), ErrorKind::Timeout { .. }) => last = Some(e),
-                other => return other,
-            }
-        }
-        Err(RpcError::Other(
-            last.unwrap_or_else(|| ErrorKind::Aria2Unavailable { reason: "no answer".into() }.into()),
-        ))
+        let ask = |c: Client| {
+            let keys: Vec<String> = STATUS_KEYS.iter().map(|k| (*k).to_string()).collect();
+            let gid = gid.to_string();
+            async move { c.custom_tell_status(&gid, Some(keys)).await }
+        };
+        self.call("tellStatus", ask).await
     }
 
     pub(crate) async fn add_uri(&self, uris: Vec<String>, options: TaskOptions) -> RpcResult<String> {
