@@ -57,7 +57,7 @@
 //! - **A call can lose its answer.** The connection task registers a call's reply slot
 //!   and sends its request from two channels in one `select!`; when it sends first and
 //!   the reply arrives before the slot is registered, the reply is dropped and the call
-//!   waits forever (seen in our cancel test under load). Every call we make is safe to
+//!   waits forever (rare, but seen against a local aria2c). Every call we make is safe to
 //!   repeat (adds carry our own GID), so a call without an answer after a quarter of
 //!   its timeout is sent again.
 //! - **`Status` is decoded strictly** (required fields, no `bittorrent.info.name`): polls
@@ -71,6 +71,16 @@
 //! - **Unbounded memory for notifications** of GIDs without callbacks (the client's
 //!   callback worker keeps them): about a hundred bytes per download, for the client's
 //!   lifetime. Not worked around; noted here.
+//!
+//! # aria2 quirks
+//!
+//! - An add whose GID is taken is logged by aria2 as "GID … is not unique" but answered
+//!   with "No URI to download."; the downloader then checks whether the GID exists
+//!   (another poll or the re-attach task added it first) and treats that as success.
+//! - `aria2.forceShutdown` over RPC takes about four seconds to exit; the supervisor
+//!   saves the session and sends `SIGTERM` instead.
+//! - A download re-added with `--continue` over a complete file (it finished just before
+//!   a crash) completes at once with the file kept.
 //!
 //! Only `ws://` is supported (aria2-ws is built without TLS); configured endpoints must
 //! be on a trusted network or loopback.
