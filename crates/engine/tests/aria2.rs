@@ -611,3 +611,75 @@ async fn resuming_a_download_that_finished_before_a_crash_completes_with_the_sam
     assert_eq!(status.files[0].path, task.path().join("done.bin"), "not renamed");
     d.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_disposition_names_the_file_inside_the_task_dir() {
+    let body = data(100_000, 16);
+    let server = FileServer::builder()
+        .serve("/get", ServedFile::new(body.clone()).attachment("report 2024.pdf"))
+        .serve("/evil", ServedFile::new(body.clone()).attachment("../../escaped.bin"))
+        .start()
+        .await
+        .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let task = root.path().join("a").join("task");
+    std::fs::create_dir_all(&task).unwrap();
+    let d = downloader(state.path()).await;
+
+    let id = d.start(&DownloadRequest::new(url(&server, "/get"), &task)).await.unwrap();
+    let status = finish(&d, &id, Duration::from_secs(30)).await;
+    assert_eq!(status.name.as_deref(), Some("report 2024.pdf"), "{status:?}");
+    assert_eq!(file_sha(&task.join("report 2024.pdf")), sha(&body));
+
+    let id = d.start(&DownloadRequest::new(url(&server, "/evil"), &task)).await.unwrap();
+    let status = finish(&d, &id, Duration::from_secs(30)).await;
+    assert_eq!(status.state, DownloadState::Complete, "{status:?}");
+    for f in &status.files {
+        assert!(f.path.starts_with(&task), "{} is outside {}", f.path.display(), task.display());
+    }
+    assert!(!root.path().join("escaped.bin").exists() && !root.path().join("a/escaped.bin").exists());
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_supervisor_gives_up_after_failed_restarts_and_says_why() {
+    let state = tempfile::tempdir().unwrap();
+    // aria2c the first time, a failing program after: restarts cannot succeed.
+    let wrapper = state.path().join("aria2c-once");
+    let marker = state.path().join("ran");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nif [ -e '{m}' ]; then echo 'refusing to run again' >&2; exit 3; fi\ntouch '{m}'\nexec aria2c \"$@\"\n",
+            m = marker.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = config(state.path())
+        .program(&wrapper)
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(40))
+        .max_failed_restarts(3);
+    let d = Aria2Downloader::supervised(config).await.unwrap();
+    let supervisor = d.supervisor().unwrap();
+    let pid = supervisor.pid().unwrap();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while supervisor.gave_up().is_none() {
+        assert!(tokio::time::Instant::now() < deadline, "the supervisor kept restarting");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(supervisor.restarts(), 0);
+    assert!(supervisor.gave_up().unwrap().contains("3 times"), "{:?}", supervisor.gave_up());
+    let e = d.status(&DownloadId("0123456789abcdef".into())).await.unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Aria2Unavailable { .. }), "{e:?}");
+    let e = d
+        .start(&DownloadRequest::new(
+            DownloadSource::Url(UrlSource::new("http://127.0.0.1:9/x")),
+            state.path(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::Aria2Unavailable { .. }), "{e:?}");
+}
