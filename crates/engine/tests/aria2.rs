@@ -683,3 +683,63 @@ async fn a_supervisor_gives_up_after_failed_restarts_and_says_why() {
         .unwrap_err();
     assert!(matches!(e.kind(), ErrorKind::Aria2Unavailable { .. }), "{e:?}");
 }
+
+const ORPHAN_ENV: &str = "MLTB_ARIA2_ORPHAN_STATE";
+const ORPHAN_TEST: &str = "a_restart_after_kill_9_stops_the_old_aria2c_first";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_after_kill_9_stops_the_old_aria2c_first() {
+    if let Ok(state) = std::env::var(ORPHAN_ENV) {
+        // The child: an engine with its aria2c, killed by the parent. Watching pid 1
+        // instead of this process keeps the orphan alive for as long as the test needs.
+        let d = Aria2Downloader::supervised(config(Path::new(&state)).arg("--stop-with-process=1"))
+            .await
+            .unwrap();
+        let mut out = std::io::stdout();
+        std::io::Write::write_all(
+            &mut out,
+            format!("\naria2c-pid {}\n", d.supervisor().unwrap().pid().unwrap()).as_bytes(),
+        )
+        .unwrap();
+        std::io::Write::flush(&mut out).unwrap();
+        // Killed long before this ends.
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        return;
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([ORPHAN_TEST, "--exact", "--nocapture", "--test-threads=1"])
+        .env(ORPHAN_ENV, state.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let orphan: u32 = std::io::BufRead::lines(stdout)
+        .map_while(Result::ok)
+        // libtest may have begun the line with the test's name.
+        .find_map(|l| l.split("aria2c-pid ").nth(1).map(|p| p.trim().parse().unwrap()))
+        .expect("the child reports its aria2c");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // If the test fails, the orphan (which watches pid 1) must not outlive it.
+    struct Reap(u32, std::path::PathBuf);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let cmdline = std::fs::read(format!("/proc/{}/cmdline", self.0)).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&*self.1.to_string_lossy()) {
+                let _ = std::process::Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+            }
+        }
+    }
+    let _reap = Reap(orphan, state.path().to_path_buf());
+    let alive = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X'])))
+    };
+    assert!(alive(orphan), "the killed engine's aria2c lives on");
+
+    let d = downloader(state.path()).await;
+    assert!(!alive(orphan), "the new supervisor stopped the old aria2c before starting its own");
+    assert_ne!(d.supervisor().unwrap().pid(), Some(orphan));
+    d.shutdown().await;
+}

@@ -37,7 +37,9 @@ const PORT_ATTEMPTS: usize = 5;
 ///   free ones rather than aria2's defaults; `--auto-file-renaming=false` and
 ///   `--allow-overwrite=false` (a partial file is continued, never replaced);
 ///   `--rpc-max-request-size=16M` for large `.torrent` files;
-///   `--stop-with-process=<engine pid>` so it never outlives the engine.
+///   `--stop-with-process=<engine pid>` so it does not outlive the engine for long.
+/// - An `aria2c` still running on the same state directory (the engine was killed and
+///   restarted before it noticed) is stopped first, so two never share a session.
 /// - When `aria2c` exits, it is restarted on the same port with exponential backoff
 ///   ([`Aria2Config::restart_backoff`]); after
 ///   [`Aria2Config::max_failed_restarts`] restarts in a row that fail, the supervisor
@@ -71,6 +73,7 @@ impl Aria2Supervisor {
     /// ports), or [`ErrorKind::Config`] if `aria2c` cannot be run.
     pub async fn start(config: Aria2Config) -> Result<Self> {
         std::fs::create_dir_all(&config.state_dir).map_err(|e| Error::io(config.state_dir.display(), &e))?;
+        stop_previous(&config).await;
         let secret = Secret::random()?;
         let mut last = None;
         for _ in 0..PORT_ATTEMPTS {
@@ -156,6 +159,7 @@ impl Aria2Supervisor {
         // SIGTERM is aria2's graceful stop (it writes control files) and takes about a
         // second; `aria2.forceShutdown` over RPC takes four.
         signal(self.shared.pid.load(Ordering::SeqCst), rustix::process::Signal::TERM);
+        let _ = std::fs::remove_file(pid_file(&self.shared.config));
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -334,6 +338,9 @@ async fn spawn_ready(
         if tokio::net::TcpStream::connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).await.is_ok() {
             // aria2 has read it; the secret need not stay on disk.
             let _ = std::fs::remove_file(&conf);
+            if let Some(pid) = child.id() {
+                let _ = std::fs::write(pid_file(config), pid.to_string());
+            }
             return Ok(child);
         }
         if Instant::now() >= deadline {
@@ -346,6 +353,51 @@ async fn spawn_ready(
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn pid_file(config: &Aria2Config) -> std::path::PathBuf {
+    config.state_dir.join("aria2.pid")
+}
+
+/// Stops an `aria2c` that a previous engine on the same state directory left running.
+///
+/// After the engine is killed (`kill -9`), its `aria2c` lives on until it notices
+/// (`--stop-with-process` polls); a new one on the same session and files meanwhile
+/// would write the same files twice. The pid file names it; its command line must name
+/// our session file, so an unrelated process that reused the pid is left alone.
+async fn stop_previous(config: &Aria2Config) {
+    let Some(pid) = std::fs::read_to_string(pid_file(config)).ok().and_then(|p| p.trim().parse::<u32>().ok())
+    else {
+        return;
+    };
+    let ours = format!("--save-session={}", config.session_file().display());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !cmdline.split(|&b| b == 0).any(|arg| arg == ours.as_bytes()) || !running(pid) {
+        return;
+    }
+    tracing::warn!(pid, "stopping an aria2c left running by a previous engine");
+    for (sig, wait) in [
+        (rustix::process::Signal::TERM, Duration::from_secs(5)),
+        (rustix::process::Signal::KILL, Duration::from_secs(2)),
+    ] {
+        signal(pid, sig);
+        let deadline = Instant::now() + wait;
+        while running(pid) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if !running(pid) {
+            return;
+        }
+    }
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X'])),
+        Err(_) => false,
     }
 }
 
