@@ -28,6 +28,7 @@
 //!   every path is checked to stay inside the task's directory.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod aria2;
 mod download;
 pub mod egress;
 mod error;

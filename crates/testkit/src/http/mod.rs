@@ -15,8 +15,13 @@
 //!   that no byte satisfies gets `416` with `Content-Range: bytes */LEN`. A header with
 //!   several ranges, another unit or bad syntax is ignored and the whole file is sent
 //!   with `200` (which RFC 9110 allows); `If-Range` is not supported.
+//! - A path can require HTTP basic auth ([`FileServerBuilder::basic_auth`]: `401` with
+//!   `WWW-Authenticate` otherwise) or a header ([`FileServerBuilder::require_header`]:
+//!   `403` otherwise). The `Range` header of every request is recorded
+//!   ([`FileServer::ranges_for`]), to show that a download was resumed.
 
 mod body;
+mod guard;
 mod names;
 mod range;
 mod serve;
@@ -105,6 +110,7 @@ enum Route {
 #[must_use = "a builder does nothing until `start` is awaited"]
 pub struct FileServerBuilder {
     routes: Vec<(String, Route)>,
+    guards: Vec<(String, guard::Guard)>,
 }
 
 impl FileServerBuilder {
@@ -130,6 +136,21 @@ impl FileServerBuilder {
         self.route(path, Route::Redirect(target.into()))
     }
 
+    /// Requires HTTP basic auth with `user` and `password` for `path`; requests without
+    /// them get `401 Unauthorized` with `WWW-Authenticate: Basic realm="testkit"`.
+    pub fn basic_auth(mut self, path: impl Into<String>, user: &str, password: &str) -> Self {
+        self.guards.push((normalize(path.into()), guard::Guard::basic(user, password)));
+        self
+    }
+
+    /// Requires the header `name: value` for `path`; requests without it get
+    /// `403 Forbidden`.
+    pub fn require_header(mut self, path: impl Into<String>, name: &str, value: &str) -> Self {
+        let guard = guard::Guard::Header { name: name.to_ascii_lowercase(), value: value.to_string() };
+        self.guards.push((normalize(path.into()), guard));
+        self
+    }
+
     fn route(mut self, path: impl Into<String>, route: Route) -> Self {
         self.routes.push((normalize(path.into()), route));
         self
@@ -144,6 +165,9 @@ impl FileServerBuilder {
         for (path, route) in self.routes {
             let action = serve::action(route).map_err(|e| Error::Other(format!("route {path}: {e}")))?;
             state.routes.insert(path, action);
+        }
+        for (path, guard) in self.guards {
+            state.guards.entry(path).or_default().push(guard);
         }
         let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
             .await
@@ -200,6 +224,13 @@ impl FileServer {
     pub fn requests_for(&self, path: &str) -> u64 {
         let per_path = self.state.per_path.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         per_path.get(&normalize(path.to_string())).copied().unwrap_or(0)
+    }
+
+    /// The `Range` header of each request for `path`, in arrival order (`None` for a
+    /// request without one).
+    pub fn ranges_for(&self, path: &str) -> Vec<Option<String>> {
+        let ranges = self.state.ranges.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        ranges.get(&normalize(path.to_string())).cloned().unwrap_or_default()
     }
 
     /// Stops accepting, aborts open connections and waits until the port is closed.

@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use http::header::{
     ACCEPT_RANGES, ALLOW, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderValue,
-    LOCATION, RANGE,
+    LOCATION, RANGE, WWW_AUTHENTICATE,
 };
 use http::{Method, Request, Response, StatusCode};
 
 use super::body::Payload;
+use super::guard::Guard;
 use super::names::{content_disposition, decode_path, encode_path};
 use super::range::{self, ByteRange};
 use super::{Drip, ServedFile};
@@ -30,6 +31,8 @@ pub(crate) struct State {
     pub(crate) routes: HashMap<String, Action>,
     pub(crate) requests: AtomicU64,
     pub(crate) per_path: Mutex<HashMap<String, u64>>,
+    pub(crate) guards: HashMap<String, Vec<Guard>>,
+    pub(crate) ranges: Mutex<HashMap<String, Vec<Option<String>>>>,
 }
 
 impl State {
@@ -44,6 +47,25 @@ pub(crate) fn handle<B>(state: &State, req: &Request<B>) -> Response<Payload> {
     let path = decode_path(req.uri().path());
     state.count(path.as_deref().unwrap_or(req.uri().path()));
     let head = req.method() == Method::HEAD;
+    if let Some(path) = &path {
+        let range = req.headers().get(RANGE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let mut ranges = state.ranges.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        ranges.entry(path.clone()).or_default().push(range);
+    }
+    let refused = path
+        .as_deref()
+        .and_then(|p| state.guards.get(p))
+        .and_then(|guards| guards.iter().find_map(|g| g.check(req.headers())));
+    if let Some(code) = refused {
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::FORBIDDEN);
+        let mut response = text(status, head);
+        if code == 401 {
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"testkit\""));
+        }
+        return response;
+    }
     if !head && req.method() != Method::GET {
         let mut response = text(StatusCode::METHOD_NOT_ALLOWED, head);
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("GET, HEAD"));

@@ -263,3 +263,32 @@ async fn drop_refuses_new_connections_and_cuts_open_ones() {
         assert!(r.body.len() < body.len(), "a dropped server must not finish the body");
     }
 }
+
+#[tokio::test]
+async fn basic_auth_required_headers_and_recorded_ranges() {
+    let server = FileServer::builder()
+        .file("/private.bin", data(100))
+        .basic_auth("/private.bin", "user", "pa:ss")
+        .file("/tagged.bin", data(100))
+        .require_header("/tagged.bin", "X-Token", "abc")
+        .start()
+        .await
+        .unwrap();
+
+    let r = get(&server, "/private.bin").await;
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"testkit\""));
+    // "user:pa:ss" in base64.
+    let r = send(&server, "GET", "/private.bin", &[("Authorization", "Basic dXNlcjpwYTpzcw==")]).await;
+    assert_eq!((r.status, r.body.len()), (200, 100));
+    let r = send(&server, "GET", "/private.bin", &[("Authorization", "Basic dXNlcjp3cm9uZw==")]).await;
+    assert_eq!(r.status, 401);
+
+    assert_eq!(get(&server, "/tagged.bin").await.status, 403);
+    assert_eq!(send(&server, "GET", "/tagged.bin", &[("X-Token", "nope")]).await.status, 403);
+    let r = send(&server, "GET", "/tagged.bin", &[("x-token", "abc"), ("Range", "bytes=10-")]).await;
+    assert_eq!((r.status, r.body.len()), (206, 90));
+
+    assert_eq!(server.ranges_for("/tagged.bin"), vec![None, None, Some("bytes=10-".to_string())]);
+    assert!(server.ranges_for("/other").is_empty());
+}

@@ -1,0 +1,169 @@
+//! The task pipeline over the real aria2 downloader: a supervised `aria2c` fetching from
+//! testkit's file server, leeching to the Telegram simulator. Needs `aria2c`
+//! (`apt-get install aria2`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mltb_engine::aria2::{Aria2Config, Aria2Downloader};
+use mltb_engine::leech::{LeechTarget, TelegramUploader};
+use mltb_engine::{DownloadId, Engine, EngineConfig, TaskPlanner, Uploader};
+use mltb_store::{NewTask, Source, SqliteBackend, SqliteStore, StoreConfig, Task, TaskKind, TaskState};
+use mltb_telegram::Client;
+use mltb_telegram::scheduler::Scheduler;
+use mltb_telegram_sim::{Sim, SimConfig};
+use mltb_testkit::http::{FileServer, ServedFile};
+use sha2::{Digest, Sha256};
+
+const CHAT: i64 = 601;
+
+struct Leech {
+    scheduler: Scheduler,
+    store: Arc<SqliteStore>,
+    split: u64,
+}
+
+#[async_trait::async_trait]
+impl TaskPlanner for Leech {
+    async fn uploader(&self, task: &Task) -> mltb_engine::Result<Arc<dyn Uploader>> {
+        Ok(Arc::new(TelegramUploader::new(
+            self.scheduler.clone(),
+            self.store.clone(),
+            LeechTarget::new(task.chat, self.split),
+        )?))
+    }
+}
+
+struct Setup {
+    sim: Sim,
+    store: Arc<SqliteStore>,
+    aria2: Arc<Aria2Downloader>,
+    engine: Engine<SqliteBackend>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(split: u64) -> Setup {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_chat(CHAT);
+    let client = Client::builder(sim.token()).api_url(sim.api_url()).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let store =
+        Arc::new(SqliteStore::open_sqlite(dir.path().join("mltb.db"), StoreConfig::new()).await.unwrap());
+    let planner =
+        Arc::new(Leech { scheduler: Scheduler::builder().build(client), store: store.clone(), split });
+    // How the bot composes it: the engine's own aria2c, its session beside the store.
+    let aria2 = Arc::new(
+        Aria2Downloader::supervised(Aria2Config::new(dir.path().join("aria2")))
+            .await
+            .expect("aria2c should start (apt-get install aria2)"),
+    );
+    let config = EngineConfig::new(dir.path().join("downloads")).poll_interval(Duration::from_millis(50));
+    let engine = Engine::start(store.clone(), aria2.clone(), planner, config).await.unwrap();
+    Setup { sim, store, aria2, engine, _dir: dir }
+}
+
+fn leech(url: String) -> NewTask {
+    NewTask {
+        chat: CHAT,
+        user: 1,
+        source: Source::Url(url),
+        kind: TaskKind::Leech,
+        name: None,
+        options: serde_json::json!({}),
+    }
+}
+
+fn data(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect()
+}
+
+fn part_hashes(source: &[u8], split: usize) -> Vec<String> {
+    source.chunks(split).map(|c| format!("{:x}", Sha256::digest(c))).collect()
+}
+
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut cond: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leech_through_aria2_sends_byte_exact_parts() {
+    let s = setup(1_000_000).await;
+    let source = data(2_500_000, 1);
+    let server = FileServer::builder().file("/a.iso", source.clone()).start().await.unwrap();
+    let task = s.engine.submit(&leech(server.url("/a.iso"))).await.unwrap();
+    s.engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.name.as_deref()), (TaskState::Completed, Some("a.iso")), "{stored:?}");
+    assert_eq!(stored.gid.as_deref().map(str::len), Some(16), "the aria2 GID is recorded");
+    let hashes: Vec<_> = s.sim.sent().into_iter().filter_map(|o| o.file.map(|f| f.sha256)).collect();
+    assert_eq!(hashes, part_hashes(&source, 1_000_000));
+    assert!(!s.engine.task_dir(task.id).exists());
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_mid_download_leaves_no_aria2_job_and_no_files() {
+    let s = setup(10_000_000).await;
+    let file = ServedFile::new(data(3 << 20, 2)).drip(16 << 10, Duration::from_millis(50));
+    let server = FileServer::builder().serve("/slow.bin", file).start().await.unwrap();
+    let task = s.engine.submit(&leech(server.url("/slow.bin"))).await.unwrap();
+    let store = s.store.clone();
+    until("the download makes progress", || {
+        let store = store.clone();
+        async move {
+            let t = store.task(task.id).await.unwrap().unwrap();
+            t.state == TaskState::Downloading && t.gid.is_some()
+        }
+    })
+    .await;
+    let gid = DownloadId(s.store.task(task.id).await.unwrap().unwrap().gid.unwrap());
+    until("aria2 runs it", || {
+        let aria2 = s.aria2.clone();
+        let gid = gid.clone();
+        async move { aria2.jobs().await.unwrap().contains(&gid) }
+    })
+    .await;
+    assert!(s.engine.cancel(task.id));
+    s.engine.wait(task.id).await;
+    assert_eq!(s.store.task(task.id).await.unwrap().unwrap().state, TaskState::Cancelled);
+    let jobs = s.aria2.jobs().await.unwrap();
+    assert!(!jobs.contains(&gid), "{gid} left in aria2: {jobs:?}");
+    assert!(!s.engine.task_dir(task.id).exists(), "the partial files are removed");
+    assert!(s.sim.sent().is_empty());
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_survives_aria2c_being_killed_under_it() {
+    let s = setup(1_000_000).await;
+    let source = data(3 << 20, 3);
+    let file = ServedFile::new(source.clone()).drip(32 << 10, Duration::from_millis(50));
+    let server = FileServer::builder().serve("/slow.bin", file).start().await.unwrap();
+    let task = s.engine.submit(&leech(server.url("/slow.bin"))).await.unwrap();
+    let store = s.store.clone();
+    until("a quarter is downloaded", || {
+        let store = store.clone();
+        async move {
+            let t = store.task(task.id).await.unwrap().unwrap();
+            t.state == TaskState::Downloading && t.progress.done >= 768 << 10
+        }
+    })
+    .await;
+    let supervisor = s.aria2.supervisor().unwrap();
+    let pid = supervisor.pid().unwrap();
+    assert!(std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
+    s.engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Completed, "{stored:?}");
+    assert!(supervisor.restarts() >= 1);
+    let hashes: Vec<_> = s.sim.sent().into_iter().filter_map(|o| o.file.map(|f| f.sha256)).collect();
+    assert_eq!(hashes, part_hashes(&source, 1_000_000));
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}
