@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mltb_engine::aria2::{Aria2Config, Aria2Downloader};
+use mltb_engine::egress::{EgressPolicy, EgressProxy};
 use mltb_engine::leech::{LeechTarget, TelegramUploader};
 use mltb_engine::{DownloadId, Engine, EngineConfig, TaskPlanner, Uploader};
 use mltb_store::{NewTask, Source, SqliteBackend, SqliteStore, StoreConfig, Task, TaskKind, TaskState};
@@ -43,6 +44,11 @@ struct Setup {
 }
 
 async fn setup(split: u64) -> Setup {
+    setup_with(split, None).await
+}
+
+/// With `egress`, the engine checks submitted links and aria2 goes through the proxy.
+async fn setup_with(split: u64, egress: Option<(Arc<EgressPolicy>, Arc<EgressProxy>)>) -> Setup {
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     sim.add_chat(CHAT);
     let client = Client::builder(sim.token()).api_url(sim.api_url()).build().unwrap();
@@ -52,12 +58,15 @@ async fn setup(split: u64) -> Setup {
     let planner =
         Arc::new(Leech { scheduler: Scheduler::builder().build(client), store: store.clone(), split });
     // How the bot composes it: the engine's own aria2c, its session beside the store.
+    let mut aria2_config = Aria2Config::new(dir.path().join("aria2"));
+    let mut config = EngineConfig::new(dir.path().join("downloads")).poll_interval(Duration::from_millis(50));
+    if let Some((policy, proxy)) = egress {
+        aria2_config = aria2_config.egress(proxy);
+        config = config.egress(policy);
+    }
     let aria2 = Arc::new(
-        Aria2Downloader::supervised(Aria2Config::new(dir.path().join("aria2")))
-            .await
-            .expect("aria2c should start (apt-get install aria2)"),
+        Aria2Downloader::supervised(aria2_config).await.expect("aria2c should start (apt-get install aria2)"),
     );
-    let config = EngineConfig::new(dir.path().join("downloads")).poll_interval(Duration::from_millis(50));
     let engine = Engine::start(store.clone(), aria2.clone(), planner, config).await.unwrap();
     Setup { sim, store, aria2, engine, _dir: dir }
 }
@@ -164,6 +173,113 @@ async fn a_task_survives_aria2c_being_killed_under_it() {
     assert!(supervisor.restarts() >= 1);
     let hashes: Vec<_> = s.sim.sent().into_iter().filter_map(|o| o.file.map(|f| f.sha256)).collect();
     assert_eq!(hashes, part_hashes(&source, 1_000_000));
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+/// The policy the tests use: 127.0.0.1 allowed, everything else private refused.
+fn loopback_one() -> EgressPolicy {
+    EgressPolicy::builder().allow("127.0.0.1").build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redirect_to_a_refused_address_fails_the_task_at_the_egress_proxy() {
+    let proxy = Arc::new(EgressProxy::start(loopback_one()).await.unwrap());
+    let s = setup_with(1_000_000, Some((Arc::new(loopback_one()), proxy.clone()))).await;
+    // 127.0.0.2 is loopback too: only the allowlist lets 127.0.0.1 through.
+    let hidden = tokio::net::TcpListener::bind("127.0.0.2:0").await.unwrap();
+    let hidden_url = format!("http://{}/secret", hidden.local_addr().unwrap());
+    let source = data(300_000, 4);
+    let server = FileServer::builder()
+        .file("/ok.bin", source.clone())
+        .redirect("/jump", hidden_url.clone())
+        .start()
+        .await
+        .unwrap();
+
+    // Refused up front: the link itself.
+    let err = s.engine.submit(&leech(hidden_url.clone())).await.expect_err("a refused link");
+    assert!(err.to_string().contains("127.0.0.2"), "{err}");
+
+    // Refused at the proxy: a hop aria2 follows by itself.
+    let task = s.engine.submit(&leech(server.url("/jump"))).await.unwrap();
+    s.engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Failed);
+    let error = stored.error.unwrap_or_default();
+    assert!(error.contains("127.0.0.2") && error.contains("loopback"), "the task says why: {error}");
+    assert!(proxy.stats().refused >= 1);
+    let accepted = tokio::time::timeout(Duration::from_millis(200), hidden.accept()).await;
+    assert!(accepted.is_err(), "nothing connected to 127.0.0.2");
+
+    // The allowed server still works through the proxy.
+    let task = s.engine.submit(&leech(server.url("/ok.bin"))).await.unwrap();
+    s.engine.wait(task.id).await;
+    assert_eq!(s.store.task(task.id).await.unwrap().unwrap().state, TaskState::Completed);
+    assert!(proxy.stats().forwarded >= 1, "the download went through the proxy");
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_file_fails_the_task_with_a_clear_error() {
+    let s = setup(1_000_000).await;
+    let server = FileServer::builder().status("/gone.bin", 404).start().await.unwrap();
+    let task = s.engine.submit(&leech(server.url("/gone.bin"))).await.unwrap();
+    s.engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Failed);
+    let error = stored.error.unwrap_or_default();
+    assert!(error.contains("not found"), "{error}");
+    assert!(!s.engine.task_dir(task.id).exists(), "a failed task's files are removed by default");
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrent_and_a_magnet_download_from_the_local_seeder() {
+    use mltb_testkit::{Seeder, TorrentBuilder, Tracker};
+    let s = setup(1_000_000).await;
+    let tracker = Tracker::start().await.unwrap();
+    let seeds = tempfile::tempdir().unwrap();
+    let mut seeders = Vec::new();
+    let mut cases = Vec::new();
+    for (i, name) in ["by-torrent.bin", "by-magnet.bin"].into_iter().enumerate() {
+        let content = data(1_500_000 + i * 1000, 10 + i as u32);
+        let torrent =
+            TorrentBuilder::single(name, content.clone()).announce(tracker.announce_url()).build().unwrap();
+        let dir = seeds.path().join(i.to_string());
+        torrent.write_files(&dir).unwrap();
+        seeders.push(Seeder::start(&torrent, &dir, &tracker).await.expect("the seeder starts"));
+        cases.push((name, content, torrent));
+    }
+    let torrent_file = seeds.path().join("a.torrent");
+    cases[0].2.save(&torrent_file).unwrap();
+    let by_torrent =
+        NewTask { source: Source::Torrent(torrent_file.display().to_string()), ..leech(String::new()) };
+    let by_magnet = NewTask {
+        source: Source::Magnet(cases[1].2.magnet(Some(&tracker.announce_url()))),
+        ..leech(String::new())
+    };
+    for (task, (name, content, _)) in [by_torrent, by_magnet].iter().zip(&cases) {
+        let task = s.engine.submit(task).await.unwrap();
+        s.engine.wait(task.id).await;
+        let stored = s.store.task(task.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, TaskState::Completed, "{name}: {:?}", stored.error);
+        assert_eq!(stored.name.as_deref(), Some(*name));
+        let sent: Vec<_> = s
+            .sim
+            .sent()
+            .into_iter()
+            .filter_map(|o| o.file)
+            .filter(|f| f.name.starts_with(name))
+            .map(|f| f.sha256)
+            .collect();
+        assert_eq!(sent, part_hashes(content, 1_000_000), "{name}: the parts join to the source");
+    }
+    for seeder in &seeders {
+        assert!(seeder.uploaded().await.unwrap() > 0, "the bytes came from the peer");
+    }
     s.engine.shutdown().await;
     s.sim.shutdown().await;
 }

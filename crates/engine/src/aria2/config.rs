@@ -21,6 +21,9 @@ pub struct Aria2Config {
     pub(crate) lpd: bool,
     pub(crate) pex: bool,
     pub(crate) all_proxy: Option<String>,
+    /// The engine's egress proxy: every protocol's proxy option, and refusals matched to
+    /// downloads.
+    pub(crate) egress: Option<std::sync::Arc<crate::egress::EgressProxy>>,
     pub(crate) extra_args: Vec<OsString>,
     pub(crate) backoff_min: Duration,
     pub(crate) backoff_max: Duration,
@@ -41,6 +44,7 @@ impl fmt::Debug for Aria2Config {
             .field("lpd", &self.lpd)
             .field("pex", &self.pex)
             .field("all_proxy", &self.all_proxy.as_ref().map(|_| "<set>"))
+            .field("egress", &self.egress.as_ref().map(|p| p.url()))
             .field("extra_args", &self.extra_args.len())
             .field("backoff", &(self.backoff_min, self.backoff_max))
             .field("max_failed_restarts", &self.max_failed_restarts)
@@ -63,6 +67,7 @@ impl Aria2Config {
             lpd: false,
             pex: false,
             all_proxy: None,
+            egress: None,
             extra_args: Vec::new(),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
@@ -110,6 +115,17 @@ impl Aria2Config {
     /// the engine's loopback egress proxy. Never logged.
     pub fn all_proxy(mut self, url: impl Into<String>) -> Self {
         self.all_proxy = Some(url.into());
+        self
+    }
+
+    /// Sends all of aria2's HTTP, HTTPS and FTP traffic through the engine's egress proxy,
+    /// with every option [`EgressProxy::aria2_options`](crate::egress::EgressProxy::aria2_options)
+    /// names (so `http_proxy` / `no_proxy` in aria2's environment cannot bypass it), and
+    /// tags each download so that a download the proxy refused fails with the refusal
+    /// ([`ErrorKind::Refused`](crate::ErrorKind::Refused)) instead of aria2's bare
+    /// "proxy connection failed".
+    pub fn egress(mut self, proxy: std::sync::Arc<crate::egress::EgressProxy>) -> Self {
+        self.egress = Some(proxy);
         self
     }
 

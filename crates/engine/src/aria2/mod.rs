@@ -107,6 +107,7 @@ pub use self::supervisor::Aria2Supervisor;
 use crate::download::{
     DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, Downloader,
 };
+use crate::egress::EgressProxy;
 use crate::{Error, ErrorKind, Result};
 
 /// A configured aria2 RPC daemon, for [`Aria2Downloader::endpoints`].
@@ -156,6 +157,9 @@ struct Inner {
     nodes: Vec<Node>,
     balancer: Option<Balancer<AnyStrategy>>,
     tracked: Mutex<Book>,
+    /// The egress proxy the supervised aria2c goes through: downloads are tagged with
+    /// their GID, and a failed one the proxy refused fails with the refusal.
+    egress: Option<Arc<EgressProxy>>,
 }
 
 /// The downloads the downloader remembers: all unfinished ones, and the last
@@ -227,9 +231,14 @@ impl Aria2Downloader {
 
     /// Downloads through an already started supervisor. Ids are plain GIDs.
     pub fn new(supervisor: Aria2Supervisor) -> Self {
+        let egress = supervisor.egress();
         let node = Node { name: "aria2".into(), rpc: supervisor.rpc().clone(), supervisor: Some(supervisor) };
-        let inner =
-            Arc::new(Inner { nodes: vec![node], balancer: None, tracked: Mutex::new(Book::default()) });
+        let inner = Arc::new(Inner {
+            nodes: vec![node],
+            balancer: None,
+            tracked: Mutex::new(Book::default()),
+            egress,
+        });
         let reattach = reattach_tasks(&inner);
         Self { inner, reattach }
     }
@@ -258,7 +267,12 @@ impl Aria2Downloader {
         let backends = nodes.iter().map(|n| Backend::new(n.name.clone(), n.rpc.url().to_string()));
         let balancer = Balancer::new(strategy, backends)
             .map_err(|e| config_error("aria2 balancer", e.to_string(), "a valid balancer"))?;
-        let inner = Arc::new(Inner { nodes, balancer: Some(balancer), tracked: Mutex::new(Book::default()) });
+        let inner = Arc::new(Inner {
+            nodes,
+            balancer: Some(balancer),
+            tracked: Mutex::new(Book::default()),
+            egress: None,
+        });
         Ok(Self { inner, reattach: Vec::new() })
     }
 
@@ -329,7 +343,7 @@ fn reattach_tasks(inner: &Arc<Inner>) -> Vec<JoinHandle<()>> {
 
 impl Inner {
     fn empty() -> Self {
-        Self { nodes: Vec::new(), balancer: None, tracked: Mutex::new(Book::default()) }
+        Self { nodes: Vec::new(), balancer: None, tracked: Mutex::new(Book::default()), egress: None }
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -432,7 +446,12 @@ impl Inner {
     async fn add_on(&self, node: usize, request: &DownloadRequest, gid: &str) -> Result<()> {
         self.alive(node)?;
         let rpc = &self.nodes[node].rpc;
-        let options = task_options(request, gid)?;
+        let mut options = task_options(request, gid)?;
+        if self.egress.is_some() {
+            for (key, value) in EgressProxy::aria2_tag_options(gid) {
+                options.extra_options.insert(key.into(), serde_json::Value::String(value));
+            }
+        }
         let added = match &request.source {
             DownloadSource::Url(url) => rpc.add_uri(vec![url.url.clone()], options).await,
             DownloadSource::Magnet(magnet) => rpc.add_uri(vec![magnet.clone()], options).await,
@@ -484,7 +503,12 @@ impl Inner {
                 _ => next_id,
             }
         });
-        let status = raw.to_status(followed_by);
+        let mut status = raw.to_status(followed_by);
+        if status.state == DownloadState::Failed
+            && let Some(refusal) = self.egress.as_ref().and_then(|p| p.last_refusal_for(gid))
+        {
+            status.error = Some(refusal.to_error());
+        }
         let last = status.state == DownloadState::Failed
             || (status.state == DownloadState::Complete && status.followed_by.is_none());
         if last {
@@ -602,7 +626,11 @@ fn is_duplicate_gid(e: &Error) -> bool {
 impl Downloader for Aria2Downloader {
     #[tracing::instrument(skip_all)]
     async fn start(&self, request: &DownloadRequest) -> Result<DownloadId> {
-        let gid = random_hex(8)?;
+        // The id the pipeline recorded before the start, when it is a GID; else our own.
+        let gid = match &request.id {
+            Some(id) if is_gid(&id.0) => id.0.clone(),
+            _ => random_hex(8)?,
+        };
         self.inner.add(request, &gid, None).await
     }
 

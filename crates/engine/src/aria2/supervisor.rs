@@ -116,6 +116,11 @@ impl Aria2Supervisor {
         .into())
     }
 
+    /// The egress proxy aria2 goes through, when configured.
+    pub(crate) fn egress(&self) -> Option<std::sync::Arc<crate::egress::EgressProxy>> {
+        self.shared.config.egress.clone()
+    }
+
     /// The process id of the running `aria2c` (`None` between a crash and its restart).
     pub fn pid(&self) -> Option<u32> {
         Some(self.shared.pid.load(Ordering::SeqCst)).filter(|&p| p != 0)
@@ -407,6 +412,12 @@ fn write_conf(path: &Path, config: &Aria2Config, secret: &Secret) -> std::io::Re
     let mut text = format!("rpc-secret={}\n", secret.expose());
     if let Some(proxy) = &config.all_proxy {
         text.push_str(&format!("all-proxy={proxy}\n"));
+    }
+    if let Some(egress) = &config.egress {
+        for option in egress.aria2_options() {
+            text.push_str(option.trim_start_matches("--"));
+            text.push('\n');
+        }
     }
     let mut file =
         std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
