@@ -70,3 +70,8 @@ fn cut(text: &str, max: usize) -> String {
     }
     text[..end].replace('\0', "")
 }
+
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -145,7 +145,11 @@ fn child(config: &ChildConfig) {
         let mut out = std::io::stdout();
         for id in ids {
             let state = store.task(id).await.expect("child: task").map(|t| t.state);
-            let _ = writeln!(out, "done {id} {}", state.map_or_else(|| "missing".to_string(), |s| format!("{s:?}")));
+            let _ = writeln!(
+                out,
+                "done {id} {}",
+                state.map_or_else(|| "missing".to_string(), |s| format!("{s:?}"))
+            );
         }
         let _ = out.flush();
         engine.shutdown().await;

@@ -457,3 +457,26 @@ async fn names_from_the_network_are_made_safe_before_they_are_uploaded() {
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn cancel_mid_upload_stops_sending_and_removes_the_files() {
+    // The simulator's flood limit (1 message a second after a burst of 3) keeps the
+    // upload of 8 parts going long enough to cancel it halfway.
+    let s = setup(100_000).await;
+    s.downloads.serve("http://f/parts.bin", data(800_000, 11 << 20));
+    s.downloads.open("http://f/parts.bin");
+    let engine = s.engine(s.config()).await;
+    let task = engine.submit(&leech(1, "http://f/parts.bin")).await.unwrap();
+    let sent = || s.sim.sent().iter().filter(|o| o.file.is_some()).count();
+    until("a part is sent", || sent() >= 1).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Uploading);
+    assert!(engine.cancel(task.id));
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Cancelled);
+    assert!(!engine.task_dir(task.id).exists(), "its files are gone");
+    let at_cancel = sent();
+    assert!(at_cancel < 8, "the upload stopped before the end ({at_cancel} of 8 parts)");
+    engine.shutdown().await;
+    assert_eq!(sent(), at_cancel, "nothing was sent after the cancel");
+    s.sim.shutdown().await;
+}
