@@ -137,13 +137,11 @@ impl TelegramUploader {
         &self,
         file: &UploadFile,
         part: &PartPlan,
-        caption: String,
-        media: bool,
+        Outgoing { sha256, caption, media }: Outgoing,
         report: impl Fn(u64) + Send + Sync + 'static,
         abort: &AbortFlag,
     ) -> Result<(i64, bool)> {
         let chat = self.target.destination();
-        let sha256 = parts::sha256_of(&file.path, part.offset, part.len).await?;
         if let Some(file_id) = self.sent.get(&sha256).await? {
             match self.send(by_reference(chat, file_id, caption.clone(), media)).await {
                 Ok((message_id, _)) => {
@@ -206,6 +204,14 @@ impl TelegramUploader {
     }
 }
 
+/// What goes out with a part: its content hash (for `file_id` reuse), its caption, and
+/// whether it is sent as media.
+struct Outgoing {
+    sha256: String,
+    caption: String,
+    media: bool,
+}
+
 fn by_reference(chat: i64, file_id: String, caption: String, media: bool) -> Request {
     if media {
         Request::SendVideo(
@@ -260,8 +266,12 @@ impl Uploader for TelegramUploader {
             let name = file.relative.rsplit('/').next().unwrap_or(&file.relative).to_string();
             let plan = plan_parts(&name, file.size, self.target.split_size);
             let media = self.target.as_media && plan.len() == 1 && is_video(&name);
+            let unsent = |p: &&PartPlan| !file.sent.iter().any(|s| s.index == p.index);
+            // The next part's hash is computed while this part uploads, so hashing (for
+            // file_id reuse) costs the time of one part's hash, not of every part's.
+            let mut prefetch: Option<(u32, tokio::task::JoinHandle<Result<String>>)> = None;
             for part in &plan {
-                if file.sent.iter().any(|s| s.index == part.index) {
+                if !unsent(&part) {
                     base.fetch_add(part.len, std::sync::atomic::Ordering::Relaxed);
                     (context.progress)(UploadProgress::new(
                         base.load(std::sync::atomic::Ordering::Relaxed),
@@ -272,13 +282,24 @@ impl Uploader for TelegramUploader {
                 if context.cancel.is_cancelled() {
                     return Err(ErrorKind::Cancelled.into());
                 }
+                let sha256 = match prefetch.take() {
+                    Some((index, hashing)) if index == part.index => hashing
+                        .await
+                        .map_err(|e| Error::io(file.path.display(), &std::io::Error::other(e)))??,
+                    _ => parts::sha256_of(&file.path, part.offset, part.len).await?,
+                };
+                if let Some(next) = plan.iter().filter(unsent).find(|p| p.index > part.index) {
+                    let (path, offset, len) = (file.path.clone(), next.offset, next.len);
+                    let hashing = tokio::spawn(async move { parts::sha256_of(&path, offset, len).await });
+                    prefetch = Some((next.index, hashing));
+                }
                 let done_before = base.load(std::sync::atomic::Ordering::Relaxed);
                 let (tx, mut rx) = tokio::sync::watch::channel(0_u64);
                 let report = move |sent: u64| {
                     let _ = tx.send(sent);
                 };
-                let send =
-                    self.send_part(file, part, caption(&name, part, plan.len()), media, report, &abort);
+                let outgoing = Outgoing { sha256, caption: caption(&name, part, plan.len()), media };
+                let send = self.send_part(file, part, outgoing, report, &abort);
                 tokio::pin!(send);
                 let result = loop {
                     tokio::select! {

@@ -3,7 +3,6 @@
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{Error, Result};
 
@@ -40,17 +39,25 @@ pub fn plan_parts(name: &str, size: u64, split: u64) -> Vec<PartPlan> {
 }
 
 /// SHA-256 (lowercase hex) of bytes `offset .. offset + len` of `path`, read in 1 MiB
-/// blocks.
+/// blocks on a blocking thread (one hop for the whole part, not one per read).
 pub(crate) async fn sha256_of(path: &Path, offset: u64, len: u64) -> Result<String> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || sha256_blocking(&owned, offset, len))
+        .await
+        .map_err(|e| Error::io(path.display(), &std::io::Error::other(e)))?
+}
+
+fn sha256_blocking(path: &Path, offset: u64, len: u64) -> Result<String> {
+    use std::io::{Read, Seek};
     let shown = path.display();
-    let mut file = tokio::fs::File::open(path).await.map_err(|e| Error::io(&shown, &e))?;
-    file.seek(std::io::SeekFrom::Start(offset)).await.map_err(|e| Error::io(&shown, &e))?;
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(&shown, &e))?;
+    file.seek(std::io::SeekFrom::Start(offset)).map_err(|e| Error::io(&shown, &e))?;
     let mut reader = file.take(len);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut read = 0_u64;
     loop {
-        let n = reader.read(&mut buf).await.map_err(|e| Error::io(&shown, &e))?;
+        let n = reader.read(&mut buf).map_err(|e| Error::io(&shown, &e))?;
         if n == 0 {
             break;
         }
