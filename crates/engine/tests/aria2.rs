@@ -12,6 +12,7 @@ use mltb_engine::{
     UrlSource,
 };
 use mltb_testkit::http::{FileServer, ServedFile};
+use mltb_testkit::torrent::TorrentBuilder;
 use sha2::{Digest, Sha256};
 
 /// Deterministic bytes that differ at every offset that matters.
@@ -454,67 +455,23 @@ async fn balanced_endpoints_spread_tasks_and_route_by_id() {
     a.shutdown().await;
 }
 
-/// A `.torrent` built by hand: single-file (`files` of one with no directory) or
-/// multi-file, with a web seed (`url-list`) and no tracker.
-mod torrent {
-    use sha1::{Digest, Sha1};
-
-    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
-        out.extend_from_slice(format!("{}:", b.len()).as_bytes());
-        out.extend_from_slice(b);
-    }
-
-    fn int(out: &mut Vec<u8>, n: usize) {
-        out.extend_from_slice(format!("i{n}e").as_bytes());
-    }
-
-    pub(crate) const PIECE: usize = 16 << 10;
-
-    /// `name` with `files` (path, bytes): one file with an empty path makes a
-    /// single-file torrent named `name`.
-    pub(crate) fn build(name: &str, files: &[(&str, &[u8])], web_seed: &str) -> Vec<u8> {
-        let all: Vec<u8> = files.iter().flat_map(|(_, b)| b.iter().copied()).collect();
-        let pieces: Vec<u8> = all.chunks(PIECE).flat_map(|c| Sha1::digest(c).to_vec()).collect();
-        let mut info = b"d".to_vec();
-        if let [("", data)] = files {
-            bytes(&mut info, b"length");
-            int(&mut info, data.len());
-        } else {
-            bytes(&mut info, b"files");
-            info.push(b'l');
-            for (path, data) in files {
-                info.push(b'd');
-                bytes(&mut info, b"length");
-                int(&mut info, data.len());
-                bytes(&mut info, b"path");
-                info.push(b'l');
-                bytes(&mut info, path.as_bytes());
-                info.extend_from_slice(b"ee");
-            }
-            info.push(b'e');
-        }
-        bytes(&mut info, b"name");
-        bytes(&mut info, name.as_bytes());
-        bytes(&mut info, b"piece length");
-        int(&mut info, PIECE);
-        bytes(&mut info, b"pieces");
-        bytes(&mut info, &pieces);
-        info.push(b'e');
-        let mut t = b"d".to_vec();
-        bytes(&mut t, b"info");
-        t.extend_from_slice(&info);
-        bytes(&mut t, b"url-list");
-        bytes(&mut t, web_seed.as_bytes());
-        t.push(b'e');
-        t
-    }
+/// A torrent with a web seed (`url-list`) and no tracker, in 16 KiB pieces: one file
+/// with an empty path makes a single-file torrent named `name`.
+fn web_seeded(name: &str, files: &[(&str, &[u8])], web_seed: &str) -> Vec<u8> {
+    let builder = match files {
+        [("", data)] => TorrentBuilder::single(name, data.to_vec()),
+        _ => files.iter().fold(TorrentBuilder::multi(name), |b, (path, data)| b.file(*path, data.to_vec())),
+    };
+    builder.piece_length(PIECE as u32).web_seed(web_seed).build().unwrap().bytes().to_vec()
 }
+
+const PIECE: usize = mltb_testkit::torrent::MIN_PIECE_LENGTH as usize;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torrent_with_a_web_seed_downloads_under_its_name() {
     let body = data(200_000, 11);
     let server = FileServer::builder().file("/seed/movie.mkv", body.clone()).start().await.unwrap();
-    let t = torrent::build("movie.mkv", &[("", &body)], &server.url("/seed/movie.mkv"));
+    let t = web_seeded("movie.mkv", &[("", &body)], &server.url("/seed/movie.mkv"));
     let state = tempfile::tempdir().unwrap();
     let task = tempfile::tempdir().unwrap();
     let d = downloader(state.path()).await;
@@ -536,7 +493,7 @@ async fn a_torrent_with_a_web_seed_downloads_under_its_name() {
 async fn a_torrent_link_is_followed_and_select_picks_files() {
     // Two files, the first exactly two pieces long, so selecting the second needs no
     // byte of the first.
-    let (one, two) = (data(2 * torrent::PIECE, 12), data(50_000, 13));
+    let (one, two) = (data(2 * PIECE, 12), data(50_000, 13));
     let server = FileServer::builder()
         .file("/ws/pack/one.bin", one.clone())
         .file("/ws/pack/two.bin", two.clone())
@@ -544,7 +501,7 @@ async fn a_torrent_link_is_followed_and_select_picks_files() {
         .await
         .unwrap();
     // A web seed ending in '/' gets the torrent's name and path appended.
-    let t = torrent::build("pack", &[("one.bin", &one), ("two.bin", &two)], &server.url("/ws/"));
+    let t = web_seeded("pack", &[("one.bin", &one), ("two.bin", &two)], &server.url("/ws/"));
     let server2 = FileServer::builder()
         .serve("/pack.torrent", ServedFile::new(t).content_type("application/x-bittorrent"))
         .start()
@@ -573,7 +530,7 @@ async fn cancelling_a_followed_download_removes_both() {
     let body = data(3 << 20, 14);
     let file = ServedFile::new(body.clone()).drip(16 << 10, Duration::from_millis(50));
     let server = FileServer::builder().serve("/seed/big.bin", file).start().await.unwrap();
-    let t = torrent::build("big.bin", &[("", &body)], &server.url("/seed/big.bin"));
+    let t = web_seeded("big.bin", &[("", &body)], &server.url("/seed/big.bin"));
     let server2 = FileServer::builder().file("/big.torrent", t).start().await.unwrap();
     let state = tempfile::tempdir().unwrap();
     let task = tempfile::tempdir().unwrap();
