@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 use reqwest::multipart::{Form, Part};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::ProgressFn;
-use crate::scheduler::SendDocumentSlice;
+use crate::scheduler::{AbortFlag, BlockHook, SendDocumentSlice};
 use crate::{Error, Result};
 
-const CHUNK: usize = 64 * 1024;
+/// The block size of streamed uploads.
+const CHUNK: usize = 256 * 1024;
+/// Blocks read ahead of the connection, per upload.
+const AHEAD: usize = 4;
 
 /// Progress of one file part of an upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,13 +48,18 @@ pub(super) async fn form(
     for (field, path) in files {
         let file_err =
             |e: std::io::Error| Error::File { path: path.display().to_string(), reason: e.to_string() };
-        let file = tokio::fs::File::open(&path).await.map_err(file_err)?;
-        let total = file.metadata().await.map_err(file_err)?.len();
+        let file = std::fs::File::open(&path).map_err(file_err)?;
+        let total = file.metadata().map_err(file_err)?.len();
         let file_name =
             path.file_name().map_or_else(|| "file".to_string(), |n| n.to_string_lossy().into_owned());
         let report =
             UploadProgress { field: field.to_string(), file_name: file_name.clone(), sent: 0, total };
-        let stream = counting(file, report, progress.clone());
+        let progress = progress.clone();
+        let stream = chunks(file, 0, total, None, None, move |sent| {
+            if let Some(p) = &progress {
+                p(&UploadProgress { sent, ..report.clone() });
+            }
+        });
         let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), total).file_name(file_name);
         form = form.part(field.to_string(), part);
     }
@@ -60,13 +67,13 @@ pub(super) async fn form(
 }
 
 /// The multipart form of a `sendDocument` of a file slice: the fields, then the slice's
-/// bytes streamed from disk in 64 KiB reads, reporting progress to `hook`.
+/// bytes streamed from disk by [`chunks`], reporting progress to `hook`.
 pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
     let slice = &request.slice;
     let path = slice.path.display().to_string();
     let file_err = |e: std::io::Error| Error::File { path: path.clone(), reason: e.to_string() };
-    let mut file = tokio::fs::File::open(&slice.path).await.map_err(file_err)?;
-    let size = file.metadata().await.map_err(file_err)?.len();
+    let file = std::fs::File::open(&slice.path).map_err(file_err)?;
+    let size = file.metadata().map_err(file_err)?.len();
     if slice.offset.checked_add(slice.len).is_none_or(|end| end > size) {
         return Err(Error::File {
             path,
@@ -77,7 +84,6 @@ pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
             ),
         });
     }
-    file.seek(std::io::SeekFrom::Start(slice.offset)).await.map_err(file_err)?;
     let chat_id = match &request.chat_id {
         frankenstein::types::ChatId::Integer(i) => i.to_string(),
         frankenstein::types::ChatId::String(s) => s.clone(),
@@ -92,60 +98,93 @@ pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
         form = form.text("parse_mode", mode);
     }
     let hook = request.progress.clone();
-    let abort = request.abort.clone();
     let total = slice.len;
-    let stream = futures_util::stream::unfold((file.take(total), 0_u64), move |(mut reader, sent)| {
-        let hook = hook.clone();
-        let abort = abort.clone();
-        async move {
-            if abort.as_ref().is_some_and(super::super::scheduler::AbortFlag::is_set) {
-                let e = std::io::Error::new(std::io::ErrorKind::Interrupted, "upload aborted");
-                return Some((Err(e), (reader, sent)));
+    let stream =
+        chunks(file, slice.offset, total, request.abort.clone(), request.observe.clone(), move |sent| {
+            if let Some(h) = &hook {
+                (h.0)(sent, total);
             }
-            let mut buf = vec![0u8; CHUNK];
-            match reader.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    let sent = sent + n as u64;
-                    if let Some(h) = &hook {
-                        (h.0)(sent, total);
-                    }
-                    Some((Ok::<_, std::io::Error>(Bytes::from(buf)), (reader, sent)))
-                }
-                Err(e) => Some((Err(e), (reader, sent))),
-            }
-        }
-    });
+        });
     let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
         .file_name(slice.file_name.clone());
     Ok(form.part("document", part))
 }
 
-fn counting(
-    file: tokio::fs::File,
-    report: UploadProgress,
-    progress: Option<ProgressFn>,
+/// Bytes `offset .. offset + len` of `file` as a body stream: one blocking thread reads
+/// the whole range in [`CHUNK`] blocks ahead of the connection (at most [`AHEAD`] blocks
+/// buffered), so the async side pays one channel receive per block rather than a
+/// blocking-pool round trip per read. `observe` sees each block as it is read; `sent` is told the running total as each block is
+/// handed to the connection; a set `abort` fails the stream at the next block.
+fn chunks(
+    file: std::fs::File,
+    offset: u64,
+    len: u64,
+    abort: Option<AbortFlag>,
+    observe: Option<BlockHook>,
+    sent: impl Fn(u64) + Send + Sync + 'static,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    futures_util::stream::unfold(
-        (file, report, progress, false),
-        |(mut file, mut report, progress, done)| async move {
-            if done {
-                return None;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(AHEAD);
+    let reader_abort = abort.clone();
+    tokio::task::spawn_blocking(move || {
+        read_ahead(file, offset, len, reader_abort.as_ref(), observe.as_ref(), &tx);
+    });
+    futures_util::stream::unfold((rx, 0_u64, sent), move |(mut rx, done, sent)| {
+        let aborted = abort.as_ref().is_some_and(AbortFlag::is_set);
+        async move {
+            if aborted {
+                let e = std::io::Error::new(std::io::ErrorKind::Interrupted, "upload aborted");
+                return Some((Err(e), (rx, done, sent)));
             }
-            let mut buf = vec![0u8; CHUNK];
-            match file.read(&mut buf).await {
-                Ok(0) => None,
-                Ok(n) => {
-                    buf.truncate(n);
-                    report.sent += n as u64;
-                    if let Some(p) = &progress {
-                        p(&report);
-                    }
-                    Some((Ok(Bytes::from(buf)), (file, report, progress, false)))
+            match rx.recv().await? {
+                Ok(block) => {
+                    let done = done + block.len() as u64;
+                    sent(done);
+                    Some((Ok(block), (rx, done, sent)))
                 }
-                Err(e) => Some((Err(e), (file, report, progress, true))),
+                Err(e) => Some((Err(e), (rx, done, sent))),
             }
-        },
-    )
+        }
+    })
+}
+
+/// The reading side of [`chunks`]: stops at the end of the range, at the first error (sent
+/// on), when the stream is dropped, or when `abort` is set.
+fn read_ahead(
+    mut file: std::fs::File,
+    offset: u64,
+    len: u64,
+    abort: Option<&AbortFlag>,
+    observe: Option<&BlockHook>,
+    tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+) {
+    use std::io::{Read, Seek};
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)) {
+        let _ = tx.blocking_send(Err(e));
+        return;
+    }
+    let mut left = len;
+    while left > 0 && !abort.is_some_and(AbortFlag::is_set) {
+        let want = usize::try_from(left.min(CHUNK as u64)).unwrap_or(CHUNK);
+        let mut block = vec![0u8; want];
+        let result = match file.read(&mut block) {
+            Ok(0) => Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the file ended {left} bytes before the end of the upload"),
+            )),
+            Ok(n) => {
+                block.truncate(n);
+                if let Some(hook) = observe {
+                    (hook.0)(len - left, &block);
+                }
+                left -= n as u64;
+                Ok(Bytes::from(block))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => Err(e),
+        };
+        let failed = result.is_err();
+        if tx.blocking_send(result).is_err() || failed {
+            return;
+        }
+    }
 }

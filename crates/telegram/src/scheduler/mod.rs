@@ -15,7 +15,9 @@ use std::time::Duration;
 use mltb_ratelimit::Quota;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-pub use self::request::{AbortFlag, ChatKey, FileSlice, ProgressHook, Request, Response, SendDocumentSlice};
+pub use self::request::{
+    AbortFlag, BlockFn, BlockHook, ChatKey, FileSlice, ProgressHook, Request, Response, SendDocumentSlice,
+};
 use crate::{Error, Result};
 
 /// Carries one request to Telegram; the seam between the scheduler and HTTP.

@@ -109,6 +109,34 @@ impl fmt::Debug for ProgressHook {
     }
 }
 
+/// Sees every block of an upload's body as it is read from disk: `(offset within the
+/// slice, bytes)`, in order, on the reading thread (so it should be quick: hashing is
+/// fine). A retried request reads the slice again from offset 0. Compared by identity.
+#[derive(Clone)]
+pub struct BlockHook(pub Arc<BlockFn>);
+
+/// What a [`BlockHook`] calls.
+pub type BlockFn = dyn Fn(u64, &[u8]) + Send + Sync;
+
+impl BlockHook {
+    /// A hook calling `f`.
+    pub fn new(f: impl Fn(u64, &[u8]) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl PartialEq for BlockHook {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl fmt::Debug for BlockHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BlockHook")
+    }
+}
+
 /// `sendDocument` of a [`FileSlice`].
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -123,9 +151,11 @@ pub struct SendDocumentSlice {
     pub parse_mode: Option<ParseMode>,
     /// Called as the body goes out.
     pub progress: Option<ProgressHook>,
-    /// When set to `true`, the upload stops at its next 64 KiB read and the request fails
+    /// When set to `true`, the upload stops at its next 256 KiB block and the request fails
     /// with a network error (the bytes already sent are lost with the connection).
     pub abort: Option<AbortFlag>,
+    /// Sees each block read from disk (e.g. to hash the part while it goes out).
+    pub observe: Option<BlockHook>,
 }
 
 /// A flag that stops an upload in flight once set. Clones share it; compared by identity.
@@ -158,7 +188,15 @@ impl PartialEq for AbortFlag {
 impl SendDocumentSlice {
     /// `slice` to `chat_id`, no caption.
     pub fn new(chat_id: impl Into<ChatId>, slice: FileSlice) -> Self {
-        Self { chat_id: chat_id.into(), slice, caption: None, parse_mode: None, progress: None, abort: None }
+        Self {
+            chat_id: chat_id.into(),
+            slice,
+            caption: None,
+            parse_mode: None,
+            progress: None,
+            abort: None,
+            observe: None,
+        }
     }
 
     /// A caption in Telegram HTML.
@@ -171,6 +209,12 @@ impl SendDocumentSlice {
     /// A progress hook.
     pub fn progress(mut self, hook: ProgressHook) -> Self {
         self.progress = Some(hook);
+        self
+    }
+
+    /// Shows `hook` each block read from disk.
+    pub fn observe(mut self, hook: BlockHook) -> Self {
+        self.observe = Some(hook);
         self
     }
 
