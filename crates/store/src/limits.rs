@@ -21,6 +21,8 @@ pub const GID: usize = 64;
 pub const PATH: usize = 4096;
 /// A Telegram `file_id`.
 pub const FILE_ID: usize = 512;
+/// A sent file's probe (a cheap fingerprint), in bytes.
+pub const PROBE: usize = 64;
 /// A user's upload destination (an rclone remote and path).
 pub const UPLOAD_DEST: usize = 1024;
 /// A user's name prefix for uploads.

@@ -336,6 +336,10 @@ pub struct SentFile {
     pub file_id: String,
     /// The name it was sent under.
     pub file_name: String,
+    /// A cheap fingerprint of the content (the sender's choice, e.g. a hash of its first
+    /// and last blocks), so that content that cannot match is told apart by size and
+    /// probe without hashing it whole; see [`Store::has_sent_file_like`](crate::Store::has_sent_file_like).
+    pub probe: Option<String>,
 }
 
 impl SentFile {
@@ -346,6 +350,18 @@ impl SentFile {
         file_id: impl Into<String>,
         file_name: impl Into<String>,
     ) -> Self {
-        Self { sha256: sha256.into(), size, file_id: file_id.into(), file_name: file_name.into() }
+        Self {
+            sha256: sha256.into(),
+            size,
+            file_id: file_id.into(),
+            file_name: file_name.into(),
+            probe: None,
+        }
+    }
+
+    /// With a probe (at most 64 characters).
+    pub fn probe(mut self, probe: impl Into<String>) -> Self {
+        self.probe = Some(probe.into());
+        self
     }
 }

@@ -533,9 +533,20 @@ async fn sent_files_are_remembered_by_content_hash<B: Backend>(h: &Harness<B>) {
     let s = &h.store;
     let hash = "a".repeat(64);
     assert_eq!(s.sent_file(&hash).await.unwrap(), None);
-    let sent = SentFile::new(hash.clone(), 10 << 20, "BQACAgIAAxk-file-id", "movie.mkv.001");
+    assert!(!s.has_sent_file_like(10 << 20, "p1").await.unwrap());
+    let sent = SentFile::new(hash.clone(), 10 << 20, "BQACAgIAAxk-file-id", "movie.mkv.001").probe("p1");
     s.remember_sent_file(&sent).await.unwrap();
     assert_eq!(s.sent_file(&hash).await.unwrap(), Some(sent.clone()));
+    assert!(s.has_sent_file_like(10 << 20, "p1").await.unwrap());
+    assert!(!s.has_sent_file_like((10 << 20) + 1, "p1").await.unwrap(), "only that exact size");
+    assert!(!s.has_sent_file_like(10 << 20, "p2").await.unwrap(), "only that probe");
+    // A record without a probe (written before probes existed) matches any probe.
+    let old = SentFile::new("b".repeat(64), 77, "BQACAgIAAxk-old", "old.bin");
+    s.remember_sent_file(&old).await.unwrap();
+    assert!(s.has_sent_file_like(77, "anything").await.unwrap());
+    assert!(s.forget_sent_file(&old.sha256).await.unwrap());
+    let long = SentFile::new("c".repeat(64), 1, "BQACAgIAAxk-x", "x").probe("p".repeat(65));
+    assert!(s.remember_sent_file(&long).await.unwrap_err().to_string().contains("sent_file.probe"));
     // The same content sent again under a new file_id replaces the record.
     let again = SentFile::new(hash.clone(), 10 << 20, "BQACAgIAAxk-newer", "movie.mkv.001");
     s.remember_sent_file(&again).await.unwrap();
@@ -543,6 +554,7 @@ async fn sent_files_are_remembered_by_content_hash<B: Backend>(h: &Harness<B>) {
     assert!(s.forget_sent_file(&hash).await.unwrap());
     assert!(!s.forget_sent_file(&hash).await.unwrap());
     assert_eq!(s.sent_file(&hash).await.unwrap(), None);
+    assert!(!s.has_sent_file_like(10 << 20, "p1").await.unwrap());
     // A hash that is not 64 lowercase hex digits is refused by name, before any query.
     for bad in ["abc", &"A".repeat(64), &"g".repeat(64)] {
         let err = s.sent_file(bad).await.unwrap_err();

@@ -17,7 +17,7 @@ use frankenstein::input_file::{FileUpload, InputFile};
 use frankenstein::methods::{SendDocumentParams, SendVideoParams};
 use mltb_telegram::format::{escape, human_size};
 use mltb_telegram::scheduler::{
-    AbortFlag, FileSlice, ProgressHook, Request, Response, Scheduler, SendDocumentSlice,
+    AbortFlag, BlockHook, FileSlice, ProgressHook, Request, Response, Scheduler, SendDocumentSlice,
 };
 
 pub use self::parts::{PartPlan, plan_parts};
@@ -68,14 +68,38 @@ impl LeechTarget {
     }
 }
 
+/// A record of sent content, for [`SentFiles::put`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Sent<'a> {
+    /// SHA-256 of the content, lowercase hex.
+    pub sha256: &'a str,
+    /// The probe: SHA-256 of its first and last 64 KiB, lowercase hex.
+    pub probe: &'a str,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Telegram's `file_id` for it.
+    pub file_id: &'a str,
+    /// The name it went out under.
+    pub file_name: &'a str,
+}
+
 /// What was sent before, by content: SHA-256 (lowercase hex) → Telegram `file_id`. The
 /// store implements it, so that what is remembered survives a restart.
 #[async_trait::async_trait]
 pub trait SentFiles: Send + Sync {
     /// The `file_id` of content with this hash, if it was sent.
     async fn get(&self, sha256: &str) -> Result<Option<String>>;
-    /// Remembers that content with this hash was sent as `file_id`.
-    async fn put(&self, sha256: &str, size: u64, file_id: &str, file_name: &str) -> Result<()>;
+    /// Whether content of exactly `size` bytes with this probe (a hash of its first and
+    /// last blocks) may have been sent: when not, the part cannot be reused and goes out
+    /// without waiting for its whole hash. The default answers yes, which is always
+    /// correct and only slower.
+    async fn may_hold(&self, size: u64, probe: &str) -> Result<bool> {
+        let _ = (size, probe);
+        Ok(true)
+    }
+    /// Remembers that content with this hash and probe was sent as `file_id`.
+    async fn put(&self, sent: &Sent<'_>) -> Result<()>;
     /// Forgets a `file_id` Telegram no longer accepts.
     async fn forget(&self, sha256: &str) -> Result<()>;
 }
@@ -86,11 +110,14 @@ impl<B: mltb_store::Backend> SentFiles for mltb_store::Store<B> {
         Ok(self.sent_file(sha256).await.map_err(store_error)?.map(|f| f.file_id))
     }
 
-    async fn put(&self, sha256: &str, size: u64, file_id: &str, file_name: &str) -> Result<()> {
-        let name: String = file_name.chars().take(120).collect();
-        self.remember_sent_file(&mltb_store::SentFile::new(sha256, size, file_id, name))
-            .await
-            .map_err(store_error)
+    async fn may_hold(&self, size: u64, probe: &str) -> Result<bool> {
+        self.has_sent_file_like(size, probe).await.map_err(store_error)
+    }
+
+    async fn put(&self, sent: &Sent<'_>) -> Result<()> {
+        let name: String = sent.file_name.chars().take(120).collect();
+        let record = mltb_store::SentFile::new(sent.sha256, sent.size, sent.file_id, name).probe(sent.probe);
+        self.remember_sent_file(&record).await.map_err(store_error)
     }
 
     async fn forget(&self, sha256: &str) -> Result<()> {
@@ -137,12 +164,12 @@ impl TelegramUploader {
         &self,
         file: &UploadFile,
         part: &PartPlan,
-        Outgoing { sha256, caption, media }: Outgoing,
+        Outgoing { mut hash, probe, may_reuse, caption, media }: Outgoing,
         report: impl Fn(u64) + Send + Sync + 'static,
         abort: &AbortFlag,
     ) -> Result<(i64, bool)> {
         let chat = self.target.destination();
-        if let Some(file_id) = self.sent.get(&sha256).await? {
+        if may_reuse && let Some(file_id) = self.sent.get(hash.get().await?).await? {
             match self.send(by_reference(chat, file_id, caption.clone(), media)).await {
                 Ok((message_id, _)) => {
                     report(part.len);
@@ -152,7 +179,7 @@ impl TelegramUploader {
                 // bytes uploaded.
                 Err(e) if !e.is_retryable() => {
                     tracing::info!(error = %e, "a remembered file_id was refused; uploading");
-                    self.sent.forget(&sha256).await?;
+                    self.sent.forget(hash.get().await?).await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -169,16 +196,21 @@ impl TelegramUploader {
             Request::SendVideo(params)
         } else {
             let slice = FileSlice::new(&file.path, part.offset, part.len, &part.name);
-            Request::SendDocumentSlice(Box::new(
-                SendDocumentSlice::new(chat, slice)
-                    .caption_html(caption)
-                    .progress(hook)
-                    .abort_when(abort.clone()),
-            ))
+            let mut send = SendDocumentSlice::new(chat, slice)
+                .caption_html(caption)
+                .progress(hook)
+                .abort_when(abort.clone());
+            if let Some(observe) = hash.hook() {
+                send = send.observe(observe);
+            }
+            Request::SendDocumentSlice(Box::new(send))
         };
         let (message_id, file_id) = self.send(request).await?;
         if let Some(file_id) = file_id {
-            self.sent.put(&sha256, part.len, &file_id, &part.name).await?;
+            let sha256 = hash.get().await?;
+            let sent =
+                Sent { sha256, probe: &probe, size: part.len, file_id: &file_id, file_name: &part.name };
+            self.sent.put(&sent).await?;
         }
         Ok((message_id, false))
     }
@@ -204,12 +236,63 @@ impl TelegramUploader {
     }
 }
 
-/// What goes out with a part: its content hash (for `file_id` reuse), its caption, and
-/// whether it is sent as media.
+/// What goes out with a part: its content hash and probe (for `file_id` reuse), whether a
+/// record of the same size and probe exists (when not, the upload starts while the hash
+/// is computed), its caption, and whether it is sent as media.
 struct Outgoing {
-    sha256: String,
+    hash: PartHash,
+    probe: String,
+    may_reuse: bool,
     caption: String,
     media: bool,
+}
+
+/// A part's SHA-256: read from disk on a blocking thread before the part goes out (when
+/// it may be reused), or taken from the blocks the upload reads (when it may not); awaited
+/// only when it is needed.
+enum PartHash {
+    Pending(tokio::task::JoinHandle<Result<String>>),
+    Streamed(Arc<parts::StreamHash>),
+    Ready(String),
+}
+
+impl PartHash {
+    /// Hashes the part from disk now.
+    fn read(file: &UploadFile, part: &PartPlan) -> Self {
+        let (path, offset, len) = (file.path.clone(), part.offset, part.len);
+        Self::Pending(tokio::spawn(async move { parts::sha256_of(&path, offset, len).await }))
+    }
+
+    /// Hashes the part as its upload reads it.
+    fn streamed(part: &PartPlan) -> Self {
+        Self::Streamed(Arc::new(parts::StreamHash::new(part.len)))
+    }
+
+    /// The hook that feeds a streamed hash.
+    fn hook(&self) -> Option<BlockHook> {
+        match self {
+            Self::Streamed(hash) => {
+                let hash = hash.clone();
+                Some(BlockHook::new(move |offset, block| hash.feed(offset, block)))
+            }
+            _ => None,
+        }
+    }
+
+    async fn get(&mut self) -> Result<&str> {
+        let sha256 = match self {
+            Self::Ready(sha256) => return Ok(sha256),
+            Self::Pending(hashing) => {
+                hashing.await.map_err(|e| Error::io("a part's hash", &std::io::Error::other(e)))??
+            }
+            Self::Streamed(hash) => hash.finish()?,
+        };
+        *self = Self::Ready(sha256);
+        match self {
+            Self::Ready(sha256) => Ok(sha256),
+            _ => unreachable!("set just above"),
+        }
+    }
 }
 
 fn by_reference(chat: i64, file_id: String, caption: String, media: bool) -> Request {
@@ -267,9 +350,12 @@ impl Uploader for TelegramUploader {
             let plan = plan_parts(&name, file.size, self.target.split_size);
             let media = self.target.as_media && plan.len() == 1 && is_video(&name);
             let unsent = |p: &&PartPlan| !file.sent.iter().any(|s| s.index == p.index);
-            // The next part's hash is computed while this part uploads, so hashing (for
-            // file_id reuse) costs the time of one part's hash, not of every part's.
-            let mut prefetch: Option<(u32, tokio::task::JoinHandle<Result<String>>)> = None;
+            // A part that may be reused (a record of its size and probe exists) needs its hash before
+            // it goes out; that hash is read from disk while the part before it uploads.
+            // Any other part starts uploading at once and is hashed from the blocks its
+            // upload reads (for the record of what was sent): hashing is then never on the
+            // critical path of a first upload, and costs at most one part's hash otherwise.
+            let mut prefetch: Option<(u32, PartHash)> = None;
             for part in &plan {
                 if !unsent(&part) {
                     base.fetch_add(part.len, std::sync::atomic::Ordering::Relaxed);
@@ -282,23 +368,29 @@ impl Uploader for TelegramUploader {
                 if context.cancel.is_cancelled() {
                     return Err(ErrorKind::Cancelled.into());
                 }
-                let sha256 = match prefetch.take() {
-                    Some((index, hashing)) if index == part.index => hashing
-                        .await
-                        .map_err(|e| Error::io(file.path.display(), &std::io::Error::other(e)))??,
-                    _ => parts::sha256_of(&file.path, part.offset, part.len).await?,
+                let probe = parts::probe_of(&file.path, part.offset, part.len).await?;
+                let may_reuse = self.sent.may_hold(part.len, &probe).await?;
+                let hash = match prefetch.take() {
+                    Some((index, hash)) if index == part.index => hash,
+                    // A video sent as media goes out whole, with no block hook.
+                    _ if may_reuse || media => PartHash::read(file, part),
+                    _ => PartHash::streamed(part),
                 };
-                if let Some(next) = plan.iter().filter(unsent).find(|p| p.index > part.index) {
-                    let (path, offset, len) = (file.path.clone(), next.offset, next.len);
-                    let hashing = tokio::spawn(async move { parts::sha256_of(&path, offset, len).await });
-                    prefetch = Some((next.index, hashing));
+                if let Some(next) = plan.iter().filter(unsent).find(|p| p.index > part.index)
+                    && self
+                        .sent
+                        .may_hold(next.len, &parts::probe_of(&file.path, next.offset, next.len).await?)
+                        .await?
+                {
+                    prefetch = Some((next.index, PartHash::read(file, next)));
                 }
                 let done_before = base.load(std::sync::atomic::Ordering::Relaxed);
                 let (tx, mut rx) = tokio::sync::watch::channel(0_u64);
                 let report = move |sent: u64| {
                     let _ = tx.send(sent);
                 };
-                let outgoing = Outgoing { sha256, caption: caption(&name, part, plan.len()), media };
+                let outgoing =
+                    Outgoing { hash, probe, may_reuse, caption: caption(&name, part, plan.len()), media };
                 let send = self.send_part(file, part, outgoing, report, &abort);
                 tokio::pin!(send);
                 let result = loop {

@@ -47,14 +47,43 @@ pub(crate) async fn sha256_of(path: &Path, offset: u64, len: u64) -> Result<Stri
         .map_err(|e| Error::io(path.display(), &std::io::Error::other(e)))?
 }
 
+/// The bytes at each end of a part that its probe hashes.
+const PROBE_BLOCK: u64 = 64 * 1024;
+
+/// A part's probe: SHA-256 (lowercase hex) of its length, its first and its last 64 KiB
+/// (of the whole part when shorter than 128 KiB). Two parts with the same size and probe
+/// may be the same bytes; with a different probe they are not.
+pub(crate) async fn probe_of(path: &Path, offset: u64, len: u64) -> Result<String> {
+    let owned = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut hasher = Sha256::new();
+        hasher.update(len.to_le_bytes());
+        if len <= 2 * PROBE_BLOCK {
+            feed(&owned, offset, len, &mut hasher)?;
+        } else {
+            feed(&owned, offset, PROBE_BLOCK, &mut hasher)?;
+            feed(&owned, offset + len - PROBE_BLOCK, PROBE_BLOCK, &mut hasher)?;
+        }
+        Ok(format!("{:x}", hasher.finalize()))
+    })
+    .await
+    .map_err(|e| Error::io(path.display(), &std::io::Error::other(e)))?
+}
+
 fn sha256_blocking(path: &Path, offset: u64, len: u64) -> Result<String> {
+    let mut hasher = Sha256::new();
+    feed(path, offset, len, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Feeds bytes `offset .. offset + len` of `path` to `hasher`, in 1 MiB reads.
+fn feed(path: &Path, offset: u64, len: u64, hasher: &mut Sha256) -> Result<()> {
     use std::io::{Read, Seek};
     let shown = path.display();
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(&shown, &e))?;
     file.seek(std::io::SeekFrom::Start(offset)).map_err(|e| Error::io(&shown, &e))?;
     let mut reader = file.take(len);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; usize::try_from(len.min(1 << 20)).unwrap_or(1 << 20)];
     let mut read = 0_u64;
     loop {
         let n = reader.read(&mut buf).map_err(|e| Error::io(&shown, &e))?;
@@ -73,7 +102,49 @@ fn sha256_blocking(path: &Path, offset: u64, len: u64) -> Result<String> {
             ),
         ));
     }
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(())
+}
+
+/// The SHA-256 of a part taken from the blocks its upload reads. Blocks must come in
+/// order from offset 0; a block at offset 0 starts over (a retried upload reads the part
+/// again), and a block at any other unexpected offset is ignored (a stale reader of an
+/// earlier attempt), so the hash is of the part's bytes exactly once.
+#[derive(Debug)]
+pub(crate) struct StreamHash {
+    len: u64,
+    state: std::sync::Mutex<(Sha256, u64)>,
+}
+
+impl StreamHash {
+    pub(crate) fn new(len: u64) -> Self {
+        Self { len, state: std::sync::Mutex::new((Sha256::new(), 0)) }
+    }
+
+    pub(crate) fn feed(&self, offset: u64, block: &[u8]) {
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if offset == 0 {
+            *state = (Sha256::new(), 0);
+        }
+        if offset == state.1 {
+            state.0.update(block);
+            state.1 += block.len() as u64;
+        }
+    }
+
+    /// The hash, once every byte of the part was seen.
+    pub(crate) fn finish(&self) -> Result<String> {
+        let state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if state.1 != self.len {
+            return Err(Error::io(
+                "a part's hash",
+                &std::io::Error::other(format!(
+                    "the upload read {} of the part's {} bytes",
+                    state.1, self.len
+                )),
+            ));
+        }
+        Ok(format!("{:x}", state.0.clone().finalize()))
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +196,31 @@ mod tests {
         let want = format!("{:x}", Sha256::digest(&data[1_000_000..2_500_000]));
         assert_eq!(sha256_of(&path, 1_000_000, 1_500_000).await.unwrap(), want);
         assert!(sha256_of(&path, 2_000_000, 2_000_000).await.is_err(), "past the end");
+
+        // The same bytes seen as an upload reads them: a retry from offset 0 starts over,
+        // a stale block is ignored, and a short read is an error.
+        let part = &data[1_000_000..2_500_000];
+        let streamed = StreamHash::new(part.len() as u64);
+        streamed.feed(0, &part[..300_000]);
+        assert!(streamed.finish().is_err(), "not every byte seen");
+        for (i, block) in part.chunks(262_144).enumerate() {
+            streamed.feed(i as u64 * 262_144, block);
+        }
+        streamed.feed(262_144, &part[..10]);
+        assert_eq!(streamed.finish().unwrap(), want);
+
+        // Probes: equal for equal bytes of equal length, different when either end or the
+        // length differs; a short part is probed whole.
+        let probe = probe_of(&path, 0, 1_000_000).await.unwrap();
+        let other = dir.path().join("g");
+        let mut changed = data.clone();
+        std::fs::write(&other, &changed).unwrap();
+        assert_eq!(probe_of(&other, 0, 1_000_000).await.unwrap(), probe);
+        changed[999_999] ^= 1;
+        std::fs::write(&other, &changed).unwrap();
+        assert_ne!(probe_of(&other, 0, 1_000_000).await.unwrap(), probe, "the last byte counts");
+        assert_ne!(probe_of(&path, 0, 999_999).await.unwrap(), probe, "the length counts");
+        assert_ne!(probe_of(&path, 0, 100).await.unwrap(), probe_of(&path, 1, 100).await.unwrap());
+        assert!(probe_of(&path, 2_900_000, 200_000).await.is_err(), "past the end");
     }
 }

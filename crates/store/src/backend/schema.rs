@@ -14,7 +14,7 @@ pub(crate) struct Migration {
 }
 
 /// The newest schema version this program knows; a database with a newer one is refused.
-pub const LATEST_VERSION: i64 = 2;
+pub const LATEST_VERSION: i64 = 3;
 
 pub(crate) const SQLITE: &[Migration] = &[
     Migration {
@@ -115,6 +115,11 @@ CREATE TABLE sent_files (
     sent_at   INTEGER NOT NULL
 );
 "#,
+    },
+    Migration {
+        version: 3,
+        name: "sent files by size and probe",
+        sql: "ALTER TABLE sent_files ADD COLUMN probe TEXT;\nCREATE INDEX sent_files_like ON sent_files (size, probe);",
     },
 ];
 
@@ -223,6 +228,11 @@ CREATE TABLE sent_files (
     sent_at   BIGINT NOT NULL
 );
 "#,
+    },
+    Migration {
+        version: 3,
+        name: "sent files by size and probe",
+        sql: "ALTER TABLE sent_files ADD COLUMN probe TEXT;\nCREATE INDEX sent_files_like ON sent_files (size, probe);",
     },
 ];
 

@@ -115,10 +115,13 @@ pub(crate) const SET_NAME: &str = "UPDATE tasks SET name = ?2, updated_at = ?3 W
 // ---- sent files ------------------------------------------------------------------------
 
 pub(crate) const SENT_FILE: &str =
-    "SELECT sha256, size, file_id, file_name FROM sent_files WHERE sha256 = ?1";
-pub(crate) const REMEMBER_SENT_FILE: &str = "INSERT INTO sent_files (sha256, size, file_id, file_name, sent_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
-     file_id = excluded.file_id, file_name = excluded.file_name, sent_at = excluded.sent_at";
+    "SELECT sha256, size, file_id, file_name, probe FROM sent_files WHERE sha256 = ?1";
+pub(crate) const REMEMBER_SENT_FILE: &str = "INSERT INTO sent_files (sha256, size, file_id, file_name, sent_at, probe) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (sha256) DO UPDATE SET size = excluded.size, \
+     file_id = excluded.file_id, file_name = excluded.file_name, sent_at = excluded.sent_at, \
+     probe = excluded.probe";
+pub(crate) const SENT_FILE_LIKE: &str =
+    "SELECT 1 FROM sent_files WHERE size = ?1 AND (probe = ?2 OR probe IS NULL) LIMIT 1";
 pub(crate) const FORGET_SENT_FILE: &str = "DELETE FROM sent_files WHERE sha256 = ?1";
 
 // ---- status messages -------------------------------------------------------------------

@@ -164,9 +164,20 @@ impl<B: Backend> Store<B> {
                     size: u64_of("sent_files.size", r.int(1)?)?,
                     file_id: r.text(2)?,
                     file_name: r.text(3)?,
+                    probe: r.opt_text(4)?,
                 })
             })
             .transpose()
+    }
+
+    /// Whether content of exactly `size` bytes with this probe (or with none recorded) was
+    /// sent: a cheap test, by index, that spares hashing content that cannot match any
+    /// record.
+    pub async fn has_sent_file_like(&self, size: u64, probe: &str) -> Result<bool> {
+        check("sent_file.probe", probe, limits::PROBE)?;
+        let size = Value::Int(limits::to_i64("sent_file.size", size)?);
+        let query = Statement::query(sql::SENT_FILE_LIKE, vec![size, probe.into()]);
+        Ok(!self.run_one(query).await?.rows.is_empty())
     }
 
     /// Remembers the `file_id` of sent content (replacing an earlier record of the same
@@ -175,6 +186,9 @@ impl<B: Backend> Store<B> {
         check_sha256(&sent.sha256)?;
         check("sent_file.file_id", &sent.file_id, limits::FILE_ID)?;
         check("sent_file.file_name", &sent.file_name, limits::NAME)?;
+        if let Some(probe) = &sent.probe {
+            check("sent_file.probe", probe, limits::PROBE)?;
+        }
         let insert = Statement::execute(
             sql::REMEMBER_SENT_FILE,
             vec![
@@ -183,6 +197,7 @@ impl<B: Backend> Store<B> {
                 sent.file_id.as_str().into(),
                 sent.file_name.as_str().into(),
                 Value::Int(crate::now_ms()),
+                Value::from(sent.probe.as_deref()),
             ],
         );
         self.run_one(insert).await?;
