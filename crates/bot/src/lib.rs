@@ -6,3 +6,4 @@
 //! and the HTTP API; this crate knows commands, chats and the status board, but no HTTP.
 
 pub mod board;
+pub mod config;

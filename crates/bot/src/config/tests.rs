@@ -1,0 +1,226 @@
+use super::*;
+
+const TOKEN: &str = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11";
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    let mut all = vec![("MLTB_BOT_TOKEN", TOKEN), ("MLTB_OWNER_ID", "42")];
+    all.extend_from_slice(pairs);
+    Env::from_pairs(all)
+}
+
+fn problems(text: &str, env: &Env) -> Vec<String> {
+    Config::from_toml(text, env).unwrap_err().0.into_iter().map(|e| e.to_string()).collect()
+}
+
+#[test]
+fn the_embedded_defaults_need_only_a_token_and_an_owner() {
+    let config = Config::from_toml("", &env(&[])).unwrap();
+    assert_eq!(config.owner_id, 42);
+    assert_eq!(config.secrets.bot_token.as_ref().map(Secret::expose), Some(TOKEN));
+    assert_eq!(config.sqlite_path(), PathBuf::from("./data/mltb.db"));
+    assert_eq!(config.download_dir(), PathBuf::from("./data/downloads"));
+    assert_eq!(config.leech_split_size(), 50_000_000);
+    assert!(config.secrets.database_url.is_none() && config.secrets.redis_url.is_none());
+    assert!(config.downloads.aria2_endpoints.is_empty(), "aria2c is spawned by the bot");
+    assert_eq!(config.api.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+
+    let local = Config::from_toml("[telegram]\nlocal_api = true\n", &env(&[])).unwrap();
+    assert_eq!(local.leech_split_size(), 2000 * 1024 * 1024);
+}
+
+#[test]
+fn the_environment_overrides_the_file() {
+    let text = "owner_id = 7\n[queue]\nall = 2\n[leech]\nsplit_size = \"10MB\"\n";
+    let config = Config::from_toml(
+        text,
+        &env(&[
+            ("MLTB_QUEUE_ALL", "5"),
+            ("MLTB_AUTH_SUDO_USERS", "[1, 2]"),
+            ("MLTB_API_BIND", "127.0.0.1:9999"),
+            ("MLTB_TELEGRAM_COMMAND_SUFFIX", "2"),
+            ("MLTB_STATUS_INTERVAL", "15s"),
+            ("MLTB_SHARED", "../shared"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.owner_id, 42, "MLTB_OWNER_ID wins over the file");
+    assert_eq!(config.queue.all, Some(5));
+    assert_eq!(config.auth.sudo_users, [1, 2]);
+    assert_eq!(config.api.bind.port(), 9999);
+    assert_eq!(config.telegram.command_suffix, "2", "a text key stays text although it looks like a number");
+    assert_eq!(config.status.interval.0, std::time::Duration::from_secs(15));
+    assert_eq!(config.leech_split_size(), 10_000_000);
+    assert_eq!(config.unknown_vars, ["MLTB_SHARED"]);
+}
+
+#[test]
+fn bad_values_are_named_with_what_was_expected() {
+    let e = problems("[leech]\nsplit_size = \"5 parsecs\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.contains("split_size") && p.contains("expected a size")), "{e:?}");
+
+    let e = problems("[leech]\nsplit_size = \"60MB\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("leech.split_size") && p.contains("50000000")), "{e:?}");
+
+    let e = problems("[queue]\nal = 3\n", &env(&[]));
+    assert!(e.iter().any(|p| p.contains("unknown field `al`")), "{e:?}");
+
+    let e = problems("", &env(&[("MLTB_QUEUE_ALL", "many")]));
+    assert!(e.iter().any(|p| p.contains("all")), "{e:?}");
+
+    let e = problems("[commands]\nauthorized = \"ten a second\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.contains("expected a quota")), "{e:?}");
+
+    let e = problems("[status]\ninterval = \"1s\"\n[api]\ntls_cert = \"c.pem\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("status.interval")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("api.tls_cert")), "{e:?}");
+
+    let e = problems("owner_id = ", &env(&[]));
+    assert!(e[0].contains("not valid TOML"), "{e:?}");
+
+    let e = problems("[mirror]\ndestination = \"/abs\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("mirror.destination")), "{e:?}");
+}
+
+#[test]
+fn the_owner_is_required() {
+    let e: Vec<String> = Config::from_toml("", &Env::from_pairs([("MLTB_BOT_TOKEN", TOKEN)]))
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert!(e.iter().any(|p| p.starts_with("owner_id") && p.contains("MLTB_OWNER_ID")), "{e:?}");
+}
+
+#[test]
+fn secrets_come_only_from_the_environment_and_never_print() {
+    let e = problems(
+        "[telegram]\ntoken = \"123:abc\"\n[store]\ndatabase_url = \"postgres://u:pw@h/db\"\n",
+        &env(&[]),
+    );
+    assert!(e.iter().any(|p| p.starts_with("telegram.token") && p.contains("MLTB_BOT_TOKEN")), "{e:?}");
+    assert!(
+        e.iter().any(|p| p.starts_with("store.database_url") && p.contains("MLTB_DATABASE_URL")),
+        "{e:?}"
+    );
+    assert!(e.iter().all(|p| !p.contains("pw@") && !p.contains("123:abc")), "no secret in an error: {e:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("api-token");
+    std::fs::write(&file, "s3cr3t-api\n").unwrap();
+    let file = file.display().to_string();
+    let config = Config::from_toml("", &env(&[("MLTB_API_TOKEN_FILE", &file)])).unwrap();
+    assert_eq!(config.secrets.api_token.as_ref().map(Secret::expose), Some("s3cr3t-api"));
+    let shown = format!("{config:?}{}", config.to_toml());
+    assert!(!shown.contains("s3cr3t-api") && !shown.contains(TOKEN), "{shown}");
+
+    let e = problems("", &env(&[("MLTB_API_TOKEN", "a"), ("MLTB_API_TOKEN_FILE", &file)]));
+    assert!(e.iter().any(|p| p.contains("both MLTB_API_TOKEN and MLTB_API_TOKEN_FILE")), "{e:?}");
+    let e = problems("", &env(&[("MLTB_REDIS_URL_FILE", "/nonexistent/redis-url")]));
+    assert!(e.iter().any(|p| p.starts_with("MLTB_REDIS_URL_FILE") && p.contains("cannot read")), "{e:?}");
+}
+
+#[test]
+fn every_key_has_a_variable_and_parses() {
+    // A file setting every key: each must be known to the override table and to serde.
+    let full = r#"
+owner_id = 1
+data_dir = "/var/lib/mltb"
+[telegram]
+api_url = "http://127.0.0.1:8081"
+local_api = true
+command_suffix = "x"
+poll_timeout = "20s"
+[auth]
+authorized_chats = [-100123]
+sudo_users = [5]
+refusal_silence = "10m"
+[commands]
+owner = "50/1s"
+sudo = "10/1s"
+authorized = "5/1s"
+guest = "1/1m"
+[store]
+sqlite_path = "/tmp/m.db"
+[cache]
+bytes = "8MiB"
+ttl = 60
+[downloads]
+dir = "/srv/dl"
+aria2c = "/usr/bin/aria2c"
+aria2_endpoints = [{ name = "a", url = "ws://127.0.0.1:6800/jsonrpc", secret_env = "ARIA2_A" }]
+schemes = ["https"]
+allow = ["10.0.0.0/8"]
+[queue]
+all = 4
+download = 3
+upload = 2
+per_user = 1
+min_free_disk = "5GB"
+keep_failed = true
+[leech]
+split_size = "1000MiB"
+dump_chat = -1001
+as_media = true
+[mirror]
+destination = "gdrive:mltb"
+rclone = "/usr/bin/rclone"
+flags = ["--fast-list"]
+[status]
+interval = "5s"
+page_size = 6
+[api]
+enabled = false
+bind = "127.0.0.1:9000"
+tls_cert = "/etc/c.pem"
+tls_key = "/etc/k.pem"
+rate = "5/1s"
+[log]
+level = "debug"
+file = "/var/log/mltb.log"
+"#;
+    let table: toml::Table = full.parse().unwrap();
+    let mut seen = Vec::new();
+    for (k, v) in &table {
+        match v {
+            toml::Value::Table(t) => seen.extend(t.keys().map(|i| format!("{k}.{i}"))),
+            _ => seen.push(k.clone()),
+        }
+    }
+    let mut known: Vec<String> = keys().map(|(k, _)| k).collect();
+    seen.sort();
+    known.sort();
+    assert_eq!(seen, known, "the override table lists every key");
+    let config = Config::from_toml(full, &Env::from_pairs([("MLTB_BOT_TOKEN", TOKEN)])).unwrap();
+    assert_eq!(config.leech_split_size(), 1000 << 20);
+    assert_eq!(config.downloads.aria2_endpoints[0].secret_env.as_deref(), Some("ARIA2_A"));
+    // What the config prints reads back the same.
+    let again = Config::from_toml(&config.to_toml(), &Env::from_pairs([("MLTB_BOT_TOKEN", TOKEN)])).unwrap();
+    assert_eq!(again.to_toml(), config.to_toml());
+}
+
+#[test]
+fn the_example_file_is_valid_and_documents_every_key() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = Config::from_toml(&text, &env(&[])).unwrap();
+    assert_eq!(
+        config.to_toml(),
+        Config::from_toml("", &env(&[])).unwrap().to_toml(),
+        "the example shows the defaults"
+    );
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md"))
+            .unwrap();
+    for (key, var) in keys() {
+        let bare = key.rsplit('.').next().unwrap_or(&key);
+        assert!(text.contains(&format!("{bare} =")), "config.example.toml lacks {key}");
+        assert!(
+            docs.contains(&format!("`{key}`")) && docs.contains(&var),
+            "docs/configuration.md lacks {key} / {var}"
+        );
+    }
+    for (_, var) in SECRET_VARS {
+        assert!(docs.contains(var), "docs/configuration.md lacks {var}");
+    }
+}
