@@ -6,4 +6,5 @@
 //! and the HTTP API; this crate knows commands, chats and the status board, but no HTTP.
 
 pub mod board;
+pub mod check;
 pub mod config;

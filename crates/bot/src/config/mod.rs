@@ -550,7 +550,7 @@ impl Config {
                 return Err(ConfigErrors(vec![ConfigError::new(origin, format!("not valid TOML: {e}"))]));
             }
         };
-        refuse_secrets_in_file(&table, &mut problems);
+        refuse_secrets_in_file(&mut table, &mut problems);
         let secrets = Secrets::from_env(env, &mut problems);
         let unknown_vars = apply_env(&mut table, env, &mut problems);
         let mut config: Config = match toml::Value::Table(table).try_into() {
@@ -667,29 +667,37 @@ impl Config {
 }
 
 /// The config file may not hold secrets: each key that looks like one is refused, naming
-/// the variable to use.
-fn refuse_secrets_in_file(table: &toml::Table, problems: &mut Vec<ConfigError>) {
-    let mut check = |path: String, key: &str| {
-        let var = SECRET_VARS.iter().find(|(name, _)| *name == key).map(|(_, var)| *var).or(match key {
+/// the variable to use, and taken out so that the rest of the file is still checked.
+fn refuse_secrets_in_file(table: &mut toml::Table, problems: &mut Vec<ConfigError>) {
+    fn var_for(key: &str) -> Option<&'static str> {
+        SECRET_VARS.iter().find(|(name, _)| *name == key).map(|(_, var)| *var).or(match key {
             "token" => Some("MLTB_BOT_TOKEN"),
             "rclone_config_path" => Some("MLTB_RCLONE_CONFIG"),
             _ => None,
-        });
-        if let Some(var) = var {
-            problems.push(ConfigError::new(
-                path,
-                format!("secrets are read only from the environment: remove it from the file and set {var} (or {var}_FILE)"),
-            ));
-        }
-    };
-    for (key, value) in table {
-        check(key.clone(), key);
-        if let toml::Value::Table(section) = value {
-            for inner in section.keys() {
-                check(format!("{key}.{inner}"), inner);
-            }
-        }
+        })
     }
+    let mut refuse = |path: String, var: &str| {
+        problems.push(ConfigError::new(
+            path,
+            format!("secrets are read only from the environment: remove it from the file and set {var} (or {var}_FILE)"),
+        ));
+    };
+    table.retain(|key, value| {
+        if let Some(var) = var_for(key) {
+            refuse(key.to_string(), var);
+            return false;
+        }
+        if let toml::Value::Table(section) = value {
+            section.retain(|inner, _| match var_for(inner) {
+                Some(var) => {
+                    refuse(format!("{key}.{inner}"), var);
+                    false
+                }
+                None => true,
+            });
+        }
+        true
+    });
 }
 
 /// Applies `MLTB_…` overrides to `table`; returns the variables that name no key.

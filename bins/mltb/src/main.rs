@@ -1,0 +1,69 @@
+//! `mltb`: the bot's binary. It parses the command line and the config, and hands over to
+//! `mltb-bot`; it holds no logic of its own and never installs anything.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program reports on its terminal"
+)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mltb_bot::check::{self, CheckOptions, Status};
+use mltb_bot::config::{Config, Env};
+
+/// mltb: a Telegram bot that mirrors and leeches links.
+///
+/// Set MLTB_BOT_TOKEN and MLTB_OWNER_ID (or write them in a config file, see
+/// config.example.toml and docs/configuration.md) and run it.
+#[derive(Debug, Parser)]
+#[command(name = "mltb", version)]
+struct Cli {
+    /// The config file (TOML). Default: the file MLTB_CONFIG names, else none (the
+    /// embedded defaults and the environment only).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the config and the environment (aria2c, rclone, directories, token, database)
+    /// and say what to fix; exits non-zero when something would stop the bot.
+    #[arg(long)]
+    check: bool,
+    /// Print the configuration in effect (secrets left out) and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let env = Env::from_process();
+    let path = cli.config.clone().or_else(|| env.get("MLTB_CONFIG").map(PathBuf::from));
+    let config = match Config::load(path.as_deref(), &env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("mltb: {e}");
+            eprintln!("(every key is described in docs/configuration.md)");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    if cli.check {
+        let findings = check::run(&config, CheckOptions::default()).await;
+        for f in &findings {
+            println!("{f}");
+        }
+        let failed = findings.iter().filter(|f| f.status == Status::Fail).count();
+        if failed > 0 {
+            println!("mltb --check: {failed} problem(s) would stop the bot");
+            return ExitCode::from(1);
+        }
+        println!("mltb --check: ready to run");
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("mltb: the bot's run loop is not built yet (issue #13); --check and --print-config work");
+    ExitCode::from(2)
+}
