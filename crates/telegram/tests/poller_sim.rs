@@ -210,3 +210,23 @@ async fn file_slices_upload_their_bytes_only_through_the_scheduler() {
     scheduler.shutdown().await;
     sim.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_sent_document_downloads_byte_for_byte_within_a_limit() {
+    let sim = start(SimConfig::default()).await;
+    let bytes: Vec<u8> = (0..70_000_u32).map(|i| (i % 251) as u8).collect();
+    sim.send_document(5, 5, "a.torrent", bytes.clone(), Some("/leech"));
+    let mut p = Poller::builder(client(&sim)).timeout(1).spawn();
+    let update = next(&mut p).await;
+    let UpdateContent::Message(m) = &update.content else { panic!("a message: {update:?}") };
+    let file_id = m.document.as_ref().expect("a document").file_id.clone();
+    let c = client(&sim);
+    assert_eq!(c.download_file(&file_id, 1 << 20).await.unwrap(), bytes);
+    let e = c.download_file(&file_id, 1000).await.unwrap_err();
+    assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
+    assert!(!e.to_string().contains(sim.token()), "{e}");
+    let e = c.download_file("no-such-file", 1 << 20).await.unwrap_err();
+    assert!(!e.to_string().contains(sim.token()), "{e}");
+    assert!(p.shutdown().await.is_ok());
+    sim.shutdown().await;
+}

@@ -198,6 +198,54 @@ impl Client {
 }
 
 impl Client {
+    /// The bytes of a file a user sent (`getFile`, then `{api_url}/file/bot{token}/{path}`),
+    /// refused past `max_bytes` (the cloud Bot API serves at most 20 MB). For small files
+    /// such as a `.torrent`; the token never appears in an error.
+    pub async fn download_file(&self, file_id: &str, max_bytes: u64) -> Result<Vec<u8>> {
+        use frankenstein::AsyncTelegramApi;
+        let params = frankenstein::methods::GetFileParams::builder().file_id(file_id).build();
+        let file = self.get_file(&params).await?.result;
+        if let Some(size) = file.file_size
+            && size > max_bytes
+        {
+            return Err(Error::TooLarge {
+                description: format!("the file is {size} bytes, more than {max_bytes}"),
+            });
+        }
+        let Some(path) = file.file_path else {
+            return Err(Error::Decode {
+                method: "getFile".into(),
+                reason: "no file_path in the answer (the file may be too big to download)".into(),
+            });
+        };
+        let url = format!("{}/file/bot{}/{path}", self.base, self.token);
+        let mut response = self
+            .http
+            .get(url)
+            .timeout(self.request_timeout)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        if !response.status().is_success() {
+            return Err(Error::Api {
+                code: response.status().as_u16(),
+                description: format!("downloading the file answered HTTP {}", response.status()),
+                retry_after: None,
+                migrate_to_chat_id: None,
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_error(e))? {
+            if out.len() as u64 + chunk.len() as u64 > max_bytes {
+                return Err(Error::TooLarge {
+                    description: format!("the file is more than {max_bytes} bytes"),
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
     /// `sendDocument` of a file slice, streamed from disk (no total timeout, as for any
     /// upload).
     async fn send_slice(
