@@ -13,6 +13,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use mltb_bot::check::{self, CheckOptions, Status};
 use mltb_bot::config::{Config, Env};
+use mltb_bot::{Exit, launch};
+use tokio_util::sync::CancellationToken;
 
 /// mltb: a Telegram bot that mirrors and leeches links.
 ///
@@ -64,6 +66,48 @@ async fn main() -> ExitCode {
         println!("mltb --check: ready to run");
         return ExitCode::SUCCESS;
     }
-    eprintln!("mltb: the bot's run loop is not built yet (issue #13); --check and --print-config work");
-    ExitCode::from(2)
+    run(config).await
+}
+
+/// Runs the bot until SIGINT or SIGTERM; `/restart` starts it again in place.
+async fn run(config: Config) -> ExitCode {
+    let stop = CancellationToken::new();
+    let signals = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("mltb: stopping (tasks resume at the next start)");
+        signals.cancel();
+    });
+    loop {
+        let running = match launch::start(config.clone()).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mltb: {e}");
+                eprintln!("(`mltb --check` checks the config and the environment)");
+                return ExitCode::from(1);
+            }
+        };
+        eprintln!("mltb: running");
+        let exit = running.bot.run(stop.clone()).await;
+        running.shutdown().await;
+        match exit {
+            Exit::Restart => eprintln!("mltb: restarting"),
+            Exit::Stopped => return ExitCode::SUCCESS,
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }

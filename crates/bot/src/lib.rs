@@ -5,6 +5,13 @@
 //! The binary (`bins/mltb`) composes it with the engine, the store, the Telegram client
 //! and the HTTP API; this crate knows commands, chats and the status board, but no HTTP.
 
+pub mod auth;
 pub mod board;
+mod bot;
 pub mod check;
 pub mod config;
+mod error;
+pub mod launch;
+
+pub use bot::{Bot, BotParts, Exit};
+pub use error::Error;

@@ -1,0 +1,588 @@
+//! Serving one message: parse, authorize, rate limit, act, reply.
+
+use std::time::Instant;
+
+use frankenstein::types::Message;
+use mltb_engine::TaskOptions;
+use mltb_store::{Backend, NewAuditEntry, NewTask, Role, Source, TaskKind};
+use mltb_telegram::command::{Args, Command, Document, Reply, TaskArgs, UploadAs};
+use mltb_telegram::format::{escape, human_size};
+
+use super::{Bot, text};
+use crate::auth::Access;
+
+/// The largest `.torrent` accepted (Telegram's cloud API serves at most 20 MB anyway).
+const MAX_TORRENT: u64 = 10 << 20;
+
+/// Who sent a command, where, and in answer to what.
+struct Ctx {
+    chat: i64,
+    user: i64,
+    message_id: i32,
+    access: Access,
+    reply_to: Option<Box<Message>>,
+}
+
+pub(super) async fn message<B: Backend>(bot: &Bot<B>, message: Message) {
+    let Some(from) = message.from.as_deref() else { return };
+    if from.is_bot {
+        return;
+    }
+    let Ok(user) = i64::try_from(from.id) else { return };
+    let chat = message.chat.id;
+    let Some(text) = message.text.as_deref().or(message.caption.as_deref()) else { return };
+    let reply = reply_of(&message);
+    let parsed = bot.inner.parser.parse(text, reply.as_ref());
+    // Not a command for this bot: nothing to say.
+    if matches!(parsed, Ok(None)) {
+        return;
+    }
+    let access = match bot.inner.auth.access(user, chat).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::warn!(user, chat, error = %e, "authorization could not be read");
+            bot.reply(
+                chat,
+                Some(message.message_id),
+                "The bot cannot read its database right now; try again shortly.".into(),
+            )
+            .await;
+            return;
+        }
+    };
+    if !access.may_use() {
+        if access == Access::Guest
+            && bot.inner.limiter.check_in(&access, &user).is_ok()
+            && bot.inner.auth.tell_refusal(user, Instant::now())
+        {
+            bot.reply(chat, Some(message.message_id), text::REFUSED.into()).await;
+        }
+        return;
+    }
+    if let Err(denied) = bot.inner.limiter.check_in(&access, &user) {
+        let wait = denied
+            .retry_after()
+            .map_or_else(|| "a moment".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
+        bot.reply(chat, Some(message.message_id), format!("Too many commands: try again in {wait}.")).await;
+        return;
+    }
+    let command = match parsed {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => {
+            let html = format!("⚠️ {}\nSee /help for the form of each command.", escape(&e.to_string()));
+            bot.reply(chat, Some(message.message_id), html).await;
+            return;
+        }
+    };
+    let mut document = message
+        .document
+        .as_deref()
+        .map(|d| Document { file_id: d.file_id.clone(), file_name: d.file_name.clone() });
+    if document.is_none()
+        && let Some(Reply::Document(d)) = &reply
+    {
+        document = Some(d.clone());
+    }
+    let ctx = Ctx { chat, user, message_id: message.message_id, access, reply_to: message.reply_to_message };
+    let answer = run(bot, &ctx, command, document).await;
+    if let Some(html) = answer {
+        bot.reply(chat, Some(ctx.message_id), html).await;
+    }
+}
+
+fn reply_of(message: &Message) -> Option<Reply> {
+    let replied = message.reply_to_message.as_deref()?;
+    if let Some(d) = replied.document.as_deref() {
+        return Some(Reply::Document(Document {
+            file_id: d.file_id.clone(),
+            file_name: d.file_name.clone(),
+        }));
+    }
+    replied.text.clone().map(Reply::Text)
+}
+
+/// Runs a command; the answer to send, if any.
+async fn run<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    command: Command,
+    document: Option<Document>,
+) -> Option<String> {
+    let words = match &command.args {
+        Args::Words(w) => w.clone(),
+        _ => Vec::new(),
+    };
+    match (command.name.as_str(), command.args) {
+        ("mirror" | "leech", Args::Task(args)) => Some(task(bot, ctx, &command.name, *args, document).await),
+        ("start" | "help", _) => {
+            let mut help = text::HELP.to_owned();
+            if ctx.access.is_admin() {
+                help.push_str(text::HELP_ADMIN);
+            }
+            Some(help)
+        }
+        ("status", _) => Some(status(bot, ctx)),
+        ("cancel", _) => Some(cancel(bot, ctx, &words).await),
+        ("cancelall", _) => Some(cancel_all(bot, ctx).await),
+        ("forcestart", _) => Some(force_start(bot, ctx, &words).await),
+        ("stats", _) => Some(stats(bot)),
+        ("ping", _) => {
+            let started = Instant::now();
+            let sent = bot.reply(ctx.chat, Some(ctx.message_id), "Pong".into()).await;
+            if let Some(id) = sent {
+                let ms = started.elapsed().as_millis();
+                let edit = mltb_telegram::scheduler::Request::edit_message_text(
+                    ctx.chat,
+                    id,
+                    format!("Pong: {ms} ms"),
+                );
+                let _ = bot.inner.scheduler.send(edit).await;
+            }
+            None
+        }
+        ("auth" | "unauth" | "users" | "addsudo" | "rmsudo" | "log" | "restart", _)
+            if !ctx.access.is_admin() =>
+        {
+            Some(format!("/{} is for the owner and sudo users.", command.name))
+        }
+        ("auth", _) => Some(authorize(bot, ctx, &words, true).await),
+        ("unauth", _) => Some(authorize(bot, ctx, &words, false).await),
+        ("users", _) => Some(users(bot).await),
+        ("addsudo" | "rmsudo", _) if ctx.access != Access::Owner => {
+            Some(format!("/{} is for the owner only.", command.name))
+        }
+        ("addsudo", _) => Some(sudo(bot, ctx, &words, true).await),
+        ("rmsudo", _) => Some(sudo(bot, ctx, &words, false).await),
+        ("log", _) => Some("Not available yet: the log file comes with the bot's telemetry.".into()),
+        ("restart", _) => {
+            audit(bot, ctx, "restart", None, None).await;
+            bot.inner.restart.cancel();
+            Some("Restarting. Tasks resume where they were.".into())
+        }
+        (other, _) => Some(format!("/{} is not served here; see /help.", escape(other))),
+    }
+}
+
+/// `/mirror` and `/leech`.
+async fn task<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    name: &str,
+    args: TaskArgs,
+    document: Option<Document>,
+) -> String {
+    let kind = if name == "mirror" { TaskKind::Mirror } else { TaskKind::Leech };
+    for (used, flag) in [
+        (args.zip.is_some(), "-z"),
+        (args.extract.is_some(), "-e"),
+        (args.multi.is_some(), "-i"),
+        (args.bulk.is_some(), "-b"),
+        (args.same_dir.is_some(), "-m"),
+    ] {
+        if used {
+            return format!("⚠️ {flag} is not supported yet; send the command without it.");
+        }
+    }
+    let source = match (&args.link, &document) {
+        (Some(link), _) => match source_of(link) {
+            Ok(s) => s,
+            Err(e) => return format!("⚠️ {}", escape(&e)),
+        },
+        (None, Some(doc)) => match torrent_document(bot, doc).await {
+            Ok(s) => s,
+            Err(e) => return format!("⚠️ {}", escape(&e)),
+        },
+        (None, None) => {
+            return format!(
+                "⚠️ /{name} needs a link: <code>/{name} https://…</code>, a magnet, or a reply to a message holding a link or a .torrent file."
+            );
+        }
+    };
+    if let (Some(dest), TaskKind::Mirror) = (&args.upload, kind)
+        && let Err(e) = mltb_engine::mirror::MirrorTarget::parse(dest)
+    {
+        return format!("⚠️ -up: {}", escape(&e.to_string()));
+    }
+    if kind == TaskKind::Mirror && args.upload.is_none() && bot.inner.config.mirror.destination.is_none() {
+        return "⚠️ No mirror destination: give one with <code>-up remote:path</code>, or set mirror.destination in the config.".into();
+    }
+    if let Some(split) = args.split_size {
+        let limit = bot.inner.config.upload_limit();
+        if split > limit {
+            return format!(
+                "⚠️ -sp: expected at most {} (the Bot API's upload limit), got {}",
+                human_size(limit),
+                human_size(split)
+            );
+        }
+    }
+    let mut options = TaskOptions::default();
+    options.split_size = args.split_size;
+    options.upload = args.upload.clone();
+    options.as_media = matches!(args.upload_as, Some(UploadAs::Media))
+        || (bot.inner.config.leech.as_media && args.upload_as.is_none());
+    let task = NewTask {
+        chat: ctx.chat,
+        user: ctx.user,
+        source,
+        kind,
+        name: args.name.clone(),
+        options: options.to_json(),
+    };
+    match bot.inner.engine.submit(&task).await {
+        Ok(t) => format!(
+            "Task <b>#{}</b> queued: {} {}.\n/status shows it; /cancel {} stops it.",
+            t.id,
+            if kind == TaskKind::Mirror { "mirror" } else { "leech" },
+            escape(t.name.as_deref().unwrap_or("(name when known)")),
+            t.id
+        ),
+        Err(e) if matches!(e.kind(), mltb_engine::ErrorKind::Refused { .. }) => {
+            format!("⛔ Refused: {}", escape(&e.to_string()))
+        }
+        Err(e) => format!("⚠️ The task could not be created: {}", escape(&e.to_string())),
+    }
+}
+
+/// A link's source, or why it is not a link.
+fn source_of(link: &str) -> Result<Source, String> {
+    let link = link.trim();
+    if link.len() > 4096 {
+        return Err("the link is longer than 4096 characters".into());
+    }
+    if link.to_ascii_lowercase().starts_with("magnet:?") {
+        return Ok(Source::Magnet(link.to_owned()));
+    }
+    match url::Url::parse(link) {
+        Ok(u) if matches!(u.scheme(), "http" | "https" | "ftp" | "sftp") && u.host_str().is_some() => {
+            Ok(Source::Url(link.to_owned()))
+        }
+        Ok(u) => {
+            Err(format!("unsupported link scheme {:?}: expected http(s)://, ftp:// or magnet:", u.scheme()))
+        }
+        Err(_) => {
+            Err(format!("{:?} is not a link: expected http(s)://…, ftp://… or magnet:?…", shorten(link)))
+        }
+    }
+}
+
+fn shorten(s: &str) -> String {
+    let mut out: String = s.chars().take(60).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// A `.torrent` document, downloaded into the data directory.
+async fn torrent_document<B: Backend>(bot: &Bot<B>, doc: &Document) -> Result<Source, String> {
+    let name = doc.file_name.as_deref().unwrap_or("");
+    if !name.to_ascii_lowercase().ends_with(".torrent") {
+        return Err(format!(
+            "{:?} is not a .torrent file: send a link, a magnet, or a .torrent file",
+            shorten(name)
+        ));
+    }
+    let bytes = bot
+        .inner
+        .client
+        .download_file(&doc.file_id, MAX_TORRENT)
+        .await
+        .map_err(|e| format!("the .torrent could not be fetched from Telegram: {e}"))?;
+    if bytes.first() != Some(&b'd') {
+        return Err(format!(
+            "{:?} is not a torrent (it does not start with a bencoded dictionary)",
+            shorten(name)
+        ));
+    }
+    let dir = bot.inner.config.data_dir.join("torrents");
+    let path = dir.join(format!("{}.torrent", mltb_engine::DownloadId::random()));
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
+    tokio::fs::write(&path, &bytes).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
+    Ok(Source::Torrent(path.display().to_string()))
+}
+
+/// `/status`: the chat's tasks, one line each.
+fn status<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
+    let views: Vec<_> = bot.inner.engine.tasks().into_iter().filter(|v| v.chat == ctx.chat).collect();
+    if views.is_empty() {
+        return "No tasks in this chat.".into();
+    }
+    let mut out = String::new();
+    for v in views {
+        let name = escape(v.name.as_deref().unwrap_or("(name when known)"));
+        let done = if v.total > 0 {
+            format!(
+                "{} of {} ({:.0}%)",
+                human_size(v.done),
+                human_size(v.total),
+                v.done as f64 * 100.0 / v.total as f64
+            )
+        } else {
+            human_size(v.done)
+        };
+        out.push_str(&format!(
+            "<b>#{}</b> {name}\n{} · {done} · {}/s\n\n",
+            v.id,
+            v.state,
+            human_size(v.speed)
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+/// The task id a command names: its first word, or the task of the replied message.
+fn task_id(ctx: &Ctx, words: &[String]) -> Result<i64, String> {
+    if let Some(w) = words.first() {
+        return w
+            .trim_start_matches('#')
+            .parse::<i64>()
+            .map_err(|_| format!("expected a task id such as 12, got {:?}", shorten(w)));
+    }
+    let replied = ctx.reply_to.as_deref().and_then(|m| m.text.as_deref()).unwrap_or("");
+    replied
+        .split(|c: char| !c.is_ascii_digit() && c != '#')
+        .find_map(|w| w.strip_prefix('#').and_then(|n| n.parse().ok()))
+        .ok_or_else(|| "expected a task id (/cancel 12), or a reply to the task's message".into())
+}
+
+async fn cancel<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
+    let id = match task_id(ctx, words) {
+        Ok(id) => id,
+        Err(e) => return format!("⚠️ {}", escape(&e)),
+    };
+    let Some(view) = bot.inner.engine.tasks().into_iter().find(|v| v.id == id) else {
+        return format!("Task #{id} is not running.");
+    };
+    if view.user != ctx.user && !ctx.access.is_admin() {
+        return format!(
+            "⛔ Task #{id} is not yours: only its owner, the bot's owner or a sudo user may cancel it."
+        );
+    }
+    if view.user != ctx.user {
+        audit(bot, ctx, "cancel", Some(view.user), Some(format!("task {id}"))).await;
+    }
+    if bot.inner.engine.cancel(id) {
+        format!("Cancelling task #{id}.")
+    } else {
+        format!("Task #{id} is not running.")
+    }
+}
+
+async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
+    let mine: Vec<_> = bot
+        .inner
+        .engine
+        .tasks()
+        .into_iter()
+        .filter(|v| if ctx.access.is_admin() { true } else { v.user == ctx.user })
+        .collect();
+    if mine.is_empty() {
+        return "No tasks to cancel.".into();
+    }
+    if ctx.access.is_admin() {
+        audit(bot, ctx, "cancelall", None, Some(format!("{} tasks", mine.len()))).await;
+    }
+    let n = mine.iter().filter(|v| bot.inner.engine.cancel(v.id)).count();
+    format!("Cancelling {n} task(s).")
+}
+
+async fn force_start<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
+    let id = match task_id(ctx, words) {
+        Ok(id) => id,
+        Err(e) => return format!("⚠️ {}", escape(&e)),
+    };
+    let Some(view) = bot.inner.engine.tasks().into_iter().find(|v| v.id == id) else {
+        return format!("Task #{id} is not running.");
+    };
+    if view.user != ctx.user && !ctx.access.is_admin() {
+        return format!("⛔ Task #{id} is not yours.");
+    }
+    if bot.inner.engine.force_start(id) {
+        format!("Task #{id} starts now.")
+    } else {
+        format!("Task #{id} is not running.")
+    }
+}
+
+fn stats<B: Backend>(bot: &Bot<B>) -> String {
+    let views = bot.inner.engine.tasks();
+    let (queued, downloading, uploading) = bot.inner.engine.queue_counts();
+    let speed: u64 = views.iter().map(|v| v.speed).sum();
+    let dir = bot.inner.config.download_dir();
+    let disk = rustix::fs::statvfs(&dir)
+        .map(|s| {
+            format!(
+                "{} free of {}",
+                human_size(s.f_bavail.saturating_mul(s.f_frsize)),
+                human_size(s.f_blocks.saturating_mul(s.f_frsize))
+            )
+        })
+        .unwrap_or_else(|e| format!("unknown ({e})"));
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
+        .map_or_else(|| "unknown".to_owned(), |kb| human_size(kb * 1024));
+    let cpu = cpu_seconds().map_or_else(|| "unknown".to_owned(), |s| format!("{s:.1} s"));
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|| "unknown".into());
+    let up = bot.inner.started.elapsed().as_secs();
+    format!(
+        "<b>Tasks</b>: {} running ({queued} queued, {downloading} downloading, {uploading} uploading)\n<b>Bandwidth</b>: {}/s\n<b>Disk</b>: {}\n<b>CPU</b>: {cpu} used by the bot · load {load}\n<b>Memory</b>: {rss} resident\n<b>Uptime</b>: {}h {}m {}s",
+        views.len(),
+        human_size(speed),
+        escape(&disk),
+        up / 3600,
+        up % 3600 / 60,
+        up % 60
+    )
+}
+
+/// The process's CPU time (user + system), from `/proc/self/stat`.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The id a privileged command targets: its first word, else the replied user, else
+/// this chat.
+fn target(ctx: &Ctx, words: &[String], chat_default: bool) -> Result<i64, String> {
+    if let Some(w) = words.first() {
+        return w.parse::<i64>().map_err(|_| {
+            format!("expected a numeric id (a user, or a chat such as -100123), got {:?}", shorten(w))
+        });
+    }
+    if let Some(from) = ctx.reply_to.as_deref().and_then(|m| m.from.as_deref()) {
+        return i64::try_from(from.id).map_err(|_| "the replied user's id is out of range".into());
+    }
+    if chat_default {
+        Ok(ctx.chat)
+    } else {
+        Err("expected a user id, or a reply to the user's message".into())
+    }
+}
+
+async fn authorize<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String], grant: bool) -> String {
+    let id = match target(ctx, words, true) {
+        Ok(id) => id,
+        Err(e) => return format!("⚠️ {}", escape(&e)),
+    };
+    let store = &bot.inner.store;
+    let result = if id < 0 {
+        if grant {
+            store.authorize_chat(ctx.user, id).await
+        } else {
+            store.unauthorize_chat(ctx.user, id).await
+        }
+    } else if id == bot.inner.auth.owner() {
+        return "The owner needs no authorization.".into();
+    } else if grant {
+        store.set_role(ctx.user, id, Role::Authorized).await.map(|()| true)
+    } else {
+        store.remove_user(ctx.user, id).await
+    };
+    let what = if id < 0 { "Chat" } else { "User" };
+    match (result, grant) {
+        (Ok(true), true) => format!("{what} {id} is authorized."),
+        (Ok(false), true) => format!("{what} {id} was already authorized."),
+        (Ok(true), false) => format!("{what} {id} is no longer authorized."),
+        (Ok(false), false) => format!("{what} {id} was not authorized."),
+        (Err(e), _) => format!("⚠️ The change was not saved: {}", escape(&e.to_string())),
+    }
+}
+
+async fn users<B: Backend>(bot: &Bot<B>) -> String {
+    let store = &bot.inner.store;
+    let (users, chats) = match (store.users().await, store.authorized_chats().await) {
+        (Ok(u), Ok(c)) => (u, c),
+        (Err(e), _) | (_, Err(e)) => {
+            return format!("⚠️ The users could not be read: {}", escape(&e.to_string()));
+        }
+    };
+    let config = &bot.inner.config;
+    let mut out = format!("<b>Owner</b>: {}\n", config.owner_id);
+    let list =
+        |role: Role| users.iter().filter(|u| u.role == role).map(|u| u.id.to_string()).collect::<Vec<_>>();
+    let mut sudo = list(Role::Sudo);
+    sudo.extend(config.auth.sudo_users.iter().map(|u| format!("{u} (config)")));
+    let mut chat_list: Vec<String> = chats.iter().map(ToString::to_string).collect();
+    chat_list.extend(config.auth.authorized_chats.iter().map(|c| format!("{c} (config)")));
+    for (title, items) in [
+        ("Sudo", sudo),
+        ("Authorized users", list(Role::Authorized)),
+        ("Authorized chats", chat_list),
+        ("Banned", list(Role::Banned)),
+    ] {
+        out.push_str(&format!(
+            "<b>{title}</b>: {}\n",
+            if items.is_empty() { "none".into() } else { items.join(", ") }
+        ));
+    }
+    out.trim_end().to_owned()
+}
+
+async fn sudo<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String], grant: bool) -> String {
+    let id = match target(ctx, words, false) {
+        Ok(id) if id > 0 => id,
+        Ok(id) => return format!("⚠️ expected a user id (positive), got {id}"),
+        Err(e) => return format!("⚠️ {}", escape(&e)),
+    };
+    if id == bot.inner.auth.owner() {
+        return "The owner is above sudo.".into();
+    }
+    let store = &bot.inner.store;
+    let result = if grant {
+        store.set_role(ctx.user, id, Role::Sudo).await.map(|()| true)
+    } else {
+        match store.role(id).await {
+            Ok(Some(Role::Sudo)) => store.remove_user(ctx.user, id).await,
+            Ok(_) => Ok(false),
+            Err(e) => Err(e),
+        }
+    };
+    match (result, grant) {
+        (Ok(_), true) => format!("User {id} is sudo."),
+        (Ok(true), false) => format!("User {id} is no longer sudo."),
+        (Ok(false), false) => format!("User {id} was not sudo (sudo users from the config stay)."),
+        (Err(e), _) => format!("⚠️ The change was not saved: {}", escape(&e.to_string())),
+    }
+}
+
+/// Records a privileged action: who, what, to whom.
+async fn audit<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    action: &str,
+    target: Option<i64>,
+    detail: Option<String>,
+) {
+    let entry = NewAuditEntry { actor: ctx.user, action: action.to_owned(), target, detail };
+    if let Err(e) = bot.inner.store.audit(&entry).await {
+        tracing::warn!(action, error = %e, "the audit log could not be written");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_told_apart_from_other_text() {
+        assert!(matches!(source_of("https://x.test/a.iso"), Ok(Source::Url(_))));
+        assert!(matches!(source_of("ftp://x.test/a"), Ok(Source::Url(_))));
+        assert!(matches!(source_of("magnet:?xt=urn:btih:abc"), Ok(Source::Magnet(_))));
+        let e = source_of("hello world").unwrap_err();
+        assert!(e.contains("is not a link") && e.contains("magnet:"), "{e}");
+        let e = source_of("file:///etc/passwd").unwrap_err();
+        assert!(e.contains("unsupported link scheme \"file\""), "{e}");
+        assert!(source_of(&format!("https://x.test/{}", "a".repeat(5000))).is_err());
+    }
+}

@@ -1,0 +1,180 @@
+//! Starting the whole bot from its [`Config`]: the store, the Telegram client and
+//! scheduler, the egress guard, aria2, the engine, and the [`Bot`]; and stopping it so
+//! that every task resumes at the next start.
+
+use std::sync::Arc;
+
+use frankenstein::AsyncTelegramApi;
+use mltb_engine::aria2::{Aria2Config, Aria2Downloader, Aria2Endpoint};
+use mltb_engine::{
+    Downloader, EgressPolicy, EgressProxy, Engine, EngineConfig, LeechDefaults, MirrorDefaults, QueueLimits,
+    StandardPlanner,
+};
+use mltb_store::{AnyBackend, AnyStore, Database, StoreConfig};
+use mltb_telegram::Client;
+use mltb_telegram::scheduler::Scheduler;
+
+use crate::config::Config;
+use crate::{Bot, BotParts, Error};
+
+/// A started bot and what it runs on.
+#[derive(Debug)]
+pub struct Running {
+    /// The bot: [`Bot::run`] it.
+    pub bot: Bot<AnyBackend>,
+    /// The engine.
+    pub engine: Engine<AnyBackend>,
+    /// The store.
+    pub store: Arc<AnyStore>,
+    /// The scheduler every Telegram call goes through.
+    pub scheduler: Scheduler,
+    /// The Telegram client.
+    pub client: Client,
+    /// aria2.
+    pub downloader: Arc<Aria2Downloader>,
+    /// The egress proxy aria2 goes through.
+    pub proxy: Arc<EgressProxy>,
+}
+
+/// Starts everything `config` describes. Needs the bot token (`MLTB_BOT_TOKEN`); asks
+/// Telegram who the bot is (`getMe`), so a wrong token fails here, clearly.
+pub async fn start(config: Config) -> Result<Running, Error> {
+    let token = config.secrets.bot_token.clone().ok_or_else(|| {
+        Error::Config(
+            "MLTB_BOT_TOKEN (or MLTB_BOT_TOKEN_FILE) is not set; get a token from @BotFather".into(),
+        )
+    })?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        Error::Start(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
+    })?;
+
+    let database = match &config.secrets.database_url {
+        Some(url) => Database::Postgres(url.expose().to_owned()),
+        None => Database::Sqlite(config.sqlite_path()),
+    };
+    let store_config = StoreConfig::new()
+        .cache_ttl(config.cache.ttl.0)
+        .cache_bytes(usize::try_from(config.cache.bytes.0).unwrap_or(usize::MAX));
+    let store = Arc::new(AnyStore::open(&database, store_config).await.map_err(|e| {
+        Error::Start(format!("cannot open the database: {}", redact_url(&e.to_string(), &database)))
+    })?);
+
+    let client = Client::builder(token.expose())
+        .api_url(&config.telegram.api_url)
+        .build()
+        .map_err(|e| Error::Config(format!("telegram: {e}")))?;
+    let me = client
+        .get_me()
+        .await
+        .map_err(|e| Error::Start(format!("Telegram did not accept the bot token (getMe): {e}")))?
+        .result;
+    let username = me.username.unwrap_or_default();
+    let scheduler = Scheduler::builder().build(client.clone());
+
+    let mut policy = EgressPolicy::builder().schemes(config.downloads.schemes.iter().cloned());
+    for entry in &config.downloads.allow {
+        policy = policy.allow(entry.clone());
+    }
+    let policy = policy.build().map_err(|e| Error::Config(format!("downloads.allow: {e}")))?;
+    let proxy = Arc::new(
+        EgressProxy::start(policy.clone())
+            .await
+            .map_err(|e| Error::Start(format!("the egress proxy: {e}")))?,
+    );
+    let downloader = Arc::new(if config.downloads.aria2_endpoints.is_empty() {
+        let aria2 = Aria2Config::new(config.data_dir.join("aria2"))
+            .program(&config.downloads.aria2c)
+            .egress(proxy.clone());
+        Aria2Downloader::supervised(aria2).await.map_err(|e| Error::Start(format!("aria2c: {e}")))?
+    } else {
+        let mut endpoints = Vec::new();
+        for e in &config.downloads.aria2_endpoints {
+            let secret = match &e.secret_env {
+                Some(var) => std::env::var(var).map_err(|_| {
+                    Error::Config(format!(
+                        "downloads.aria2_endpoints {}: the variable {var} named in secret_env is not set",
+                        e.name
+                    ))
+                })?,
+                None => String::new(),
+            };
+            endpoints.push(Aria2Endpoint::new(e.name.clone(), e.url.clone(), secret));
+        }
+        let strategy = "round_robin".parse().map_err(|e| Error::Config(format!("aria2 balancer: {e}")))?;
+        Aria2Downloader::endpoints(endpoints, strategy)
+            .await
+            .map_err(|e| Error::Start(format!("aria2 endpoints: {e}")))?
+    });
+
+    let mut leech = LeechDefaults::for_limit(config.upload_limit()).dump_chat(config.leech.dump_chat);
+    leech.split_size = config.leech_split_size();
+    let mut mirror =
+        MirrorDefaults::default().program(&config.mirror.rclone).flags(config.mirror.flags.iter().cloned());
+    if let Some(dest) = &config.mirror.destination {
+        mirror = mirror.destination(dest.clone());
+    }
+    if let Some(file) = &config.secrets.rclone_config {
+        mirror = mirror.config_file(file.expose());
+    }
+    let planner = Arc::new(StandardPlanner::new(scheduler.clone(), store.clone(), leech, mirror));
+    let q = &config.queue;
+    let mut limits = QueueLimits::new().min_free_disk(q.min_free_disk.0);
+    if let Some(n) = q.all {
+        limits = limits.all(n);
+    }
+    if let Some(n) = q.download {
+        limits = limits.download(n);
+    }
+    if let Some(n) = q.upload {
+        limits = limits.upload(n);
+    }
+    if let Some(n) = q.per_user {
+        limits = limits.per_user(n);
+    }
+    let engine_config = EngineConfig::new(config.download_dir())
+        .egress(Arc::new(policy))
+        .limits(limits)
+        .keep_failed(q.keep_failed);
+    let dl: Arc<dyn Downloader> = downloader.clone();
+    let engine = Engine::start(store.clone(), dl, planner, engine_config)
+        .await
+        .map_err(|e| Error::Start(format!("the engine: {e}")))?;
+    let bot = Bot::new(BotParts::new(
+        config,
+        store.clone(),
+        engine.clone(),
+        client.clone(),
+        scheduler.clone(),
+        username,
+    ))?;
+    Ok(Running { bot, engine, store, scheduler, client, downloader, proxy })
+}
+
+impl Running {
+    /// Stops the engine (tasks keep their state and resume at the next start), the
+    /// scheduler (after what is queued) and the store (after pending writes).
+    pub async fn shutdown(self) {
+        self.engine.shutdown().await;
+        self.scheduler.shutdown().await;
+        self.store.close().await;
+        if let Ok(downloader) = Arc::try_unwrap(self.downloader) {
+            downloader.shutdown().await;
+        }
+    }
+}
+
+/// `text` without the database URL's password.
+fn redact_url(text: &str, database: &Database) -> String {
+    match database {
+        Database::Postgres(url) => {
+            let mut out = text.replace(url.as_str(), "[MLTB_DATABASE_URL]");
+            if let Some(p) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned))
+                && !p.is_empty()
+            {
+                out = out.replace(&p, "[redacted]");
+            }
+            out
+        }
+        _ => text.to_owned(),
+    }
+}
