@@ -123,3 +123,137 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
     let _ = bot.child.wait().await;
     sim.shutdown().await;
 }
+
+/// Waits until `/status` in `CHAT` shows task `id` downloading with some bytes done.
+async fn until_downloading(sim: &Sim, id: i64, secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let before = texts_to(&sim.sent(), CHAT).len();
+        sim.send_text(CHAT, USER, "/status");
+        let sent = until(sim, 15, "a status reply", |s| texts_to(s, CHAT).len() > before).await;
+        let last = texts_to(&sent, CHAT).pop().unwrap_or_default();
+        if last.contains(&format!("#{id}")) && last.contains("downloading") && !last.contains("· 0 B") {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task {id} never showed progress: {last}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mirror_lands_in_the_rclone_remote_and_a_cancel_stops_a_task() {
+    let body = data(1_200_000);
+    let slow = mltb_testkit::ServedFile::new(data(4_000_000)).drip(32 << 10, Duration::from_millis(100));
+    let server = FileServer::builder()
+        .file("/files/doc.pdf", body.clone())
+        .serve("/files/slow.iso", slow)
+        .start()
+        .await
+        .unwrap();
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    let dest = format!(":local:{}", cloud.display());
+    let mut bot = Bot::start(&sim, dir.path(), &[("MLTB_MIRROR_DESTINATION", &dest)]);
+
+    sim.send_text(CHAT, USER, &format!("/mirror {}", server.url("/files/doc.pdf")));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let landed = loop {
+        let found = walk(&cloud).into_iter().find(|p| p.file_name().is_some_and(|n| n == "doc.pdf"));
+        if let Some(p) = found
+            && std::fs::read(&p).is_ok_and(|b| b == body)
+        {
+            break p;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the mirror never landed in {}", cloud.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(landed.starts_with(&cloud));
+
+    // A regular user may not name an inline remote (it could write anywhere).
+    sim.send_text(CHAT, USER, &format!("/mirror {} -up :local:/tmp/elsewhere", server.url("/files/doc.pdf")));
+    until(&sim, 15, "the inline-remote refusal", |s| {
+        texts_to(s, CHAT).iter().any(|t| t.contains("inline rclone remotes"))
+    })
+    .await;
+
+    // /cancel of someone else's task is refused; the task's user cancels it.
+    sim.send_text(CHAT, USER, &format!("/leech {}", server.url("/files/slow.iso")));
+    until(&sim, 15, "task 2 queued", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Task #2 queued")))
+        .await;
+    until_downloading(&sim, 2, 30).await;
+    sim.send_text(CHAT, STRANGER + 1, "/cancel 2");
+    until(&sim, 15, "the refusal to cancel", |s| {
+        texts_to(s, CHAT).iter().any(|t| t.contains("is not yours"))
+    })
+    .await;
+    sim.send_text(CHAT, USER, "/cancel 2");
+    until(&sim, 15, "the cancel", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Cancelling task #2")))
+        .await;
+    let task_dir = dir.path().join("data/downloads/2");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while task_dir.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "the cancelled task's files are still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!sim.sent().iter().any(|o| o.method == "sendDocument"), "nothing of the cancelled task was sent");
+    assert_eq!(sim.stats().responses_429, 0);
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+    sim.shutdown().await;
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_download_the_bot_resumes_and_finishes_on_restart() {
+    let body = data(3_000_000);
+    let slow = mltb_testkit::ServedFile::new(body.clone()).drip(32 << 10, Duration::from_millis(50));
+    let server = FileServer::builder().serve("/files/big.bin", slow).start().await.unwrap();
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let split = [("MLTB_LEECH_SPLIT_SIZE", "1MB")];
+    let mut bot = Bot::start(&sim, dir.path(), &split);
+    sim.send_text(CHAT, USER, &format!("/leech {}", server.url("/files/big.bin")));
+    until(&sim, 15, "task 1 queued", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Task #1 queued")))
+        .await;
+    until_downloading(&sim, 1, 30).await;
+    bot.child.start_kill().unwrap(); // SIGKILL
+    let _ = bot.child.wait().await;
+
+    let mut bot = Bot::start(&sim, dir.path(), &split);
+    let sent = until(&sim, 90, "three parts after the restart", |s| {
+        s.iter().filter(|o| o.method == "sendDocument" && o.chat_id == CHAT).count() >= 3
+    })
+    .await;
+    let got: Vec<String> = sent
+        .iter()
+        .filter(|o| o.method == "sendDocument" && o.chat_id == CHAT)
+        .map(|o| o.file.as_ref().unwrap().sha256.clone())
+        .collect();
+    let want: Vec<String> = body.chunks(1_000_000).map(|c| format!("{:x}", Sha256::digest(c))).collect();
+    assert_eq!(got, want, "every part, once, with the source's bytes");
+    let resumed =
+        server.ranges_for("/files/big.bin").into_iter().flatten().any(|r| !r.starts_with("bytes=0-"));
+    assert!(
+        resumed,
+        "the restarted download continued from its partial data: {:?}",
+        server.ranges_for("/files/big.bin")
+    );
+    assert_eq!(sim.stats().responses_429, 0);
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+    sim.shutdown().await;
+}

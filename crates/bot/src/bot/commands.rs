@@ -199,10 +199,15 @@ async fn task<B: Backend>(
             );
         }
     };
-    if let (Some(dest), TaskKind::Mirror) = (&args.upload, kind)
-        && let Err(e) = mltb_engine::mirror::MirrorTarget::parse(dest)
-    {
-        return format!("⚠️ -up: {}", escape(&e.to_string()));
+    if let (Some(dest), TaskKind::Mirror) = (&args.upload, kind) {
+        if let Err(e) = mltb_engine::mirror::MirrorTarget::parse(dest) {
+            return format!("⚠️ -up: {}", escape(&e.to_string()));
+        }
+        // An inline remote (`:local:/any/path`, `:sftp,host=…:`) can write anywhere the
+        // bot can: only the owner and sudo users may name one.
+        if dest.trim_start().starts_with(':') && !ctx.access.is_admin() {
+            return "⛔ -up: inline rclone remotes (<code>:backend:…</code>) are for the owner and sudo users; use a remote from the bot's rclone config (<code>remote:path</code>).".into();
+        }
     }
     if kind == TaskKind::Mirror && args.upload.is_none() && bot.inner.config.mirror.destination.is_none() {
         return "⚠️ No mirror destination: give one with <code>-up remote:path</code>, or set mirror.destination in the config.".into();
