@@ -71,6 +71,10 @@ async fn main() -> ExitCode {
 
 /// Runs the bot until SIGINT or SIGTERM; `/restart` starts it again in place.
 async fn run(config: Config) -> ExitCode {
+    if let Err(e) = mltb_bot::logging::init(&config) {
+        eprintln!("mltb: {e}");
+        return ExitCode::from(2);
+    }
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {

@@ -118,6 +118,30 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
         texts_to(&sent, CHAT)
     );
 
+    // Admin commands: a regular user is told no; the owner gets the log as a file with
+    // no secret in it.
+    sim.send_text(CHAT, USER, "/log");
+    until(&sim, 15, "the refusal of /log", |s| {
+        texts_to(s, CHAT).iter().any(|t| t.contains("/log is for the owner"))
+    })
+    .await;
+    sim.send_text(CHAT, OWNER, "/log");
+    let sent = until(&sim, 15, "the log", |s| {
+        s.iter().any(|o| {
+            o.method == "sendDocument" && o.file.as_ref().is_some_and(|f| f.name.starts_with("mltb-log-"))
+        })
+    })
+    .await;
+    let log = sent.iter().find(|o| o.file.as_ref().is_some_and(|f| f.name.starts_with("mltb-log-"))).unwrap();
+    assert!(log.file.as_ref().unwrap().size > 0);
+    let secret = sim.token().split(':').nth(1).unwrap().to_owned();
+    for file in walk(sim.files_dir()) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains(&secret), "the token is in {}", file.display());
+    }
+    let logged = std::fs::read_to_string(dir.path().join("data/mltb.log")).unwrap();
+    assert!(logged.contains("INFO") && !logged.contains(&secret), "the log file exists, without the token");
+
     assert_eq!(sim.stats().responses_429, 0, "no 429 from the simulator");
     bot.child.start_kill().unwrap();
     let _ = bot.child.wait().await;

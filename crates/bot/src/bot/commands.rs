@@ -154,7 +154,7 @@ async fn run<B: Backend>(
         }
         ("addsudo", _) => Some(sudo(bot, ctx, &words, true).await),
         ("rmsudo", _) => Some(sudo(bot, ctx, &words, false).await),
-        ("log", _) => Some("Not available yet: the log file comes with the bot's telemetry.".into()),
+        ("log", _) => log(bot, ctx).await,
         ("restart", _) => {
             audit(bot, ctx, "restart", None, None).await;
             bot.inner.restart.cancel();
@@ -558,6 +558,41 @@ async fn sudo<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String], grant: bool
         (Ok(true), false) => format!("User {id} is no longer sudo."),
         (Ok(false), false) => format!("User {id} was not sudo (sudo users from the config stay)."),
         (Err(e), _) => format!("⚠️ The change was not saved: {}", escape(&e.to_string())),
+    }
+}
+
+/// `/log`: the end of the log file, secrets removed, as a document.
+async fn log<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> Option<String> {
+    let config = &bot.inner.config;
+    let redactor = crate::logging::Redactor::for_config(config);
+    let text = match crate::logging::tail(&config.log_file(), &redactor) {
+        Ok(t) if !t.is_empty() => t,
+        Ok(_) => return Some("The log is empty.".into()),
+        Err(e) => {
+            return Some(format!(
+                "⚠️ The log file {} cannot be read: {}",
+                escape(&config.log_file().display().to_string()),
+                escape(&e.to_string())
+            ));
+        }
+    };
+    let dir = config.data_dir.join("exports");
+    let path = dir.join(format!("mltb-log-{}.txt", mltb_engine::DownloadId::random()));
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await.and(tokio::fs::write(&path, text.as_bytes()).await)
+    {
+        return Some(format!("⚠️ The log could not be prepared: {}", escape(&e.to_string())));
+    }
+    audit(bot, ctx, "log", None, None).await;
+    let params = frankenstein::methods::SendDocumentParams::builder()
+        .chat_id(ctx.chat)
+        .document(frankenstein::input_file::InputFile { path: path.clone() })
+        .caption(format!("The last {} of the log, secrets removed", human_size(text.len() as u64)))
+        .build();
+    let sent = bot.inner.scheduler.send(mltb_telegram::scheduler::Request::SendDocument(params)).await;
+    let _ = tokio::fs::remove_file(&path).await;
+    match sent {
+        Ok(_) => None,
+        Err(e) => Some(format!("⚠️ The log could not be sent: {}", escape(&e.to_string()))),
     }
 }
 
