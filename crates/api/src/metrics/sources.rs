@@ -273,7 +273,7 @@ fn pool_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_pool::Me
         enc,
         "mltb_pool_utilization",
         "Mean busy connections over the maximum size, over the pool's trailing window.",
-        Some(Unit::Ratios),
+        Some(Unit::Other("ratio".into())),
         named(list, "pool", |m| m.utilization),
     )?;
     gauges(enc, "mltb_pool_waiting", "Checkouts waiting for a connection now.", None, named(list, "pool", |m| u64::from(m.waiting)))?;
