@@ -72,6 +72,12 @@ impl<B: Backend> TaskEngine for Engine<B> {
     }
 
     async fn recent(&self, limit: u32) -> mltb_store::Result<Vec<Task>> {
-        Ok(self.store().tasks_with_files(TaskFilter::Recent(limit)).await?.into_iter().map(|t| t.task).collect())
+        Ok(self
+            .store()
+            .tasks_with_files(TaskFilter::Recent(limit))
+            .await?
+            .into_iter()
+            .map(|t| t.task)
+            .collect())
     }
 }

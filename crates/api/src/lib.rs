@@ -96,7 +96,7 @@ pub use metrics::{
     TelegramStats,
 };
 pub use model::{ByteCounts, CancelAccepted, DiskInfo, ErrorBody, Stats, TaskCounts, TaskInfo, TaskList};
-pub use ready::{CheckResult, FnCheck, ReadyCheck, Readiness, StoreCheck};
+pub use ready::{CheckResult, FnCheck, Readiness, ReadyCheck, StoreCheck};
 pub use server::{Api, ApiBuilder, Running};
 
 /// The README's example, compiled as a doctest.

@@ -196,11 +196,10 @@ mod tests {
         ];
         let r = run(&checks, Duration::from_secs(2)).await;
         assert!(!r.ready);
-        assert_eq!(r.checks.iter().map(|c| (c.name.as_str(), c.ok)).collect::<Vec<_>>(), [
-            ("fast", true),
-            ("slow", false),
-            ("broken", false)
-        ]);
+        assert_eq!(
+            r.checks.iter().map(|c| (c.name.as_str(), c.ok)).collect::<Vec<_>>(),
+            [("fast", true), ("slow", false), ("broken", false)]
+        );
         assert_eq!(r.checks[1].error.as_deref(), Some("timed out after 2s"));
         assert!(r.checks[2].error.as_ref().unwrap().len() <= MAX_REASON + 3);
     }

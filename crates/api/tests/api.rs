@@ -27,9 +27,17 @@ async fn tasks_are_listed_read_and_cancelled_over_http() {
     assert_eq!((t.kind.as_deref(), t.name.as_deref()), (Some("leech"), Some("hang.bin")));
     assert_eq!((t.done_bytes, t.size_bytes, t.speed_bytes_per_second), (1000, Some(10_000), 250));
 
-    let list: TaskList =
-        c.get(s.url("/api/v1/tasks?finished=10")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
-    let states: Vec<(i64, &str, bool)> = list.tasks.iter().map(|t| (t.id, t.state.as_str(), t.live)).collect();
+    let list: TaskList = c
+        .get(s.url("/api/v1/tasks?finished=10"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let states: Vec<(i64, &str, bool)> =
+        list.tasks.iter().map(|t| (t.id, t.state.as_str(), t.live)).collect();
     assert_eq!(states, [(hang.id, "downloading", true), (done.id, "completed", false)]);
     assert!(list.tasks[1].finished_at_ms.is_some());
 
@@ -57,9 +65,13 @@ async fn tasks_are_listed_read_and_cancelled_over_http() {
     assert_eq!(junk.status(), StatusCode::BAD_REQUEST);
 
     // Cancel: accepted, then the engine finishes it as cancelled.
-    let cancel = c.post(s.url(&format!("/api/v1/tasks/{}/cancel", hang.id))).bearer_auth(TOKEN).send().await.unwrap();
+    let cancel =
+        c.post(s.url(&format!("/api/v1/tasks/{}/cancel", hang.id))).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(cancel.status(), StatusCode::ACCEPTED);
-    assert_eq!(cancel.json::<serde_json::Value>().await.unwrap(), serde_json::json!({"id": hang.id, "cancelling": true}));
+    assert_eq!(
+        cancel.json::<serde_json::Value>().await.unwrap(),
+        serde_json::json!({"id": hang.id, "cancelling": true})
+    );
     tokio::time::timeout(Duration::from_secs(10), w.engine.wait(hang.id)).await.unwrap();
     assert_eq!(w.downloads.cancelled.lock().unwrap().len(), 1, "the download itself was cancelled");
     let after: TaskInfo = c
@@ -73,12 +85,17 @@ async fn tasks_are_listed_read_and_cancelled_over_http() {
         .unwrap();
     assert_eq!((after.live, after.state.as_str()), (false, "cancelled"));
 
-    let again = c.post(s.url(&format!("/api/v1/tasks/{}/cancel", hang.id))).bearer_auth(TOKEN).send().await.unwrap();
+    let again =
+        c.post(s.url(&format!("/api/v1/tasks/{}/cancel", hang.id))).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(again.status(), StatusCode::CONFLICT);
-    assert_eq!(again.json::<ErrorBody>().await.unwrap().error, format!("task {} is already cancelled", hang.id));
+    assert_eq!(
+        again.json::<ErrorBody>().await.unwrap().error,
+        format!("task {} is already cancelled", hang.id)
+    );
     let unknown = c.post(s.url("/api/v1/tasks/999/cancel")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    let wrong_method = c.get(s.url(&format!("/api/v1/tasks/{}/cancel", hang.id))).bearer_auth(TOKEN).send().await.unwrap();
+    let wrong_method =
+        c.get(s.url(&format!("/api/v1/tasks/{}/cancel", hang.id))).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
 
     s.stop.cancel();
@@ -103,7 +120,8 @@ async fn api_routes_need_the_token_and_open_routes_do_not() {
     let body = wrong.text().await.unwrap();
     assert!(!body.contains(TOKEN), "the token is not echoed: {body}");
 
-    let basic = c.get(s.url("/api/v1/tasks")).header("authorization", format!("Basic {TOKEN}")).send().await.unwrap();
+    let basic =
+        c.get(s.url("/api/v1/tasks")).header("authorization", format!("Basic {TOKEN}")).send().await.unwrap();
     assert_eq!(basic.status(), StatusCode::UNAUTHORIZED);
     // Unknown paths under /api do not tell a stranger whether they exist.
     let unknown = c.get(s.url("/api/v2/nothing")).send().await.unwrap();
@@ -127,7 +145,10 @@ async fn api_routes_need_the_token_and_open_routes_do_not() {
     // protect_metrics puts /metrics behind the token.
     let guarded = serve(w.api(World::config().protect_metrics(true))).await;
     assert_eq!(c.get(guarded.url("/metrics")).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(c.get(guarded.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(
+        c.get(guarded.url("/metrics")).bearer_auth(TOKEN).send().await.unwrap().status(),
+        StatusCode::OK
+    );
     assert_eq!(c.get(guarded.url("/health")).send().await.unwrap().status(), StatusCode::OK);
 }
 
@@ -137,7 +158,10 @@ async fn the_rate_limit_answers_429_with_retry_after_and_counts_it() {
     let s = serve(w.api(World::config().rate("2/min burst 2".parse().unwrap()))).await;
     let c = client();
     for _ in 0..2 {
-        assert_eq!(c.get(s.url("/api/v1/tasks")).bearer_auth(TOKEN).send().await.unwrap().status(), StatusCode::OK);
+        assert_eq!(
+            c.get(s.url("/api/v1/tasks")).bearer_auth(TOKEN).send().await.unwrap().status(),
+            StatusCode::OK
+        );
     }
     let limited = c.get(s.url("/api/v1/tasks")).bearer_auth(TOKEN).send().await.unwrap();
     assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -172,16 +196,18 @@ async fn ready_names_every_failing_check() {
     assert_eq!(r.status(), StatusCode::OK);
     let body: Readiness = r.json().await.unwrap();
     assert!(body.ready);
-    assert_eq!(body.checks.iter().map(|c| (c.name.as_str(), c.ok)).collect::<Vec<_>>(), [
-        ("store", true),
-        ("aria2", true)
-    ]);
+    assert_eq!(
+        body.checks.iter().map(|c| (c.name.as_str(), c.ok)).collect::<Vec<_>>(),
+        [("store", true), ("aria2", true)]
+    );
 
     let failing = serve(
         w.api(World::config().ready_timeout(Duration::from_millis(200)))
             .ready_check(StoreCheck::new(w.store.clone()))
-            .ready_check(FnCheck::new("aria2", || async { Err("connection refused at 127.0.0.1:6800".to_string()) }))
-            .ready_check(FnCheck::new("telegram", || std::future::pending())),
+            .ready_check(FnCheck::new("aria2", || async {
+                Err("connection refused at 127.0.0.1:6800".to_string())
+            }))
+            .ready_check(FnCheck::new("telegram", std::future::pending)),
     )
     .await;
     let r = c.get(failing.url("/ready")).send().await.unwrap();
@@ -190,10 +216,13 @@ async fn ready_names_every_failing_check() {
     assert!(!body.ready);
     let failed: Vec<(&str, Option<&str>)> =
         body.checks.iter().filter(|c| !c.ok).map(|c| (c.name.as_str(), c.error.as_deref())).collect();
-    assert_eq!(failed, [
-        ("aria2", Some("connection refused at 127.0.0.1:6800")),
-        ("telegram", Some("timed out after 200ms"))
-    ]);
+    assert_eq!(
+        failed,
+        [
+            ("aria2", Some("connection refused at 127.0.0.1:6800")),
+            ("telegram", Some("timed out after 200ms"))
+        ]
+    );
     assert!(body.checks[0].ok, "the store still answers");
 }
 
@@ -203,10 +232,12 @@ async fn stats_and_query_diagnostics() {
     let hang = w.submit("http://files.example/hang-1.bin").await;
     w.until_downloading(hang.id).await;
     w.metrics.add_downloaded_bytes(1234);
-    let s = serve(w.api(World::config()).download_dir(w.download_dir()).query_analyzer(w.analyzer.clone())).await;
+    let s =
+        serve(w.api(World::config()).download_dir(w.download_dir()).query_analyzer(w.analyzer.clone())).await;
     let c = client();
 
-    let stats: Stats = c.get(s.url("/api/v1/stats")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let stats: Stats =
+        c.get(s.url("/api/v1/stats")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
     assert_eq!((stats.tasks.downloading, stats.tasks.queued), (1, 0));
     assert_eq!((stats.queue.downloading, stats.queue.waiting), (1, 0));
     assert_eq!((stats.bytes.downloaded, stats.bytes.live_done, stats.bytes.live_speed), (1234, 1000, 250));
@@ -216,8 +247,15 @@ async fn stats_and_query_diagnostics() {
     assert!(stats.process.resident_memory_bytes.unwrap() > 0);
     assert!(stats.uptime_seconds >= 0.0);
 
-    let report: serde_json::Value =
-        c.get(s.url("/api/v1/diagnostics/queries")).bearer_auth(TOKEN).send().await.unwrap().json().await.unwrap();
+    let report: serde_json::Value = c
+        .get(s.url("/api/v1/diagnostics/queries"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(report["counters"]["events"].as_u64().unwrap() > 0, "the store's queries were seen: {report}");
     assert!(report["top_queries"].as_array().is_some_and(|q| !q.is_empty()), "{report}");
 
@@ -246,7 +284,8 @@ async fn a_port_in_use_is_an_error_naming_the_address() {
     let w = World::new().await;
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap();
-    let err = w.api(World::config().bind(addr)).build().unwrap().serve(std::future::pending()).await.unwrap_err();
+    let err =
+        w.api(World::config().bind(addr)).build().unwrap().serve(std::future::pending()).await.unwrap_err();
     assert!(!err.is_config());
     assert!(err.to_string().starts_with(&format!("cannot listen on {addr}: ")), "{err}");
 }

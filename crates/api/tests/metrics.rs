@@ -38,8 +38,10 @@ async fn busy() -> (World, support::Served, Scheduler) {
     m.add_telegram("main", move || TelegramStats::of(&sched));
     m.add_uploaded_bytes(4);
     m.rate_limit_rejected("commands", "guest");
-    let s = serve(w.api(support::World::config()).download_dir(w.download_dir()).query_analyzer(w.analyzer.clone()))
-        .await;
+    let s = serve(
+        w.api(support::World::config()).download_dir(w.download_dir()).query_analyzer(w.analyzer.clone()),
+    )
+    .await;
     let c = client();
     for path in [format!("/api/v1/tasks/{}", done.id), "/api/v1/tasks/424242".into(), "/nope/123".into()] {
         c.get(s.url(&path)).bearer_auth(TOKEN).send().await.unwrap();
@@ -60,7 +62,12 @@ async fn openmetrics_declares_every_family_once_with_help() {
     let (_w, s, _sched) = busy().await;
     let r = client().get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text; version=1.0.0"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text; version=1.0.0")
+    );
     let text = r.text().await.unwrap();
     assert!(text.ends_with("# EOF\n"), "{text}");
     if let Some(path) = std::env::var_os("MLTB_API_DUMP_METRICS") {
@@ -135,7 +142,8 @@ async fn openmetrics_declares_every_family_once_with_help() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_prometheus_text_format() {
     let (_w, s, _sched) = busy().await;
-    let r = client().get(s.url("/metrics")).header("accept", "text/plain;version=0.0.4").send().await.unwrap();
+    let r =
+        client().get(s.url("/metrics")).header("accept", "text/plain;version=0.0.4").send().await.unwrap();
     assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     let text = r.text().await.unwrap();
     assert!(!text.contains("# EOF"));

@@ -30,7 +30,10 @@ fn certs() -> Certs {
     Certs { files: TlsFiles::new(cert, key), pem: made.cert.pem(), der: made.cert.der().clone(), _dir: dir }
 }
 
-fn client_config(certs: &Certs, versions: &[&'static rustls::SupportedProtocolVersion]) -> Arc<rustls::ClientConfig> {
+fn client_config(
+    certs: &Certs,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(certs.der.clone()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());

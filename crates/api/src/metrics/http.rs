@@ -65,7 +65,11 @@ pub(crate) async fn track(State(metrics): State<Arc<Metrics>>, req: Request, nex
     metrics
         .http
         .requests
-        .get_or_create(&RequestLabels { method, route: route.clone(), status: response.status().as_u16().to_string() })
+        .get_or_create(&RequestLabels {
+            method,
+            route: route.clone(),
+            status: response.status().as_u16().to_string(),
+        })
         .inc();
     metrics.http.duration.get_or_create(&RouteLabels { method, route }).observe(elapsed);
     response

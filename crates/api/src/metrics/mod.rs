@@ -20,8 +20,8 @@ use prometheus_client::registry::{Registry, Unit};
 pub(crate) use self::http::track;
 use self::http::{RejectionLabels, RequestLabels, RouteLabels};
 pub use self::process::{DiskStats, ProcessStats};
-use self::sources::{SourceCollector, Sources};
 pub use self::sources::TelegramStats;
+use self::sources::{SourceCollector, Sources};
 use crate::engine::TaskEngine;
 
 /// The `Content-Type` of OpenMetrics text 1.0.0.
@@ -30,7 +30,8 @@ pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; versio
 pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
 /// Bucket bounds of `mltb_http_request_duration_seconds`, in seconds.
-const LATENCY_BUCKETS: [f64; 13] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: [f64; 13] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
@@ -143,7 +144,11 @@ impl Metrics {
             Unit::Seconds,
             http.duration.clone(),
         );
-        registry.register("mltb_http_requests_in_flight", "HTTP requests being answered now", http.in_flight.clone());
+        registry.register(
+            "mltb_http_requests_in_flight",
+            "HTTP requests being answered now",
+            http.in_flight.clone(),
+        );
         let rejections = Family::<RejectionLabels, Counter>::default();
         registry.register(
             "mltb_rate_limit_rejections",
@@ -171,7 +176,11 @@ impl Metrics {
         let sources = Arc::new(RwLock::new(Sources::default()));
         let started = Instant::now();
         let started_unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        registry.register_collector(Box::new(SourceCollector { sources: sources.clone(), started, started_unix }));
+        registry.register_collector(Box::new(SourceCollector {
+            sources: sources.clone(),
+            started,
+            started_unix,
+        }));
         Self { registry: Mutex::new(registry), sources, http, rejections, downloaded, uploaded, started }
     }
 
@@ -228,7 +237,9 @@ impl Metrics {
     /// own under `limiter="api", tier="client"`; `mltb-ratelimit` keeps no such count, so
     /// the bot calls this where its checks fail.
     pub fn rate_limit_rejected(&self, limiter: &str, tier: &str) {
-        self.rejections.get_or_create(&RejectionLabels { limiter: limiter.to_owned(), tier: tier.to_owned() }).inc();
+        self.rejections
+            .get_or_create(&RejectionLabels { limiter: limiter.to_owned(), tier: tier.to_owned() })
+            .inc();
     }
 
     /// Adds `bytes` to `mltb_downloaded_bytes_total` (the binary feeds it from its

@@ -10,9 +10,7 @@ use std::time::Instant;
 use mltb_store::TaskState;
 use mltb_telegram::scheduler::{Scheduler, SchedulerStats};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeCounterValue, EncodeGaugeValue, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
@@ -157,10 +155,28 @@ fn read<T>(list: &[(String, Source<T>)]) -> Vec<(String, T)> {
 impl SourceCollector {
     fn process(&self, enc: &mut DescriptorEncoder<'_>) -> fmt::Result {
         let p = ProcessStats::read();
-        counters(enc, "process_cpu", "User and system CPU time spent.", Some(Unit::Seconds), one(p.cpu_seconds))?;
+        counters(
+            enc,
+            "process_cpu",
+            "User and system CPU time spent.",
+            Some(Unit::Seconds),
+            one(p.cpu_seconds),
+        )?;
         let opt = |v: Option<u64>| v.map(one).unwrap_or_default();
-        gauges(enc, "process_resident_memory", "Resident memory size.", Some(Unit::Bytes), opt(p.resident_memory_bytes))?;
-        gauges(enc, "process_virtual_memory", "Virtual memory size.", Some(Unit::Bytes), opt(p.virtual_memory_bytes))?;
+        gauges(
+            enc,
+            "process_resident_memory",
+            "Resident memory size.",
+            Some(Unit::Bytes),
+            opt(p.resident_memory_bytes),
+        )?;
+        gauges(
+            enc,
+            "process_virtual_memory",
+            "Virtual memory size.",
+            Some(Unit::Bytes),
+            opt(p.virtual_memory_bytes),
+        )?;
         gauges(enc, "process_open_fds", "Open file descriptors.", None, opt(p.open_fds))?;
         gauges(enc, "process_max_fds", "Limit on open file descriptors.", None, opt(p.max_fds))?;
         gauges(
@@ -185,7 +201,9 @@ fn engine_families(enc: &mut DescriptorEncoder<'_>, engine: &dyn TaskEngine) -> 
     let by_state = |f: &dyn Fn(&mltb_engine::TaskView) -> u64| -> Vec<(Labels, u64)> {
         LIVE_STATES
             .iter()
-            .map(|s| (vec![("state", s.as_str().to_owned())], live.iter().filter(|v| v.state == *s).map(f).sum()))
+            .map(|s| {
+                (vec![("state", s.as_str().to_owned())], live.iter().filter(|v| v.state == *s).map(f).sum())
+            })
             .collect()
     };
     gauges(enc, "mltb_tasks", "Tasks running in this process, by state.", None, by_state(&|_| 1))?;
@@ -231,10 +249,30 @@ fn telegram_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, TelegramS
     c("mltb_telegram_requests", "Requests submitted to the Telegram scheduler.", |s| s.submitted, enc)?;
     c("mltb_telegram_attempts", "Requests sent to the Bot API, retries included.", |s| s.attempts, enc)?;
     c("mltb_telegram_errors", "Requests that resolved to an error.", |s| s.failed, enc)?;
-    c("mltb_telegram_rate_limited", "429 Too Many Requests answers from the Bot API.", |s| s.rate_limited, enc)?;
-    c("mltb_telegram_retries", "Retries after 5xx answers, network errors and timeouts.", |s| s.retried, enc)?;
-    c("mltb_telegram_edits_coalesced", "Edits merged into a later edit of the same message.", |s| s.coalesced, enc)?;
-    c("mltb_telegram_edits_unchanged", "Edits skipped because the message already showed that text.", |s| s.unchanged, enc)?;
+    c(
+        "mltb_telegram_rate_limited",
+        "429 Too Many Requests answers from the Bot API.",
+        |s| s.rate_limited,
+        enc,
+    )?;
+    c(
+        "mltb_telegram_retries",
+        "Retries after 5xx answers, network errors and timeouts.",
+        |s| s.retried,
+        enc,
+    )?;
+    c(
+        "mltb_telegram_edits_coalesced",
+        "Edits merged into a later edit of the same message.",
+        |s| s.coalesced,
+        enc,
+    )?;
+    c(
+        "mltb_telegram_edits_unchanged",
+        "Edits skipped because the message already showed that text.",
+        |s| s.unchanged,
+        enc,
+    )?;
     gauges(
         enc,
         "mltb_telegram_queue_depth",
@@ -245,20 +283,58 @@ fn telegram_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, TelegramS
 }
 
 fn cache_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_cache::Stats)]) -> fmt::Result {
-    counters(enc, "mltb_cache_hits", "Cache reads that found a live entry.", None, named(list, "cache", |s| s.hits))?;
-    counters(enc, "mltb_cache_misses", "Cache reads that found nothing or an expired entry.", None, named(list, "cache", |s| s.misses))?;
-    counters(enc, "mltb_cache_inserts", "Entries written to the cache.", None, named(list, "cache", |s| s.inserts))?;
+    counters(
+        enc,
+        "mltb_cache_hits",
+        "Cache reads that found a live entry.",
+        None,
+        named(list, "cache", |s| s.hits),
+    )?;
+    counters(
+        enc,
+        "mltb_cache_misses",
+        "Cache reads that found nothing or an expired entry.",
+        None,
+        named(list, "cache", |s| s.misses),
+    )?;
+    counters(
+        enc,
+        "mltb_cache_inserts",
+        "Entries written to the cache.",
+        None,
+        named(list, "cache", |s| s.inserts),
+    )?;
     let mut evictions = Vec::new();
     for (name, s) in list {
         let e = &s.evictions;
-        for (cause, n) in [("size", e.size), ("expired", e.expired), ("replaced", e.replaced), ("removed", e.removed)] {
+        for (cause, n) in
+            [("size", e.size), ("expired", e.expired), ("replaced", e.replaced), ("removed", e.removed)]
+        {
             evictions.push((vec![("cache", name.clone()), ("cause", cause.to_owned())], n));
         }
     }
     counters(enc, "mltb_cache_evictions", "Entries that left the cache, by cause.", None, evictions)?;
-    gauges(enc, "mltb_cache_size", "Bytes the cache holds, as weighed.", Some(Unit::Bytes), named(list, "cache", |s| s.bytes as u64))?;
-    gauges(enc, "mltb_cache_capacity", "The cache's byte budget.", Some(Unit::Bytes), named(list, "cache", |s| s.max_bytes as u64))?;
-    gauges(enc, "mltb_cache_entries", "Entries the cache holds.", None, named(list, "cache", |s| s.entries as u64))
+    gauges(
+        enc,
+        "mltb_cache_size",
+        "Bytes the cache holds, as weighed.",
+        Some(Unit::Bytes),
+        named(list, "cache", |s| s.bytes as u64),
+    )?;
+    gauges(
+        enc,
+        "mltb_cache_capacity",
+        "The cache's byte budget.",
+        Some(Unit::Bytes),
+        named(list, "cache", |s| s.max_bytes as u64),
+    )?;
+    gauges(
+        enc,
+        "mltb_cache_entries",
+        "Entries the cache holds.",
+        None,
+        named(list, "cache", |s| s.entries as u64),
+    )
 }
 
 fn pool_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_pool::Metrics)]) -> fmt::Result {
@@ -268,7 +344,13 @@ fn pool_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_pool::Me
         conns.push((vec![("pool", name.clone()), ("state", "in_use".to_owned())], u64::from(m.in_use)));
     }
     gauges(enc, "mltb_pool_connections", "Open pool connections, idle or in use.", None, conns)?;
-    gauges(enc, "mltb_pool_max_connections", "The pool's maximum size.", None, named(list, "pool", |m| u64::from(m.max_size)))?;
+    gauges(
+        enc,
+        "mltb_pool_max_connections",
+        "The pool's maximum size.",
+        None,
+        named(list, "pool", |m| u64::from(m.max_size)),
+    )?;
     gauges(
         enc,
         "mltb_pool_utilization",
@@ -276,9 +358,27 @@ fn pool_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_pool::Me
         Some(Unit::Other("ratio".into())),
         named(list, "pool", |m| m.utilization),
     )?;
-    gauges(enc, "mltb_pool_waiting", "Checkouts waiting for a connection now.", None, named(list, "pool", |m| u64::from(m.waiting)))?;
-    counters(enc, "mltb_pool_checkouts", "Successful checkouts.", None, named(list, "pool", |m| m.checkouts))?;
-    counters(enc, "mltb_pool_timeouts", "Checkouts that gave up at their timeout.", None, named(list, "pool", |m| m.timeouts))?;
+    gauges(
+        enc,
+        "mltb_pool_waiting",
+        "Checkouts waiting for a connection now.",
+        None,
+        named(list, "pool", |m| u64::from(m.waiting)),
+    )?;
+    counters(
+        enc,
+        "mltb_pool_checkouts",
+        "Successful checkouts.",
+        None,
+        named(list, "pool", |m| m.checkouts),
+    )?;
+    counters(
+        enc,
+        "mltb_pool_timeouts",
+        "Checkouts that gave up at their timeout.",
+        None,
+        named(list, "pool", |m| m.timeouts),
+    )?;
     counters(
         enc,
         "mltb_pool_unavailable",
@@ -307,7 +407,9 @@ fn pool_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_pool::Me
         let buckets: Vec<(f64, u64)> = m
             .wait
             .buckets()
-            .map(|(bound, n)| (if bound == std::time::Duration::MAX { f64::INFINITY } else { bound.as_secs_f64() }, n))
+            .map(|(bound, n)| {
+                (if bound == std::time::Duration::MAX { f64::INFINITY } else { bound.as_secs_f64() }, n)
+            })
             .collect();
         let labels: Labels = vec![("pool", name.clone())];
         family.encode_family(&labels)?.encode_histogram::<Labels>(
@@ -321,7 +423,13 @@ fn pool_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_pool::Me
 }
 
 fn batch_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_batch::Stats)]) -> fmt::Result {
-    counters(enc, "mltb_batch_submitted_items", "Items accepted by the batcher.", None, named(list, "batcher", |s| s.submitted))?;
+    counters(
+        enc,
+        "mltb_batch_submitted_items",
+        "Items accepted by the batcher.",
+        None,
+        named(list, "batcher", |s| s.submitted),
+    )?;
     counters(
         enc,
         "mltb_batch_items",
@@ -332,7 +440,10 @@ fn batch_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_batch::
     let mut batches = Vec::new();
     for (name, s) in list {
         for reason in mltb_batch::FlushReason::ALL {
-            batches.push((vec![("batcher", name.clone()), ("reason", reason.as_str().to_owned())], s.batches_for(reason)));
+            batches.push((
+                vec![("batcher", name.clone()), ("reason", reason.as_str().to_owned())],
+                s.batches_for(reason),
+            ));
         }
     }
     counters(enc, "mltb_batch_batches", "Batch handler calls, by why the batch was cut.", None, batches)?;
@@ -343,14 +454,38 @@ fn batch_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_batch::
         None,
         named(list, "batcher", |s| s.failed_batches + s.panicked_batches),
     )?;
-    gauges(enc, "mltb_batch_queue_depth", "Items accepted and not yet handed to the handler.", None, named(list, "batcher", |s| s.queue_depth as u64))?;
-    gauges(enc, "mltb_batch_in_flight", "Batch handler calls in flight.", None, named(list, "batcher", |s| s.in_flight as u64))
+    gauges(
+        enc,
+        "mltb_batch_queue_depth",
+        "Items accepted and not yet handed to the handler.",
+        None,
+        named(list, "batcher", |s| s.queue_depth as u64),
+    )?;
+    gauges(
+        enc,
+        "mltb_batch_in_flight",
+        "Batch handler calls in flight.",
+        None,
+        named(list, "batcher", |s| s.in_flight as u64),
+    )
 }
 
 fn query_families(enc: &mut DescriptorEncoder<'_>, c: &mltb_query_analyzer::Counters) -> fmt::Result {
     counters(enc, "mltb_query_events", "Store queries seen by the query analyzer.", None, one(c.events))?;
-    counters(enc, "mltb_query_n_plus_one_findings", "N+1 query patterns found, one per span.", None, one(c.n_plus_one))?;
-    counters(enc, "mltb_query_duplicate_findings", "Duplicate-query patterns found, one per span.", None, one(c.duplicates))?;
+    counters(
+        enc,
+        "mltb_query_n_plus_one_findings",
+        "N+1 query patterns found, one per span.",
+        None,
+        one(c.n_plus_one),
+    )?;
+    counters(
+        enc,
+        "mltb_query_duplicate_findings",
+        "Duplicate-query patterns found, one per span.",
+        None,
+        one(c.duplicates),
+    )?;
     counters(
         enc,
         "mltb_query_findings_dropped",
@@ -358,6 +493,18 @@ fn query_families(enc: &mut DescriptorEncoder<'_>, c: &mltb_query_analyzer::Coun
         None,
         one(c.findings_dropped),
     )?;
-    gauges(enc, "mltb_query_fingerprints", "Distinct query fingerprints tracked.", None, one(c.fingerprints))?;
-    gauges(enc, "mltb_query_open_spans", "Query spans (commands, requests, tasks) open now.", None, one(c.open_spans))
+    gauges(
+        enc,
+        "mltb_query_fingerprints",
+        "Distinct query fingerprints tracked.",
+        None,
+        one(c.fingerprints),
+    )?;
+    gauges(
+        enc,
+        "mltb_query_open_spans",
+        "Query spans (commands, requests, tasks) open now.",
+        None,
+        one(c.open_spans),
+    )
 }

@@ -124,8 +124,8 @@ fn limited(metrics: &Metrics, e: &RateLimitError<Infallible>) -> Response {
     metrics.rate_limit_rejected("api", "client");
     let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let mut response =
-        ApiError(StatusCode::TOO_MANY_REQUESTS, format!("rate limited; retry after {secs} s")).into_response();
+    let mut response = ApiError(StatusCode::TOO_MANY_REQUESTS, format!("rate limited; retry after {secs} s"))
+        .into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     response
 }

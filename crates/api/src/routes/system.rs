@@ -55,7 +55,8 @@ pub(crate) async fn metrics(State(s): State<AppState>, headers: HeaderMap) -> Re
     .await;
     match rendered {
         Ok(body) => {
-            let content_type = if prometheus { PROMETHEUS_TEXT_CONTENT_TYPE } else { OPENMETRICS_CONTENT_TYPE };
+            let content_type =
+                if prometheus { PROMETHEUS_TEXT_CONTENT_TYPE } else { OPENMETRICS_CONTENT_TYPE };
             ([(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
         }
         Err(e) => {
@@ -85,7 +86,8 @@ pub(crate) async fn stats(State(s): State<AppState>) -> Json<Stats> {
     (bytes.downloaded, bytes.uploaded) = s.metrics.transferred_bytes();
     let dir = s.download_dir.clone();
     let (disk, process) = tokio::task::spawn_blocking(move || {
-        let disk = dir.and_then(|d| Some(DiskInfo { stats: DiskStats::of(&d)?, dir: d.display().to_string() }));
+        let disk =
+            dir.and_then(|d| Some(DiskInfo { stats: DiskStats::of(&d)?, dir: d.display().to_string() }));
         (disk, ProcessStats::read())
     })
     .await
@@ -102,7 +104,8 @@ pub(crate) async fn stats(State(s): State<AppState>) -> Json<Stats> {
 
 /// `GET /api/v1/diagnostics/queries`: the query analyzer's report.
 pub(crate) async fn queries(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let analyzer = s.analyzer.clone().ok_or_else(|| ApiError::not_found("no query analyzer is configured"))?;
+    let analyzer =
+        s.analyzer.clone().ok_or_else(|| ApiError::not_found("no query analyzer is configured"))?;
     // The report replays query samples through a cache model: not on an async worker.
     let report = tokio::task::spawn_blocking(move || analyzer.report())
         .await

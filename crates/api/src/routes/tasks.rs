@@ -10,10 +10,9 @@ use super::{ApiError, AppState};
 use crate::model::{CancelAccepted, TaskInfo, TaskList};
 
 fn parse_id(text: &str) -> Result<i64, ApiError> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::bad_request(format!("task id: expected a positive whole number, got {text:?}")))
+    text.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+        ApiError::bad_request(format!("task id: expected a positive whole number, got {text:?}"))
+    })
 }
 
 /// `finished=N` from the query string (0 when absent); any other parameter is refused so
@@ -43,11 +42,18 @@ fn parse_finished(query: Option<&str>, max: u32) -> Result<u32, ApiError> {
 /// `GET /api/v1/tasks[?finished=N]`: every unfinished task in the store (merged with its
 /// live view when it runs here), tasks running here that the store lists as finished
 /// (seeding), then the finished ones among the N most recent.
-pub(crate) async fn list(State(s): State<AppState>, RawQuery(query): RawQuery) -> Result<Json<TaskList>, ApiError> {
+pub(crate) async fn list(
+    State(s): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<TaskList>, ApiError> {
     let finished = parse_finished(query.as_deref(), s.max_finished)?;
     let live = s.engine.live();
     let unfinished = s.engine.unfinished().await.map_err(|e| ApiError::store(&e))?;
-    let recent = if finished > 0 { s.engine.recent(finished).await.map_err(|e| ApiError::store(&e))? } else { Vec::new() };
+    let recent = if finished > 0 {
+        s.engine.recent(finished).await.map_err(|e| ApiError::store(&e))?
+    } else {
+        Vec::new()
+    };
     let views: HashMap<i64, _> = live.iter().map(|v| (v.id, v)).collect();
     let mut seen = HashSet::new();
     let mut tasks: Vec<TaskInfo> = unfinished
@@ -73,7 +79,10 @@ pub(crate) async fn list(State(s): State<AppState>, RawQuery(query): RawQuery) -
 }
 
 /// `GET /api/v1/tasks/{id}`.
-pub(crate) async fn get(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<TaskInfo>, ApiError> {
+pub(crate) async fn get(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskInfo>, ApiError> {
     let id = parse_id(&id)?;
     let row = s.engine.stored(id).await.map_err(|e| ApiError::store(&e))?;
     let live = s.engine.live();

@@ -153,7 +153,8 @@ impl Api {
     /// [`ErrorKind::Bind`] when the address cannot be bound.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<Running> {
         let addr = self.config.bind;
-        let tcp = TcpListener::bind(addr).await.map_err(|source| Error::from(ErrorKind::Bind { addr, source }))?;
+        let tcp =
+            TcpListener::bind(addr).await.map_err(|source| Error::from(ErrorKind::Bind { addr, source }))?;
         let local = tcp.local_addr().map_err(|source| Error::from(ErrorKind::Bind { addr, source }))?;
         if !local.ip().is_loopback() && self.tls.is_none() {
             tracing::warn!(%local, "the API listens beyond loopback without TLS: the token travels in clear text");
@@ -176,9 +177,10 @@ impl Api {
             }
             Some(config) => {
                 let stop = stop.clone();
-                let listener = tls::TlsListener::start(tcp, config, self.config.handshake_timeout, stop.clone())
-                    .map_err(|source| Error::from(ErrorKind::Bind { addr, source }))?
-                    .tap_io(|_| {});
+                let listener =
+                    tls::TlsListener::start(tcp, config, self.config.handshake_timeout, stop.clone())
+                        .map_err(|source| Error::from(ErrorKind::Bind { addr, source }))?
+                        .tap_io(|_| {});
                 tokio::spawn(async move {
                     let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
                     stop.cancel();

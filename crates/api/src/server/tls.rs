@@ -31,7 +31,9 @@ pub(crate) fn server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig
         .map_err(|e| Error::tls("api.tls.cert", &files.cert, format!("TLS 1.3 is not available: {e}")))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::tls("api.tls.key", &files.key, format!("cannot be used with the certificate: {e}")))?;
+        .map_err(|e| {
+            Error::tls("api.tls.key", &files.key, format!("cannot be used with the certificate: {e}"))
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -56,7 +58,10 @@ fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
     use rustls::pki_types::pem::Error as E;
     match e {
         E::Io(io) => format!("cannot be read: {io}"),
-        E::NoItemsFound => "holds no PEM block of the expected kind (a certificate, or a PKCS#8, PKCS#1 or SEC1 private key)".into(),
+        E::NoItemsFound => {
+            "holds no PEM block of the expected kind (a certificate, or a PKCS#8, PKCS#1 or SEC1 private key)"
+                .into()
+        }
         other => format!("is not valid PEM: {other:?}"),
     }
 }

@@ -1,6 +1,6 @@
 //! Shared by the integration tests: a real `mltb_engine::Engine` over SQLite in a temp
 //! dir, with a tiny downloader and uploader, and the API served on 127.0.0.1:0.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use mltb_api::{Api, ApiBuilder, ApiConfig, Metrics, Running, Secret};
 use mltb_engine::{
-    DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, Downloader, Engine, EngineConfig,
-    TaskPlanner, UploadContext, UploadOutcome, UploadRequest, Uploader,
+    DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, Downloader, Engine,
+    EngineConfig, TaskPlanner, UploadContext, UploadOutcome, UploadRequest, Uploader,
 };
 use mltb_query_analyzer::{Analyzer, AnalyzerConfig};
 use mltb_store::{NewTask, Source, SqliteBackend, SqliteStore, StoreConfig, Task, TaskKind};
@@ -80,6 +80,7 @@ impl Uploader for Nowhere {
     }
 }
 
+#[derive(Debug)]
 pub struct Planner;
 
 #[async_trait::async_trait]
@@ -90,6 +91,7 @@ impl TaskPlanner for Planner {
 }
 
 /// An engine over a fresh SQLite store, with the query analyzer as the store's sink.
+#[derive(Debug)]
 pub struct World {
     pub dir: tempfile::TempDir,
     pub store: Arc<SqliteStore>,
@@ -110,7 +112,8 @@ impl World {
         );
         let downloads = Arc::new(Fake::default());
         let config = EngineConfig::new(dir.path().join("downloads")).poll_interval(Duration::from_millis(20));
-        let engine = Engine::start(store.clone(), downloads.clone(), Arc::new(Planner), config).await.unwrap();
+        let engine =
+            Engine::start(store.clone(), downloads.clone(), Arc::new(Planner), config).await.unwrap();
         Self { dir, store, engine, downloads, analyzer, metrics: Arc::new(Metrics::new()) }
     }
 
@@ -136,12 +139,18 @@ impl World {
     pub async fn until_downloading(&self, id: i64) {
         let mut changes = self.engine.changes();
         let downloading = async {
-            while !self.engine.tasks().iter().any(|v| v.id == id && v.done == 1000 && v.state.as_str() == "downloading")
+            while !self
+                .engine
+                .tasks()
+                .iter()
+                .any(|v| v.id == id && v.done == 1000 && v.state.as_str() == "downloading")
             {
                 changes.changed().await.unwrap();
             }
         };
-        tokio::time::timeout(Duration::from_secs(10), downloading).await.expect("the task downloads within 10 s");
+        tokio::time::timeout(Duration::from_secs(10), downloading)
+            .await
+            .expect("the task downloads within 10 s");
     }
 
     pub fn config() -> ApiConfig {
@@ -154,6 +163,7 @@ impl World {
 }
 
 /// A served API and the token that stops it.
+#[derive(Debug)]
 pub struct Served {
     pub running: Running,
     pub stop: CancellationToken,
