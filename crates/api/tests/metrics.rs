@@ -178,3 +178,65 @@ async fn promtool(text: &str) -> (bool, String) {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), said)
 }
+
+/// A real Prometheus server (Debian's `prometheus`, the package promtool comes from)
+/// scrapes `/metrics` as it does in production: it asks for OpenMetrics, and the target
+/// must come up with no scrape error, its metadata read from the OpenMetrics text (the
+/// build info's type is `info`, which the Prometheus text format does not have).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_scrapes_the_openmetrics_output() {
+    let (_w, s, _sched) = busy().await;
+    let dir = tempfile::tempdir().unwrap();
+    let target = s.running.local_addr();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: mltb\n    \
+             static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .unwrap();
+    // A free port for Prometheus's own web server.
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let child = tokio::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn();
+    let _child = match child {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("prometheus is not installed: `apt-get install prometheus` (Debian's package) provides it")
+        }
+        Err(e) => panic!("cannot run prometheus: {e}"),
+    };
+    let c = client();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let health = loop {
+        assert!(tokio::time::Instant::now() < deadline, "Prometheus did not scrape the API within 60 s");
+        let targets = c.get(format!("http://{web}/api/v1/targets")).send().await;
+        if let Ok(r) = targets {
+            let v: serde_json::Value = r.json().await.unwrap_or_default();
+            let t = &v["data"]["activeTargets"][0];
+            if t["health"].as_str().is_some_and(|h| h != "unknown") {
+                break t.clone();
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(health["health"], "up", "scrape failed: {health}");
+    assert_eq!(health["lastError"], "", "{health}");
+    let meta: serde_json::Value = c
+        .get(format!("http://{web}/api/v1/targets/metadata?metric=mltb_build"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(meta["data"][0]["type"], "info", "parsed as OpenMetrics: {meta}");
+}
