@@ -1,0 +1,131 @@
+//! The router: open routes, `/api/*` behind the token and the rate limit, and the HTTP
+//! metrics around everything.
+
+mod auth;
+mod system;
+mod tasks;
+
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{ConnectInfo, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use http::{HeaderValue, StatusCode, header};
+use mltb_query_analyzer::Analyzer;
+use mltb_ratelimit::{KeyedLimiter, RateLimitError, RateLimitLayer};
+use tower::ServiceBuilder;
+
+pub(crate) use self::auth::Auth;
+use crate::engine::TaskEngine;
+use crate::metrics::Metrics;
+use crate::model::ErrorBody;
+use crate::ready::ReadyCheck;
+
+/// What every handler may read.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) engine: Arc<dyn TaskEngine>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) checks: Arc<[Arc<dyn ReadyCheck>]>,
+    pub(crate) analyzer: Option<Arc<Analyzer>>,
+    pub(crate) download_dir: Option<PathBuf>,
+    pub(crate) ready_timeout: Duration,
+    pub(crate) max_finished: u32,
+}
+
+/// An error answer: a status and `{"error": "..."}`.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
+
+impl ApiError {
+    pub(crate) fn bad_request(text: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, text.into())
+    }
+
+    pub(crate) fn not_found(text: impl Into<String>) -> Self {
+        Self(StatusCode::NOT_FOUND, text.into())
+    }
+
+    pub(crate) fn store(e: &mltb_store::Error) -> Self {
+        tracing::warn!(error = %e, "store read failed");
+        Self(StatusCode::SERVICE_UNAVAILABLE, format!("the store did not answer: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(ErrorBody { error: self.1 })).into_response()
+    }
+}
+
+/// The rate limiter's key: the client's IP address (the unspecified address when the
+/// connection's peer is unknown, e.g. a router driven without a socket).
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The whole router.
+pub(crate) fn router(
+    state: AppState,
+    auth: Arc<Auth>,
+    limiter: Arc<KeyedLimiter<IpAddr>>,
+    protect_metrics: bool,
+) -> Router {
+    let metrics = state.metrics.clone();
+    let on_limited = {
+        let metrics = metrics.clone();
+        move |e: RateLimitError<Infallible>| {
+            let metrics = metrics.clone();
+            async move { limited(&metrics, &e) }
+        }
+    };
+    let api = Router::new()
+        .route("/api/v1/tasks", get(tasks::list))
+        .route("/api/v1/tasks/{id}", get(tasks::get))
+        .route("/api/v1/tasks/{id}/cancel", post(tasks::cancel))
+        .route("/api/v1/stats", get(system::stats))
+        .route("/api/v1/diagnostics/queries", get(system::queries))
+        // Unknown paths under /api answer 404 only to a client with the token.
+        .route("/api", any(no_route))
+        .route("/api/{*rest}", any(no_route))
+        .layer(axum::middleware::from_fn_with_state(auth.clone(), auth::require_token))
+        .layer(
+            ServiceBuilder::new()
+                .layer(HandleErrorLayer::new(on_limited))
+                .layer(RateLimitLayer::new(limiter, client_ip)),
+        );
+    let mut metrics_route = get(system::metrics);
+    if protect_metrics {
+        metrics_route = metrics_route.layer(axum::middleware::from_fn_with_state(auth, auth::require_token));
+    }
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/metrics", metrics_route)
+        .merge(api)
+        .fallback(no_route)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
+}
+
+async fn no_route() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// 429 with `Retry-After` in whole seconds (rounded up), counted as a rejection.
+fn limited(metrics: &Metrics, e: &RateLimitError<Infallible>) -> Response {
+    metrics.rate_limit_rejected("api", "client");
+    let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = ApiError(StatusCode::TOO_MANY_REQUESTS, format!("rate limited; retry after {secs} s"))
+        .into_response();
+    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+    response
+}
