@@ -7,6 +7,8 @@
     reason = "a command-line program reports on its terminal"
 )]
 
+mod api;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -91,11 +93,30 @@ async fn run(config: Config) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        eprintln!("mltb: running");
+        let metrics = api::metrics(&running);
+        let api_stop = CancellationToken::new();
+        let server = match api::serve(&config, &running, metrics, api_stop.clone().cancelled_owned()).await {
+            Ok(server) => server,
+            Err(e) => {
+                eprintln!("mltb: {e}");
+                running.shutdown().await;
+                return ExitCode::from(1);
+            }
+        };
+        if let Some(s) = &server {
+            tracing::info!(addr = %s.local_addr(), "the HTTP API is listening");
+        }
+        tracing::info!("mltb is running");
         let exit = running.bot.run(stop.clone()).await;
+        api_stop.cancel();
+        if let Some(s) = server
+            && let Err(e) = s.wait().await
+        {
+            tracing::warn!(error = %e, "the HTTP API stopped with an error");
+        }
         running.shutdown().await;
         match exit {
-            Exit::Restart => eprintln!("mltb: restarting"),
+            Exit::Restart => tracing::info!("restarting"),
             Exit::Stopped => return ExitCode::SUCCESS,
         }
     }

@@ -75,10 +75,10 @@ fn print_config_shows_the_settings_in_effect_without_secrets() {
             ("MLTB_BOT_TOKEN", TOKEN),
             ("MLTB_OWNER_ID", "42"),
             ("MLTB_QUEUE_ALL", "3"),
-            ("MLTB_API_TOKEN", "api-s3cret"),
+            ("MLTB_API_TOKEN", "api-s3cret-0123456789"),
         ],
     );
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("owner_id = 42") && out.contains("all = 3"), "{out}");
-    assert!(!out.contains("api-s3cret") && !out.contains("ABC-DEF"), "{out}");
+    assert!(!out.contains("api-s3cret-0123456789") && !out.contains("ABC-DEF"), "{out}");
 }

@@ -75,7 +75,19 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
     let server = FileServer::builder().file("/files/movie.bin", body.clone()).start().await.unwrap();
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut bot = Bot::start(&sim, dir.path(), &[("MLTB_LEECH_SPLIT_SIZE", "1MB")]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut bot = Bot::start(
+        &sim,
+        dir.path(),
+        &[
+            ("MLTB_LEECH_SPLIT_SIZE", "1MB"),
+            ("MLTB_API_ENABLED", "true"),
+            ("MLTB_API_BIND", &bind),
+            ("MLTB_API_TOKEN", "e2e-api-token-0123456789"),
+        ],
+    );
+    let http = reqwest::Client::new();
 
     // A stranger is refused once, then ignored.
     sim.send_text(STRANGER, STRANGER, "/leech https://example.org/a");
@@ -110,6 +122,20 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
     let want: Vec<String> = body.chunks(1_000_000).map(|c| format!("{:x}", Sha256::digest(c))).collect();
     let got: Vec<String> = parts.iter().map(|o| o.file.as_ref().unwrap().sha256.clone()).collect();
     assert_eq!(got, want, "the parts, in order, are the source's bytes");
+    // The HTTP API answered throughout: ready, metrics, and the task over /api/v1.
+    let ready = http.get(format!("http://{bind}/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "{}", ready.text().await.unwrap_or_default());
+    let metrics = http.get(format!("http://{bind}/metrics")).send().await.unwrap().text().await.unwrap();
+    for family in ["mltb_tasks", "mltb_telegram_requests", "mltb_http_requests", "mltb_build"] {
+        assert!(metrics.contains(family), "{family} missing from /metrics:\n{metrics}");
+    }
+    let task = http
+        .get(format!("http://{bind}/api/v1/tasks/1"))
+        .bearer_auth("e2e-api-token-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(task.status(), 200);
     let names: Vec<&str> = parts.iter().map(|o| o.file.as_ref().unwrap().name.as_str()).collect();
     assert_eq!(names, ["movie.bin.001", "movie.bin.002", "movie.bin.003"]);
     assert!(

@@ -34,6 +34,8 @@ pub struct Running {
     pub downloader: Arc<Aria2Downloader>,
     /// The egress proxy aria2 goes through.
     pub proxy: Arc<EgressProxy>,
+    /// The query analyzer every store query goes through.
+    pub analyzer: Arc<mltb_query_analyzer::Analyzer>,
 }
 
 /// Starts everything `config` describes. Needs the bot token (`MLTB_BOT_TOKEN`); asks
@@ -52,7 +54,10 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         Some(url) => Database::Postgres(url.expose().to_owned()),
         None => Database::Sqlite(config.sqlite_path()),
     };
+    let analyzer =
+        Arc::new(mltb_query_analyzer::Analyzer::new(mltb_query_analyzer::AnalyzerConfig::default()));
     let store_config = StoreConfig::new()
+        .sink(analyzer.clone())
         .cache_ttl(config.cache.ttl.0)
         .cache_bytes(usize::try_from(config.cache.bytes.0).unwrap_or(usize::MAX));
     let store = Arc::new(AnyStore::open(&database, store_config).await.map_err(|e| {
@@ -147,7 +152,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         scheduler.clone(),
         username,
     ))?;
-    Ok(Running { bot, engine, store, scheduler, client, downloader, proxy })
+    Ok(Running { bot, engine, store, scheduler, client, downloader, proxy, analyzer })
 }
 
 impl Running {

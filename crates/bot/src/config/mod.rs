@@ -624,6 +624,14 @@ impl Config {
                 bad(&key, format!("url: expected ws://host:port/jsonrpc, got {:?}", e.url));
             }
         }
+        if let Some(t) = &self.secrets.api_token
+            && !(16..=512).contains(&t.expose().len())
+        {
+            bad(
+                "MLTB_API_TOKEN",
+                format!("expected 16 to 512 bytes (a long random string), got {} bytes", t.expose().len()),
+            );
+        }
         if self.log.level.trim().is_empty() {
             bad("log.level", "expected error, warn, info, debug or trace".into());
         }

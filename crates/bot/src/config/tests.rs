@@ -107,13 +107,15 @@ fn secrets_come_only_from_the_environment_and_never_print() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("api-token");
-    std::fs::write(&file, "s3cr3t-api\n").unwrap();
+    std::fs::write(&file, "s3cr3t-api-0123456789\n").unwrap();
     let file = file.display().to_string();
     let config = Config::from_toml("", &env(&[("MLTB_API_TOKEN_FILE", &file)])).unwrap();
-    assert_eq!(config.secrets.api_token.as_ref().map(Secret::expose), Some("s3cr3t-api"));
+    assert_eq!(config.secrets.api_token.as_ref().map(Secret::expose), Some("s3cr3t-api-0123456789"));
     let shown = format!("{config:?}{}", config.to_toml());
     assert!(!shown.contains("s3cr3t-api") && !shown.contains(TOKEN), "{shown}");
 
+    let e = problems("", &env(&[("MLTB_API_TOKEN", "short")]));
+    assert!(e.iter().any(|p| p.starts_with("MLTB_API_TOKEN: expected 16 to 512 bytes")), "{e:?}");
     let e = problems("", &env(&[("MLTB_API_TOKEN", "a"), ("MLTB_API_TOKEN_FILE", &file)]));
     assert!(e.iter().any(|p| p.contains("both MLTB_API_TOKEN and MLTB_API_TOKEN_FILE")), "{e:?}");
     let e = problems("", &env(&[("MLTB_REDIS_URL_FILE", "/nonexistent/redis-url")]));
