@@ -1,5 +1,6 @@
-//! `mltb`: the bot's binary. It parses the command line and the config, and hands over to
-//! `mltb-bot`; it holds no logic of its own and never installs anything.
+//! `mltb`: the bot's binary. It parses the command line and the config, composes the
+//! bot, its HTTP API and (for the sandbox) the simulator, and runs until a signal; it
+//! holds no domain logic and never installs anything.
 
 #![allow(
     clippy::print_stdout,
@@ -8,26 +9,30 @@
 )]
 
 mod api;
+mod sandbox;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use mltb_bot::check::{self, CheckOptions, Status};
 use mltb_bot::config::{Config, Env};
+use mltb_bot::launch::Running;
 use mltb_bot::{Exit, launch};
 use tokio_util::sync::CancellationToken;
 
 /// mltb: a Telegram bot that mirrors and leeches links.
 ///
 /// Set MLTB_BOT_TOKEN and MLTB_OWNER_ID (or write them in a config file, see
-/// config.example.toml and docs/configuration.md) and run it.
+/// config.example.toml and docs/configuration.md) and run it. `mltb sandbox` runs the
+/// whole job offline, with no Telegram account.
 #[derive(Debug, Parser)]
 #[command(name = "mltb", version)]
 struct Cli {
     /// The config file (TOML). Default: the file MLTB_CONFIG names, else none (the
     /// embedded defaults and the environment only).
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
     config: Option<PathBuf>,
     /// Check the config and the environment (aria2c, rclone, directories, token, database)
     /// and say what to fix; exits non-zero when something would stop the bot.
@@ -36,12 +41,24 @@ struct Cli {
     /// Print the configuration in effect (secrets left out) and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole job offline: the bot, a Telegram simulator, sample files on a local
+    /// file server and an rclone remote that is a local directory.
+    Sandbox(sandbox::SandboxArgs),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let env = Env::from_process();
+    if let Some(Command::Sandbox(args)) = cli.command {
+        return sandbox::main(args, cli.config, env).await;
+    }
     let path = cli.config.clone().or_else(|| env.get("MLTB_CONFIG").map(PathBuf::from));
     let config = match Config::load(path.as_deref(), &env) {
         Ok(c) => c,
@@ -68,15 +85,16 @@ async fn main() -> ExitCode {
         println!("mltb --check: ready to run");
         return ExitCode::SUCCESS;
     }
-    run(config).await
-}
-
-/// Runs the bot until SIGINT or SIGTERM; `/restart` starts it again in place.
-async fn run(config: Config) -> ExitCode {
     if let Err(e) = mltb_bot::logging::init(&config) {
         eprintln!("mltb: {e}");
         return ExitCode::from(2);
     }
+    run(config, |_, _| {}).await
+}
+
+/// Runs the bot and its API until SIGINT or SIGTERM; `/restart` starts them again in
+/// place. `started` is called each time they are up (with the API's address).
+async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr>)) -> ExitCode {
     let stop = CancellationToken::new();
     let signals = stop.clone();
     tokio::spawn(async move {
@@ -103,10 +121,12 @@ async fn run(config: Config) -> ExitCode {
                 return ExitCode::from(1);
             }
         };
-        if let Some(s) = &server {
-            tracing::info!(addr = %s.local_addr(), "the HTTP API is listening");
+        let addr = server.as_ref().map(mltb_api::Running::local_addr);
+        if let Some(addr) = addr {
+            tracing::info!(%addr, "the HTTP API is listening");
         }
         tracing::info!("mltb is running");
+        started(&running, addr);
         let exit = running.bot.run(stop.clone()).await;
         api_stop.cancel();
         if let Some(s) = server

@@ -16,3 +16,8 @@ pub mod logging;
 
 pub use bot::{Bot, BotParts, Exit};
 pub use error::Error;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

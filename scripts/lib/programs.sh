@@ -1,0 +1,32 @@
+# shellcheck shell=bash
+# Shared by scripts/test and scripts/sandbox: installs the Debian packages of the
+# programs mltb drives when they are missing.
+#
+#   need_programs PROGRAM:PACKAGE ...
+#
+# Run as root with apt-get, it installs the missing packages (quietly; the log goes to
+# ${PROGRAMS_LOG:-/tmp/mltb-apt.log}). Otherwise it prints the exact command to run.
+# Returns non-zero when a program is still missing afterwards.
+need_programs() {
+  local pair program package missing=()
+  for pair in "$@"; do
+    program="${pair%%:*}"
+    package="${pair#*:}"
+    command -v "$program" >/dev/null || missing+=("$package")
+  done
+  ((${#missing[@]})) || return 0
+  local log="${PROGRAMS_LOG:-/tmp/mltb-apt.log}"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    printf '\n==> installing missing packages: %s\n' "${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >"$log" 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+      || { echo "apt-get install failed; see $log" >&2; tail -20 "$log" >&2; }
+  else
+    echo "missing programs; install them with: sudo apt-get install ${missing[*]}" >&2
+  fi
+  local still=0
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null || { echo "still missing: ${pair%%:*} (Debian package ${pair#*:})" >&2; still=1; }
+  done
+  return "$still"
+}
