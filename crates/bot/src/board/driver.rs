@@ -228,8 +228,9 @@ impl<B: Backend> Board<B> {
     /// was pressed in and the presser, then shows a page, asks for or carries out a
     /// cancel. The bot answers the query with [`CallbackReply::answer`].
     ///
-    /// Presses that are not the board's (no data, another bot's data) come back as
-    /// [`CallbackOutcome::Invalid`]; the bot may route those elsewhere first.
+    /// Presses that are not the board's come back as [`CallbackOutcome::NotABoardButton`]
+    /// (no data, an inline message) or [`CallbackOutcome::Invalid`] (data the board did
+    /// not sign); a bot with other inline buttons routes its own first.
     pub async fn handle_callback(&self, query: &CallbackQuery) -> CallbackReply {
         let shared = &self.shared;
         let Some(data) = query.data.as_deref() else {
@@ -325,7 +326,8 @@ impl<B: Backend> Drop for RunningGuard<B> {
     }
 }
 
-/// A running driver; [`stop`](Self::stop) it before shutting the scheduler down.
+/// A running driver; [`stop`](Self::stop) it before shutting the engine and the
+/// scheduler down. Dropping it stops the driver too, without waiting for it.
 #[derive(Debug)]
 pub struct BoardTask {
     stop: watch::Sender<bool>,
@@ -405,6 +407,9 @@ struct Driver<B: Backend> {
     max_seen: i64,
     notified: BTreeSet<i64>,
     inflight: JoinSet<Done>,
+    /// A task left the engine unfinished: the engine is shutting down, and boards whose
+    /// tasks went with it are left for the next start rather than deleted.
+    engine_stopping: bool,
 }
 
 impl<B: Backend> Driver<B> {
@@ -416,6 +421,7 @@ impl<B: Backend> Driver<B> {
             max_seen: 0,
             notified: BTreeSet::new(),
             inflight: JoinSet::new(),
+            engine_stopping: false,
         }
     }
 
@@ -538,6 +544,10 @@ impl<B: Backend> Driver<B> {
         post.retry_at = None;
         post.structure = structure;
         let mut requests = Vec::new();
+        if tasks.is_empty() && self.engine_stopping {
+            // Left in place (and recorded) for the next start to take over.
+            return requests;
+        }
         if tasks.is_empty() {
             match post.message {
                 Some(message) => {
@@ -655,7 +665,8 @@ impl<B: Backend> Driver<B> {
         match self.shared.engine.store().task(id).await {
             Ok(Some(task)) if task.state.is_finished() => self.notify(task).await,
             // Still unfinished: the engine is shutting down and will resume it.
-            Ok(_) => {}
+            Ok(Some(_)) => self.engine_stopping = true,
+            Ok(None) => {}
             Err(e) => tracing::warn!(task = id, error = %e, "could not read an ended task"),
         }
     }

@@ -31,7 +31,7 @@
 //! let reply = board.handle_callback(&query).await;
 //! client.answer_callback_query(&reply.answer(query.id.clone())).await?;
 //!
-//! // At shutdown: the driver first, then the scheduler.
+//! // At shutdown: the driver first, then the engine and the scheduler.
 //! driver.stop().await;
 //! scheduler.shutdown().await;
 //! # Ok(()) }
