@@ -448,8 +448,13 @@ async fn a_board_appears_progresses_pages_and_goes_when_the_last_task_ends() {
     for url in urls {
         tasks.push(h.submit(CHAT, CHAT, TaskKind::Mirror, url, 10_000).await);
     }
-    let (id, text, keys) =
-        h.board_showing(CHAT, "the board lists three tasks", |t| t.starts_with("Tasks: 3 · page 1/2")).await;
+    let (id, text, keys) = h
+        .board_showing(CHAT, "the board lists three tasks, named, downloading", |t| {
+            t.starts_with("Tasks: 3 · page 1/2")
+                && t.contains("two.iso")
+                && t.matches("Downloading with aria2").count() == 2
+        })
+        .await;
     assert!(
         text.contains(&format!("#{} one.iso", tasks[0].id))
             && text.contains(&format!("#{} two.iso", tasks[1].id)),
@@ -479,8 +484,11 @@ async fn a_board_appears_progresses_pages_and_goes_when_the_last_task_ends() {
     // The next page holds the third task.
     let reply = h.press(&board, CHAT, CHAT, id, &data_of(&keys, "Next ▶")).await;
     assert_eq!(reply.outcome, CallbackOutcome::Shown { page: 1 });
-    let (_, text, keys) =
-        h.board_showing(CHAT, "the board shows page 2", |t| t.starts_with("Tasks: 3 · page 2/2")).await;
+    let (_, text, keys) = h
+        .board_showing(CHAT, "the board shows page 2", |t| {
+            t.starts_with("Tasks: 3 · page 2/2") && t.contains("three.iso")
+        })
+        .await;
     assert!(text.contains(&format!("#{} three.iso", tasks[2].id)) && !text.contains("one.iso"), "{text}");
     assert_eq!(keys[0].0, format!("✖ Cancel #{}", tasks[2].id));
 
