@@ -1,8 +1,14 @@
-//! What a button press did, and the answer the presser sees.
+//! Button presses: what each does, checked against the signature, the chat and the
+//! presser; and the answer the presser sees.
 
 use frankenstein::methods::AnswerCallbackQueryParams;
+use frankenstein::types::{CallbackQuery, MaybeInaccessibleMessage};
+use mltb_store::Backend;
 
 use super::error::ButtonError;
+use super::handle::Board;
+use super::render::{Confirm, TaskLine};
+use super::sign::Action;
 
 /// What [`Board::handle_callback`](super::Board::handle_callback) did with a press.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +109,100 @@ impl CallbackReply {
             .text(self.text.clone())
             .show_alert(self.alert)
             .build()
+    }
+}
+
+impl<B: Backend> Board<B> {
+    /// Handles a press on a board button: checks the signed data against the chat it
+    /// was pressed in and the presser, then shows a page, asks for or carries out a
+    /// cancel. The bot answers the query with [`CallbackReply::answer`].
+    ///
+    /// Presses that are not the board's come back as [`CallbackOutcome::NotABoardButton`]
+    /// (no data, an inline message) or [`CallbackOutcome::Invalid`] (data the board did
+    /// not sign); a bot with other inline buttons routes its own first.
+    pub async fn handle_callback(&self, query: &CallbackQuery) -> CallbackReply {
+        let shared = &self.shared;
+        let Some(data) = query.data.as_deref() else {
+            return CallbackReply::new(CallbackOutcome::NotABoardButton);
+        };
+        let chat = match &query.message {
+            Some(MaybeInaccessibleMessage::Message(m)) => m.chat.id,
+            Some(MaybeInaccessibleMessage::InaccessibleMessage(m)) => m.chat.id,
+            None => return CallbackReply::new(CallbackOutcome::NotABoardButton),
+        };
+        let presser = i64::try_from(query.from.id).unwrap_or(i64::MAX);
+        let now_ms = (shared.clock)();
+        let button = match shared.signer.verify(data, chat, now_ms) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::info!(chat, presser, error = %e, "refused a board button");
+                return CallbackReply::new(CallbackOutcome::Invalid(e));
+            }
+        };
+        let running = |task: i64| {
+            shared
+                .engine
+                .tasks()
+                .into_iter()
+                .find(|t| t.id == task && t.chat == chat)
+                .map(|t| TaskLine::from(&t))
+        };
+        let outcome = match button.action {
+            Action::Show { page } => {
+                shared.touch(chat, |v| v.page = usize::from(page));
+                CallbackOutcome::Shown { page: usize::from(page) }
+            }
+            Action::Cancel { task } => match running(task) {
+                None => CallbackOutcome::NotRunning { task },
+                Some(t) if button.user != Some(t.user) => CallbackOutcome::NotAllowed { task },
+                Some(t) if !shared.authorizer.may_cancel(presser, &t).await => {
+                    CallbackOutcome::NotAllowed { task }
+                }
+                Some(_) => {
+                    // Show the page the task is on, where the confirmation appears.
+                    let position =
+                        shared.engine.tasks().iter().filter(|t| t.chat == chat).position(|t| t.id == task);
+                    let page_size = shared.config.page_size.max(1);
+                    shared.touch(chat, |v| {
+                        v.confirm = Some((Confirm { task, user: presser }, now_ms));
+                        if let Some(p) = position {
+                            v.page = p / page_size;
+                        }
+                    });
+                    CallbackOutcome::ConfirmAsked { task }
+                }
+            },
+            Action::ConfirmCancel { task } => match running(task) {
+                _ if button.user != Some(presser) => CallbackOutcome::NotYours { task },
+                None => CallbackOutcome::NotRunning { task },
+                Some(t) if !shared.authorizer.may_cancel(presser, &t).await => {
+                    CallbackOutcome::NotAllowed { task }
+                }
+                Some(_) => {
+                    let cancelled = shared.engine.cancel(task);
+                    shared.touch(chat, |v| v.confirm = None);
+                    if cancelled {
+                        tracing::info!(chat, task, by = presser, "task cancelled from the board");
+                        CallbackOutcome::Cancelled { task }
+                    } else {
+                        CallbackOutcome::NotRunning { task }
+                    }
+                }
+            },
+            Action::Back { task } => {
+                if button.user == Some(presser) {
+                    shared.touch(chat, |v| {
+                        if v.confirm.is_some_and(|(c, _)| c.task == task) {
+                            v.confirm = None;
+                        }
+                    });
+                    CallbackOutcome::KeptRunning { task }
+                } else {
+                    CallbackOutcome::NotYours { task }
+                }
+            }
+        };
+        CallbackReply::new(outcome)
     }
 }
 

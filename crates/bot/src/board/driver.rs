@@ -1,38 +1,24 @@
 //! The driver: one task that watches the engine, ticks on the refresh interval, and keeps
-//! each chat's board message in step through the scheduler; and the callback handler
-//! that turns button presses into page changes and cancels.
+//! each chat's board message in step through the scheduler; and tells chats how their
+//! tasks ended.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use frankenstein::ParseMode;
 use frankenstein::methods::{EditMessageTextParams, SendMessageParams};
-use frankenstein::types::{
-    CallbackQuery, InlineKeyboardMarkup, LinkPreviewOptions, MaybeInaccessibleMessage, ReplyMarkup,
-    ReplyParameters,
-};
-use mltb_engine::Engine;
+use frankenstein::types::{InlineKeyboardMarkup, LinkPreviewOptions, ReplyMarkup, ReplyParameters};
 use mltb_store::{Backend, Task, TaskFilter, TaskState};
 use mltb_telegram::Error as TgError;
-use mltb_telegram::scheduler::{Request, Response, Scheduler};
-use tokio::sync::{Notify, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use mltb_telegram::scheduler::{Request, Response};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::BoardConfig;
-use super::auth::{Authorizer, TaskUserOnly};
-use super::callback::{CallbackOutcome, CallbackReply};
-use super::error::{Error, Result};
+use super::handle::Shared;
 use super::notice::{Notice, notices};
-use super::render::{Confirm, Frame, TaskLine, render};
-use super::sign::{Action, Signer};
-
-/// Reads the wall clock in Unix milliseconds.
-type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
-/// Says where a task's leeched files were sent.
-type LeechChat = Arc<dyn Fn(&Task) -> i64 + Send + Sync>;
+use super::render::{Frame, TaskLine, render};
 
 /// Tasks created since the last look that are probed in the store per refresh.
 const MAX_PROBES: usize = 32;
@@ -42,314 +28,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(600);
 const DRAIN: Duration = Duration::from_secs(10);
 /// Task ids remembered as notified (ids only grow; this only guards against doubles).
 const MAX_NOTIFIED: usize = 4096;
-
-fn system_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Builds a [`Board`].
-pub struct BoardBuilder<B: Backend> {
-    engine: Engine<B>,
-    scheduler: Scheduler,
-    config: BoardConfig,
-    authorizer: Arc<dyn Authorizer>,
-    clock: WallClock,
-    leech_chat: LeechChat,
-}
-
-impl<B: Backend> std::fmt::Debug for BoardBuilder<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BoardBuilder").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl<B: Backend> BoardBuilder<B> {
-    /// Who may cancel a task from its button. Default: [`TaskUserOnly`].
-    pub fn authorizer(mut self, authorizer: impl Authorizer + 'static) -> Self {
-        self.authorizer = Arc::new(authorizer);
-        self
-    }
-
-    /// The wall clock, in Unix milliseconds: elapsed times and button ages. Default: the
-    /// system clock.
-    pub fn clock(mut self, now_ms: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(now_ms);
-        self
-    }
-
-    /// The chat a task's leeched files went to (where the completion message links).
-    /// Default: the task's own chat. A bot with a dump chat returns it here.
-    pub fn leech_chat(mut self, chat_of: impl Fn(&Task) -> i64 + Send + Sync + 'static) -> Self {
-        self.leech_chat = Arc::new(chat_of);
-        self
-    }
-
-    /// The board, after checking the config ([`BoardConfig::validate`]).
-    pub fn build(self) -> Result<Board<B>> {
-        self.config.validate()?;
-        let signer = Signer::new(self.config.signing_key.clone())
-            .button_ttl(self.config.button_ttl)
-            .confirm_ttl(self.config.confirm_ttl);
-        Ok(Board {
-            shared: Arc::new(Shared {
-                engine: self.engine,
-                scheduler: self.scheduler,
-                config: self.config,
-                signer,
-                authorizer: self.authorizer,
-                clock: self.clock,
-                leech_chat: self.leech_chat,
-                views: Mutex::new(HashMap::new()),
-                wake: Notify::new(),
-                running: AtomicBool::new(false),
-            }),
-        })
-    }
-}
-
-/// What the users of a chat asked the board for, shared by the callback handler and the
-/// driver.
-#[derive(Debug, Default)]
-struct View {
-    page: usize,
-    /// A cancel waiting for its confirmation, and when it was asked (Unix ms).
-    confirm: Option<(Confirm, i64)>,
-    /// Render this chat at the next look, whatever the interval.
-    dirty: bool,
-    /// Post the board anew at the bottom of the chat.
-    repost: bool,
-}
-
-struct Shared<B: Backend> {
-    engine: Engine<B>,
-    scheduler: Scheduler,
-    config: BoardConfig,
-    signer: Signer,
-    authorizer: Arc<dyn Authorizer>,
-    clock: WallClock,
-    leech_chat: LeechChat,
-    views: Mutex<HashMap<i64, View>>,
-    wake: Notify,
-    running: AtomicBool,
-}
-
-impl<B: Backend> Shared<B> {
-    fn views(&self) -> std::sync::MutexGuard<'_, HashMap<i64, View>> {
-        self.views.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn touch(&self, chat: i64, f: impl FnOnce(&mut View)) {
-        let mut views = self.views();
-        let view = views.entry(chat).or_default();
-        f(view);
-        view.dirty = true;
-        drop(views);
-        self.wake.notify_one();
-    }
-}
-
-/// The live status board of every chat: one message per chat that lists its tasks,
-/// refreshed on an interval through the [`Scheduler`], with paging and cancel buttons.
-/// Cheap to clone; clones share everything.
-///
-/// Start its driver with [`spawn`](Self::spawn); feed it button presses with
-/// [`handle_callback`](Self::handle_callback).
-pub struct Board<B: Backend> {
-    shared: Arc<Shared<B>>,
-}
-
-impl<B: Backend> Clone for Board<B> {
-    fn clone(&self) -> Self {
-        Self { shared: Arc::clone(&self.shared) }
-    }
-}
-
-impl<B: Backend> std::fmt::Debug for Board<B> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Board").field("config", &self.shared.config).finish_non_exhaustive()
-    }
-}
-
-impl<B: Backend> Board<B> {
-    /// A builder for the board of `engine`'s tasks, sending through `scheduler` (the
-    /// bot's one scheduler, so the board's edits share Telegram's limits with
-    /// everything else the bot sends).
-    pub fn builder(engine: Engine<B>, scheduler: Scheduler, config: BoardConfig) -> BoardBuilder<B> {
-        BoardBuilder {
-            engine,
-            scheduler,
-            config,
-            authorizer: Arc::new(TaskUserOnly),
-            clock: Arc::new(system_now_ms),
-            leech_chat: Arc::new(|t: &Task| t.chat),
-        }
-    }
-
-    /// The signer of the board's buttons.
-    pub fn signer(&self) -> &Signer {
-        &self.shared.signer
-    }
-
-    /// Starts the driver on the current tokio runtime. It first takes over the status
-    /// messages recorded in the store (editing them, or posting anew if they are gone),
-    /// then keeps every chat's board in step until [`BoardTask::stop`].
-    ///
-    /// Only one driver may run per board: a second call fails with
-    /// [`Error::Running`].
-    pub fn spawn(&self) -> Result<BoardTask> {
-        if self.shared.running.swap(true, Ordering::AcqRel) {
-            return Err(Error::Running);
-        }
-        let (stop, stop_rx) = watch::channel(false);
-        let driver = Driver::new(Arc::clone(&self.shared));
-        let running = RunningGuard(Arc::clone(&self.shared));
-        let handle = tokio::spawn(async move {
-            let _running = running;
-            driver.run(stop_rx).await;
-        });
-        Ok(BoardTask { stop, handle })
-    }
-
-    /// Renders `chat`'s board now instead of at the next tick (e.g. right after a task
-    /// was submitted there).
-    pub fn refresh(&self, chat: i64) {
-        self.shared.touch(chat, |_| {});
-    }
-
-    /// Posts `chat`'s board anew at the bottom of the chat and deletes the old message
-    /// (`/status`). Nothing happens in a chat without tasks.
-    pub fn repost(&self, chat: i64) {
-        self.shared.touch(chat, |v| v.repost = true);
-    }
-
-    /// Handles a press on a board button: checks the signed data against the chat it
-    /// was pressed in and the presser, then shows a page, asks for or carries out a
-    /// cancel. The bot answers the query with [`CallbackReply::answer`].
-    ///
-    /// Presses that are not the board's come back as [`CallbackOutcome::NotABoardButton`]
-    /// (no data, an inline message) or [`CallbackOutcome::Invalid`] (data the board did
-    /// not sign); a bot with other inline buttons routes its own first.
-    pub async fn handle_callback(&self, query: &CallbackQuery) -> CallbackReply {
-        let shared = &self.shared;
-        let Some(data) = query.data.as_deref() else {
-            return CallbackReply::new(CallbackOutcome::NotABoardButton);
-        };
-        let chat = match &query.message {
-            Some(MaybeInaccessibleMessage::Message(m)) => m.chat.id,
-            Some(MaybeInaccessibleMessage::InaccessibleMessage(m)) => m.chat.id,
-            None => return CallbackReply::new(CallbackOutcome::NotABoardButton),
-        };
-        let presser = i64::try_from(query.from.id).unwrap_or(i64::MAX);
-        let now_ms = (shared.clock)();
-        let button = match shared.signer.verify(data, chat, now_ms) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::info!(chat, presser, error = %e, "refused a board button");
-                return CallbackReply::new(CallbackOutcome::Invalid(e));
-            }
-        };
-        let running = |task: i64| {
-            shared
-                .engine
-                .tasks()
-                .into_iter()
-                .find(|t| t.id == task && t.chat == chat)
-                .map(|t| TaskLine::from(&t))
-        };
-        let outcome = match button.action {
-            Action::Show { page } => {
-                shared.touch(chat, |v| v.page = usize::from(page));
-                CallbackOutcome::Shown { page: usize::from(page) }
-            }
-            Action::Cancel { task } => match running(task) {
-                None => CallbackOutcome::NotRunning { task },
-                Some(t) if button.user != Some(t.user) => CallbackOutcome::NotAllowed { task },
-                Some(t) if !shared.authorizer.may_cancel(presser, &t).await => {
-                    CallbackOutcome::NotAllowed { task }
-                }
-                Some(_) => {
-                    // Show the page the task is on, where the confirmation appears.
-                    let position =
-                        shared.engine.tasks().iter().filter(|t| t.chat == chat).position(|t| t.id == task);
-                    let page_size = shared.config.page_size.max(1);
-                    shared.touch(chat, |v| {
-                        v.confirm = Some((Confirm { task, user: presser }, now_ms));
-                        if let Some(p) = position {
-                            v.page = p / page_size;
-                        }
-                    });
-                    CallbackOutcome::ConfirmAsked { task }
-                }
-            },
-            Action::ConfirmCancel { task } => match running(task) {
-                _ if button.user != Some(presser) => CallbackOutcome::NotYours { task },
-                None => CallbackOutcome::NotRunning { task },
-                Some(t) if !shared.authorizer.may_cancel(presser, &t).await => {
-                    CallbackOutcome::NotAllowed { task }
-                }
-                Some(_) => {
-                    let cancelled = shared.engine.cancel(task);
-                    shared.touch(chat, |v| v.confirm = None);
-                    if cancelled {
-                        tracing::info!(chat, task, by = presser, "task cancelled from the board");
-                        CallbackOutcome::Cancelled { task }
-                    } else {
-                        CallbackOutcome::NotRunning { task }
-                    }
-                }
-            },
-            Action::Back { task } => {
-                if button.user == Some(presser) {
-                    shared.touch(chat, |v| {
-                        if v.confirm.is_some_and(|(c, _)| c.task == task) {
-                            v.confirm = None;
-                        }
-                    });
-                    CallbackOutcome::KeptRunning { task }
-                } else {
-                    CallbackOutcome::NotYours { task }
-                }
-            }
-        };
-        CallbackReply::new(outcome)
-    }
-}
-
-/// Clears the board's running flag when the driver ends, even by a panic.
-struct RunningGuard<B: Backend>(Arc<Shared<B>>);
-
-impl<B: Backend> Drop for RunningGuard<B> {
-    fn drop(&mut self) {
-        self.0.running.store(false, Ordering::Release);
-    }
-}
-
-/// A running driver; [`stop`](Self::stop) it before shutting the engine and the
-/// scheduler down. Dropping it stops the driver too, without waiting for it.
-#[derive(Debug)]
-pub struct BoardTask {
-    stop: watch::Sender<bool>,
-    handle: JoinHandle<()>,
-}
-
-impl BoardTask {
-    /// Stops the driver: it waits (up to 10 s) for the requests it has in flight, so
-    /// that the message ids it posted are recorded, and leaves every board message in
-    /// place for the next start to take over.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if let Err(e) = self.handle.await {
-            tracing::error!(error = %e, "the board's driver ended abnormally");
-        }
-    }
-
-    /// Whether the driver has ended (it only ends when stopped, or if it panicked).
-    pub fn is_finished(&self) -> bool {
-        self.handle.is_finished()
-    }
-}
 
 /// What a chat's board message is, as far as the driver knows.
 #[derive(Debug, Default)]
@@ -398,7 +76,7 @@ struct Done {
     outcome: Result<Response, TgError>,
 }
 
-struct Driver<B: Backend> {
+pub(super) struct Driver<B: Backend> {
     shared: Arc<Shared<B>>,
     posts: HashMap<i64, Post>,
     /// The engine's tasks at the last look, by id.
@@ -413,7 +91,7 @@ struct Driver<B: Backend> {
 }
 
 impl<B: Backend> Driver<B> {
-    fn new(shared: Arc<Shared<B>>) -> Self {
+    pub(super) fn new(shared: Arc<Shared<B>>) -> Self {
         Self {
             shared,
             posts: HashMap::new(),
@@ -425,7 +103,7 @@ impl<B: Backend> Driver<B> {
         }
     }
 
-    async fn run(mut self, mut stop: watch::Receiver<bool>) {
+    pub(super) async fn run(mut self, mut stop: watch::Receiver<bool>) {
         self.restore().await;
         let mut changes = self.shared.engine.changes();
         let mut ticker = tokio::time::interval(self.shared.config.interval);

@@ -92,6 +92,7 @@ mod auth;
 mod callback;
 mod driver;
 mod error;
+mod handle;
 mod notice;
 mod render;
 mod sign;
@@ -100,8 +101,8 @@ use std::time::Duration;
 
 pub use self::auth::{Authorizer, TaskUserOnly};
 pub use self::callback::{CallbackOutcome, CallbackReply};
-pub use self::driver::{Board, BoardBuilder, BoardTask};
 pub use self::error::{ButtonError, Error, Result};
+pub use self::handle::{Board, BoardBuilder, BoardTask};
 pub use self::notice::{MAX_NOTICE_MESSAGES, NOTICE_UNITS, Notice, message_link, notices};
 pub use self::render::{
     Confirm, Frame, MAX_PAGE_SIZE, NAME_CHARS, Rendered, TaskLine, page_count, page_range, render,
