@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mltb_store::{Backend, NewTask, Source, Store, Task, TaskState};
+use mltb_store::{Backend, NewTask, Source, Store, Task, TaskKind, TaskState};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -130,6 +130,12 @@ pub struct TaskView {
     pub name: Option<String>,
     /// Its state.
     pub state: TaskState,
+    /// Mirror or leech: with the state, it says which program moves the bytes (aria2
+    /// while downloading; Telegram or rclone while uploading).
+    pub kind: TaskKind,
+    /// When it was submitted, in Unix milliseconds (the store's `created_at`): the
+    /// status board shows the time elapsed since.
+    pub created_at: i64,
     /// Bytes done in the current stage.
     pub done: u64,
     /// Bytes in all in the current stage (0 while unknown).
@@ -150,6 +156,8 @@ impl TaskView {
             user: task.user,
             name: task.name.clone(),
             state: task.state,
+            kind: task.kind,
+            created_at: task.created_at,
             done: 0,
             total: 0,
             speed: 0,

@@ -1,1 +1,0 @@
-//! The live status board: one message per chat listing the chat's tasks.
