@@ -174,19 +174,19 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
     sim.shutdown().await;
 }
 
-/// Waits until `/status` in `CHAT` shows task `id` downloading with some bytes done.
+/// Sends `/status` in `CHAT` and waits until the status board shows task `id`
+/// downloading with some bytes done.
 async fn until_downloading(sim: &Sim, id: i64, secs: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let before = texts_to(&sim.sent(), CHAT).len();
-        sim.send_text(CHAT, USER, "/status");
-        let sent = until(sim, 15, "a status reply", |s| texts_to(s, CHAT).len() > before).await;
-        let last = texts_to(&sent, CHAT).pop().unwrap_or_default();
-        if last.contains(&format!("#{id}")) && last.contains("downloading") && !last.contains("· 0 B") {
-            return;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "task {id} never showed progress: {last}");
-    }
+    sim.send_text(CHAT, USER, "/status");
+    let shows = |o: &Outbound| {
+        o.chat_id == CHAT
+            && o.text.as_deref().is_some_and(|t| {
+                t.contains(&format!("#{id} "))
+                    && t.contains("Downloading with aria2")
+                    && !t.contains("\n0 B of")
+            })
+    };
+    until(sim, secs, &format!("the board to show task {id} downloading"), |s| s.iter().any(shows)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,10 +246,48 @@ async fn a_mirror_lands_in_the_rclone_remote_and_a_cancel_stops_a_task() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(!sim.sent().iter().any(|o| o.method == "sendDocument"), "nothing of the cancelled task was sent");
+
+    // The board's cancel button, behind its confirmation.
+    sim.send_text(CHAT, USER, &format!("/leech {}", server.url("/files/slow.iso")));
+    until(&sim, 15, "task 3 queued", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Task #3 queued")))
+        .await;
+    until_downloading(&sim, 3, 30).await;
+    let (message, data) = button(&sim, "Cancel #3").await;
+    sim.press_button(CHAT, USER, message, &data);
+    let sent = until(&sim, 15, "the confirmation", |s| has_button(s, "Confirm cancel #3")).await;
+    let (message, data) = find_button(&sent, "Confirm cancel #3").unwrap();
+    sim.press_button(CHAT, USER, message, &data);
+    let task_dir = dir.path().join("data/downloads/3");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while task_dir.exists() {
+        assert!(tokio::time::Instant::now() < deadline, "the task cancelled by its button is still there");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(sim.stats().responses_429, 0);
     bot.child.start_kill().unwrap();
     let _ = bot.child.wait().await;
     sim.shutdown().await;
+}
+
+/// The last keyboard button whose text contains `label`: its message and callback data.
+fn find_button(sent: &[Outbound], label: &str) -> Option<(i32, String)> {
+    sent.iter().rev().filter(|o| o.chat_id == CHAT).find_map(|o| {
+        let rows = o.reply_markup.as_ref()?.get("inline_keyboard")?.as_array()?;
+        rows.iter().flat_map(|r| r.as_array().into_iter().flatten()).find_map(|b| {
+            let text = b.get("text")?.as_str()?;
+            let data = b.get("callback_data")?.as_str()?;
+            if text.contains(label) { Some((o.message_id?, data.to_owned())) } else { None }
+        })
+    })
+}
+
+fn has_button(sent: &[Outbound], label: &str) -> bool {
+    find_button(sent, label).is_some()
+}
+
+async fn button(sim: &Sim, label: &str) -> (i32, String) {
+    let sent = until(sim, 30, &format!("a {label} button"), |s| has_button(s, label)).await;
+    find_button(&sent, label).unwrap()
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -282,8 +320,16 @@ async fn killed_mid_download_the_bot_resumes_and_finishes_on_restart() {
     until_downloading(&sim, 1, 30).await;
     bot.child.start_kill().unwrap(); // SIGKILL
     let _ = bot.child.wait().await;
+    let killed_at = sim.sent().len();
 
     let mut bot = Bot::start(&sim, dir.path(), &split);
+    // The restarted bot takes its board back (edits the stored message, or posts anew).
+    until(&sim, 30, "the board after the restart", |s| {
+        s[killed_at.min(s.len())..]
+            .iter()
+            .any(|o| o.chat_id == CHAT && o.text.as_deref().is_some_and(|t| t.starts_with("Tasks: 1")))
+    })
+    .await;
     let sent = until(&sim, 90, "three parts after the restart", |s| {
         s.iter().filter(|o| o.method == "sendDocument" && o.chat_id == CHAT).count() >= 3
     })

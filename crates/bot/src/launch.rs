@@ -144,6 +144,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
     let engine = Engine::start(store.clone(), dl, planner, engine_config)
         .await
         .map_err(|e| Error::Start(format!("the engine: {e}")))?;
+    let (config_key, data_dir) = (config.secrets.callback_key.clone(), config.data_dir.clone());
     let bot = Bot::new(BotParts::new(
         config,
         store.clone(),
@@ -151,6 +152,7 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         client.clone(),
         scheduler.clone(),
         username,
+        signing_key(&config_key, &data_dir)?,
     ))?;
     Ok(Running { bot, engine, store, scheduler, client, downloader, proxy, analyzer })
 }
@@ -166,6 +168,53 @@ impl Running {
             downloader.shutdown().await;
         }
     }
+}
+
+/// The status board's signing key: `MLTB_CALLBACK_KEY` (at least 32 bytes), else 32 random
+/// bytes kept in `<data_dir>/callback.key` (mode 0600), so that buttons stay valid across
+/// restarts.
+fn signing_key(
+    configured: &Option<crate::config::Secret>,
+    data_dir: &std::path::Path,
+) -> Result<Vec<u8>, Error> {
+    if let Some(key) = configured {
+        let bytes = key.expose().as_bytes().to_vec();
+        if bytes.len() < 32 {
+            return Err(Error::Config(format!(
+                "MLTB_CALLBACK_KEY: expected at least 32 bytes, got {}",
+                bytes.len()
+            )));
+        }
+        return Ok(bytes);
+    }
+    let path = data_dir.join("callback.key");
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() >= 32 => return Ok(bytes),
+        Ok(_) => {
+            return Err(Error::Start(format!(
+                "{} is shorter than 32 bytes; delete it to make a new one",
+                path.display()
+            )));
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::Start(format!("cannot read {}: {e}", path.display())));
+        }
+        Err(_) => {}
+    }
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| Error::Start(format!("no randomness for the signing key: {e}")))?;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| Error::Start(format!("cannot create {}: {e}", path.display())))?;
+    file.write_all(&key)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::Start(format!("cannot write {}: {e}", path.display())))?;
+    Ok(key)
 }
 
 /// `text` without the database URL's password.

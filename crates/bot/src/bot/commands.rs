@@ -122,7 +122,14 @@ async fn run<B: Backend>(
             }
             Some(help)
         }
-        ("status", _) => Some(status(bot, ctx)),
+        ("status", _) => {
+            if bot.inner.engine.tasks().iter().any(|v| v.chat == ctx.chat) {
+                bot.inner.board.repost(ctx.chat);
+                None
+            } else {
+                Some("No tasks in this chat.".into())
+            }
+        }
         ("cancel", _) => Some(cancel(bot, ctx, &words).await),
         ("cancelall", _) => Some(cancel_all(bot, ctx).await),
         ("forcestart", _) => Some(force_start(bot, ctx, &words).await),
@@ -236,13 +243,16 @@ async fn task<B: Backend>(
         options: options.to_json(),
     };
     match bot.inner.engine.submit(&task).await {
-        Ok(t) => format!(
-            "Task <b>#{}</b> queued: {} {}.\n/status shows it; /cancel {} stops it.",
-            t.id,
-            if kind == TaskKind::Mirror { "mirror" } else { "leech" },
-            escape(t.name.as_deref().unwrap_or("(name when known)")),
-            t.id
-        ),
+        Ok(t) => {
+            bot.inner.board.refresh(ctx.chat);
+            format!(
+                "Task <b>#{}</b> queued: {} {}.\n/status shows it; /cancel {} stops it.",
+                t.id,
+                if kind == TaskKind::Mirror { "mirror" } else { "leech" },
+                escape(t.name.as_deref().unwrap_or("(name when known)")),
+                t.id
+            )
+        }
         Err(e) if matches!(e.kind(), mltb_engine::ErrorKind::Refused { .. }) => {
             format!("⛔ Refused: {}", escape(&e.to_string()))
         }
@@ -306,35 +316,6 @@ async fn torrent_document<B: Backend>(bot: &Bot<B>, doc: &Document) -> Result<So
     tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
     tokio::fs::write(&path, &bytes).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
     Ok(Source::Torrent(path.display().to_string()))
-}
-
-/// `/status`: the chat's tasks, one line each.
-fn status<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
-    let views: Vec<_> = bot.inner.engine.tasks().into_iter().filter(|v| v.chat == ctx.chat).collect();
-    if views.is_empty() {
-        return "No tasks in this chat.".into();
-    }
-    let mut out = String::new();
-    for v in views {
-        let name = escape(v.name.as_deref().unwrap_or("(name when known)"));
-        let done = if v.total > 0 {
-            format!(
-                "{} of {} ({:.0}%)",
-                human_size(v.done),
-                human_size(v.total),
-                v.done as f64 * 100.0 / v.total as f64
-            )
-        } else {
-            human_size(v.done)
-        };
-        out.push_str(&format!(
-            "<b>#{}</b> {name}\n{} · {done} · {}/s\n\n",
-            v.id,
-            v.state,
-            human_size(v.speed)
-        ));
-    }
-    out.trim_end().to_owned()
 }
 
 /// The task id a command names: its first word, or the task of the replied message.

@@ -11,6 +11,7 @@ mod text;
 use std::sync::Arc;
 use std::time::Instant;
 
+use frankenstein::AsyncTelegramApi;
 use frankenstein::updates::{Update, UpdateContent};
 use mltb_engine::Engine;
 use mltb_ratelimit::{Limit, TieredLimiter};
@@ -22,6 +23,7 @@ use mltb_telegram::scheduler::{Request, Scheduler};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::{Access, Auth};
+use crate::board::{Authorizer, Board, BoardConfig, SigningKey, TaskLine};
 use crate::config::Config;
 
 /// Why [`Bot::run`] returned.
@@ -49,6 +51,8 @@ pub struct BotParts<B: Backend> {
     pub scheduler: Scheduler,
     /// The bot's username (from `getMe`), for `/cmd@name`.
     pub username: String,
+    /// The key that signs the status board's buttons (at least 32 bytes).
+    pub signing_key: Vec<u8>,
 }
 
 impl<B: Backend> BotParts<B> {
@@ -60,8 +64,9 @@ impl<B: Backend> BotParts<B> {
         client: Client,
         scheduler: Scheduler,
         username: impl Into<String>,
+        signing_key: Vec<u8>,
     ) -> Self {
-        Self { config, store, engine, client, scheduler, username: username.into() }
+        Self { config, store, engine, client, scheduler, username: username.into(), signing_key }
     }
 }
 
@@ -85,7 +90,8 @@ struct Inner<B: Backend> {
     client: Client,
     scheduler: Scheduler,
     parser: CommandParser,
-    auth: Auth<B>,
+    auth: Arc<Auth<B>>,
+    board: Board<B>,
     limiter: TieredLimiter<Access, i64>,
     started: Instant,
     restart: CancellationToken,
@@ -94,19 +100,29 @@ struct Inner<B: Backend> {
 impl<B: Backend> Bot<B> {
     /// A bot over `parts`.
     pub fn new(parts: BotParts<B>) -> Result<Self, crate::Error> {
-        let BotParts { config, store, engine, client, scheduler, username } = parts;
+        let BotParts { config, store, engine, client, scheduler, username, signing_key } = parts;
         let parser = CommandParser::builder()
             .bot_username(username)
             .suffix(config.telegram.command_suffix.clone())
             .command("start")
             .build();
-        let auth = Auth::new(
+        let auth = Arc::new(Auth::new(
             store.clone(),
             config.owner_id,
             config.auth.sudo_users.iter().copied(),
             config.auth.authorized_chats.iter().copied(),
             config.auth.refusal_silence.0,
-        );
+        ));
+        let key = SigningKey::new(signing_key)
+            .map_err(|e| crate::Error::Config(format!("MLTB_CALLBACK_KEY: {e}")))?;
+        let board_config =
+            BoardConfig::new(key).interval(config.status.interval.0).page_size(config.status.page_size);
+        let dump = config.leech.dump_chat;
+        let board = Board::builder(engine.clone(), scheduler.clone(), board_config)
+            .authorizer(Roles { auth: auth.clone() })
+            .leech_chat(move |task| dump.unwrap_or(task.chat))
+            .build()
+            .map_err(|e| crate::Error::Config(format!("status board: {e}")))?;
         let q = &config.commands;
         let limiter = TieredLimiter::builder()
             .tier(Access::Owner, Limit::Quota(q.owner.quota()))
@@ -124,6 +140,7 @@ impl<B: Backend> Bot<B> {
                 scheduler,
                 parser,
                 auth,
+                board,
                 limiter,
                 started: Instant::now(),
                 restart: CancellationToken::new(),
@@ -138,9 +155,17 @@ impl<B: Backend> Bot<B> {
 
     /// Serves one update.
     pub async fn handle(&self, update: Update) {
-        // Edited messages, channel posts and the rest are not commands to serve.
-        if let UpdateContent::Message(message) = update.content {
-            commands::message(self, *message).await;
+        match update.content {
+            UpdateContent::Message(message) => commands::message(self, *message).await,
+            UpdateContent::CallbackQuery(query) => {
+                let reply = self.inner.board.handle_callback(&query).await;
+                if let Err(e) = self.inner.client.answer_callback_query(&reply.answer(query.id.clone())).await
+                {
+                    tracing::debug!(error = %e, "a button press could not be answered");
+                }
+            }
+            // Edited messages, channel posts and the rest are not commands to serve.
+            _ => {}
         }
     }
 
@@ -150,6 +175,13 @@ impl<B: Backend> Bot<B> {
     /// start.
     pub async fn run(&self, stop: CancellationToken) -> Exit {
         let timeout = u32::try_from(self.inner.config.telegram.poll_timeout.0.as_secs()).unwrap_or(30);
+        let board = match self.inner.board.spawn() {
+            Ok(driver) => Some(driver),
+            Err(e) => {
+                tracing::warn!(error = %e, "the status board is not running");
+                None
+            }
+        };
         let mut poller = Poller::builder(self.inner.client.clone()).timeout(timeout).spawn();
         let tracker = tokio_util::task::TaskTracker::new();
         let exit = loop {
@@ -171,6 +203,10 @@ impl<B: Backend> Bot<B> {
         }
         tracker.close();
         tracker.wait().await;
+        // The board stops before the engine, so that its messages stay for the next start.
+        if let Some(driver) = board {
+            driver.stop().await;
+        }
         exit
     }
 
@@ -193,5 +229,17 @@ impl<B: Backend> Bot<B> {
                 None
             }
         }
+    }
+}
+
+/// Who may cancel a task from the board: its user, the owner and sudo users.
+struct Roles<B: Backend> {
+    auth: Arc<Auth<B>>,
+}
+
+#[async_trait::async_trait]
+impl<B: Backend> Authorizer for Roles<B> {
+    async fn may_cancel(&self, presser: i64, task: &TaskLine) -> bool {
+        presser == task.user || self.auth.access(presser, task.chat).await.is_ok_and(Access::is_admin)
     }
 }

@@ -632,6 +632,14 @@ impl Config {
                 format!("expected 16 to 512 bytes (a long random string), got {} bytes", t.expose().len()),
             );
         }
+        if let Some(k) = &self.secrets.callback_key
+            && k.expose().len() < 32
+        {
+            bad(
+                "MLTB_CALLBACK_KEY",
+                format!("expected at least 32 bytes (a long random string), got {} bytes", k.expose().len()),
+            );
+        }
         if self.log.level.trim().is_empty() {
             bad("log.level", "expected error, warn, info, debug or trace".into());
         }
