@@ -5,13 +5,34 @@ use std::sync::Arc;
 
 use frankenstein::AsyncTelegramApi;
 use mltb_api::{Api, ApiConfig, BuildInfo, FnCheck, Metrics, Secret, StoreCheck, TelegramStats, TlsFiles};
+use mltb_bot::Observer;
+use mltb_bot::auth::Access;
 use mltb_bot::config::Config;
 use mltb_bot::launch::Running;
 use mltb_store::AnyBackend;
 
-/// The metrics of the running bot, its sources registered.
-pub(crate) fn metrics(running: &Running) -> Arc<Metrics> {
-    let metrics = Arc::new(Metrics::with_build_info(BuildInfo::new(env!("CARGO_PKG_VERSION"))));
+/// The process's metrics, before the bot starts.
+pub(crate) fn new_metrics() -> Arc<Metrics> {
+    Arc::new(Metrics::with_build_info(BuildInfo::new(env!("CARGO_PKG_VERSION"))))
+}
+
+/// Turns what the bot reports into metrics.
+#[derive(Debug)]
+pub(crate) struct MetricsObserver(pub(crate) Arc<Metrics>);
+
+impl Observer for MetricsObserver {
+    fn command_rejected(&self, role: Access) {
+        self.0.rate_limit_rejected("commands", role.name());
+    }
+
+    fn transferred(&self, downloaded: u64, uploaded: u64) {
+        self.0.add_downloaded_bytes(downloaded);
+        self.0.add_uploaded_bytes(uploaded);
+    }
+}
+
+/// Registers the running bot's sources in `metrics`.
+pub(crate) fn register(metrics: &Metrics, running: &Running) {
     let store = running.store.clone();
     metrics.add_cache("store", move || store.cache_stats());
     let store = running.store.clone();
@@ -29,7 +50,6 @@ pub(crate) fn metrics(running: &Running) -> Arc<Metrics> {
     }
     let scheduler = running.scheduler.clone();
     metrics.add_telegram("bot", move || TelegramStats::of(&scheduler));
-    metrics
 }
 
 /// Serves the API until `stop` resolves; `None` when `api.enabled` is false.

@@ -103,7 +103,11 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
         signals.cancel();
     });
     loop {
-        let running = match launch::start(config.clone()).await {
+        // Fresh metrics for each start: a `/restart` resets the counters as a process
+        // restart would (Prometheus reads that as a counter reset).
+        let metrics = api::new_metrics();
+        let observer = std::sync::Arc::new(api::MetricsObserver(metrics.clone()));
+        let running = match launch::start_observed(config.clone(), observer).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("mltb: {e}");
@@ -111,16 +115,17 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
                 return ExitCode::from(1);
             }
         };
-        let metrics = api::metrics(&running);
+        api::register(&metrics, &running);
         let api_stop = CancellationToken::new();
-        let server = match api::serve(&config, &running, metrics, api_stop.clone().cancelled_owned()).await {
-            Ok(server) => server,
-            Err(e) => {
-                eprintln!("mltb: {e}");
-                running.shutdown().await;
-                return ExitCode::from(1);
-            }
-        };
+        let server =
+            match api::serve(&config, &running, metrics.clone(), api_stop.clone().cancelled_owned()).await {
+                Ok(server) => server,
+                Err(e) => {
+                    eprintln!("mltb: {e}");
+                    running.shutdown().await;
+                    return ExitCode::from(1);
+                }
+            };
         let addr = server.as_ref().map(mltb_api::Running::local_addr);
         if let Some(addr) = addr {
             tracing::info!(%addr, "the HTTP API is listening");

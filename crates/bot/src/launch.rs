@@ -41,6 +41,12 @@ pub struct Running {
 /// Starts everything `config` describes. Needs the bot token (`MLTB_BOT_TOKEN`); asks
 /// Telegram who the bot is (`getMe`), so a wrong token fails here, clearly.
 pub async fn start(config: Config) -> Result<Running, Error> {
+    start_observed(config, Arc::new(crate::NoObserver)).await
+}
+
+/// [`start`], telling `observer` of command rejections and bytes moved (the binary turns
+/// them into metrics).
+pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) -> Result<Running, Error> {
     let token = config.secrets.bot_token.clone().ok_or_else(|| {
         Error::Config(
             "MLTB_BOT_TOKEN (or MLTB_BOT_TOKEN_FILE) is not set; get a token from @BotFather".into(),
@@ -145,15 +151,18 @@ pub async fn start(config: Config) -> Result<Running, Error> {
         .await
         .map_err(|e| Error::Start(format!("the engine: {e}")))?;
     let (config_key, data_dir) = (config.secrets.callback_key.clone(), config.data_dir.clone());
-    let bot = Bot::new(BotParts::new(
-        config,
-        store.clone(),
-        engine.clone(),
-        client.clone(),
-        scheduler.clone(),
-        username,
-        signing_key(&config_key, &data_dir)?,
-    ))?;
+    let bot = Bot::new(
+        BotParts::new(
+            config,
+            store.clone(),
+            engine.clone(),
+            client.clone(),
+            scheduler.clone(),
+            username,
+            signing_key(&config_key, &data_dir)?,
+        )
+        .observer(observer),
+    )?;
     Ok(Running { bot, engine, store, scheduler, client, downloader, proxy, analyzer })
 }
 

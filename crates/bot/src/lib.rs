@@ -14,7 +14,7 @@ mod error;
 pub mod launch;
 pub mod logging;
 
-pub use bot::{Bot, BotParts, Exit};
+pub use bot::{Bot, BotParts, Exit, NoObserver, Observer};
 pub use error::Error;
 
 /// The README's examples, compiled and run as doctests.

@@ -51,15 +51,17 @@ pub(super) async fn message<B: Backend>(bot: &Bot<B>, message: Message) {
         }
     };
     if !access.may_use() {
-        if access == Access::Guest
-            && bot.inner.limiter.check_in(&access, &user).is_ok()
-            && bot.inner.auth.tell_refusal(user, Instant::now())
-        {
+        let within_quota = bot.inner.limiter.check_in(&access, &user).is_ok();
+        if !within_quota {
+            bot.inner.observer.command_rejected(access);
+        }
+        if access == Access::Guest && within_quota && bot.inner.auth.tell_refusal(user, Instant::now()) {
             bot.reply(chat, Some(message.message_id), text::REFUSED.into()).await;
         }
         return;
     }
     if let Err(denied) = bot.inner.limiter.check_in(&access, &user) {
+        bot.inner.observer.command_rejected(access);
         let wait = denied
             .retry_after()
             .map_or_else(|| "a moment".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));

@@ -6,7 +6,10 @@
 //! posts are ignored; so is anything that is not a command for this bot.
 
 mod commands;
+mod observe;
 mod text;
+
+pub use self::observe::{NoObserver, Observer};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +56,8 @@ pub struct BotParts<B: Backend> {
     pub username: String,
     /// The key that signs the status board's buttons (at least 32 bytes).
     pub signing_key: Vec<u8>,
+    /// Told of command rejections and bytes moved (default: nobody).
+    pub observer: Arc<dyn Observer>,
 }
 
 impl<B: Backend> BotParts<B> {
@@ -66,7 +71,22 @@ impl<B: Backend> BotParts<B> {
         username: impl Into<String>,
         signing_key: Vec<u8>,
     ) -> Self {
-        Self { config, store, engine, client, scheduler, username: username.into(), signing_key }
+        Self {
+            config,
+            store,
+            engine,
+            client,
+            scheduler,
+            username: username.into(),
+            signing_key,
+            observer: Arc::new(NoObserver),
+        }
+    }
+
+    /// Tells `observer` of command rejections and bytes moved.
+    pub fn observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
     }
 }
 
@@ -92,6 +112,7 @@ struct Inner<B: Backend> {
     parser: CommandParser,
     auth: Arc<Auth<B>>,
     board: Board<B>,
+    observer: Arc<dyn Observer>,
     limiter: TieredLimiter<Access, i64>,
     started: Instant,
     restart: CancellationToken,
@@ -100,7 +121,7 @@ struct Inner<B: Backend> {
 impl<B: Backend> Bot<B> {
     /// A bot over `parts`.
     pub fn new(parts: BotParts<B>) -> Result<Self, crate::Error> {
-        let BotParts { config, store, engine, client, scheduler, username, signing_key } = parts;
+        let BotParts { config, store, engine, client, scheduler, username, signing_key, observer } = parts;
         let parser = CommandParser::builder()
             .bot_username(username)
             .suffix(config.telegram.command_suffix.clone())
@@ -141,6 +162,7 @@ impl<B: Backend> Bot<B> {
                 parser,
                 auth,
                 board,
+                observer,
                 limiter,
                 started: Instant::now(),
                 restart: CancellationToken::new(),
@@ -184,6 +206,12 @@ impl<B: Backend> Bot<B> {
         };
         let mut poller = Poller::builder(self.inner.client.clone()).timeout(timeout).spawn();
         let tracker = tokio_util::task::TaskTracker::new();
+        let transfers_stop = CancellationToken::new();
+        tracker.spawn(observe::watch_transfers(
+            self.inner.engine.clone(),
+            self.inner.observer.clone(),
+            transfers_stop.clone(),
+        ));
         let exit = loop {
             tokio::select! {
                 () = stop.cancelled() => break Exit::Stopped,
@@ -201,6 +229,7 @@ impl<B: Backend> Bot<B> {
         if let Err(e) = poller.shutdown().await {
             tracing::warn!(error = %e, "stopping the poller");
         }
+        transfers_stop.cancel();
         tracker.close();
         tracker.wait().await;
         // The board stops before the engine, so that its messages stay for the next start.
