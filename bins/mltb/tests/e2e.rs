@@ -263,6 +263,15 @@ async fn a_mirror_lands_in_the_rclone_remote_and_a_cancel_stops_a_task() {
         assert!(tokio::time::Instant::now() < deadline, "the task cancelled by its button is still there");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // /restart: the owner's, in place; the bot answers again afterwards.
+    sim.send_text(CHAT, OWNER, "/restart");
+    until(&sim, 15, "the restart", |s| texts_to(s, CHAT).iter().any(|t| t.starts_with("Restarting"))).await;
+    let pongs = |s: &[Outbound]| texts_to(s, CHAT).iter().filter(|t| t.starts_with("Pong")).count();
+    let before = pongs(&sim.sent());
+    sim.send_text(CHAT, USER, "/ping");
+    until(&sim, 30, "a pong after the restart", |s| pongs(s) > before).await;
+    assert!(bot.child.try_wait().unwrap().is_none(), "the same process runs on");
     assert_eq!(sim.stats().responses_429, 0);
     bot.child.start_kill().unwrap();
     let _ = bot.child.wait().await;
