@@ -51,7 +51,7 @@ pub(super) async fn message<B: Backend>(bot: &Bot<B>, message: Message) {
         }
     };
     if !access.may_use() {
-        let within_quota = bot.inner.limiter.check_in(&access, &user).is_ok();
+        let within_quota = bot.inner.limiter.check(access, user).await.is_ok();
         if !within_quota {
             bot.inner.observer.command_rejected(access);
         }
@@ -60,11 +60,9 @@ pub(super) async fn message<B: Backend>(bot: &Bot<B>, message: Message) {
         }
         return;
     }
-    if let Err(denied) = bot.inner.limiter.check_in(&access, &user) {
+    if let Err(retry_after) = bot.inner.limiter.check(access, user).await {
         bot.inner.observer.command_rejected(access);
-        let wait = denied
-            .retry_after()
-            .map_or_else(|| "a moment".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
+        let wait = retry_after.map_or_else(|| "a moment".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()));
         bot.reply(chat, Some(message.message_id), format!("Too many commands: try again in {wait}.")).await;
         return;
     }

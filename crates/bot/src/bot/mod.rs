@@ -7,6 +7,7 @@
 
 mod commands;
 mod observe;
+mod quota;
 mod text;
 
 pub use self::observe::{NoObserver, Observer};
@@ -17,7 +18,6 @@ use std::time::Instant;
 use frankenstein::AsyncTelegramApi;
 use frankenstein::updates::{Update, UpdateContent};
 use mltb_engine::Engine;
-use mltb_ratelimit::{Limit, TieredLimiter};
 use mltb_store::{Backend, Store};
 use mltb_telegram::Client;
 use mltb_telegram::command::CommandParser;
@@ -113,7 +113,7 @@ struct Inner<B: Backend> {
     auth: Arc<Auth<B>>,
     board: Board<B>,
     observer: Arc<dyn Observer>,
-    limiter: TieredLimiter<Access, i64>,
+    limiter: quota::CommandQuota,
     started: Instant,
     restart: CancellationToken,
 }
@@ -144,14 +144,10 @@ impl<B: Backend> Bot<B> {
             .leech_chat(move |task| dump.unwrap_or(task.chat))
             .build()
             .map_err(|e| crate::Error::Config(format!("status board: {e}")))?;
-        let q = &config.commands;
-        let limiter = TieredLimiter::builder()
-            .tier(Access::Owner, Limit::Quota(q.owner.quota()))
-            .tier(Access::Sudo, Limit::Quota(q.sudo.quota()))
-            .tier(Access::Authorized, Limit::Quota(q.authorized.quota()))
-            .default_limit(q.guest.quota())
-            .build()
-            .map_err(|e| crate::Error::Config(format!("commands: {e}")))?;
+        let limiter = quota::CommandQuota::new(
+            &config.commands,
+            config.secrets.redis_url.as_ref().map(crate::config::Secret::expose),
+        )?;
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
