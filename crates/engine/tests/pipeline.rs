@@ -480,3 +480,44 @@ async fn cancel_mid_upload_stops_sending_and_removes_the_files() {
     assert_eq!(sent(), at_cancel, "nothing was sent after the cancel");
     s.sim.shutdown().await;
 }
+
+/// An uploader that confirms every file at once and hands back a share link, as
+/// `rclone link` does for remotes that have links.
+#[derive(Debug)]
+struct Sharing;
+
+#[async_trait::async_trait]
+impl Uploader for Sharing {
+    async fn upload(
+        &self,
+        request: &mltb_engine::UploadRequest,
+        _context: mltb_engine::UploadContext<'_>,
+    ) -> mltb_engine::Result<mltb_engine::UploadOutcome> {
+        let mut outcome = mltb_engine::UploadOutcome::default();
+        outcome.link = Some(format!("https://share.example/{}", request.task));
+        Ok(outcome)
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskPlanner for Sharing {
+    async fn uploader(&self, _task: &Task) -> mltb_engine::Result<Arc<dyn Uploader>> {
+        Ok(Arc::new(Sharing))
+    }
+}
+
+#[tokio::test]
+async fn the_share_link_an_uploader_returns_is_recorded_with_the_task() {
+    let s = setup(1_000_000).await;
+    s.downloads.serve("http://files/b.iso", data(10_000, 2));
+    s.downloads.open("http://files/b.iso");
+    let engine =
+        Engine::start(s.store.clone(), s.downloads.clone(), Arc::new(Sharing), s.config()).await.unwrap();
+    let task = engine.submit(&leech(1, "http://files/b.iso")).await.unwrap();
+    engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Completed);
+    assert_eq!(stored.link, Some(format!("https://share.example/{}", task.id)));
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}

@@ -184,6 +184,9 @@ pub struct Task {
     pub updated_at: i64,
     /// See `created_at`.
     pub finished_at: Option<i64>,
+    /// A share link of the result, when the destination gave one (a mirror's
+    /// `rclone link`).
+    pub link: Option<String>,
 }
 
 /// One uploaded part of a file (a file over the split size is sent in several).

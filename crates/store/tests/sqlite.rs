@@ -275,11 +275,12 @@ async fn a_version_1_database_is_migrated_to_the_latest_keeping_its_tasks() {
         store.close().await;
         id
     };
-    // Make it the file version 1 of the program left: no sent_files, version 1 recorded.
+    // Make it the file version 1 of the program left: no sent_files, no tasks.link,
+    // version 1 recorded.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE sent_files; DELETE FROM schema_migrations WHERE version > 1; PRAGMA user_version = 1;",
+            "DROP TABLE sent_files; ALTER TABLE tasks DROP COLUMN link; DELETE FROM schema_migrations WHERE version > 1; PRAGMA user_version = 1;",
         )
         .unwrap();
     }

@@ -569,6 +569,12 @@ async fn task_names_are_set_once_known<B: Backend>(h: &Harness<B>) {
     s.set_name(task.id, "a.iso").await.unwrap();
     assert_eq!(s.task(task.id).await.unwrap().unwrap().name.as_deref(), Some("a.iso"));
     assert!(matches!(s.set_name(task.id + 1000, "x").await, Err(Error::NotFound { .. })));
+    // The share link of a result, recorded once the destination gives one.
+    assert_eq!(s.task(task.id).await.unwrap().unwrap().link, None);
+    s.set_link(task.id, "https://drive.example/s/abc").await.unwrap();
+    assert_eq!(s.task(task.id).await.unwrap().unwrap().link.as_deref(), Some("https://drive.example/s/abc"));
+    assert!(matches!(s.set_link(task.id + 1000, "https://x").await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.set_link(task.id, &"l".repeat(5000)).await, Err(Error::TooLong { .. })));
     assert!(matches!(s.set_name(task.id, &"n".repeat(300)).await, Err(Error::TooLong { .. })));
 }
 

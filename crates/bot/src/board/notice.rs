@@ -97,13 +97,17 @@ fn completed(task: &Task, files: &[TaskFile], leech_chat: i64) -> Vec<Notice> {
         1 => "1 file".to_string(),
         n => format!("{n} files"),
     };
-    let head = format!(
+    let mut head = format!(
         "<b>Done</b>: {}\n{count} · {} · took {}\n{}\n",
         title(task),
         human_size(size),
         took(task),
         mention(task)
     );
+    if let Some(link) = task.link.as_deref().filter(|l| l.starts_with("https://") || l.starts_with("http://"))
+    {
+        head.push_str(&format!("<a href=\"{}\">Share link</a>\n", escape_attr(link)));
+    }
     let lines: Vec<String> = files
         .iter()
         .enumerate()
@@ -223,6 +227,7 @@ mod tests {
             started_at: None,
             updated_at: 66_000,
             finished_at: Some(66_000),
+            link: None,
         }
     }
 
@@ -275,6 +280,19 @@ mod tests {
             42,
         );
         assert!(n[0].text.contains("1. <code>gd:Mirror/a &amp; b.txt</code> (5 B)"), "{}", n[0].text);
+        assert!(!n[0].text.contains("Share link"));
+        // With a share link from the remote, the message carries it; a non-web link is left out.
+        let mut shared = task(42, TaskKind::Mirror, TaskState::Completed);
+        shared.link = Some("https://drive.example/s?id=1&x=\"2\"".into());
+        let part = Part { index: 0, size: 5, message_id: None, remote_path: Some("gd:Mirror/a.txt".into()) };
+        let n = notices(&shared, &[file(1, "a.txt", vec![part.clone()])], 42);
+        assert!(
+            n[0].text.contains("<a href=\"https://drive.example/s?id=1&amp;x=&quot;2&quot;\">Share link</a>"),
+            "{}",
+            n[0].text
+        );
+        shared.link = Some("javascript:alert(1)".into());
+        assert!(!notices(&shared, &[file(1, "a.txt", vec![part])], 42)[0].text.contains("Share link"));
     }
 
     #[test]

@@ -313,7 +313,14 @@ async fn upload<B: Backend>(
     let result = uploader.upload(&request, UploadContext::new(&parts, &progress, token)).await;
     watcher.abort();
     match result {
-        Ok(_) => Ok(End::Done),
+        Ok(outcome) => {
+            if let Some(link) = outcome.link.as_deref()
+                && let Err(e) = store.set_link(id, link).await
+            {
+                tracing::warn!(task = id, error = %e, "the share link was not recorded");
+            }
+            Ok(End::Done)
+        }
         Err(e) if e.is_cancelled() && !cancel.is_cancelled() => Ok(End::Stopped),
         Err(e) => Err(e),
     }

@@ -14,7 +14,7 @@ pub(crate) struct Migration {
 }
 
 /// The newest schema version this program knows; a database with a newer one is refused.
-pub const LATEST_VERSION: i64 = 3;
+pub const LATEST_VERSION: i64 = 4;
 
 pub(crate) const SQLITE: &[Migration] = &[
     Migration {
@@ -121,6 +121,7 @@ CREATE TABLE sent_files (
         name: "sent files by size and probe",
         sql: "ALTER TABLE sent_files ADD COLUMN probe TEXT;\nCREATE INDEX sent_files_like ON sent_files (size, probe);",
     },
+    Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
 ];
 
 #[cfg(feature = "postgres")]
@@ -234,6 +235,7 @@ CREATE TABLE sent_files (
         name: "sent files by size and probe",
         sql: "ALTER TABLE sent_files ADD COLUMN probe TEXT;\nCREATE INDEX sent_files_like ON sent_files (size, probe);",
     },
+    Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
 ];
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 macro_rules! task_columns {
     () => {
         "id, chat_id, user_id, source_kind, source, kind, name, options, state, bytes_done, bytes_total, \
-         speed, error, gid, created_at, started_at, updated_at, finished_at"
+         speed, error, gid, created_at, started_at, updated_at, finished_at, link"
     };
 }
 
@@ -122,6 +122,7 @@ pub(crate) const REMEMBER_SENT_FILE: &str = "INSERT INTO sent_files (sha256, siz
      probe = excluded.probe";
 pub(crate) const SENT_FILE_LIKE: &str =
     "SELECT 1 FROM sent_files WHERE size = ?1 AND (probe = ?2 OR probe IS NULL) LIMIT 1";
+pub(crate) const SET_LINK: &str = "UPDATE tasks SET link = ?2 WHERE id = ?1";
 pub(crate) const FORGET_SENT_FILE: &str = "DELETE FROM sent_files WHERE sha256 = ?1";
 
 // ---- status messages -------------------------------------------------------------------

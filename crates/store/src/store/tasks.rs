@@ -35,6 +35,7 @@ fn task_from_row(r: &Row) -> Result<Task> {
         started_at: r.opt_int(15)?,
         updated_at: r.int(16)?,
         finished_at: r.opt_int(17)?,
+        link: r.opt_text(18)?,
     })
 }
 
@@ -147,6 +148,16 @@ impl<B: Backend> Store<B> {
         let update =
             Statement::execute(sql::SET_NAME, vec![Value::Int(id), name.into(), Value::Int(crate::now_ms())]);
         if self.run_one(update).await?.affected == 0 {
+            return Err(Error::NotFound { what: "task", id });
+        }
+        Ok(())
+    }
+
+    /// Records the share link of a task's result (a mirror's `rclone link`).
+    pub async fn set_link(&self, id: i64, link: &str) -> Result<()> {
+        check("task.link", link, limits::PATH)?;
+        let out = self.run_one(Statement::execute(sql::SET_LINK, vec![Value::Int(id), link.into()])).await?;
+        if out.affected == 0 {
             return Err(Error::NotFound { what: "task", id });
         }
         Ok(())
