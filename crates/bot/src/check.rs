@@ -271,7 +271,7 @@ async fn database(config: &Config) -> Finding {
                 "database",
                 format!(
                     "cannot use the PostgreSQL database in MLTB_DATABASE_URL: {}",
-                    redact(&e.to_string(), url.expose())
+                    crate::logging::Redactor::new([url.expose()]).redact(&e.to_string())
                 ),
             ),
         },
@@ -307,18 +307,6 @@ async fn redis(url: &str) -> Finding {
     }
 }
 
-/// `text` with `secret` and its password part (if a URL) removed.
-fn redact(text: &str, secret: &str) -> String {
-    let mut out = text.replace(secret, "[redacted]");
-    if let Ok(u) = url::Url::parse(secret)
-        && let Some(p) = u.password()
-        && !p.is_empty()
-    {
-        out = out.replace(p, "[redacted]");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,12 +324,5 @@ mod tests {
         ] {
             assert!(!token_form_ok(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn redaction_removes_the_url_and_its_password() {
-        let url = "postgres://u:hunter2@127.0.0.1:1/db";
-        assert_eq!(redact(&format!("failed: {url}"), url), "failed: [redacted]");
-        assert_eq!(redact("auth failed for hunter2", url), "auth failed for [redacted]");
     }
 }

@@ -67,7 +67,10 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
         .cache_ttl(config.cache.ttl.0)
         .cache_bytes(usize::try_from(config.cache.bytes.0).unwrap_or(usize::MAX));
     let store = Arc::new(AnyStore::open(&database, store_config).await.map_err(|e| {
-        Error::Start(format!("cannot open the database: {}", redact_url(&e.to_string(), &database)))
+        Error::Start(format!(
+            "cannot open the database: {}",
+            crate::logging::Redactor::for_config(&config).redact(&e.to_string())
+        ))
     })?);
 
     let client = Client::builder(token.expose())
@@ -224,20 +227,4 @@ fn signing_key(
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::Start(format!("cannot write {}: {e}", path.display())))?;
     Ok(key)
-}
-
-/// `text` without the database URL's password.
-fn redact_url(text: &str, database: &Database) -> String {
-    match database {
-        Database::Postgres(url) => {
-            let mut out = text.replace(url.as_str(), "[MLTB_DATABASE_URL]");
-            if let Some(p) = url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned))
-                && !p.is_empty()
-            {
-                out = out.replace(&p, "[redacted]");
-            }
-            out
-        }
-        _ => text.to_owned(),
-    }
 }

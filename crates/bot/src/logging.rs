@@ -27,21 +27,30 @@ impl Redactor {
     /// Redacts the config's secrets (and the password of a URL among them).
     pub fn for_config(config: &Config) -> Self {
         let s = &config.secrets;
-        let mut secrets = Vec::new();
-        for secret in
-            [&s.bot_token, &s.api_token, &s.database_url, &s.redis_url, &s.callback_key].into_iter().flatten()
-        {
-            let value = secret.expose().to_owned();
-            if let Ok(u) = url::Url::parse(&value)
+        Self::new(
+            [&s.bot_token, &s.api_token, &s.database_url, &s.redis_url, &s.callback_key]
+                .into_iter()
+                .flatten()
+                .map(crate::config::Secret::expose),
+        )
+    }
+
+    /// Redacts `secrets`, and the password of each that is a URL. Values shorter than 4
+    /// bytes are left alone (they would redact ordinary text).
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut out = Vec::new();
+        for value in secrets {
+            if let Ok(u) = url::Url::parse(value)
                 && let Some(p) = u.password()
                 && p.len() >= 4
             {
-                secrets.push(p.to_owned());
+                out.push(p.to_owned());
             }
             if value.len() >= 4 {
-                secrets.push(value);
+                out.push(value.to_owned());
             }
         }
+        let mut secrets = out;
         // Longest first, so that a secret containing another is replaced whole.
         secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
         Self { secrets: Arc::new(secrets) }
@@ -150,6 +159,14 @@ mod tests {
         let out = r.redact(line);
         assert!(!out.contains("ABC-DEF") && !out.contains("hunter2"), "{out}");
         assert!(out.contains("[redacted]"));
+    }
+
+    #[test]
+    fn redaction_removes_the_url_and_its_password() {
+        let url = "postgres://u:hunter2@127.0.0.1:1/db";
+        let r = Redactor::new([url]);
+        assert_eq!(r.redact(&format!("failed: {url}")), "failed: [redacted]");
+        assert_eq!(r.redact("auth failed for hunter2"), "auth failed for [redacted]");
     }
 
     #[test]

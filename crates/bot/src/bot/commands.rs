@@ -333,19 +333,35 @@ fn task_id(ctx: &Ctx, words: &[String]) -> Result<i64, String> {
         .ok_or_else(|| "expected a task id (/cancel 12), or a reply to the task's message".into())
 }
 
-async fn cancel<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
-    let id = match task_id(ctx, words) {
-        Ok(id) => id,
-        Err(e) => return format!("⚠️ {}", escape(&e)),
-    };
-    let Some(view) = bot.inner.engine.tasks().into_iter().find(|v| v.id == id) else {
-        return format!("Task #{id} is not running.");
-    };
+/// The running task a command names, if the sender may act on it (its user, the owner or
+/// a sudo user); otherwise the answer to send. `not_yours` finishes "Task #id is not yours".
+fn own_task<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    words: &[String],
+    not_yours: &str,
+) -> Result<mltb_engine::TaskView, String> {
+    let id = task_id(ctx, words).map_err(|e| format!("⚠️ {}", escape(&e)))?;
+    let view = bot
+        .inner
+        .engine
+        .tasks()
+        .into_iter()
+        .find(|v| v.id == id)
+        .ok_or_else(|| format!("Task #{id} is not running."))?;
     if view.user != ctx.user && !ctx.access.is_admin() {
-        return format!(
-            "⛔ Task #{id} is not yours: only its owner, the bot's owner or a sudo user may cancel it."
-        );
+        return Err(format!("⛔ Task #{id} is not yours{not_yours}"));
     }
+    Ok(view)
+}
+
+async fn cancel<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
+    let view =
+        match own_task(bot, ctx, words, ": only its owner, the bot's owner or a sudo user may cancel it.") {
+            Ok(v) => v,
+            Err(answer) => return answer,
+        };
+    let id = view.id;
     if view.user != ctx.user {
         audit(bot, ctx, "cancel", Some(view.user), Some(format!("task {id}"))).await;
     }
@@ -375,16 +391,10 @@ async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
 }
 
 async fn force_start<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
-    let id = match task_id(ctx, words) {
-        Ok(id) => id,
-        Err(e) => return format!("⚠️ {}", escape(&e)),
+    let id = match own_task(bot, ctx, words, ".") {
+        Ok(v) => v.id,
+        Err(answer) => return answer,
     };
-    let Some(view) = bot.inner.engine.tasks().into_iter().find(|v| v.id == id) else {
-        return format!("Task #{id} is not running.");
-    };
-    if view.user != ctx.user && !ctx.access.is_admin() {
-        return format!("⛔ Task #{id} is not yours.");
-    }
     if bot.inner.engine.force_start(id) {
         format!("Task #{id} starts now.")
     } else {
