@@ -104,6 +104,14 @@ pub enum ErrorKind {
         /// rclone's last error line.
         message: String,
     },
+    /// 7-Zip could not zip or extract a task's files (`-z`, `-e`).
+    #[error("{what}: {reason}")]
+    Archive {
+        /// The step, e.g. "extracting a.zip".
+        what: String,
+        /// Why, e.g. "wrong password".
+        reason: String,
+    },
     /// The task was cancelled.
     #[error("cancelled")]
     Cancelled,

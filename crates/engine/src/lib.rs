@@ -28,6 +28,7 @@
 //!   every path is checked to stay inside the task's directory.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod archive;
 pub mod aria2;
 mod download;
 pub mod egress;
@@ -38,6 +39,7 @@ pub mod names;
 mod pipeline;
 mod upload;
 
+pub use archive::{Archiving, Pack};
 pub use download::{
     DownloadId, DownloadRequest, DownloadSource, DownloadState, DownloadStatus, DownloadedFile, Downloader,
     UrlSource,

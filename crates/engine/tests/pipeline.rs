@@ -521,3 +521,327 @@ async fn the_share_link_an_uploader_returns_is_recorded_with_the_task() {
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+/// An uploader that copies each file it is given into `into`, under its relative name:
+/// what a destination would receive.
+#[derive(Debug)]
+struct Collect {
+    into: PathBuf,
+    /// The task directory every uploaded path must be inside.
+    downloads: PathBuf,
+}
+
+#[async_trait::async_trait]
+impl Uploader for Collect {
+    async fn upload(
+        &self,
+        request: &mltb_engine::UploadRequest,
+        _context: mltb_engine::UploadContext<'_>,
+    ) -> mltb_engine::Result<mltb_engine::UploadOutcome> {
+        for file in &request.files {
+            assert!(
+                file.path.starts_with(&self.downloads),
+                "{} is outside the downloads",
+                file.path.display()
+            );
+            let meta = std::fs::symlink_metadata(&file.path).unwrap();
+            assert!(meta.is_file(), "{} is not a regular file", file.path.display());
+            let to = self.into.join(&file.relative);
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&file.path, &to).unwrap();
+        }
+        Ok(mltb_engine::UploadOutcome::default())
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskPlanner for Collect {
+    async fn uploader(&self, _task: &Task) -> mltb_engine::Result<Arc<dyn Uploader>> {
+        Ok(Arc::new(Collect { into: self.into.clone(), downloads: self.downloads.clone() }))
+    }
+}
+
+/// Runs 7-Zip for a test, in `cwd`, with `stdin` as its input.
+fn seven_zip(cwd: &std::path::Path, args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("7z")
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("7z is needed for the -z/-e tests: apt-get install p7zip-full (scripts/test installs it)");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "7z {args:?}");
+}
+
+/// Files relative to `root`, with their bytes, symlinks included (as `-> target`).
+fn tree(root: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_symlink() {
+                out.insert(rel, format!("-> {}", std::fs::read_link(&path).unwrap().display()).into_bytes());
+            } else {
+                out.insert(rel, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+struct Archives {
+    s: Setup,
+    out: tempfile::TempDir,
+    engine: Engine<SqliteBackend>,
+    work: tempfile::TempDir,
+}
+
+async fn archives(config: impl FnOnce(EngineConfig) -> EngineConfig) -> Archives {
+    let s = setup(1_000_000).await;
+    let out = tempfile::tempdir().unwrap();
+    let planner =
+        Arc::new(Collect { into: out.path().to_path_buf(), downloads: s.dir.path().join("downloads") });
+    let engine =
+        Engine::start(s.store.clone(), s.downloads.clone(), planner, config(s.config())).await.unwrap();
+    Archives { s, out, engine, work: tempfile::tempdir().unwrap() }
+}
+
+impl Archives {
+    /// Serves the file `name` made in the work dir at `http://f/<name>`.
+    fn serve(&self, name: &str) {
+        let url = format!("http://f/{name}");
+        self.s.downloads.serve(&url, std::fs::read(self.work.path().join(name)).unwrap());
+        self.s.downloads.open(&url);
+    }
+
+    async fn run(&self, name: &str, options: serde_json::Value) -> Task {
+        let mut task = leech(1, &format!("http://f/{name}"));
+        task.options = options;
+        let task = self.engine.submit(&task).await.unwrap();
+        self.engine.wait(task.id).await;
+        self.s.store.task(task.id).await.unwrap().unwrap()
+    }
+}
+
+#[tokio::test]
+async fn extract_unpacks_an_encrypted_zip_and_uploads_its_files_in_a_folder_named_after_it() {
+    let a = archives(|c| c).await;
+    let src = a.work.path().join("src");
+    std::fs::create_dir_all(src.join("sub")).unwrap();
+    std::fs::write(src.join("a.txt"), b"hello").unwrap();
+    std::fs::write(src.join("sub/b.bin"), data(300_000, 31)).unwrap();
+    seven_zip(&src, &["a", "-tzip", "-p", "-mem=AES256", "../pack.zip", "a.txt", "sub"], "pw\npw\n");
+    a.serve("pack.zip");
+
+    let task = a.run("pack.zip", serde_json::json!({ "extract": { "password": "pw" } })).await;
+    assert_eq!(task.state, TaskState::Completed, "{:?}", task.error);
+    let got = tree(a.out.path());
+    let want = tree(&src).into_iter().map(|(k, v)| (format!("pack/{k}"), v)).collect();
+    assert_eq!(got, want, "the archive's files, under pack/");
+    let stored: Vec<String> =
+        a.s.store.task_files(task.id).await.unwrap().into_iter().map(|f| f.path).collect();
+    assert_eq!(stored, ["pack/a.txt", "pack/sub/b.bin"]);
+    assert!(!a.engine.task_dir(task.id).exists());
+
+    let wrong = a.run("pack.zip", serde_json::json!({ "extract": { "password": "nope" } })).await;
+    assert_eq!(wrong.state, TaskState::Failed);
+    let error = wrong.error.unwrap();
+    assert!(error.contains("extracting pack.zip: wrong password") && !error.contains("nope"), "{error}");
+    let none = a.run("pack.zip", serde_json::json!({ "extract": {} })).await;
+    assert!(
+        none.error.as_deref().is_some_and(|e| e.contains("give its password as -e PASSWORD")),
+        "{none:?}"
+    );
+    a.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn extract_keeps_nothing_an_archive_points_outside_the_task_directory() {
+    let a = archives(|c| c).await;
+    // `../../escape.txt`, `/abs.txt`, a symlink to /etc and a file beneath it.
+    let script = r#"
+import zipfile, sys
+with zipfile.ZipFile(sys.argv[1], 'w') as z:
+    z.writestr('../../escape.txt', 'bad')
+    z.writestr('/abs.txt', 'abs')
+    z.writestr('ok/fine.txt', 'ok')
+    link = zipfile.ZipInfo('link')
+    link.external_attr = 0o120777 << 16
+    z.writestr(link, '/etc')
+"#;
+    let made = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(a.work.path().join("evil.zip"))
+        .status()
+        .expect("python3 makes the hostile zip");
+    assert!(made.success());
+    a.serve("evil.zip");
+    let task = a.run("evil.zip", serde_json::json!({ "extract": {} })).await;
+    assert_eq!(task.state, TaskState::Completed, "{:?}", task.error);
+    let got = tree(a.out.path());
+    assert_eq!(
+        got.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["evil/abs.txt", "evil/escape.txt", "evil/ok/fine.txt"],
+        "only regular files, inside the folder"
+    );
+    assert!(
+        !a.s.dir.path().join("escape.txt").exists() && !a.s.dir.path().join("downloads/escape.txt").exists()
+    );
+    a.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn extract_joins_split_volumes_unpacks_tarballs_and_keeps_other_files() {
+    let a = archives(|c| c).await;
+    let src = a.work.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("big.bin"), data(700_000, 41)).unwrap();
+    // A folder download: a 7z split into 3 volumes, a .tar.gz, and a plain file.
+    let folder = a.work.path().join("folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    seven_zip(&src, &["a", "-t7z", "-mx=0", "-v300k", "../folder/vol.7z", "big.bin"], "");
+    seven_zip(&src, &["a", "-ttar", "../data.tar", "big.bin"], "");
+    seven_zip(a.work.path(), &["a", "-tgzip", "folder/data.tar.gz", "data.tar"], "");
+    std::fs::write(folder.join("notes.txt"), b"plain").unwrap();
+    let mut volumes: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    volumes.sort();
+    assert_eq!(volumes, ["data.tar.gz", "notes.txt", "vol.7z.001", "vol.7z.002", "vol.7z.003"]);
+
+    // The scripted downloader writes one file per URL (`marker`); the folder is put
+    // beside it in the task's directory before the download finishes, as a torrent's
+    // files would be.
+    let engine = &a.engine;
+    a.s.downloads.serve("http://f/marker", b"m".to_vec());
+    let mut task = leech(1, "http://f/marker");
+    task.options = serde_json::json!({ "extract": {} });
+    let task = engine.submit(&task).await.unwrap();
+    let dir = engine.task_dir(task.id);
+    std::fs::create_dir_all(dir.join("folder")).unwrap();
+    for (name, bytes) in tree(&folder) {
+        std::fs::write(dir.join("folder").join(name), bytes).unwrap();
+    }
+    a.s.downloads.open("http://f/marker");
+    engine.wait(task.id).await;
+    let stored = a.s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Completed, "{:?}", stored.error);
+    let got = tree(a.out.path());
+    let big = std::fs::read(src.join("big.bin")).unwrap();
+    let want: std::collections::BTreeMap<String, Vec<u8>> = [
+        ("folder/data/big.bin".to_string(), big.clone()),
+        ("folder/notes.txt".to_string(), b"plain".to_vec()),
+        ("folder/vol/big.bin".to_string(), big),
+        ("marker".to_string(), b"m".to_vec()),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(got, want);
+    engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn zip_bundles_the_download_into_one_encrypted_zip() {
+    let a = archives(|c| c).await;
+    let bytes = data(500_000, 51);
+    std::fs::write(a.work.path().join("movie.mkv"), &bytes).unwrap();
+    a.serve("movie.mkv");
+    let task = a.run("movie.mkv", serde_json::json!({ "zip": { "password": "s3cret" } })).await;
+    assert_eq!(task.state, TaskState::Completed, "{:?}", task.error);
+    assert_eq!(tree(a.out.path()).keys().collect::<Vec<_>>(), ["movie.mkv.zip"]);
+    let check = tempfile::tempdir().unwrap();
+    seven_zip(
+        check.path(),
+        &["x", "-ounpacked", &a.out.path().join("movie.mkv.zip").display().to_string()],
+        "s3cret\n",
+    );
+    assert_eq!(std::fs::read(check.path().join("unpacked/movie.mkv")).unwrap(), bytes);
+    // Without the password the zip does not open.
+    let denied = std::process::Command::new("7z")
+        .args(["x", "-pwrong", "-ono", &a.out.path().join("movie.mkv.zip").display().to_string()])
+        .current_dir(check.path())
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!denied.success(), "the zip is encrypted");
+    a.engine.shutdown().await;
+}
+
+#[tokio::test]
+async fn extract_is_refused_when_the_unpacked_size_would_eat_the_free_disk_reserve() {
+    let work = tempfile::tempdir().unwrap();
+    // 400 MB of zeros, a few hundred KiB zipped: what a zip bomb looks like, mildly.
+    let zeros = work.path().join("zeros.bin");
+    std::fs::File::create(&zeros).unwrap().set_len(400 << 20).unwrap();
+    seven_zip(work.path(), &["a", "-tzip", "-mx=1", "bomb.zip", "zeros.bin"], "");
+    std::fs::remove_file(&zeros).unwrap();
+    let probe = tempfile::tempdir().unwrap();
+    let free = fs_free(probe.path());
+    // Room for the download (and 100 MB of slack), not for what it unpacks to.
+    let a =
+        archives(|c| c.limits(QueueLimits::default().min_free_disk(free.saturating_sub(200 << 20)))).await;
+    std::fs::copy(work.path().join("bomb.zip"), a.work.path().join("bomb.zip")).unwrap();
+    a.serve("bomb.zip");
+    let task = a.run("bomb.zip", serde_json::json!({ "extract": {} })).await;
+    assert_eq!(task.state, TaskState::Failed);
+    let error = task.error.unwrap();
+    assert!(
+        error.contains("not enough disk space") && error.contains("extracting needs 419430400 bytes"),
+        "{error}"
+    );
+    assert!(tree(a.out.path()).is_empty(), "nothing was uploaded");
+    a.engine.shutdown().await;
+}
+
+fn fs_free(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(path).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap().trim().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_shutdown_while_zipping_leaves_the_task_uploading_and_the_next_engine_zips_it_again() {
+    let a = archives(|c| c).await;
+    let bytes = data(60 << 20, 61);
+    a.s.downloads.serve("http://f/large.bin", bytes.clone());
+    a.s.downloads.open("http://f/large.bin");
+    let mut task = leech(1, "http://f/large.bin");
+    task.options = serde_json::json!({ "zip": {} });
+    let task = a.engine.submit(&task).await.unwrap();
+    let zipping = || {
+        a.engine
+            .tasks()
+            .iter()
+            .any(|v| v.id == task.id && v.archiving == Some(mltb_engine::Archiving::Zipping))
+    };
+    until("7-Zip is zipping", zipping).await;
+    a.engine.shutdown().await;
+    assert_eq!(state(&a.s.store, task.id).await, TaskState::Uploading, "not cancelled, not failed");
+    assert!(tree(a.out.path()).is_empty(), "nothing was uploaded yet");
+    let planner =
+        Arc::new(Collect { into: a.out.path().to_path_buf(), downloads: a.s.dir.path().join("downloads") });
+    let engine =
+        Engine::start(a.s.store.clone(), a.s.downloads.clone(), planner, a.s.config()).await.unwrap();
+    engine.wait(task.id).await;
+    assert_eq!(state(&a.s.store, task.id).await, TaskState::Completed);
+    let check = tempfile::tempdir().unwrap();
+    seven_zip(
+        check.path(),
+        &["x", "-ounpacked", &a.out.path().join("large.bin.zip").display().to_string()],
+        "",
+    );
+    assert!(
+        std::fs::read(check.path().join("unpacked/large.bin")).unwrap() == bytes,
+        "the zip holds the download"
+    );
+    engine.shutdown().await;
+}

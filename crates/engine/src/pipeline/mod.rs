@@ -5,6 +5,8 @@
 mod options;
 mod planner;
 mod queue;
+
+pub(crate) use queue::free_disk;
 mod run;
 
 use std::collections::HashMap;
@@ -43,6 +45,9 @@ pub struct EngineConfig {
     /// The egress policy links are checked against when a task is submitted (`None`: no
     /// check here; the proxy aria2 goes through still applies its own).
     pub egress: Option<Arc<EgressPolicy>>,
+    /// 7-Zip's program, for tasks that extract or zip (`-e`, `-z`): `7z` on the `PATH`
+    /// by default (Debian's p7zip-full or 7zip package).
+    pub seven_zip: PathBuf,
 }
 
 impl EngineConfig {
@@ -55,6 +60,7 @@ impl EngineConfig {
             poll_interval: Duration::from_secs(1),
             keep_failed: false,
             egress: None,
+            seven_zip: PathBuf::from("7z"),
         }
     }
 
@@ -73,6 +79,12 @@ impl EngineConfig {
     /// How often downloads are polled.
     pub fn poll_interval(mut self, every: Duration) -> Self {
         self.poll_interval = every;
+        self
+    }
+
+    /// The 7-Zip program tasks extract and zip with.
+    pub fn seven_zip(mut self, program: impl Into<PathBuf>) -> Self {
+        self.seven_zip = program.into();
         self
     }
 
@@ -146,6 +158,10 @@ pub struct TaskView {
     pub waiting: Option<Waiting>,
     /// Why it failed, when it did.
     pub error: Option<String>,
+    /// What 7-Zip is doing, while the task extracts or zips its files between the
+    /// download and the upload (its state is then `uploading`; `done`/`total` follow
+    /// 7-Zip).
+    pub archiving: Option<crate::Archiving>,
 }
 
 impl TaskView {
@@ -163,6 +179,7 @@ impl TaskView {
             speed: 0,
             waiting: None,
             error: None,
+            archiving: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Pack;
+
 /// The options of a task, kept with it in the store so that a restart resumes with the
 /// same ones. Unknown keys are ignored; missing ones take their defaults.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -22,6 +24,11 @@ pub struct TaskOptions {
     pub as_media: bool,
     /// Mirror: the rclone destination (`remote:path`), instead of the configured one.
     pub upload: Option<String>,
+    /// Extract the downloaded archives before the upload (`-e`).
+    pub extract: Option<Pack>,
+    /// Zip the files into one `<name>.zip` before the upload (`-z`), after extracting
+    /// when both are asked for.
+    pub zip: Option<Pack>,
 }
 
 impl TaskOptions {
@@ -57,6 +64,8 @@ impl std::fmt::Debug for TaskOptions {
             .field("split_size", &self.split_size)
             .field("as_media", &self.as_media)
             .field("upload", &self.upload)
+            .field("extract", &self.extract)
+            .field("zip", &self.zip)
             .finish()
     }
 }
@@ -72,10 +81,13 @@ mod tests {
             user: Some("u".into()),
             password: Some("hunter2".into()),
             select: Some(vec![1, 3]),
+            zip: Some(Pack::new(Some("zip-secret".into()))),
+            extract: Some(Pack::default()),
             ..TaskOptions::default()
         };
         assert_eq!(TaskOptions::from_json(&o.to_json()).unwrap(), o);
         assert!(!format!("{o:?}").contains("hunter2"));
+        assert!(!format!("{o:?}").contains("zip-secret"));
         assert_eq!(TaskOptions::from_json(&serde_json::Value::Null).unwrap(), TaskOptions::default());
         assert_eq!(
             TaskOptions::from_json(&serde_json::json!({"unknown": 1})).unwrap(),

@@ -4,8 +4,9 @@ use mltb_store::{Backend, Part, Progress, Task, TaskFile, TaskState};
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
-use super::queue::{Stage, free_disk};
+use super::queue::{Stage as Slot, free_disk};
 use super::{Engine, cancelled};
+use crate::archive::{Stage, walk};
 use crate::download::{DownloadId, DownloadState};
 use crate::leech::store_error;
 use crate::upload::{PartLog, SentPart, UploadContext, UploadFile, UploadProgress, UploadRequest};
@@ -27,7 +28,7 @@ pub(super) async fn run<B: Backend>(
     let id = task.id;
     let user = task.user;
     let dir = engine.task_dir(id);
-    let mut held: Option<Stage> = None;
+    let mut held: Option<Slot> = None;
     let result = drive(&engine, &task, files, &cancel, &dir, &mut held).await;
     {
         let inner = engine.inner();
@@ -66,16 +67,16 @@ async fn drive<B: Backend>(
     files: Vec<TaskFile>,
     cancel: &CancellationToken,
     dir: &Path,
-    held: &mut Option<Stage>,
+    held: &mut Option<Slot>,
 ) -> Result<End> {
     let inner = engine.inner();
     let stop = inner.stop.clone();
     let mut state = task.state;
     if state == TaskState::Queued {
-        if !take(engine, task, Stage::Download, cancel).await? {
+        if !take(engine, task, Slot::Download, cancel).await? {
             return Ok(End::Stopped);
         }
-        *held = Some(Stage::Download);
+        *held = Some(Slot::Download);
         tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
         // The id is recorded before the download exists: after a crash in between, the
         // restart re-attaches by it instead of starting a second download.
@@ -97,7 +98,7 @@ async fn drive<B: Backend>(
         }
     } else if state == TaskState::Downloading {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_download(task.id, task.user);
-        *held = Some(Stage::Download);
+        *held = Some(Slot::Download);
         let Some(gid) = task.gid.clone() else {
             return Err(ErrorKind::Download { code: 0, message: "no download id was recorded".into() }.into());
         };
@@ -115,16 +116,16 @@ async fn drive<B: Backend>(
         }
     } else if state == TaskState::Uploading {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_upload(task.id, task.user);
-        *held = Some(Stage::Upload);
+        *held = Some(Slot::Upload);
     }
     if state != TaskState::Uploading || stop.is_cancelled() {
         return Ok(End::Stopped);
     }
-    if *held == Some(Stage::Download) {
-        if !take(engine, task, Stage::Upload, cancel).await? {
+    if *held == Some(Slot::Download) {
+        if !take(engine, task, Slot::Upload, cancel).await? {
             return Ok(End::Stopped);
         }
-        *held = Some(Stage::Upload);
+        *held = Some(Slot::Upload);
         inner.store.mark_uploading(task.id).await.map_err(store_error)?;
     }
     engine.update(task.id, |v| {
@@ -140,7 +141,7 @@ async fn drive<B: Backend>(
 async fn take<B: Backend>(
     engine: &Engine<B>,
     task: &Task,
-    stage: Stage,
+    stage: Slot,
     cancel: &CancellationToken,
 ) -> Result<bool> {
     let inner = engine.inner();
@@ -257,9 +258,16 @@ async fn upload<B: Backend>(
 ) -> Result<End> {
     let inner = engine.inner();
     let store = &inner.store;
+    let mut root = Stage::root(dir);
     if files.is_empty() {
+        root = match archive_stage(engine, task, cancel, dir).await {
+            Ok(root) => root,
+            // Stopped by a shutdown, not a cancel: not the task's end.
+            Err(e) if e.is_cancelled() && !cancel.is_cancelled() => return Ok(End::Stopped),
+            Err(e) => return Err(e),
+        };
         // Recorded before the first byte goes out, so a restart uploads the same list.
-        for (relative, size) in tidy_names(dir, list_files(dir).await?).await? {
+        for (relative, size) in tidy_names(&root, walk(&root).await?).await? {
             let id = store.add_file(task.id, &relative, size).await.map_err(store_error)?;
             files.push(TaskFile { id, task: task.id, path: relative, size, parts: Vec::new() });
         }
@@ -270,7 +278,7 @@ async fn upload<B: Backend>(
     let uploads: Vec<UploadFile> = files
         .iter()
         .map(|f| {
-            let mut file = UploadFile::new(f.id, dir.join(&f.path), f.path.clone(), f.size);
+            let mut file = UploadFile::new(f.id, root.join(&f.path), f.path.clone(), f.size);
             file.sent = f
                 .parts
                 .iter()
@@ -286,7 +294,7 @@ async fn upload<B: Backend>(
         .collect();
     let name =
         task.name.clone().unwrap_or_else(|| files[0].path.split('/').next().unwrap_or("files").to_string());
-    let request = UploadRequest::new(task.id, name, dir, uploads);
+    let request = UploadRequest::new(task.id, name, &root, uploads);
     let uploader = inner.planner.uploader(task).await?;
     let parts = StoreParts { store };
     let id = task.id;
@@ -326,25 +334,61 @@ async fn upload<B: Backend>(
     }
 }
 
-/// The files under `dir`, relative, sorted, without aria2's control files.
-async fn list_files(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
-    let mut out = Vec::new();
-    let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let mut entries = tokio::fs::read_dir(&d).await.map_err(|e| Error::io(d.display(), &e))?;
-        while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(d.display(), &e))? {
-            let path = entry.path();
-            let meta = tokio::fs::symlink_metadata(&path).await.map_err(|e| Error::io(path.display(), &e))?;
-            if meta.is_dir() {
-                stack.push(path);
-            } else if meta.is_file() && path.extension().is_none_or(|e| e != "aria2") {
-                let relative = path.strip_prefix(dir).map(Path::to_path_buf).unwrap_or_default();
-                out.push((relative, meta.len()));
-            }
-        }
+/// Runs the task's extract and zip steps (`-e`, `-z`), if it has any; returns the
+/// directory its files are uploaded from.
+async fn archive_stage<B: Backend>(
+    engine: &Engine<B>,
+    task: &Task,
+    cancel: &CancellationToken,
+    dir: &Path,
+) -> Result<PathBuf> {
+    let options = crate::TaskOptions::from_json(&task.options)?;
+    if options.extract.is_none() && options.zip.is_none() {
+        return Ok(dir.to_path_buf());
     }
-    out.sort();
-    Ok(out)
+    let inner = engine.inner();
+    // A shutdown stops 7-Zip as a cancel does; the task stays `uploading` and the stage
+    // runs again on the next start.
+    let token = cancel.child_token();
+    let stop = inner.stop.clone();
+    let watch = {
+        let token = token.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            token.cancel();
+        })
+    };
+    // The name the download gave, recorded after this task was read.
+    let name = match &task.name {
+        Some(name) => Some(name.clone()),
+        None => inner.store.task(task.id).await.map_err(store_error)?.and_then(|t| t.name),
+    }
+    .unwrap_or_else(|| format!("task-{}", task.id));
+    let id = task.id;
+    let view = engine.clone();
+    let progress = move |step: crate::Archiving, done: u64, total: u64| {
+        view.update(id, |v| {
+            v.archiving = Some(step);
+            v.done = done;
+            v.total = total;
+        });
+    };
+    let stage = Stage {
+        program: &inner.config.seven_zip,
+        dir,
+        name: &name,
+        extract: options.extract.as_ref(),
+        zip: options.zip.as_ref(),
+        reserve: inner.config.limits.min_free_disk,
+        cancel: &token,
+    };
+    let result = stage.run(&progress).await;
+    watch.abort();
+    engine.update(id, |v| {
+        v.archiving = None;
+        v.done = 0;
+    });
+    result
 }
 
 /// Renames every file whose path is not already what [`names`](crate::names) makes of
