@@ -362,3 +362,86 @@ async fn killed_mid_download_the_bot_resumes_and_finishes_on_restart() {
     let _ = bot.child.wait().await;
     sim.shutdown().await;
 }
+
+/// Runs 7-Zip in `cwd` with `stdin` as its input (a password).
+fn seven_zip(cwd: &Path, args: &[&str], stdin: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("7z")
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("7z is needed for -e/-z: apt-get install p7zip-full (scripts/test installs it)");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success(), "7z {args:?}");
+}
+
+/// Waits until `path` holds `want`.
+async fn until_file(path: &Path, want: &[u8], secs: u64) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !std::fs::read(path).is_ok_and(|b| b == want) {
+        assert!(tokio::time::Instant::now() < deadline, "{} never held the expected bytes", path.display());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_with_e_extracts_an_encrypted_zip_and_with_z_zips_the_download() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(work.path().join("src/sub")).unwrap();
+    let (a, b) = (b"first file".to_vec(), data(400_000));
+    std::fs::write(work.path().join("src/a.txt"), &a).unwrap();
+    std::fs::write(work.path().join("src/sub/b.bin"), &b).unwrap();
+    seven_zip(
+        &work.path().join("src"),
+        &["a", "-tzip", "-p", "-mem=AES256", "../pack.zip", "a.txt", "sub"],
+        "pw 1\npw 1\n",
+    );
+    let server = FileServer::builder()
+        .file("/files/pack.zip", std::fs::read(work.path().join("pack.zip")).unwrap())
+        .file("/files/report.pdf", b.clone())
+        .start()
+        .await
+        .unwrap();
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cloud = dir.path().join("cloud");
+    let dest = format!(":local:{}", cloud.display());
+    let mut bot = Bot::start(&sim, dir.path(), &[("MLTB_MIRROR_DESTINATION", &dest)]);
+
+    // A quoted password with a space; the archive's files land in a folder named after it.
+    sim.send_text(CHAT, USER, &format!("/mirror -e \"pw 1\" {}", server.url("/files/pack.zip")));
+    until_file(&cloud.join("pack/a.txt"), &a, 60).await;
+    until_file(&cloud.join("pack/sub/b.bin"), &b, 30).await;
+    assert!(!cloud.join("pack.zip").exists(), "the archive itself is not mirrored");
+
+    // -z: one encrypted zip holding the download.
+    sim.send_text(CHAT, USER, &format!("/mirror -z s3cret {}", server.url("/files/report.pdf")));
+    let zip = cloud.join("report.pdf.zip");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !texts_to(&sim.sent(), CHAT).iter().any(|t| t.contains("report.pdf.zip")) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no completion message for the zip: {:?}",
+            texts_to(&sim.sent(), CHAT)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = tempfile::tempdir().unwrap();
+    seven_zip(out.path(), &["x", &zip.display().to_string()], "s3cret\n");
+    assert_eq!(std::fs::read(out.path().join("report.pdf")).unwrap(), b, "the zip holds the download");
+
+    // A wrong password: the task fails, saying why, without echoing the password.
+    sim.send_text(CHAT, USER, &format!("/mirror -e nope {}", server.url("/files/pack.zip")));
+    let sent = until(&sim, 60, "the failure message", |s| {
+        texts_to(s, CHAT).iter().any(|t| t.contains("wrong password"))
+    })
+    .await;
+    let failure = texts_to(&sent, CHAT).into_iter().find(|t| t.contains("wrong password")).unwrap();
+    assert!(!failure.contains("nope"), "{failure}");
+    assert_eq!(sim.stats().responses_429, 0, "no 429 from the simulator");
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+    sim.shutdown().await;
+}

@@ -84,6 +84,13 @@ pub async fn run(config: &Config, options: CheckOptions) -> Vec<Finding> {
         }
     }
     out.push(program(&config.mirror.rclone, &["version"], "rclone", "rclone").await);
+    // Only -e and -z need 7-Zip: its absence is a warning.
+    let mut seven = program(&config.downloads.seven_zip, &["i"], "7z", "p7zip-full").await;
+    if seven.status == Status::Fail {
+        seven.status = Status::Warn;
+        seven.detail.push_str("; until then -e (extract) and -z (zip) fail");
+    }
+    out.push(seven);
     if let Some(path) = &config.secrets.rclone_config {
         let path = Path::new(path.expose());
         out.push(match std::fs::metadata(path) {
@@ -160,7 +167,7 @@ async fn program(program: &Path, args: &[&str], what: &str, package: &str) -> Fi
     match tokio::time::timeout(Duration::from_secs(10), run).await {
         Ok(Ok(out)) if out.status.success() => {
             let text = String::from_utf8_lossy(&out.stdout);
-            let first = text.lines().next().unwrap_or_default().trim().to_owned();
+            let first = text.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or_default().to_owned();
             Finding::new(Status::Ok, what, format!("{first} ({})", program.display()))
         }
         Ok(Ok(out)) => Finding::new(

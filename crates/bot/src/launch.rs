@@ -148,7 +148,8 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
     let engine_config = EngineConfig::new(config.download_dir())
         .egress(Arc::new(policy))
         .limits(limits)
-        .keep_failed(q.keep_failed);
+        .keep_failed(q.keep_failed)
+        .seven_zip(&config.downloads.seven_zip);
     let dl: Arc<dyn Downloader> = downloader.clone();
     let engine = Engine::start(store.clone(), dl, planner, engine_config)
         .await

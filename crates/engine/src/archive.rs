@@ -161,7 +161,7 @@ fn strip_archive_ext(name: &str) -> String {
 pub(crate) struct Stage<'a> {
     /// 7-Zip's program.
     pub program: &'a Path,
-    /// The task's directory.
+    /// The task's directory, absolute (7-Zip runs in other directories).
     pub dir: &'a Path,
     /// The task's name: the zip is `<name>.zip`.
     pub name: &'a str,

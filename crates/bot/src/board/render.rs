@@ -48,6 +48,8 @@ pub struct TaskLine {
     pub waiting: Option<Waiting>,
     /// When it was submitted, Unix milliseconds.
     pub created_at: i64,
+    /// What 7-Zip is doing, between the download and the upload (`-e`, `-z`).
+    pub archiving: Option<mltb_engine::Archiving>,
 }
 
 impl TaskLine {
@@ -65,12 +67,17 @@ impl TaskLine {
             speed: 0,
             waiting: None,
             created_at: 0,
+            archiving: None,
         }
     }
 
-    /// What moves the bytes now: aria2 while downloading or seeding, Telegram (leech)
-    /// or rclone (mirror) while uploading, nothing while queued.
+    /// What moves the bytes now: aria2 while downloading or seeding, 7-Zip while
+    /// extracting or zipping, Telegram (leech) or rclone (mirror) while uploading,
+    /// nothing while queued.
     pub fn engine(&self) -> Option<&'static str> {
+        if self.archiving.is_some() {
+            return Some("7-Zip");
+        }
         match (self.state, self.kind) {
             (TaskState::Downloading | TaskState::Seeding, _) => Some("aria2"),
             (TaskState::Uploading, TaskKind::Leech) => Some("Telegram"),
@@ -110,6 +117,7 @@ impl From<&TaskView> for TaskLine {
             speed: v.speed,
             waiting: v.waiting,
             created_at: v.created_at,
+            archiving: v.archiving,
         }
     }
 }
@@ -219,7 +227,8 @@ pub fn render(frame: &Frame<'_>, signer: &Signer) -> Rendered {
 
 fn task_block(out: &mut String, task: &TaskLine, now_ms: i64) {
     out.push_str(&format!("<b>#{}</b> <code>{}</code>\n", task.id, escape(&task.display_name())));
-    let state = state_text(task.state);
+    let archiving = task.archiving.map(|a| a.to_string());
+    let state = archiving.as_deref().unwrap_or(state_text(task.state));
     match (task.engine(), task.state) {
         (Some(engine), _) => out.push_str(&format!("<b>{state}</b> with {engine}\n")),
         (None, TaskState::Queued) => {
@@ -403,6 +412,14 @@ mod tests {
         assert_eq!(t.engine(), Some("rclone"));
         t.kind = TaskKind::Leech;
         assert_eq!(t.engine(), Some("Telegram"));
+        t.archiving = Some(mltb_engine::Archiving::Extracting);
+        assert_eq!(t.engine(), Some("7-Zip"));
+        let tasks = [t];
+        let r = render(
+            &Frame { chat: CHAT, tasks: &tasks, page: 0, page_size: 4, now_ms: NOW_MS, confirm: None },
+            &signer(),
+        );
+        assert!(text_content(&r.text).contains("Extracting with 7-Zip"), "{}", r.text);
     }
 
     #[test]

@@ -180,13 +180,9 @@ async fn task<B: Backend>(
     document: Option<Document>,
 ) -> String {
     let kind = if name == "mirror" { TaskKind::Mirror } else { TaskKind::Leech };
-    for (used, flag) in [
-        (args.zip.is_some(), "-z"),
-        (args.extract.is_some(), "-e"),
-        (args.multi.is_some(), "-i"),
-        (args.bulk.is_some(), "-b"),
-        (args.same_dir.is_some(), "-m"),
-    ] {
+    for (used, flag) in
+        [(args.multi.is_some(), "-i"), (args.bulk.is_some(), "-b"), (args.same_dir.is_some(), "-m")]
+    {
         if used {
             return format!("⚠️ {flag} is not supported yet; send the command without it.");
         }
@@ -232,6 +228,8 @@ async fn task<B: Backend>(
     let mut options = TaskOptions::default();
     options.split_size = args.split_size;
     options.upload = args.upload.clone();
+    options.extract = args.extract.clone().map(mltb_engine::Pack::new);
+    options.zip = args.zip.clone().map(mltb_engine::Pack::new);
     options.as_media = matches!(args.upload_as, Some(UploadAs::Media))
         || (bot.inner.config.leech.as_media && args.upload_as.is_none());
     let task = NewTask {

@@ -6,7 +6,7 @@ pub(super) const HELP: &str = "<b>mltb</b>: send a link, get the files.
 /mirror <i>link</i> (/m): download, then copy to the cloud remote
 /leech <i>link</i> (/l): download, then upload here
   Reply to a message holding a link or a .torrent file instead of giving a link.
-  Flags: <code>-n name</code> rename · <code>-s</code> select torrent files · <code>-sp 500mb</code> split size · <code>-up remote:path</code> mirror destination · <code>-doc</code> / <code>-med</code> leech as document / media
+  Flags: <code>-n name</code> rename · <code>-s</code> select torrent files · <code>-sp 500mb</code> split size · <code>-up remote:path</code> mirror destination · <code>-doc</code> / <code>-med</code> leech as document / media · <code>-e [password]</code> extract archives · <code>-z [password]</code> zip
 /status (/s): the live status of this chat's tasks
 /cancel <i>id</i>: cancel a task (or reply to its message) · /cancelall: cancel all yours
 /forcestart <i>id</i> (/fs): start a queued task now

@@ -286,6 +286,8 @@ pub struct DownloadsSection {
     pub dir: Option<PathBuf>,
     /// The `aria2c` program the bot spawns (default `aria2c`, found on `PATH`).
     pub aria2c: PathBuf,
+    /// The 7-Zip program `-e` and `-z` run (default `7z`, found on `PATH`).
+    pub seven_zip: PathBuf,
     /// aria2 daemons to use instead of spawning one; picked per task by the balancer.
     pub aria2_endpoints: Vec<Aria2Endpoint>,
     /// Link schemes accepted (default `http`, `https`, `ftp`; magnets and torrents are
@@ -301,6 +303,7 @@ impl Default for DownloadsSection {
         Self {
             dir: None,
             aria2c: PathBuf::from("aria2c"),
+            seven_zip: PathBuf::from("7z"),
             aria2_endpoints: Vec::new(),
             schemes: vec!["http".into(), "https".into(), "ftp".into()],
             allow: Vec::new(),
@@ -480,6 +483,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("cache", "ttl", Kind::Toml),
     ("downloads", "dir", Kind::Text),
     ("downloads", "aria2c", Kind::Text),
+    ("downloads", "seven_zip", Kind::Text),
     ("downloads", "aria2_endpoints", Kind::Toml),
     ("downloads", "schemes", Kind::Toml),
     ("downloads", "allow", Kind::Toml),

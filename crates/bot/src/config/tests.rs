@@ -150,6 +150,7 @@ ttl = 60
 [downloads]
 dir = "/srv/dl"
 aria2c = "/usr/bin/aria2c"
+seven_zip = "/usr/bin/7z"
 aria2_endpoints = [{ name = "a", url = "ws://127.0.0.1:6800/jsonrpc", secret_env = "ARIA2_A" }]
 schemes = ["https"]
 allow = ["10.0.0.0/8"]

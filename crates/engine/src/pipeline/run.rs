@@ -373,9 +373,11 @@ async fn archive_stage<B: Backend>(
             v.total = total;
         });
     };
+    // 7-Zip runs in other directories: every path it is given must be absolute.
+    let dir = std::path::absolute(dir).map_err(|e| Error::io(dir.display(), &e))?;
     let stage = Stage {
         program: &inner.config.seven_zip,
-        dir,
+        dir: &dir,
         name: &name,
         extract: options.extract.as_ref(),
         zip: options.zip.as_ref(),
