@@ -53,26 +53,49 @@ impl List {
     const EMPTY: Self = Self { head: NIL, tail: NIL, used: 0 };
 }
 
+/// The lists come first (`repr(C)`): a hit writes a list head, and the shard keeps
+/// its lock and its counters just before, so one hit dirties as few cache lines of the
+/// shard as it can.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Arena<K, V> {
+    lists: [List; LISTS],
     /// Key → node index.
     table: HashTable<u32>,
     table_hasher: DefaultHashBuilder,
     nodes: Vec<Option<Node<K, V>>>,
     /// Indices of `None` nodes, reused first.
     free: Vec<u32>,
-    lists: [List; LISTS],
 }
 
 impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn new() -> Self {
+        Self::with_hasher(DefaultHashBuilder::default())
+    }
+
+    /// An arena whose table hashes keys with `hasher`: the cache's own, so that the hash
+    /// that picked the shard also finds the key ([`find_hashed`](Self::find_hashed)).
+    pub(crate) fn with_hasher(hasher: DefaultHashBuilder) -> Self {
         Self {
+            lists: [List::EMPTY; LISTS],
             table: HashTable::new(),
-            table_hasher: DefaultHashBuilder::default(),
+            table_hasher: hasher,
             nodes: Vec::new(),
             free: Vec::new(),
-            lists: [List::EMPTY; LISTS],
         }
+    }
+
+    /// `key`'s hash, as [`find_hashed`](Self::find_hashed) takes it.
+    #[inline]
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.table_hasher.hash_one(key)
+    }
+
+    /// Where the list heads live (a layout test checks they share the shard's first
+    /// cache lines).
+    #[cfg(test)]
+    pub(crate) fn lists_addr(&self) -> usize {
+        std::ptr::from_ref(&self.lists) as usize
     }
 
     /// Entries held, in lists or not.
@@ -110,14 +133,14 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         self.node_mut(i).map(|n| &mut n.link)
     }
 
-    /// The node holding `key`, with its index.
+    /// The node holding `key` (whose [`hash`](Self::hash) is `hash`), with its index.
     #[inline]
-    pub(crate) fn get<Q>(&self, key: &Q) -> Option<(u32, &Node<K, V>)>
+    pub(crate) fn get<Q>(&self, hash: u64, key: &Q) -> Option<(u32, &Node<K, V>)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let i = self.find(key)?;
+        let i = self.find_hashed(hash, key)?;
         self.node(i).map(|n| (i, n))
     }
 
@@ -128,7 +151,16 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.table_hasher.hash_one(key);
+        self.find_hashed(self.hash(key), key)
+    }
+
+    /// The node holding `key`, whose [`hash`](Self::hash) is `hash`.
+    #[inline]
+    pub(crate) fn find_hashed<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let nodes = &self.nodes;
         self.table
             .find(hash, |&i| {

@@ -204,12 +204,13 @@ where
         let shard_vec = (0..shards)
             .map(|_| {
                 let store = match self.admission {
-                    Admission::Lru => Store::Lru(LruStore::new(shard_budget)),
+                    Admission::Lru => Store::Lru(LruStore::new(shard_budget, hasher.clone())),
                     Admission::TinyLfu | Admission::TinyLfuFixedWindow => {
                         Store::TinyLfu(Box::new(TinyLfuStore::new(
                             shard_budget,
                             per_shard_entries,
                             self.admission == Admission::TinyLfu,
+                            hasher.clone(),
                         )))
                     }
                 };

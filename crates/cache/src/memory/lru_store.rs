@@ -11,14 +11,21 @@ use super::stats::Counters;
 const LIST: usize = 0;
 
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct LruStore<K: Hash + Eq, V> {
     entries: Arena<K, V>,
     budget: usize,
 }
 
 impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
-    pub(crate) fn new(budget: usize) -> Self {
-        Self { entries: Arena::new(), budget }
+    /// `hasher`: the cache's, which gives the hash [`get`](Self::get) takes.
+    pub(crate) fn new(budget: usize, hasher: hashbrown::DefaultHashBuilder) -> Self {
+        Self { entries: Arena::with_hasher(hasher), budget }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn lists_addr(&self) -> usize {
+        self.entries.lists_addr()
     }
 
     pub(crate) fn used(&self) -> usize {
@@ -30,14 +37,14 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     }
 
     #[inline]
-    pub(crate) fn get<Q>(&mut self, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
+    pub(crate) fn get<Q>(&mut self, hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let live = self
             .entries
-            .get(key)
+            .get(hash, key)
             .map(|(i, n)| (i, (!n.entry.is_expired(now)).then(|| n.entry.value.clone())));
         match live {
             Some((i, Some(value))) => {

@@ -15,10 +15,13 @@ pub(crate) enum Store<K: Hash + Eq, V> {
     TinyLfu(Box<TinyLfuStore<K, V>>),
 }
 
+/// `repr(C)`, counters first: with the lock just before them and the store's list
+/// heads just after, a hit writes to the shard's first two cache lines only.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct Shard<K: Hash + Eq, V> {
-    pub(crate) store: Store<K, V>,
     pub(crate) counters: Counters,
+    pub(crate) store: Store<K, V>,
     /// Reads over a sliding window, when the builder asked for one.
     pub(crate) window: Option<HitWindow>,
 }
@@ -29,14 +32,15 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     #[inline]
-    pub(crate) fn get<Q>(&mut self, key: &Q, now: &Now<'_>) -> Option<V>
+    /// `hash`: the cache's hash of `key`.
+    pub(crate) fn get<Q>(&mut self, hash: u64, key: &Q, now: &Now<'_>) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let found = match &mut self.store {
-            Store::Lru(s) => s.get(key, now, &mut self.counters),
-            Store::TinyLfu(s) => s.get(key, now, &mut self.counters),
+            Store::Lru(s) => s.get(hash, key, now, &mut self.counters),
+            Store::TinyLfu(s) => s.get(hash, key, now, &mut self.counters),
         };
         if let Some(window) = &mut self.window {
             window.record(now, found.is_some());

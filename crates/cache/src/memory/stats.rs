@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// Counters of one shard. They live under the shard's lock, beside the data they count,
 /// so keeping them costs a plain increment on a cache line the operation already owns.
+/// `repr(C)`: the read counters first, next to the shard's lock.
 #[derive(Debug, Default, Clone, Copy)]
+#[repr(C)]
 pub(crate) struct Counters {
     pub(crate) hits: u64,
     pub(crate) misses: u64,

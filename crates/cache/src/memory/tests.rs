@@ -377,3 +377,65 @@ proptest! {
         }
     }
 }
+
+/// A key that counts how often it is hashed.
+#[derive(Clone, PartialEq, Eq)]
+struct Counted(u64);
+
+thread_local! {
+    static HASHED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+impl std::hash::Hash for Counted {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        HASHED.with(|h| h.set(h.get() + 1));
+        self.0.hash(state);
+    }
+}
+
+#[test]
+fn a_hit_hashes_its_key_once_for_the_shard_and_the_table() {
+    for (admission, want) in [(Admission::Lru, 1), (Admission::TinyLfu, 2)] {
+        let c = MemoryCache::<Counted, u32>::builder_with_weigher(|_, _| 1)
+            .max_bytes(1000)
+            .shards(8)
+            .admission(admission)
+            .build()
+            .unwrap();
+        for k in 0..100 {
+            c.insert(Counted(k), 1).unwrap();
+        }
+        for k in 0..100 {
+            let before = HASHED.with(std::cell::Cell::get);
+            assert_eq!(c.get(&Counted(k)), Some(1));
+            let hashed = HASHED.with(std::cell::Cell::get) - before;
+            // One hash for shard and table; W-TinyLFU's sketch has its own fixed-key hash.
+            assert_eq!(hashed, want, "{admission:?}: key {k} hashed {hashed} times");
+        }
+    }
+}
+
+#[test]
+fn a_hit_writes_only_the_first_two_cache_lines_of_its_shard() {
+    // The lock, the read counters and the list heads a hit writes sit within the
+    // shard's first 128 bytes (two lines, which the adjacent-line prefetcher moves as a
+    // pair), so a hit moves no more of the shard between cores than that.
+    for admission in [Admission::Lru, Admission::TinyLfu] {
+        let c = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+            .max_bytes(100)
+            .shards(2)
+            .admission(admission)
+            .build()
+            .unwrap();
+        let padded = &c.inner.shards[0];
+        let base = std::ptr::from_ref(padded) as usize;
+        let shard = padded.0.lock();
+        let hits = std::ptr::from_ref(&shard.counters.hits) as usize - base;
+        let misses = std::ptr::from_ref(&shard.counters.misses) as usize - base;
+        assert!(hits < 128 && misses < 128, "{admission:?}: counters at {hits}, {misses}");
+        if let shard::Store::Lru(s) = &shard.store {
+            let lists = s.lists_addr() - base;
+            assert!(lists + 16 <= 128, "the LRU list head at {lists}");
+        }
+    }
+}
