@@ -445,3 +445,78 @@ async fn mirror_with_e_extracts_an_encrypted_zip_and_with_z_zips_the_download() 
     let _ = bot.child.wait().await;
     sim.shutdown().await;
 }
+
+/// A TLS client for `localhost` that trusts `cert` and speaks only `versions`.
+fn tls_client(
+    cert: &rustls::pki_types::CertificateDer<'static>,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> tokio_rustls::TlsConnector {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(versions)
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_serves_its_api_over_tls_13_only_when_given_a_certificate() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.signing_key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut bot = Bot::start(
+        &sim,
+        dir.path(),
+        &[
+            ("MLTB_API_ENABLED", "true"),
+            ("MLTB_API_BIND", &bind),
+            ("MLTB_API_TOKEN", "e2e-api-token-0123456789"),
+            ("MLTB_API_TLS_CERT", cert.to_str().unwrap()),
+            ("MLTB_API_TLS_KEY", key.to_str().unwrap()),
+        ],
+    );
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let der = made.cert.der().clone();
+    // TLS 1.3: /health answers once the binary listens.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let answer = loop {
+        let attempt = async {
+            let tcp = tokio::net::TcpStream::connect(&bind).await.ok()?;
+            let mut tls =
+                tls_client(&der, &[&rustls::version::TLS13]).connect(name.clone(), tcp).await.ok()?;
+            assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+            tls.write_all(b"GET /health HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let mut answer = String::new();
+            tls.read_to_string(&mut answer).await.ok()?;
+            Some(answer)
+        };
+        if let Some(answer) = attempt.await {
+            break answer;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the API never answered over TLS on {bind}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    // A TLS 1.2-only client is refused in the handshake.
+    let tcp = tokio::net::TcpStream::connect(&bind).await.unwrap();
+    let refused = tls_client(&der, &[&rustls::version::TLS12]).connect(name, tcp).await;
+    let err = refused.expect_err("a TLS 1.2-only client must be refused");
+    assert!(err.to_string().contains("ProtocolVersion"), "{err}");
+    // Plain HTTP gets no HTTP answer.
+    let plain = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    assert!(plain.get(format!("http://{bind}/health")).send().await.is_err());
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+    sim.shutdown().await;
+}

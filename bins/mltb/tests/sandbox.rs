@@ -1,5 +1,6 @@
-//! `mltb sandbox`, driven as the README tells a newcomer: start it, then run the `send`
-//! lines it prints, and see the files arrive.
+//! `mltb sandbox`, driven as the README tells a newcomer: start `scripts/sandbox`, then
+//! run the `send` lines it prints, and see the files arrive. The script runs this
+//! build's binary (`MLTB_SANDBOX_BIN`) instead of building a release one.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -22,9 +23,12 @@ fn run_printed(line: &str) -> (bool, String) {
 fn the_sandbox_runs_a_leech_and_a_mirror_offline() {
     let dir = tempfile::tempdir().unwrap();
     let sandbox_dir = dir.path().join("sb");
-    let mut child = Command::new(MLTB)
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/sandbox");
+    let mut child = Command::new("bash")
         .current_dir(dir.path())
-        .args(["sandbox", "--dir", sandbox_dir.to_str().unwrap()])
+        .arg(&script)
+        .args(["--dir", sandbox_dir.to_str().unwrap()])
+        .env("MLTB_SANDBOX_BIN", MLTB)
         .env_remove("MLTB_BOT_TOKEN")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
