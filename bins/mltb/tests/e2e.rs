@@ -96,6 +96,10 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
     sim.send_text(CHAT, USER, "/ping");
     until(&sim, 15, "pong", |s| texts_to(s, CHAT).iter().any(|t| t.starts_with("Pong"))).await;
     assert_eq!(texts_to(&sim.sent(), STRANGER).len(), 1, "refused once, then silence");
+    sim.send_text(CHAT, USER, "/stats");
+    let sent = until(&sim, 15, "/stats", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Uptime"))).await;
+    let stats = texts_to(&sent, CHAT).into_iter().find(|t| t.contains("Uptime")).unwrap();
+    assert!(stats.contains("% of") && stats.contains("of one core"), "CPU as percentages: {stats}");
 
     // Bad input gets one clear answer.
     sim.send_text(CHAT, USER, "/leech not-a-link");

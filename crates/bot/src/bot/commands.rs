@@ -133,7 +133,7 @@ async fn run<B: Backend>(
         ("cancel", _) => Some(cancel(bot, ctx, &words).await),
         ("cancelall", _) => Some(cancel_all(bot, ctx).await),
         ("forcestart", _) => Some(force_start(bot, ctx, &words).await),
-        ("stats", _) => Some(stats(bot)),
+        ("stats", _) => Some(stats(bot).await),
         ("ping", _) => {
             let started = Instant::now();
             let sent = bot.reply(ctx.chat, Some(ctx.message_id), "Pong".into()).await;
@@ -400,7 +400,7 @@ async fn force_start<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> S
     }
 }
 
-fn stats<B: Backend>(bot: &Bot<B>) -> String {
+async fn stats<B: Backend>(bot: &Bot<B>) -> String {
     let views = bot.inner.engine.tasks();
     let (queued, downloading, uploading) = bot.inner.engine.queue_counts();
     let speed: u64 = views.iter().map(|v| v.speed).sum();
@@ -420,14 +420,25 @@ fn stats<B: Backend>(bot: &Bot<B>) -> String {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
         .map_or_else(|| "unknown".to_owned(), |kb| human_size(kb * 1024));
-    let cpu = cpu_seconds().map_or_else(|| "unknown".to_owned(), |s| format!("{s:.1} s"));
+    let cpu = bot.inner.cpu.measure().await.map_or_else(
+        || "unknown".to_owned(),
+        |u| {
+            format!(
+                "{:.0}% of {} cores · the bot {:.1}% of one core (over {:.1} s)",
+                u.system,
+                u.cores,
+                u.process,
+                u.span.as_secs_f64()
+            )
+        },
+    );
     let load = std::fs::read_to_string("/proc/loadavg")
         .ok()
         .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|| "unknown".into());
     let up = bot.inner.started.elapsed().as_secs();
     format!(
-        "<b>Tasks</b>: {} running ({queued} queued, {downloading} downloading, {uploading} uploading)\n<b>Bandwidth</b>: {}/s\n<b>Disk</b>: {}\n<b>CPU</b>: {cpu} used by the bot · load {load}\n<b>Memory</b>: {rss} resident\n<b>Uptime</b>: {}h {}m {}s",
+        "<b>Tasks</b>: {} running ({queued} queued, {downloading} downloading, {uploading} uploading)\n<b>Bandwidth</b>: {}/s\n<b>Disk</b>: {}\n<b>CPU</b>: {cpu} · load {load}\n<b>Memory</b>: {rss} resident\n<b>Uptime</b>: {}h {}m {}s",
         views.len(),
         human_size(speed),
         escape(&disk),
@@ -435,15 +446,6 @@ fn stats<B: Backend>(bot: &Bot<B>) -> String {
         up % 3600 / 60,
         up % 60
     )
-}
-
-/// The process's CPU time (user + system), from `/proc/self/stat`.
-fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    Some(ticks / 100.0)
 }
 
 /// The id a privileged command targets: its first word, else the replied user, else

@@ -6,6 +6,7 @@
 //! posts are ignored; so is anything that is not a command for this bot.
 
 mod commands;
+mod cpu;
 mod observe;
 mod quota;
 mod text;
@@ -116,6 +117,7 @@ struct Inner<B: Backend> {
     limiter: quota::CommandQuota,
     started: Instant,
     restart: CancellationToken,
+    cpu: cpu::CpuMeter,
 }
 
 impl<B: Backend> Bot<B> {
@@ -162,6 +164,7 @@ impl<B: Backend> Bot<B> {
                 limiter,
                 started: Instant::now(),
                 restart: CancellationToken::new(),
+                cpu: cpu::CpuMeter::default(),
             }),
         })
     }
