@@ -24,6 +24,11 @@ struct Bot {
 
 impl Bot {
     fn start(sim: &Sim, dir: &Path, extra: &[(&str, &str)]) -> Self {
+        Self { child: Self::command(sim, dir, extra).spawn().expect("the mltb binary starts") }
+    }
+
+    /// The binary, configured for `sim` and `dir`, not started.
+    fn command(sim: &Sim, dir: &Path, extra: &[(&str, &str)]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mltb"));
         cmd.current_dir(dir)
             .env_clear()
@@ -42,7 +47,7 @@ impl Bot {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        Self { child: cmd.spawn().expect("the mltb binary starts") }
+        cmd
     }
 }
 
@@ -522,5 +527,22 @@ async fn the_binary_serves_its_api_over_tls_13_only_when_given_a_certificate() {
     assert!(plain.get(format!("http://{bind}/health")).send().await.is_err());
     bot.child.start_kill().unwrap();
     let _ = bot.child.wait().await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_bot_on_the_same_data_directory_is_refused() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Bot::start(&sim, dir.path(), &[]);
+    sim.send_text(CHAT, USER, "/ping");
+    until(&sim, 30, "the first bot's pong", |s| texts_to(s, CHAT).iter().any(|t| t.starts_with("Pong")))
+        .await;
+    let second = Bot::command(&sim, dir.path(), &[]).stderr(Stdio::piped()).output().await.unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("another mltb is running on the data directory"), "{err}");
+    first.child.start_kill().unwrap();
+    let _ = first.child.wait().await;
     sim.shutdown().await;
 }

@@ -36,6 +36,40 @@ pub struct Running {
     pub proxy: Arc<EgressProxy>,
     /// The query analyzer every store query goes through.
     pub analyzer: Arc<mltb_query_analyzer::Analyzer>,
+    /// The lock on the data directory, held while this runs.
+    _lock: DataLock,
+}
+
+/// An exclusive `flock` on `<data_dir>/mltb.lock`, held while the bot runs: a second
+/// bot on the same data directory is refused, and `mltb-backup restore` refuses to
+/// replace the database under a running bot. The kernel drops it when the process dies.
+#[derive(Debug)]
+struct DataLock {
+    _file: std::fs::File,
+}
+
+/// The lock file's name in the data directory (`mltb-backup` checks the same file).
+pub const DATA_LOCK: &str = "mltb.lock";
+
+impl DataLock {
+    fn take(data_dir: &std::path::Path) -> Result<Self, Error> {
+        let path = data_dir.join(DATA_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::Start(format!("cannot open {}: {e}", path.display())))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Start(format!(
+                "another mltb is running on the data directory {} (it holds {}); stop it first, or give this one another data_dir",
+                data_dir.display(),
+                path.display()
+            ))),
+            Err(e) => Err(Error::Start(format!("cannot lock {}: {e}", path.display()))),
+        }
+    }
 }
 
 /// Starts everything `config` describes. Needs the bot token (`MLTB_BOT_TOKEN`); asks
@@ -55,6 +89,7 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
         Error::Start(format!("cannot create the data directory {}: {e}", config.data_dir.display()))
     })?;
+    let lock = DataLock::take(&config.data_dir)?;
 
     let database = match &config.secrets.database_url {
         Some(url) => Database::Postgres(url.expose().to_owned()),
@@ -167,7 +202,7 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
         )
         .observer(observer),
     )?;
-    Ok(Running { bot, engine, store, scheduler, client, downloader, proxy, analyzer })
+    Ok(Running { bot, engine, store, scheduler, client, downloader, proxy, analyzer, _lock: lock })
 }
 
 impl Running {

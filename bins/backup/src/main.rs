@@ -1,0 +1,328 @@
+//! `mltb-backup`: verified backups of the mltb bot's data.
+
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program reports on its terminal"
+)]
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
+use mltb_backup::{BackupOptions, RestoreOptions, Retention};
+
+/// Verified backups of the mltb bot's data: a consistent snapshot of its SQLite store
+/// and its config in one checksummed, compressed file; verify, restore and retention.
+#[derive(Debug, Parser)]
+#[command(name = "mltb-backup", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Take a backup now (safe while the bot runs), then verify it.
+    Backup(BackupArgs),
+    /// Check backups whole: checksums, manifest, and the database's integrity_check.
+    Verify {
+        /// Backup files; with none, every backup in --dir.
+        files: Vec<PathBuf>,
+        /// The backup directory.
+        #[arg(long, default_value = "backups")]
+        dir: PathBuf,
+    },
+    /// Restore a backup (the newest good one by default) to the database path; refuses
+    /// while the bot runs, and moves the current database aside instead of overwriting it.
+    Restore {
+        /// The backup directory.
+        #[arg(long, default_value = "backups")]
+        dir: PathBuf,
+        /// The backup to restore (a file); the newest good one when absent.
+        #[arg(long)]
+        backup: Option<PathBuf>,
+        /// Where the database goes.
+        #[arg(long, default_value = "data/mltb.db")]
+        db: PathBuf,
+    },
+    /// List backups, newest first.
+    List {
+        /// The backup directory.
+        #[arg(long, default_value = "backups")]
+        dir: PathBuf,
+    },
+    /// Delete backups the retention policy does not keep (never the only good one).
+    Prune {
+        /// The backup directory.
+        #[arg(long, default_value = "backups")]
+        dir: PathBuf,
+        #[command(flatten)]
+        keep: Keep,
+        /// Say what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Back up and prune on a schedule, writing metrics for Prometheus's textfile
+    /// collector after each run.
+    Run {
+        #[command(flatten)]
+        backup: BackupArgs,
+        /// Time between backups: `90s`, `30m`, `24h`.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        every: Duration,
+        #[command(flatten)]
+        keep: Keep,
+        /// Where to write the metrics (`*.prom`, atomically).
+        #[arg(long)]
+        metrics_file: Option<PathBuf>,
+        /// Stop after this many runs (default: run until killed).
+        #[arg(long)]
+        count: Option<u64>,
+    },
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    /// The bot's database.
+    #[arg(long, default_value = "data/mltb.db")]
+    db: PathBuf,
+    /// The backup directory.
+    #[arg(long, default_value = "backups")]
+    dir: PathBuf,
+    /// The bot's config file, to include (it holds no secrets).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct Keep {
+    /// Keep the newest N backups.
+    #[arg(long, default_value_t = 3)]
+    keep_last: usize,
+    /// Keep the newest backup of each of the last N days.
+    #[arg(long, default_value_t = 7)]
+    keep_daily: usize,
+    /// Keep the newest backup of each of the last N weeks.
+    #[arg(long, default_value_t = 4)]
+    keep_weekly: usize,
+    /// Keep the newest backup of each of the last N months.
+    #[arg(long, default_value_t = 6)]
+    keep_monthly: usize,
+}
+
+impl Keep {
+    fn policy(&self) -> Retention {
+        let mut r = Retention::default();
+        r.keep_last = self.keep_last;
+        r.keep_daily = self.keep_daily;
+        r.keep_weekly = self.keep_weekly;
+        r.keep_monthly = self.keep_monthly;
+        r
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 =
+        n.parse().map_err(|_| format!("{s:?}: expected a number and a unit, such as 90s, 30m or 24h"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("{s:?}: expected a unit s, m, h or d, such as 24h")),
+    };
+    if secs == 0 {
+        return Err(format!("{s:?}: expected more than zero"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+/// Says what a long step is doing when stderr is a terminal; silent otherwise.
+fn step(what: &str) {
+    if std::io::stderr().is_terminal() {
+        eprintln!("… {what}");
+    }
+}
+
+fn backup_options(a: &BackupArgs) -> BackupOptions {
+    let mut o = BackupOptions::new(&a.db, &a.dir);
+    if let Some(c) = &a.config {
+        o = o.config(c);
+    }
+    o
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mltb-backup: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Backup(a) => {
+            step(&format!("backing up {} to {}", a.db.display(), a.dir.display()));
+            let made = mltb_backup::backup(&backup_options(&a)).map_err(|e| e.to_string())?;
+            println!(
+                "{} ({} bytes, schema {}, {:.2} s, verified)",
+                made.path.display(),
+                made.bytes,
+                made.manifest.schema_version,
+                made.took.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Verify { files, dir } => {
+            let files = if files.is_empty() {
+                mltb_backup::list(&dir).map_err(|e| e.to_string())?.into_iter().map(|l| l.path).collect()
+            } else {
+                files
+            };
+            if files.is_empty() {
+                return Err(format!("no backup in {}", dir.display()));
+            }
+            let mut bad = 0;
+            for f in &files {
+                step(&format!("verifying {}", f.display()));
+                match mltb_backup::verify(f) {
+                    Ok(v) => println!("ok       {} (schema {})", f.display(), v.manifest.schema_version),
+                    Err(e) => {
+                        bad += 1;
+                        println!("DAMAGED  {e}");
+                    }
+                }
+            }
+            if bad > 0 { Err(format!("{bad} of {} backups are damaged", files.len())) } else { Ok(()) }
+        }
+        Command::Restore { dir, backup, db } => {
+            let o = match backup {
+                Some(file) => RestoreOptions::file(file, &db),
+                None => RestoreOptions::latest(&dir, &db),
+            };
+            step(&format!("restoring to {}", db.display()));
+            let done = mltb_backup::restore(&o).map_err(|e| e.to_string())?;
+            for (p, why) in &done.skipped {
+                println!("skipped  {}: {why}", p.display());
+            }
+            if let Some(aside) = &done.moved_aside {
+                println!("the database that was there is now {}", aside.display());
+            }
+            println!(
+                "restored {} to {} in {:.2} s",
+                done.backup.display(),
+                db.display(),
+                done.took.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::List { dir } => {
+            for l in mltb_backup::list(&dir).map_err(|e| e.to_string())? {
+                match &l.manifest {
+                    Ok(m) => println!(
+                        "{}  {} bytes  schema {}  {} part(s)",
+                        l.path.display(),
+                        l.bytes,
+                        m.schema_version,
+                        m.entries.len()
+                    ),
+                    Err(why) => println!("{}  {} bytes  UNREADABLE: {why}", l.path.display(), l.bytes),
+                }
+            }
+            Ok(())
+        }
+        Command::Prune { dir, keep, dry_run } => {
+            let done = mltb_backup::prune(&dir, &keep.policy(), dry_run).map_err(|e| e.to_string())?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for p in &done.deleted {
+                println!("{verb} {}", p.display());
+            }
+            for (p, why) in &done.unreadable {
+                println!("left alone (unreadable) {}: {why}", p.display());
+            }
+            println!("kept {}", done.kept.len());
+            Ok(())
+        }
+        Command::Run { backup, every, keep, metrics_file, count } => {
+            let mut runs = 0u64;
+            let mut last_success: Option<(u64, f64, u64)> = None;
+            loop {
+                let started = Instant::now();
+                match mltb_backup::backup(&backup_options(&backup)) {
+                    Ok(made) => {
+                        println!(
+                            "{} ({} bytes, {:.2} s)",
+                            made.path.display(),
+                            made.bytes,
+                            made.took.as_secs_f64()
+                        );
+                        last_success =
+                            Some((made.manifest.created_unix_ms, made.took.as_secs_f64(), made.bytes));
+                        if let Err(e) = mltb_backup::prune(&backup.dir, &keep.policy(), false) {
+                            eprintln!("mltb-backup: prune: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("mltb-backup: backup failed: {e}"),
+                }
+                if let Some(path) = &metrics_file
+                    && let Err(e) = write_metrics(path, last_success, runs + 1)
+                {
+                    eprintln!("mltb-backup: {e}");
+                }
+                runs += 1;
+                if count.is_some_and(|c| runs >= c) {
+                    return Ok(());
+                }
+                std::thread::sleep(every.saturating_sub(started.elapsed()));
+            }
+        }
+    }
+}
+
+/// The textfile collector's format, written atomically (temp file, rename).
+fn write_metrics(path: &Path, last: Option<(u64, f64, u64)>, runs: u64) -> Result<(), String> {
+    let mut text = String::new();
+    text.push_str("# HELP mltb_backup_runs_total Backup runs since this mltb-backup started.\n");
+    text.push_str("# TYPE mltb_backup_runs_total counter\n");
+    text.push_str(&format!("mltb_backup_runs_total {runs}\n"));
+    if let Some((ms, secs, bytes)) = last {
+        text.push_str(
+            "# HELP mltb_backup_last_success_timestamp_seconds When the last good backup was taken.\n",
+        );
+        text.push_str("# TYPE mltb_backup_last_success_timestamp_seconds gauge\n");
+        text.push_str(&format!("mltb_backup_last_success_timestamp_seconds {:.3}\n", ms as f64 / 1000.0));
+        text.push_str("# HELP mltb_backup_duration_seconds How long the last good backup took, verification included.\n");
+        text.push_str("# TYPE mltb_backup_duration_seconds gauge\n");
+        text.push_str(&format!("mltb_backup_duration_seconds {secs:.3}\n"));
+        text.push_str("# HELP mltb_backup_size_bytes The size of the last good backup.\n");
+        text.push_str("# TYPE mltb_backup_size_bytes gauge\n");
+        text.push_str(&format!("mltb_backup_size_bytes {bytes}\n"));
+    }
+    let temp = PathBuf::from(format!("{}.tmp", path.display()));
+    std::fs::write(&temp, text).map_err(|e| format!("{}: {e}", temp.display()))?;
+    std::fs::rename(&temp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_bad_ones_say_the_form() {
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert!(parse_duration("soon").unwrap_err().contains("such as 90s"));
+        assert!(parse_duration("5y").unwrap_err().contains("unit"));
+        assert!(parse_duration("0s").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! Verified backups of mltb's data.
+//!
+//! A backup is one file, `mltb-<UTC time>.mltb-backup`, holding a consistent snapshot of
+//! the bot's SQLite database (taken with `VACUUM INTO` while the bot runs), its config
+//! file, and a manifest (tool and schema versions, time, sizes, SHA-256 of each part).
+//! Each part is compressed as a series of zstd frames; the whole file ends with the
+//! SHA-256 of everything before it, so a truncated, bit-flipped or foreign file is told
+//! apart from a good one without trusting anything inside it.
+//!
+//! - [`backup`] writes it atomically (temp file, fsync, rename, fsync of the directory),
+//!   under a lock on the backup directory, and verifies it.
+//! - [`verify`] recomputes every checksum, opens the database copy and runs
+//!   `PRAGMA integrity_check`, and checks the manifest.
+//! - [`restore`] writes the database to a new path first, verifies it there, refuses
+//!   while the bot holds its lock on the data directory, moves the live database aside
+//!   (never overwriting it silently) and only then swaps the restored one into place.
+//! - [`list`] and [`prune`] keep backups by a [`Retention`] policy, never deleting the
+//!   only good one.
+//!
+//! ```no_run
+//! use mltb_backup::{BackupOptions, backup, restore, RestoreOptions};
+//! # fn main() -> mltb_backup::Result<()> {
+//! let made = backup(&BackupOptions::new("data/mltb.db", "backups").config("config.toml"))?;
+//! println!("{} ({} bytes)", made.path.display(), made.bytes);
+//! let done = restore(&RestoreOptions::latest("backups", "data/mltb.db"))?;
+//! println!("restored {} in {:?}", done.backup.display(), done.took);
+//! # Ok(())
+//! # }
+//! ```
+
+mod container;
+mod error;
+mod ops;
+mod retention;
+mod util;
+
+pub use container::{Entry, FORMAT_VERSION, Manifest};
+pub use error::{Error, Result};
+pub use ops::{
+    BOT_LOCK, BackupInfo, BackupOptions, Listed, RestoreOptions, Restored, Verified, backup, list, restore,
+    verify,
+};
+pub use retention::{Pruned, Retention, prune};
+pub use util::utc_stamp;
+
+/// The file name extension of a backup.
+pub const EXTENSION: &str = "mltb-backup";

@@ -1,0 +1,185 @@
+//! Locks, durable renames and UTC times.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// An exclusive `flock` on a file, released when dropped (or when the process dies, so a
+/// crash never leaves a stale lock).
+#[derive(Debug)]
+pub(crate) struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Takes the lock on `path` (created if missing) without waiting; `busy` says who
+    /// holds it when it is taken.
+    pub(crate) fn try_take(path: &Path, busy: &str) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(Self { _file: file }),
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                Err(Error::Locked { what: busy.to_string(), path: path.display().to_string() })
+            }
+            Err(e) => Err(Error::io(path, e.into())),
+        }
+    }
+
+    /// Whether someone holds the lock on `path` now (a missing file: no one).
+    #[cfg(test)]
+    pub(crate) fn is_held(path: &Path) -> Result<bool> {
+        let file = match std::fs::OpenOptions::new().write(true).open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => Ok(false),
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(true),
+            Err(e) => Err(Error::io(path, e.into())),
+        }
+    }
+}
+
+/// A file being written under a temporary name in its final directory; [`commit`]
+/// makes it durable and gives it its name in one step. Dropped uncommitted, it is
+/// removed, so nothing that looks complete is left behind.
+///
+/// [`commit`]: Self::commit
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) file: File,
+    pub(crate) temp: PathBuf,
+    committed: bool,
+}
+
+impl Staged {
+    /// A new temporary file beside `target` (same directory, so the rename is atomic).
+    pub(crate) fn beside(target: &Path) -> Result<Self> {
+        let dir = parent(target);
+        let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .read(true)
+            .open(&temp)
+            .map_err(|e| Error::io(&temp, e))?;
+        Ok(Self { file, temp, committed: false })
+    }
+
+    /// fsync, rename to `target`, fsync of the directory.
+    pub(crate) fn commit(mut self, target: &Path) -> Result<()> {
+        self.file.sync_all().map_err(|e| Error::io(&self.temp, e))?;
+        std::fs::rename(&self.temp, target).map_err(|e| Error::io(target, e))?;
+        self.committed = true;
+        sync_dir(parent(target))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}
+
+/// fsync of a directory, so a rename in it survives a power cut.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
+}
+
+/// `path`'s directory (`.` for a bare file name).
+pub(crate) fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// `civil_from_days`).
+pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// `20261203T142233Z` for a time in Unix milliseconds (UTC); milliseconds are appended
+/// (`.123`) so that two backups in one second get different names.
+pub fn utc_stamp(unix_ms: u64) -> String {
+    let secs = (unix_ms / 1000) as i64;
+    let (y, m, d) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        unix_ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_times() {
+        assert_eq!(utc_stamp(0), "19700101T000000.000Z");
+        // 2026-12-03 14:22:33.123 UTC.
+        assert_eq!(utc_stamp(1_796_307_753_123), "20261203T142233.123Z");
+        // 2024-02-29 (a leap day) 23:59:59.
+        assert_eq!(utc_stamp(1_709_251_199_000), "20240229T235959.000Z");
+        assert_eq!(civil(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        assert!(!Lock::is_held(&path).unwrap(), "no file, no holder");
+        let held = Lock::try_take(&path, "busy").unwrap();
+        assert!(Lock::is_held(&path).unwrap());
+        let e = Lock::try_take(&path, "another run is busy").unwrap_err();
+        assert!(e.to_string().contains("another run is busy"), "{e}");
+        drop(held);
+        assert!(!Lock::is_held(&path).unwrap());
+    }
+
+    #[test]
+    fn an_uncommitted_staged_file_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.bin");
+        let staged = Staged::beside(&target).unwrap();
+        assert!(staged.temp.exists());
+        let temp = staged.temp.clone();
+        drop(staged);
+        assert!(!temp.exists() && !target.exists());
+        let mut staged = Staged::beside(&target).unwrap();
+        std::io::Write::write_all(&mut staged.file, b"done").unwrap();
+        staged.commit(&target).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"done");
+    }
+}
