@@ -146,7 +146,7 @@ pub use analyzer::Analyzer;
 pub use config::{AdviceConfig, AnalyzerConfig, DEFAULT_MIN_HIT_RATIO, NPlusOneConfig};
 pub use error::{Error, ErrorKind, Result};
 pub use event::{NoopSink, QueryEvent, QuerySink, SpanId, SpanKind, params_digest};
-pub use fingerprint::{Fingerprint, StatementKind, fingerprint};
+pub use fingerprint::{Fingerprint, Paging, StatementKind, fingerprint};
 pub use report::{CacheAdvice, Counters, DuplicateFinding, NPlusOneFinding, QueryStats, Report, SpanInfo};
 
 /// The README's examples, compiled and run as doctests.

@@ -39,6 +39,8 @@ pub(crate) struct Lexer<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Where the token returned last starts.
+    start: usize,
 }
 
 #[inline]
@@ -74,7 +76,12 @@ fn is_op_char(c: u8) -> bool {
 
 impl<'a> Lexer<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
-        Self { s, b: s.as_bytes(), i: 0 }
+        Self { s, b: s.as_bytes(), i: 0, start: 0 }
+    }
+
+    /// The text of the token returned last, as written (a literal's value).
+    pub(crate) fn text(&self) -> &'a str {
+        &self.s[self.start..self.i]
     }
 
     #[inline]
@@ -239,6 +246,7 @@ impl<'a> Iterator for Lexer<'a> {
     fn next(&mut self) -> Option<Tok<'a>> {
         self.skip_trivia();
         let start = self.i;
+        self.start = start;
         let c = *self.b.get(start)?;
         let tok = match c {
             b'\'' => {
@@ -363,6 +371,16 @@ mod tests {
         assert_eq!(toks("a=-1"), vec![Tok::Word("a"), Tok::Op("="), Tok::Op("-"), Tok::Number]);
         assert_eq!(toks("a->>'k'"), vec![Tok::Word("a"), Tok::Op("->>"), Tok::Str]);
         assert_eq!(toks("a::int"), vec![Tok::Word("a"), Tok::Cast, Tok::Word("int")]);
+    }
+
+    #[test]
+    fn text_is_the_last_token_as_written() {
+        let mut lexer = Lexer::new("a = 'x''y' /* c */ AND b=-1.5");
+        let mut texts = Vec::new();
+        while lexer.next().is_some() {
+            texts.push(lexer.text());
+        }
+        assert_eq!(texts, ["a", "=", "'x''y'", "AND", "b", "=", "-", "1.5"]);
     }
 
     #[test]
