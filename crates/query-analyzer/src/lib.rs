@@ -57,7 +57,7 @@
 //! - **Fingerprints.** [`fingerprint`] is a hand-written single-pass tokenizer for the
 //!   SQLite and PostgreSQL dialects followed by a normaliser: string, number, blob,
 //!   dollar-quoted and boolean literals and every placeholder style (`?`, `?1`, `$1`,
-//!   `:name`, `@name`, `$name`) become `?`; a unary sign folds into its number;
+//!   `:name`, `@name`, `$name`, `%s`, `%(name)s`) become `?`; a unary sign folds into its number;
 //!   `IN (…)` lists of values become `IN (...)`; in a `VALUES` list a row equal to the one
 //!   before it is dropped, so one-row and many-row inserts match; comments go; keywords
 //!   are upper-cased and unquoted identifiers lower-cased (both dialects fold them),

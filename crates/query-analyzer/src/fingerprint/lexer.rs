@@ -16,7 +16,7 @@ pub(crate) enum Tok<'a> {
     Number,
     /// A string, blob, bit-string or dollar-quoted literal.
     Str,
-    /// A bind placeholder: `?`, `?1`, `$1`, `:name`, `@name`, `$name`.
+    /// A bind placeholder: `?`, `?1`, `$1`, `:name`, `@name`, `$name`, `%s`, `%(name)s`.
     Param,
     /// `...`, the normalised form of a collapsed list.
     Ellipsis,
@@ -330,6 +330,21 @@ impl<'a> Iterator for Lexer<'a> {
                     Tok::Word(&self.s[start..self.i])
                 }
             }
+            // Python's DB-API placeholders (psycopg, Django): `%s` and `%(name)s`.
+            b'%' if self.at(start + 1) == b's' && !is_ident_cont(self.at(start + 2)) => {
+                self.i = start + 2;
+                Tok::Param
+            }
+            b'%' if self.at(start + 1) == b'(' && is_ident_start(self.at(start + 2)) => {
+                let close = self.ident_end(start + 2);
+                if self.at(close) == b')' && self.at(close + 1) == b's' && !is_ident_cont(self.at(close + 2))
+                {
+                    self.i = close + 2;
+                    Tok::Param
+                } else {
+                    self.operator()
+                }
+            }
             c if is_op_char(c) => self.operator(),
             other => {
                 self.i += 1;
@@ -350,9 +365,19 @@ mod tests {
 
     #[test]
     fn placeholders_of_every_style() {
-        for p in ["?", "?12", "$1", ":name", "@name", "$name"] {
+        for p in ["?", "?12", "$1", ":name", "@name", "$name", "%s", "%(user_id)s"] {
             assert_eq!(toks(p), vec![Tok::Param], "{p}");
         }
+    }
+
+    #[test]
+    fn modulo_is_not_a_placeholder() {
+        assert_eq!(toks("a % sx"), vec![Tok::Word("a"), Tok::Op("%"), Tok::Word("sx")]);
+        assert_eq!(
+            toks("a %(b) s"),
+            vec![Tok::Word("a"), Tok::Op("%"), Tok::LParen, Tok::Word("b"), Tok::RParen, Tok::Word("s")]
+        );
+        assert_eq!(toks("a%2"), vec![Tok::Word("a"), Tok::Op("%"), Tok::Number]);
     }
 
     #[test]

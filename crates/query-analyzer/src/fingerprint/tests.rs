@@ -198,3 +198,11 @@ fn text_facts_count_the_longest_list() {
     assert_eq!(len("INSERT INTO t (a, b) VALUES (?, ?)"), 1);
     assert_eq!(len("SELECT * FROM t WHERE id IN (SELECT x FROM u)"), 0);
 }
+
+#[test]
+fn python_db_api_placeholders_are_parameters() {
+    same("SELECT * FROM t WHERE a = %s AND b IN (%s, %s)", "SELECT * FROM t WHERE a = ? AND b IN (?)");
+    same("SELECT * FROM t WHERE a = %(a_1)s", "SELECT * FROM t WHERE a = $1");
+    assert_eq!(analyse("SELECT * FROM t WHERE b IN (%s, %s, %s)").1.list_len, 3);
+    assert_eq!(norm("SELECT a % b FROM t"), "SELECT a % b FROM t");
+}

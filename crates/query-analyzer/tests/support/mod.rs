@@ -1,4 +1,5 @@
-//! Shared helpers for the integration tests: an event builder and a seeded RNG.
+//! Shared helpers for the integration tests: an event builder, a seeded RNG, a fake
+//! clock and the labelled corpus generator.
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
@@ -68,3 +69,4 @@ impl FakeTime {
         })
     }
 }
+pub mod corpus;
