@@ -160,33 +160,45 @@ impl SpanState {
             Some(i) if self.aggs[i].entry.fp.id == id => Some(i),
             _ => self.aggs.iter().position(|a| a.entry.fp.id == id),
         };
-        // The query before this one, when it is another: the source of a new burst.
-        let before =
-            self.last.filter(|&l| self.aggs[l].entry.fp.id != id).map(|l| Arc::clone(&self.aggs[l].entry));
+        // The query before this one, when it is another: the source of a new burst
+        // (cloned only when a burst starts: the hot path touches no reference count).
+        let before = self.last.filter(|&l| self.aggs[l].entry.fp.id != id);
+        let source = |aggs: &[Agg]| before.map(|l| Arc::clone(&aggs[l].entry));
         let i = match found {
             Some(i) => i,
             None if self.aggs.len() < rules.max_aggs => {
-                let current = Burst { source: before.clone(), ..Burst::default() };
+                let current = Burst {
+                    source: source(&self.aggs),
+                    distinct: Vec::with_capacity(rules.min_repeats),
+                    ..Burst::default()
+                };
                 self.aggs.push(Agg { entry: Arc::clone(entry), current, worst: None });
                 self.aggs.len() - 1
             }
             None => return false,
         };
-        let a = &mut self.aggs[i];
         let start = x.end.saturating_sub(u64::try_from(x.duration.as_nanos()).unwrap_or(u64::MAX));
-        if a.current.count > 0 && start.saturating_sub(a.current.end) > rules.max_gap_nanos {
+        let current = &self.aggs[i].current;
+        if current.count > 0 && start.saturating_sub(current.end) > rules.max_gap_nanos {
+            let before = source(&self.aggs);
+            let a = &mut self.aggs[i];
             // A pause: the burst under way is over. Keep it if it is the worst so far.
             let call = a.current.judge(&a.entry, rules);
             let worse =
                 call.any() && a.worst.as_ref().is_none_or(|(c, b)| (call, a.current.count) > (*c, b.count));
             if worse {
-                let ended = std::mem::replace(&mut a.current, Burst { source: before, ..Burst::default() });
+                let fresh = Burst {
+                    source: before,
+                    distinct: Vec::with_capacity(rules.min_repeats),
+                    ..Burst::default()
+                };
+                let ended = std::mem::replace(&mut a.current, fresh);
                 a.worst = Some((call, ended));
             } else {
                 a.current.reset(before);
             }
         }
-        let b = &mut a.current;
+        let b = &mut self.aggs[i].current;
         b.count += 1;
         b.total += x.duration;
         b.end = b.end.max(x.end);
