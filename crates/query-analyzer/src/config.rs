@@ -34,8 +34,13 @@ use crate::error::{Error, ErrorKind, Result};
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AnalyzerConfig {
-    /// Test-only mode, like Ruby's bullet: an N+1 finding makes `span_end` panic (unless
-    /// the thread is already panicking) with a message naming it, and
+    /// Test-only mode, like Ruby's bullet. Loops are judged by count and distinct
+    /// parameters alone: at least [`min_repeats`](NPlusOneConfig::min_repeats)
+    /// executions with at least two parameter sets are an N+1 however fast they ran and
+    /// whether or not a source query came first, because tests run against a local
+    /// database that answers in microseconds. Paging, chunked batches and polling are
+    /// still told apart. An N+1 finding makes `span_end` panic (unless the thread is
+    /// already panicking) with a message naming it, and
     /// [`Analyzer::check`](crate::Analyzer::check) returns every finding as an error.
     /// Never turn it on in production: a panic on the query path takes the caller down.
     pub strict: bool,
@@ -135,10 +140,21 @@ impl AnalyzerConfig {
 
 /// When repeated queries in one span are an N+1.
 ///
-/// The defaults follow Sentry's "N+1 Queries" performance-issue detector
-/// (<https://docs.sentry.io/product/issues/issue-details/performance-issues/n-one-queries/>):
-/// the repeating queries must number at least five and take more than 50 ms together,
-/// and a different query (the *source*) must come before them.
+/// Executions of one query in a span form *bursts*: an execution that starts more than
+/// [`max_gap`](Self::max_gap) after the previous one ended starts a new burst, so a
+/// long-lived span that polls is not one long loop. Each burst is judged on its own. A
+/// burst is an N+1 candidate when it has at least [`min_repeats`](Self::min_repeats)
+/// executions with at least two distinct parameter sets, the statement is not a page
+/// ([`Fingerprint::paging`](crate::Fingerprint::paging)) and at most half of the
+/// executions are batches ([`min_batch_len`](Self::min_batch_len)).
+///
+/// In [strict mode](AnalyzerConfig::strict) every candidate is an N+1. Otherwise a
+/// candidate must also pass Sentry's "N+1 Queries" rule
+/// (<https://docs.sentry.io/product/issues/issue-details/performance-issues/n-one-queries/>),
+/// more than 50 ms together after a different (*source*) query, or run at least
+/// [`min_repeats_alone`](Self::min_repeats_alone) times: the duration rule keeps
+/// production reports free of cheap noise, and the count rule still catches fast loops
+/// that run long.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct NPlusOneConfig {
@@ -148,7 +164,24 @@ pub struct NPlusOneConfig {
     /// Sentry). An in-process SQLite answers in microseconds: lower it there.
     pub min_total_duration: Duration,
     /// Require a different query before the first repetition (default `true`, as Sentry).
+    /// Not applied in strict mode nor past [`min_repeats_alone`](Self::min_repeats_alone).
     pub require_source: bool,
+    /// Executions of one fingerprint in a burst past which it is an N+1 (default mode)
+    /// whatever its duration and source (default 20, at least `min_repeats`). Loops over
+    /// a page of rows run 10 to 100 times; fast ones shorter than this are left to
+    /// strict mode in tests.
+    pub min_repeats_alone: usize,
+    /// Idle time between two executions of one fingerprint that ends a burst (default
+    /// 1 s): the start of one minus the end of the previous, as the analyzer's clock saw
+    /// them. A loop does its per-row work between executions, in milliseconds; a poller
+    /// waits seconds or minutes.
+    pub max_gap: Duration,
+    /// Values in an `IN (...)` or `ARRAY[...]` list, or rows in a `VALUES` list, from
+    /// which an execution is a batch (default 10). A burst whose executions are mostly
+    /// batches is a chunked load (SQLAlchemy's `selectinload` sends 500 ids a query,
+    /// Django's `bulk_create(batch_size=…)` and Rails' `in_batches` chunk too), not an
+    /// N+1; a loop of `IN (?)` lists of one id is still one.
+    pub min_batch_len: usize,
     /// Never report these: each entry matches a fingerprint whose normalised text equals
     /// it, whose hex id equals it, or whose SQL text or normalised text contains it.
     pub safelist: Vec<String>,
@@ -160,6 +193,9 @@ impl Default for NPlusOneConfig {
             min_repeats: 5,
             min_total_duration: Duration::from_millis(50),
             require_source: true,
+            min_repeats_alone: 20,
+            max_gap: Duration::from_secs(1),
+            min_batch_len: 10,
             safelist: Vec::new(),
         }
     }
@@ -189,6 +225,27 @@ impl NPlusOneConfig {
     #[must_use]
     pub fn require_source(mut self, require: bool) -> Self {
         self.require_source = require;
+        self
+    }
+
+    /// Sets [`min_repeats_alone`](Self::min_repeats_alone).
+    #[must_use]
+    pub fn min_repeats_alone(mut self, n: usize) -> Self {
+        self.min_repeats_alone = n;
+        self
+    }
+
+    /// Sets [`max_gap`](Self::max_gap).
+    #[must_use]
+    pub fn max_gap(mut self, gap: Duration) -> Self {
+        self.max_gap = gap;
+        self
+    }
+
+    /// Sets [`min_batch_len`](Self::min_batch_len).
+    #[must_use]
+    pub fn min_batch_len(mut self, n: usize) -> Self {
+        self.min_batch_len = n;
         self
     }
 
@@ -296,8 +353,22 @@ impl AnalyzerConfig {
     /// # Errors
     /// [`ErrorKind::Config`] naming the setting, its value and what was expected.
     pub fn validate(&self) -> Result<()> {
-        if self.n_plus_one.min_repeats < 2 {
-            return Err(invalid("n_plus_one.min_repeats", self.n_plus_one.min_repeats, "at least 2"));
+        let n = &self.n_plus_one;
+        if n.min_repeats < 2 {
+            return Err(invalid("n_plus_one.min_repeats", n.min_repeats, "at least 2"));
+        }
+        if n.min_repeats_alone < n.min_repeats {
+            return Err(invalid(
+                "n_plus_one.min_repeats_alone",
+                n.min_repeats_alone,
+                "at least n_plus_one.min_repeats",
+            ));
+        }
+        if n.max_gap.is_zero() {
+            return Err(invalid("n_plus_one.max_gap", "0s", "more than zero"));
+        }
+        if n.min_batch_len < 2 {
+            return Err(invalid("n_plus_one.min_batch_len", n.min_batch_len, "at least 2"));
         }
         if self.max_open_spans == 0 {
             return Err(invalid("max_open_spans", 0, "at least 1"));
@@ -330,7 +401,13 @@ impl AnalyzerConfig {
     /// The nearest valid configuration: each setting out of range is moved to its bound
     /// (what [`Analyzer::new`](crate::Analyzer::new) uses).
     pub(crate) fn clamped(mut self) -> Self {
-        self.n_plus_one.min_repeats = self.n_plus_one.min_repeats.max(2);
+        let n = &mut self.n_plus_one;
+        n.min_repeats = n.min_repeats.max(2);
+        n.min_repeats_alone = n.min_repeats_alone.max(n.min_repeats);
+        if n.max_gap.is_zero() {
+            n.max_gap = Duration::from_nanos(1);
+        }
+        n.min_batch_len = n.min_batch_len.max(2);
         self.max_open_spans = self.max_open_spans.max(1);
         self.max_fingerprints_per_span = self.max_fingerprints_per_span.max(1);
         self.max_fingerprints = self.max_fingerprints.max(1);
@@ -368,6 +445,19 @@ mod tests {
             "invalid analyzer setting `n_plus_one.min_repeats` = 1: expected at least 2"
         );
         assert_eq!(c.clone().clamped().n_plus_one.min_repeats, 2);
+        c.n_plus_one.min_repeats = 5;
+        c.n_plus_one.min_repeats_alone = 4;
+        assert!(c.validate().unwrap_err().to_string().contains("n_plus_one.min_repeats_alone"));
+        assert_eq!(c.clone().clamped().n_plus_one.min_repeats_alone, 5);
+        c.n_plus_one.min_repeats_alone = 20;
+        c.n_plus_one.max_gap = Duration::ZERO;
+        assert!(c.validate().unwrap_err().to_string().contains("n_plus_one.max_gap"));
+        assert!(c.clone().clamped().validate().is_ok());
+        c.n_plus_one.max_gap = Duration::from_secs(1);
+        c.n_plus_one.min_batch_len = 1;
+        assert!(c.validate().unwrap_err().to_string().contains("n_plus_one.min_batch_len"));
+        assert!(c.clone().clamped().validate().is_ok());
+        c.n_plus_one.min_batch_len = 10;
         c.n_plus_one.min_repeats = 5;
         c.advice.min_hit_ratio = f64::NAN;
         assert!(c.validate().unwrap_err().to_string().contains("advice.min_hit_ratio"));

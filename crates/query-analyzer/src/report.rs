@@ -64,9 +64,10 @@ impl fmt::Display for SpanInfo {
 pub struct NPlusOneFinding {
     /// The repeated query.
     pub fingerprint: Fingerprint,
-    /// The query that ran just before the first repetition (what produced the N).
+    /// The query that ran just before the burst's first execution (what produced the N).
     pub source: Option<Fingerprint>,
-    /// Executions in the latest span.
+    /// Executions in the reported burst of the latest span (its largest N+1 burst: a
+    /// pause longer than [`max_gap`](crate::NPlusOneConfig::max_gap) ends a burst).
     pub count: u64,
     /// Their total time.
     #[serde(rename = "duration_us", serialize_with = "micros")]
@@ -106,14 +107,15 @@ impl fmt::Display for NPlusOneFinding {
     }
 }
 
-/// One query run again and again with the *same* parameters inside one span: its result
-/// could be reused rather than fetched again.
+/// One query run again and again over *few* parameter sets inside one span (fewer
+/// distinct ones than `min_repeats`): its results could be reused rather than fetched
+/// again. With two or more distinct sets the same burst is an N+1 as well.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct DuplicateFinding {
     /// The repeated query.
     pub fingerprint: Fingerprint,
-    /// Executions in the latest span.
+    /// Executions in the reported burst of the latest span.
     pub count: u64,
     /// Distinct parameter sets among them (fewer than `min_repeats`).
     pub distinct_params: usize,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use mltb_query_analyzer::{
     Analyzer, AnalyzerConfig, NoopSink, QuerySink, SpanId, SpanKind, StatementKind, fingerprint,
 };
-use support::ev;
+use support::{FakeTime, ev};
 
 const SOURCE: &str = "SELECT * FROM posts WHERE author_id = ?";
 const LOOKUP: &str = "SELECT * FROM users WHERE id = ?";
@@ -321,4 +321,175 @@ fn spans_still_open_are_judged_in_reports_and_checks() {
     assert!(!f.span.open);
     assert_eq!((f.count, f.occurrences, r.counters.n_plus_one), (10, 1, 1));
     assert!(a.check().is_err());
+}
+
+/// Records `sql` with `params` taking `ms` milliseconds, the clock moving by the query's
+/// duration plus `idle` before it.
+fn timed(
+    a: &Analyzer,
+    t: &FakeTime,
+    sql: &str,
+    params: impl std::hash::Hash,
+    ms: u64,
+    idle: Duration,
+    span: u64,
+) {
+    t.advance(idle + Duration::from_millis(ms));
+    a.record(&ev(sql, &params, ms, Some(span)));
+}
+
+#[test]
+fn strict_mode_judges_fast_loops_by_count_alone() {
+    // Six 1 ms lookups, no source query: 6 ms in all, far below Sentry's 50 ms.
+    let run = |strict: bool| {
+        let t = FakeTime::default();
+        let a = t.analyzer(AnalyzerConfig::new().strict(strict));
+        a.span_start(SpanId(1), SpanKind::Request, "fast");
+        for id in 0..6_i64 {
+            timed(&a, &t, LOOKUP, id, 1, Duration::from_micros(200), 1);
+        }
+        let found = a.report().n_plus_one.len();
+        if strict {
+            assert!(catch_unwind(AssertUnwindSafe(|| a.span_end(SpanId(1)))).is_err(), "strict mode panics");
+        } else {
+            a.span_end(SpanId(1));
+        }
+        found
+    };
+    assert_eq!(run(true), 1, "strict: count and distinct parameters are enough");
+    assert_eq!(run(false), 0, "default: 6 ms is noise");
+}
+
+#[test]
+fn default_mode_flags_fast_loops_past_min_repeats_alone() {
+    let t = FakeTime::default();
+    let a = t.analyzer(AnalyzerConfig::new());
+    assert_eq!(a.config().n_plus_one.min_repeats_alone, 20);
+    for (span, n) in [(1, 19_i64), (2, 20)] {
+        a.span_start(SpanId(span), SpanKind::Request, &format!("n{n}"));
+        for id in 0..n {
+            timed(&a, &t, LOOKUP, id, 0, Duration::from_micros(300), span);
+        }
+        a.span_end(SpanId(span));
+    }
+    let r = a.report();
+    assert_eq!(r.n_plus_one.len(), 1, "{r}");
+    assert_eq!((r.n_plus_one[0].span.name.as_str(), r.n_plus_one[0].count), ("n20", 20));
+    assert!(r.n_plus_one[0].source.is_none(), "no source needed past the count");
+}
+
+#[test]
+fn paging_and_chunked_batches_are_not_n_plus_one_but_single_id_lists_are() {
+    let t = FakeTime::default();
+    let a = t.analyzer(AnalyzerConfig::new().strict(true));
+    let idle = Duration::from_micros(500);
+    let span = |a: &Analyzer, id: u64, name: &str, texts: &[String]| {
+        a.span_start(SpanId(id), SpanKind::Task, name);
+        a.record(&ev(SOURCE, &1, 1, Some(id)));
+        for (i, sql) in texts.iter().enumerate() {
+            timed(a, &t, sql, (id, i), 2, idle, id);
+        }
+    };
+    let offset: Vec<String> =
+        (0..8).map(|_| "SELECT * FROM files ORDER BY id LIMIT 100 OFFSET $1".into()).collect();
+    let keyset: Vec<String> = (0..8)
+        .map(|_| "SELECT \"users\".* FROM \"users\" WHERE \"users\".\"id\" > $1 ORDER BY \"users\".\"id\" ASC LIMIT $2".into())
+        .collect();
+    let list = |n: usize| format!("SELECT * FROM users WHERE id IN ({})", vec!["?"; n].join(", "));
+    // selectinload's chunks of 500 ids, the last one short.
+    let chunks: Vec<String> = [500, 500, 500, 500, 500, 137].iter().map(|&n| list(n)).collect();
+    let singles: Vec<String> = (0..6).map(|_| list(1)).collect();
+    let inlined: Vec<String> = (0..6).map(|i| format!("SELECT * FROM users WHERE id IN ({i})")).collect();
+    span(&a, 1, "offset", &offset);
+    span(&a, 2, "keyset", &keyset);
+    span(&a, 3, "chunks", &chunks);
+    span(&a, 4, "singles", &singles);
+    span(&a, 5, "inlined singles", &inlined);
+    let mut found: Vec<String> = a.report().n_plus_one.iter().map(|f| f.span.name.clone()).collect();
+    found.sort();
+    assert_eq!(found, ["inlined singles", "singles"]);
+}
+
+#[test]
+fn polling_minutes_apart_is_not_a_loop_but_a_burst_inside_it_is() {
+    let t = FakeTime::default();
+    let a = t.analyzer(AnalyzerConfig::new().strict(true));
+    a.span_start(SpanId(1), SpanKind::Task, "worker");
+    let poll = "SELECT * FROM jobs WHERE state = 'queued' AND run_at <= $1 ORDER BY run_at";
+    let beat = "UPDATE workers SET seen_at = $1 WHERE id = 7";
+    for minute in 0..30_u64 {
+        timed(&a, &t, poll, minute, 2, Duration::from_secs(60), 1);
+        timed(&a, &t, beat, minute, 1, Duration::from_millis(1), 1);
+    }
+    let r = a.report();
+    assert!(r.n_plus_one.is_empty(), "{r}");
+    assert!(r.duplicates.is_empty(), "{r}");
+    // Then one poll finds eight jobs and loads each one's files in a tight loop.
+    timed(&a, &t, poll, 99, 2, Duration::from_secs(60), 1);
+    for job in 0..8_u64 {
+        timed(&a, &t, "SELECT * FROM files WHERE job_id = $1", job, 1, Duration::from_micros(400), 1);
+    }
+    let r = a.report();
+    assert_eq!(r.n_plus_one.len(), 1, "{r}");
+    assert_eq!(r.n_plus_one[0].fingerprint.normalized.as_ref(), "SELECT * FROM files WHERE job_id = ?");
+    assert_eq!(r.n_plus_one[0].source.as_ref().map(|s| s.id), Some(fingerprint(poll).id));
+
+    // Without the gap (the same queries back to back) the heartbeat would be a loop.
+    let t = FakeTime::default();
+    let b = t.analyzer(
+        AnalyzerConfig::new()
+            .strict(true)
+            .n_plus_one(mltb_query_analyzer::NPlusOneConfig::new().max_gap(Duration::from_secs(3600))),
+    );
+    b.span_start(SpanId(1), SpanKind::Task, "worker");
+    for minute in 0..30_u64 {
+        timed(&b, &t, beat, minute, 1, Duration::from_secs(60), 1);
+    }
+    assert_eq!(b.report().n_plus_one.len(), 1);
+}
+
+#[test]
+fn comments_do_not_make_duplicates_look_distinct() {
+    let t = FakeTime::default();
+    let a = t.analyzer(AnalyzerConfig::new().strict(true));
+    a.span_start(SpanId(1), SpanKind::Request, "traced");
+    a.record(&ev(SOURCE, &1, 1, Some(1)));
+    // sqlcommenter: a new span id in every statement's comment, the same user each time,
+    // inlined as a literal; spacing and case vary too.
+    let texts: Vec<String> = (0..8)
+        .map(|i| {
+            let sql = if i % 2 == 0 {
+                "SELECT * FROM users WHERE id = 42"
+            } else {
+                "select *  from USERS where ID = 42"
+            };
+            format!("{sql} /*traceparent='00-4bf92f3577b34da6a3ce929d0e0e4736-{i:016x}-01'*/")
+        })
+        .collect();
+    for sql in &texts {
+        timed(&a, &t, sql, (), 1, Duration::from_micros(100), 1);
+    }
+    a.span_end(SpanId(1));
+    let r = a.report();
+    assert!(r.n_plus_one.is_empty(), "{r}");
+    assert_eq!(r.duplicates.len(), 1, "{r}");
+    assert_eq!((r.duplicates[0].count, r.duplicates[0].distinct_params), (8, 1));
+}
+
+#[test]
+fn lazy_loads_over_few_ids_are_n_plus_one_and_duplicates() {
+    let t = FakeTime::default();
+    let a = t.analyzer(AnalyzerConfig::new());
+    a.span_start(SpanId(1), SpanKind::Request, "GET /posts");
+    a.record(&ev(SOURCE, &1, 2, Some(1)));
+    // 40 posts by 3 authors: each post loads its author.
+    for post in 0..40_i64 {
+        timed(&a, &t, LOOKUP, post % 3, 2, Duration::from_micros(150), 1);
+    }
+    a.span_end(SpanId(1));
+    let r = a.report();
+    assert_eq!(r.n_plus_one.len(), 1, "{r}");
+    assert_eq!(r.n_plus_one[0].count, 40);
+    assert_eq!(r.duplicates.len(), 1, "{r}");
+    assert_eq!(r.duplicates[0].distinct_params, 3);
 }

@@ -1,191 +1,200 @@
-//! Detection quality on a labelled synthetic corpus: workloads with and without N+1
-//! patterns, with noise (ORM-like loops, legitimate repeats below the threshold,
-//! interleaved spans, batched queries, repeated same-parameter queries, pagination).
-//! Precision and recall over (span, repeated query) pairs must both reach 0.95.
+//! Detection quality on a labelled corpus of Django, Rails and SQLAlchemy-style spans
+//! (`support/corpus.rs` says how it is generated and labelled: by the pattern that made
+//! each span, never by running the detector).
+//!
+//! The corpus is split by seed: the *tuning* part is what the detector's rules and
+//! defaults were developed against; the *held-out* part was run only once they were
+//! fixed. Precision and recall are over (span, repeated statement) pairs. The held-out
+//! part must reach 0.9 for both in strict mode; every figure is printed
+//! (`cargo test -p mltb-query-analyzer --test corpus -- --nocapture`).
+#![allow(clippy::print_stdout, reason = "the test prints the figures it measured")]
 
 mod support;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::time::Duration;
 
-use mltb_query_analyzer::{
-    Analyzer, AnalyzerConfig, QueryEvent, QuerySink, SpanId, SpanKind, fingerprint, params_digest,
-};
-use support::Rng;
+use mltb_query_analyzer::{AnalyzerConfig, QueryEvent, QuerySink, SpanId};
+use support::corpus::{GenSpan, PATTERNS, generate};
+use support::{FakeTime, Rng};
 
-/// One query of a generated span.
-struct Q {
-    sql: String,
-    digest: u64,
-    ms: u64,
-}
+/// Seeds of the tuning part.
+const TUNING: [u64; 4] = [11, 12, 13, 14];
+/// Seeds of the held-out part.
+const HELD_OUT: [u64; 4] = [9001, 9002, 9003, 9004];
+/// Spans per seed.
+const SPANS: u64 = 800;
 
-/// A generated span: its queries and the fingerprints that are true N+1s in it.
-struct Workload {
-    name: String,
-    queries: Vec<Q>,
-    n_plus_one: Vec<u64>,
-}
-
-fn q(sql: impl Into<String>, params: impl std::hash::Hash, ms: u64) -> Q {
-    Q { sql: sql.into(), digest: params_digest(&params), ms }
-}
-
-const SOURCES: [&str; 3] = [
-    "SELECT * FROM tasks WHERE chat_id = ? ORDER BY created_at DESC LIMIT 50",
-    "SELECT id, user_id FROM posts WHERE published = true",
-    "select t.id, t.owner from tasks t where t.state = $1",
-];
-const LOOKUPS: [&str; 4] = [
-    "SELECT * FROM users WHERE id = ?",
-    "SELECT name, tier FROM users WHERE id = $1",
-    "SELECT * FROM files WHERE task_id = :task_id",
-    "SELECT count(*) FROM comments WHERE post_id = ?1",
-];
-
-fn generate(rng: &mut Rng, i: usize) -> Workload {
-    let name = format!("span-{i}");
-    let source = SOURCES[rng.range(0, 2) as usize];
-    let lookup = LOOKUPS[rng.range(0, 3) as usize];
-    let mut queries = vec![q(source, (i, 0), rng.range(5, 30))];
-    let mut n_plus_one = Vec::new();
-    match rng.range(0, 9) {
-        // ORM lazy loading: one lookup per row.
-        0 | 1 => {
-            for row in 0..rng.range(5, 40) {
-                queries.push(q(lookup, (i, row), rng.range(10, 25)));
-            }
-            n_plus_one.push(fingerprint(lookup).id);
-        }
-        // Two relations per row, alternating.
-        2 => {
-            let other = "SELECT tag FROM tags WHERE post_id = ?";
-            for row in 0..rng.range(5, 30) {
-                queries.push(q(lookup, (i, row), rng.range(10, 20)));
-                queries.push(q(other, (i, row), rng.range(10, 20)));
-            }
-            n_plus_one.extend([fingerprint(lookup).id, fingerprint(other).id]);
-        }
-        // A loop of inserts, one row at a time.
-        3 => {
-            for row in 0..rng.range(6, 30) {
-                queries.push(q(
-                    "INSERT INTO audit (task_id, message) VALUES (?, ?)",
-                    (i, row),
-                    rng.range(10, 15),
-                ));
-            }
-            n_plus_one.push(fingerprint("INSERT INTO audit (task_id, message) VALUES (?, ?)").id);
-        }
-        // Legitimate repeats below the threshold.
-        4 => {
-            for row in 0..rng.range(1, 4) {
-                queries.push(q(lookup, (i, row), rng.range(10, 25)));
-            }
-        }
-        // Batched: one IN-list query of varying length, a multi-row insert.
-        5 => {
-            let n = rng.range(2, 50) as usize;
-            let list = vec!["?"; n].join(", ");
-            queries.push(q(format!("SELECT * FROM users WHERE id IN ({list})"), (i, n), rng.range(10, 40)));
-            let rows = vec!["(?, ?)"; n].join(", ");
-            queries.push(q(
-                format!("INSERT INTO audit (task_id, message) VALUES {rows}"),
-                (i, n),
-                rng.range(5, 20),
-            ));
-        }
-        // The same query with the same parameters, again and again.
-        6 => {
-            for _ in 0..rng.range(5, 20) {
-                queries.push(q("SELECT value FROM settings WHERE key = ?", "flood_wait", rng.range(10, 20)));
-            }
-        }
-        // Many different queries, each once or twice.
-        7 => {
-            for k in 0..rng.range(5, 12) {
-                for rep in 0..rng.range(1, 2) {
-                    queries.push(q(
-                        format!("SELECT c{k} FROM stats WHERE day = ?"),
-                        (i, rep),
-                        rng.range(10, 20),
-                    ));
-                }
-            }
-        }
-        // A fast N+1 below the duration threshold (Sentry ignores these too): not labelled.
-        8 => {
-            for row in 0..rng.range(5, 9) {
-                queries.push(q(lookup, (i, row), 1));
-            }
-        }
-        // Pagination: the same page query with growing offsets. Not an N+1 (it is the
-        // batched form), but it has N+1's shape: the corpus keeps it as the hard negative.
-        _ => {
-            let pages = if rng.chance(0.1) { rng.range(5, 8) } else { rng.range(2, 4) };
-            for page in 0..pages {
-                queries.push(q(
-                    "SELECT * FROM files ORDER BY id LIMIT 100 OFFSET ?",
-                    (i, page),
-                    rng.range(10, 30),
-                ));
-            }
-        }
+fn corpus(seeds: &[u64]) -> Vec<GenSpan> {
+    let mut out = Vec::new();
+    for &seed in seeds {
+        let mut rng = Rng(seed);
+        out.extend((0..SPANS).map(|i| generate(&mut rng, seed * 1_000_000 + i)));
     }
-    // Noise: an unrelated query now and then, between any two queries.
-    if rng.chance(0.3) {
-        let at = rng.range(1, queries.len() as u64) as usize;
-        queries.insert(at, q("SELECT 1", (), 1));
+    out
+}
+
+/// Strict mode panics at `span_end` on a finding; the corpus runs thousands of them.
+fn quiet_strict_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let strict = info
+                .payload()
+                .downcast_ref::<String>()
+                .is_some_and(|m| m.starts_with("mltb-query-analyzer strict mode"));
+            if !strict {
+                previous(info);
+            }
+        }));
+    });
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Figures {
+    tp: usize,
+    found: usize,
+    expected: usize,
+}
+
+impl Figures {
+    fn precision(self) -> f64 {
+        if self.found == 0 { 1.0 } else { self.tp as f64 / self.found as f64 }
     }
-    Workload { name, queries, n_plus_one }
+    fn recall(self) -> f64 {
+        if self.expected == 0 { 1.0 } else { self.tp as f64 / self.expected as f64 }
+    }
+}
+
+/// Errors per pattern: (false positives, false negatives).
+type Errors = BTreeMap<&'static str, (usize, usize)>;
+
+/// Replays `spans` through an analyzer with `config`, up to four spans at once with
+/// their queries interleaved on one clock, and scores its N+1 findings.
+fn evaluate(spans: &[GenSpan], config: AnalyzerConfig, seed: u64) -> (Figures, Errors) {
+    quiet_strict_panics();
+    let time = FakeTime::default();
+    let analyzer = time.analyzer(config.max_findings(1_000_000));
+    let mut rng = Rng(seed);
+    let mut now = Duration::ZERO;
+    let mut next_id = 0;
+    let mut i = 0;
+    while i < spans.len() {
+        let group = &spans[i..(i + rng.range(1, 4) as usize).min(spans.len())];
+        i += group.len();
+        // (end, span in group, query): every query's end on the shared clock.
+        let mut events = Vec::new();
+        for (k, s) in group.iter().enumerate() {
+            analyzer.span_start(SpanId(next_id + k as u64), s.kind, &s.name);
+            let mut t = now + Duration::from_micros(rng.range(0, 2_000));
+            for (n, q) in s.queries.iter().enumerate() {
+                t += q.idle + q.duration;
+                events.push((t, k, n));
+            }
+        }
+        events.sort();
+        for &(end, k, n) in &events {
+            let q = &group[k].queries[n];
+            time.set(end);
+            analyzer.record(&QueryEvent {
+                sql: &q.sql,
+                params_digest: q.digest,
+                duration: q.duration,
+                rows: 1,
+                span: Some(SpanId(next_id + k as u64)),
+            });
+        }
+        now = events.last().map_or(now, |e| e.0) + Duration::from_millis(rng.range(1, 200));
+        time.set(now);
+        for (k, s) in group.iter().enumerate() {
+            if !s.open {
+                let _ = catch_unwind(AssertUnwindSafe(|| analyzer.span_end(SpanId(next_id + k as u64))));
+            }
+        }
+        next_id += group.len() as u64;
+    }
+    let report = analyzer.report();
+    assert_eq!(report.counters.findings_dropped, 0);
+    assert_eq!(report.counters.spans_evicted, 0);
+    let found: HashSet<(&str, u64)> =
+        report.n_plus_one.iter().map(|f| (f.span.name.as_str(), f.fingerprint.id)).collect();
+    let expected: HashSet<(&str, u64)> =
+        spans.iter().flat_map(|s| s.labels.iter().map(move |id| (s.name.as_str(), *id))).collect();
+    let pattern: BTreeMap<&str, &'static str> = spans.iter().map(|s| (s.name.as_str(), s.pattern)).collect();
+    let mut errors = Errors::new();
+    for fp in found.difference(&expected) {
+        errors.entry(pattern[fp.0]).or_default().0 += 1;
+    }
+    for fn_ in expected.difference(&found) {
+        errors.entry(pattern[fn_.0]).or_default().1 += 1;
+    }
+    let figures =
+        Figures { tp: found.intersection(&expected).count(), found: found.len(), expected: expected.len() };
+    (figures, errors)
+}
+
+fn strict() -> AnalyzerConfig {
+    AnalyzerConfig::new().strict(true)
+}
+
+fn print(part: &str, mode: &str, f: Figures, errors: &Errors) {
+    println!(
+        "{part}, {mode} mode: precision {:.3} ({} of {} findings), recall {:.3} ({} of {} labelled N+1s)",
+        f.precision(),
+        f.tp,
+        f.found,
+        f.recall(),
+        f.tp,
+        f.expected
+    );
+    for (pattern, (fp, fn_)) in errors {
+        println!("    {pattern}: {fp} false positives, {fn_} false negatives");
+    }
 }
 
 #[test]
-fn precision_and_recall_reach_095() {
-    let analyzer = Analyzer::new(AnalyzerConfig::new().max_findings(100_000));
-    let mut rng = Rng(2024);
-    let workloads: Vec<Workload> = (0..2_000).map(|i| generate(&mut rng, i)).collect();
-
-    // Run up to four spans at once, their queries interleaved.
-    let mut expected = HashSet::new();
-    for (chunk_no, chunk) in workloads.chunks(4).enumerate() {
-        for (k, w) in chunk.iter().enumerate() {
-            let id = (chunk_no * 4 + k) as u64;
-            analyzer.span_start(SpanId(id), SpanKind::Request, &w.name);
-            expected.extend(w.n_plus_one.iter().map(|fp| (w.name.clone(), *fp)));
+fn corpus_is_deterministic_and_covers_every_pattern() {
+    let a = corpus(&TUNING[..1]);
+    let b = corpus(&TUNING[..1]);
+    assert_eq!(a.len(), b.len());
+    assert!(
+        a.iter()
+            .zip(&b)
+            .all(|(x, y)| x.name == y.name && x.labels == y.labels && x.queries.len() == y.queries.len())
+    );
+    for part in [corpus(&TUNING), corpus(&HELD_OUT)] {
+        for p in PATTERNS {
+            assert!(part.iter().any(|s| s.pattern == *p), "pattern {p} missing");
         }
-        let mut cursors = vec![0; chunk.len()];
-        loop {
-            let open: Vec<usize> =
-                (0..chunk.len()).filter(|&k| cursors[k] < chunk[k].queries.len()).collect();
-            if open.is_empty() {
-                break;
-            }
-            let k = open[rng.range(0, open.len() as u64 - 1) as usize];
-            let query = &chunk[k].queries[cursors[k]];
-            cursors[k] += 1;
-            analyzer.record(&QueryEvent {
-                sql: &query.sql,
-                params_digest: query.digest,
-                duration: std::time::Duration::from_millis(query.ms),
-                rows: 1,
-                span: Some(SpanId((chunk_no * 4 + k) as u64)),
-            });
-        }
-        for k in 0..chunk.len() {
-            analyzer.span_end(SpanId((chunk_no * 4 + k) as u64));
-        }
+        let labelled = part.iter().filter(|s| !s.labels.is_empty()).count();
+        assert!(labelled * 3 > part.len() && labelled * 3 < 2 * part.len(), "{labelled} of {}", part.len());
+        assert!(part.iter().any(|s| s.open && !s.labels.is_empty()));
     }
+}
 
-    let report = analyzer.report();
-    let found: HashSet<(String, u64)> =
-        report.n_plus_one.iter().map(|f| (f.span.name.clone(), f.fingerprint.id)).collect();
-    assert_eq!(report.counters.findings_dropped, 0);
-    let tp = found.intersection(&expected).count() as f64;
-    let precision = tp / found.len() as f64;
-    let recall = tp / expected.len() as f64;
-    assert!(expected.len() > 500, "the corpus has {} labelled N+1s", expected.len());
-    assert!(precision >= 0.95, "precision {precision:.3} ({tp} of {} found)", found.len());
-    assert!(recall >= 0.95, "recall {recall:.3} ({tp} of {} expected)", expected.len());
-    // The same-parameter floods were reported as duplicates instead.
-    assert!(!report.duplicates.is_empty());
+#[test]
+fn tuning_part_figures() {
+    let spans = corpus(&TUNING);
+    let (s, e) = evaluate(&spans, strict(), 1);
+    print("tuning", "strict", s, &e);
+    let (d, e) = evaluate(&spans, AnalyzerConfig::new(), 1);
+    print("tuning", "default", d, &e);
+    assert!(s.expected > 1_000, "{s:?}");
+    assert!(s.precision() >= 0.9 && s.recall() >= 0.9, "strict mode on the tuning part: {s:?}");
+    // The default mode's duration and count rules exist to keep production reports quiet.
+    assert!(d.precision() >= 0.9, "default mode's precision on the tuning part: {d:?}");
+}
+
+#[test]
+fn strict_mode_reaches_090_on_the_held_out_part() {
+    let spans = corpus(&HELD_OUT);
+    let (s, e) = evaluate(&spans, strict(), 2);
+    print("held-out", "strict", s, &e);
+    let (d, e) = evaluate(&spans, AnalyzerConfig::new(), 2);
+    print("held-out", "default", d, &e);
+    assert!(s.precision() >= 0.9, "strict precision {:.3} on the held-out part: {s:?}", s.precision());
+    assert!(s.recall() >= 0.9, "strict recall {:.3} on the held-out part: {s:?}", s.recall());
 }

@@ -8,6 +8,7 @@ mod span;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -19,7 +20,7 @@ use crate::report::{Counters, QueryStats, Report};
 
 use findings::Findings;
 use registry::Registry;
-use span::{SpanState, Verdict};
+use span::{Execution, Rules, SpanState, Verdict};
 
 const MAX_SHARDS: usize = 16;
 
@@ -30,6 +31,8 @@ const MAX_SHARDS: usize = 16;
 /// See the [crate docs](crate) for an example.
 pub struct Analyzer {
     config: AnalyzerConfig,
+    rules: Rules,
+    clock: Box<dyn Fn() -> Duration + Send + Sync>,
     registry: Registry,
     shards: Box<[Mutex<SpanShard>]>,
     per_shard: usize,
@@ -77,10 +80,38 @@ impl Analyzer {
     /// An analyzer with `config`; settings out of range are moved to their nearest bound
     /// (use [`try_new`](Self::try_new) to be told instead).
     pub fn new(config: AnalyzerConfig) -> Self {
+        let origin = Instant::now();
+        Self::with_clock(config, move || origin.elapsed())
+    }
+
+    /// An analyzer with `config` whose clock is `now`: the time since any fixed origin,
+    /// never decreasing (a test's fake clock, a clock shared with a replay, or
+    /// `mltb_clock`'s `move || clock.now()`). The analyzer reads it once per query in a
+    /// span, as the time the query ended, to tell tight loops from polling (see
+    /// [`NPlusOneConfig::max_gap`](crate::NPlusOneConfig::max_gap)). [`new`](Self::new)
+    /// uses [`Instant`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use mltb_query_analyzer::{Analyzer, AnalyzerConfig};
+    ///
+    /// let millis = Arc::new(AtomicU64::new(0));
+    /// let now = Arc::clone(&millis);
+    /// let analyzer = Analyzer::with_clock(AnalyzerConfig::new(), move || {
+    ///     Duration::from_millis(now.load(Ordering::Relaxed))
+    /// });
+    /// millis.fetch_add(60_000, Ordering::Relaxed); // a minute passes, no sleep
+    /// # let _ = analyzer;
+    /// ```
+    pub fn with_clock(config: AnalyzerConfig, now: impl Fn() -> Duration + Send + Sync + 'static) -> Self {
         let config = config.clamped();
         let shards = MAX_SHARDS.min(config.max_open_spans);
         let per_shard = config.max_open_spans / shards;
         Self {
+            rules: Rules::new(config.strict, &config.n_plus_one, config.max_fingerprints_per_span),
+            clock: Box::new(now),
             registry: Registry::new(&config),
             shards: (0..shards).map(|_| Mutex::new(SpanShard::default())).collect(),
             per_shard,
@@ -177,7 +208,7 @@ impl Analyzer {
         let mut verdicts = Vec::new();
         for shard in self.shards.iter() {
             let shard = shard.lock();
-            verdicts.extend(shard.open.iter().map(|(id, st)| st.judge(*id, &self.config.n_plus_one, true)));
+            verdicts.extend(shard.open.iter().map(|(id, st)| st.judge(*id, &self.rules, true)));
         }
         let mut findings = self.findings.lock().clone();
         for Verdict { n_plus_one, duplicates } in verdicts {
@@ -209,7 +240,7 @@ impl Analyzer {
     /// Judges an ended or evicted span and keeps its findings; returns the N+1 ones'
     /// text for strict mode.
     fn conclude(&self, id: SpanId, state: SpanState) -> Vec<String> {
-        let Verdict { n_plus_one, duplicates } = state.judge(id, &self.config.n_plus_one, false);
+        let Verdict { n_plus_one, duplicates } = state.judge(id, &self.rules, false);
         if n_plus_one.is_empty() && duplicates.is_empty() {
             return Vec::new();
         }
@@ -232,8 +263,10 @@ impl Analyzer {
         self.c.events.fetch_add(1, Ordering::Relaxed);
         let found = self.registry.lookup(event.sql);
         let entry = &found.entry;
-        // The parameters are the bound ones and any inlined in the text.
-        let digest = event.params_digest ^ found.text_id.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The parameters are the bound ones and any inlined in the text (its literals,
+        // not its comments: sqlcommenter's `traceparent` changes with every request).
+        let digest =
+            event.params_digest ^ found.facts.literals.rotate_left(29).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         if found.untracked {
             self.c.untracked.fetch_add(1, Ordering::Relaxed);
         } else {
@@ -243,16 +276,12 @@ impl Analyzer {
             self.c.outside.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let end = u64::try_from((self.clock)().as_nanos()).unwrap_or(u64::MAX);
+        let x = Execution { digest, duration: event.duration, end, list_len: found.facts.list_len };
         let mut shard = self.shard(span).lock();
         match shard.open.get_mut(&span) {
             Some(state) => {
-                let counted = state.observe(
-                    entry,
-                    digest,
-                    event.duration,
-                    self.config.n_plus_one.min_repeats,
-                    self.config.max_fingerprints_per_span,
-                );
+                let counted = state.observe(entry, x, &self.rules);
                 drop(shard);
                 if !counted {
                     self.c.span_overflow.fetch_add(1, Ordering::Relaxed);

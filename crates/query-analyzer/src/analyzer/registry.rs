@@ -10,8 +10,8 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 use crate::config::AnalyzerConfig;
-use crate::fingerprint::{Fingerprint, StatementKind, fingerprint};
-use crate::hash::{FastMap, fnv1a};
+use crate::fingerprint::{Fingerprint, StatementKind, TextFacts, analyse};
+use crate::hash::FastMap;
 use crate::sample::{self, INVALIDATE, push_bounded};
 
 /// Writes seen per table.
@@ -76,15 +76,15 @@ impl FpEntry {
 /// What [`Registry::lookup`] found.
 pub(crate) struct Lookup {
     pub(crate) entry: Arc<FpEntry>,
-    /// A hash of the SQL text itself: texts that differ in inlined literals differ here.
-    pub(crate) text_id: u64,
+    /// What the text says beyond its fingerprint: its inlined literals, its list length.
+    pub(crate) facts: TextFacts,
     /// The entry is not kept (the registry is full): its statistics are not recorded.
     pub(crate) untracked: bool,
 }
 
 #[derive(Debug, Default)]
 struct Maps {
-    by_sql: FastMap<Box<str>, (Arc<FpEntry>, u64)>,
+    by_sql: FastMap<Box<str>, (Arc<FpEntry>, TextFacts)>,
     by_id: FastMap<u64, Arc<FpEntry>>,
     tables: FastMap<Box<str>, Arc<TableStats>>,
 }
@@ -110,20 +110,19 @@ impl Registry {
     /// The entry for `sql`, fingerprinting it on the first sight of this text.
     #[inline]
     pub(crate) fn lookup(&self, sql: &str) -> Lookup {
-        if let Some((e, text_id)) = self.maps.read().by_sql.get(sql) {
-            return Lookup { entry: Arc::clone(e), text_id: *text_id, untracked: false };
+        if let Some((e, facts)) = self.maps.read().by_sql.get(sql) {
+            return Lookup { entry: Arc::clone(e), facts: *facts, untracked: false };
         }
         self.lookup_slow(sql)
     }
 
     #[cold]
     fn lookup_slow(&self, sql: &str) -> Lookup {
-        let fp = fingerprint(sql);
-        let text_id = fnv1a(sql.as_bytes());
+        let (fp, facts) = analyse(sql);
         let safelisted = self.safelisted(sql, &fp);
         let mut maps = self.maps.write();
-        if let Some((e, text_id)) = maps.by_sql.get(sql) {
-            return Lookup { entry: Arc::clone(e), text_id: *text_id, untracked: false };
+        if let Some((e, facts)) = maps.by_sql.get(sql) {
+            return Lookup { entry: Arc::clone(e), facts: *facts, untracked: false };
         }
         let entry = match maps.by_id.get(&fp.id) {
             Some(e) => Arc::clone(e),
@@ -136,16 +135,16 @@ impl Registry {
                 drop(maps);
                 let e = Arc::new(new_entry(fp, &mut FastMap::default()));
                 e.safelisted.store(safelisted, Ordering::Relaxed);
-                return Lookup { entry: e, text_id, untracked: true };
+                return Lookup { entry: e, facts, untracked: true };
             }
         };
         if safelisted {
             entry.safelisted.store(true, Ordering::Relaxed);
         }
         if maps.by_sql.len() < self.max_texts {
-            maps.by_sql.insert(sql.into(), (Arc::clone(&entry), text_id));
+            maps.by_sql.insert(sql.into(), (Arc::clone(&entry), facts));
         }
-        Lookup { entry, text_id, untracked: false }
+        Lookup { entry, facts, untracked: false }
     }
 
     fn safelisted(&self, sql: &str, fp: &Fingerprint) -> bool {

@@ -16,7 +16,7 @@ pub(crate) enum Tok<'a> {
     Number,
     /// A string, blob, bit-string or dollar-quoted literal.
     Str,
-    /// A bind placeholder: `?`, `?1`, `$1`, `:name`, `@name`, `$name`.
+    /// A bind placeholder: `?`, `?1`, `$1`, `:name`, `@name`, `$name`, `%s`, `%(name)s`.
     Param,
     /// `...`, the normalised form of a collapsed list.
     Ellipsis,
@@ -39,6 +39,8 @@ pub(crate) struct Lexer<'a> {
     s: &'a str,
     b: &'a [u8],
     i: usize,
+    /// Where the token returned last starts.
+    start: usize,
 }
 
 #[inline]
@@ -74,7 +76,12 @@ fn is_op_char(c: u8) -> bool {
 
 impl<'a> Lexer<'a> {
     pub(crate) fn new(s: &'a str) -> Self {
-        Self { s, b: s.as_bytes(), i: 0 }
+        Self { s, b: s.as_bytes(), i: 0, start: 0 }
+    }
+
+    /// The text of the token returned last, as written (a literal's value).
+    pub(crate) fn text(&self) -> &'a str {
+        &self.s[self.start..self.i]
     }
 
     #[inline]
@@ -239,6 +246,7 @@ impl<'a> Iterator for Lexer<'a> {
     fn next(&mut self) -> Option<Tok<'a>> {
         self.skip_trivia();
         let start = self.i;
+        self.start = start;
         let c = *self.b.get(start)?;
         let tok = match c {
             b'\'' => {
@@ -322,6 +330,21 @@ impl<'a> Iterator for Lexer<'a> {
                     Tok::Word(&self.s[start..self.i])
                 }
             }
+            // Python's DB-API placeholders (psycopg, Django): `%s` and `%(name)s`.
+            b'%' if self.at(start + 1) == b's' && !is_ident_cont(self.at(start + 2)) => {
+                self.i = start + 2;
+                Tok::Param
+            }
+            b'%' if self.at(start + 1) == b'(' && is_ident_start(self.at(start + 2)) => {
+                let close = self.ident_end(start + 2);
+                if self.at(close) == b')' && self.at(close + 1) == b's' && !is_ident_cont(self.at(close + 2))
+                {
+                    self.i = close + 2;
+                    Tok::Param
+                } else {
+                    self.operator()
+                }
+            }
             c if is_op_char(c) => self.operator(),
             other => {
                 self.i += 1;
@@ -342,9 +365,19 @@ mod tests {
 
     #[test]
     fn placeholders_of_every_style() {
-        for p in ["?", "?12", "$1", ":name", "@name", "$name"] {
+        for p in ["?", "?12", "$1", ":name", "@name", "$name", "%s", "%(user_id)s"] {
             assert_eq!(toks(p), vec![Tok::Param], "{p}");
         }
+    }
+
+    #[test]
+    fn modulo_is_not_a_placeholder() {
+        assert_eq!(toks("a % sx"), vec![Tok::Word("a"), Tok::Op("%"), Tok::Word("sx")]);
+        assert_eq!(
+            toks("a %(b) s"),
+            vec![Tok::Word("a"), Tok::Op("%"), Tok::LParen, Tok::Word("b"), Tok::RParen, Tok::Word("s")]
+        );
+        assert_eq!(toks("a%2"), vec![Tok::Word("a"), Tok::Op("%"), Tok::Number]);
     }
 
     #[test]
@@ -363,6 +396,16 @@ mod tests {
         assert_eq!(toks("a=-1"), vec![Tok::Word("a"), Tok::Op("="), Tok::Op("-"), Tok::Number]);
         assert_eq!(toks("a->>'k'"), vec![Tok::Word("a"), Tok::Op("->>"), Tok::Str]);
         assert_eq!(toks("a::int"), vec![Tok::Word("a"), Tok::Cast, Tok::Word("int")]);
+    }
+
+    #[test]
+    fn text_is_the_last_token_as_written() {
+        let mut lexer = Lexer::new("a = 'x''y' /* c */ AND b=-1.5");
+        let mut texts = Vec::new();
+        while lexer.next().is_some() {
+            texts.push(lexer.text());
+        }
+        assert_eq!(texts, ["a", "=", "'x''y'", "AND", "b", "=", "-", "1.5"]);
     }
 
     #[test]

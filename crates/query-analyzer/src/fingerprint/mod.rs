@@ -50,6 +50,19 @@ impl fmt::Display for StatementKind {
     }
 }
 
+/// How a statement pages through a result, when it does: repeating it with other
+/// parameters walks one result set, which is the batched form, not an N+1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Paging {
+    /// `LIMIT … OFFSET …` (or `OFFSET … FETCH …`).
+    Offset,
+    /// Keyset (seek) paging: `LIMIT` (or `FETCH`) with `ORDER BY` and a range comparison
+    /// against a value, as in `WHERE id > $1 ORDER BY id LIMIT 100`.
+    Keyset,
+}
+
 /// The shape of a statement: queries that differ only in literal values, placeholder
 /// style, `IN`-list, `ARRAY[...]` or `VALUES`-list length, whitespace, keyword case or
 /// comments share one fingerprint.
@@ -71,6 +84,9 @@ pub struct Fingerprint {
     pub tables_read: Vec<String>,
     /// Tables written (`INSERT INTO`, `UPDATE`, `DELETE FROM`, `TRUNCATE`).
     pub tables_written: Vec<String>,
+    /// Whether the statement is a page of a larger result, and how (outside
+    /// parentheses: `OFFSET`, or `LIMIT` with `ORDER BY` and a range comparison).
+    pub paging: Option<Paging>,
 }
 
 impl Fingerprint {
@@ -104,15 +120,33 @@ impl fmt::Display for Fingerprint {
 /// assert_eq!(list.id, fingerprint("select * from t where id in (?)").id);
 /// ```
 pub fn fingerprint(sql: &str) -> Fingerprint {
+    analyse(sql).0
+}
+
+/// What one SQL text says beyond its fingerprint: facts of the text, not of its shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TextFacts {
+    /// A hash of the literal values inlined in the text, in order; comments, whitespace
+    /// and case do not change it.
+    pub(crate) literals: u64,
+    /// The longest collapsed list: values in `IN (...)` or `ARRAY[...]`, rows in `VALUES`.
+    pub(crate) list_len: u32,
+}
+
+/// Fingerprints `sql` and reads the facts of its text.
+pub(crate) fn analyse(sql: &str) -> (Fingerprint, TextFacts) {
     let out = normalize::normalize(sql);
     let id = fnv1a(out.normalized.as_bytes());
-    Fingerprint {
+    let facts = TextFacts { literals: out.literals, list_len: out.list_len };
+    let fp = Fingerprint {
         id,
         normalized: Arc::from(out.normalized),
         kind: out.kind,
         tables_read: dedup(out.reads),
         tables_written: dedup(out.writes),
-    }
+        paging: out.paging,
+    };
+    (fp, facts)
 }
 
 fn dedup(mut v: Vec<String>) -> Vec<String> {

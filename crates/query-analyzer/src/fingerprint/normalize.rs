@@ -5,8 +5,8 @@
 //! output is whitespace-invariant; and the output re-tokenizes to the tokens it was
 //! written from, so normalising is idempotent.
 
-use super::StatementKind;
 use super::lexer::{Lexer, Tok};
+use super::{Paging, StatementKind};
 
 /// How deep parenthesised groups are tracked for list collapsing; deeper groups are
 /// still balanced but never collapsed.
@@ -50,6 +50,8 @@ struct Group {
     kind: GroupKind,
     only_values: bool,
     any_value: bool,
+    /// Values directly inside it (a list's length).
+    values: u32,
     /// In an `ARRAY[...]` group: subscript brackets opened directly inside it and not
     /// yet closed, so that their `]` does not close the array.
     inner_brackets: usize,
@@ -62,6 +64,8 @@ struct Values {
     expect_row: bool,
     prev_row: Option<(usize, usize)>,
     sep_start: Option<usize>,
+    /// Rows written so far, equal ones included.
+    rows: u32,
 }
 
 /// Where the scan for table names stands.
@@ -78,7 +82,17 @@ pub(crate) struct Output {
     pub(crate) kind: StatementKind,
     pub(crate) reads: Vec<String>,
     pub(crate) writes: Vec<String>,
+    /// FNV-1a over the literal values written in the text (signs included), in order:
+    /// texts that differ only in comments, whitespace or case agree on it.
+    pub(crate) literals: u64,
+    /// The longest collapsed list: values in an `IN (...)` or `ARRAY[...]`, rows in a
+    /// `VALUES` list (0 when there is none).
+    pub(crate) list_len: u32,
+    pub(crate) paging: Option<Paging>,
 }
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
 
 struct Normalizer {
     out: String,
@@ -99,6 +113,15 @@ struct Normalizer {
     expect: Expect,
     reads: Vec<String>,
     writes: Vec<String>,
+    list_len: u32,
+    /// Seen outside parentheses: `LIMIT` or `FETCH`, `OFFSET`, `ORDER`.
+    limit: bool,
+    offset: bool,
+    order: bool,
+    /// The previous token was a range comparison (`>`, `<`, `>=`, `<=`).
+    range_op: bool,
+    /// A range comparison against a value (or a row of values) was seen.
+    range: bool,
 }
 
 pub(crate) fn normalize(sql: &str) -> Output {
@@ -117,8 +140,38 @@ pub(crate) fn normalize(sql: &str) -> Output {
         expect: Expect::Nothing,
         reads: Vec::new(),
         writes: Vec::new(),
+        list_len: 0,
+        limit: false,
+        offset: false,
+        order: false,
+        range_op: false,
+        range: false,
     };
-    for tok in Lexer::new(sql) {
+    let mut literals = FNV_OFFSET;
+    let mut literal = |bytes: &[u8]| {
+        for &b in bytes.iter().chain(&[0xff]) {
+            literals ^= u64::from(b.to_ascii_lowercase());
+            literals = literals.wrapping_mul(FNV_PRIME);
+        }
+    };
+    let mut lexer = Lexer::new(sql);
+    let mut minus = false;
+    while let Some(tok) = lexer.next() {
+        match tok {
+            Tok::Number | Tok::Str => {
+                if minus {
+                    literal(b"-");
+                }
+                literal(lexer.text().as_bytes());
+            }
+            Tok::Word(w) if w.eq_ignore_ascii_case("true") || w.eq_ignore_ascii_case("false") => {
+                literal(w.as_bytes());
+            }
+            _ => {}
+        }
+        minus = tok == Tok::Op("-");
+        n.range = n.range || (n.range_op && matches!(tok, Tok::Param | Tok::Number | Tok::Str | Tok::LParen));
+        n.range_op = matches!(tok, Tok::Op(">" | "<" | ">=" | "<="));
         n.token(tok);
     }
     // A trailing `;` does not change the statement.
@@ -131,11 +184,21 @@ pub(crate) fn normalize(sql: &str) -> Output {
             break;
         }
     }
+    let paging = if n.offset {
+        Some(Paging::Offset)
+    } else if n.limit && n.order && n.range {
+        Some(Paging::Keyset)
+    } else {
+        None
+    };
     Output {
         normalized: n.out,
         kind: n.kind.unwrap_or(StatementKind::Other),
         reads: n.reads,
         writes: n.writes,
+        literals,
+        list_len: n.list_len,
+        paging,
     }
 }
 
@@ -170,6 +233,7 @@ impl Normalizer {
         if let Some(g) = self.groups.last_mut() {
             if is_value {
                 g.any_value = true;
+                g.values = g.values.saturating_add(1);
             } else if !is_comma {
                 g.only_values = false;
             }
@@ -353,7 +417,14 @@ impl Normalizer {
         if self.overflow > 0 || self.groups.len() >= MAX_GROUPS {
             self.overflow += 1;
         } else {
-            self.groups.push(Group { open, kind, only_values: true, any_value: false, inner_brackets: 0 });
+            self.groups.push(Group {
+                open,
+                kind,
+                only_values: true,
+                any_value: false,
+                values: 0,
+                inner_brackets: 0,
+            });
         }
         self.prev = Prev::Open;
         self.expect = Expect::Nothing;
@@ -379,6 +450,7 @@ impl Normalizer {
         if matched && matches!(g.kind, GroupKind::In | GroupKind::Array) && g.only_values && g.any_value {
             self.out.truncate(g.open + 1);
             self.out.push_str("...");
+            self.list_len = self.list_len.max(g.values);
         }
         self.out.push(closing);
         // The closed group is one token of its parent.
@@ -386,6 +458,8 @@ impl Normalizer {
         if g.kind == GroupKind::ValuesRow {
             let end = self.out.len();
             if let Some(v) = self.values.as_mut() {
+                v.rows = v.rows.saturating_add(1);
+                self.list_len = self.list_len.max(v.rows);
                 let same = v.prev_row.is_some_and(|(s, e)| self.out.get(s..e) == self.out.get(g.open..end));
                 match (same, v.sep_start) {
                     (true, Some(sep)) => self.out.truncate(sep),
@@ -425,8 +499,21 @@ impl Normalizer {
             self.statement_word(kw);
             self.table_keyword(kw);
             if kw == "values" {
-                self.values =
-                    Some(Values { depth: self.depth(), expect_row: true, prev_row: None, sep_start: None });
+                self.values = Some(Values {
+                    depth: self.depth(),
+                    expect_row: true,
+                    prev_row: None,
+                    sep_start: None,
+                    rows: 0,
+                });
+            }
+            if self.depth() == 0 {
+                match kw {
+                    "limit" | "fetch" => self.limit = true,
+                    "offset" => self.offset = true,
+                    "order" => self.order = true,
+                    _ => {}
+                }
             }
             self.prev_keyword = kw;
         } else {

@@ -144,3 +144,65 @@ fn ids_are_stable_across_versions() {
     assert_eq!(fp.id, crate::hash::fnv1a(b"SELECT * FROM users WHERE id = ?"));
     assert_eq!(fp.hex_id().len(), 16);
 }
+
+#[test]
+fn paging_is_recognised_by_offset_or_keyset_shape() {
+    for sql in [
+        "SELECT * FROM files ORDER BY id LIMIT 100 OFFSET $1",
+        "SELECT * FROM files LIMIT 25 OFFSET 50",
+        "SELECT * FROM files ORDER BY id OFFSET ? ROWS FETCH NEXT 10 ROWS ONLY",
+    ] {
+        assert_eq!(fingerprint(sql).paging, Some(Paging::Offset), "{sql}");
+    }
+    for sql in [
+        "SELECT * FROM users WHERE id > $1 ORDER BY id LIMIT 1000",
+        "SELECT \"users\".* FROM \"users\" WHERE \"users\".\"id\" > 17 ORDER BY \"users\".\"id\" ASC LIMIT $2",
+        "SELECT * FROM events WHERE (created_at, id) < (?, ?) ORDER BY created_at DESC, id DESC LIMIT 50",
+    ] {
+        assert_eq!(fingerprint(sql).paging, Some(Paging::Keyset), "{sql}");
+    }
+    // A lookup that stops at one row (Rails' find_by, Django's get) is not a page, nor is
+    // a subquery's LIMIT or a range without a limit.
+    for sql in [
+        "SELECT \"users\".* FROM \"users\" WHERE \"users\".\"id\" = $1 LIMIT $2",
+        "SELECT * FROM users WHERE id = %s LIMIT 21",
+        "SELECT * FROM users ORDER BY id LIMIT 1",
+        "SELECT * FROM t WHERE a IN (SELECT b FROM u ORDER BY b LIMIT 10 OFFSET 5)",
+        "SELECT * FROM t WHERE id > ? ORDER BY id",
+    ] {
+        assert_eq!(fingerprint(sql).paging, None, "{sql}");
+    }
+}
+
+#[test]
+fn text_facts_see_literals_but_not_comments_whitespace_or_case() {
+    let facts = |sql: &str| analyse(sql).1;
+    let a = facts("SELECT * FROM users WHERE id = 17 AND name = 'x'");
+    assert_eq!(a, facts("select *\n from USERS /* traceparent='00-4bf9-01' */ where ID = 17 and NAME = 'x'"));
+    assert_eq!(a, facts("SELECT * FROM users WHERE id = 17 AND name = 'x' -- app:web"));
+    assert_ne!(a.literals, facts("SELECT * FROM users WHERE id = 18 AND name = 'x'").literals);
+    assert_ne!(a.literals, facts("SELECT * FROM users WHERE id = -17 AND name = 'x'").literals);
+    assert_ne!(facts("SELECT 1 WHERE a = TRUE").literals, facts("SELECT 1 WHERE a = false").literals);
+    // Placeholders carry no literal: every text with them alone agrees.
+    assert_eq!(facts("SELECT * FROM t WHERE a = $1").literals, facts("SELECT * FROM t WHERE a = ?").literals);
+}
+
+#[test]
+fn text_facts_count_the_longest_list() {
+    let len = |sql: &str| analyse(sql).1.list_len;
+    assert_eq!(len("SELECT * FROM t WHERE id = ?"), 0);
+    assert_eq!(len("SELECT * FROM t WHERE id IN (?)"), 1);
+    assert_eq!(len("SELECT * FROM t WHERE id IN (1, 2, 3) AND k IN ($1, $2)"), 3);
+    assert_eq!(len("SELECT * FROM t WHERE id = ANY(ARRAY[1, 2, 3, 4])"), 4);
+    assert_eq!(len("INSERT INTO t (a, b) VALUES (1, 2), (3, 4), (5, 6)"), 3);
+    assert_eq!(len("INSERT INTO t (a, b) VALUES (?, ?)"), 1);
+    assert_eq!(len("SELECT * FROM t WHERE id IN (SELECT x FROM u)"), 0);
+}
+
+#[test]
+fn python_db_api_placeholders_are_parameters() {
+    same("SELECT * FROM t WHERE a = %s AND b IN (%s, %s)", "SELECT * FROM t WHERE a = ? AND b IN (?)");
+    same("SELECT * FROM t WHERE a = %(a_1)s", "SELECT * FROM t WHERE a = $1");
+    assert_eq!(analyse("SELECT * FROM t WHERE b IN (%s, %s, %s)").1.list_len, 3);
+    assert_eq!(norm("SELECT a % b FROM t"), "SELECT a % b FROM t");
+}

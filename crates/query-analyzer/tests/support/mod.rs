@@ -1,4 +1,5 @@
-//! Shared helpers for the integration tests: an event builder and a seeded RNG.
+//! Shared helpers for the integration tests: an event builder, a seeded RNG, a fake
+//! clock and the labelled corpus generator.
 #![allow(dead_code, unreachable_pub)]
 
 use std::time::Duration;
@@ -44,3 +45,28 @@ impl Rng {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
     }
 }
+
+/// A clock that moves only when told, for [`Analyzer::with_clock`](mltb_query_analyzer::Analyzer::with_clock).
+#[derive(Debug, Clone, Default)]
+pub struct FakeTime(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl FakeTime {
+    /// Moves the clock on by `d`.
+    pub fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Sets the clock to `at` since its origin (never back).
+    pub fn set(&self, at: Duration) {
+        self.0.fetch_max(at.as_nanos() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// An analyzer reading this clock.
+    pub fn analyzer(&self, config: mltb_query_analyzer::AnalyzerConfig) -> mltb_query_analyzer::Analyzer {
+        let t = std::sync::Arc::clone(&self.0);
+        mltb_query_analyzer::Analyzer::with_clock(config, move || {
+            Duration::from_nanos(t.load(std::sync::atomic::Ordering::Relaxed))
+        })
+    }
+}
+pub mod corpus;
