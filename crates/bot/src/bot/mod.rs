@@ -5,9 +5,11 @@
 //! until it is told to stop. Messages from other bots, edited messages and channel
 //! posts are ignored; so is anything that is not a command for this bot.
 
+mod batch;
 mod commands;
 mod observe;
 mod quota;
+mod task;
 mod text;
 
 pub use self::observe::{NoObserver, Observer};
