@@ -1,6 +1,8 @@
 //! Many tasks from one command: `-b` (bulk) takes the lines of the replied message or
-//! `.txt` file, one link (and its own flags) per line. Each line is checked like a
-//! single link; bad ones are skipped and named by line number, good ones queued, and one
+//! `.txt` file, one link (and its own flags) per line; `-i n` (multi) takes the replied
+//! message and the next n − 1 messages of the chat that the bot has seen (see
+//! [`super::recent`]), each a link or a `.torrent` file. Each is checked like a single
+//! link; bad ones are skipped and named by line or message, good ones queued, and one
 //! reply sums it up. At most `commands.bulk_limit` tasks per command, each counted
 //! against the sender's command quota.
 
@@ -12,6 +14,7 @@ use mltb_telegram::format::{escape, text_content, utf16_len};
 
 use super::Bot;
 use super::commands::{Ctx, shorten};
+use super::recent::{Content, Seen};
 use super::task::{prepare, submit, unsupported};
 
 /// The largest `.txt` list accepted.
@@ -37,13 +40,22 @@ pub(super) enum Origin {
         /// The last line of the range.
         last: usize,
     },
+    /// Messages of the chat, by id.
+    Messages {
+        /// How many `-i` asked for.
+        asked: usize,
+        /// How many were found.
+        found: usize,
+    },
 }
 
 /// One task to create: where it is in the list, and its arguments and document, or why
 /// the line is no task.
 pub(super) struct Item {
-    /// Its line number.
+    /// Its line number, or its message's id.
     pub(super) number: i64,
+    /// Who sent its message, when not the command's sender.
+    pub(super) from: Option<i64>,
     pub(super) task: Result<(TaskArgs, Option<Document>), String>,
 }
 
@@ -77,6 +89,7 @@ pub(super) async fn bulk<B: Backend>(
         .filter(|(line, _)| !line.trim().is_empty())
         .map(|(line, n)| Item {
             number: i64::try_from(n).unwrap_or(i64::MAX),
+            from: None,
             task: parse_line(bot, name, line.trim(), &defaults).map(|a| (a, None)),
         })
         .collect();
@@ -86,6 +99,48 @@ pub(super) async fn bulk<B: Backend>(
         );
     }
     run(bot, ctx, name, kind, items, Origin::Lines { first, last }).await
+}
+
+/// `-i count`: a task per message, from the replied one on.
+pub(super) async fn multi<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    name: &str,
+    kind: TaskKind,
+    args: TaskArgs,
+    count: u32,
+) -> String {
+    if args.link.is_some() {
+        return "⚠️ -i takes its links from the replied message and the ones after it; send the command without a link.".into();
+    }
+    let Some(first) = ctx.reply_to.as_deref().and_then(Seen::of) else {
+        return "⚠️ -i needs a reply: to the first of the messages to take, each a link or a .torrent file."
+            .into();
+    };
+    let asked = usize::try_from(count).unwrap_or(usize::MAX);
+    let after = first.id;
+    let mut messages = vec![first];
+    messages.extend(bot.inner.recent.after(ctx.chat, after, asked.saturating_sub(1)));
+    let found = messages.len();
+    let mut defaults = args;
+    defaults.multi = None;
+    let items = messages
+        .into_iter()
+        .map(|m| {
+            let mut args = defaults.clone();
+            let task = match m.content {
+                Content::Word(word) => {
+                    args.link = Some(word);
+                    Ok((args, None))
+                }
+                Content::Document(doc) => Ok((args, Some(doc))),
+                Content::LongWord => Err("⚠️ the link is longer than 4096 characters".into()),
+                Content::Nothing => Err("⚠️ no link or .torrent file in this message".into()),
+            };
+            Item { number: i64::from(m.id), from: (m.from != ctx.user).then_some(m.from), task }
+        })
+        .collect();
+    run(bot, ctx, name, kind, items, Origin::Messages { asked, found }).await
 }
 
 /// The list `-b` reads: the `.txt` document sent or replied to, else the replied
@@ -191,26 +246,28 @@ pub(super) async fn run<B: Backend>(
 ) -> String {
     let limit = bot.inner.config.commands.bulk_limit;
     let over: Vec<i64> = items.split_off(limit.min(items.len())).into_iter().map(|i| i.number).collect();
-    let mut queued: Vec<(i64, i64)> = Vec::new();
-    let mut skipped: Vec<(i64, String)> = Vec::new();
-    let mut stopped: Option<(i64, String)> = None;
+    let taken = items.len();
+    let mut queued: Vec<(i64, String)> = Vec::new();
+    let mut skipped: Vec<(String, String)> = Vec::new();
+    let mut stopped: Option<Stop> = None;
     let mut waited = Duration::ZERO;
-    for item in items {
+    for (index, item) in items.into_iter().enumerate() {
+        let label = label(origin, item.number, item.from);
         let (args, document) = match item.task {
             Ok(t) => t,
             Err(why) => {
-                skipped.push((item.number, why));
+                skipped.push((label, why));
                 continue;
             }
         };
         if let Some(refusal) = unsupported(&args) {
-            skipped.push((item.number, refusal));
+            skipped.push((label, refusal));
             continue;
         }
         let task = match prepare(bot, ctx, name, kind, &args, document.as_ref()).await {
             Ok(t) => t,
             Err(why) => {
-                skipped.push((item.number, why));
+                skipped.push((label, why));
                 continue;
             }
         };
@@ -218,12 +275,12 @@ pub(super) async fn run<B: Backend>(
         if !queued.is_empty()
             && let Err(why) = take_quota(bot, ctx, &mut waited).await
         {
-            stopped = Some((item.number, why));
+            stopped = Some(Stop { label, number: item.number, left: taken - index, why });
             break;
         }
         match submit(bot, &task).await {
-            Ok(t) => queued.push((t.id, item.number)),
-            Err(why) => skipped.push((item.number, why)),
+            Ok(t) => queued.push((t.id, label)),
+            Err(why) => skipped.push((label, why)),
         }
     }
     if !queued.is_empty() {
@@ -253,17 +310,30 @@ async fn take_quota<B: Backend>(bot: &Bot<B>, ctx: &Ctx, waited: &mut Duration) 
     Err("your command quota is spent (try again shortly)".into())
 }
 
-fn label(origin: Origin, number: i64) -> String {
-    match origin {
-        Origin::Lines { .. } => format!("line {number}"),
+/// Where a batch stopped: the item, and how many were left from it on.
+pub(super) struct Stop {
+    label: String,
+    number: i64,
+    left: usize,
+    why: String,
+}
+
+fn label(origin: Origin, number: i64, from: Option<i64>) -> String {
+    match (origin, from) {
+        (Origin::Lines { .. }, _) => format!("line {number}"),
+        (Origin::Messages { .. }, None) => format!("message {number}"),
+        (Origin::Messages { .. }, Some(user)) => format!("message {number} from user {user}"),
     }
 }
 
-/// How to ask for items from `number` on again.
-fn rest_hint(command: &str, origin: Origin, number: i64) -> String {
+/// How to ask for the `left` items from `number` on again.
+fn rest_hint(command: &str, origin: Origin, number: i64, left: usize) -> String {
     match origin {
         Origin::Lines { last, .. } => {
             format!("reply to the list with <code>{} -b {number}:{last}</code> for them", escape(command))
+        }
+        Origin::Messages { .. } => {
+            format!("reply to message {number} with <code>{} -i {left}</code> for them", escape(command))
         }
     }
 }
@@ -274,9 +344,9 @@ pub(super) fn summary(
     command: &str,
     origin: Origin,
     limit: usize,
-    queued: &[(i64, i64)],
-    skipped: &[(i64, String)],
-    stopped: Option<&(i64, String)>,
+    queued: &[(i64, String)],
+    skipped: &[(String, String)],
+    stopped: Option<&Stop>,
     over: &[i64],
 ) -> String {
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
@@ -286,12 +356,27 @@ pub(super) fn summary(
             plural(queued.len(), "task", "tasks"),
             plural(skipped.len(), "line", "lines"),
         ),
+        Origin::Messages { asked, found } => {
+            let mut head = format!(
+                "<b>Multi</b>: {} queued, {} skipped, from {}.",
+                plural(queued.len(), "task", "tasks"),
+                plural(skipped.len(), "message", "messages"),
+                plural(found, "message", "messages"),
+            );
+            if found < asked {
+                head.push_str(&format!(
+                    "\nFound {found} of the {asked} messages asked for: the bot knows only the messages it has seen since it started (the last {} of each chat), and in a group it sees them only when its privacy mode is off (@BotFather, /setprivacy) or it is an admin.",
+                    super::recent::PER_CHAT
+                ));
+            }
+            head
+        }
     };
     if !queued.is_empty() {
         out.push_str("\nQueued: ");
         let mut used = 0;
-        for (i, (id, n)) in queued.iter().enumerate() {
-            let entry = format!("#{id} ({})", label(origin, *n));
+        for (i, (id, label)) in queued.iter().enumerate() {
+            let entry = format!("#{id} ({label})");
             if used + entry.len() > QUEUED_UNITS {
                 let last = queued.last().map_or(0, |(id, _)| *id);
                 out.push_str(&format!(" and {} more, up to #{last}", queued.len() - i));
@@ -305,22 +390,24 @@ pub(super) fn summary(
         }
     }
     let mut tail = String::new();
-    if let Some((n, why)) = stopped {
+    if let Some(stop) = stopped {
         tail.push_str(&format!(
             "\nStopped at {}: {}; {}.",
-            label(origin, *n),
-            escape(why),
-            rest_hint(command, origin, *n)
+            escape(&stop.label),
+            escape(&stop.why),
+            rest_hint(command, origin, stop.number, stop.left + over.len())
         ));
     }
     if let (Some(first), Some(last)) = (over.first(), over.last()) {
         let what = match origin {
             Origin::Lines { .. } if first == last => format!("line {first}"),
             Origin::Lines { .. } => format!("lines {first} to {last}"),
+            Origin::Messages { .. } if first == last => format!("message {first}"),
+            Origin::Messages { .. } => format!("messages {first} to {last}"),
         };
         tail.push_str(&format!(
             "\nNot taken: {what}: one command creates at most {limit} tasks (<code>commands.bulk_limit</code>); {}.",
-            rest_hint(command, origin, *first)
+            rest_hint(command, origin, *first, over.len())
         ));
     }
     if !queued.is_empty() {
@@ -329,14 +416,14 @@ pub(super) fn summary(
     if !skipped.is_empty() {
         out.push_str(&format!("\nSkipped {}:", skipped.len()));
         let mut used = utf16_len(&text_content(&out)) + utf16_len(&text_content(&tail));
-        for (i, (n, why)) in skipped.iter().enumerate() {
+        for (i, (label, why)) in skipped.iter().enumerate() {
             let plain = text_content(why);
             let why = if plain.chars().count() > REASON_CHARS {
                 escape(&shorten_to(&plain, REASON_CHARS))
             } else {
                 why.clone()
             };
-            let line = format!("\n{}: {why}", label(origin, *n));
+            let line = format!("\n{}: {why}", escape(label));
             let units = utf16_len(&text_content(&line));
             if used + units > SUMMARY_UNITS {
                 out.push_str(&format!("\n… and {} more", skipped.len() - i));
@@ -390,11 +477,17 @@ mod tests {
     #[test]
     fn the_summary_fits_one_message_however_many_lines_fail() {
         let origin = Origin::Lines { first: 1, last: 900 };
-        let queued: Vec<(i64, i64)> = (1..=50).map(|i| (i + 100, i)).collect();
-        let skipped: Vec<(i64, String)> =
-            (51..=900).map(|i| (i, format!("⚠️ {}", escape(&"<bad> & worse ".repeat(40))))).collect();
+        let line = |n: i64| label(origin, n, None);
+        let queued: Vec<(i64, String)> = (1..=50).map(|i| (i + 100, line(i))).collect();
+        let skipped: Vec<(String, String)> =
+            (51..=900).map(|i| (line(i), format!("⚠️ {}", escape(&"<bad> & worse ".repeat(40))))).collect();
         let over: Vec<i64> = (901..=950).collect();
-        let stopped = (60, "your command quota is spent (try again in 2.0 s)".to_owned());
+        let stopped = Stop {
+            label: line(60),
+            number: 60,
+            left: 1,
+            why: "your command quota is spent (try again in 2.0 s)".into(),
+        };
         let text = summary("/leech", origin, 50, &queued, &skipped, Some(&stopped), &over);
         let plain = text_content(&text);
         assert!(utf16_len(&plain) <= 4096, "{} units", utf16_len(&plain));
@@ -413,7 +506,7 @@ mod tests {
         assert!(plain.ends_with("/status shows the queued tasks; /cancel id stops one."), "{plain}");
 
         // A thousand queued tasks are counted past what fits.
-        let queued: Vec<(i64, i64)> = (1..=1000).map(|i| (i + 100, i)).collect();
+        let queued: Vec<(i64, String)> = (1..=1000).map(|i| (i + 100, line(i))).collect();
         let text =
             summary("/leech", Origin::Lines { first: 1, last: 1000 }, 1000, &queued, &[], None, &[901]);
         let plain = text_content(&text);
@@ -421,5 +514,25 @@ mod tests {
         assert!(plain.contains("Bulk: 1000 tasks queued, 0 lines skipped,"), "{plain}");
         assert!(plain.contains(" more, up to #1100\n"), "{plain}");
         assert!(plain.contains("Not taken: line 901: "), "{plain}");
+    }
+
+    #[test]
+    fn a_multi_summary_says_how_many_messages_were_found_and_how_to_ask_for_the_rest() {
+        let origin = Origin::Messages { asked: 5, found: 3 };
+        let queued = vec![(7, label(origin, 40, None)), (8, label(origin, 41, Some(99)))];
+        let skipped =
+            vec![(label(origin, 43, None), "⚠️ no link or .torrent file in this message".to_owned())];
+        let text = summary("/mirror1", origin, 2, &queued, &skipped, None, &[44, 45]);
+        let plain = text_content(&text);
+        assert!(
+            plain.starts_with("Multi: 2 tasks queued, 1 message skipped, from 3 messages.\nFound 3 of the 5 messages asked for: the bot knows only the messages it has seen since it started (the last 100 of each chat), and in a group"),
+            "{plain}"
+        );
+        assert!(plain.contains("\nQueued: #7 (message 40), #8 (message 41 from user 99)\n"), "{plain}");
+        assert!(plain.contains("\nmessage 43: ⚠️ no link or .torrent file in this message"), "{plain}");
+        assert!(
+            plain.contains("\nNot taken: messages 44 to 45: one command creates at most 2 tasks (commands.bulk_limit); reply to message 44 with /mirror1 -i 2 for them."),
+            "{plain}"
+        );
     }
 }

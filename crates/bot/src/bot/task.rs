@@ -1,5 +1,5 @@
 //! `/mirror` and `/leech`: one task from a link or a `.torrent`, or many with `-b`
-//! (bulk, see [`super::batch`]).
+//! (bulk) and `-i` (multi), see [`super::batch`].
 
 use mltb_engine::TaskOptions;
 use mltb_store::{Backend, NewTask, Source, Task, TaskKind};
@@ -29,7 +29,7 @@ pub(super) async fn task<B: Backend>(
             return "⚠️ -b and -i cannot be used together: -b takes the lines of one message or file, -i several messages.".into();
         }
         (Some(range), None) => return batch::bulk(bot, ctx, name, kind, args, range, document).await,
-        (None, Some(_)) => return "⚠️ -i is not supported yet; send the command without it.".into(),
+        (None, Some(count)) => return batch::multi(bot, ctx, name, kind, args, count).await,
         (None, None) => {}
     }
     let task = match prepare(bot, ctx, name, kind, &args, document.as_ref()).await {
