@@ -224,7 +224,7 @@ async fn cancel<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String
     if view.user != ctx.user {
         audit(bot, ctx, "cancel", Some(view.user), Some(format!("task {id}"))).await;
     }
-    if bot.inner.engine.cancel(id) {
+    if bot.inner.board.cancel(id, ctx.user) {
         format!("Cancelling task #{id}.")
     } else {
         format!("Task #{id} is not running.")
@@ -245,7 +245,7 @@ async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
     if ctx.access.is_admin() {
         audit(bot, ctx, "cancelall", None, Some(format!("{} tasks", mine.len()))).await;
     }
-    let n = mine.iter().filter(|v| bot.inner.engine.cancel(v.id)).count();
+    let n = mine.iter().filter(|v| bot.inner.board.cancel(v.id, ctx.user)).count();
     format!("Cancelling {n} task(s).")
 }
 
