@@ -248,6 +248,10 @@ async fn a_mirror_lands_in_the_rclone_remote_and_a_cancel_stops_a_task() {
     sim.send_text(CHAT, USER, "/cancel 2");
     until(&sim, 15, "the cancel", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Cancelling task #2")))
         .await;
+    until(&sim, 30, "the chat told who cancelled it", |s| {
+        texts_to(s, CHAT).iter().any(|t| *t == format!("Cancelled: slow.iso (#2) by user {USER}"))
+    })
+    .await;
     let task_dir = dir.path().join("data/downloads/2");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while task_dir.exists() {
@@ -272,6 +276,10 @@ async fn a_mirror_lands_in_the_rclone_remote_and_a_cancel_stops_a_task() {
         assert!(tokio::time::Instant::now() < deadline, "the task cancelled by its button is still there");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    until(&sim, 30, "the button's cancel told", |s| {
+        texts_to(s, CHAT).iter().any(|t| *t == format!("Cancelled: slow.iso (#3) by user {USER}"))
+    })
+    .await;
 
     // /restart: the owner's, in place; the bot answers again afterwards.
     sim.send_text(CHAT, OWNER, "/restart");
@@ -359,6 +367,12 @@ async fn killed_mid_download_the_bot_resumes_and_finishes_on_restart() {
         .collect();
     let want: Vec<String> = body.chunks(1_000_000).map(|c| format!("{:x}", Sha256::digest(c))).collect();
     assert_eq!(got, want, "every part, once, with the source's bytes");
+    // Its end is told once, by the bot that finished it.
+    let sent = until(&sim, 30, "the completion message", |s| {
+        texts_to(s, CHAT).iter().any(|t| t.starts_with("Done: big.bin (#1)"))
+    })
+    .await;
+    assert_eq!(texts_to(&sent, CHAT).iter().filter(|t| t.starts_with("Done:")).count(), 1);
     let resumed =
         server.ranges_for("/files/big.bin").into_iter().flatten().any(|r| !r.starts_with("bytes=0-"));
     assert!(

@@ -24,8 +24,8 @@ use mltb_engine::{
 use mltb_store::{NewTask, Source, SqliteBackend, SqliteStore, StoreConfig, Task, TaskKind, TaskState};
 use mltb_telegram::Client;
 use mltb_telegram::poller::Poller;
-use mltb_telegram::scheduler::{Request, Response, Scheduler, Transport};
-use mltb_telegram_sim::{Outbound, RateLimits, Sim, SimChat, SimConfig};
+use mltb_telegram::scheduler::{Request, Response, RetryPolicy, Scheduler, Transport};
+use mltb_telegram_sim::{Fault, Outbound, RateLimits, Sim, SimChat, SimConfig};
 use tokio::sync::watch;
 
 const WAIT: Duration = Duration::from_secs(45);
@@ -620,11 +620,19 @@ async fn cancel_takes_a_confirmation_and_forged_or_misplaced_buttons_cancel_noth
     h.engine.wait(task.id).await;
     assert_eq!(h.store.task(task.id).await.unwrap().unwrap().state, TaskState::Cancelled);
     let log = h
-        .until("the board is deleted", |log| {
+        .until("the board is deleted and the cancel told", |log| {
             log.iter().any(|o| o.method == "deleteMessage" && o.message_id == Some(id))
+                && !notices(log, CHAT, "Cancelled:").is_empty()
         })
         .await;
     assert!(notices(&log, CHAT, "Failed:").is_empty() && notices(&log, CHAT, "Done:").is_empty());
+    let told = notices(&log, CHAT, "Cancelled:");
+    assert_eq!(told.len(), 1);
+    assert_eq!(
+        told[0].text.as_deref(),
+        Some(&*format!("Cancelled: big.bin (#{}) by user {OWNER}\ncc: user {USER}", task.id)),
+        "the owner cancelled the user's task"
+    );
     // The old confirm button now finds nothing to cancel.
     let reply = h.press(&board, CHAT, OWNER, id, &data_of(&keys, &confirm_label)).await;
     assert_eq!(reply.outcome, CallbackOutcome::NotRunning { task: task.id });
@@ -807,6 +815,82 @@ async fn after_a_restart_the_stored_board_is_edited_or_posted_again_if_gone() {
     assert!(h.store.status_messages().await.unwrap().is_empty());
     assert!(h.sim.message(CHAT, new_id).unwrap().deleted);
     h.assert_no_429();
+    scheduler.shutdown().await;
+    h.shutdown(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ends_while_no_board_ran_are_told_once_at_the_next_start() {
+    const CHAT: i64 = 504;
+    let h = Harness::start(&[SimChat::private(CHAT, "User")]).await;
+    // A task that completed, one that failed and one cancelled (through the engine, as
+    // the HTTP API does), while no board ran: the bot was restarting, or down.
+    let done = h.submit(CHAT, CHAT, TaskKind::Mirror, "http://files/done.iso", 1_000).await;
+    h.downloads.finish("http://files/done.iso");
+    let failed = h.submit(CHAT, CHAT, TaskKind::Mirror, "http://files/failed.iso", 1_000).await;
+    h.downloads.fail("http://files/failed.iso", "HTTP 500");
+    let cancelled = h.submit(CHAT, CHAT, TaskKind::Mirror, "http://files/cancelled.iso", 1_000).await;
+    assert!(h.engine.cancel(cancelled.id));
+    for t in [&done, &failed, &cancelled] {
+        h.engine.wait(t.id).await;
+    }
+    assert_eq!(h.store.unannounced_tasks(10).await.unwrap().len(), 3);
+    assert!(h.sim.sent().is_empty(), "nothing was told yet");
+
+    let first = h.board(4).spawn().unwrap();
+    let log = h
+        .until("the three ends are told", |log| {
+            notices(log, CHAT, "Done:").len() == 1
+                && notices(log, CHAT, "Failed:").len() == 1
+                && notices(log, CHAT, "Cancelled:").len() == 1
+        })
+        .await;
+    let text = |head| notices(&log, CHAT, head)[0].text.clone().unwrap();
+    assert!(text("Done:").starts_with(&format!("Done: done.iso (#{})", done.id)), "{}", text("Done:"));
+    assert!(text("Failed:").contains("Reason: not found: HTTP 500"), "{}", text("Failed:"));
+    // Cancelled before its download named it; nobody here said who cancelled it.
+    assert_eq!(text("Cancelled:"), format!("Cancelled: Task #{}\ncc: user {CHAT}", cancelled.id));
+    first.stop().await;
+    assert!(h.store.unannounced_tasks(10).await.unwrap().is_empty(), "each is marked as told");
+
+    // Another start tells nothing again; an end that comes while it runs is told.
+    let told = h.sim.sent().len();
+    let second = h.board(4).spawn().unwrap();
+    let late = h.submit(CHAT, CHAT, TaskKind::Mirror, "http://files/late.iso", 1_000).await;
+    h.downloads.fail("http://files/late.iso", "gone");
+    h.engine.wait(late.id).await;
+    let log = h.until("the late failure", |log| notices(log, CHAT, "Failed:").len() == 2).await;
+    second.stop().await;
+    let again: Vec<_> = log[told..]
+        .iter()
+        .filter(|o| o.method == "sendMessage" && o.text.as_deref().is_some_and(|t| !t.starts_with("Tasks:")))
+        .map(|o| o.text.clone().unwrap())
+        .collect();
+    assert_eq!(again.len(), 1, "only the late end is new: {again:#?}");
+    assert!(again[0].starts_with(&format!("Failed: late.iso (#{})", late.id)), "{again:?}");
+    h.assert_no_429();
+    h.shutdown(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_whose_message_failed_to_send_is_tried_again_and_told_once() {
+    const CHAT: i64 = 505;
+    let h = Harness::start(&[SimChat::private(CHAT, "User")]).await;
+    let task = h.submit(CHAT, CHAT, TaskKind::Mirror, "http://files/lost.iso", 1_000).await;
+    h.downloads.fail("http://files/lost.iso", "HTTP 404");
+    h.engine.wait(task.id).await;
+    // A scheduler that does not retry, so the board sees Telegram's two 500s.
+    let retry = RetryPolicy { max_retries: 0, ..RetryPolicy::default() };
+    let scheduler = Scheduler::builder().retry(retry).build(h.client.clone());
+    h.sim.inject_fault_for("sendMessage", Fault::ServerError(500), 2);
+    let config = BoardConfig::new(h.key.clone()).interval(Duration::from_secs(1));
+    let driver =
+        Board::builder(h.engine.clone(), scheduler.clone(), config).build().unwrap().spawn().unwrap();
+    let log = h.until("the failure is told", |log| !notices(log, CHAT, "Failed:").is_empty()).await;
+    driver.stop().await;
+    assert_eq!(h.sim.stats().responses_5xx, 2, "told on the third try");
+    assert_eq!(notices(&log, CHAT, "Failed:").len(), 1);
+    assert!(h.store.unannounced_tasks(10).await.unwrap().is_empty());
     scheduler.shutdown().await;
     h.shutdown(None).await;
 }

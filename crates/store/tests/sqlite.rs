@@ -272,15 +272,19 @@ async fn a_version_1_database_is_migrated_to_the_latest_keeping_its_tasks() {
     let id = {
         let store = SqliteStore::open_sqlite(&path, StoreConfig::new()).await.unwrap();
         let id = store.create_task(&new_task(1, "https://kept")).await.unwrap().id;
+        let ended = store.create_task(&new_task(1, "https://ended")).await.unwrap().id;
+        store.mark_failed(ended, "long ago").await.unwrap();
         store.close().await;
         id
     };
-    // Make it the file version 1 of the program left: no sent_files, no tasks.link,
-    // version 1 recorded.
+    // Make it the file version 1 of the program left: no sent_files, no tasks.link, no
+    // tasks.announced_at, version 1 recorded.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
-            "DROP TABLE sent_files; ALTER TABLE tasks DROP COLUMN link; DELETE FROM schema_migrations WHERE version > 1; PRAGMA user_version = 1;",
+            "DROP TABLE sent_files; ALTER TABLE tasks DROP COLUMN link; DROP INDEX tasks_unannounced; \
+             ALTER TABLE tasks DROP COLUMN announced_at; DELETE FROM schema_migrations WHERE version > 1; \
+             PRAGMA user_version = 1;",
         )
         .unwrap();
     }
@@ -290,4 +294,8 @@ async fn a_version_1_database_is_migrated_to_the_latest_keeping_its_tasks() {
     let sent = mltb_store::SentFile::new("0".repeat(64), 1, "file-id", "a.bin");
     store.remember_sent_file(&sent).await.unwrap();
     assert_eq!(store.sent_file(&"0".repeat(64)).await.unwrap(), Some(sent));
+    assert!(
+        store.unannounced_tasks(10).await.unwrap().is_empty(),
+        "a task that ended before is not announced again"
+    );
 }

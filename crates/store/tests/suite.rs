@@ -58,6 +58,7 @@ suite!(
     spans_group_a_commands_queries,
     sent_files_are_remembered_by_content_hash,
     task_names_are_set_once_known,
+    each_end_is_announced_once,
 );
 
 fn noop_exec() -> Executor {
@@ -593,4 +594,41 @@ async fn spans_group_a_commands_queries<B: Backend>(h: &Harness<B>) {
     let counters = h.sink.analyzer.counters();
     assert_eq!((counters.spans_started - started, counters.open_spans), (1, 0));
     assert_eq!(s.current_span(), None, "the store itself is outside any span");
+}
+
+async fn each_end_is_announced_once<B: Backend>(h: &Harness<B>) {
+    let s = &h.store;
+    let create = |url: &'static str| async move { s.create_task(&new_task(1, url)).await.unwrap().id };
+    let done = create("https://done").await;
+    s.mark_started(done, "g1").await.unwrap();
+    s.mark_completed(done).await.unwrap();
+    let failed = create("https://failed").await;
+    s.mark_failed(failed, "boom").await.unwrap();
+    let cancelled = create("https://cancelled").await;
+    s.mark_cancelled(cancelled).await.unwrap();
+    let running = create("https://running").await;
+    s.mark_started(running, "g2").await.unwrap();
+    let unannounced = |limit| async move {
+        s.unannounced_tasks(limit).await.unwrap().iter().map(|t| t.id).collect::<Vec<_>>()
+    };
+    assert_eq!(unannounced(10).await, [done, failed, cancelled], "finished tasks, oldest first");
+    assert_eq!(unannounced(2).await, [done, failed]);
+    let listed = s.unannounced_tasks(10).await.unwrap();
+    assert_eq!((listed[1].state, listed[1].error.as_deref()), (TaskState::Failed, Some("boom")));
+
+    assert!(!s.mark_announced(running).await.unwrap(), "a running task has no end to announce");
+    assert!(!s.mark_announced(i64::MAX).await.unwrap(), "no such task");
+    let (a, b) = tokio::join!(s.mark_announced(done), s.mark_announced(done));
+    assert!(a.unwrap() ^ b.unwrap(), "two callers at once: exactly one announces");
+    assert!(!s.mark_announced(done).await.unwrap(), "and only once");
+    assert_eq!(unannounced(10).await, [failed, cancelled]);
+    // A send that failed is tried again.
+    s.unmark_announced(done).await.unwrap();
+    assert_eq!(unannounced(10).await, [done, failed, cancelled]);
+    // The running task joins the list when it ends.
+    s.mark_completed(running).await.unwrap();
+    for id in [done, failed, cancelled] {
+        assert!(s.mark_announced(id).await.unwrap());
+    }
+    assert_eq!(unannounced(10).await, [running]);
 }

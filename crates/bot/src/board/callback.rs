@@ -179,7 +179,11 @@ impl<B: Backend> Board<B> {
                     CallbackOutcome::NotAllowed { task }
                 }
                 Some(_) => {
+                    shared.note_cancel(task, presser);
                     let cancelled = shared.engine.cancel(task);
+                    if !cancelled {
+                        shared.take_canceller(task);
+                    }
                     shared.touch(chat, |v| v.confirm = None);
                     if cancelled {
                         tracing::info!(chat, task, by = presser, "task cancelled from the board");

@@ -1,6 +1,6 @@
 //! The driver: one task that watches the engine, ticks on the refresh interval, and keeps
 //! each chat's board message in step through the scheduler; and tells chats how their
-//! tasks ended.
+//! tasks ended, once each, as the store records (`tasks.announced_at`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use frankenstein::ParseMode;
 use frankenstein::methods::{EditMessageTextParams, SendMessageParams};
 use frankenstein::types::{InlineKeyboardMarkup, LinkPreviewOptions, ReplyMarkup, ReplyParameters};
-use mltb_store::{Backend, Task, TaskFilter, TaskState};
+use mltb_store::{Backend, Task, TaskState};
 use mltb_telegram::Error as TgError;
 use mltb_telegram::scheduler::{Request, Response};
 use tokio::sync::watch;
@@ -20,14 +20,15 @@ use super::handle::Shared;
 use super::notice::{Notice, notices};
 use super::render::{Frame, TaskLine, render};
 
-/// Tasks created since the last look that are probed in the store per refresh.
-const MAX_PROBES: usize = 32;
+/// Ended tasks announced per look; more wait for the next.
+const MAX_ANNOUNCE: u32 = 32;
+/// Sends of one announcement that failed for a passing reason before this process gives
+/// it up (it stays marked as told).
+const MAX_NOTICE_TRIES: u32 = 5;
 /// Longest wait after failures before a chat's board is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(600);
 /// How long a stopping driver waits for its requests in flight.
 const DRAIN: Duration = Duration::from_secs(10);
-/// Task ids remembered as notified (ids only grow; this only guards against doubles).
-const MAX_NOTIFIED: usize = 4096;
 
 /// What a chat's board message is, as far as the driver knows.
 #[derive(Debug, Default)]
@@ -55,7 +56,12 @@ enum Op {
         shown: (String, InlineKeyboardMarkup),
     },
     Delete,
-    /// A completion or failure message, or an old board being replaced: only logged.
+    /// A message telling how `task` ended (`first`: its first or only message).
+    Notice {
+        task: i64,
+        first: bool,
+    },
+    /// An old board being replaced: only logged.
     Other(&'static str),
 }
 
@@ -65,6 +71,7 @@ impl Op {
             Op::Post { .. } => "post the board",
             Op::Edit { .. } => "edit the board",
             Op::Delete => "delete the board",
+            Op::Notice { .. } => "tell how a task ended",
             Op::Other(what) => what,
         }
     }
@@ -81,9 +88,10 @@ pub(super) struct Driver<B: Backend> {
     posts: HashMap<i64, Post>,
     /// The engine's tasks at the last look, by id.
     live: BTreeMap<i64, TaskLine>,
-    /// Every task id up to here was seen (live, or found finished in the store).
-    max_seen: i64,
-    notified: BTreeSet<i64>,
+    /// Tasks whose end is marked as told and whose first message is in flight.
+    telling: BTreeSet<i64>,
+    /// Failed sends per task, for the passing failures that are tried again.
+    notice_failures: HashMap<i64, u32>,
     inflight: JoinSet<Done>,
     /// A task left the engine unfinished: the engine is shutting down, and boards whose
     /// tasks went with it are left for the next start rather than deleted.
@@ -96,8 +104,8 @@ impl<B: Backend> Driver<B> {
             shared,
             posts: HashMap::new(),
             live: BTreeMap::new(),
-            max_seen: 0,
-            notified: BTreeSet::new(),
+            telling: BTreeSet::new(),
+            notice_failures: HashMap::new(),
             inflight: JoinSet::new(),
             engine_stopping: false,
         }
@@ -134,7 +142,7 @@ impl<B: Backend> Driver<B> {
         self.drain().await;
     }
 
-    /// Takes over the boards recorded in the store and learns which tasks exist.
+    /// Takes over the boards recorded in the store.
     async fn restore(&mut self) {
         let store = self.shared.engine.store();
         match store.status_messages().await {
@@ -151,10 +159,6 @@ impl<B: Backend> Driver<B> {
             }
             Err(e) => tracing::warn!(error = %e, "could not read the stored status messages"),
         }
-        match store.tasks_with_files(TaskFilter::Recent(1)).await {
-            Ok(latest) => self.max_seen = latest.first().map_or(0, |t| t.task.id),
-            Err(e) => tracing::warn!(error = %e, "could not read the latest task id"),
-        }
     }
 
     /// Looks at the engine, tells chats about tasks that ended, and renders the boards
@@ -168,11 +172,9 @@ impl<B: Backend> Driver<B> {
         for id in ended {
             self.ended(id).await;
         }
+        // The first look is a tick: what ended while no board watched is told at start.
         if tick || changed_set {
-            self.probe(&current).await;
-        }
-        if let Some(&max) = current.keys().next_back() {
-            self.max_seen = self.max_seen.max(max);
+            self.announce().await;
         }
         self.live = current;
 
@@ -286,6 +288,28 @@ impl<B: Backend> Driver<B> {
 
     async fn complete(&mut self, Done { chat, op, outcome }: Done) {
         let store = self.shared.engine.store().clone();
+        if let Op::Notice { task, first } = op {
+            if first {
+                self.telling.remove(&task);
+            }
+            if let Err(e) = outcome {
+                let tries = self.notice_failures.entry(task).or_default();
+                *tries += 1;
+                let again = first && is_passing(&e) && *tries < MAX_NOTICE_TRIES;
+                tracing::warn!(chat, task, error = %e, again, "the message telling how a task ended was not sent");
+                if again {
+                    // Not told: the next look, or the next start, tries again.
+                    if let Err(e) = store.unmark_announced(task).await {
+                        tracing::warn!(task, error = %e, "could not unmark an announcement");
+                    }
+                } else {
+                    self.notice_failures.remove(&task);
+                }
+            } else if first {
+                self.notice_failures.remove(&task);
+            }
+            return;
+        }
         if let Op::Other(what) = op {
             if let Err(e) = outcome {
                 tracing::warn!(chat, what, error = %e, "a message could not be sent");
@@ -318,7 +342,7 @@ impl<B: Backend> Driver<B> {
             }
             (Op::Delete, Ok(_)) => forget = true,
             (Op::Delete, Err(e)) if is_gone(&e) => forget = true,
-            (Op::Other(_), _) => {}
+            (Op::Other(_) | Op::Notice { .. }, _) => {}
             (op, Err(e)) => {
                 post.failures += 1;
                 let wait =
@@ -338,48 +362,47 @@ impl<B: Backend> Driver<B> {
         }
     }
 
-    /// Task `id` left the engine: tell its chat how it ended.
+    /// Task `id` left the engine: if it has not finished, the engine is shutting down
+    /// (and resumes it at the next start). How a finished one ended is told by
+    /// [`announce`](Self::announce).
     async fn ended(&mut self, id: i64) {
         match self.shared.engine.store().task(id).await {
-            Ok(Some(task)) if task.state.is_finished() => self.notify(task).await,
-            // Still unfinished: the engine is shutting down and will resume it.
-            Ok(Some(_)) => self.engine_stopping = true,
-            Ok(None) => {}
+            Ok(Some(task)) if !task.state.is_finished() => self.engine_stopping = true,
+            Ok(_) => {}
             Err(e) => tracing::warn!(task = id, error = %e, "could not read an ended task"),
         }
     }
 
-    /// Tasks created since the last look that were never seen running (they ended
-    /// between two looks): tell their chats too.
-    async fn probe(&mut self, current: &BTreeMap<i64, TaskLine>) {
-        for _ in 0..MAX_PROBES {
-            let next = self.max_seen.saturating_add(1);
-            if current.contains_key(&next) {
-                self.max_seen = next;
-                continue;
+    /// Tells the chats of tasks that ended and were not told yet: those that just left
+    /// the engine, those that ended between two looks or without ever running here, and
+    /// those that ended while no board ran (before a restart). Each is marked in the
+    /// store before it is sent, so that it is told once; a send that fails for a passing
+    /// reason takes the mark back.
+    async fn announce(&mut self) {
+        let store = self.shared.engine.store().clone();
+        let tasks = match store.unannounced_tasks(MAX_ANNOUNCE).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for ended tasks to announce");
+                return;
             }
-            match self.shared.engine.store().task(next).await {
-                Ok(Some(task)) if task.state.is_finished() => {
-                    self.max_seen = next;
-                    self.notify(task).await;
-                }
-                // Created, not yet running: the engine shows it soon.
-                Ok(_) => break,
+        };
+        for task in tasks {
+            match store.mark_announced(task.id).await {
+                Ok(true) => self.notify(task).await,
+                // Told meanwhile (by another instance).
+                Ok(false) => {}
                 Err(e) => {
-                    tracing::warn!(task = next, error = %e, "could not look for new tasks");
-                    break;
+                    tracing::warn!(task = task.id, error = %e, "could not mark an announcement");
+                    return;
                 }
             }
         }
     }
 
     async fn notify(&mut self, task: Task) {
-        if !self.notified.insert(task.id) {
-            return;
-        }
-        if self.notified.len() > MAX_NOTIFIED {
-            self.notified.pop_first();
-        }
+        let cancelled_by =
+            if task.state == TaskState::Cancelled { self.shared.take_canceller(task.id) } else { None };
         let files = if task.state == TaskState::Completed {
             match self.shared.engine.store().task_files(task.id).await {
                 Ok(files) => files,
@@ -392,9 +415,12 @@ impl<B: Backend> Driver<B> {
             Vec::new()
         };
         let leech_chat = (self.shared.leech_chat)(&task);
-        for notice in notices(&task, &files, leech_chat) {
+        for (i, notice) in notices(&task, &files, leech_chat, cancelled_by).into_iter().enumerate() {
             let chat = notice.chat;
-            self.submit(chat, Op::Other("completion message"), notice_request(notice)).await;
+            if i == 0 {
+                self.telling.insert(task.id);
+            }
+            self.submit(chat, Op::Notice { task: task.id, first: i == 0 }, notice_request(notice)).await;
         }
     }
 
@@ -409,11 +435,25 @@ impl<B: Backend> Driver<B> {
                 Err(_) => {
                     tracing::warn!(left = self.inflight.len(), "stopping with board requests in flight");
                     self.inflight.abort_all();
+                    // Their fate is unknown: tell them again at the next start rather than
+                    // never.
+                    let store = self.shared.engine.store().clone();
+                    for task in std::mem::take(&mut self.telling) {
+                        if let Err(e) = store.unmark_announced(task).await {
+                            tracing::warn!(task, error = %e, "could not unmark an announcement");
+                        }
+                    }
                     break;
                 }
             }
         }
     }
+}
+
+/// Whether `e` may pass: sending again later may succeed (unlike a chat that is gone or
+/// a bot that was blocked).
+fn is_passing(e: &TgError) -> bool {
+    e.is_retryable() || matches!(e, TgError::Closed)
 }
 
 /// Whether `e` says the message is not there (or cannot be edited any more): the board
@@ -496,6 +536,25 @@ mod tests {
         assert!(is_gone(&api("Bad Request: message to delete not found")));
         assert!(!is_gone(&api("Bad Request: chat not found")));
         assert!(!is_gone(&TgError::Network("reset".into())));
+    }
+
+    #[test]
+    fn only_passing_failures_are_sent_again() {
+        assert!(is_passing(&TgError::Network("reset".into())));
+        assert!(is_passing(&TgError::Closed));
+        assert!(is_passing(&TgError::Api {
+            code: 502,
+            description: "Bad Gateway".into(),
+            retry_after: None,
+            migrate_to_chat_id: None
+        }));
+        assert!(!is_passing(&api("Bad Request: chat not found")));
+        assert!(!is_passing(&TgError::Api {
+            code: 403,
+            description: "Forbidden: bot was blocked by the user".into(),
+            retry_after: None,
+            migrate_to_chat_id: None,
+        }));
     }
 
     #[test]

@@ -18,6 +18,9 @@ use super::error::{Error, Result};
 use super::render::Confirm;
 use super::sign::Signer;
 
+/// Cancellers remembered at most (each is forgotten when its task's chat is told).
+const MAX_CANCELLERS: usize = 4096;
+
 /// Reads the wall clock in Unix milliseconds.
 pub(super) type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
 /// Says where a task's leeched files were sent.
@@ -82,6 +85,7 @@ impl<B: Backend> BoardBuilder<B> {
                 clock: self.clock,
                 leech_chat: self.leech_chat,
                 views: Mutex::new(HashMap::new()),
+                cancellers: Mutex::new(HashMap::new()),
                 wake: Notify::new(),
                 running: AtomicBool::new(false),
             }),
@@ -113,6 +117,8 @@ pub(super) struct Shared<B: Backend> {
     pub(super) clock: WallClock,
     pub(super) leech_chat: LeechChat,
     pub(super) views: Mutex<HashMap<i64, View>>,
+    /// Who cancelled a task, by task id, until its chat is told.
+    pub(super) cancellers: Mutex<HashMap<i64, i64>>,
     pub(super) wake: Notify,
     pub(super) running: AtomicBool,
 }
@@ -120,6 +126,23 @@ pub(super) struct Shared<B: Backend> {
 impl<B: Backend> Shared<B> {
     pub(super) fn views(&self) -> std::sync::MutexGuard<'_, HashMap<i64, View>> {
         self.views.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers that `user` cancels `task`, for the message that tells its chat.
+    pub(super) fn note_cancel(&self, task: i64, user: i64) {
+        let mut cancellers = self.cancellers.lock().unwrap_or_else(PoisonError::into_inner);
+        if cancellers.len() >= MAX_CANCELLERS {
+            // Ids only grow: the smallest are the oldest, most likely told already.
+            if let Some(oldest) = cancellers.keys().min().copied() {
+                cancellers.remove(&oldest);
+            }
+        }
+        cancellers.insert(task, user);
+    }
+
+    /// Who cancelled `task`, if this process was told; forgotten once asked.
+    pub(super) fn take_canceller(&self, task: i64) -> Option<i64> {
+        self.cancellers.lock().unwrap_or_else(PoisonError::into_inner).remove(&task)
     }
 
     pub(super) fn touch(&self, chat: i64, f: impl FnOnce(&mut View)) {
@@ -198,6 +221,17 @@ impl<B: Backend> Board<B> {
     /// was submitted there).
     pub fn refresh(&self, chat: i64) {
         self.shared.touch(chat, |_| {});
+    }
+
+    /// Cancels `task` for `user` (a `/cancel`): the message that tells the task's chat
+    /// it was cancelled names them. Returns whether the task was running.
+    pub fn cancel(&self, task: i64, user: i64) -> bool {
+        self.shared.note_cancel(task, user);
+        let cancelled = self.shared.engine.cancel(task);
+        if !cancelled {
+            self.shared.take_canceller(task);
+        }
+        cancelled
     }
 
     /// Posts `chat`'s board anew at the bottom of the chat and deletes the old message

@@ -52,8 +52,10 @@
 //! When a task completes, its chat gets a message with its files: a link to each
 //! uploaded message for a leech in a supergroup or channel (`https://t.me/c/…`), a reply
 //! to the first uploaded file in chats without links, the remote paths for a mirror.
-//! When it fails, a message with the reason. A cancelled task just leaves the board.
-//! When the chat has no tasks left, the board message is deleted.
+//! When it fails, a message with the reason. When it is cancelled, one line naming who
+//! cancelled it (when this process was told: a `/cancel` through [`Board::cancel`] or
+//! the board's button; not a cancel through the HTTP API). When the chat has no tasks
+//! left, the board message is deleted.
 //!
 //! # Design
 //!
@@ -81,10 +83,17 @@
 //!   the recorded message, or posts anew when Telegram says it is gone ("message to edit
 //!   not found") and records the new id. Other failures back off per chat (the interval,
 //!   doubling, up to 10 minutes).
-//! - **No end goes untold.** A task that leaves the engine is looked up in the store:
-//!   completed or failed, its chat is told once. Tasks that started and ended between
-//!   two looks are found by probing the store for ids past the last one seen. This
-//!   assumes one board per store, as one instance runs the bot.
+//! - **Each end is told once, restarts included.** The store keeps when a task's end was
+//!   announced (`tasks.announced_at`). On every look that sees the set of tasks change,
+//!   and on every tick, the driver asks the store for finished tasks not announced yet
+//!   (oldest first, 32 at a time): those that just left the engine, those that started
+//!   and ended between two looks, and those that ended while no board ran (before a
+//!   restart, or while the bot was down). Each is marked before its message is sent
+//!   (`mark_announced` answers `true` to one caller only, so two boards on one store do
+//!   not both tell it); a send that fails for a passing reason (network, 5xx, 429, the
+//!   scheduler closed at shutdown) takes the mark back, up to 5 times, and a send that
+//!   cannot succeed (the chat is gone, the bot was blocked) keeps it. A crash between
+//!   the mark and the send loses that one message rather than telling it twice.
 //!
 //! [`Scheduler`]: mltb_telegram::scheduler::Scheduler
 

@@ -1,6 +1,7 @@
 //! What a chat is told when a task ends: a completion message with the task's files
-//! (message links for leech, remote paths for mirror), or a failure message with the
-//! reason. Pure, like rendering: built from the store's task, file and part records.
+//! (message links for leech, remote paths for mirror), a failure message with the
+//! reason, or a short line naming who cancelled it. Pure, like rendering: built from
+//! the store's task, file and part records.
 
 use std::time::Duration;
 
@@ -49,14 +50,15 @@ pub fn message_link(chat: i64, message: i64) -> Option<String> {
     (chat < SUPERGROUP && message > 0).then(|| format!("https://t.me/c/{}/{message}", -(chat - SUPERGROUP)))
 }
 
-/// The messages that tell `task`'s chat it ended: none while it runs or when it was
-/// cancelled (whoever cancelled it was answered already); a failure message with its
-/// reason; a completion message listing `files`, split into several when long.
-/// `leech_chat` is where the leech's parts were sent (the task's chat, or a dump chat).
-pub fn notices(task: &Task, files: &[TaskFile], leech_chat: i64) -> Vec<Notice> {
+/// The messages that tell `task`'s chat it ended: none while it runs; a failure message
+/// with its reason; one line when it was cancelled, naming `cancelled_by` when known; a
+/// completion message listing `files`, split into several when long. `leech_chat` is
+/// where the leech's parts were sent (the task's chat, or a dump chat).
+pub fn notices(task: &Task, files: &[TaskFile], leech_chat: i64, cancelled_by: Option<i64>) -> Vec<Notice> {
     match task.state {
         TaskState::Completed => completed(task, files, leech_chat),
         TaskState::Failed => vec![failed(task)],
+        TaskState::Cancelled => vec![cancelled(task, cancelled_by)],
         _ => Vec::new(),
     }
 }
@@ -77,6 +79,21 @@ fn mention(task: &Task) -> String {
 fn took(task: &Task) -> String {
     let ms = task.finished_at.unwrap_or(task.updated_at).saturating_sub(task.created_at);
     eta(Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
+}
+
+fn cancelled(task: &Task, by: Option<i64>) -> Notice {
+    let text = match by {
+        Some(user) if user == task.user => {
+            format!("<b>Cancelled</b>: {} by <a href=\"tg://user?id={user}\">user {user}</a>", title(task))
+        }
+        Some(user) => format!(
+            "<b>Cancelled</b>: {} by <a href=\"tg://user?id={user}\">user {user}</a>\n{}",
+            title(task),
+            mention(task)
+        ),
+        None => format!("<b>Cancelled</b>: {}\n{}", title(task), mention(task)),
+    };
+    Notice { chat: task.chat, text, reply_to: None }
 }
 
 fn failed(task: &Task) -> Notice {
@@ -244,7 +261,7 @@ mod tests {
         let chat = -1_009_876_543_210;
         let files =
             [file(1, "dir/one.iso", vec![msg(0, 10)]), file(2, "two.mkv", vec![msg(0, 11), msg(1, 12)])];
-        let n = notices(&task(chat, TaskKind::Leech, TaskState::Completed), &files, chat);
+        let n = notices(&task(chat, TaskKind::Leech, TaskState::Completed), &files, chat, None);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].reply_to, None);
         let t = &n[0].text;
@@ -262,11 +279,11 @@ mod tests {
     #[test]
     fn leech_in_a_private_chat_replies_to_its_first_file() {
         let files = [file(1, "one.iso", vec![msg(0, 10), msg(1, 11)])];
-        let n = notices(&task(42, TaskKind::Leech, TaskState::Completed), &files, 42);
+        let n = notices(&task(42, TaskKind::Leech, TaskState::Completed), &files, 42, None);
         assert_eq!(n[0].reply_to, Some(10));
         assert!(text_content(&n[0].text).contains("1. one.iso (2 parts, 2.0 MiB)"));
         // Parts in a dump chat: no reply across chats.
-        let n = notices(&task(42, TaskKind::Leech, TaskState::Completed), &files, -555);
+        let n = notices(&task(42, TaskKind::Leech, TaskState::Completed), &files, -555, None);
         assert_eq!(n[0].reply_to, None);
     }
 
@@ -278,6 +295,7 @@ mod tests {
             &task(42, TaskKind::Mirror, TaskState::Completed),
             &[file(1, "a & b.txt", vec![part])],
             42,
+            None,
         );
         assert!(n[0].text.contains("1. <code>gd:Mirror/a &amp; b.txt</code> (5 B)"), "{}", n[0].text);
         assert!(!n[0].text.contains("Share link"));
@@ -285,25 +303,43 @@ mod tests {
         let mut shared = task(42, TaskKind::Mirror, TaskState::Completed);
         shared.link = Some("https://drive.example/s?id=1&x=\"2\"".into());
         let part = Part { index: 0, size: 5, message_id: None, remote_path: Some("gd:Mirror/a.txt".into()) };
-        let n = notices(&shared, &[file(1, "a.txt", vec![part.clone()])], 42);
+        let n = notices(&shared, &[file(1, "a.txt", vec![part.clone()])], 42, None);
         assert!(
             n[0].text.contains("<a href=\"https://drive.example/s?id=1&amp;x=&quot;2&quot;\">Share link</a>"),
             "{}",
             n[0].text
         );
         shared.link = Some("javascript:alert(1)".into());
-        assert!(!notices(&shared, &[file(1, "a.txt", vec![part])], 42)[0].text.contains("Share link"));
+        assert!(!notices(&shared, &[file(1, "a.txt", vec![part])], 42, None)[0].text.contains("Share link"));
     }
 
     #[test]
-    fn failure_gives_the_reason_escaped_and_cancel_says_nothing() {
+    fn failure_gives_the_reason_escaped_and_cancel_names_who() {
         let mut t = task(42, TaskKind::Mirror, TaskState::Failed);
         t.error = Some("not found: <html> & more".into());
-        let n = notices(&t, &[], 42);
+        let n = notices(&t, &[], 42, None);
         assert_eq!(n.len(), 1);
         assert!(n[0].text.contains("Reason: <i>not found: &lt;html&gt; &amp; more</i>"), "{}", n[0].text);
-        assert!(notices(&task(42, TaskKind::Mirror, TaskState::Cancelled), &[], 42).is_empty());
-        assert!(notices(&task(42, TaskKind::Mirror, TaskState::Uploading), &[], 42).is_empty());
+        assert!(notices(&task(42, TaskKind::Mirror, TaskState::Uploading), &[], 42, None).is_empty());
+
+        let t = task(42, TaskKind::Mirror, TaskState::Cancelled);
+        let by_user = notices(&t, &[], 42, Some(42));
+        assert_eq!(
+            by_user[0].text,
+            "<b>Cancelled</b>: <code>a &lt;b&gt; &amp; c</code> (#7) by <a href=\"tg://user?id=42\">user 42</a>"
+        );
+        let by_admin = &notices(&t, &[], 42, Some(1))[0].text;
+        assert!(
+            by_admin.ends_with(
+                "by <a href=\"tg://user?id=1\">user 1</a>\ncc: <a href=\"tg://user?id=42\">user 42</a>"
+            ),
+            "{by_admin}"
+        );
+        let unknown = &notices(&t, &[], 42, None)[0].text;
+        assert_eq!(
+            unknown,
+            "<b>Cancelled</b>: <code>a &lt;b&gt; &amp; c</code> (#7)\ncc: <a href=\"tg://user?id=42\">user 42</a>"
+        );
     }
 
     proptest! {
@@ -319,7 +355,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, n)| file(i as i64, n, vec![msg(0, i as i64 + 1), msg(1, i as i64 + 2)]))
                 .collect();
-            let n = notices(&task(chat, TaskKind::Leech, TaskState::Completed), &files, chat);
+            let n = notices(&task(chat, TaskKind::Leech, TaskState::Completed), &files, chat, None);
             prop_assert!(!n.is_empty() && n.len() <= MAX_NOTICE_MESSAGES);
             for notice in &n {
                 prop_assert!(units(&notice.text) <= MAX_MESSAGE_UNITS);

@@ -3,24 +3,20 @@
 use std::time::Instant;
 
 use frankenstein::types::Message;
-use mltb_engine::TaskOptions;
-use mltb_store::{Backend, NewAuditEntry, NewTask, Role, Source, TaskKind};
-use mltb_telegram::command::{Args, Command, Document, Reply, TaskArgs, UploadAs};
+use mltb_store::{Backend, NewAuditEntry, Role};
+use mltb_telegram::command::{Args, Command, Document, Reply};
 use mltb_telegram::format::{escape, human_size};
 
 use super::{Bot, text};
 use crate::auth::Access;
 
-/// The largest `.torrent` accepted (Telegram's cloud API serves at most 20 MB anyway).
-const MAX_TORRENT: u64 = 10 << 20;
-
 /// Who sent a command, where, and in answer to what.
-struct Ctx {
-    chat: i64,
-    user: i64,
-    message_id: i32,
-    access: Access,
-    reply_to: Option<Box<Message>>,
+pub(super) struct Ctx {
+    pub(super) chat: i64,
+    pub(super) user: i64,
+    pub(super) message_id: i32,
+    pub(super) access: Access,
+    pub(super) reply_to: Option<Box<Message>>,
 }
 
 pub(super) async fn message<B: Backend>(bot: &Bot<B>, message: Message) {
@@ -114,7 +110,9 @@ async fn run<B: Backend>(
         _ => Vec::new(),
     };
     match (command.name.as_str(), command.args) {
-        ("mirror" | "leech", Args::Task(args)) => Some(task(bot, ctx, &command.name, *args, document).await),
+        ("mirror" | "leech", Args::Task(args)) => {
+            Some(super::task::task(bot, ctx, &command.name, *args, document).await)
+        }
         ("start" | "help", _) => {
             let mut help = text::HELP.to_owned();
             if ctx.access.is_admin() {
@@ -171,149 +169,12 @@ async fn run<B: Backend>(
     }
 }
 
-/// `/mirror` and `/leech`.
-async fn task<B: Backend>(
-    bot: &Bot<B>,
-    ctx: &Ctx,
-    name: &str,
-    args: TaskArgs,
-    document: Option<Document>,
-) -> String {
-    let kind = if name == "mirror" { TaskKind::Mirror } else { TaskKind::Leech };
-    for (used, flag) in
-        [(args.multi.is_some(), "-i"), (args.bulk.is_some(), "-b"), (args.same_dir.is_some(), "-m")]
-    {
-        if used {
-            return format!("⚠️ {flag} is not supported yet; send the command without it.");
-        }
-    }
-    let source = match (&args.link, &document) {
-        (Some(link), _) => match source_of(link) {
-            Ok(s) => s,
-            Err(e) => return format!("⚠️ {}", escape(&e)),
-        },
-        (None, Some(doc)) => match torrent_document(bot, doc).await {
-            Ok(s) => s,
-            Err(e) => return format!("⚠️ {}", escape(&e)),
-        },
-        (None, None) => {
-            return format!(
-                "⚠️ /{name} needs a link: <code>/{name} https://…</code>, a magnet, or a reply to a message holding a link or a .torrent file."
-            );
-        }
-    };
-    if let (Some(dest), TaskKind::Mirror) = (&args.upload, kind) {
-        if let Err(e) = mltb_engine::mirror::MirrorTarget::parse(dest) {
-            return format!("⚠️ -up: {}", escape(&e.to_string()));
-        }
-        // An inline remote (`:local:/any/path`, `:sftp,host=…:`) can write anywhere the
-        // bot can: only the owner and sudo users may name one.
-        if dest.trim_start().starts_with(':') && !ctx.access.is_admin() {
-            return "⛔ -up: inline rclone remotes (<code>:backend:…</code>) are for the owner and sudo users; use a remote from the bot's rclone config (<code>remote:path</code>).".into();
-        }
-    }
-    if kind == TaskKind::Mirror && args.upload.is_none() && bot.inner.config.mirror.destination.is_none() {
-        return "⚠️ No mirror destination: give one with <code>-up remote:path</code>, or set mirror.destination in the config.".into();
-    }
-    if let Some(split) = args.split_size {
-        let limit = bot.inner.config.upload_limit();
-        if split > limit {
-            return format!(
-                "⚠️ -sp: expected at most {} (the Bot API's upload limit), got {}",
-                human_size(limit),
-                human_size(split)
-            );
-        }
-    }
-    let mut options = TaskOptions::default();
-    options.split_size = args.split_size;
-    options.upload = args.upload.clone();
-    options.extract = args.extract.clone().map(mltb_engine::Pack::new);
-    options.zip = args.zip.clone().map(mltb_engine::Pack::new);
-    options.as_media = matches!(args.upload_as, Some(UploadAs::Media))
-        || (bot.inner.config.leech.as_media && args.upload_as.is_none());
-    let task = NewTask {
-        chat: ctx.chat,
-        user: ctx.user,
-        source,
-        kind,
-        name: args.name.clone(),
-        options: options.to_json(),
-    };
-    match bot.inner.engine.submit(&task).await {
-        Ok(t) => {
-            bot.inner.board.refresh(ctx.chat);
-            format!(
-                "Task <b>#{}</b> queued: {} {}.\n/status shows it; /cancel {} stops it.",
-                t.id,
-                if kind == TaskKind::Mirror { "mirror" } else { "leech" },
-                escape(t.name.as_deref().unwrap_or("(name when known)")),
-                t.id
-            )
-        }
-        Err(e) if matches!(e.kind(), mltb_engine::ErrorKind::Refused { .. }) => {
-            format!("⛔ Refused: {}", escape(&e.to_string()))
-        }
-        Err(e) => format!("⚠️ The task could not be created: {}", escape(&e.to_string())),
-    }
-}
-
-/// A link's source, or why it is not a link.
-fn source_of(link: &str) -> Result<Source, String> {
-    let link = link.trim();
-    if link.len() > 4096 {
-        return Err("the link is longer than 4096 characters".into());
-    }
-    if link.to_ascii_lowercase().starts_with("magnet:?") {
-        return Ok(Source::Magnet(link.to_owned()));
-    }
-    match url::Url::parse(link) {
-        Ok(u) if matches!(u.scheme(), "http" | "https" | "ftp" | "sftp") && u.host_str().is_some() => {
-            Ok(Source::Url(link.to_owned()))
-        }
-        Ok(u) => {
-            Err(format!("unsupported link scheme {:?}: expected http(s)://, ftp:// or magnet:", u.scheme()))
-        }
-        Err(_) => {
-            Err(format!("{:?} is not a link: expected http(s)://…, ftp://… or magnet:?…", shorten(link)))
-        }
-    }
-}
-
-fn shorten(s: &str) -> String {
+pub(super) fn shorten(s: &str) -> String {
     let mut out: String = s.chars().take(60).collect();
     if out.len() < s.len() {
         out.push('…');
     }
     out
-}
-
-/// A `.torrent` document, downloaded into the data directory.
-async fn torrent_document<B: Backend>(bot: &Bot<B>, doc: &Document) -> Result<Source, String> {
-    let name = doc.file_name.as_deref().unwrap_or("");
-    if !name.to_ascii_lowercase().ends_with(".torrent") {
-        return Err(format!(
-            "{:?} is not a .torrent file: send a link, a magnet, or a .torrent file",
-            shorten(name)
-        ));
-    }
-    let bytes = bot
-        .inner
-        .client
-        .download_file(&doc.file_id, MAX_TORRENT)
-        .await
-        .map_err(|e| format!("the .torrent could not be fetched from Telegram: {e}"))?;
-    if bytes.first() != Some(&b'd') {
-        return Err(format!(
-            "{:?} is not a torrent (it does not start with a bencoded dictionary)",
-            shorten(name)
-        ));
-    }
-    let dir = bot.inner.config.data_dir.join("torrents");
-    let path = dir.join(format!("{}.torrent", mltb_engine::DownloadId::random()));
-    tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
-    tokio::fs::write(&path, &bytes).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
-    Ok(Source::Torrent(path.display().to_string()))
 }
 
 /// The task id a command names: its first word, or the task of the replied message.
@@ -363,7 +224,7 @@ async fn cancel<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String
     if view.user != ctx.user {
         audit(bot, ctx, "cancel", Some(view.user), Some(format!("task {id}"))).await;
     }
-    if bot.inner.engine.cancel(id) {
+    if bot.inner.board.cancel(id, ctx.user) {
         format!("Cancelling task #{id}.")
     } else {
         format!("Task #{id} is not running.")
@@ -384,7 +245,7 @@ async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
     if ctx.access.is_admin() {
         audit(bot, ctx, "cancelall", None, Some(format!("{} tasks", mine.len()))).await;
     }
-    let n = mine.iter().filter(|v| bot.inner.engine.cancel(v.id)).count();
+    let n = mine.iter().filter(|v| bot.inner.board.cancel(v.id, ctx.user)).count();
     format!("Cancelling {n} task(s).")
 }
 
@@ -598,22 +459,5 @@ async fn audit<B: Backend>(
     let entry = NewAuditEntry { actor: ctx.user, action: action.to_owned(), target, detail };
     if let Err(e) = bot.inner.store.audit(&entry).await {
         tracing::warn!(action, error = %e, "the audit log could not be written");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn links_are_told_apart_from_other_text() {
-        assert!(matches!(source_of("https://x.test/a.iso"), Ok(Source::Url(_))));
-        assert!(matches!(source_of("ftp://x.test/a"), Ok(Source::Url(_))));
-        assert!(matches!(source_of("magnet:?xt=urn:btih:abc"), Ok(Source::Magnet(_))));
-        let e = source_of("hello world").unwrap_err();
-        assert!(e.contains("is not a link") && e.contains("magnet:"), "{e}");
-        let e = source_of("file:///etc/passwd").unwrap_err();
-        assert!(e.contains("unsupported link scheme \"file\""), "{e}");
-        assert!(source_of(&format!("https://x.test/{}", "a".repeat(5000))).is_err());
     }
 }

@@ -3,12 +3,16 @@
 //!
 //! [`Bot::handle`] serves one update; [`Bot::run`] polls Telegram and serves updates
 //! until it is told to stop. Messages from other bots, edited messages and channel
-//! posts are ignored; so is anything that is not a command for this bot.
+//! posts are ignored; so is anything that is not a command for this bot, except that a
+//! user's message is remembered (in memory, bounded) for `-i` to take later.
 
+mod batch;
 mod commands;
 mod cpu;
 mod observe;
 mod quota;
+mod recent;
+mod task;
 mod text;
 
 pub use self::observe::{NoObserver, Observer};
@@ -115,6 +119,8 @@ struct Inner<B: Backend> {
     board: Board<B>,
     observer: Arc<dyn Observer>,
     limiter: quota::CommandQuota,
+    /// Messages seen lately, for `-i`.
+    recent: recent::Recent,
     started: Instant,
     restart: CancellationToken,
     cpu: cpu::CpuMeter,
@@ -162,6 +168,7 @@ impl<B: Backend> Bot<B> {
                 board,
                 observer,
                 limiter,
+                recent: recent::Recent::new(recent::Limits::default()),
                 started: Instant::now(),
                 restart: CancellationToken::new(),
                 cpu: cpu::CpuMeter::default(),
@@ -176,6 +183,25 @@ impl<B: Backend> Bot<B> {
 
     /// Serves one update.
     pub async fn handle(&self, update: Update) {
+        self.remember(&update);
+        self.serve(update).await;
+    }
+
+    /// Remembers a user's message that is not a command, for `-i` to take later. Done in
+    /// the order updates arrive, before any of them is served, so that a command finds
+    /// every message sent before it.
+    fn remember(&self, update: &Update) {
+        let UpdateContent::Message(message) = &update.content else { return };
+        let text = message.text.as_deref().or(message.caption.as_deref()).unwrap_or("");
+        if text.trim_start().starts_with('/') {
+            return;
+        }
+        if let Some(seen) = recent::Seen::of(message) {
+            self.inner.recent.record(message.chat.id, seen);
+        }
+    }
+
+    async fn serve(&self, update: Update) {
         match update.content {
             UpdateContent::Message(message) => commands::message(self, *message).await,
             UpdateContent::CallbackQuery(query) => {
@@ -217,8 +243,9 @@ impl<B: Backend> Bot<B> {
                 () = self.inner.restart.cancelled() => break Exit::Restart,
                 next = poller.recv() => match next {
                     Some(Ok(update)) => {
+                        self.remember(&update);
                         let bot = self.clone();
-                        tracker.spawn(async move { bot.handle(update).await });
+                        tracker.spawn(async move { bot.serve(update).await });
                     }
                     Some(Err(e)) => tracing::warn!(error = %e, "getUpdates failed; the poller retries"),
                     None => break Exit::Stopped,

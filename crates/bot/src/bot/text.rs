@@ -7,6 +7,7 @@ pub(super) const HELP: &str = "<b>mltb</b>: send a link, get the files.
 /leech <i>link</i> (/l): download, then upload here
   Reply to a message holding a link or a .torrent file instead of giving a link.
   Flags: <code>-n name</code> rename · <code>-s</code> select torrent files · <code>-sp 500mb</code> split size · <code>-up remote:path</code> mirror destination · <code>-doc</code> / <code>-med</code> leech as document / media · <code>-e [password]</code> extract archives · <code>-z [password]</code> zip
+  <code>-b [start:end]</code> in reply to a list of links (one per line, or a .txt file): a task per line · <code>-i 3</code> in reply to a message: it and the next 2 messages, a task each
 /status (/s): the live status of this chat's tasks
 /cancel <i>id</i>: cancel a task (or reply to its message) · /cancelall: cancel all yours
 /forcestart <i>id</i> (/fs): start a queued task now

@@ -241,12 +241,24 @@ pub struct CommandsSection {
     pub authorized: QuotaText,
     /// Everyone else, whose commands are refused (default `1/10s`).
     pub guest: QuotaText,
+    /// The most tasks one `/mirror` or `/leech` with `-b` (bulk) or `-i` (multi) creates
+    /// (default 50; 1 to 1000). Each task also counts against the sender's quota.
+    pub bulk_limit: usize,
 }
+
+/// The largest `commands.bulk_limit` accepted.
+pub const MAX_BULK_LIMIT: usize = 1000;
 
 impl Default for CommandsSection {
     fn default() -> Self {
         let q = |s: &str| QuotaText::parse(s).unwrap_or_else(|e| unreachable!("built-in quota {s}: {e}"));
-        Self { owner: q("100/1s"), sudo: q("20/1s"), authorized: q("10/1s"), guest: q("1/10s") }
+        Self {
+            owner: q("100/1s"),
+            sudo: q("20/1s"),
+            authorized: q("10/1s"),
+            guest: q("1/10s"),
+            bulk_limit: 50,
+        }
     }
 }
 
@@ -478,6 +490,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("commands", "sudo", Kind::Text),
     ("commands", "authorized", Kind::Text),
     ("commands", "guest", Kind::Text),
+    ("commands", "bulk_limit", Kind::Toml),
     ("store", "sqlite_path", Kind::Text),
     ("cache", "bytes", Kind::Toml),
     ("cache", "ttl", Kind::Toml),
@@ -599,6 +612,12 @@ impl Config {
             bad(
                 "status.page_size",
                 format!("expected 1 to 20 tasks per page, got {}", self.status.page_size),
+            );
+        }
+        if !(1..=MAX_BULK_LIMIT).contains(&self.commands.bulk_limit) {
+            bad(
+                "commands.bulk_limit",
+                format!("expected 1 to {MAX_BULK_LIMIT} tasks per command, got {}", self.commands.bulk_limit),
             );
         }
         if self.telegram.poll_timeout.0 > std::time::Duration::from_secs(50) {

@@ -74,6 +74,12 @@ fn bad_values_are_named_with_what_was_expected() {
     assert!(e.iter().any(|p| p.starts_with("status.interval")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("api.tls_cert")), "{e:?}");
 
+    let e = problems("[commands]\nbulk_limit = 0\n", &env(&[("MLTB_COMMANDS_BULK_LIMIT", "5000")]));
+    assert!(
+        e.iter().any(|p| p == "commands.bulk_limit: expected 1 to 1000 tasks per command, got 5000"),
+        "{e:?}"
+    );
+
     let e = problems("owner_id = ", &env(&[]));
     assert!(e[0].contains("not valid TOML"), "{e:?}");
 
@@ -142,6 +148,7 @@ owner = "50/1s"
 sudo = "10/1s"
 authorized = "5/1s"
 guest = "1/1m"
+bulk_limit = 20
 [store]
 sqlite_path = "/tmp/m.db"
 [cache]
@@ -196,6 +203,7 @@ file = "/var/log/mltb.log"
     assert_eq!(seen, known, "the override table lists every key");
     let config = Config::from_toml(full, &Env::from_pairs([("MLTB_BOT_TOKEN", TOKEN)])).unwrap();
     assert_eq!(config.leech_split_size(), 1000 << 20);
+    assert_eq!(config.commands.bulk_limit, 20);
     assert_eq!(config.downloads.aria2_endpoints[0].secret_env.as_deref(), Some("ARIA2_A"));
     // What the config prints reads back the same.
     let again = Config::from_toml(&config.to_toml(), &Env::from_pairs([("MLTB_BOT_TOKEN", TOKEN)])).unwrap();

@@ -14,7 +14,27 @@ pub(crate) struct Migration {
 }
 
 /// The newest schema version this program knows; a database with a newer one is refused.
-pub const LATEST_VERSION: i64 = 4;
+pub const LATEST_VERSION: i64 = 5;
+
+/// Version 5: `tasks.announced_at`, when the bot told the task's chat how it ended
+/// (NULL: not yet). Tasks that ended before this version are taken as announced, so that
+/// an upgrade does not announce the whole history again.
+const ANNOUNCED_SQLITE: &str = r#"
+ALTER TABLE tasks ADD COLUMN announced_at INTEGER;
+UPDATE tasks SET announced_at = coalesce(finished_at, updated_at)
+    WHERE state IN ('completed', 'failed', 'cancelled');
+CREATE INDEX tasks_unannounced ON tasks (id)
+    WHERE announced_at IS NULL AND state IN ('completed', 'failed', 'cancelled');
+"#;
+
+#[cfg(feature = "postgres")]
+const ANNOUNCED_POSTGRES: &str = r#"
+ALTER TABLE tasks ADD COLUMN announced_at BIGINT;
+UPDATE tasks SET announced_at = coalesce(finished_at, updated_at)
+    WHERE state IN ('completed', 'failed', 'cancelled');
+CREATE INDEX tasks_unannounced ON tasks (id)
+    WHERE announced_at IS NULL AND state IN ('completed', 'failed', 'cancelled');
+"#;
 
 pub(crate) const SQLITE: &[Migration] = &[
     Migration {
@@ -122,6 +142,7 @@ CREATE TABLE sent_files (
         sql: "ALTER TABLE sent_files ADD COLUMN probe TEXT;\nCREATE INDEX sent_files_like ON sent_files (size, probe);",
     },
     Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
+    Migration { version: 5, name: "when a task's end was announced", sql: ANNOUNCED_SQLITE },
 ];
 
 #[cfg(feature = "postgres")]
@@ -236,11 +257,63 @@ CREATE TABLE sent_files (
         sql: "ALTER TABLE sent_files ADD COLUMN probe TEXT;\nCREATE INDEX sent_files_like ON sent_files (size, probe);",
     },
     Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
+    Migration { version: 5, name: "when a task's end was announced", sql: ANNOUNCED_POSTGRES },
 ];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tasks in every state, as a version 4 database holds them: id 1 completed, 2
+    /// failed, 3 cancelled, 4 downloading.
+    const V4_TASKS: &str = "INSERT INTO tasks (chat_id, user_id, source_kind, source, kind, options, state, \
+        created_at, updated_at, finished_at) VALUES \
+        (1, 1, 'url', 'https://a', 'leech', '{}', 'completed', 10, 20, 20), \
+        (1, 1, 'url', 'https://b', 'leech', '{}', 'failed', 10, 30, 30), \
+        (1, 1, 'url', 'https://c', 'mirror', '{}', 'cancelled', 10, 40, NULL), \
+        (1, 1, 'url', 'https://d', 'mirror', '{}', 'downloading', 10, 50, NULL)";
+    const ANNOUNCED: &str = "SELECT id, announced_at FROM tasks ORDER BY id";
+    /// Tasks that ended before version 5 count as announced (when they ended, or were
+    /// last updated); a running one does not.
+    const WANT: [(i64, Option<i64>); 4] = [(1, Some(20)), (2, Some(30)), (3, Some(40)), (4, None)];
+
+    #[test]
+    fn version_5_takes_tasks_that_ended_before_it_as_announced_on_sqlite() {
+        let c = rusqlite::Connection::open_in_memory().unwrap();
+        for m in SQLITE.iter().filter(|m| m.version < 5) {
+            c.execute_batch(m.sql).unwrap();
+        }
+        c.execute_batch(V4_TASKS).unwrap();
+        c.execute_batch(SQLITE[4].sql).unwrap();
+        let mut q = c.prepare(ANNOUNCED).unwrap();
+        let got: Vec<(i64, Option<i64>)> =
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect();
+        assert_eq!(got, WANT);
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT id FROM tasks WHERE announced_at IS NULL \
+                 AND state IN ('completed', 'failed', 'cancelled') ORDER BY id LIMIT 5",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("tasks_unannounced"), "the partial index serves the sweep: {plan}");
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn version_5_takes_tasks_that_ended_before_it_as_announced_on_postgres() {
+        let db = mltb_testkit::TestDatabase::create().await.unwrap();
+        let c = db.connect().await.unwrap();
+        for m in POSTGRES.iter().filter(|m| m.version < 5) {
+            c.batch_execute(m.sql).await.unwrap();
+        }
+        c.batch_execute(V4_TASKS).await.unwrap();
+        c.batch_execute(POSTGRES[4].sql).await.unwrap();
+        let got: Vec<(i64, Option<i64>)> =
+            c.query(ANNOUNCED, &[]).await.unwrap().iter().map(|r| (r.get(0), r.get(1))).collect();
+        assert_eq!(got, WANT);
+    }
 
     #[test]
     fn versions_are_dense_and_end_at_latest() {

@@ -112,6 +112,18 @@ pub(crate) const TO_CANCELLED: &str = "UPDATE tasks SET state = 'cancelled', spe
 /// A task's name: `?1` id, `?2` name, `?3` now.
 pub(crate) const SET_NAME: &str = "UPDATE tasks SET name = ?2, updated_at = ?3 WHERE id = ?1";
 
+/// Finished tasks whose end was not announced, oldest first: `?1` at most.
+pub(crate) const UNANNOUNCED: &str = concat!(
+    "SELECT ",
+    task_columns!(),
+    " FROM tasks WHERE announced_at IS NULL AND state IN ('completed', 'failed', 'cancelled') \
+     ORDER BY id LIMIT ?1"
+);
+/// `?1` id, `?2` now: only a finished task not announced yet.
+pub(crate) const MARK_ANNOUNCED: &str = "UPDATE tasks SET announced_at = ?2 WHERE id = ?1 \
+     AND announced_at IS NULL AND state IN ('completed', 'failed', 'cancelled')";
+pub(crate) const UNMARK_ANNOUNCED: &str = "UPDATE tasks SET announced_at = NULL WHERE id = ?1";
+
 // ---- sent files ------------------------------------------------------------------------
 
 pub(crate) const SENT_FILE: &str =

@@ -302,6 +302,30 @@ impl<B: Backend> Store<B> {
         self.tasks_with_files(TaskFilter::Unfinished).await
     }
 
+    /// Finished tasks (completed, failed, cancelled) whose end was not announced yet,
+    /// oldest first, at most `limit`: what the bot still has to tell their chats, after a
+    /// restart too.
+    pub async fn unannounced_tasks(&self, limit: u32) -> Result<Vec<Task>> {
+        let query = Statement::query(sql::UNANNOUNCED, vec![Value::Int(limit.into())]);
+        self.run_one(query).await?.rows.iter().map(task_from_row).collect()
+    }
+
+    /// Records that the end of task `id` is being announced. Returns whether this call
+    /// recorded it: `false` when it was already announced, is not finished, or does not
+    /// exist. Announcing only after a `true` tells each end once, even with several
+    /// callers.
+    pub async fn mark_announced(&self, id: i64) -> Result<bool> {
+        let update =
+            Statement::execute(sql::MARK_ANNOUNCED, vec![Value::Int(id), Value::Int(crate::now_ms())]);
+        Ok(self.run_one(update).await?.affected > 0)
+    }
+
+    /// Takes back [`mark_announced`](Self::mark_announced) when the announcement could
+    /// not be sent, so that it is tried again.
+    pub async fn unmark_announced(&self, id: i64) -> Result<()> {
+        self.run_one(Statement::execute(sql::UNMARK_ANNOUNCED, vec![Value::Int(id)])).await.map(drop)
+    }
+
     /// Records the chat's live status message.
     pub async fn set_status_message(&self, chat: i64, message_id: i64) -> Result<()> {
         let upsert = Statement::execute(

@@ -18,7 +18,7 @@
 //! | `-z [password]` | optional word | zip (password protected) |
 //! | `-e [password]` | optional word | extract (password protected) |
 //! | `-i 3` | a count ≥ 1 | multi-link: this many messages from the replied one |
-//! | `-b [start:end]` | optional range | bulk links from the replied message or file |
+//! | `-b [start:end]` | optional range of lines | bulk: one link per line of the replied message or file |
 //! | `-m folder…` | words up to the next flag | same directory for multi/bulk |
 //!
 //! Sizes use **binary** units as the Python bot does: `500mb` is 500 × 1024² bytes;
@@ -136,12 +136,14 @@ pub struct Document {
     pub file_name: Option<String>,
 }
 
-/// `-b` bulk range: which links of the list to take (`start:end`, `:end`, `start`).
+/// `-b` bulk range: which lines of the list to take (`start:end`, `:end`, `start`), by
+/// line number counting from 1, both ends included. The parser takes any number; the
+/// bot refuses 0 and a start past the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BulkRange {
-    /// First link index (0-based), `None` = from the first.
+    /// First line (1 is the first), `None` = from the first.
     pub start: Option<u32>,
-    /// End index, `None` = to the last.
+    /// Last line, included; `None` = to the last.
     pub end: Option<u32>,
 }
 
@@ -182,6 +184,58 @@ pub struct TaskArgs {
     pub bulk: Option<BulkRange>,
     /// `-m`: same directory for multi/bulk.
     pub same_dir: Option<String>,
+}
+
+impl TaskArgs {
+    /// These arguments, with `defaults` filling in what they leave unset (`-s` is set
+    /// when either sets it): how a line of a bulk list (`-b`) keeps its own values and
+    /// takes the command's other flags.
+    ///
+    /// ```
+    /// use mltb_telegram::command::{Args, CommandParser, TaskArgs};
+    ///
+    /// let parser = CommandParser::default();
+    /// let task = |text: &str| match parser.parse(text, None).unwrap().unwrap().args {
+    ///     Args::Task(t) => *t,
+    ///     Args::Words(_) => unreachable!(),
+    /// };
+    /// let command = task("/leech -n all -sp 100mb -doc");
+    /// let line = task("/leech https://x.test/a.iso -n mine -s").or(&command);
+    /// assert_eq!(line.link.as_deref(), Some("https://x.test/a.iso"));
+    /// assert_eq!(line.name.as_deref(), Some("mine"), "the line's own name wins");
+    /// assert_eq!(line.split_size, Some(100 << 20), "the command's flag applies");
+    /// assert!(line.select);
+    /// ```
+    pub fn or(self, defaults: &TaskArgs) -> TaskArgs {
+        let TaskArgs {
+            link,
+            document,
+            name,
+            select,
+            split_size,
+            upload,
+            upload_as,
+            zip,
+            extract,
+            multi,
+            bulk,
+            same_dir,
+        } = self;
+        TaskArgs {
+            link: link.or_else(|| defaults.link.clone()),
+            document: document.or_else(|| defaults.document.clone()),
+            name: name.or_else(|| defaults.name.clone()),
+            select: select || defaults.select,
+            split_size: split_size.or(defaults.split_size),
+            upload: upload.or_else(|| defaults.upload.clone()),
+            upload_as: upload_as.or(defaults.upload_as),
+            zip: zip.or_else(|| defaults.zip.clone()),
+            extract: extract.or_else(|| defaults.extract.clone()),
+            multi: multi.or(defaults.multi),
+            bulk: bulk.or(defaults.bulk),
+            same_dir: same_dir.or_else(|| defaults.same_dir.clone()),
+        }
+    }
 }
 
 /// A command's arguments.
@@ -264,7 +318,8 @@ impl CommandParser {
     /// Parses `text`. `Ok(None)` when it is not a command for this bot: no leading `/`,
     /// an unknown command, a missing suffix, or `@another_bot`. `reply` is the message
     /// the command answers, where a task takes its link or document from when the
-    /// command has none.
+    /// command has none; not with `-b` or `-i`, whose replied message holds the list
+    /// that the caller reads.
     pub fn parse(&self, text: &str, reply: Option<&Reply>) -> Result<Option<Command>, CommandError> {
         let text = text.trim_start();
         let Some(body) = text.strip_prefix('/') else { return Ok(None) };

@@ -126,7 +126,8 @@ pub(super) fn parse_task(
             _ => unreachable!("every flag is matched above"),
         }
     }
-    if t.link.is_none() {
+    // With -b or -i the replied message is the list, not a link: the bot reads it.
+    if t.link.is_none() && t.bulk.is_none() && t.multi.is_none() {
         match reply {
             Some(Reply::Text(text)) => t.link = text.split_whitespace().next().map(str::to_string),
             Some(Reply::Document(d)) => t.document = Some(d.clone()),

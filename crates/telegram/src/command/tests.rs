@@ -96,6 +96,14 @@ fn links_from_the_reply() {
     assert_eq!(t.link, None);
     let Args::Task(t) = p.parse("/l own", Some(&doc)).unwrap().unwrap().args else { panic!() };
     assert_eq!((t.link.as_deref(), t.document), (Some("own"), None), "the command's link wins");
+    // With -b or -i the replied message is the list: neither its first word nor its
+    // document becomes the link.
+    for text in ["/l -b", "/l -b 2:3", "/m -i 3"] {
+        let Args::Task(t) = p.parse(text, Some(&reply)).unwrap().unwrap().args else { panic!() };
+        assert_eq!((t.link.as_deref(), t.document.as_ref()), (None, None), "{text}");
+        let Args::Task(t) = p.parse(text, Some(&doc)).unwrap().unwrap().args else { panic!() };
+        assert_eq!((t.link.as_deref(), t.document.as_ref()), (None, None), "{text}");
+    }
 }
 
 /// One piece of real Telegram text: any scalar value (controls and NUL included), line

@@ -1,0 +1,208 @@
+//! `/mirror` and `/leech`: one task from a link or a `.torrent`, or many with `-b`
+//! (bulk) and `-i` (multi), see [`super::batch`].
+
+use mltb_engine::TaskOptions;
+use mltb_store::{Backend, NewTask, Source, Task, TaskKind};
+use mltb_telegram::command::{Document, TaskArgs, UploadAs};
+use mltb_telegram::format::{escape, human_size};
+
+use super::commands::{Ctx, shorten};
+use super::{Bot, batch};
+
+/// The largest `.torrent` accepted (Telegram's cloud API serves at most 20 MB anyway).
+const MAX_TORRENT: u64 = 10 << 20;
+
+/// `/mirror` and `/leech`: the answer to send.
+pub(super) async fn task<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    name: &str,
+    args: TaskArgs,
+    document: Option<Document>,
+) -> String {
+    let kind = if name == "mirror" { TaskKind::Mirror } else { TaskKind::Leech };
+    if let Some(refusal) = unsupported(&args) {
+        return refusal;
+    }
+    match (args.bulk, args.multi) {
+        (Some(_), Some(_)) => {
+            return "⚠️ -b and -i cannot be used together: -b takes the lines of one message or file, -i several messages.".into();
+        }
+        (Some(range), None) => return batch::bulk(bot, ctx, name, kind, args, range, document).await,
+        (None, Some(count)) => return batch::multi(bot, ctx, name, kind, args, count).await,
+        (None, None) => {}
+    }
+    let task = match prepare(bot, ctx, name, kind, &args, document.as_ref()).await {
+        Ok(t) => t,
+        Err(html) => return html,
+    };
+    match submit(bot, &task).await {
+        Ok(t) => {
+            bot.inner.board.refresh(ctx.chat);
+            format!(
+                "Task <b>#{}</b> queued: {} {}.\n/status shows it; /cancel {} stops it.",
+                t.id,
+                if kind == TaskKind::Mirror { "mirror" } else { "leech" },
+                escape(t.name.as_deref().unwrap_or("(name when known)")),
+                t.id
+            )
+        }
+        Err(html) => html,
+    }
+}
+
+/// The refusal of a flag the engine does not serve yet, if `args` uses one.
+pub(super) fn unsupported(args: &TaskArgs) -> Option<String> {
+    args.same_dir
+        .is_some()
+        .then(|| "⚠️ -m is not supported yet; send the command without it.".to_owned())
+}
+
+/// Checks one task's link or document and flags, and builds it; otherwise the answer
+/// (HTML) that says what is wrong. A `.torrent` document is fetched and stored here.
+pub(super) async fn prepare<B: Backend>(
+    bot: &Bot<B>,
+    ctx: &Ctx,
+    name: &str,
+    kind: TaskKind,
+    args: &TaskArgs,
+    document: Option<&Document>,
+) -> Result<NewTask, String> {
+    let source = match (&args.link, document) {
+        (Some(link), _) => source_of(link).map_err(|e| format!("⚠️ {}", escape(&e)))?,
+        (None, Some(doc)) => torrent_document(bot, doc).await.map_err(|e| format!("⚠️ {}", escape(&e)))?,
+        (None, None) => {
+            return Err(format!(
+                "⚠️ /{name} needs a link: <code>/{name} https://…</code>, a magnet, or a reply to a message holding a link or a .torrent file."
+            ));
+        }
+    };
+    if let (Some(dest), TaskKind::Mirror) = (&args.upload, kind) {
+        if let Err(e) = mltb_engine::mirror::MirrorTarget::parse(dest) {
+            return Err(format!("⚠️ -up: {}", escape(&e.to_string())));
+        }
+        // An inline remote (`:local:/any/path`, `:sftp,host=…:`) can write anywhere the
+        // bot can: only the owner and sudo users may name one.
+        if dest.trim_start().starts_with(':') && !ctx.access.is_admin() {
+            return Err("⛔ -up: inline rclone remotes (<code>:backend:…</code>) are for the owner and sudo users; use a remote from the bot's rclone config (<code>remote:path</code>).".into());
+        }
+    }
+    if kind == TaskKind::Mirror && args.upload.is_none() && bot.inner.config.mirror.destination.is_none() {
+        return Err("⚠️ No mirror destination: give one with <code>-up remote:path</code>, or set mirror.destination in the config.".into());
+    }
+    if let Some(split) = args.split_size {
+        let limit = bot.inner.config.upload_limit();
+        if split > limit {
+            return Err(format!(
+                "⚠️ -sp: expected at most {} (the Bot API's upload limit), got {}",
+                human_size(limit),
+                human_size(split)
+            ));
+        }
+    }
+    let mut options = TaskOptions::default();
+    options.split_size = args.split_size;
+    options.upload = args.upload.clone();
+    options.extract = args.extract.clone().map(mltb_engine::Pack::new);
+    options.zip = args.zip.clone().map(mltb_engine::Pack::new);
+    options.as_media = matches!(args.upload_as, Some(UploadAs::Media))
+        || (bot.inner.config.leech.as_media && args.upload_as.is_none());
+    Ok(NewTask {
+        chat: ctx.chat,
+        user: ctx.user,
+        source,
+        kind,
+        name: args.name.clone(),
+        options: options.to_json(),
+    })
+}
+
+/// Hands a task to the engine; otherwise the answer (HTML) that says why it was not
+/// created.
+pub(super) async fn submit<B: Backend>(bot: &Bot<B>, task: &NewTask) -> Result<Task, String> {
+    match bot.inner.engine.submit(task).await {
+        Ok(t) => Ok(t),
+        Err(e) if matches!(e.kind(), mltb_engine::ErrorKind::Refused { .. }) => {
+            Err(format!("⛔ Refused: {}", escape(&e.to_string())))
+        }
+        Err(e) => Err(format!("⚠️ The task could not be created: {}", escape(&e.to_string()))),
+    }
+}
+
+/// A link's source, or why it is not a link.
+pub(super) fn source_of(link: &str) -> Result<Source, String> {
+    let link = link.trim();
+    if link.len() > 4096 {
+        return Err("the link is longer than 4096 characters".into());
+    }
+    if link.to_ascii_lowercase().starts_with("magnet:?") {
+        return Ok(Source::Magnet(link.to_owned()));
+    }
+    match url::Url::parse(link) {
+        Ok(u) if matches!(u.scheme(), "http" | "https" | "ftp" | "sftp") && u.host_str().is_some() => {
+            Ok(Source::Url(link.to_owned()))
+        }
+        Ok(u) => {
+            Err(format!("unsupported link scheme {:?}: expected http(s)://, ftp:// or magnet:", u.scheme()))
+        }
+        Err(_) => {
+            Err(format!("{:?} is not a link: expected http(s)://…, ftp://… or magnet:?…", shorten(link)))
+        }
+    }
+}
+
+/// A `.torrent` document, downloaded into the data directory.
+async fn torrent_document<B: Backend>(bot: &Bot<B>, doc: &Document) -> Result<Source, String> {
+    let name = doc.file_name.as_deref().unwrap_or("");
+    if !name.to_ascii_lowercase().ends_with(".torrent") {
+        return Err(format!(
+            "{:?} is not a .torrent file: send a link, a magnet, or a .torrent file",
+            shorten(name)
+        ));
+    }
+    let bytes = bot
+        .inner
+        .client
+        .download_file(&doc.file_id, MAX_TORRENT)
+        .await
+        .map_err(|e| format!("the .torrent could not be fetched from Telegram: {e}"))?;
+    if bytes.first() != Some(&b'd') {
+        return Err(format!(
+            "{:?} is not a torrent (it does not start with a bencoded dictionary)",
+            shorten(name)
+        ));
+    }
+    let dir = bot.inner.config.data_dir.join("torrents");
+    let path = dir.join(format!("{}.torrent", mltb_engine::DownloadId::random()));
+    tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
+    tokio::fs::write(&path, &bytes).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
+    Ok(Source::Torrent(path.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_told_apart_from_other_text() {
+        assert!(matches!(source_of("https://x.test/a.iso"), Ok(Source::Url(_))));
+        assert!(matches!(source_of("ftp://x.test/a"), Ok(Source::Url(_))));
+        assert!(matches!(source_of("magnet:?xt=urn:btih:abc"), Ok(Source::Magnet(_))));
+        let e = source_of("hello world").unwrap_err();
+        assert!(e.contains("is not a link") && e.contains("magnet:"), "{e}");
+        let e = source_of("file:///etc/passwd").unwrap_err();
+        assert!(e.contains("unsupported link scheme \"file\""), "{e}");
+        assert!(source_of(&format!("https://x.test/{}", "a".repeat(5000))).is_err());
+    }
+
+    #[test]
+    fn flags_not_served_yet_are_refused_by_name() {
+        let mut args = TaskArgs::default();
+        assert_eq!(unsupported(&args), None);
+        args.zip = Some(None);
+        args.extract = Some(Some("pw".into()));
+        assert_eq!(unsupported(&args), None, "-z and -e are served");
+        args.same_dir = Some("dir".into());
+        assert!(unsupported(&args).is_some_and(|r| r.contains("-m is not supported yet")));
+    }
+}
