@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks what promtool does not: every alert of deploy/prometheus/rules has a severity of
 critical, warning or info, a summary, a description and a runbook_url that points at its
-own page in docs/runbooks/ (which exists); the rules keep the promised counts; and the
+own page in docs/runbooks/ (which exists and shows the rule's expression); the rules keep the promised counts; and the
 unit tests in deploy/prometheus/tests make every alert rule fire (each severity and
 window) and check each alert stays silent somewhere.
 
@@ -42,8 +42,11 @@ def main(repo):
                 url = notes.get("runbook_url", "")
                 if url != RUNBOOK_BASE + name + ".md":
                     problems.append(f"{where}: runbook_url is {url!r}, expected {RUNBOOK_BASE + name + '.md'!r}")
-                if not os.path.isfile(os.path.join(repo, "docs/runbooks", name + ".md")):
+                page = os.path.join(repo, "docs/runbooks", name + ".md")
+                if not os.path.isfile(page):
                     problems.append(f"{where}: docs/runbooks/{name}.md does not exist")
+                elif rule["expr"].rstrip() not in open(page).read():
+                    problems.append(f"{where}: docs/runbooks/{name}.md does not show the rule's expr as it is")
                 if key(name, labels) in rules:
                     problems.append(f"{where}: two rules share severity and window {key(name, labels)}")
                 rules[key(name, labels)] = where
