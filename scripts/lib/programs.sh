@@ -3,6 +3,7 @@
 # programs mltb drives when they are missing.
 #
 #   need_programs PROGRAM:PACKAGE ...
+#   need_python_modules MODULE:PACKAGE ...   (python3 modules, e.g. yaml:python3-yaml)
 #
 # Run as root with apt-get, it installs the missing packages (quietly; the log goes to
 # ${PROGRAMS_LOG:-/tmp/mltb-apt.log}). Otherwise it prints the exact command to run.
@@ -27,6 +28,29 @@ need_programs() {
   local still=0
   for pair in "$@"; do
     command -v "${pair%%:*}" >/dev/null || { echo "still missing: ${pair%%:*} (Debian package ${pair#*:})" >&2; still=1; }
+  done
+  return "$still"
+}
+
+# need_python_modules MODULE:PACKAGE ...: as need_programs, for modules python3 imports.
+need_python_modules() {
+  local pair missing=()
+  for pair in "$@"; do
+    python3 -c "import ${pair%%:*}" 2>/dev/null || missing+=("${pair#*:}")
+  done
+  ((${#missing[@]})) || return 0
+  local log="${PROGRAMS_LOG:-/tmp/mltb-apt.log}"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    printf '\n==> installing missing packages: %s\n' "${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >"$log" 2>&1 && apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1 \
+      || { echo "apt-get install failed; see $log" >&2; tail -20 "$log" >&2; }
+  else
+    echo "missing Python modules; install them with: sudo apt-get install ${missing[*]}" >&2
+  fi
+  local still=0
+  for pair in "$@"; do
+    python3 -c "import ${pair%%:*}" 2>/dev/null || { echo "still missing: Python module ${pair%%:*} (Debian package ${pair#*:})" >&2; still=1; }
   done
   return "$still"
 }
