@@ -115,6 +115,7 @@ pub struct ApiConfig {
     pub(crate) rate_max_clients: usize,
     pub(crate) protect_metrics: bool,
     pub(crate) ready_timeout: Duration,
+    pub(crate) ready_interval: Duration,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_finished: u32,
 }
@@ -130,6 +131,7 @@ impl Default for ApiConfig {
             rate_max_clients: 10_000,
             protect_metrics: false,
             ready_timeout: Duration::from_secs(2),
+            ready_interval: Duration::from_secs(15),
             handshake_timeout: Duration::from_secs(10),
             max_finished: 100,
         }
@@ -202,6 +204,14 @@ impl ApiConfig {
     /// How long each readiness check may take before it counts as failed.
     pub fn ready_timeout(mut self, timeout: Duration) -> Self {
         self.ready_timeout = timeout;
+        self
+    }
+
+    /// How often the server runs the readiness checks by itself, so that
+    /// `mltb_ready_check_ok{check}` says how each part stands even when nobody asks
+    /// `/ready` (default 15 s; zero: only when `/ready` is asked).
+    pub fn ready_interval(mut self, every: Duration) -> Self {
+        self.ready_interval = every;
         self
     }
 

@@ -37,6 +37,11 @@ pub trait TaskEngine: Send + Sync + 'static {
     /// The queue's counts now.
     fn queue_counts(&self) -> QueueCounts;
 
+    /// Tasks this process ran to an end: completed, failed, cancelled. Zero by default.
+    fn finished_counts(&self) -> (u64, u64, u64) {
+        (0, 0, 0)
+    }
+
     /// The stored task `id`, if there is one.
     async fn stored(&self, id: i64) -> mltb_store::Result<Option<Task>>;
 
@@ -56,6 +61,10 @@ impl<B: Backend> TaskEngine for Engine<B> {
 
     fn cancel(&self, id: i64) -> bool {
         Engine::cancel(self, id)
+    }
+
+    fn finished_counts(&self) -> (u64, u64, u64) {
+        Engine::finished_counts(self)
     }
 
     fn queue_counts(&self) -> QueueCounts {

@@ -289,3 +289,40 @@ async fn a_port_in_use_is_an_error_naming_the_address() {
     assert!(!err.is_config());
     assert!(err.to_string().starts_with(&format!("cannot listen on {addr}: ")), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_is_exported_as_gauges_kept_current_without_anyone_asking() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let w = World::new().await;
+    let c = client();
+    let up = std::sync::Arc::new(AtomicBool::new(true));
+    let flag = up.clone();
+    let s = serve(w.api(World::config().ready_interval(Duration::from_millis(50))).ready_check(
+        FnCheck::new("aria2", move || {
+            let ok = flag.load(Ordering::SeqCst);
+            async move { if ok { Ok(()) } else { Err("connection refused".to_string()) } }
+        }),
+    ))
+    .await;
+    let metrics = || async { c.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap() };
+    let until = |want: &'static str| {
+        let metrics = &metrics;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let text = metrics().await;
+                if text.contains(want) {
+                    return text;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{want} never showed:\n{text}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let text = until(r#"mltb_ready_check_ok{check="aria2"} 1"#).await;
+    assert!(text.contains("# HELP mltb_ready_check_ok"), "{text}");
+    assert!(text.contains(r#"mltb_tasks_finished_total{state="failed"} 0"#), "{text}");
+    // aria2 goes away: the gauge follows with no /ready request.
+    up.store(false, Ordering::SeqCst);
+    until(r#"mltb_ready_check_ok{check="aria2"} 0"#).await;
+}

@@ -208,6 +208,7 @@ async fn a_leech_goes_from_queued_to_completed_with_its_parts_recorded_and_its_d
     let want: Vec<_> = source.chunks(1_000_000).map(|c| format!("{:x}", Sha256::digest(c))).collect();
     assert_eq!(hashes, want);
     assert!(!engine.task_dir(task.id).exists(), "the task's directory is removed after success");
+    assert_eq!(engine.finished_counts(), (1, 0, 0), "one completed");
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
@@ -473,6 +474,7 @@ async fn cancel_mid_upload_stops_sending_and_removes_the_files() {
     assert!(engine.cancel(task.id));
     engine.wait(task.id).await;
     assert_eq!(state(&s.store, task.id).await, TaskState::Cancelled);
+    assert_eq!(engine.finished_counts(), (0, 0, 1), "one cancelled");
     assert!(!engine.task_dir(task.id).exists(), "its files are gone");
     let at_cancel = sent();
     assert!(at_cancel < 8, "the upload stopped before the end ({at_cancel} of 8 parts)");
@@ -659,6 +661,7 @@ async fn extract_unpacks_an_encrypted_zip_and_uploads_its_files_in_a_folder_name
         none.error.as_deref().is_some_and(|e| e.contains("give its password as -e PASSWORD")),
         "{none:?}"
     );
+    assert_eq!(a.engine.finished_counts(), (1, 2, 0), "one completed, two failed");
     a.engine.shutdown().await;
 }
 

@@ -26,6 +26,12 @@ pub(crate) struct RouteLabels {
     pub(crate) route: String,
 }
 
+/// Labels of `mltb_ready_check_ok`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CheckLabels {
+    pub(crate) check: String,
+}
+
 /// Labels of `mltb_rate_limit_rejections_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct RejectionLabels {

@@ -18,7 +18,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 pub(crate) use self::http::track;
-use self::http::{RejectionLabels, RequestLabels, RouteLabels};
+use self::http::{CheckLabels, RejectionLabels, RequestLabels, RouteLabels};
 pub use self::process::{DiskStats, ProcessStats};
 pub use self::sources::TelegramStats;
 use self::sources::{SourceCollector, Sources};
@@ -101,6 +101,7 @@ pub struct Metrics {
     sources: Arc<RwLock<Sources>>,
     pub(crate) http: HttpMetrics,
     rejections: Family<RejectionLabels, Counter>,
+    ready: Family<CheckLabels, Gauge>,
     downloaded: Counter,
     uploaded: Counter,
     started: Instant,
@@ -155,6 +156,12 @@ impl Metrics {
             "Requests refused by a rate limiter, by limiter and tier",
             rejections.clone(),
         );
+        let ready = Family::<CheckLabels, Gauge>::default();
+        registry.register(
+            "mltb_ready_check_ok",
+            "1 when the readiness check passed at its last run, 0 when it failed, by check (run by /ready and every api ready_interval)",
+            ready.clone(),
+        );
         let (downloaded, uploaded) = (Counter::default(), Counter::default());
         registry.register_with_unit(
             "mltb_downloaded",
@@ -181,7 +188,16 @@ impl Metrics {
             started,
             started_unix,
         }));
-        Self { registry: Mutex::new(registry), sources, http, rejections, downloaded, uploaded, started }
+        Self {
+            registry: Mutex::new(registry),
+            sources,
+            http,
+            rejections,
+            ready,
+            downloaded,
+            uploaded,
+            started,
+        }
     }
 
     /// Registers metrics of the binary's own into the same registry (names must not
@@ -257,6 +273,13 @@ impl Metrics {
     /// [`add_uploaded_bytes`](Self::add_uploaded_bytes).
     pub fn transferred_bytes(&self) -> (u64, u64) {
         (self.downloaded.get(), self.uploaded.get())
+    }
+
+    /// Records how each readiness check stands (`mltb_ready_check_ok{check}`).
+    pub fn record_ready(&self, readiness: &crate::Readiness) {
+        for c in &readiness.checks {
+            self.ready.get_or_create(&CheckLabels { check: c.name.clone() }).set(i64::from(c.ok));
+        }
     }
 
     /// Time since these metrics were made.

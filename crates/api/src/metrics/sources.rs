@@ -228,6 +228,18 @@ fn engine_families(enc: &mut DescriptorEncoder<'_>, engine: &dyn TaskEngine) -> 
         Some(Unit::Other("bytes_per_second".into())),
         by_state(&|v| v.speed),
     )?;
+    let (completed, failed, cancelled) = engine.finished_counts();
+    counters(
+        enc,
+        "mltb_tasks_finished",
+        "Tasks this process ran to an end, by how they ended.",
+        None,
+        vec![
+            (vec![("state", "completed".into())], completed),
+            (vec![("state", "failed".into())], failed),
+            (vec![("state", "cancelled".into())], cancelled),
+        ],
+    )?;
     let q = engine.queue_counts();
     gauges(
         enc,

@@ -26,6 +26,7 @@ pub(crate) async fn health(State(s): State<AppState>) -> Json<impl Serialize> {
 /// `GET /ready`: 200 when every check passes, else 503; the body names each check.
 pub(crate) async fn ready(State(s): State<AppState>) -> Response {
     let readiness = ready::run(&s.checks, s.ready_timeout).await;
+    s.metrics.record_ready(&readiness);
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness)).into_response()
 }

@@ -89,10 +89,17 @@ impl ApiBuilder {
         if self.config.token.is_none() {
             tracing::warn!("no API token is configured: /api/* answers 403");
         }
+        let checks: Arc<[Arc<dyn ReadyCheck>]> = self.checks.into();
+        let ready = ReadyLoop {
+            checks: checks.clone(),
+            metrics: self.metrics.clone(),
+            timeout: self.config.ready_timeout,
+            every: self.config.ready_interval,
+        };
         let state = AppState {
             engine: self.engine,
             metrics: self.metrics,
-            checks: self.checks.into(),
+            checks,
             analyzer: self.analyzer,
             download_dir: self.download_dir,
             ready_timeout: self.config.ready_timeout,
@@ -100,7 +107,36 @@ impl ApiBuilder {
         };
         let auth = Arc::new(Auth::new(self.config.token.as_ref()));
         let router = routes::router(state, auth, Arc::new(limiter), self.config.protect_metrics);
-        Ok(Api { config: self.config, router, tls })
+        Ok(Api { config: self.config, router, tls, ready })
+    }
+}
+
+/// Runs the readiness checks every `every` and records them in the metrics, so the
+/// gauges stay current when nobody asks `/ready`.
+struct ReadyLoop {
+    checks: Arc<[Arc<dyn ReadyCheck>]>,
+    metrics: Arc<Metrics>,
+    timeout: std::time::Duration,
+    every: std::time::Duration,
+}
+
+impl ReadyLoop {
+    fn spawn(self, stop: CancellationToken) {
+        if self.every.is_zero() || self.checks.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(self.every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = tick.tick() => {}
+                }
+                let readiness = crate::ready::run(&self.checks, self.timeout).await;
+                self.metrics.record_ready(&readiness);
+            }
+        });
     }
 }
 
@@ -125,6 +161,7 @@ pub struct Api {
     config: ApiConfig,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
+    ready: ReadyLoop,
 }
 
 impl fmt::Debug for Api {
@@ -188,6 +225,7 @@ impl Api {
                 })
             }
         };
+        self.ready.spawn(stop.clone());
         tracing::info!(%local, tls = self.config.tls.is_some(), "API listening");
         Ok(Running { local, task, stop })
     }

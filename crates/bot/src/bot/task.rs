@@ -53,9 +53,7 @@ pub(super) async fn task<B: Backend>(
 
 /// The refusal of a flag the engine does not serve yet, if `args` uses one.
 pub(super) fn unsupported(args: &TaskArgs) -> Option<String> {
-    args.same_dir
-        .is_some()
-        .then(|| "⚠️ -m is not supported yet; send the command without it.".to_owned())
+    args.same_dir.is_some().then(|| "⚠️ -m is not supported yet; send the command without it.".to_owned())
 }
 
 /// Checks one task's link or document and flags, and builds it; otherwise the answer

@@ -202,6 +202,8 @@ pub(crate) struct Inner<B: Backend> {
     /// Stops every runner without touching the store (shutdown, not cancel).
     pub(crate) stop: CancellationToken,
     tracker: TaskTracker,
+    /// Tasks ended here: completed, failed, cancelled.
+    pub(crate) finished: [std::sync::atomic::AtomicU64; 3],
 }
 
 /// The task engine. Cheap to clone.
@@ -245,6 +247,7 @@ impl<B: Backend> Engine<B> {
             version: watch::Sender::new(0),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            finished: Default::default(),
         });
         let engine = Self { inner };
         let unfinished = engine.inner.store.unfinished_tasks().await.map_err(store_error)?;
@@ -322,6 +325,17 @@ impl<B: Backend> Engine<B> {
     /// Changes whenever a task's view changes: the status board waits on it.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.inner.version.subscribe()
+    }
+
+    /// Tasks this engine ran to an end since it started: completed, failed, cancelled
+    /// (each counted once its end is recorded in the store).
+    pub fn finished_counts(&self) -> (u64, u64, u64) {
+        let f = &self.inner.finished;
+        (
+            f[0].load(std::sync::atomic::Ordering::Relaxed),
+            f[1].load(std::sync::atomic::Ordering::Relaxed),
+            f[2].load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// Tasks downloading, uploading and waiting for a download slot now.

@@ -36,15 +36,16 @@ pub(super) async fn run<B: Backend>(
         inner.slots.notify_waiters();
     }
     let store = &engine.inner().store;
-    let outcome = match result {
+    // Which of the engine's finished counters the end goes to.
+    let (outcome, slot) = match result {
         Ok(End::Stopped) => return,
         Ok(End::Done) => {
             remove_dir(&dir).await;
-            store.mark_completed(id).await
+            (store.mark_completed(id).await, 0)
         }
         Err(e) if e.is_cancelled() => {
             remove_dir(&dir).await;
-            store.mark_cancelled(id).await
+            (store.mark_cancelled(id).await, 2)
         }
         Err(e) => {
             tracing::warn!(task = id, error = %e, "task failed");
@@ -53,11 +54,14 @@ pub(super) async fn run<B: Backend>(
             }
             let text = limits_error(&e.to_string());
             engine.update(id, |v| v.error = Some(text.clone()));
-            store.mark_failed(id, &text).await
+            (store.mark_failed(id, &text).await, 1)
         }
     };
-    if let Err(e) = outcome {
-        tracing::error!(task = id, error = %e, "could not record the task's end");
+    match outcome {
+        Ok(_) => {
+            engine.inner().finished[slot].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(task = id, error = %e, "could not record the task's end"),
     }
 }
 
