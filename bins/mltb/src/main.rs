@@ -9,6 +9,7 @@
 )]
 
 mod api;
+mod backup;
 mod sandbox;
 
 use std::net::SocketAddr;
@@ -126,6 +127,7 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
                     return ExitCode::from(1);
                 }
             };
+        backup::spawn(&config, &metrics, api_stop.clone());
         let addr = server.as_ref().map(mltb_api::Running::local_addr);
         if let Some(addr) = addr {
             tracing::info!(%addr, "the HTTP API is listening");

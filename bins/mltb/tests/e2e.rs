@@ -560,3 +560,41 @@ async fn a_second_bot_on_the_same_data_directory_is_refused() {
     let _ = first.child.wait().await;
     sim.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_backup_every_set_the_bot_takes_verified_backups_and_exports_when() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let mut bot = Bot::start(
+        &sim,
+        dir.path(),
+        &[("MLTB_API_ENABLED", "true"), ("MLTB_API_BIND", &bind), ("MLTB_BACKUP_EVERY", "1h")],
+    );
+    let http = reqwest::Client::new();
+    // The first backup is taken at start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let stamp = loop {
+        let text = match http.get(format!("http://{bind}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if let Some(v) =
+            text.lines().find_map(|l| l.strip_prefix("mltb_backup_last_success_timestamp_seconds "))
+        {
+            break v.parse::<f64>().unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no backup metric on /metrics:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - stamp).abs() < 120.0, "the backup is from now: {stamp} vs {now}");
+    let listed = mltb_backup::list(&dir.path().join("data/backups")).unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let verified = mltb_backup::verify(&listed[0].path).unwrap();
+    assert_eq!(verified.manifest.schema_version, mltb_store::LATEST_VERSION);
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+    sim.shutdown().await;
+}

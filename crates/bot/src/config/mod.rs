@@ -142,6 +142,8 @@ pub struct Config {
     pub mirror: MirrorSection,
     /// The live status board.
     pub status: StatusSection,
+    /// `[backup]`
+    pub backup: BackupSection,
     /// The HTTP API.
     pub api: ApiSection,
     /// Logging.
@@ -169,6 +171,7 @@ impl Default for Config {
             leech: LeechSection::default(),
             mirror: MirrorSection::default(),
             status: StatusSection::default(),
+            backup: BackupSection::default(),
             api: ApiSection::default(),
             log: LogSection::default(),
             secrets: Secrets::default(),
@@ -419,6 +422,32 @@ impl Default for StatusSection {
     }
 }
 
+/// `[backup]`: backups of the SQLite store taken by the bot itself (`mltb-backup`'s
+/// library), off unless `every` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BackupSection {
+    /// How often (at least 1 min); none: the bot takes no backups (run `mltb-backup`).
+    pub every: Option<Span>,
+    /// Where backups go (default `<data_dir>/backups`).
+    pub dir: Option<PathBuf>,
+    /// Keep the newest N (default 3).
+    pub keep_last: usize,
+    /// Keep the newest of each of the last N days (default 7).
+    pub keep_daily: usize,
+    /// Keep the newest of each of the last N weeks (default 4).
+    pub keep_weekly: usize,
+    /// Keep the newest of each of the last N months (default 6).
+    pub keep_monthly: usize,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        Self { every: None, dir: None, keep_last: 3, keep_daily: 7, keep_weekly: 4, keep_monthly: 6 }
+    }
+}
+
 /// `[api]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -514,6 +543,12 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("mirror", "flags", Kind::Toml),
     ("status", "interval", Kind::Toml),
     ("status", "page_size", Kind::Toml),
+    ("backup", "every", Kind::Text),
+    ("backup", "dir", Kind::Text),
+    ("backup", "keep_last", Kind::Toml),
+    ("backup", "keep_daily", Kind::Toml),
+    ("backup", "keep_weekly", Kind::Toml),
+    ("backup", "keep_monthly", Kind::Toml),
     ("api", "enabled", Kind::Toml),
     ("api", "bind", Kind::Text),
     ("api", "tls_cert", Kind::Text),
@@ -608,6 +643,11 @@ impl Config {
                 format!("expected at least 3s (Telegram's edit limits), got {:?}", self.status.interval.0),
             );
         }
+        if let Some(every) = self.backup.every
+            && every.0 < std::time::Duration::from_secs(60)
+        {
+            bad("backup.every", format!("expected at least 1m, got {:?}", every.0));
+        }
         if self.status.page_size == 0 || self.status.page_size > 20 {
             bad(
                 "status.page_size",
@@ -687,6 +727,11 @@ impl Config {
     /// The SQLite file.
     pub fn sqlite_path(&self) -> PathBuf {
         self.store.sqlite_path.clone().unwrap_or_else(|| self.data_dir.join("mltb.db"))
+    }
+
+    /// Where the bot's own backups go.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup.dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     /// The download directory.

@@ -74,6 +74,9 @@ fn bad_values_are_named_with_what_was_expected() {
     assert!(e.iter().any(|p| p.starts_with("status.interval")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("api.tls_cert")), "{e:?}");
 
+    let e = problems("[backup]\nevery = \"10s\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("backup.every: expected at least 1m")), "{e:?}");
+
     let e = problems("[commands]\nbulk_limit = 0\n", &env(&[("MLTB_COMMANDS_BULK_LIMIT", "5000")]));
     assert!(
         e.iter().any(|p| p == "commands.bulk_limit: expected 1 to 1000 tasks per command, got 5000"),
@@ -179,6 +182,13 @@ flags = ["--fast-list"]
 [status]
 interval = "5s"
 page_size = 6
+[backup]
+every = "6h"
+dir = "/srv/backups"
+keep_last = 2
+keep_daily = 5
+keep_weekly = 3
+keep_monthly = 12
 [api]
 enabled = false
 bind = "127.0.0.1:9000"

@@ -1,0 +1,108 @@
+//! The bot's own backups (`[backup]`): `mltb-backup`'s library on a schedule, with the
+//! metrics the "backup stale" alert reads.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use mltb_api::Metrics;
+use mltb_backup::{BackupOptions, Retention};
+use mltb_bot::config::Config;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Unit;
+use tokio_util::sync::CancellationToken;
+
+/// The families one schedule feeds.
+#[derive(Clone, Default)]
+struct Families {
+    last_success: Gauge<f64, AtomicU64>,
+    duration: Gauge<f64, AtomicU64>,
+    size: Gauge,
+    failures: Counter,
+}
+
+/// Starts backups every `backup.every` until `stop`, when set and the store is SQLite.
+/// Returns whether a schedule started.
+pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken) -> bool {
+    let Some(every) = config.backup.every.map(|s| s.0) else { return false };
+    if config.secrets.database_url.is_some() {
+        tracing::warn!("backup.every is set but the store is PostgreSQL: back it up with pg_dump");
+        return false;
+    }
+    let f = Families::default();
+    metrics.with_registry(|r| {
+        r.register_with_unit(
+            "mltb_backup_last_success_timestamp",
+            "When the last good backup was taken (Unix time)",
+            Unit::Seconds,
+            f.last_success.clone(),
+        );
+        r.register_with_unit(
+            "mltb_backup_duration",
+            "How long the last good backup took, verification included",
+            Unit::Seconds,
+            f.duration.clone(),
+        );
+        r.register_with_unit(
+            "mltb_backup_size",
+            "The size of the last good backup",
+            Unit::Bytes,
+            f.size.clone(),
+        );
+        r.register("mltb_backup_failures", "Backups that failed", f.failures.clone());
+    });
+    let db = config.sqlite_path();
+    let dir = config.backup_dir();
+    let mut keep = Retention::default();
+    keep.keep_last = config.backup.keep_last;
+    keep.keep_daily = config.backup.keep_daily;
+    keep.keep_weekly = config.backup.keep_weekly;
+    keep.keep_monthly = config.backup.keep_monthly;
+    tokio::spawn(run(db, dir, keep, every, f, stop));
+    true
+}
+
+async fn run(
+    db: PathBuf,
+    dir: PathBuf,
+    keep: Retention,
+    every: Duration,
+    f: Families,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (db, dir) = (db.clone(), dir.clone());
+        let done = tokio::task::spawn_blocking(move || {
+            let made = mltb_backup::backup(&BackupOptions::new(&db, &dir))?;
+            let pruned = mltb_backup::prune(&dir, &keep, false);
+            Ok::<_, mltb_backup::Error>((made, pruned))
+        })
+        .await;
+        match done {
+            Ok(Ok((made, pruned))) => {
+                f.last_success.set(made.manifest.created_unix_ms as f64 / 1000.0);
+                f.duration.set(made.took.as_secs_f64());
+                f.size.set(i64::try_from(made.bytes).unwrap_or(i64::MAX));
+                tracing::info!(path = %made.path.display(), bytes = made.bytes, "backup taken and verified");
+                if let Err(e) = pruned {
+                    tracing::warn!(error = %e, "old backups were not pruned");
+                }
+            }
+            Ok(Err(e)) => {
+                f.failures.inc();
+                tracing::warn!(error = %e, "backup failed");
+            }
+            Err(e) => {
+                f.failures.inc();
+                tracing::warn!(error = %e, "backup task failed");
+            }
+        }
+    }
+}
