@@ -19,8 +19,8 @@ use super::sketch::FrequencySketch;
 use super::stats::Counters;
 
 /// The sketch's hash has fixed keys, as Caffeine's rehash of `hashCode` does, so a
-/// replay gives the same figures every run; the random admission of warm candidates is
-/// what blunts an attacker who crafts collisions. foldhash, as the tables use (SipHash
+/// replay gives the same figures every run; the admission streak (see `admit`) is what
+/// blunts an attacker who crafts collisions. foldhash, as the tables use (SipHash
 /// cost a hit about a third of its time).
 type SketchHasher = foldhash::fast::FixedState;
 /// The sketch hash's seed (any constant: it fixes the figures of a replay).
@@ -30,6 +30,8 @@ const SKETCH_SEED: u64 = 0x51_7cc1_b727_220a;
 const PROTECTED_SHARE: f64 = 0.8;
 /// Initial share of the budget given to the window.
 const INITIAL_WINDOW: f64 = 0.01;
+/// A candidate seen this often is warm (Caffeine's hash-flooding threshold).
+const WARM: u8 = 6;
 
 /// The segments, as lists of the arena.
 const WINDOW: usize = 0;
@@ -46,7 +48,9 @@ pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
     grow_sketch: bool,
     climber: HillClimber,
     hasher: SketchHasher,
-    rng: u64,
+    /// The sketch hash of the last victim that refused a candidate, and how many warm
+    /// candidates in a row it has refused.
+    streak: (u64, usize),
     /// What plain LRU would hold; only with an adaptive window.
     shadow: Option<ShadowLru>,
 }
@@ -72,7 +76,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             grow_sketch: expected_entries.is_none(),
             climber,
             hasher: SketchHasher::with_seed(SKETCH_SEED),
-            rng: 0x853c_49e6_748f_ea9b,
+            streak: (0, 0),
             shadow: adaptive.then(|| ShadowLru::new(budget)),
         };
         s.set_window((budget as f64 * INITIAL_WINDOW) as usize);
@@ -225,26 +229,31 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.evict(now, c);
     }
 
-    fn next_random(&mut self) -> u64 {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.rng
-    }
-
-    /// TinyLFU's test: the candidate must be seen more often than the victim. A warm
-    /// candidate is sometimes let in anyway, so an attacker cannot pin a victim by
-    /// colliding it with a hot key in the sketch (Caffeine does the same).
+    /// TinyLFU's test: the candidate must be seen more often than the victim.
+    ///
+    /// A victim that keeps turning candidates away is let go once it has refused as
+    /// many candidates, one after another, as the cache holds entries: the next warm
+    /// candidate takes its place. An attacker who collides a victim with a hot key in
+    /// the sketch cannot pin it for longer than that. Caffeine admits a warm candidate at random (1 in 128) instead; on loops
+    /// and scans those random admissions each evict the entry needed soonest, and cost
+    /// up to 6.5 points (scan at 1,500 entries, docs/benchmarks.md). The streak is
+    /// deterministic, so a replay gives the same figures every run.
     fn admit(&mut self, candidate: u64, victim: u64) -> bool {
         let cf = self.sketch.frequency(candidate);
         let vf = self.sketch.frequency(victim);
         if cf > vf {
-            true
-        } else if cf >= 6 {
-            self.next_random() & 127 == 0
-        } else {
-            false
+            return true;
         }
+        if self.streak.0 == victim {
+            self.streak.1 += 1;
+        } else {
+            self.streak = (victim, 1);
+        }
+        if cf >= WARM && self.streak.1 > self.len() {
+            self.streak = (0, 0);
+            return true;
+        }
+        false
     }
 
     fn evict(&mut self, now: &Now<'_>, c: &mut Counters) {
@@ -327,5 +336,66 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             shadow.clear();
         }
         self.entries.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FakeClock;
+    use crate::memory::entry::NEVER;
+
+    fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
+        let mut s = TinyLfuStore::new(16, Some(16), false, hashbrown::DefaultHashBuilder::default());
+        let clock = FakeClock::new();
+        let mut c = Counters::default();
+        for k in 0..n {
+            s.insert(k, Entry { value: (), weight: 1, expires: NEVER }, &Now::new(&clock), &mut c);
+        }
+        s
+    }
+
+    #[test]
+    fn a_hot_victim_refuses_warm_candidates_for_as_many_entries_as_are_held_then_goes() {
+        let mut s = store_of(8);
+        let (victim, warm, cold) = (s.hash(&1000_u64), s.hash(&1001_u64), s.hash(&1002_u64));
+        for _ in 0..15 {
+            s.sketch.increment(victim);
+        }
+        for _ in 0..WARM {
+            s.sketch.increment(warm);
+        }
+        assert!(s.sketch.frequency(warm) < s.sketch.frequency(victim));
+        let held = s.len();
+        assert_eq!(held, 8);
+        for i in 0..held {
+            assert!(!s.admit(warm, victim), "admitted at refusal {i}");
+        }
+        assert!(s.admit(warm, victim), "a victim that refused {held} warm candidates in a row stays");
+        // The streak starts over; a cold candidate never gets in on it, but counts in it.
+        for i in 0..(3 * held) {
+            assert!(!s.admit(cold, victim), "cold candidate admitted at {i}");
+        }
+        assert!(s.admit(warm, victim));
+        // Another victim breaks the streak.
+        let other = s.hash(&1003_u64);
+        for _ in 0..15 {
+            s.sketch.increment(other);
+        }
+        for _ in 0..held {
+            assert!(!s.admit(warm, victim));
+            assert!(!s.admit(warm, other));
+        }
+    }
+
+    #[test]
+    fn a_candidate_seen_more_often_than_the_victim_is_admitted() {
+        let mut s = store_of(4);
+        let (victim, candidate) = (s.hash(&2000_u64), s.hash(&2001_u64));
+        s.sketch.increment(victim);
+        s.sketch.increment(candidate);
+        s.sketch.increment(candidate);
+        assert!(s.admit(candidate, victim));
+        assert!(!s.admit(victim, candidate));
     }
 }
