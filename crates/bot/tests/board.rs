@@ -3,6 +3,8 @@
 //! fake rclone uploader for mirror. Every wait is on the simulator's log or the engine,
 //! bounded; none is a sleep.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -322,19 +324,8 @@ impl Harness {
     }
 
     /// Waits until the simulator's log satisfies `done`; returns the log.
-    async fn until(&self, what: &str, mut done: impl FnMut(&[Outbound]) -> bool) -> Vec<Outbound> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let log = self.sim.sent();
-            if done(&log) {
-                return log;
-            }
-            let next = log.last().map_or(0, |o| o.seq as usize + 1);
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if self.sim.wait_for_sent(next + 1, left).await.is_err() {
-                panic!("timed out waiting until {what}; log: {:#?}", summary(&self.sim.sent()));
-            }
-        }
+    async fn until(&self, what: &str, done: impl FnMut(&[Outbound]) -> bool) -> Vec<Outbound> {
+        support::until_sent(&self.sim, what, done).await
     }
 
     /// Waits until `chat` has a board message whose text satisfies `text`; returns its

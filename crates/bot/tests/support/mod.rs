@@ -93,32 +93,8 @@ impl Harness {
     }
 
     /// Waits until the simulator's log satisfies `done`; returns the log.
-    pub async fn until(&self, what: &str, mut done: impl FnMut(&[Outbound]) -> bool) -> Vec<Outbound> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            let log = self.sim.sent();
-            if done(&log) {
-                return log;
-            }
-            let next = log.last().map_or(0, |o| o.seq as usize + 1);
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if self.sim.wait_for_sent(next + 1, left).await.is_err() {
-                let texts: Vec<String> = self
-                    .sim
-                    .sent()
-                    .iter()
-                    .map(|o| {
-                        format!(
-                            "{} {}: {:?}",
-                            o.method,
-                            o.chat_id,
-                            o.text.as_deref().or(o.caption.as_deref())
-                        )
-                    })
-                    .collect();
-                panic!("timed out waiting until {what}; the bot sent: {texts:#?}");
-            }
-        }
+    pub async fn until(&self, what: &str, done: impl FnMut(&[Outbound]) -> bool) -> Vec<Outbound> {
+        until_sent(&self.sim, what, done).await
     }
 
     /// The first message the bot sent to `chat` after log position `after` whose text
@@ -211,5 +187,30 @@ impl Harness {
         sim.shutdown().await;
         server.shutdown().await;
         drop(dir);
+    }
+}
+
+/// Waits (at most [`WAIT`]) until `sim`'s log satisfies `done`, woken by each new
+/// message rather than polling; returns the log, or panics naming `what` and what was
+/// sent.
+pub async fn until_sent(sim: &Sim, what: &str, mut done: impl FnMut(&[Outbound]) -> bool) -> Vec<Outbound> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let log = sim.sent();
+        if done(&log) {
+            return log;
+        }
+        let next = log.last().map_or(0, |o| o.seq as usize + 1);
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if sim.wait_for_sent(next + 1, left).await.is_err() {
+            let texts: Vec<String> = sim
+                .sent()
+                .iter()
+                .map(|o| {
+                    format!("{} {}: {:?}", o.method, o.chat_id, o.text.as_deref().or(o.caption.as_deref()))
+                })
+                .collect();
+            panic!("timed out waiting until {what}; the bot sent: {texts:#?}");
+        }
     }
 }
