@@ -92,7 +92,7 @@ fn machine(stat: &str) -> Option<(u64, u64)> {
 
 /// User + system jiffies from `/proc/self/stat` (fields 14 and 15; the name in
 /// parentheses may hold spaces).
-pub(super) fn process_ticks(stat: &str) -> Option<u64> {
+fn process_ticks(stat: &str) -> Option<u64> {
     let after = stat.rsplit_once(')')?.1;
     let fields: Vec<&str> = after.split_whitespace().collect();
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
