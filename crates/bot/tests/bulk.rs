@@ -56,7 +56,6 @@ async fn bulk_queues_each_good_line_and_names_each_bad_one() {
         ("/leech -b 3:3", Some(id), "-b: lines 3 to 3 of the list hold no link"),
         ("/leech https://x.test/a -b", Some(id), "-b takes its links from the replied message or .txt file"),
         ("/leech -b -i 2", Some(id), "-b and -i cannot be used together"),
-        ("/leech -b -m folder", Some(id), "-m is not supported yet"),
     ] {
         let mark = h.mark();
         match reply_to {

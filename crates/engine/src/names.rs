@@ -121,6 +121,23 @@ pub fn sanitize_component(name: &str, max_bytes: usize) -> String {
     out
 }
 
+/// A folder for a task's files, such as the one `-m` gathers links into:
+/// [`sanitize_component`] with [`NAME_MAX`], never hidden: a name starting with `.` gets a
+/// leading `_` (the engine's own entries in a task's directory start with `.mltb-`, and
+/// the upload skips them).
+///
+/// ```
+/// use mltb_engine::names::folder_name;
+///
+/// assert_eq!(folder_name("holiday photos"), "holiday photos");
+/// assert_eq!(folder_name("../up"), "_.._up");
+/// assert_eq!(folder_name(".mltb-link-0"), "_.mltb-link-0");
+/// ```
+pub fn folder_name(name: &str) -> String {
+    let out = sanitize_component(name, NAME_MAX);
+    if out.starts_with('.') { fit(&format!("_{out}"), NAME_MAX) } else { out }
+}
+
 /// A relative path for a file of a multi-file torrent: split on `/` and `\`, with empty,
 /// `.` and `..` components dropped (so nothing climbs out, and an absolute path becomes
 /// relative) and each remaining component passed through [`sanitize_component`] with

@@ -848,3 +848,116 @@ async fn a_shutdown_while_zipping_leaves_the_task_uploading_and_the_next_engine_
     );
     engine.shutdown().await;
 }
+
+/// A leech that gathers `urls` (`-m`) into the folder `folder`.
+fn gathering(folder: &str, urls: &[&str]) -> NewTask {
+    let mut options = mltb_engine::TaskOptions::default();
+    options.links =
+        urls.iter().map(|u| mltb_engine::Link::new(mltb_engine::LinkSource::Url((*u).into()))).collect();
+    NewTask { name: Some(folder.into()), options: options.to_json(), ..leech(1, urls[0]) }
+}
+
+impl Scripted {
+    /// How many downloads of `url` were started.
+    fn started(&self, url: &str) -> usize {
+        self.jobs.lock().unwrap().values().filter(|(u, _)| u == url).count()
+    }
+}
+
+#[tokio::test]
+async fn a_gathering_task_downloads_its_links_in_turn_into_one_folder_and_uploads_them_together() {
+    let s = setup(10_000_000).await;
+    let (one, two, three) = (data(300_000, 11), data(200_000, 12), data(100_000, 13));
+    s.downloads.serve("http://f/x/a.bin", one.clone());
+    s.downloads.serve("http://f/y/a.bin", two.clone());
+    s.downloads.serve("http://f/b.bin", three.clone());
+    s.downloads.open("http://f/x/a.bin");
+    s.downloads.open("http://f/y/a.bin");
+    let engine = s.engine(s.config()).await;
+    let task = engine
+        .submit(&gathering("../trip", &["http://f/x/a.bin", "http://f/y/a.bin", "http://f/b.bin"]))
+        .await
+        .unwrap();
+    // The progress shown counts the links done before the current one.
+    until("the third link shows on top of the first two", || {
+        engine.tasks().iter().any(|v| {
+            v.id == task.id && v.state == TaskState::Downloading && v.total == 600_000 && v.done > 500_000
+        })
+    })
+    .await;
+    s.downloads.open("http://f/b.bin");
+    engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!((stored.state, stored.name.as_deref()), (TaskState::Completed, Some("../trip")));
+    assert!(stored.gid.as_deref().is_some_and(|g| g.starts_with("2/")), "{:?}", stored.gid);
+    let files = s.store.task_files(task.id).await.unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["_.._trip/a (1).bin", "_.._trip/a.bin", "_.._trip/b.bin"]);
+    let mut sent: Vec<(String, String)> =
+        s.sim.sent().into_iter().filter_map(|o| o.file.map(|f| (f.name, f.sha256))).collect();
+    sent.sort();
+    let hash = |d: &[u8]| format!("{:x}", Sha256::digest(d));
+    assert_eq!(
+        sent,
+        [("a (1).bin".into(), hash(&two)), ("a.bin".into(), hash(&one)), ("b.bin".into(), hash(&three))]
+    );
+    assert!(!engine.task_dir(task.id).exists());
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_restart_mid_gathering_downloads_no_link_twice() {
+    let s = setup(10_000_000).await;
+    s.downloads.serve("http://f/one.bin", data(100_000, 21));
+    s.downloads.serve("http://f/two.bin", data(100_000, 22));
+    s.downloads.serve("http://f/three.bin", data(100_000, 23));
+    s.downloads.open("http://f/one.bin");
+    let engine = s.engine(s.config()).await;
+    let task = engine
+        .submit(&gathering("set", &["http://f/one.bin", "http://f/two.bin", "http://f/three.bin"]))
+        .await
+        .unwrap();
+    until("the second link downloads", || s.downloads.started("http://f/two.bin") == 1).await;
+    engine.shutdown().await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Downloading);
+    assert!(
+        stored.gid.as_deref().is_some_and(|g| g.starts_with("1/")),
+        "the link is recorded: {:?}",
+        stored.gid
+    );
+
+    s.downloads.open("http://f/two.bin");
+    s.downloads.open("http://f/three.bin");
+    let engine = s.engine(s.config()).await;
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+    for url in ["http://f/one.bin", "http://f/two.bin", "http://f/three.bin"] {
+        assert_eq!(s.downloads.started(url), 1, "{url} was downloaded once");
+    }
+    let files = s.store.task_files(task.id).await.unwrap();
+    let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(paths, ["set/one.bin", "set/three.bin", "set/two.bin"]);
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
+async fn cancel_mid_gathering_stops_the_current_download_and_removes_every_link() {
+    let s = setup(10_000_000).await;
+    s.downloads.serve("http://f/g1.bin", data(100_000, 31));
+    s.downloads.serve("http://f/g2.bin", data(100_000, 32));
+    s.downloads.open("http://f/g1.bin");
+    let engine = s.engine(s.config()).await;
+    let task = engine.submit(&gathering("g", &["http://f/g1.bin", "http://f/g2.bin"])).await.unwrap();
+    until("the second link downloads", || s.downloads.started("http://f/g2.bin") == 1).await;
+    assert!(engine.cancel(task.id));
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Cancelled);
+    assert_eq!(s.downloads.cancelled(), 1, "the second link's download was removed");
+    assert!(!engine.task_dir(task.id).exists());
+    assert!(s.sim.sent().iter().all(|o| o.file.is_none()), "nothing was uploaded");
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}

@@ -4,7 +4,8 @@
 //! [`super::recent`]), each a link or a `.torrent` file. Each is checked like a single
 //! link; bad ones are skipped and named by line or message, good ones queued, and one
 //! reply sums it up. At most `commands.bulk_limit` tasks per command, each counted
-//! against the sender's command quota.
+//! against the sender's command quota. With `-m folder`, the good ones make one task that
+//! gathers them into that folder (see [`gathered`]).
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use mltb_telegram::format::{escape, text_content, utf16_len};
 use super::Bot;
 use super::commands::{Ctx, shorten};
 use super::recent::{Content, Seen};
-use super::task::{prepare, submit, unsupported};
+use super::task::{gathered, prepare, submit};
 
 /// The largest `.txt` list accepted.
 pub(super) const MAX_LIST_BYTES: u64 = 1 << 20;
@@ -98,7 +99,8 @@ pub(super) async fn bulk<B: Backend>(
             "⚠️ -b: lines {first} to {last} of the list hold no link: expected one link per line, each optionally followed by its own flags."
         );
     }
-    run(bot, ctx, name, kind, items, Origin::Lines { first, last }).await
+    let folder = defaults.same_dir.clone();
+    run(bot, ctx, name, kind, items, Origin::Lines { first, last }, folder.as_deref()).await
 }
 
 /// `-i count`: a task per message, from the replied one on.
@@ -140,7 +142,7 @@ pub(super) async fn multi<B: Backend>(
             Item { number: i64::from(m.id), from: (m.from != ctx.user).then_some(m.from), task }
         })
         .collect();
-    run(bot, ctx, name, kind, items, Origin::Messages { asked, found }).await
+    run(bot, ctx, name, kind, items, Origin::Messages { asked, found }, defaults.same_dir.as_deref()).await
 }
 
 /// The list `-b` reads: the `.txt` document sent or replied to, else the replied
@@ -224,6 +226,12 @@ fn parse_line<B: Backend>(
             if own.bulk.is_some() || own.multi.is_some() {
                 return Err("⚠️ -b and -i cannot be used on a line of a list".into());
             }
+            if own.same_dir.is_some() {
+                return Err(
+                    "⚠️ -m goes on the command, not on a line: it gathers all the lines into one folder"
+                        .into(),
+                );
+            }
             if own.link.is_none() {
                 return Err("⚠️ no link on this line: expected a link, then its own flags if any".into());
             }
@@ -235,7 +243,8 @@ fn parse_line<B: Backend>(
 }
 
 /// Creates a task per item (at most `commands.bulk_limit`), each but the first paying
-/// for itself from the sender's command quota; the summary to send.
+/// for itself from the sender's command quota, or with `folder` (`-m`) one task that
+/// gathers them all; the summary to send.
 pub(super) async fn run<B: Backend>(
     bot: &Bot<B>,
     ctx: &Ctx,
@@ -243,6 +252,7 @@ pub(super) async fn run<B: Backend>(
     kind: TaskKind,
     mut items: Vec<Item>,
     origin: Origin,
+    folder: Option<&str>,
 ) -> String {
     let limit = bot.inner.config.commands.bulk_limit;
     let over: Vec<i64> = items.split_off(limit.min(items.len())).into_iter().map(|i| i.number).collect();
@@ -251,6 +261,7 @@ pub(super) async fn run<B: Backend>(
     let mut skipped: Vec<(String, String)> = Vec::new();
     let mut stopped: Option<Stop> = None;
     let mut waited = Duration::ZERO;
+    let mut gathering: Vec<(mltb_store::NewTask, String)> = Vec::new();
     for (index, item) in items.into_iter().enumerate() {
         let label = label(origin, item.number, item.from);
         let (args, document) = match item.task {
@@ -260,10 +271,6 @@ pub(super) async fn run<B: Backend>(
                 continue;
             }
         };
-        if let Some(refusal) = unsupported(&args) {
-            skipped.push((label, refusal));
-            continue;
-        }
         let task = match prepare(bot, ctx, name, kind, &args, document.as_ref()).await {
             Ok(t) => t,
             Err(why) => {
@@ -271,6 +278,14 @@ pub(super) async fn run<B: Backend>(
                 continue;
             }
         };
+        if folder.is_some() {
+            if gathering.first().is_some_and(|(first, _)| first.options != task.options) {
+                skipped.push((label, "⚠️ with -m the links share one upload: this one's flags (-sp, -up, -z, -e, -doc, -med) differ from the first's; send it in a command of its own".into()));
+            } else {
+                gathering.push((task, label));
+            }
+            continue;
+        }
         // The command itself paid for the first task.
         if !queued.is_empty()
             && let Err(why) = take_quota(bot, ctx, &mut waited).await
@@ -283,11 +298,25 @@ pub(super) async fn run<B: Backend>(
             Err(why) => skipped.push((label, why)),
         }
     }
+    if let Some(folder) = folder
+        && !gathering.is_empty()
+    {
+        let labels: Vec<String> = gathering.iter().map(|(_, label)| label.clone()).collect();
+        match gathered(folder, gathering.into_iter().map(|(task, _)| task).collect()) {
+            Ok(task) => match submit(bot, &task).await {
+                Ok(t) => queued.extend(labels.into_iter().map(|label| (t.id, label))),
+                Err(why) => skipped.extend(labels.into_iter().map(|label| (label, why.clone()))),
+            },
+            Err(why) => skipped.extend(labels.into_iter().map(|label| (label, why.clone()))),
+        }
+    }
     if !queued.is_empty() {
         bot.inner.board.refresh(ctx.chat);
     }
     let command = format!("/{name}{}", bot.inner.config.telegram.command_suffix);
-    summary(&command, origin, limit, &queued, &skipped, stopped.as_ref(), &over)
+    let folder = folder.map(mltb_engine::names::folder_name);
+    let batch = Batch { command: &command, origin, limit, folder: folder.as_deref() };
+    summary(&batch, &queued, &skipped, stopped.as_ref(), &over)
 }
 
 /// Takes one command from the sender's quota, waiting for it when the wait is short.
@@ -308,6 +337,19 @@ async fn take_quota<B: Backend>(bot: &Bot<B>, ctx: &Ctx, waited: &mut Duration) 
         }
     }
     Err("your command quota is spent (try again shortly)".into())
+}
+
+/// What a batch's summary is about.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Batch<'a> {
+    /// The command as the user types it (`/leech1`).
+    pub(super) command: &'a str,
+    /// Where the items came from.
+    pub(super) origin: Origin,
+    /// `commands.bulk_limit`.
+    pub(super) limit: usize,
+    /// The folder `-m` gathered the items into, as one task.
+    pub(super) folder: Option<&'a str>,
 }
 
 /// Where a batch stopped: the item, and how many were left from it on.
@@ -341,25 +383,31 @@ fn rest_hint(command: &str, origin: Origin, number: i64, left: usize) -> String 
 /// The one reply to a batch: what was queued, what was skipped and why, and what was not
 /// taken, within Telegram's message size.
 pub(super) fn summary(
-    command: &str,
-    origin: Origin,
-    limit: usize,
+    batch: &Batch<'_>,
     queued: &[(i64, String)],
     skipped: &[(String, String)],
     stopped: Option<&Stop>,
     over: &[i64],
 ) -> String {
+    let Batch { command, origin, limit, folder } = *batch;
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let taken = match (folder, queued.first()) {
+        (Some(folder), Some((id, _))) => format!(
+            "{} gathered into task #{id}, folder <code>{}</code>",
+            plural(queued.len(), "link", "links"),
+            escape(folder)
+        ),
+        (Some(_), None) => "no task queued".to_owned(),
+        (None, _) => format!("{} queued", plural(queued.len(), "task", "tasks")),
+    };
     let mut out = match origin {
         Origin::Lines { first, last } => format!(
-            "<b>Bulk</b>: {} queued, {} skipped, from lines {first} to {last} of the list.",
-            plural(queued.len(), "task", "tasks"),
+            "<b>Bulk</b>: {taken}, {} skipped, from lines {first} to {last} of the list.",
             plural(skipped.len(), "line", "lines"),
         ),
         Origin::Messages { asked, found } => {
             let mut head = format!(
-                "<b>Multi</b>: {} queued, {} skipped, from {}.",
-                plural(queued.len(), "task", "tasks"),
+                "<b>Multi</b>: {taken}, {} skipped, from {}.",
                 plural(skipped.len(), "message", "messages"),
                 plural(found, "message", "messages"),
             );
@@ -373,13 +421,17 @@ pub(super) fn summary(
         }
     };
     if !queued.is_empty() {
-        out.push_str("\nQueued: ");
+        out.push_str(if folder.is_some() { "\nGathered: " } else { "\nQueued: " });
         let mut used = 0;
         for (i, (id, label)) in queued.iter().enumerate() {
-            let entry = format!("#{id} ({label})");
+            let entry = if folder.is_some() { label.clone() } else { format!("#{id} ({label})") };
             if used + entry.len() > QUEUED_UNITS {
                 let last = queued.last().map_or(0, |(id, _)| *id);
-                out.push_str(&format!(" and {} more, up to #{last}", queued.len() - i));
+                if folder.is_some() {
+                    out.push_str(&format!(" and {} more", queued.len() - i));
+                } else {
+                    out.push_str(&format!(" and {} more, up to #{last}", queued.len() - i));
+                }
                 break;
             }
             if i > 0 {
@@ -405,8 +457,13 @@ pub(super) fn summary(
             Origin::Messages { .. } if first == last => format!("message {first}"),
             Origin::Messages { .. } => format!("messages {first} to {last}"),
         };
+        let most = if folder.is_some() {
+            format!("takes at most {limit} links")
+        } else {
+            format!("creates at most {limit} tasks")
+        };
         tail.push_str(&format!(
-            "\nNot taken: {what}: one command creates at most {limit} tasks (<code>commands.bulk_limit</code>); {}.",
+            "\nNot taken: {what}: one command {most} (<code>commands.bulk_limit</code>); {}.",
             rest_hint(command, origin, *first, over.len())
         ));
     }
@@ -488,7 +545,8 @@ mod tests {
             left: 1,
             why: "your command quota is spent (try again in 2.0 s)".into(),
         };
-        let text = summary("/leech", origin, 50, &queued, &skipped, Some(&stopped), &over);
+        let batch = Batch { command: "/leech", origin, limit: 50, folder: None };
+        let text = summary(&batch, &queued, &skipped, Some(&stopped), &over);
         let plain = text_content(&text);
         assert!(utf16_len(&plain) <= 4096, "{} units", utf16_len(&plain));
         assert!(
@@ -507,8 +565,13 @@ mod tests {
 
         // A thousand queued tasks are counted past what fits.
         let queued: Vec<(i64, String)> = (1..=1000).map(|i| (i + 100, line(i))).collect();
-        let text =
-            summary("/leech", Origin::Lines { first: 1, last: 1000 }, 1000, &queued, &[], None, &[901]);
+        let text = summary(
+            &Batch { origin: Origin::Lines { first: 1, last: 1000 }, limit: 1000, ..batch },
+            &queued,
+            &[],
+            None,
+            &[901],
+        );
         let plain = text_content(&text);
         assert!(utf16_len(&plain) <= 4096, "{} units", utf16_len(&plain));
         assert!(plain.contains("Bulk: 1000 tasks queued, 0 lines skipped,"), "{plain}");
@@ -522,7 +585,8 @@ mod tests {
         let queued = vec![(7, label(origin, 40, None)), (8, label(origin, 41, Some(99)))];
         let skipped =
             vec![(label(origin, 43, None), "⚠️ no link or .torrent file in this message".to_owned())];
-        let text = summary("/mirror1", origin, 2, &queued, &skipped, None, &[44, 45]);
+        let batch = Batch { command: "/mirror1", origin, limit: 2, folder: None };
+        let text = summary(&batch, &queued, &skipped, None, &[44, 45]);
         let plain = text_content(&text);
         assert!(
             plain.starts_with("Multi: 2 tasks queued, 1 message skipped, from 3 messages.\nFound 3 of the 5 messages asked for: the bot knows only the messages it has seen since it started (the last 100 of each chat), and in a group"),
@@ -534,5 +598,21 @@ mod tests {
             plain.contains("\nNot taken: messages 44 to 45: one command creates at most 2 tasks (commands.bulk_limit); reply to message 44 with /mirror1 -i 2 for them."),
             "{plain}"
         );
+    }
+
+    #[test]
+    fn a_gathered_batch_names_its_one_task_and_folder() {
+        let origin = Origin::Lines { first: 2, last: 5 };
+        let queued: Vec<(i64, String)> = (2..=4).map(|n| (12, label(origin, n, None))).collect();
+        let skipped = vec![(label(origin, 5, None), "⚠️ this line is not a link".to_owned())];
+        let batch = Batch { command: "/leech", origin, limit: 4, folder: Some("a <b>") };
+        let plain = text_content(&summary(&batch, &queued, &skipped, None, &[6]));
+        assert!(
+            plain.starts_with("Bulk: 3 links gathered into task #12, folder a <b>, 1 line skipped, from lines 2 to 5 of the list.\nGathered: line 2, line 3, line 4\nSkipped 1:\nline 5: ⚠️ this line is not a link"),
+            "{plain}"
+        );
+        assert!(plain.contains("Not taken: line 6: one command takes at most 4 links"), "{plain}");
+        let plain = text_content(&summary(&batch, &[], &skipped, None, &[]));
+        assert!(plain.starts_with("Bulk: no task queued, 1 line skipped,"), "{plain}");
     }
 }

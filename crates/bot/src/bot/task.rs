@@ -1,7 +1,8 @@
 //! `/mirror` and `/leech`: one task from a link or a `.torrent`, or many with `-b`
-//! (bulk) and `-i` (multi), see [`super::batch`].
+//! (bulk) and `-i` (multi), see [`super::batch`]; with `-m folder`, one task that gathers
+//! the links into that folder and uploads them together ([`gathered`]).
 
-use mltb_engine::TaskOptions;
+use mltb_engine::{Link, LinkSource, TaskOptions};
 use mltb_store::{Backend, NewTask, Source, Task, TaskKind};
 use mltb_telegram::command::{Document, TaskArgs, UploadAs};
 use mltb_telegram::format::{escape, human_size};
@@ -21,9 +22,6 @@ pub(super) async fn task<B: Backend>(
     document: Option<Document>,
 ) -> String {
     let kind = if name == "mirror" { TaskKind::Mirror } else { TaskKind::Leech };
-    if let Some(refusal) = unsupported(&args) {
-        return refusal;
-    }
     match (args.bulk, args.multi) {
         (Some(_), Some(_)) => {
             return "⚠️ -b and -i cannot be used together: -b takes the lines of one message or file, -i several messages.".into();
@@ -32,10 +30,16 @@ pub(super) async fn task<B: Backend>(
         (None, Some(count)) => return batch::multi(bot, ctx, name, kind, args, count).await,
         (None, None) => {}
     }
-    let task = match prepare(bot, ctx, name, kind, &args, document.as_ref()).await {
+    let mut task = match prepare(bot, ctx, name, kind, &args, document.as_ref()).await {
         Ok(t) => t,
         Err(html) => return html,
     };
+    if let Some(folder) = &args.same_dir {
+        task = match gathered(folder, vec![task]) {
+            Ok(t) => t,
+            Err(html) => return html,
+        };
+    }
     match submit(bot, &task).await {
         Ok(t) => {
             bot.inner.board.refresh(ctx.chat);
@@ -51,9 +55,37 @@ pub(super) async fn task<B: Backend>(
     }
 }
 
-/// The refusal of a flag the engine does not serve yet, if `args` uses one.
-pub(super) fn unsupported(args: &TaskArgs) -> Option<String> {
-    args.same_dir.is_some().then(|| "⚠️ -m is not supported yet; send the command without it.".to_owned())
+/// One task that gathers the links of `tasks` (each checked by [`prepare`], all with the
+/// same options) into a folder named `folder` (`-m`): downloaded one after another,
+/// uploaded together. The first task's kind and options are the gathered task's.
+pub(super) fn gathered(folder: &str, tasks: Vec<NewTask>) -> Result<NewTask, String> {
+    let Some(first) = tasks.first() else {
+        return Err("⚠️ -m: no link to gather".into());
+    };
+    if folder.trim().is_empty() {
+        return Err("⚠️ -m: expected a folder name, as in <code>-m holiday photos</code>".into());
+    }
+    let folder = mltb_engine::names::folder_name(folder.trim());
+    let mut options =
+        TaskOptions::from_json(&first.options).map_err(|e| format!("⚠️ {}", escape(&e.to_string())))?;
+    options.links = tasks
+        .iter()
+        .map(|t| {
+            let link = Link::new(LinkSource::from(&t.source));
+            match &t.name {
+                Some(name) => link.name(name.clone()),
+                None => link,
+            }
+        })
+        .collect();
+    Ok(NewTask {
+        chat: first.chat,
+        user: first.user,
+        source: first.source.clone(),
+        kind: first.kind,
+        name: Some(folder),
+        options: options.to_json(),
+    })
 }
 
 /// Checks one task's link or document and flags, and builds it; otherwise the answer
@@ -194,13 +226,51 @@ mod tests {
     }
 
     #[test]
-    fn flags_not_served_yet_are_refused_by_name() {
-        let mut args = TaskArgs::default();
-        assert_eq!(unsupported(&args), None);
-        args.zip = Some(None);
-        args.extract = Some(Some("pw".into()));
-        assert_eq!(unsupported(&args), None, "-z and -e are served");
-        args.same_dir = Some("dir".into());
-        assert!(unsupported(&args).is_some_and(|r| r.contains("-m is not supported yet")));
+    fn a_gathered_task_holds_every_link_with_its_own_name_in_a_safe_folder() {
+        let task = |source: Source, name: Option<&str>| NewTask {
+            chat: 1,
+            user: 2,
+            source,
+            kind: TaskKind::Leech,
+            name: name.map(str::to_owned),
+            options: {
+                let mut o = TaskOptions::default();
+                o.split_size = Some(5 << 20);
+                o.to_json()
+            },
+        };
+        let gathered = gathered(
+            " ../holiday ",
+            vec![
+                task(Source::Url("https://x.test/a.jpg".into()), None),
+                task(Source::Torrent("/data/torrents/t.torrent".into()), Some("b.iso")),
+            ],
+        )
+        .unwrap();
+        assert_eq!(gathered.name.as_deref(), Some("_.._holiday"), "no separator survives, nor a leading dot");
+        assert_eq!(gathered.source, Source::Url("https://x.test/a.jpg".into()), "the first link shows");
+        let options = TaskOptions::from_json(&gathered.options).unwrap();
+        assert_eq!(options.split_size, Some(5 << 20), "the first task's options stay");
+        assert_eq!(
+            options.links,
+            [
+                Link::new(LinkSource::Url("https://x.test/a.jpg".into())),
+                Link::new(LinkSource::Torrent("/data/torrents/t.torrent".into())).name("b.iso"),
+            ]
+        );
+        assert!(gathered_err("  ").contains("expected a folder name"));
+        assert!(super::gathered("f", Vec::new()).unwrap_err().contains("no link to gather"));
+    }
+
+    fn gathered_err(folder: &str) -> String {
+        let t = NewTask {
+            chat: 1,
+            user: 1,
+            source: Source::Magnet("magnet:?xt=urn:btih:00".into()),
+            kind: TaskKind::Mirror,
+            name: None,
+            options: serde_json::Value::Null,
+        };
+        super::gathered(folder, vec![t]).unwrap_err()
     }
 }

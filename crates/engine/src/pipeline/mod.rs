@@ -19,7 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub use self::options::TaskOptions;
+pub use self::options::{Link, LinkSource, TaskOptions};
 pub use self::planner::{LeechDefaults, MirrorDefaults, StandardPlanner};
 use self::queue::Queue;
 pub use self::queue::{QueueLimits, Waiting};
@@ -103,29 +103,42 @@ pub trait TaskPlanner: Send + Sync {
     /// What to download for `task` into `dir`: the task's source with its options.
     async fn download(&self, task: &Task, dir: &Path) -> Result<DownloadRequest> {
         let options = TaskOptions::from_json(&task.options)?;
-        let source = match &task.source {
-            Source::Url(url) => {
-                let mut source = UrlSource::new(url.clone());
-                source.headers = options.headers.clone();
-                if let Some(user) = &options.user {
-                    source = source.basic_auth(user.clone(), options.password.clone().unwrap_or_default());
-                }
-                DownloadSource::Url(source)
-            }
-            Source::Magnet(magnet) => DownloadSource::Magnet(magnet.clone()),
-            Source::Torrent(path) => {
-                let bytes = tokio::fs::read(path).await.map_err(|e| crate::Error::io(path, &e))?;
-                DownloadSource::Torrent(bytes)
-            }
-        };
-        let mut request = DownloadRequest::new(source, dir);
-        request.name = task.name.clone();
-        request.select = options.select;
-        Ok(request)
+        let link = Link { source: LinkSource::from(&task.source), name: task.name.clone() };
+        request_of(&link, &options, dir).await
+    }
+
+    /// What to download for one of the links of a task that gathers several (`-m`, see
+    /// [`TaskOptions::links`]) into `dir`: the link with the task's options.
+    async fn download_link(&self, task: &Task, link: &Link, dir: &Path) -> Result<DownloadRequest> {
+        let options = TaskOptions::from_json(&task.options)?;
+        request_of(link, &options, dir).await
     }
 
     /// Where `task`'s files go.
     async fn uploader(&self, task: &Task) -> Result<Arc<dyn Uploader>>;
+}
+
+/// The standard mapping of a link and a task's options to a download into `dir`.
+async fn request_of(link: &Link, options: &TaskOptions, dir: &Path) -> Result<DownloadRequest> {
+    let source = match &link.source {
+        LinkSource::Url(url) => {
+            let mut source = UrlSource::new(url.clone());
+            source.headers = options.headers.clone();
+            if let Some(user) = &options.user {
+                source = source.basic_auth(user.clone(), options.password.clone().unwrap_or_default());
+            }
+            DownloadSource::Url(source)
+        }
+        LinkSource::Magnet(magnet) => DownloadSource::Magnet(magnet.clone()),
+        LinkSource::Torrent(path) => {
+            let bytes = tokio::fs::read(path).await.map_err(|e| crate::Error::io(path, &e))?;
+            DownloadSource::Torrent(bytes)
+        }
+    };
+    let mut request = DownloadRequest::new(source, dir);
+    request.name = link.name.clone();
+    request.select = options.select.clone();
+    Ok(request)
 }
 
 /// A task as the status board shows it.
@@ -260,10 +273,17 @@ impl<B: Backend> Engine<B> {
 
     /// Creates a task (committed before this returns) and queues it. With an egress
     /// policy, a link it refuses is an error ([`ErrorKind::Refused`]) and no task is
-    /// created.
+    /// created; a task that gathers several links (`-m`) is refused if any one is.
     pub async fn submit(&self, task: &NewTask) -> Result<Task> {
-        if let (Some(policy), Source::Url(url)) = (&self.inner.config.egress, &task.source) {
-            policy.check_url(url).await?;
+        if let Some(policy) = &self.inner.config.egress {
+            if let Source::Url(url) = &task.source {
+                policy.check_url(url).await?;
+            }
+            for link in TaskOptions::from_json(&task.options)?.links {
+                if let LinkSource::Url(url) = &link.source {
+                    policy.check_url(url).await?;
+                }
+            }
         }
         let task = self.inner.store.create_task(task).await.map_err(store_error)?;
         self.spawn(task.clone(), Vec::new());

@@ -29,6 +29,68 @@ pub struct TaskOptions {
     /// Zip the files into one `<name>.zip` before the upload (`-z`), after extracting
     /// when both are asked for.
     pub zip: Option<Pack>,
+    /// `-m`: the links this task gathers into one folder, named by the task's name,
+    /// downloaded one after another and uploaded together. The task's own source is the
+    /// first of them; empty for a task of one link.
+    pub links: Vec<Link>,
+}
+
+/// One link of a task that gathers several (`-m`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Link {
+    /// Where it downloads from.
+    pub source: LinkSource,
+    /// The name its file gets instead of the one the source gives (`-n` on its line).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl Link {
+    /// A link with the name its source gives.
+    pub fn new(source: LinkSource) -> Self {
+        Self { source, name: None }
+    }
+
+    /// Names the link's file.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+}
+
+/// Where a [`Link`] downloads from: the store's [`Source`](mltb_store::Source), in a form
+/// the options' JSON can hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "at", rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LinkSource {
+    /// An HTTP(S) or FTP URL.
+    Url(String),
+    /// A magnet link.
+    Magnet(String),
+    /// A `.torrent` file, by its local path.
+    Torrent(String),
+}
+
+impl From<&mltb_store::Source> for LinkSource {
+    fn from(source: &mltb_store::Source) -> Self {
+        match source {
+            mltb_store::Source::Url(s) => LinkSource::Url(s.clone()),
+            mltb_store::Source::Magnet(s) => LinkSource::Magnet(s.clone()),
+            mltb_store::Source::Torrent(s) => LinkSource::Torrent(s.clone()),
+        }
+    }
+}
+
+impl From<&LinkSource> for mltb_store::Source {
+    fn from(source: &LinkSource) -> Self {
+        match source {
+            LinkSource::Url(s) => mltb_store::Source::Url(s.clone()),
+            LinkSource::Magnet(s) => mltb_store::Source::Magnet(s.clone()),
+            LinkSource::Torrent(s) => mltb_store::Source::Torrent(s.clone()),
+        }
+    }
 }
 
 impl TaskOptions {
@@ -66,6 +128,7 @@ impl std::fmt::Debug for TaskOptions {
             .field("upload", &self.upload)
             .field("extract", &self.extract)
             .field("zip", &self.zip)
+            .field("links", &self.links.len())
             .finish()
     }
 }
@@ -83,6 +146,11 @@ mod tests {
             select: Some(vec![1, 3]),
             zip: Some(Pack::new(Some("zip-secret".into()))),
             extract: Some(Pack::default()),
+            links: vec![
+                Link::new(LinkSource::Url("https://x.test/a".into())).name("b.iso"),
+                Link::new(LinkSource::Magnet("magnet:?xt=urn:btih:00".into())),
+                Link::new(LinkSource::Torrent("/data/torrents/t.torrent".into())),
+            ],
             ..TaskOptions::default()
         };
         assert_eq!(TaskOptions::from_json(&o.to_json()).unwrap(), o);
@@ -94,5 +162,18 @@ mod tests {
             TaskOptions::default()
         );
         assert!(TaskOptions::from_json(&serde_json::json!({"select": "all"})).is_err());
+        let links = serde_json::json!({"links": [{"source": {"kind": "url", "at": "https://x.test/a"}}]});
+        assert_eq!(
+            TaskOptions::from_json(&links).unwrap().links,
+            [Link::new(LinkSource::Url("https://x.test/a".into()))],
+            "a link's name may be left out"
+        );
+        for source in [
+            mltb_store::Source::Url("u".into()),
+            mltb_store::Source::Magnet("m".into()),
+            mltb_store::Source::Torrent("t".into()),
+        ] {
+            assert_eq!(mltb_store::Source::from(&LinkSource::from(&source)), source);
+        }
     }
 }

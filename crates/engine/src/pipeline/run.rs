@@ -6,7 +6,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::queue::{Stage as Slot, free_disk};
 use super::{Engine, cancelled};
-use crate::archive::{Stage, walk};
+use crate::archive::{RESERVED_PREFIX, Stage, walk};
 use crate::download::{DownloadId, DownloadState};
 use crate::leech::store_error;
 use crate::upload::{PartLog, SentPart, UploadContext, UploadFile, UploadProgress, UploadRequest};
@@ -76,48 +76,59 @@ async fn drive<B: Backend>(
     let inner = engine.inner();
     let stop = inner.stop.clone();
     let mut state = task.state;
+    let links = crate::TaskOptions::from_json(&task.options)?.links;
     if state == TaskState::Queued {
         if !take(engine, task, Slot::Download, cancel).await? {
             return Ok(End::Stopped);
         }
         *held = Some(Slot::Download);
         tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
-        // The id is recorded before the download exists: after a crash in between, the
-        // restart re-attaches by it instead of starting a second download.
-        let planned = DownloadId::random();
-        let request = inner.planner.download(task, dir).await?.id(planned.clone());
-        inner.store.mark_started(task.id, &planned.0).await.map_err(store_error)?;
-        let gid = inner.downloader.start(&request).await?;
-        if gid != planned {
-            inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
-        }
-        engine.update(task.id, |v| {
-            v.state = TaskState::Downloading;
-            v.waiting = None;
-        });
-        if download(engine, task, gid, cancel).await? {
-            state = TaskState::Uploading;
+        let complete = if links.is_empty() {
+            // The id is recorded before the download exists: after a crash in between,
+            // the restart re-attaches by it instead of starting a second download.
+            let planned = DownloadId::random();
+            let request = inner.planner.download(task, dir).await?.id(planned.clone());
+            inner.store.mark_started(task.id, &planned.0).await.map_err(store_error)?;
+            let gid = inner.downloader.start(&request).await?;
+            if gid != planned {
+                inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+            }
+            engine.update(task.id, |v| {
+                v.state = TaskState::Downloading;
+                v.waiting = None;
+            });
+            download(engine, task, gid, None, 0, cancel).await?.is_some()
         } else {
+            gather(engine, task, &links, None, cancel, dir).await?
+        };
+        if !complete {
             return Ok(End::Stopped);
         }
+        state = TaskState::Uploading;
     } else if state == TaskState::Downloading {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_download(task.id, task.user);
         *held = Some(Slot::Download);
-        let Some(gid) = task.gid.clone() else {
-            return Err(ErrorKind::Download { code: 0, message: "no download id was recorded".into() }.into());
-        };
         tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
-        let known = DownloadId(gid.clone());
-        let request = inner.planner.download(task, dir).await?.id(known.clone());
-        let gid = inner.downloader.resume(&known, &request).await?;
-        if gid != known {
-            inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
-        }
-        if download(engine, task, gid, cancel).await? {
-            state = TaskState::Uploading;
+        let complete = if links.is_empty() {
+            let Some(gid) = task.gid.clone() else {
+                return Err(
+                    ErrorKind::Download { code: 0, message: "no download id was recorded".into() }.into()
+                );
+            };
+            let known = DownloadId(gid);
+            let request = inner.planner.download(task, dir).await?.id(known.clone());
+            let gid = inner.downloader.resume(&known, &request).await?;
+            if gid != known {
+                inner.store.mark_started(task.id, &gid.0).await.map_err(store_error)?;
+            }
+            download(engine, task, gid, None, 0, cancel).await?.is_some()
         } else {
+            gather(engine, task, &links, task.gid.as_deref(), cancel, dir).await?
+        };
+        if !complete {
             return Ok(End::Stopped);
         }
+        state = TaskState::Uploading;
     } else if state == TaskState::Uploading {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_upload(task.id, task.user);
         *held = Some(Slot::Upload);
@@ -174,13 +185,150 @@ async fn take<B: Backend>(
     }
 }
 
-/// Polls a download to its end. `Ok(true)`: complete; `Ok(false)`: the engine is stopping.
+/// The text the store's `gid` column holds for download `gid`: for the `k`-th link of a
+/// task that gathers several, `k/gid`, so that a restart knows which link it belongs to.
+fn recorded(link: Option<usize>, gid: &DownloadId) -> String {
+    match link {
+        Some(k) => format!("{k}/{gid}"),
+        None => gid.0.clone(),
+    }
+}
+
+/// The link and download a gathering task's `gid` column names (see [`recorded`]).
+fn parse_recorded(text: &str) -> Option<(usize, DownloadId)> {
+    let (k, gid) = text.split_once('/')?;
+    Some((k.parse().ok()?, DownloadId(gid.to_owned())))
+}
+
+/// Where the `k`-th link of a gathering task downloads to, inside the task's directory
+/// (a reserved name: the upload never lists it).
+fn link_dir(dir: &Path, k: usize) -> PathBuf {
+    dir.join(format!("{RESERVED_PREFIX}link-{k}"))
+}
+
+/// The file that says the `k`-th link is downloaded, and holds its size in bytes.
+fn link_done(dir: &Path, k: usize) -> PathBuf {
+    dir.join(format!("{RESERVED_PREFIX}link-{k}.done"))
+}
+
+/// Downloads a gathering task's links (`-m`) one after another, each into its own
+/// directory, then moves their files into one folder named by the task's name.
+/// `Ok(false)`: the engine is stopping.
+///
+/// Crash-safe: a link's `.done` file is written (and synced) once its download is
+/// complete, before the next one is recorded; the store's `gid` names the link it
+/// belongs to (`k/gid`), so a restart re-attaches to the right download, skips the
+/// links already done, and redoes a move only for files not moved yet.
+async fn gather<B: Backend>(
+    engine: &Engine<B>,
+    task: &Task,
+    links: &[crate::Link],
+    recorded_gid: Option<&str>,
+    cancel: &CancellationToken,
+    dir: &Path,
+) -> Result<bool> {
+    let inner = engine.inner();
+    let resumed = recorded_gid.and_then(parse_recorded);
+    engine.update(task.id, |v| {
+        v.state = TaskState::Downloading;
+        v.waiting = None;
+    });
+    let mut before = 0u64;
+    for (k, link) in links.iter().enumerate() {
+        if let Some(size) = done_size(&link_done(dir, k)).await? {
+            before += size;
+            continue;
+        }
+        let into = link_dir(dir, k);
+        tokio::fs::create_dir_all(&into).await.map_err(|e| Error::io(into.display(), &e))?;
+        let request = inner.planner.download_link(task, link, &into).await?;
+        let gid = match &resumed {
+            Some((j, known)) if *j == k => {
+                let gid = inner.downloader.resume(known, &request.id(known.clone())).await?;
+                if gid != *known {
+                    inner.store.mark_started(task.id, &recorded(Some(k), &gid)).await.map_err(store_error)?;
+                }
+                gid
+            }
+            _ => {
+                let planned = DownloadId::random();
+                inner.store.mark_started(task.id, &recorded(Some(k), &planned)).await.map_err(store_error)?;
+                let gid = inner.downloader.start(&request.id(planned.clone())).await?;
+                if gid != planned {
+                    inner.store.mark_started(task.id, &recorded(Some(k), &gid)).await.map_err(store_error)?;
+                }
+                gid
+            }
+        };
+        let Some(size) = download(engine, task, gid, Some(k), before, cancel).await? else {
+            return Ok(false);
+        };
+        write_synced(&link_done(dir, k), size.to_string().as_bytes()).await?;
+        before += size;
+    }
+    let folder = task.name.clone().unwrap_or_else(|| format!("task-{}", task.id));
+    merge(dir, &folder, links.len()).await?;
+    Ok(true)
+}
+
+/// The size a link's `.done` file holds, or `None` when the link is not done.
+async fn done_size(path: &Path) -> Result<Option<u64>> {
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => Ok(Some(text.trim().parse().unwrap_or(0))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(path.display(), &e)),
+    }
+}
+
+/// Writes `bytes` to `path` and syncs the file and its directory.
+async fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |e: std::io::Error| Error::io(path.display(), &e);
+    let mut file = tokio::fs::File::create(path).await.map_err(io)?;
+    tokio::io::AsyncWriteExt::write_all(&mut file, bytes).await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    if let Some(parent) = path.parent() {
+        tokio::fs::File::open(parent).await.map_err(io)?.sync_all().await.map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Moves what each link downloaded into `dir/<folder>` (the name made safe by
+/// [`folder_name`](crate::names::folder_name); a name already taken there gets ` (1)`),
+/// and removes the links' directories.
+async fn merge(dir: &Path, folder: &str, links: usize) -> Result<()> {
+    let target = dir.join(crate::names::folder_name(folder));
+    tokio::fs::create_dir_all(&target).await.map_err(|e| Error::io(target.display(), &e))?;
+    for k in 0..links {
+        let from = link_dir(dir, k);
+        let mut entries = match tokio::fs::read_dir(&from).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(from.display(), &e)),
+        };
+        while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(from.display(), &e))? {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".aria2") {
+                continue;
+            }
+            let to = crate::names::unique_in(&target, &name)?;
+            tokio::fs::rename(entry.path(), &to).await.map_err(|e| Error::io(entry.path().display(), &e))?;
+        }
+        remove_dir(&from).await;
+    }
+    Ok(())
+}
+
+/// Polls a download to its end: `Ok(Some(size))` when complete, `Ok(None)` when the
+/// engine is stopping. For the `link`-th link of a gathering task, `before` bytes of its
+/// earlier links count towards the progress shown.
 async fn download<B: Backend>(
     engine: &Engine<B>,
     task: &Task,
     mut gid: DownloadId,
+    link: Option<usize>,
+    before: u64,
     cancel: &CancellationToken,
-) -> Result<bool> {
+) -> Result<Option<u64>> {
     let inner = engine.inner();
     let mut named = task.name.is_some();
     let mut ticker = tokio::time::interval(inner.config.poll_interval);
@@ -194,11 +342,11 @@ async fn download<B: Backend>(
                 }
                 return Err(cancelled());
             }
-            () = inner.stop.cancelled() => return Ok(false),
+            () = inner.stop.cancelled() => return Ok(None),
         }
         let status = inner.downloader.status(&gid).await?;
         if let Some(next) = status.followed_by.clone() {
-            inner.store.mark_started(task.id, &next.0).await.map_err(store_error)?;
+            inner.store.mark_started(task.id, &recorded(link, &next)).await.map_err(store_error)?;
             gid = next;
             continue;
         }
@@ -207,24 +355,21 @@ async fn download<B: Backend>(
             inner.store.set_name(task.id, &name).await.map_err(store_error)?;
             named = true;
         }
+        let (done, total) = (before + status.done, if status.total > 0 { before + status.total } else { 0 });
         engine.update(task.id, |v| {
-            v.done = status.done;
-            v.total = status.total;
+            v.done = done;
+            v.total = total;
             v.speed = status.speed;
             if v.name.is_none() {
                 v.name = status.name.clone();
             }
         });
-        let progress = Progress {
-            done: status.done,
-            total: (status.total > 0).then_some(status.total),
-            speed: status.speed,
-        };
+        let progress = Progress { done, total: (total > 0).then_some(total), speed: status.speed };
         if let Err(e) = inner.store.update_progress(task.id, progress).await {
             tracing::debug!(task = task.id, error = %e, "progress not recorded");
         }
         match status.state {
-            DownloadState::Complete => return Ok(true),
+            DownloadState::Complete => return Ok(Some(status.total.max(status.done))),
             DownloadState::Failed => {
                 return Err(status.error.unwrap_or_else(|| {
                     ErrorKind::Download { code: 1, message: "the download failed".into() }.into()

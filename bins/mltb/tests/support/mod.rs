@@ -1,0 +1,47 @@
+//! The real `mltb` binary, started for a test against the Telegram simulator.
+
+#![allow(dead_code, unreachable_pub, reason = "each test file uses part of the support")]
+
+use std::path::Path;
+use std::process::Stdio;
+
+use mltb_telegram_sim::Sim;
+
+/// The owner in the config.
+pub const OWNER: i64 = 1000;
+/// A chat authorized in the config: a user's private chat with the bot.
+pub const CHAT: i64 = 2000;
+
+pub struct Bot {
+    pub child: tokio::process::Child,
+}
+
+impl Bot {
+    pub fn start(sim: &Sim, dir: &Path, extra: &[(&str, &str)]) -> Self {
+        Self { child: Self::command(sim, dir, extra).spawn().expect("the mltb binary starts") }
+    }
+
+    /// The binary, configured for `sim` and `dir`, not started.
+    pub fn command(sim: &Sim, dir: &Path, extra: &[(&str, &str)]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mltb"));
+        cmd.current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("MLTB_BOT_TOKEN", sim.token())
+            .env("MLTB_OWNER_ID", OWNER.to_string())
+            .env("MLTB_TELEGRAM_API_URL", sim.api_url())
+            .env("MLTB_TELEGRAM_POLL_TIMEOUT", "1s")
+            .env("MLTB_AUTH_AUTHORIZED_CHATS", format!("[{CHAT}]"))
+            .env("MLTB_DOWNLOADS_ALLOW", "[\"127.0.0.1\"]")
+            .env("MLTB_QUEUE_MIN_FREE_DISK", "0")
+            .env("MLTB_API_ENABLED", "false")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+}
+
