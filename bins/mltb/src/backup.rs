@@ -31,6 +31,12 @@ pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken)
         return false;
     }
     let f = Families::default();
+    let dir = config.backup_dir();
+    // After a restart the last good backup is the newest one on disk, not "never" (0),
+    // until this run takes its own: set before the family is first scraped.
+    if let Some(ms) = newest_backup_ms(&dir) {
+        f.last_success.set(ms as f64 / 1000.0);
+    }
     metrics.with_registry(|r| {
         r.register_with_unit(
             "mltb_backup_last_success_timestamp",
@@ -53,7 +59,6 @@ pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken)
         r.register("mltb_backup_failures", "Backups that failed", f.failures.clone());
     });
     let db = config.sqlite_path();
-    let dir = config.backup_dir();
     let mut keep = Retention::default();
     keep.keep_last = config.backup.keep_last;
     keep.keep_daily = config.backup.keep_daily;
@@ -103,6 +108,21 @@ async fn run(
                 f.failures.inc();
                 tracing::warn!(error = %e, "backup task failed");
             }
+        }
+    }
+}
+
+/// When the newest backup in `dir` whose manifest reads was taken (Unix ms). Backups are
+/// verified as they are written, so this is the last good one unless a file was damaged
+/// since; `mltb-backup verify` checks that.
+fn newest_backup_ms(dir: &std::path::Path) -> Option<u64> {
+    match mltb_backup::list(dir) {
+        Ok(listed) => {
+            listed.iter().filter(|l| l.manifest.is_ok()).map(mltb_backup::Listed::created_unix_ms).max()
+        }
+        Err(e) => {
+            tracing::warn!(dir = %dir.display(), error = %e, "the backups already there could not be listed");
+            None
         }
     }
 }

@@ -1,6 +1,8 @@
 //! The real `mltb` binary against the Telegram simulator (flood limits on), real aria2c
 //! and a loopback file server: what a user in a chat sees.
 
+mod support;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,47 +10,13 @@ use std::time::Duration;
 use mltb_telegram_sim::{Outbound, Sim, SimConfig};
 use mltb_testkit::FileServer;
 use sha2::{Digest, Sha256};
+use support::{Bot, CHAT, OWNER};
 
-const OWNER: i64 = 1000;
 const USER: i64 = 2000;
-const CHAT: i64 = 2000;
 const STRANGER: i64 = 3000;
 
 fn data(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
-}
-
-struct Bot {
-    child: tokio::process::Child,
-}
-
-impl Bot {
-    fn start(sim: &Sim, dir: &Path, extra: &[(&str, &str)]) -> Self {
-        Self { child: Self::command(sim, dir, extra).spawn().expect("the mltb binary starts") }
-    }
-
-    /// The binary, configured for `sim` and `dir`, not started.
-    fn command(sim: &Sim, dir: &Path, extra: &[(&str, &str)]) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_mltb"));
-        cmd.current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("MLTB_BOT_TOKEN", sim.token())
-            .env("MLTB_OWNER_ID", OWNER.to_string())
-            .env("MLTB_TELEGRAM_API_URL", sim.api_url())
-            .env("MLTB_TELEGRAM_POLL_TIMEOUT", "1s")
-            .env("MLTB_AUTH_AUTHORIZED_CHATS", format!("[{CHAT}]"))
-            .env("MLTB_DOWNLOADS_ALLOW", "[\"127.0.0.1\"]")
-            .env("MLTB_QUEUE_MIN_FREE_DISK", "0")
-            .env("MLTB_API_ENABLED", "false")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true);
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        cmd
-    }
 }
 
 /// Waits (at most `secs`) until the simulator's log satisfies `cond`; returns the log.
@@ -580,10 +548,14 @@ async fn with_backup_every_set_the_bot_takes_verified_backups_and_exports_when()
             Ok(r) => r.text().await.unwrap_or_default(),
             Err(_) => String::new(),
         };
-        if let Some(v) =
-            text.lines().find_map(|l| l.strip_prefix("mltb_backup_last_success_timestamp_seconds "))
+        // 0 ("never") until the first backup is done.
+        if let Some(v) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("mltb_backup_last_success_timestamp_seconds "))
+            .map(|v| v.parse::<f64>().unwrap())
+            .filter(|v| *v > 0.0)
         {
-            break v.parse::<f64>().unwrap();
+            break v;
         }
         assert!(tokio::time::Instant::now() < deadline, "no backup metric on /metrics:\n{text}");
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -594,6 +566,35 @@ async fn with_backup_every_set_the_bot_takes_verified_backups_and_exports_when()
     assert_eq!(listed.len(), 1, "{listed:?}");
     let verified = mltb_backup::verify(&listed[0].path).unwrap();
     assert_eq!(verified.manifest.schema_version, mltb_store::LATEST_VERSION);
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+
+    // Restarted, the bot reports the backup on disk before it takes its own.
+    let mut bot = Bot::start(
+        &sim,
+        dir.path(),
+        &[("MLTB_API_ENABLED", "true"), ("MLTB_API_BIND", &bind), ("MLTB_BACKUP_EVERY", "1h")],
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let reported = loop {
+        let text = match http.get(format!("http://{bind}/metrics")).send().await {
+            Ok(r) => r.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        if let Some(v) = text
+            .lines()
+            .find_map(|l| l.strip_prefix("mltb_backup_last_success_timestamp_seconds "))
+            .map(|v| v.parse::<f64>().unwrap())
+        {
+            break v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no backup metric on /metrics after the restart:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(reported >= stamp, "never 0 after a restart: {reported} vs the first backup's {stamp}");
     bot.child.start_kill().unwrap();
     let _ = bot.child.wait().await;
     sim.shutdown().await;
