@@ -62,7 +62,10 @@ pub(crate) async fn serve(
     if !config.api.enabled {
         return Ok(None);
     }
-    let mut api_config = ApiConfig::new().bind(config.api.bind).rate(config.api.rate.quota());
+    let mut api_config = ApiConfig::new()
+        .bind(config.api.bind)
+        .rate(config.api.rate.quota())
+        .ready_interval(config.api.ready_interval.0);
     if let Some(token) = &config.secrets.api_token {
         api_config =
             api_config.token(Secret::new(token.expose()).map_err(|e| format!("MLTB_API_TOKEN: {e}"))?);

@@ -463,6 +463,10 @@ pub struct ApiSection {
     pub tls_key: Option<PathBuf>,
     /// Requests per client (default `20/1s burst 40`).
     pub rate: QuotaText,
+    /// How often the readiness checks run in the background for the
+    /// `mltb_ready_check_ok` metric, besides each `/ready` request (default 15 s; at
+    /// least 1 s).
+    pub ready_interval: Span,
 }
 
 impl Default for ApiSection {
@@ -473,6 +477,7 @@ impl Default for ApiSection {
             tls_cert: None,
             tls_key: None,
             rate: QuotaText::parse("20/1s burst 40").unwrap_or_else(|e| unreachable!("built-in quota: {e}")),
+            ready_interval: Span(std::time::Duration::from_secs(15)),
         }
     }
 }
@@ -554,6 +559,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("api", "tls_cert", Kind::Text),
     ("api", "tls_key", Kind::Text),
     ("api", "rate", Kind::Text),
+    ("api", "ready_interval", Kind::Toml),
     ("log", "level", Kind::Text),
     ("log", "file", Kind::Text),
 ];
@@ -636,6 +642,9 @@ impl Config {
                 "leech.split_size",
                 format!("expected 1 byte to {limit} bytes (the upload limit of {api}), got {split}"),
             );
+        }
+        if self.api.ready_interval.0 < std::time::Duration::from_secs(1) {
+            bad("api.ready_interval", format!("expected at least 1s, got {:?}", self.api.ready_interval.0));
         }
         if self.status.interval.0 < std::time::Duration::from_secs(3) {
             bad(

@@ -39,6 +39,7 @@ fn the_environment_overrides_the_file() {
             ("MLTB_API_BIND", "127.0.0.1:9999"),
             ("MLTB_TELEGRAM_COMMAND_SUFFIX", "2"),
             ("MLTB_STATUS_INTERVAL", "15s"),
+            ("MLTB_API_READY_INTERVAL", "2s"),
             ("MLTB_SHARED", "../shared"),
         ]),
     )
@@ -49,6 +50,7 @@ fn the_environment_overrides_the_file() {
     assert_eq!(config.api.bind.port(), 9999);
     assert_eq!(config.telegram.command_suffix, "2", "a text key stays text although it looks like a number");
     assert_eq!(config.status.interval.0, std::time::Duration::from_secs(15));
+    assert_eq!(config.api.ready_interval.0, std::time::Duration::from_secs(2));
     assert_eq!(config.leech_split_size(), 10_000_000);
     assert_eq!(config.unknown_vars, ["MLTB_SHARED"]);
 }
@@ -73,6 +75,9 @@ fn bad_values_are_named_with_what_was_expected() {
     let e = problems("[status]\ninterval = \"1s\"\n[api]\ntls_cert = \"c.pem\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("status.interval")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("api.tls_cert")), "{e:?}");
+
+    let e = problems("[api]\nready_interval = \"500ms\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("api.ready_interval: expected at least 1s")), "{e:?}");
 
     let e = problems("[backup]\nevery = \"10s\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("backup.every: expected at least 1m")), "{e:?}");
@@ -195,6 +200,7 @@ bind = "127.0.0.1:9000"
 tls_cert = "/etc/c.pem"
 tls_key = "/etc/k.pem"
 rate = "5/1s"
+ready_interval = "5s"
 [log]
 level = "debug"
 file = "/var/log/mltb.log"
