@@ -33,6 +33,9 @@ impl Observer for MetricsObserver {
 
 /// Registers the running bot's sources in `metrics`.
 pub(crate) fn register(metrics: &Metrics, running: &Running) {
+    for role in [Access::Owner, Access::Sudo, Access::Authorized, Access::Guest] {
+        metrics.rate_limit_declare("commands", role.name());
+    }
     let store = running.store.clone();
     metrics.add_cache("store", move || store.cache_stats());
     let store = running.store.clone();

@@ -1,9 +1,11 @@
 //! The monitoring files of `deploy/` against the real bot, live:
 //!
 //! - real Prometheus (Debian: prometheus) runs `deploy/prometheus/prometheus.yml` with its
-//!   rule files, scraping the `mltb` binary: the bot's target is up, every rule evaluates
-//!   without error, and every `mltb_*` name the rules and the Grafana dashboards query is
-//!   a family the bot's `/metrics` declares;
+//!   rule files, scraping the `mltb` binary every second while it does real work (two
+//!   leeches complete, one fails, one is live while scraped, Telegram answers a 429): the
+//!   bot's target is up, every rule evaluates without error, every `mltb_*`/`process_*`
+//!   name a rule or a Grafana panel queries was scraped, and every panel query of the
+//!   Phase 4 Components and Bot & Tasks dashboards returns data over the activity;
 //! - then the bot's aria2 daemon goes away, and `MltbAria2Unreachable` travels through the
 //!   real Alertmanager (Debian: prometheus-alertmanager) running
 //!   `deploy/alertmanager/alertmanager.yml` to its PagerDuty and Slack receivers, here a
@@ -22,10 +24,14 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use mltb_telegram_sim::{Sim, SimConfig};
+use mltb_telegram_sim::{Fault, Sim, SimConfig};
+use mltb_testkit::{FileServer, ServedFile};
 use serde_json::Value;
-use support::Bot;
+use support::{Bot, CHAT};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A user in [`CHAT`], their private chat with the bot.
+const USER: i64 = CHAT;
 
 /// The routing key the PagerDuty receiver must send, read from its secret file.
 const ROUTING_KEY: &str = "mltb-test-routing-key-from-a-file";
@@ -72,44 +78,45 @@ fn quick_rules(text: &str) -> String {
         .join("\n")
 }
 
-/// Every `mltb_…` metric name in a PromQL expression.
+/// Every metric name of the bot (`mltb_…`, `process_…`) in a PromQL expression.
 fn metric_names(expr: &str, into: &mut BTreeSet<String>) {
     let bytes = expr.as_bytes();
     let ident = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b':';
-    let mut i = 0;
-    while let Some(at) = expr[i..].find("mltb_") {
-        let start = i + at;
-        let mut end = start + "mltb_".len();
-        while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
-            end += 1;
+    for prefix in ["mltb_", "process_"] {
+        let mut i = 0;
+        while let Some(at) = expr[i..].find(prefix) {
+            let start = i + at;
+            let mut end = start + prefix.len();
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                end += 1;
+            }
+            // Not the tail of another name (`job:mltb_…`), nor a label value (`"mltb_x"`).
+            let inside_name = start > 0 && ident(bytes[start - 1]);
+            let quoted = start > 0 && bytes[start - 1] == b'"';
+            if !inside_name && !quoted {
+                into.insert(expr[start..end].to_owned());
+            }
+            i = end;
         }
-        // Not the tail of another name (`job:mltb_…`), nor a label value (`job="mltb_x"`).
-        let inside_name = start > 0 && ident(bytes[start - 1]);
-        let quoted = start > 0 && bytes[start - 1] == b'"';
-        if !inside_name && !quoted {
-            into.insert(expr[start..end].to_owned());
-        }
-        i = end;
     }
 }
 
-/// The sample names a `/metrics` text (OpenMetrics) can hold, from its `# TYPE` lines.
-fn exported_names(metrics: &str) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    for line in metrics.lines() {
-        let Some(rest) = line.strip_prefix("# TYPE ") else { continue };
-        let mut words = rest.split_whitespace();
-        let (Some(name), Some(kind)) = (words.next(), words.next()) else { continue };
-        let suffixes: &[&str] = match kind {
-            "counter" => &["_total", "_created"],
-            "histogram" | "gaugehistogram" => &["_bucket", "_count", "_sum", "_created", "_gcount", "_gsum"],
-            "summary" => &["_count", "_sum", "_created"],
-            "info" => &["_info"],
-            _ => &[""],
-        };
-        out.extend(suffixes.iter().map(|s| format!("{name}{s}")));
-    }
-    out
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
+/// `text` for a URL's query string.
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Every string under an `"expr"` key of a Grafana dashboard.
@@ -225,9 +232,11 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
     let (hook, received) = webhook().await;
 
     // The bot, on an aria2 daemon of its own that the test can stop.
-    let aria2 = mltb_testkit::aria2::Aria2Daemon::start().await.expect("aria2c starts (apt-get install aria2)");
+    let aria2 =
+        mltb_testkit::aria2::Aria2Daemon::start().await.expect("aria2c starts (apt-get install aria2)");
     let sim = Sim::start(SimConfig::default()).await.unwrap();
-    let endpoints = format!("[{{ name = \"a\", url = \"{}\", secret_env = \"MLTB_TEST_ARIA2\" }}]", aria2.ws_url());
+    let endpoints =
+        format!("[{{ name = \"a\", url = \"{}\", secret_env = \"MLTB_TEST_ARIA2\" }}]", aria2.ws_url());
     let bind = format!("127.0.0.1:{api}");
     let bot_dir = tmp.path().join("bot");
     std::fs::create_dir_all(&bot_dir).unwrap();
@@ -252,7 +261,10 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
     for entry in std::fs::read_dir(deploy.join("prometheus/rules")).unwrap() {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
-        rule_count += text.lines().filter(|l| l.trim_start().starts_with("- alert:") || l.trim_start().starts_with("- record:")).count();
+        rule_count += text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("- alert:") || l.trim_start().starts_with("- record:"))
+            .count();
         std::fs::write(rules_dir.join(path.file_name().unwrap()), quick_rules(&text)).unwrap();
     }
     let file = "deploy/prometheus/prometheus.yml";
@@ -317,13 +329,20 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
     );
     let logs = || {
         let read = |name: &str| std::fs::read_to_string(tmp.path().join(name)).unwrap_or_default();
-        let tail = |text: String| text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-        format!("\n--- prometheus.log\n{}\n--- alertmanager.log\n{}", tail(read("prometheus.log")), tail(read("alertmanager.log")))
+        let tail = |text: String| {
+            text.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+        };
+        format!(
+            "\n--- prometheus.log\n{}\n--- alertmanager.log\n{}",
+            tail(read("prometheus.log")),
+            tail(read("alertmanager.log"))
+        )
     };
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
 
     until(60, "the bot to be ready", || async {
-        let status = http.get(format!("http://{bind}/ready")).send().await.map_err(|e| e.to_string())?.status();
+        let status =
+            http.get(format!("http://{bind}/ready")).send().await.map_err(|e| e.to_string())?.status();
         if status == 200 { Ok(()) } else { Err(format!("/ready answers {status}")) }
     })
     .await;
@@ -331,7 +350,8 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
     // Live scrape: the bot's target is up and every rule has evaluated without error.
     let api_url = |path: &str| format!("http://127.0.0.1:{prom}/api/v1/{path}");
     until(60, "Prometheus to scrape the bot", || async {
-        let targets = get_json(&http, &api_url("targets")).await.ok_or_else(|| format!("no answer{}", logs()))?;
+        let targets =
+            get_json(&http, &api_url("targets")).await.ok_or_else(|| format!("no answer{}", logs()))?;
         let mltb = targets["data"]["activeTargets"]
             .as_array()
             .and_then(|t| t.iter().find(|t| t["labels"]["job"] == "mltb"))
@@ -365,7 +385,52 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
         metric_names(rule["query"].as_str().unwrap_or(""), &mut queried);
     }
 
-    // Every mltb_* name the rules and dashboards query is declared by the bot.
+    // Real activity: a leech that completes, one that fails (404), a slow one that is live
+    // while scraped, and a 429 from Telegram.
+    let activity = unix_now();
+    let server = FileServer::builder()
+        .file("/files/ok.bin", data(300_000))
+        .status("/files/missing.bin", 404)
+        .serve("/files/slow.bin", ServedFile::new(data(1_500_000)).drip(64 << 10, Duration::from_millis(100)))
+        .start()
+        .await
+        .unwrap();
+    sim.inject_fault_for("sendMessage", Fault::TooManyRequests { retry_after: 1 }, 1);
+    for path in ["/files/ok.bin", "/files/missing.bin", "/files/slow.bin"] {
+        sim.send_text(CHAT, USER, &format!("/leech {}", server.url(path)));
+    }
+    let bot_metric = |name: &'static str| {
+        let (http, url) = (http.clone(), format!("http://{bind}/metrics"));
+        async move {
+            let text = http.get(url).send().await.ok()?.text().await.ok()?;
+            text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<f64>().ok())
+        }
+    };
+    until(90, "two tasks completed, one failed and a 429 counted", || async {
+        let done = bot_metric("mltb_tasks_finished_total{state=\"completed\"}").await;
+        let failed = bot_metric("mltb_tasks_finished_total{state=\"failed\"}").await;
+        let limited = bot_metric("mltb_telegram_rate_limited_total{scheduler=\"bot\"}").await;
+        if done == Some(2.0) && failed == Some(1.0) && limited >= Some(1.0) {
+            Ok(())
+        } else {
+            Err(format!("completed {done:?}, failed {failed:?}, 429s {limited:?}"))
+        }
+    })
+    .await;
+    until(30, "Prometheus to scrape the end of the activity", || async {
+        let q = "mltb_tasks_finished_total{job=\"mltb\", state=\"completed\"} == 2";
+        let r =
+            get_json(&http, &api_url(&format!("query?query={}", urlencode(q)))).await.ok_or("no answer")?;
+        if r["data"]["result"].as_array().is_some_and(|a| !a.is_empty()) {
+            Ok(())
+        } else {
+            Err(r.to_string())
+        }
+    })
+    .await;
+
+    // Every mltb_/process_ name the rules and dashboards query is in the scraped data.
+    let mut panels: Vec<(String, String)> = Vec::new();
     for entry in std::fs::read_dir(deploy.join("grafana/dashboards")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "json") {
@@ -374,13 +439,34 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
             dashboard_exprs(&dashboard, &mut exprs);
             assert!(!exprs.is_empty(), "{} has no query", path.display());
             exprs.iter().for_each(|e| metric_names(e, &mut queried));
+            let uid = dashboard["uid"].as_str().unwrap_or("").to_owned();
+            panels.extend(exprs.into_iter().map(|e| (uid.clone(), e)));
         }
     }
-    let metrics = http.get(format!("http://{bind}/metrics")).send().await.unwrap().text().await.unwrap();
-    let exported = exported_names(&metrics);
-    let missing: Vec<&String> = queried.iter().filter(|n| !exported.contains(*n)).collect();
+    let names = get_json(&http, &api_url("label/__name__/values")).await.unwrap();
+    let scraped: BTreeSet<&str> =
+        names["data"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    let missing: Vec<&String> = queried.iter().filter(|n| !scraped.contains(n.as_str())).collect();
     assert!(queried.len() > 20, "the rules and dashboards query the bot's metrics: {queried:?}");
-    assert!(missing.is_empty(), "queried but not exported by the bot: {missing:?}");
+    assert!(missing.is_empty(), "queried by a rule or panel, never scraped from the bot: {missing:?}");
+
+    // Every panel query of Phase 4 Components and Bot & Tasks returns data over the
+    // activity, Grafana's variables given values.
+    let (start, end) = (activity - 2.0, unix_now());
+    let mut empty = Vec::new();
+    let mut asked = 0;
+    for (uid, expr) in panels.iter().filter(|(uid, _)| uid == "mltb-components" || uid == "mltb-tasks") {
+        let query = expr.replace("$__rate_interval", "4s").replace("$instance", ".*");
+        let url = api_url(&format!("query_range?query={}&start={start}&end={end}&step=1", urlencode(&query)));
+        let r = get_json(&http, &url).await.unwrap_or_default();
+        assert_eq!(r["status"], "success", "{uid}: {query}: {r}");
+        asked += 1;
+        if r["data"]["result"].as_array().is_none_or(Vec::is_empty) {
+            empty.push(format!("{uid}: {query}"));
+        }
+    }
+    assert!(asked >= 30, "the two dashboards' queries: {asked}");
+    assert!(empty.is_empty(), "panel queries that returned no data:\n{}", empty.join("\n"));
 
     // Healthy: nothing about aria2 or readiness is pending or firing.
     let alerts = get_json(&http, &api_url("alerts")).await.unwrap();
@@ -409,7 +495,11 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
         if to("/pagerduty") && to("/slack") {
             Ok(())
         } else {
-            Err(format!("the webhook received {:?}{}", got.iter().map(|(p, _)| p).collect::<Vec<_>>(), logs()))
+            Err(format!(
+                "the webhook received {:?}{}",
+                got.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+                logs()
+            ))
         }
     })
     .await;
@@ -422,14 +512,20 @@ async fn prometheus_scrapes_the_bot_every_rule_evaluates_and_an_aria2_outage_pag
     assert_eq!(page["routing_key"], ROUTING_KEY, "the routing key comes from its secret file");
     assert_eq!(page["event_action"], "trigger");
     assert_eq!(page["payload"]["severity"], "critical");
-    assert!(page.to_string().contains("docs/runbooks/MltbAria2Unreachable.md"), "the runbook is linked: {page}");
+    assert!(
+        page.to_string().contains("docs/runbooks/MltbAria2Unreachable.md"),
+        "the runbook is linked: {page}"
+    );
     let slack: Value = got
         .iter()
         .find(|(p, b)| p == "/slack" && b.contains("MltbAria2Unreachable"))
         .map(|(_, b)| serde_json::from_str(b).unwrap())
         .unwrap();
     assert_eq!(slack["channel"], "#mltb-alerts");
-    assert!(slack.to_string().contains("docs/runbooks/MltbAria2Unreachable.md"), "the runbook is linked: {slack}");
+    assert!(
+        slack.to_string().contains("docs/runbooks/MltbAria2Unreachable.md"),
+        "the runbook is linked: {slack}"
+    );
     // Info goes by email only: nothing else reached the hook but pages and Slack posts.
     assert!(got.iter().all(|(p, _)| p == "/pagerduty" || p == "/slack"), "{got:?}");
 

@@ -89,11 +89,15 @@ impl Default for BuildInfo {
 /// metrics.add_cache("auth", || mltb_cache::Stats::default());
 /// metrics.add_downloaded_bytes(4096);
 /// metrics.rate_limit_rejected("commands", "guest");
+/// metrics.rate_limit_declare("commands", "owner");
 ///
 /// let text = metrics.render_openmetrics();
 /// assert!(text.contains("mltb_cache_hits_total{cache=\"auth\"} 0"));
 /// assert!(text.contains("mltb_downloaded_bytes_total 4096"));
 /// assert!(text.contains("mltb_rate_limit_rejections_total{limiter=\"commands\",tier=\"guest\"} 1"));
+/// // Declared series exist at 0, the API's own from the start.
+/// assert!(text.contains("mltb_rate_limit_rejections_total{limiter=\"commands\",tier=\"owner\"} 0"));
+/// assert!(text.contains("mltb_rate_limit_rejections_total{limiter=\"api\",tier=\"client\"} 0"));
 /// assert!(text.ends_with("# EOF\n"));
 /// ```
 pub struct Metrics {
@@ -156,6 +160,8 @@ impl Metrics {
             "Requests refused by a rate limiter, by limiter and tier",
             rejections.clone(),
         );
+        // The API's own series exists from the start, at 0.
+        drop(rejections.get_or_create(&RejectionLabels { limiter: "api".into(), tier: "client".into() }));
         let ready = Family::<CheckLabels, Gauge>::default();
         registry.register(
             "mltb_ready_check_ok",
@@ -253,9 +259,20 @@ impl Metrics {
     /// own under `limiter="api", tier="client"`; `mltb-ratelimit` keeps no such count, so
     /// the bot calls this where its checks fail.
     pub fn rate_limit_rejected(&self, limiter: &str, tier: &str) {
+        self.rejection(limiter, tier).inc();
+    }
+
+    /// Makes `mltb_rate_limit_rejections_total{limiter, tier}` exist at 0 before its first
+    /// rejection, so that queries and alerts over it see a series from the start (a
+    /// family with no series exports nothing at all). The API's own is declared already.
+    pub fn rate_limit_declare(&self, limiter: &str, tier: &str) {
+        self.rejection(limiter, tier);
+    }
+
+    fn rejection(&self, limiter: &str, tier: &str) -> Counter {
         self.rejections
             .get_or_create(&RejectionLabels { limiter: limiter.to_owned(), tier: tier.to_owned() })
-            .inc();
+            .clone()
     }
 
     /// Adds `bytes` to `mltb_downloaded_bytes_total` (the binary feeds it from its
