@@ -245,3 +245,80 @@ async fn a_failed_backup_leaves_no_file_that_looks_complete() {
     let e = mltb_backup::backup(&BackupOptions::new(tmp.path().join("nope.db"), &dir)).unwrap_err();
     assert!(e.to_string().contains("no database there"), "{e}");
 }
+
+/// A 2 MiB tmpfs, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .expect("running mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a 2 MiB tmpfs to fill the disk and needs root (or CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Self { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// `len` bytes that do not compress (xorshift).
+fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_fails_the_backup_cleanly_and_leaves_the_earlier_one_intact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount();
+    let dir = disk.dir.path().join("backups");
+    let db = tmp.path().join("data/mltb.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let s = store(&db).await;
+    s.create_task(&task(1)).await.unwrap();
+    drop(s);
+    let first = mltb_backup::backup(&BackupOptions::new(&db, &dir)).unwrap();
+
+    // Big enough that the snapshot fits on the disk but the backup file beside it does not
+    // (then, grown again, that the snapshot itself does not).
+    for (round, filler) in [(1u64, 1_100_000usize), (2, 1_500_000)] {
+        {
+            let conn = rusqlite::Connection::open(&db).unwrap();
+            conn.execute_batch("CREATE TABLE IF NOT EXISTS filler (b BLOB)").unwrap();
+            conn.execute("INSERT INTO filler (b) VALUES (?1)", [noise(filler, round)]).unwrap();
+        }
+        let e = mltb_backup::backup(&BackupOptions::new(&db, &dir)).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("No space left on device") || text.contains("disk is full"),
+            "round {round}: the error says the disk is full: {text}"
+        );
+        assert_eq!(
+            files(&dir),
+            [".mltb-backup.lock".to_string(), first.path.file_name().unwrap().to_string_lossy().into_owned()],
+            "round {round}: no partial file is left behind"
+        );
+        let listed = mltb_backup::list(&dir).unwrap();
+        assert_eq!(listed.len(), 1, "round {round}");
+        mltb_backup::verify(&first.path).unwrap();
+    }
+}
