@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use mltb_backup::{BackupOptions, RestoreOptions, Retention};
+use mltb_backup::{BackupOptions, Remote, RestoreOptions, Retention};
 
 /// Verified backups of the mltb bot's data: a consistent snapshot of its SQLite store
 /// and its config in one checksummed, compressed file; verify, restore and retention.
@@ -41,18 +41,23 @@ enum Command {
         /// The backup directory.
         #[arg(long, default_value = "backups")]
         dir: PathBuf,
-        /// The backup to restore (a file); the newest good one when absent.
+        /// The backup to restore (a file; with --remote, a name on the remote); the newest
+        /// good one when absent.
         #[arg(long)]
         backup: Option<PathBuf>,
         /// Where the database goes.
         #[arg(long, default_value = "data/mltb.db")]
         db: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List backups, newest first.
     List {
         /// The backup directory.
         #[arg(long, default_value = "backups")]
         dir: PathBuf,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Delete backups the retention policy does not keep (never the only good one).
     Prune {
@@ -64,6 +69,8 @@ enum Command {
         /// Say what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// Back up and prune on a schedule, writing metrics for Prometheus's textfile
     /// collector after each run.
@@ -95,6 +102,29 @@ struct BackupArgs {
     /// The bot's config file, to include (it holds no secrets).
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+struct RemoteArgs {
+    /// An rclone remote for off-site copies (`offsite:mltb/backups`, or an inline
+    /// `:sftp,host=…:backups`): backup and run copy each backup there after verifying it;
+    /// list, restore and prune work on the remote instead of --dir.
+    #[arg(long)]
+    remote: Option<String>,
+    /// The rclone program.
+    #[arg(long, default_value = "rclone")]
+    rclone: PathBuf,
+}
+
+impl RemoteArgs {
+    fn remote(&self) -> Result<Option<Remote>, String> {
+        self.remote
+            .as_deref()
+            .map(|r| Remote::new(r).map(|r| r.rclone(&self.rclone)).map_err(|e| e.to_string()))
+            .transpose()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +202,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Backup(a) => {
+            let remote = a.remote.remote()?;
             step(&format!("backing up {} to {}", a.db.display(), a.dir.display()));
             let made = mltb_backup::backup(&backup_options(&a)).map_err(|e| e.to_string())?;
             println!(
@@ -181,6 +212,11 @@ fn run(command: Command) -> Result<(), String> {
                 made.manifest.schema_version,
                 made.took.as_secs_f64()
             );
+            if let Some(remote) = remote {
+                step(&format!("copying to {}", remote.target()));
+                let at = remote.upload(&made.path).map_err(|e| e.to_string())?;
+                println!("copied to {at}");
+            }
             Ok(())
         }
         Command::Verify { files, dir } => {
@@ -205,7 +241,10 @@ fn run(command: Command) -> Result<(), String> {
             }
             if bad > 0 { Err(format!("{bad} of {} backups are damaged", files.len())) } else { Ok(()) }
         }
-        Command::Restore { dir, backup, db } => {
+        Command::Restore { dir, backup, db, remote } => {
+            if let Some(remote) = remote.remote()? {
+                return restore_remote(&remote, backup.as_deref(), &dir, &db);
+            }
             let o = match backup {
                 Some(file) => RestoreOptions::file(file, &db),
                 None => RestoreOptions::latest(&dir, &db),
@@ -226,7 +265,18 @@ fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::List { dir } => {
+        Command::List { dir, remote } => {
+            if let Some(remote) = remote.remote()? {
+                for b in remote.list().map_err(|e| e.to_string())? {
+                    println!(
+                        "{}  {} bytes  taken {}",
+                        b.name,
+                        b.bytes,
+                        mltb_backup::utc_stamp(b.created_unix_ms)
+                    );
+                }
+                return Ok(());
+            }
             for l in mltb_backup::list(&dir).map_err(|e| e.to_string())? {
                 match &l.manifest {
                     Ok(m) => println!(
@@ -241,7 +291,16 @@ fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Prune { dir, keep, dry_run } => {
+        Command::Prune { dir, keep, dry_run, remote } => {
+            if let Some(remote) = remote.remote()? {
+                let done = remote.prune(&keep.policy(), dry_run).map_err(|e| e.to_string())?;
+                let verb = if dry_run { "would delete" } else { "deleted" };
+                for name in &done.deleted {
+                    println!("{verb} {}", remote_path(&remote, name));
+                }
+                println!("kept {}", done.kept.len());
+                return Ok(());
+            }
             let done = mltb_backup::prune(&dir, &keep.policy(), dry_run).map_err(|e| e.to_string())?;
             let verb = if dry_run { "would delete" } else { "deleted" };
             for p in &done.deleted {
@@ -254,6 +313,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Run { backup, every, keep, metrics_file, count } => {
+            let remote = backup.remote.remote()?;
             let mut runs = 0u64;
             let mut last_success: Option<(u64, f64, u64)> = None;
             loop {
@@ -271,6 +331,13 @@ fn run(command: Command) -> Result<(), String> {
                         if let Err(e) = mltb_backup::prune(&backup.dir, &keep.policy(), false) {
                             eprintln!("mltb-backup: prune: {e}");
                         }
+                        if let Some(remote) = &remote {
+                            match remote.upload(&made.path).and_then(|_| remote.prune(&keep.policy(), false))
+                            {
+                                Ok(_) => println!("copied to {}", remote.target()),
+                                Err(e) => eprintln!("mltb-backup: off-site copy: {e}"),
+                            }
+                        }
                     }
                     Err(e) => eprintln!("mltb-backup: backup failed: {e}"),
                 }
@@ -287,6 +354,48 @@ fn run(command: Command) -> Result<(), String> {
             }
         }
     }
+}
+
+fn remote_path(remote: &Remote, name: &str) -> String {
+    format!("{}/{name}", remote.target().trim_end_matches('/'))
+}
+
+/// Fetches a backup from `remote` into `dir` (`name`, or the newest, then older ones
+/// while they do not verify) and restores it to `db`.
+fn restore_remote(remote: &Remote, name: Option<&Path>, dir: &Path, db: &Path) -> Result<(), String> {
+    let names: Vec<String> = match name {
+        Some(n) => vec![n.to_string_lossy().into_owned()],
+        None => remote.list().map_err(|e| e.to_string())?.into_iter().map(|b| b.name).collect(),
+    };
+    if names.is_empty() {
+        return Err(format!("no backup on {}", remote.target()));
+    }
+    let mut failures = Vec::new();
+    for name in &names {
+        step(&format!("fetching {name} from {}", remote.target()));
+        let file = remote.download(name, dir).map_err(|e| e.to_string())?;
+        match mltb_backup::restore(&RestoreOptions::file(&file, db)) {
+            Ok(done) => {
+                for f in &failures {
+                    println!("skipped  {f}");
+                }
+                if let Some(aside) = &done.moved_aside {
+                    println!("the database that was there is now {}", aside.display());
+                }
+                println!(
+                    "restored {} from {} to {} in {:.2} s",
+                    name,
+                    remote.target(),
+                    db.display(),
+                    done.took.as_secs_f64()
+                );
+                return Ok(());
+            }
+            Err(e @ mltb_backup::Error::Damaged { .. }) => failures.push(e.to_string()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err(format!("no backup on {} restores: {}", remote.target(), failures.join("; ")))
 }
 
 /// The textfile collector's format, written atomically (temp file, rename).

@@ -71,3 +71,50 @@ fn backup_list_verify_restore_and_run_with_metrics() {
     let (ok, out) = run(tmp.path(), &["verify"]);
     assert!(!ok && out.contains("DAMAGED") && out.contains("checksum mismatch"), "{out}");
 }
+
+#[test]
+fn off_site_copies_on_an_rclone_remote_list_restore_and_prune() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    conn.execute_batch("CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES ('off-site');").unwrap();
+    drop(conn);
+    let remote = format!(":local:{}/cloud", tmp.path().display());
+
+    for _ in 0..2 {
+        let (ok, out) = run(tmp.path(), &["backup", "--remote", &remote]);
+        assert!(ok && out.contains("verified") && out.contains("copied to :local:"), "{out}");
+    }
+    let (ok, out) = run(tmp.path(), &["list", "--remote", &remote]);
+    assert!(ok && out.lines().count() == 2 && out.contains("bytes  taken 20"), "{out}");
+
+    // The machine is lost, local backups with it: restore from the remote.
+    std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
+    std::fs::remove_dir_all(tmp.path().join("backups")).unwrap();
+    let (ok, out) = run(tmp.path(), &["restore", "--remote", &remote]);
+    assert!(ok && out.contains("restored mltb-") && out.contains(&format!("from {remote}")), "{out}");
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    let text: String = conn.query_row("SELECT text FROM notes", [], |r| r.get(0)).unwrap();
+    assert_eq!(text, "off-site");
+
+    let (ok, out) = run(
+        tmp.path(),
+        &[
+            "prune",
+            "--remote",
+            &remote,
+            "--keep-last",
+            "1",
+            "--keep-daily",
+            "0",
+            "--keep-weekly",
+            "0",
+            "--keep-monthly",
+            "0",
+        ],
+    );
+    assert!(ok && out.contains("deleted :local:") && out.contains("kept 1"), "{out}");
+
+    let (ok, out) = run(tmp.path(), &["list", "--remote", "not a remote"]);
+    assert!(!ok && out.contains("expected an rclone remote such as"), "{out}");
+}

@@ -59,6 +59,14 @@ pub enum Error {
     /// An argument cannot be used.
     #[error("{0}")]
     Invalid(String),
+    /// rclone could not copy, list or delete on the remote.
+    #[error("{target}: rclone: {reason}")]
+    Remote {
+        /// The remote (`name:path`).
+        target: String,
+        /// What rclone said, or why it could not run.
+        reason: String,
+    },
 }
 
 impl Error {

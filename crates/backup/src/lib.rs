@@ -16,6 +16,8 @@
 //!   (never overwriting it silently) and only then swaps the restored one into place.
 //! - [`list`] and [`prune`] keep backups by a [`Retention`] policy, never deleting the
 //!   only good one.
+//! - [`Remote`] keeps off-site copies on any rclone remote: upload, list, download for a
+//!   restore, and prune by the same policy.
 //!
 //! ```no_run
 //! use mltb_backup::{BackupOptions, backup, restore, RestoreOptions};
@@ -31,6 +33,7 @@
 mod container;
 mod error;
 mod ops;
+mod remote;
 mod retention;
 mod util;
 
@@ -40,6 +43,7 @@ pub use ops::{
     BOT_LOCK, BackupInfo, BackupOptions, Listed, RestoreOptions, Restored, Verified, backup, list, restore,
     verify,
 };
+pub use remote::{Remote, RemoteBackup, RemotePruned};
 pub use retention::{Pruned, Retention, prune};
 pub use util::utc_stamp;
 

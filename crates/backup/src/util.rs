@@ -126,6 +126,37 @@ pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date: the inverse of [`civil`].
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The time (Unix ms) of a [`utc_stamp`], or `None` when `s` is not one.
+pub(crate) fn parse_utc_stamp(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[8] != b'T' || b[15] != b'.' || b[19] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<u32> {
+        let part = s.get(from..to)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+    };
+    let (y, m, d) = (num(0, 4)?, num(4, 6)?, num(6, 8)?);
+    let (hh, mm, ss, ms) = (num(9, 11)?, num(11, 13)?, num(13, 15)?, num(16, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let days = days_from_civil(i64::from(y), m, d);
+    let secs = days * 86_400 + i64::from(hh * 3600 + mm * 60 + ss);
+    u64::try_from(secs).ok().map(|s| s * 1000 + u64::from(ms))
+}
+
 /// `20261203T142233Z` for a time in Unix milliseconds (UTC); milliseconds are appended
 /// (`.123`) so that two backups in one second get different names.
 pub fn utc_stamp(unix_ms: u64) -> String {
@@ -153,6 +184,18 @@ mod tests {
         // 2024-02-29 (a leap day) 23:59:59.
         assert_eq!(utc_stamp(1_709_251_199_000), "20240229T235959.000Z");
         assert_eq!(civil(-1), (1969, 12, 31));
+        for ms in [0, 1_796_307_753_123, 1_709_251_199_000, 951_782_400_999, 4_102_444_800_000] {
+            assert_eq!(parse_utc_stamp(&utc_stamp(ms)), Some(ms), "{}", utc_stamp(ms));
+        }
+        for bad in [
+            "",
+            "20261303T142233.123Z",
+            "2026120xT142233.123Z",
+            "20261203T142233.123",
+            "20261203T246000.000Z",
+        ] {
+            assert_eq!(parse_utc_stamp(bad), None, "{bad}");
+        }
     }
 
     #[test]
