@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
-use mltb_backup::{BackupOptions, Remote, RestoreOptions, Retention};
+use mltb_backup::{BackupOptions, PgBackupOptions, Remote, RestoreOptions, Retention};
 
 /// Verified backups of the mltb bot's data: a consistent snapshot of its SQLite store
 /// and its config in one checksummed, compressed file; verify, restore and retention.
@@ -48,6 +48,10 @@ enum Command {
         /// Where the database goes.
         #[arg(long, default_value = "data/mltb.db")]
         db: PathBuf,
+        /// Restore a PostgreSQL backup into the database named by MLTB_DATABASE_URL (or
+        /// MLTB_DATABASE_URL_FILE), which must be new and empty (createdb), instead of --db.
+        #[arg(long)]
+        postgres: bool,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -102,6 +106,10 @@ struct BackupArgs {
     /// The bot's config file, to include (it holds no secrets).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Back up the PostgreSQL store named by MLTB_DATABASE_URL (or a file named by
+    /// MLTB_DATABASE_URL_FILE) with pg_dump, instead of --db.
+    #[arg(long)]
+    postgres: bool,
     #[command(flatten)]
     remote: RemoteArgs,
 }
@@ -180,12 +188,37 @@ fn step(what: &str) {
     }
 }
 
-fn backup_options(a: &BackupArgs) -> BackupOptions {
+/// Takes a backup as `a` says: of the SQLite file, or with `--postgres` of the
+/// PostgreSQL store.
+fn take_backup(a: &BackupArgs) -> Result<mltb_backup::BackupInfo, String> {
+    if a.postgres {
+        let mut o = PgBackupOptions::new(database_url()?, &a.dir);
+        if let Some(c) = &a.config {
+            o = o.config(c);
+        }
+        return mltb_backup::backup_postgres(&o).map_err(|e| e.to_string());
+    }
     let mut o = BackupOptions::new(&a.db, &a.dir);
     if let Some(c) = &a.config {
         o = o.config(c);
     }
-    o
+    mltb_backup::backup(&o).map_err(|e| e.to_string())
+}
+
+/// The PostgreSQL URL, as the bot reads it: `MLTB_DATABASE_URL`, or the file named by
+/// `MLTB_DATABASE_URL_FILE`. Never printed.
+fn database_url() -> Result<String, String> {
+    if let Ok(url) = std::env::var("MLTB_DATABASE_URL")
+        && !url.trim().is_empty()
+    {
+        return Ok(url.trim().to_owned());
+    }
+    if let Ok(file) = std::env::var("MLTB_DATABASE_URL_FILE") {
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| format!("MLTB_DATABASE_URL_FILE ({file}): {e}"))?;
+        return Ok(text.trim().to_owned());
+    }
+    Err("--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it".into())
 }
 
 fn main() -> ExitCode {
@@ -203,8 +236,10 @@ fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Backup(a) => {
             let remote = a.remote.remote()?;
-            step(&format!("backing up {} to {}", a.db.display(), a.dir.display()));
-            let made = mltb_backup::backup(&backup_options(&a)).map_err(|e| e.to_string())?;
+            let what =
+                if a.postgres { "the PostgreSQL store".to_owned() } else { a.db.display().to_string() };
+            step(&format!("backing up {what} to {}", a.dir.display()));
+            let made = take_backup(&a)?;
             println!(
                 "{} ({} bytes, schema {}, {:.2} s, verified)",
                 made.path.display(),
@@ -241,7 +276,33 @@ fn run(command: Command) -> Result<(), String> {
             }
             if bad > 0 { Err(format!("{bad} of {} backups are damaged", files.len())) } else { Ok(()) }
         }
-        Command::Restore { dir, backup, db, remote } => {
+        Command::Restore { dir, backup, db, postgres, remote } => {
+            if postgres {
+                let file = match (backup, remote.remote()?) {
+                    (Some(file), None) => file,
+                    (name, Some(remote)) => fetch(&remote, name.as_deref(), &dir)?,
+                    (None, None) => mltb_backup::list(&dir)
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .find(|l| {
+                            l.manifest
+                                .as_ref()
+                                .is_ok_and(|m| m.entries.iter().any(|e| e.name == "postgres.dump"))
+                        })
+                        .map(|l| l.path)
+                        .ok_or_else(|| format!("no PostgreSQL backup in {}", dir.display()))?,
+                };
+                step(&format!("restoring {} into the database of MLTB_DATABASE_URL", file.display()));
+                let done = mltb_backup::restore_postgres(&file, &database_url()?, None)
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "restored {} (schema {}) into the PostgreSQL database in {:.2} s",
+                    file.display(),
+                    done.manifest.schema_version,
+                    done.took.as_secs_f64()
+                );
+                return Ok(());
+            }
             if let Some(remote) = remote.remote()? {
                 return restore_remote(&remote, backup.as_deref(), &dir, &db);
             }
@@ -318,7 +379,7 @@ fn run(command: Command) -> Result<(), String> {
             let mut last_success: Option<(u64, f64, u64)> = None;
             loop {
                 let started = Instant::now();
-                match mltb_backup::backup(&backup_options(&backup)) {
+                match take_backup(&backup) {
                     Ok(made) => {
                         println!(
                             "{} ({} bytes, {:.2} s)",
@@ -358,6 +419,21 @@ fn run(command: Command) -> Result<(), String> {
 
 fn remote_path(remote: &Remote, name: &str) -> String {
     format!("{}/{name}", remote.target().trim_end_matches('/'))
+}
+
+/// Fetches backup `name` (or the newest) from `remote` into `dir`.
+fn fetch(remote: &Remote, name: Option<&Path>, dir: &Path) -> Result<PathBuf, String> {
+    let name = match name {
+        Some(n) => n.to_string_lossy().into_owned(),
+        None => remote
+            .list()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+            .map(|b| b.name)
+            .ok_or_else(|| format!("no backup on {}", remote.target()))?,
+    };
+    remote.download(&name, dir).map_err(|e| e.to_string())
 }
 
 /// Fetches a backup from `remote` into `dir` (`name`, or the newest, then older ones

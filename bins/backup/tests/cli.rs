@@ -118,3 +118,54 @@ fn off_site_copies_on_an_rclone_remote_list_restore_and_prune() {
     let (ok, out) = run(tmp.path(), &["list", "--remote", "not a remote"]);
     assert!(!ok && out.contains("expected an rclone remote such as"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_store_is_backed_up_and_restored_with_the_url_from_the_environment() {
+    use mltb_store::{NewTask, PostgresStore, Source, StoreConfig, TaskKind};
+    let live =
+        mltb_testkit::postgres::TestDatabase::create().await.expect("PostgreSQL (DATABASE_URL) is reachable");
+    let s = PostgresStore::connect_postgres(live.url(), StoreConfig::new()).await.unwrap();
+    let task = NewTask {
+        chat: 1,
+        user: 7,
+        source: Source::Url("https://example.org/a.iso".into()),
+        kind: TaskKind::Mirror,
+        name: None,
+        options: serde_json::json!({}),
+    };
+    s.create_task(&task).await.unwrap();
+    drop(s);
+    let tmp = tempfile::tempdir().unwrap();
+    let with_url = |url: &str, args: &[&str]| {
+        let out = Command::new(BIN)
+            .current_dir(tmp.path())
+            .env("MLTB_DATABASE_URL", url)
+            .args(args)
+            .output()
+            .expect("mltb-backup runs");
+        (
+            out.status.success(),
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let (ok, out) = with_url(live.url(), &["backup", "--postgres"]);
+    assert!(ok && out.contains("verified"), "{out}");
+    let (ok, out) = run(tmp.path(), &["verify"]);
+    assert!(ok && out.starts_with("ok "), "{out}");
+    let (ok, out) = with_url(live.url(), &["restore", "--postgres"]);
+    assert!(!ok && out.contains("is not empty"), "a live database is never written over: {out}");
+    let fresh = mltb_testkit::postgres::TestDatabase::create().await.unwrap();
+    let (ok, out) = with_url(fresh.url(), &["restore", "--postgres"]);
+    assert!(ok && out.contains("restored") && out.contains("into the PostgreSQL database"), "{out}");
+    let restored = PostgresStore::connect_postgres(fresh.url(), StoreConfig::new()).await.unwrap();
+    assert_eq!(restored.task(1).await.unwrap().map(|t| t.user), Some(7));
+    let out = Command::new(BIN)
+        .current_dir(tmp.path())
+        .env_remove("MLTB_DATABASE_URL")
+        .env_remove("MLTB_DATABASE_URL_FILE")
+        .args(["backup", "--postgres"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("needs the database's URL in MLTB_DATABASE_URL"), "{err}");
+}

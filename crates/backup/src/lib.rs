@@ -16,6 +16,8 @@
 //!   (never overwriting it silently) and only then swaps the restored one into place.
 //! - [`list`] and [`prune`] keep backups by a [`Retention`] policy, never deleting the
 //!   only good one.
+//! - [`backup_postgres`] and [`restore_postgres`] do the same for a PostgreSQL store
+//!   through `pg_dump` (custom format) and `pg_restore`, into a new, empty database.
 //! - [`Remote`] keeps off-site copies on any rclone remote: upload, list, download for a
 //!   restore, and prune by the same policy.
 //!
@@ -33,6 +35,7 @@
 mod container;
 mod error;
 mod ops;
+mod postgres;
 mod remote;
 mod retention;
 mod util;
@@ -43,6 +46,7 @@ pub use ops::{
     BOT_LOCK, BackupInfo, BackupOptions, Listed, RestoreOptions, Restored, Verified, backup, list, restore,
     verify,
 };
+pub use postgres::{PgBackupOptions, PgRestored, backup_postgres, restore_postgres};
 pub use remote::{Remote, RemoteBackup, RemotePruned};
 pub use retention::{Pruned, Retention, prune};
 pub use util::utc_stamp;

@@ -14,11 +14,11 @@ use crate::util::{Lock, Staged, now_ms, parent, utc_stamp};
 /// while it is held.
 pub const BOT_LOCK: &str = "mltb.lock";
 /// The lock file in a backup directory: one backup or prune at a time.
-const DIR_LOCK: &str = ".mltb-backup.lock";
+pub(crate) const DIR_LOCK: &str = ".mltb-backup.lock";
 /// The database's name inside a backup.
 const DB_ENTRY: &str = "mltb.db";
 /// The config's name inside a backup.
-const CONFIG_ENTRY: &str = "config.toml";
+pub(crate) const CONFIG_ENTRY: &str = "config.toml";
 /// How long a snapshot waits for a writer's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -62,6 +62,12 @@ pub struct BackupInfo {
     pub manifest: Manifest,
     /// How long it took, verification included.
     pub took: Duration,
+}
+
+impl BackupInfo {
+    pub(crate) fn new(path: PathBuf, bytes: u64, manifest: Manifest, took: Duration) -> Self {
+        Self { path, bytes, manifest, took }
+    }
 }
 
 /// Removes a file when dropped.
@@ -152,6 +158,13 @@ pub struct Verified {
 pub fn verify(path: &Path) -> Result<Verified> {
     let manifest = container::open(path, true)?;
     let Some(db) = manifest.entries.iter().find(|e| e.name == DB_ENTRY) else {
+        if let Some(dump) = manifest.entries.iter().find(|e| e.name == crate::postgres::PG_ENTRY) {
+            crate::postgres::verify_dump(path, &manifest, dump)?;
+            for e in manifest.entries.iter().filter(|e| e.name != crate::postgres::PG_ENTRY) {
+                container::extract(path, e, &mut std::io::sink(), path)?;
+            }
+            return Ok(Verified { path: path.to_path_buf(), manifest });
+        }
         return Err(Error::damaged(path, "the manifest lists no database"));
     };
     let copy = TempFile(parent(path).join(format!(".verify-{}.db", std::process::id())));
@@ -341,6 +354,12 @@ fn restore_one(backup: &Path, db: &Path) -> Result<(Manifest, Option<PathBuf>)> 
         });
     }
     let Some(entry) = manifest.entries.iter().find(|e| e.name == DB_ENTRY) else {
+        if manifest.entries.iter().any(|e| e.name == crate::postgres::PG_ENTRY) {
+            return Err(Error::Invalid(format!(
+                "{} holds a PostgreSQL dump, not a SQLite database: restore it with --to-url",
+                backup.display()
+            )));
+        }
         return Err(Error::damaged(backup, "the manifest lists no database"));
     };
     let mut staged = Staged::beside(db)?;
