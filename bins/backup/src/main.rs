@@ -124,14 +124,64 @@ struct RemoteArgs {
     /// The rclone program.
     #[arg(long, default_value = "rclone")]
     rclone: PathBuf,
+    /// Encrypt the off-site copies to this age recipient (`age1…`, or an SSH public key);
+    /// repeat for several. The local backups stay as they are.
+    #[arg(long = "encrypt-to", value_name = "RECIPIENT")]
+    encrypt_to: Vec<String>,
+    /// The age identity (secret key) file that opens encrypted copies, for restore.
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// The age program.
+    #[arg(long, default_value = "age")]
+    age: PathBuf,
 }
 
 impl RemoteArgs {
-    fn remote(&self) -> Result<Option<Remote>, String> {
-        self.remote
-            .as_deref()
-            .map(|r| Remote::new(r).map(|r| r.rclone(&self.rclone)).map_err(|e| e.to_string()))
-            .transpose()
+    fn remote(&self) -> Result<Option<OffSite<'_>>, String> {
+        let Some(target) = self.remote.as_deref() else {
+            if !self.encrypt_to.is_empty() || self.identity.is_some() {
+                return Err("--encrypt-to and --identity are for off-site copies: give --remote too".into());
+            }
+            return Ok(None);
+        };
+        let remote = Remote::new(target).map_err(|e| e.to_string())?.rclone(&self.rclone);
+        Ok(Some(OffSite { remote, args: self }))
+    }
+}
+
+/// An rclone remote, with the encryption its copies get.
+struct OffSite<'a> {
+    remote: Remote,
+    args: &'a RemoteArgs,
+}
+
+impl OffSite<'_> {
+    /// Copies a verified backup off site (encrypted first when asked); the remote path.
+    fn copy(&self, file: &Path) -> Result<String, String> {
+        if self.args.encrypt_to.is_empty() {
+            return self.remote.upload(file).map_err(|e| e.to_string());
+        }
+        let sealed =
+            mltb_backup::encrypt(file, &self.args.encrypt_to, &self.args.age).map_err(|e| e.to_string())?;
+        let result = self.remote.upload(&sealed).map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&sealed);
+        result
+    }
+
+    /// Fetches `name` into `dir`, decrypted when it is encrypted; the local backup.
+    fn fetch(&self, name: &str, dir: &Path) -> Result<PathBuf, String> {
+        let file = self.remote.download(name, dir).map_err(|e| e.to_string())?;
+        let Some(plain) = name.strip_suffix(mltb_backup::AGE_SUFFIX) else { return Ok(file) };
+        let Some(identity) = &self.args.identity else {
+            let _ = std::fs::remove_file(&file);
+            return Err(format!(
+                "{name} is encrypted: give --identity FILE, the age secret key it was encrypted to"
+            ));
+        };
+        let out = dir.join(plain);
+        let result = mltb_backup::decrypt(&file, identity, &out, &self.args.age).map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&file);
+        result.map(|()| out)
     }
 }
 
@@ -247,10 +297,9 @@ fn run(command: Command) -> Result<(), String> {
                 made.manifest.schema_version,
                 made.took.as_secs_f64()
             );
-            if let Some(remote) = remote {
-                step(&format!("copying to {}", remote.target()));
-                let at = remote.upload(&made.path).map_err(|e| e.to_string())?;
-                println!("copied to {at}");
+            if let Some(off) = remote {
+                step(&format!("copying to {}", off.remote.target()));
+                println!("copied to {}", off.copy(&made.path)?);
             }
             Ok(())
         }
@@ -327,7 +376,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::List { dir, remote } => {
-            if let Some(remote) = remote.remote()? {
+            if let Some(OffSite { remote, .. }) = remote.remote()? {
                 for b in remote.list().map_err(|e| e.to_string())? {
                     println!(
                         "{}  {} bytes  taken {}",
@@ -353,7 +402,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Prune { dir, keep, dry_run, remote } => {
-            if let Some(remote) = remote.remote()? {
+            if let Some(OffSite { remote, .. }) = remote.remote()? {
                 let done = remote.prune(&keep.policy(), dry_run).map_err(|e| e.to_string())?;
                 let verb = if dry_run { "would delete" } else { "deleted" };
                 for name in &done.deleted {
@@ -392,10 +441,12 @@ fn run(command: Command) -> Result<(), String> {
                         if let Err(e) = mltb_backup::prune(&backup.dir, &keep.policy(), false) {
                             eprintln!("mltb-backup: prune: {e}");
                         }
-                        if let Some(remote) = &remote {
-                            match remote.upload(&made.path).and_then(|_| remote.prune(&keep.policy(), false))
-                            {
-                                Ok(_) => println!("copied to {}", remote.target()),
+                        if let Some(off) = &remote {
+                            let copied = off.copy(&made.path).and_then(|at| {
+                                off.remote.prune(&keep.policy(), false).map(|_| at).map_err(|e| e.to_string())
+                            });
+                            match copied {
+                                Ok(at) => println!("copied to {at}"),
                                 Err(e) => eprintln!("mltb-backup: off-site copy: {e}"),
                             }
                         }
@@ -422,23 +473,25 @@ fn remote_path(remote: &Remote, name: &str) -> String {
 }
 
 /// Fetches backup `name` (or the newest) from `remote` into `dir`.
-fn fetch(remote: &Remote, name: Option<&Path>, dir: &Path) -> Result<PathBuf, String> {
+fn fetch(off: &OffSite<'_>, name: Option<&Path>, dir: &Path) -> Result<PathBuf, String> {
     let name = match name {
         Some(n) => n.to_string_lossy().into_owned(),
-        None => remote
+        None => off
+            .remote
             .list()
             .map_err(|e| e.to_string())?
             .into_iter()
             .next()
             .map(|b| b.name)
-            .ok_or_else(|| format!("no backup on {}", remote.target()))?,
+            .ok_or_else(|| format!("no backup on {}", off.remote.target()))?,
     };
-    remote.download(&name, dir).map_err(|e| e.to_string())
+    off.fetch(&name, dir)
 }
 
 /// Fetches a backup from `remote` into `dir` (`name`, or the newest, then older ones
 /// while they do not verify) and restores it to `db`.
-fn restore_remote(remote: &Remote, name: Option<&Path>, dir: &Path, db: &Path) -> Result<(), String> {
+fn restore_remote(off: &OffSite<'_>, name: Option<&Path>, dir: &Path, db: &Path) -> Result<(), String> {
+    let remote = &off.remote;
     let names: Vec<String> = match name {
         Some(n) => vec![n.to_string_lossy().into_owned()],
         None => remote.list().map_err(|e| e.to_string())?.into_iter().map(|b| b.name).collect(),
@@ -449,7 +502,7 @@ fn restore_remote(remote: &Remote, name: Option<&Path>, dir: &Path, db: &Path) -
     let mut failures = Vec::new();
     for name in &names {
         step(&format!("fetching {name} from {}", remote.target()));
-        let file = remote.download(name, dir).map_err(|e| e.to_string())?;
+        let file = off.fetch(name, dir)?;
         match mltb_backup::restore(&RestoreOptions::file(&file, db)) {
             Ok(done) => {
                 for f in &failures {

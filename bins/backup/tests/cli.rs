@@ -169,3 +169,36 @@ async fn a_postgres_store_is_backed_up_and_restored_with_the_url_from_the_enviro
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("needs the database's URL in MLTB_DATABASE_URL"), "{err}");
 }
+
+#[test]
+fn encrypted_off_site_copies_restore_only_with_the_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    conn.execute_batch("CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES ('sealed');").unwrap();
+    drop(conn);
+    let key = tmp.path().join("key.txt");
+    let out =
+        Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen (apt-get install age)");
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&key).unwrap();
+    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_owned();
+    let remote = format!(":local:{}/cloud", tmp.path().display());
+
+    let (ok, out) = run(tmp.path(), &["backup", "--remote", &remote, "--encrypt-to", &recipient]);
+    assert!(ok && out.contains(".mltb-backup.age"), "{out}");
+    let (ok, out) = run(tmp.path(), &["list", "--remote", &remote]);
+    assert!(ok && out.contains(".mltb-backup.age"), "{out}");
+    std::fs::remove_dir_all(tmp.path().join("data")).unwrap();
+    let (ok, out) = run(tmp.path(), &["restore", "--remote", &remote, "--dir", "fetched"]);
+    assert!(!ok && out.contains("is encrypted: give --identity FILE"), "{out}");
+    let key = key.display().to_string();
+    let (ok, out) =
+        run(tmp.path(), &["restore", "--remote", &remote, "--dir", "fetched", "--identity", &key]);
+    assert!(ok && out.contains("restored"), "{out}");
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    let text: String = conn.query_row("SELECT text FROM notes", [], |r| r.get(0)).unwrap();
+    assert_eq!(text, "sealed");
+    let (ok, out) = run(tmp.path(), &["backup", "--encrypt-to", &recipient]);
+    assert!(!ok && out.contains("give --remote too"), "{out}");
+}

@@ -19,7 +19,8 @@
 //! - [`backup_postgres`] and [`restore_postgres`] do the same for a PostgreSQL store
 //!   through `pg_dump` (custom format) and `pg_restore`, into a new, empty database.
 //! - [`Remote`] keeps off-site copies on any rclone remote: upload, list, download for a
-//!   restore, and prune by the same policy.
+//!   restore, and prune by the same policy; [`encrypt`] and [`decrypt`] make the copies
+//!   readable only with an age identity.
 //!
 //! ```no_run
 //! use mltb_backup::{BackupOptions, backup, restore, RestoreOptions};
@@ -32,6 +33,7 @@
 //! # }
 //! ```
 
+mod age;
 mod container;
 mod error;
 mod ops;
@@ -40,6 +42,7 @@ mod remote;
 mod retention;
 mod util;
 
+pub use age::{AGE_SUFFIX, decrypt, encrypt};
 pub use container::{Entry, FORMAT_VERSION, Manifest};
 pub use error::{Error, Result};
 pub use ops::{

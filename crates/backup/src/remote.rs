@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::EXTENSION;
+use crate::age::AGE_SUFFIX;
 use crate::error::{Error, Result};
 use crate::retention::Retention;
 use crate::util::parse_utc_stamp;
@@ -33,6 +34,8 @@ pub struct RemoteBackup {
     pub bytes: u64,
     /// When it was taken (Unix ms), from its name.
     pub created_unix_ms: u64,
+    /// Whether it is encrypted with age (its name ends `.age`).
+    pub encrypted: bool,
 }
 
 /// What [`Remote::prune`] did (or would do, dry).
@@ -173,6 +176,7 @@ impl Remote {
                     name: name.to_owned(),
                     bytes: e["Size"].as_u64().unwrap_or(0),
                     created_unix_ms: created,
+                    encrypted: name.ends_with(AGE_SUFFIX),
                 })
             })
             .collect();
@@ -223,8 +227,9 @@ impl Remote {
     }
 }
 
-/// The time in a backup's name (`mltb-<stamp>.mltb-backup`).
+/// The time in a backup's name (`mltb-<stamp>.mltb-backup`, or with `.age` after it).
 fn stamp_of(name: &str) -> Option<u64> {
+    let name = name.strip_suffix(AGE_SUFFIX).unwrap_or(name);
     parse_utc_stamp(name.strip_prefix("mltb-")?.strip_suffix(&format!(".{EXTENSION}"))?)
 }
 

@@ -99,3 +99,69 @@ fn bad_remotes_and_names_are_refused_saying_what_was_expected() {
     let text = e.to_string();
     assert!(text.starts_with("nosuchremote:x: rclone: list failed (exit"), "{text}");
 }
+
+/// A fresh age identity file in `dir`, and its public key (recipient). Needs `age`
+/// (Debian: `apt-get install age`).
+fn age_identity(dir: &Path) -> (std::path::PathBuf, String) {
+    let path = dir.join("age-key.txt");
+    let out = std::process::Command::new("age-keygen")
+        .arg("-o")
+        .arg(&path)
+        .output()
+        .expect("age-keygen runs (Debian: apt-get install age)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let recipient = text.lines().find_map(|l| l.strip_prefix("# public key: ")).unwrap().to_owned();
+    (path, recipient)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_copies_hold_no_readable_data_and_open_only_with_the_identity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, dir) = (tmp.path().join("data/mltb.db"), tmp.path().join("backups"));
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let s = store(&db).await;
+    s.create_task(&task(4242)).await.unwrap();
+    drop(s);
+    let made = mltb_backup::backup(&BackupOptions::new(&db, &dir)).unwrap();
+    let (identity, recipient) = age_identity(tmp.path());
+    let age = Path::new("age");
+
+    let sealed = mltb_backup::encrypt(&made.path, std::slice::from_ref(&recipient), age).unwrap();
+    assert!(sealed.to_string_lossy().ends_with(".mltb-backup.age"));
+    let bytes = std::fs::read(&sealed).unwrap();
+    let plain = std::fs::read(&made.path).unwrap();
+    assert!(bytes.starts_with(b"age-encryption.org/v1"), "an age file");
+    let manifest_text = b"schema_version";
+    assert!(
+        plain.windows(manifest_text.len()).any(|w| w == manifest_text),
+        "the backup's manifest is readable"
+    );
+    assert!(!bytes.windows(manifest_text.len()).any(|w| w == manifest_text), "the copy's is not");
+    assert!(mltb_backup::verify(&sealed).is_err(), "an encrypted copy is not a backup until decrypted");
+
+    // On the remote, listed as encrypted; back, it decrypts to the same bytes.
+    let remote = Remote::new(&format!(":local:{}/cloud", tmp.path().display())).unwrap();
+    remote.upload(&sealed).unwrap();
+    let listed = remote.list().unwrap();
+    assert_eq!((listed.len(), listed[0].encrypted), (1, true));
+    assert_eq!(listed[0].created_unix_ms, made.manifest.created_unix_ms);
+    let fetched = remote.download(&listed[0].name, &tmp.path().join("fetched")).unwrap();
+    let out = tmp.path().join("fetched/plain.mltb-backup");
+    mltb_backup::decrypt(&fetched, &identity, &out, age).unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), plain);
+    mltb_backup::verify(&out).unwrap();
+
+    // Another identity does not open it, and leaves nothing behind.
+    let other_dir = tmp.path().join("other");
+    std::fs::create_dir_all(&other_dir).unwrap();
+    let (other, _) = age_identity(&other_dir);
+    let wrong = tmp.path().join("fetched/wrong.mltb-backup");
+    let e = mltb_backup::decrypt(&fetched, &other, &wrong, age).unwrap_err();
+    assert!(e.to_string().contains("age failed"), "{e}");
+    assert!(!wrong.exists() && !tmp.path().join("fetched/wrong.mltb-backup.partial").exists());
+    let e = mltb_backup::encrypt(&made.path, &[], age).unwrap_err();
+    assert!(e.to_string().contains("at least one age recipient"), "{e}");
+    let e = mltb_backup::encrypt(&made.path, &["not-a-key".into()], age).unwrap_err();
+    assert!(e.to_string().contains("age failed"), "{e}");
+}
