@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use mltb_api::Metrics;
-use mltb_backup::{BackupOptions, Retention};
+use mltb_backup::{BackupOptions, Remote, Retention};
 use mltb_bot::config::Config;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -20,16 +20,55 @@ struct Families {
     duration: Gauge<f64, AtomicU64>,
     size: Gauge,
     failures: Counter,
+    offsite_last_success: Gauge<f64, AtomicU64>,
+    offsite_failures: Counter,
 }
 
-/// Starts backups every `backup.every` until `stop`, when set and the store is SQLite.
-/// Returns whether a schedule started.
-pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken) -> bool {
-    let Some(every) = config.backup.every.map(|s| s.0) else { return false };
-    if config.secrets.database_url.is_some() {
-        tracing::warn!("backup.every is set but the store is PostgreSQL: back it up with pg_dump");
-        return false;
+/// Where the schedule copies each backup off site, and to whom it encrypts it.
+struct OffSite {
+    remote: Remote,
+    encrypt_to: Vec<String>,
+}
+
+impl OffSite {
+    /// Copies a verified backup (encrypted first when recipients are set), then prunes
+    /// the remote by `keep`. Blocking.
+    fn copy(&self, file: &std::path::Path, keep: &Retention) -> mltb_backup::Result<String> {
+        let at = if self.encrypt_to.is_empty() {
+            self.remote.upload(file)?
+        } else {
+            let sealed = mltb_backup::encrypt(file, &self.encrypt_to, std::path::Path::new("age"))?;
+            let at = self.remote.upload(&sealed);
+            let _ = std::fs::remove_file(&sealed);
+            at?
+        };
+        self.remote.prune(keep, false)?;
+        Ok(at)
     }
+}
+
+/// Starts backups every `backup.every` until `stop`, when set and the store is SQLite,
+/// each copied to `backup.remote` when set. Returns whether a schedule started.
+///
+/// # Errors
+/// `backup.remote` is not an rclone remote.
+pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken) -> Result<bool, String> {
+    let Some(every) = config.backup.every.map(|s| s.0) else { return Ok(false) };
+    if config.secrets.database_url.is_some() {
+        tracing::warn!(
+            "backup.every is set but the store is PostgreSQL: back it up with `mltb-backup run --postgres`"
+        );
+        return Ok(false);
+    }
+    let offsite = match &config.backup.remote {
+        Some(target) => Some(OffSite {
+            remote: Remote::new(target)
+                .map_err(|e| format!("backup.remote: {e}"))?
+                .rclone(&config.mirror.rclone),
+            encrypt_to: config.backup.encrypt_to.clone(),
+        }),
+        None => None,
+    };
     let f = Families::default();
     let dir = config.backup_dir();
     // After a restart the last good backup is the newest one on disk, not "never" (0),
@@ -57,6 +96,19 @@ pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken)
             f.size.clone(),
         );
         r.register("mltb_backup_failures", "Backups that failed", f.failures.clone());
+        if offsite.is_some() {
+            r.register_with_unit(
+                "mltb_backup_offsite_last_success_timestamp",
+                "When the last backup copied to backup.remote was taken (Unix time)",
+                Unit::Seconds,
+                f.offsite_last_success.clone(),
+            );
+            r.register(
+                "mltb_backup_offsite_failures",
+                "Copies to backup.remote that failed",
+                f.offsite_failures.clone(),
+            );
+        }
     });
     let db = config.sqlite_path();
     let mut keep = Retention::default();
@@ -64,8 +116,8 @@ pub(crate) fn spawn(config: &Config, metrics: &Metrics, stop: CancellationToken)
     keep.keep_daily = config.backup.keep_daily;
     keep.keep_weekly = config.backup.keep_weekly;
     keep.keep_monthly = config.backup.keep_monthly;
-    tokio::spawn(run(db, dir, keep, every, f, stop));
-    true
+    tokio::spawn(run(db, dir, keep, every, f, offsite.map(std::sync::Arc::new), stop));
+    Ok(true)
 }
 
 async fn run(
@@ -74,6 +126,7 @@ async fn run(
     keep: Retention,
     every: Duration,
     f: Families,
+    offsite: Option<std::sync::Arc<OffSite>>,
     stop: CancellationToken,
 ) {
     let mut tick = tokio::time::interval(every);
@@ -98,6 +151,24 @@ async fn run(
                 tracing::info!(path = %made.path.display(), bytes = made.bytes, "backup taken and verified");
                 if let Err(e) = pruned {
                     tracing::warn!(error = %e, "old backups were not pruned");
+                }
+                if let Some(off) = &offsite {
+                    let (off, path, taken) = (off.clone(), made.path.clone(), made.manifest.created_unix_ms);
+                    let copied = tokio::task::spawn_blocking(move || off.copy(&path, &keep)).await;
+                    match copied {
+                        Ok(Ok(at)) => {
+                            f.offsite_last_success.set(taken as f64 / 1000.0);
+                            tracing::info!(to = %at, "backup copied off site");
+                        }
+                        Ok(Err(e)) => {
+                            f.offsite_failures.inc();
+                            tracing::warn!(error = %e, "the off-site copy failed; the local backup stays");
+                        }
+                        Err(e) => {
+                            f.offsite_failures.inc();
+                            tracing::warn!(error = %e, "the off-site copy task failed");
+                        }
+                    }
                 }
             }
             Ok(Err(e)) => {

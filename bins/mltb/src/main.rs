@@ -127,7 +127,12 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
                     return ExitCode::from(1);
                 }
             };
-        backup::spawn(&config, &metrics, api_stop.clone());
+        if let Err(e) = backup::spawn(&config, &metrics, api_stop.clone()) {
+            eprintln!("mltb: {e}");
+            api_stop.cancel();
+            running.shutdown().await;
+            return ExitCode::from(1);
+        }
         let addr = server.as_ref().map(mltb_api::Running::local_addr);
         if let Some(addr) = addr {
             tracing::info!(%addr, "the HTTP API is listening");

@@ -535,10 +535,28 @@ async fn with_backup_every_set_the_bot_takes_verified_backups_and_exports_when()
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
+    // Off site too, encrypted to an age key.
+    let key = dir.path().join("age-key.txt");
+    let made = std::process::Command::new("age-keygen").arg("-o").arg(&key).output();
+    assert!(made.is_ok_and(|o| o.status.success()), "age-keygen runs (Debian: apt-get install age)");
+    let recipient = std::fs::read_to_string(&key)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("# public key: ").map(str::to_owned))
+        .unwrap();
+    let cloud = dir.path().join("cloud");
+    let remote = format!(":local:{}", cloud.display());
+    let encrypt_to = format!("[\"{recipient}\"]");
     let mut bot = Bot::start(
         &sim,
         dir.path(),
-        &[("MLTB_API_ENABLED", "true"), ("MLTB_API_BIND", &bind), ("MLTB_BACKUP_EVERY", "1h")],
+        &[
+            ("MLTB_API_ENABLED", "true"),
+            ("MLTB_API_BIND", &bind),
+            ("MLTB_BACKUP_EVERY", "1h"),
+            ("MLTB_BACKUP_REMOTE", &remote),
+            ("MLTB_BACKUP_ENCRYPT_TO", &encrypt_to),
+        ],
     );
     let http = reqwest::Client::new();
     // The first backup is taken at start.
@@ -566,6 +584,26 @@ async fn with_backup_every_set_the_bot_takes_verified_backups_and_exports_when()
     assert_eq!(listed.len(), 1, "{listed:?}");
     let verified = mltb_backup::verify(&listed[0].path).unwrap();
     assert_eq!(verified.manifest.schema_version, mltb_store::LATEST_VERSION);
+    // The off-site copy: encrypted, and it decrypts to the local backup.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = http.get(format!("http://{bind}/metrics")).send().await.unwrap().text().await.unwrap();
+        let copied = text
+            .lines()
+            .find_map(|l| l.strip_prefix("mltb_backup_offsite_last_success_timestamp_seconds "))
+            .is_some_and(|v| v.parse::<f64>().is_ok_and(|v| (v - stamp).abs() < 0.01));
+        if copied {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no off-site copy reported:\n{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let sealed: Vec<_> = std::fs::read_dir(&cloud).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(sealed.len(), 1, "{sealed:?}");
+    assert!(sealed[0].to_string_lossy().ends_with(".mltb-backup.age"), "{sealed:?}");
+    let opened = dir.path().join("opened.mltb-backup");
+    mltb_backup::decrypt(&sealed[0], &key, &opened, Path::new("age")).unwrap();
+    assert_eq!(std::fs::read(&opened).unwrap(), std::fs::read(&listed[0].path).unwrap());
     bot.child.start_kill().unwrap();
     let _ = bot.child.wait().await;
 

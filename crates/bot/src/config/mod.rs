@@ -440,11 +440,26 @@ pub struct BackupSection {
     pub keep_weekly: usize,
     /// Keep the newest of each of the last N months (default 6).
     pub keep_monthly: usize,
+    /// An rclone remote (`offsite:mltb/backups`) each verified backup is also copied to,
+    /// pruned by the same policy; none: the backups stay local.
+    pub remote: Option<String>,
+    /// age recipients (`age1…`, or SSH public keys) the off-site copies are encrypted to;
+    /// empty: copied as they are.
+    pub encrypt_to: Vec<String>,
 }
 
 impl Default for BackupSection {
     fn default() -> Self {
-        Self { every: None, dir: None, keep_last: 3, keep_daily: 7, keep_weekly: 4, keep_monthly: 6 }
+        Self {
+            every: None,
+            dir: None,
+            keep_last: 3,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 6,
+            remote: None,
+            encrypt_to: Vec::new(),
+        }
     }
 }
 
@@ -554,6 +569,8 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("backup", "keep_daily", Kind::Toml),
     ("backup", "keep_weekly", Kind::Toml),
     ("backup", "keep_monthly", Kind::Toml),
+    ("backup", "remote", Kind::Text),
+    ("backup", "encrypt_to", Kind::Toml),
     ("api", "enabled", Kind::Toml),
     ("api", "bind", Kind::Text),
     ("api", "tls_cert", Kind::Text),
@@ -642,6 +659,25 @@ impl Config {
                 "leech.split_size",
                 format!("expected 1 byte to {limit} bytes (the upload limit of {api}), got {split}"),
             );
+        }
+        if let Some(remote) = &self.backup.remote
+            && remote.split_once(':').is_none_or(|(name, _)| name.contains('/'))
+        {
+            bad(
+                "backup.remote",
+                format!("expected an rclone remote such as offsite:mltb/backups, got {remote:?}"),
+            );
+        }
+        if !self.backup.encrypt_to.is_empty() && self.backup.remote.is_none() {
+            bad("backup.encrypt_to", "encrypts the off-site copies: set backup.remote too".into());
+        }
+        for r in &self.backup.encrypt_to {
+            if !r.starts_with("age1") && !r.starts_with("ssh-") {
+                bad(
+                    "backup.encrypt_to",
+                    format!("expected age public keys (age1…) or SSH public keys, got {r:?}"),
+                );
+            }
         }
         if self.api.ready_interval.0 < std::time::Duration::from_secs(1) {
             bad("api.ready_interval", format!("expected at least 1s, got {:?}", self.api.ready_interval.0));

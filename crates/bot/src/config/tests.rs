@@ -79,6 +79,12 @@ fn bad_values_are_named_with_what_was_expected() {
     let e = problems("[api]\nready_interval = \"500ms\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("api.ready_interval: expected at least 1s")), "{e:?}");
 
+    let e = problems("[backup]\nencrypt_to = [\"hunter2\"]\nremote = \"/tmp/x\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("backup.remote: expected an rclone remote")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("backup.encrypt_to: expected age public keys")), "{e:?}");
+    let e = problems("[backup]\nencrypt_to = [\"age1abc\"]\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("backup.encrypt_to: encrypts the off-site copies")), "{e:?}");
+
     let e = problems("[backup]\nevery = \"10s\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("backup.every: expected at least 1m")), "{e:?}");
 
@@ -194,6 +200,8 @@ keep_last = 2
 keep_daily = 5
 keep_weekly = 3
 keep_monthly = 12
+remote = "offsite:mltb"
+encrypt_to = ["age1xx6j8cex5axdncgshys356jzxazqscca8twx84z75me74euw598sm3nc54"]
 [api]
 enabled = false
 bind = "127.0.0.1:9000"
