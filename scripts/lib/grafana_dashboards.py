@@ -264,9 +264,17 @@ def components():
             ts("Failed batches", "Batch handler calls that failed or panicked, per second (mltb_batch_failed_batches_total).", "ops",
                [q(f'sum by (batcher) (rate(mltb_batch_failed_batches_total{{{INSTANCE}}}[{R}]))', "{{batcher}}")]),
             row("Balancer"),
-            text("Balancer", "mltb-balancer spreads downloads over several aria2 daemons when `downloads.aria2_endpoints` names them. "
-                 "The bot exports no balancer figures yet (picks per backend, in-flight requests, ejections, backend health), "
-                 "so this row has no graph; `GET /ready` shows whether aria2 answers."),
+            ts("Members by state", "Balancer members available to picks, failing health checks, and ejected by outlier detection (mltb_balancer_endpoints). "
+               "The bot's balancer spreads downloads over the aria2 daemons of `downloads.aria2_endpoints`; with its own aria2c there is none.", "short",
+               [q(f'sum by (balancer, state) (mltb_balancer_endpoints{{{INSTANCE}}})', "{{balancer}} {{state}}")], stack=True),
+            ts("Picks by member and outcome", "Picks per second by member and reported outcome: success, failure, dropped (mltb_balancer_picks_total).", "ops",
+               [q(f'sum by (endpoint, outcome) (rate(mltb_balancer_picks_total{{{INSTANCE}}}[{R}]))', "{{endpoint}} {{outcome}}")]),
+            ts("In flight", "Picks handed out and not yet reported, by member (mltb_balancer_in_flight); 0 unless the strategy counts them.", "short",
+               [q(f'sum by (endpoint) (mltb_balancer_in_flight{{{INSTANCE}}})', "{{endpoint}}")]),
+            ts("Latency estimate", "Each member's peak-EWMA latency of adding a download (mltb_balancer_latency_ewma_seconds): it jumps to slow answers and decays.", "s",
+               [q(f'max by (endpoint) (mltb_balancer_latency_ewma_seconds{{{INSTANCE}}})', "{{endpoint}}")]),
+            ts("Ejections in a row", "Times outlier detection ejected each member in a row, its ejection time multiplier (mltb_balancer_ejections_in_a_row); 0 when healthy.", "short",
+               [q(f'max by (endpoint) (mltb_balancer_ejections_in_a_row{{{INSTANCE}}})', "{{endpoint}}")]),
             row("Query analyzer"),
             ts("Store queries", "Store queries seen by the query analyzer per second (mltb_query_events_total).", "ops",
                [q(f'sum(rate(mltb_query_events_total{{{INSTANCE}}}[{R}]))', "queries")]),

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use frankenstein::AsyncTelegramApi;
-use mltb_api::{Api, ApiConfig, BuildInfo, FnCheck, Metrics, Secret, StoreCheck, TelegramStats, TlsFiles};
+use mltb_api::{
+    Api, ApiConfig, BalancerStats, BuildInfo, FnCheck, Metrics, Secret, StoreCheck, TelegramStats, TlsFiles,
+};
 use mltb_bot::Observer;
 use mltb_bot::auth::Access;
 use mltb_bot::config::Config;
@@ -35,6 +37,11 @@ impl Observer for MetricsObserver {
 pub(crate) fn register(metrics: &Metrics, running: &Running) {
     for role in [Access::Owner, Access::Sudo, Access::Authorized, Access::Guest] {
         metrics.rate_limit_declare("commands", role.name());
+    }
+    if running.downloader.balancer().is_some() {
+        let downloader = running.downloader.clone();
+        metrics
+            .add_balancer("aria2", move || downloader.balancer().map(BalancerStats::of).unwrap_or_default());
     }
     let store = running.store.clone();
     metrics.add_cache("store", move || store.cache_stats());

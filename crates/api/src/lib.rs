@@ -92,8 +92,8 @@ pub use config::{ApiConfig, DEFAULT_PORT, Secret, TlsFiles};
 pub use engine::{QueueCounts, TaskEngine};
 pub use error::{Error, ErrorKind, Result};
 pub use metrics::{
-    BuildInfo, DiskStats, Metrics, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, ProcessStats,
-    TelegramStats,
+    BalancerStats, BuildInfo, DiskStats, EndpointStats, Metrics, OPENMETRICS_CONTENT_TYPE,
+    PROMETHEUS_TEXT_CONTENT_TYPE, ProcessStats, TelegramStats,
 };
 pub use model::{ByteCounts, CancelAccepted, DiskInfo, ErrorBody, Stats, TaskCounts, TaskInfo, TaskList};
 pub use ready::{CheckResult, FnCheck, Readiness, ReadyCheck, StoreCheck};

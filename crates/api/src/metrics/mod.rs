@@ -20,7 +20,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub(crate) use self::http::track;
 use self::http::{CheckLabels, RejectionLabels, RequestLabels, RouteLabels};
 pub use self::process::{DiskStats, ProcessStats};
-pub use self::sources::TelegramStats;
+pub use self::sources::{BalancerStats, EndpointStats, TelegramStats};
 use self::sources::{SourceCollector, Sources};
 use crate::engine::TaskEngine;
 
@@ -222,6 +222,39 @@ impl Metrics {
     /// [`TelegramStats::of`]).
     pub fn add_telegram(&self, name: &str, source: impl Fn() -> TelegramStats + Send + Sync + 'static) {
         upsert(&mut self.write().telegram, name, Arc::new(source));
+    }
+
+    /// A load balancer, labelled `balancer="<name>"` and `endpoint` per member (e.g.
+    /// [`BalancerStats::of`] over the aria2 downloader's balancer).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// use mltb_api::{BalancerStats, Metrics};
+    /// use mltb_balancer::{Backend, Balancer, RoundRobin};
+    ///
+    /// let backends = [Backend::new("a", "127.0.0.1:6800"), Backend::new("b", "127.0.0.1:6801")];
+    /// let balancer = Arc::new(Balancer::new(RoundRobin::new(), backends).unwrap());
+    /// balancer.pick().unwrap().success(Duration::from_millis(20));
+    /// balancer.pick().unwrap().failure(Duration::from_millis(900));
+    ///
+    /// let metrics = Metrics::new();
+    /// let b = balancer.clone();
+    /// metrics.add_balancer("aria2", move || BalancerStats::of(&b));
+    /// let text = metrics.render_openmetrics();
+    /// assert!(text.contains("mltb_balancer_endpoints{balancer=\"aria2\",state=\"available\"} 2"));
+    /// let picks = |outcome: &str| {
+    ///     text.lines()
+    ///         .filter(|l| l.starts_with("mltb_balancer_picks_total{") && l.contains(&format!("outcome=\"{outcome}\"")))
+    ///         .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+    ///         .sum::<u64>()
+    /// };
+    /// assert_eq!((picks("success"), picks("failure")), (1, 1));
+    /// assert!(text.contains("# UNIT mltb_balancer_latency_ewma_seconds seconds"));
+    /// ```
+    pub fn add_balancer(&self, name: &str, source: impl Fn() -> BalancerStats + Send + Sync + 'static) {
+        upsert(&mut self.write().balancers, name, Arc::new(source));
     }
 
     /// A cache, labelled `cache="<name>"` (e.g. `Store::cache_stats`).

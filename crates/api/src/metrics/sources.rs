@@ -39,6 +39,64 @@ impl TelegramStats {
     }
 }
 
+/// What a load balancer reports: each member's state and counts, read at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct BalancerStats {
+    /// Its members.
+    pub endpoints: Vec<EndpointStats>,
+}
+
+/// One member of a [`BalancerStats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct EndpointStats {
+    /// Its id (an aria2 endpoint's name).
+    pub id: String,
+    /// Whether active health checks pass.
+    pub healthy: bool,
+    /// Whether outlier detection has ejected it now.
+    pub ejected: bool,
+    /// Picks handed out and not yet reported (0 unless the balancer counts them).
+    pub in_flight: u64,
+    /// Picks reported as successes.
+    pub successes: u64,
+    /// Picks reported as failures.
+    pub failures: u64,
+    /// Picks dropped without a report.
+    pub dropped: u64,
+    /// Ejections in a row (the ejection time multiplier).
+    pub ejections_in_a_row: u32,
+    /// The peak-EWMA latency estimate, in seconds.
+    pub latency_ewma_seconds: f64,
+}
+
+impl BalancerStats {
+    /// The figures of `balancer` now.
+    pub fn of<S: mltb_balancer::Strategy>(balancer: &mltb_balancer::Balancer<S>) -> Self {
+        let now = balancer.now_nanos();
+        let endpoints = balancer
+            .endpoints()
+            .iter()
+            .map(|e| {
+                let (successes, failures, dropped) = e.outcomes();
+                EndpointStats {
+                    id: e.id().to_owned(),
+                    healthy: e.is_healthy(),
+                    ejected: e.is_ejected_at(now),
+                    in_flight: e.in_flight(),
+                    successes,
+                    failures,
+                    dropped,
+                    ejections_in_a_row: e.times_ejected(),
+                    latency_ewma_seconds: e.peak_ewma_nanos(now) / 1e9,
+                }
+            })
+            .collect();
+        Self { endpoints }
+    }
+}
+
 /// The registered sources, read by [`SourceCollector`] at every scrape.
 #[derive(Default)]
 pub(crate) struct Sources {
@@ -47,6 +105,7 @@ pub(crate) struct Sources {
     pub(crate) caches: Vec<(String, Source<mltb_cache::Stats>)>,
     pub(crate) pools: Vec<(String, Source<mltb_pool::Metrics>)>,
     pub(crate) batchers: Vec<(String, Source<mltb_batch::Stats>)>,
+    pub(crate) balancers: Vec<(String, Source<BalancerStats>)>,
     pub(crate) query: Option<Source<mltb_query_analyzer::Counters>>,
     pub(crate) disks: Vec<(String, PathBuf)>,
 }
@@ -125,6 +184,7 @@ impl Collector for SourceCollector {
         cache_families(&mut enc, &read(&sources.caches))?;
         pool_families(&mut enc, &read(&sources.pools))?;
         batch_families(&mut enc, &read(&sources.batchers))?;
+        balancer_families(&mut enc, &read(&sources.balancers))?;
         if let Some(query) = &sources.query {
             query_families(&mut enc, &query())?;
         }
@@ -145,6 +205,71 @@ impl Collector for SourceCollector {
             named(&disks, "dir", |d| d.size_bytes),
         )
     }
+}
+
+/// `mltb_balancer_*`: members by state, and per member its picks by outcome, in flight,
+/// ejections in a row and latency estimate.
+fn balancer_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, BalancerStats)]) -> fmt::Result {
+    let mut states = Vec::new();
+    let mut outcomes = Vec::new();
+    let (mut in_flight, mut ejections, mut latency) = (Vec::new(), Vec::new(), Vec::new());
+    for (name, stats) in list {
+        let count =
+            |f: &dyn Fn(&EndpointStats) -> bool| stats.endpoints.iter().filter(|e| f(e)).count() as u64;
+        for (state, n) in [
+            ("available", count(&|e| e.healthy && !e.ejected)),
+            ("unhealthy", count(&|e| !e.healthy)),
+            ("ejected", count(&|e| e.ejected)),
+        ] {
+            states.push((vec![("balancer", name.clone()), ("state", state.to_owned())], n));
+        }
+        for e in &stats.endpoints {
+            let labels = || vec![("balancer", name.clone()), ("endpoint", e.id.clone())];
+            for (outcome, n) in [("success", e.successes), ("failure", e.failures), ("dropped", e.dropped)] {
+                let mut l = labels();
+                l.push(("outcome", outcome.to_owned()));
+                outcomes.push((l, n));
+            }
+            in_flight.push((labels(), e.in_flight));
+            ejections.push((labels(), u64::from(e.ejections_in_a_row)));
+            latency.push((labels(), e.latency_ewma_seconds));
+        }
+    }
+    gauges(
+        enc,
+        "mltb_balancer_endpoints",
+        "Balancer members by state: available, unhealthy (health checks), ejected (outlier detection).",
+        None,
+        states,
+    )?;
+    counters(
+        enc,
+        "mltb_balancer_picks",
+        "Picks by member and reported outcome: success, failure, dropped without a report.",
+        None,
+        outcomes,
+    )?;
+    gauges(
+        enc,
+        "mltb_balancer_in_flight",
+        "Picks handed out and not yet reported, by member.",
+        None,
+        in_flight,
+    )?;
+    gauges(
+        enc,
+        "mltb_balancer_ejections_in_a_row",
+        "Times outlier detection ejected a member in a row (its ejection time multiplier).",
+        None,
+        ejections,
+    )?;
+    gauges(
+        enc,
+        "mltb_balancer_latency_ewma",
+        "A member's peak-EWMA latency estimate.",
+        Some(Unit::Seconds),
+        latency,
+    )
 }
 
 /// Every source's figures, read once per scrape.

@@ -276,6 +276,12 @@ impl Aria2Downloader {
         Ok(Self { inner, reattach: Vec::new() })
     }
 
+    /// The balancer that picks among configured daemons, when there are several
+    /// (`None` for the engine's own `aria2c`): its members' health, ejections and picks.
+    pub fn balancer(&self) -> Option<&Balancer<AnyStrategy>> {
+        self.inner.balancer.as_ref()
+    }
+
     /// The supervisor of the engine's own `aria2c`, when it runs one.
     pub fn supervisor(&self) -> Option<&Aria2Supervisor> {
         self.inner.nodes.first().and_then(|n| n.supervisor.as_ref())
