@@ -158,14 +158,7 @@ struct OffSite<'a> {
 impl OffSite<'_> {
     /// Copies a verified backup off site (encrypted first when asked); the remote path.
     fn copy(&self, file: &Path) -> Result<String, String> {
-        if self.args.encrypt_to.is_empty() {
-            return self.remote.upload(file).map_err(|e| e.to_string());
-        }
-        let sealed =
-            mltb_backup::encrypt(file, &self.args.encrypt_to, &self.args.age).map_err(|e| e.to_string())?;
-        let result = self.remote.upload(&sealed).map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(&sealed);
-        result
+        self.remote.copy_backup(file, &self.args.encrypt_to, &self.args.age).map_err(|e| e.to_string())
     }
 
     /// Fetches `name` into `dir`, decrypted when it is encrypted; the local backup.

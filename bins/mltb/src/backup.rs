@@ -34,14 +34,7 @@ impl OffSite {
     /// Copies a verified backup (encrypted first when recipients are set), then prunes
     /// the remote by `keep`. Blocking.
     fn copy(&self, file: &std::path::Path, keep: &Retention) -> mltb_backup::Result<String> {
-        let at = if self.encrypt_to.is_empty() {
-            self.remote.upload(file)?
-        } else {
-            let sealed = mltb_backup::encrypt(file, &self.encrypt_to, std::path::Path::new("age"))?;
-            let at = self.remote.upload(&sealed);
-            let _ = std::fs::remove_file(&sealed);
-            at?
-        };
+        let at = self.remote.copy_backup(file, &self.encrypt_to, std::path::Path::new("age"))?;
         self.remote.prune(keep, false)?;
         Ok(at)
     }

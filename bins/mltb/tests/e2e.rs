@@ -10,14 +10,10 @@ use std::time::Duration;
 use mltb_telegram_sim::{Outbound, Sim, SimConfig};
 use mltb_testkit::FileServer;
 use sha2::{Digest, Sha256};
-use support::{Bot, CHAT, OWNER};
+use support::{Bot, CHAT, OWNER, data};
 
 const USER: i64 = 2000;
 const STRANGER: i64 = 3000;
-
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
-}
 
 /// Waits (at most `secs`) until the simulator's log satisfies `cond`; returns the log.
 async fn until(sim: &Sim, secs: u64, what: &str, cond: impl Fn(&[Outbound]) -> bool) -> Vec<Outbound> {

@@ -27,7 +27,7 @@ use std::time::Duration;
 use mltb_telegram_sim::{Fault, Sim, SimConfig};
 use mltb_testkit::{FileServer, ServedFile};
 use serde_json::Value;
-use support::{Bot, CHAT};
+use support::{Bot, CHAT, data};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A user in [`CHAT`], their private chat with the bot.
@@ -103,10 +103,6 @@ fn metric_names(expr: &str, into: &mut BTreeSet<String>) {
 
 fn unix_now() -> f64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
 }
 
 /// `text` for a URL's query string.

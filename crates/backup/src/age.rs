@@ -6,24 +6,18 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
+use crate::util::run_tool;
 
 /// The suffix of an encrypted backup.
 pub const AGE_SUFFIX: &str = ".age";
 
 fn run(program: &Path, args: &[&std::ffi::OsStr], what: &str) -> Result<()> {
-    let out = Command::new(program).args(args).output().map_err(|e| {
-        Error::Invalid(if e.kind() == std::io::ErrorKind::NotFound {
-            format!("{} is not installed (Debian: apt-get install age)", program.display())
-        } else {
-            format!("{} could not run: {e}", program.display())
-        })
-    })?;
-    if out.status.success() {
-        return Ok(());
+    let ran = run_tool(Command::new(program).args(args), "age").map_err(Error::Invalid)?;
+    if ran.code == 0 {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("{what}: age failed: {}", ran.last_error)))
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    Err(Error::Invalid(format!("{what}: age failed: {last}")))
 }
 
 /// Encrypts `file` to every one of `recipients` (age public keys, `age1…`, or SSH public

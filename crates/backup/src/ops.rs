@@ -14,11 +14,11 @@ use crate::util::{Lock, Staged, now_ms, parent, utc_stamp};
 /// while it is held.
 pub const BOT_LOCK: &str = "mltb.lock";
 /// The lock file in a backup directory: one backup or prune at a time.
-pub(crate) const DIR_LOCK: &str = ".mltb-backup.lock";
+const DIR_LOCK: &str = ".mltb-backup.lock";
 /// The database's name inside a backup.
 const DB_ENTRY: &str = "mltb.db";
 /// The config's name inside a backup.
-pub(crate) const CONFIG_ENTRY: &str = "config.toml";
+const CONFIG_ENTRY: &str = "config.toml";
 /// How long a snapshot waits for a writer's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -64,14 +64,8 @@ pub struct BackupInfo {
     pub took: Duration,
 }
 
-impl BackupInfo {
-    pub(crate) fn new(path: PathBuf, bytes: u64, manifest: Manifest, took: Duration) -> Self {
-        Self { path, bytes, manifest, took }
-    }
-}
-
 /// Removes a file when dropped.
-struct TempFile(PathBuf);
+pub(crate) struct TempFile(pub(crate) PathBuf);
 
 impl Drop for TempFile {
     fn drop(&mut self) {
@@ -88,10 +82,7 @@ impl Drop for TempFile {
 pub fn backup(o: &BackupOptions) -> Result<BackupInfo> {
     let start = Instant::now();
     std::fs::create_dir_all(&o.dir).map_err(|e| Error::io(&o.dir, e))?;
-    let _lock = Lock::try_take(
-        &o.dir.join(DIR_LOCK),
-        &format!("another mltb-backup is writing to {}; wait for it to end", o.dir.display()),
-    )?;
+    let _lock = lock_dir(&o.dir)?;
     if !o.db.is_file() {
         return Err(Error::NotFound(format!(
             "{}: no database there (the bot's is <data_dir>/mltb.db)",
@@ -115,28 +106,53 @@ pub fn backup(o: &BackupOptions) -> Result<BackupInfo> {
         conn.execute("VACUUM INTO ?1", [target]).map_err(|e| Error::sqlite(&o.db, &e))?;
     }
     let schema_version = user_version(&snapshot.0)?;
+    let source = o.db.display().to_string();
+    let made =
+        write_backup(&o.dir, created, schema_version, source, (DB_ENTRY, &snapshot.0), o.config.as_deref())?;
+    drop(snapshot);
+    if o.verify {
+        verify(&made.path)?;
+    }
+    Ok(BackupInfo { took: start.elapsed(), ..made })
+}
+
+/// Takes the lock of backup directory `dir` (one backup or prune at a time).
+pub(crate) fn lock_dir(dir: &Path) -> Result<Lock> {
+    Lock::try_take(
+        &dir.join(DIR_LOCK),
+        &format!("another mltb-backup is writing to {}; wait for it to end", dir.display()),
+    )
+}
+
+/// Writes the backup of a snapshot taken at `created` (Unix ms) into `dir`, atomically:
+/// the database part `(name, file)`, then the config when given, under one manifest.
+/// Its `took` is zero: the caller times the whole backup.
+pub(crate) fn write_backup(
+    dir: &Path,
+    created: u64,
+    schema_version: i64,
+    source: String,
+    database: (&str, &Path),
+    config: Option<&Path>,
+) -> Result<BackupInfo> {
     let manifest = Manifest {
         format: container::FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_string(),
         schema_version,
         created_unix_ms: created,
-        source: o.db.display().to_string(),
+        source,
         entries: Vec::new(),
     };
-    let mut parts: Vec<(&str, &Path)> = vec![(DB_ENTRY, &snapshot.0)];
-    if let Some(config) = &o.config {
+    let mut parts: Vec<(&str, &Path)> = vec![database];
+    if let Some(config) = config {
         parts.push((CONFIG_ENTRY, config));
     }
-    let path = o.dir.join(format!("mltb-{}.{EXTENSION}", utc_stamp(created)));
+    let path = dir.join(format!("mltb-{}.{EXTENSION}", utc_stamp(created)));
     let mut staged = Staged::beside(&path)?;
     let manifest = container::write(&mut staged.file, &staged.temp, manifest, &parts)?;
     staged.commit(&path)?;
-    drop(snapshot);
-    if o.verify {
-        verify(&path)?;
-    }
     let bytes = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-    Ok(BackupInfo { path, bytes, manifest, took: start.elapsed() })
+    Ok(BackupInfo { path, bytes, manifest, took: Duration::ZERO })
 }
 
 /// A backup checked whole.

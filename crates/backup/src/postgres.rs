@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use crate::EXTENSION;
 use crate::container::{self, Entry, Manifest};
 use crate::error::{Error, Result};
-use crate::ops::{BackupInfo, CONFIG_ENTRY, DIR_LOCK, verify};
-use crate::util::{Lock, Staged, now_ms, parent, utc_stamp};
+use crate::ops::{BackupInfo, TempFile, lock_dir, verify, write_backup};
+use crate::util::{now_ms, parent, run_tool};
 
 /// The dump's name inside a backup.
 pub(crate) const PG_ENTRY: &str = "postgres.dump";
@@ -67,19 +66,11 @@ impl Conn {
 
 /// Runs `cmd`; its stdout, or an error naming `program` and its last line of stderr.
 fn run(mut cmd: Command, program: &str, what: &str) -> Result<String> {
-    let out = cmd.output().map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::Invalid(format!("{program} is not installed (Debian: apt-get install postgresql-client)"))
-        } else {
-            Error::Invalid(format!("{program} could not run: {e}"))
-        }
-    })?;
-    if out.status.success() {
-        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+    let ran = run_tool(&mut cmd, "postgresql-client").map_err(Error::Invalid)?;
+    if ran.code == 0 {
+        return Ok(ran.stdout);
     }
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-    Err(Error::Invalid(format!("{what}: {program} failed: {last}")))
+    Err(Error::Invalid(format!("{what}: {program} failed: {}", ran.last_error)))
 }
 
 /// What to back up from PostgreSQL, and where.
@@ -135,46 +126,25 @@ pub fn backup_postgres(o: &PgBackupOptions) -> Result<BackupInfo> {
     let start = Instant::now();
     let conn = Conn::parse(&o.url)?;
     std::fs::create_dir_all(&o.dir).map_err(|e| Error::io(&o.dir, e))?;
-    let _lock = Lock::try_take(
-        &o.dir.join(DIR_LOCK),
-        &format!("another mltb-backup is writing to {}; wait for it to end", o.dir.display()),
-    )?;
+    let _lock = lock_dir(&o.dir)?;
     let created = now_ms();
-    let dump = Removed(o.dir.join(format!(".pg-dump-{}.dump", std::process::id())));
+    let dump = TempFile(o.dir.join(format!(".pg-dump-{}.dump", std::process::id())));
     let mut cmd = conn.command(o.bin_dir.as_deref(), "pg_dump");
     cmd.arg("--format=custom").arg("--no-owner").arg("--no-privileges").arg("--file").arg(&dump.0);
     cmd.arg("--dbname").arg(&conn.url);
     run(cmd, "pg_dump", &format!("dumping {conn:?}"))?;
     let schema_version = dump_schema_version(&dump.0, o.bin_dir.as_deref())?;
-    let manifest = Manifest {
-        format: container::FORMAT_VERSION,
-        tool_version: env!("CARGO_PKG_VERSION").to_string(),
+    let made = write_backup(
+        &o.dir,
+        created,
         schema_version,
-        created_unix_ms: created,
-        source: conn.url.clone(),
-        entries: Vec::new(),
-    };
-    let mut parts: Vec<(&str, &Path)> = vec![(PG_ENTRY, &dump.0)];
-    if let Some(config) = &o.config {
-        parts.push((CONFIG_ENTRY, config));
-    }
-    let path = o.dir.join(format!("mltb-{}.{EXTENSION}", utc_stamp(created)));
-    let mut staged = Staged::beside(&path)?;
-    let manifest = container::write(&mut staged.file, &staged.temp, manifest, &parts)?;
-    staged.commit(&path)?;
+        conn.url.clone(),
+        (PG_ENTRY, &dump.0),
+        o.config.as_deref(),
+    )?;
     drop(dump);
-    verify(&path)?;
-    let bytes = std::fs::metadata(&path).map_err(|e| Error::io(&path, e))?.len();
-    Ok(BackupInfo::new(path, bytes, manifest, start.elapsed()))
-}
-
-/// Removes a file when dropped.
-struct Removed(PathBuf);
-
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+    verify(&made.path)?;
+    Ok(BackupInfo { took: start.elapsed(), ..made })
 }
 
 /// The highest version in a dump's `schema_migrations` table.
@@ -199,7 +169,7 @@ fn dump_schema_version(dump: &Path, bin_dir: Option<&Path>) -> Result<i64> {
 /// Checks a PostgreSQL dump inside a backup: `pg_restore --list` reads it, and its
 /// schema version is the manifest's.
 pub(crate) fn verify_dump(backup: &Path, manifest: &Manifest, entry: &Entry) -> Result<()> {
-    let copy = Removed(parent(backup).join(format!(".verify-{}.dump", std::process::id())));
+    let copy = TempFile(parent(backup).join(format!(".verify-{}.dump", std::process::id())));
     {
         let mut out = std::fs::File::create(&copy.0).map_err(|e| Error::io(&copy.0, e))?;
         container::extract(backup, entry, &mut out, &copy.0)?;
@@ -274,7 +244,7 @@ pub fn restore_postgres(backup: &Path, url: &str, bin_dir: Option<&Path>) -> Res
         )));
     }
     let dump =
-        Removed(std::env::temp_dir().join(format!("mltb-restore-{}-{}.dump", std::process::id(), now_ms())));
+        TempFile(std::env::temp_dir().join(format!("mltb-restore-{}-{}.dump", std::process::id(), now_ms())));
     {
         let mut out = std::fs::File::create(&dump.0).map_err(|e| Error::io(&dump.0, e))?;
         container::extract(backup, entry, &mut out, &dump.0)?;

@@ -13,7 +13,7 @@ use crate::EXTENSION;
 use crate::age::AGE_SUFFIX;
 use crate::error::{Error, Result};
 use crate::retention::Retention;
-use crate::util::parse_utc_stamp;
+use crate::util::{Ran, parse_utc_stamp, run_tool};
 
 /// A place on an rclone remote that holds backups: `name:path` (a remote of the rclone
 /// config) or an inline remote such as `:local:/mnt/usb/backups`.
@@ -93,36 +93,25 @@ impl Remote {
         }
     }
 
-    fn run(&self, args: &[&str]) -> Result<(i32, String)> {
+    fn run(&self, args: &[&str]) -> Result<Ran> {
         let mut cmd = Command::new(&self.rclone);
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
         }
-        let out = cmd.args(args).output().map_err(|e| {
-            let reason = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("{} is not installed (Debian: apt-get install rclone)", self.rclone.display())
-            } else {
-                format!("{} could not run: {e}", self.rclone.display())
-            };
-            Error::Remote { target: self.target.clone(), reason }
-        })?;
-        let code = out.status.code().unwrap_or(-1);
-        if code == 0 {
-            return Ok((0, String::from_utf8_lossy(&out.stdout).into_owned()));
-        }
-        Ok((code, String::from_utf8_lossy(&out.stderr).into_owned()))
+        cmd.args(args);
+        run_tool(&mut cmd, "rclone").map_err(|reason| Error::Remote { target: self.target.clone(), reason })
     }
 
     fn must(&self, args: &[&str], what: &str) -> Result<String> {
-        match self.run(args)? {
-            (0, out) => Ok(out),
-            (code, err) => Err(self.failed(what, code, &err)),
-        }
+        let ran = self.run(args)?;
+        if ran.code == 0 { Ok(ran.stdout) } else { Err(self.failed(what, &ran)) }
     }
 
-    fn failed(&self, what: &str, code: i32, stderr: &str) -> Error {
-        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        Error::Remote { target: self.target.clone(), reason: format!("{what} failed (exit {code}): {last}") }
+    fn failed(&self, what: &str, ran: &Ran) -> Error {
+        Error::Remote {
+            target: self.target.clone(),
+            reason: format!("{what} failed (exit {}): {}", ran.code, ran.last_error),
+        }
     }
 
     /// Copies the backup `file` to the remote under its own name, and confirms the
@@ -149,24 +138,41 @@ impl Remote {
         }
     }
 
+    /// Copies the backup `file` as [`upload`](Self::upload) does, encrypted first with the
+    /// `age` program to `recipients` when there are any (the remote then holds
+    /// `<name>.age`; the local backup is left as it is). Returns the remote path.
+    ///
+    /// # Errors
+    /// As [`upload`](Self::upload) and [`encrypt`](crate::encrypt).
+    pub fn copy_backup(&self, file: &Path, recipients: &[String], age: &Path) -> Result<String> {
+        if recipients.is_empty() {
+            return self.upload(file);
+        }
+        let sealed = crate::encrypt(file, recipients, age)?;
+        let at = self.upload(&sealed);
+        let _ = std::fs::remove_file(&sealed);
+        at
+    }
+
     /// The backups on the remote, newest first (none when the remote path does not
     /// exist yet). Files not named like a backup are left out.
     ///
     /// # Errors
     /// [`Error::Remote`] naming what rclone said.
     pub fn list(&self) -> Result<Vec<RemoteBackup>> {
-        let (code, out) = self.run(&["lsjson", "--files-only", &self.target])?;
+        let ran = self.run(&["lsjson", "--files-only", &self.target])?;
         // 3: the directory does not exist.
-        if code == 3 {
+        if ran.code == 3 {
             return Ok(Vec::new());
         }
-        if code != 0 {
-            return Err(self.failed("list", code, &out));
+        if ran.code != 0 {
+            return Err(self.failed("list", &ran));
         }
-        let entries: Vec<serde_json::Value> = serde_json::from_str(&out).map_err(|e| Error::Remote {
-            target: self.target.clone(),
-            reason: format!("rclone lsjson gave something else than a list: {e}"),
-        })?;
+        let entries: Vec<serde_json::Value> =
+            serde_json::from_str(&ran.stdout).map_err(|e| Error::Remote {
+                target: self.target.clone(),
+                reason: format!("rclone lsjson gave something else than a list: {e}"),
+            })?;
         let mut found: Vec<RemoteBackup> = entries
             .iter()
             .filter_map(|e| {

@@ -126,6 +126,34 @@ pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
+/// What a helper program (rclone, pg_dump, age) did: its exit code (-1 when killed), its
+/// stdout, and the last non-empty line of its stderr.
+pub(crate) struct Ran {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) last_error: String,
+}
+
+/// Runs `cmd`. A program that is missing or cannot start is an `Err` with the reason,
+/// naming the program and, when missing, the Debian `package` that has it.
+pub(crate) fn run_tool(cmd: &mut std::process::Command, package: &str) -> std::result::Result<Ran, String> {
+    let program = std::path::PathBuf::from(cmd.get_program());
+    let out = cmd.output().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            format!("{} is not installed (Debian: apt-get install {package})", program.display())
+        } else {
+            format!("{} could not run: {e}", program.display())
+        }
+    })?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last_error = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned();
+    Ok(Ran {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        last_error,
+    })
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date: the inverse of [`civil`].
 pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };

@@ -1,21 +1,13 @@
 //! Backups of a store the real store library wrote: the drill (back up, keep writing,
 //! destroy, restore, reopen), damaged files, locks, schema versions and retention.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 
 use mltb_backup::{BackupOptions, Error, RestoreOptions, Retention};
-use mltb_store::{NewTask, Source, SqliteStore, StoreConfig, TaskKind};
-
-fn task(n: i64) -> NewTask {
-    NewTask {
-        chat: 100,
-        user: n,
-        source: Source::Url(format!("https://example.org/file-{n}.iso")),
-        kind: TaskKind::Leech,
-        name: Some(format!("file-{n}.iso")),
-        options: serde_json::json!({}),
-    }
-}
+use mltb_store::{SqliteStore, StoreConfig};
+use support::task;
 
 async fn store(db: &Path) -> SqliteStore {
     SqliteStore::open_sqlite(db, StoreConfig::new()).await.unwrap()
@@ -246,34 +238,6 @@ async fn a_failed_backup_leaves_no_file_that_looks_complete() {
     assert!(e.to_string().contains("no database there"), "{e}");
 }
 
-/// A 2 MiB tmpfs, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("running mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a 2 MiB tmpfs to fill the disk and needs root (or CAP_SYS_ADMIN): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { dir }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
 /// `len` bytes that do not compress (xorshift).
 fn noise(len: usize, mut seed: u64) -> Vec<u8> {
     (0..len)
@@ -289,8 +253,8 @@ fn noise(len: usize, mut seed: u64) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_fails_the_backup_cleanly_and_leaves_the_earlier_one_intact() {
     let tmp = tempfile::tempdir().unwrap();
-    let disk = SmallDisk::mount();
-    let dir = disk.dir.path().join("backups");
+    let disk = mltb_testkit::SmallDisk::mount("2m");
+    let dir = disk.path().join("backups");
     let db = tmp.path().join("data/mltb.db");
     std::fs::create_dir_all(db.parent().unwrap()).unwrap();
     let s = store(&db).await;

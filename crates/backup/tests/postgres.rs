@@ -3,20 +3,12 @@
 //! PostgreSQL (`DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`) and its
 //! client tools (Debian: `apt-get install postgresql-client`).
 
-use mltb_backup::{Error, PgBackupOptions};
-use mltb_store::{NewTask, PostgresStore, Source, StoreConfig, TaskKind};
-use mltb_testkit::postgres::TestDatabase;
+mod support;
 
-fn task(n: i64) -> NewTask {
-    NewTask {
-        chat: 100,
-        user: n,
-        source: Source::Url(format!("https://example.org/file-{n}.iso")),
-        kind: TaskKind::Leech,
-        name: Some(format!("file-{n}.iso")),
-        options: serde_json::json!({}),
-    }
-}
+use mltb_backup::{Error, PgBackupOptions};
+use mltb_store::{PostgresStore, StoreConfig};
+use mltb_testkit::postgres::TestDatabase;
+use support::task;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_store_is_dumped_verified_and_restored_into_a_new_database_only() {

@@ -2,21 +2,13 @@
 //! in for S3 or SFTP): upload, list, download and restore, prune, and bad input.
 //! Needs `rclone` (Debian: `apt-get install rclone`).
 
+mod support;
+
 use std::path::Path;
 
 use mltb_backup::{BackupOptions, Error, Remote, RestoreOptions, Retention};
-use mltb_store::{NewTask, Source, SqliteStore, StoreConfig, TaskKind};
-
-fn task(n: i64) -> NewTask {
-    NewTask {
-        chat: 100,
-        user: n,
-        source: Source::Url(format!("https://example.org/file-{n}.iso")),
-        kind: TaskKind::Leech,
-        name: None,
-        options: serde_json::json!({}),
-    }
-}
+use mltb_store::{SqliteStore, StoreConfig};
+use support::task;
 
 async fn store(db: &Path) -> SqliteStore {
     SqliteStore::open_sqlite(db, StoreConfig::new()).await.unwrap()

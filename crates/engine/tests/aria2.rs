@@ -230,41 +230,13 @@ async fn a_stalled_source_times_out() {
     d.shutdown().await;
 }
 
-/// A 2 MiB tmpfs, unmounted on drop.
-struct SmallDisk {
-    dir: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir.path())
-            .output()
-            .expect("running mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a 2 MiB tmpfs to fill the disk and needs root (or CAP_SYS_ADMIN): {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Self { dir }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_reported_as_such() {
     let server = FileServer::builder().file("/big.bin", data(4 << 20, 4)).start().await.unwrap();
-    let disk = SmallDisk::mount();
+    let disk = mltb_testkit::SmallDisk::mount("2m");
     let state = tempfile::tempdir().unwrap();
     let d = Aria2Downloader::supervised(config(state.path()).arg("--max-tries=1")).await.unwrap();
-    let id = d.start(&DownloadRequest::new(url(&server, "/big.bin"), disk.dir.path())).await.unwrap();
+    let id = d.start(&DownloadRequest::new(url(&server, "/big.bin"), disk.path())).await.unwrap();
     let status = finish(&d, &id, Duration::from_secs(30)).await;
     let kind = failure(&status);
     assert!(matches!(kind, ErrorKind::DiskFull { .. }), "{kind:?}");

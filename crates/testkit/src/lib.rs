@@ -112,6 +112,7 @@
 
 pub mod aria2;
 pub mod bench;
+mod disk;
 mod error;
 pub mod http;
 mod net;
@@ -124,6 +125,7 @@ mod util;
 mod wire;
 
 pub use aria2::Aria2Daemon;
+pub use disk::SmallDisk;
 pub use error::{Error, Result};
 pub use http::{FileServer, FileServerBuilder, ServedFile};
 pub use net::free_port;

@@ -12,6 +12,11 @@ pub const OWNER: i64 = 1000;
 /// A chat authorized in the config: a user's private chat with the bot.
 pub const CHAT: i64 = 2000;
 
+/// `len` bytes of a fixed pattern that does not repeat within a part.
+pub fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect()
+}
+
 pub struct Bot {
     pub child: tokio::process::Child,
 }
