@@ -240,6 +240,8 @@ pub struct Comparison {
     pub deltas: Vec<Delta>,
     /// Targets in one but not the other (not compared).
     pub unmatched: Vec<String>,
+    /// Differences between the two plans that make the comparison doubtful.
+    pub notes: Vec<String>,
 }
 
 impl Comparison {
@@ -289,7 +291,7 @@ pub fn compare(baseline: &Medians, current: &Medians, thresholds: &Thresholds) -
             });
         }
     }
-    Comparison { thresholds: *thresholds, deltas, unmatched }
+    Comparison { thresholds: *thresholds, deltas, unmatched, notes: Vec::new() }
 }
 
 #[cfg(test)]

@@ -274,7 +274,10 @@ impl Scenario {
                     .ok_or_else(|| Error::invalid("run.users", "missing: a closed-loop run needs users"))?,
             },
             other => {
-                return Err(Error::invalid("run.mode", format!("{other:?}: expected \"open\" or \"closed\"")));
+                return Err(Error::invalid(
+                    "run.mode",
+                    format!("{other:?}: expected \"open\" or \"closed\""),
+                ));
             }
         };
         let mut plan = Plan::new(mode, self.targets.clone());

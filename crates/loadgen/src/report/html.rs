@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, format_ms};
+use super::{Report, format_ms, format_secs};
 use crate::compare::Figures;
 use crate::summary::RunSummary;
 
@@ -222,11 +222,11 @@ pub(super) fn render(report: &Report) -> String {
         };
         let _ = writeln!(
             out,
-            "<p>{}, {}, {:.0} s measured after {:.0} s warm-up; {} run(s). Latency is {}.</p>",
+            "<p>{}, {}, {} measured after {} warm-up; {} run(s). Latency is {}.</p>",
             esc(&pace),
             esc(&first.protocol),
-            first.duration_s,
-            first.warmup_s,
+            format_secs(first.duration_s),
+            format_secs(first.warmup_s),
             report.runs.len(),
             if first.mode == "open" {
                 "measured from each request's intended send time (no coordinated omission); dashed lines are the service time from the actual send"

@@ -52,7 +52,21 @@ impl Report {
 
     /// Compares this report's medians with `baseline`'s and keeps the result.
     pub fn compare_with(&mut self, baseline: &Report, thresholds: &Thresholds) -> &Comparison {
-        self.comparison.insert(compare(&baseline.median, &self.median, thresholds))
+        let mut c = compare(&baseline.median, &self.median, thresholds);
+        if let (Some(b), Some(n)) = (baseline.runs.first(), self.runs.first()) {
+            let plan = |r: &RunSummary| {
+                let pace = match r.rate {
+                    Some(rate) => format!("open loop at {rate} req/s, {} connections", r.concurrency),
+                    None => format!("closed loop, {} users", r.concurrency),
+                };
+                format!("{pace}, {}, {} s", r.protocol, r.duration_s)
+            };
+            let (before, now) = (plan(b), plan(n));
+            if before != now {
+                c.notes.push(format!("the baseline's plan differs: {before} then, {now} now"));
+            }
+        }
+        self.comparison.insert(c)
     }
 
     /// Whether a comparison found a regression.
@@ -106,6 +120,11 @@ impl Report {
     pub fn html(&self) -> String {
         html::render(self)
     }
+}
+
+/// Seconds for people: `10 s`, `0.5 s`.
+pub(crate) fn format_secs(s: f64) -> String {
+    if (s - s.round()).abs() < 1e-9 { format!("{s:.0} s") } else { format!("{s:.1} s") }
 }
 
 /// `ms` for people: `0.213 ms`, `12.4 ms`, `1.02 s`.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use super::{Report, format_ms};
+use super::{Report, format_ms, format_secs};
 use crate::summary::{Percentiles, RunSummary, Stats};
 
 fn describe_run(r: &RunSummary) -> String {
@@ -10,7 +10,12 @@ fn describe_run(r: &RunSummary) -> String {
         Some(rate) => format!("open loop at {rate:.0} req/s, up to {} in flight", r.concurrency),
         None => format!("closed loop, {} users", r.concurrency),
     };
-    format!("{pace}, {}, {:.0} s measured after {:.0} s warm-up", r.protocol, r.duration_s, r.warmup_s)
+    format!(
+        "{pace}, {}, {} measured after {} warm-up",
+        r.protocol,
+        format_secs(r.duration_s),
+        format_secs(r.warmup_s)
+    )
 }
 
 fn row(out: &mut String, name: &str, s: &Stats, p: &Percentiles) {
@@ -134,6 +139,9 @@ pub(super) fn render(report: &Report) -> String {
         for d in &c.deltas {
             let mark = if d.regressed { "REGRESSED" } else { "ok" };
             let _ = writeln!(out, "  {mark:<9} {}", d.describe());
+        }
+        for note in &c.notes {
+            let _ = writeln!(out, "  note: {note}");
         }
         for name in &c.unmatched {
             let _ = writeln!(out, "  not compared: {name} is in only one of the two");
