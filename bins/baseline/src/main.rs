@@ -112,6 +112,9 @@ struct RunArgs {
     /// Closed loop: the interval the correction assumes [default: each target's median].
     #[arg(long, value_parser = duration)]
     expected_interval: Option<Duration>,
+    /// Generator threads, each running its share of the connections [default: the cores].
+    #[arg(long)]
+    threads: Option<usize>,
     /// Run the plan this many times; medians are compared.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     repeat: u32,
@@ -279,6 +282,9 @@ fn plan(a: &RunArgs) -> Result<Plan, String> {
     }
     if let Some(n) = a.max_requests {
         plan.max_requests = n;
+    }
+    if let Some(t) = a.threads {
+        plan.threads = t;
     }
     plan.http2 |= a.http2;
     plan.allow_remote |= a.allow_remote;

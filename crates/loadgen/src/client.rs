@@ -2,6 +2,7 @@
 //! address, or h2c connections shared by up to [`H2_STREAMS`] workers each.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +39,24 @@ pub(crate) struct H2Slot {
     sender: tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
 }
 
+/// One HTTP/1.1 connection and its driver, polled by the worker that owns it.
+struct H1 {
+    sender: http1::SendRequest<Full<Bytes>>,
+    conn: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
+    /// The driver has finished: the connection is gone.
+    closed: bool,
+}
+
+impl std::fmt::Debug for H1 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H1").field("closed", &self.closed).finish_non_exhaustive()
+    }
+}
+
 /// A worker's connections, one per distinct address of the run.
 #[derive(Debug)]
 pub(crate) struct Conns {
-    h1: Vec<Option<http1::SendRequest<Full<Bytes>>>>,
+    h1: Vec<Option<H1>>,
     /// With h2: this worker's slot for each address.
     h2: Option<Vec<Arc<H2Slot>>>,
 }
@@ -74,36 +89,50 @@ impl Conns {
         let slot = &mut self.h1[t.endpoint];
         // A kept connection the server closed while idle is reopened once, not counted.
         for attempt in 0..2 {
-            if slot.as_ref().is_none_or(http1::SendRequest::is_closed) {
+            if slot.as_ref().is_none_or(|c| c.closed) {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 let Some(io) = tcp(addr, left).await else { return Outcome::Connect };
                 let Ok((sender, conn)) = http1::handshake(io).await else { return Outcome::Connect };
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                *slot = Some(sender);
+                *slot = Some(H1 { sender, conn: Box::pin(conn), closed: false });
             }
-            let Some(sender) = slot.as_mut() else { return Outcome::Connect };
-            match tokio::time::timeout_at(deadline, sender.ready()).await {
-                Err(_) => {
-                    *slot = None;
-                    return Outcome::Timeout;
+            let Some(c) = slot.as_mut() else { return Outcome::Connect };
+            let H1 { sender, conn, closed } = c;
+            // The connection is driven here, in the worker's own task, only while a
+            // request is under way: no second task, no wake-up crossing between tasks.
+            let exchange = async {
+                if sender.ready().await.is_err() {
+                    return Err(None);
                 }
-                Ok(Err(_)) if attempt == 0 => {
+                let mut req = Request::new(Full::new(t.body.clone()));
+                *req.method_mut() = t.method.clone();
+                *req.uri_mut() = t.path.clone();
+                *req.headers_mut() = t.headers.clone();
+                let response = sender.send_request(req).await.map_err(|_| Some(Outcome::Io))?;
+                let status = response.status().as_u16();
+                response.into_body().collect().await.map_err(|_| Some(Outcome::Io))?;
+                Ok(status)
+            };
+            let driven = async {
+                tokio::pin!(exchange);
+                loop {
+                    tokio::select! {
+                        biased;
+                        r = &mut exchange => break r,
+                        _ = conn.as_mut(), if !*closed => *closed = true,
+                    }
+                }
+            };
+            let outcome = match tokio::time::timeout_at(deadline, driven).await {
+                Err(_) => Outcome::Timeout,
+                Ok(Err(None)) if attempt == 0 => {
                     *slot = None;
                     continue;
                 }
-                Ok(Err(_)) => {
-                    *slot = None;
-                    return Outcome::Io;
-                }
-                Ok(Ok(())) => {}
-            }
-            let mut req = Request::new(Full::new(t.body.clone()));
-            *req.method_mut() = t.method.clone();
-            *req.uri_mut() = t.path.clone();
-            *req.headers_mut() = t.headers.clone();
-            let outcome = exchange(sender.send_request(req), deadline).await;
+                Ok(Err(None)) => Outcome::Io,
+                Ok(Err(Some(o))) => o,
+                Ok(Ok(status)) if status >= 400 => Outcome::Status(status),
+                Ok(Ok(_)) => Outcome::Ok,
+            };
             if matches!(outcome, Outcome::Timeout | Outcome::Io) {
                 // The answer may still come: never reuse a connection with one pending.
                 *slot = None;

@@ -60,6 +60,9 @@ pub struct Plan {
     /// Closed loop: the interval each user is expected to send at, for the correction.
     /// The median of the raw latencies of each target when `None`.
     pub expected_interval: Option<Duration>,
+    /// Threads the generator runs its workers on (each its own single-threaded runtime);
+    /// the machine's cores by default.
+    pub threads: usize,
 }
 
 impl Plan {
@@ -86,6 +89,7 @@ impl Plan {
             http2: false,
             allow_remote: false,
             expected_interval: None,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
@@ -140,6 +144,9 @@ impl Plan {
                 "max_requests",
                 format!("{}: expected 1 to {MAX_REQUESTS}", self.max_requests),
             ));
+        }
+        if self.threads == 0 || self.threads > 256 {
+            return Err(Error::invalid("threads", format!("{}: expected 1 to 256", self.threads)));
         }
         if self.expected_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::invalid("expected_interval", "0: expected more than zero"));
@@ -236,6 +243,8 @@ pub struct RunSection {
     pub allow_remote: Option<bool>,
     /// Closed loop: the correction's expected interval, e.g. `"1ms"`.
     pub expected_interval: Option<String>,
+    /// Generator threads.
+    pub threads: Option<usize>,
 }
 
 impl Scenario {
@@ -299,6 +308,9 @@ impl Scenario {
         plan.http2 = r.http2.unwrap_or(false);
         plan.allow_remote = r.allow_remote.unwrap_or(false);
         plan.expected_interval = r.expected_interval.as_deref().map(parse_duration).transpose()?;
+        if let Some(t) = r.threads {
+            plan.threads = t;
+        }
         plan.validate()?;
         Ok(plan)
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::client::{Conns, H2_STREAMS, H2Slot, Outcome};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::{Mode, Plan};
 use crate::record::{self, Recorder, Sample, micros};
 use crate::summary::{Generator, RunSummary, TargetStats};
@@ -160,37 +160,32 @@ pub async fn run(plan: &Plan, progress: Option<Arc<Progress>>) -> Result<RunSumm
         progress: progress.clone(),
         endpoints,
     });
-    let h2_groups: Vec<Vec<Arc<H2Slot>>> = if plan.http2 {
-        (0..workers.div_ceil(H2_STREAMS))
-            .map(|_| (0..shared.endpoints.len()).map(|_| Arc::new(H2Slot::default())).collect())
-            .collect()
-    } else {
-        Vec::new()
-    };
-
-    let mut set = tokio::task::JoinSet::new();
-    for w in 0..workers {
-        let conns = Conns::new(shared.endpoints.len(), h2_groups.get(w / H2_STREAMS).cloned());
-        let shared = shared.clone();
-        match plan.mode {
-            Mode::Open { .. } => set.spawn(open_worker(shared, w, conns)),
-            Mode::Closed { .. } => set.spawn(closed_worker(shared, w, conns)),
-        };
-    }
     // Hard bound: what is still in flight one timeout after the end is dropped.
     let hard_end = shared.end + plan.timeout + Duration::from_millis(200);
+    // Workers run on threads of their own, each a single-threaded runtime (as wrk runs
+    // one event loop per thread): a worker and its connection never hop threads.
+    let threads = plan.threads.clamp(1, workers);
+    let mut finished = Vec::with_capacity(threads);
+    for th in 0..threads {
+        let mine: Vec<usize> = (th..workers).step_by(threads).collect();
+        let shared = shared.clone();
+        let (mode, http2) = (plan.mode, plan.http2);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::invalid("generator threads", format!("cannot start a runtime: {e}")))?;
+        std::thread::Builder::new()
+            .name(format!("loadgen-{th}"))
+            .spawn(move || {
+                let _ = tx.send(runtime.block_on(drive(shared, mine, mode, http2, hard_end)));
+            })
+            .map_err(|e| Error::invalid("generator threads", format!("cannot start a thread: {e}")))?;
+        finished.push(rx);
+    }
     let mut in_flight_left = 0u64;
-    loop {
-        match tokio::time::timeout_at(hard_end, set.join_next()).await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(_) => {
-                in_flight_left = set.len() as u64;
-                set.abort_all();
-                while set.join_next().await.is_some() {}
-                break;
-            }
-        }
+    for rx in finished {
+        in_flight_left += rx.await.unwrap_or(0);
     }
 
     let mut all = Recorder::new(plan.targets.len());
@@ -198,6 +193,39 @@ pub async fn run(plan: &Plan, progress: Option<Arc<Progress>>) -> Result<RunSumm
         all.add(&shard.lock().unwrap_or_else(PoisonError::into_inner));
     }
     Ok(summarise(plan, &shared, &all, in_flight_left))
+}
+
+/// Runs `workers` on this thread until they end or `hard_end` passes; how many were
+/// still busy then.
+async fn drive(shared: Arc<Shared>, workers: Vec<usize>, mode: Mode, http2: bool, hard_end: Instant) -> u64 {
+    let h2_groups: Vec<Vec<Arc<H2Slot>>> = if http2 {
+        (0..workers.len().div_ceil(H2_STREAMS))
+            .map(|_| (0..shared.endpoints.len()).map(|_| Arc::new(H2Slot::default())).collect())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for (k, &w) in workers.iter().enumerate() {
+        let conns = Conns::new(shared.endpoints.len(), h2_groups.get(k / H2_STREAMS).cloned());
+        let shared = shared.clone();
+        match mode {
+            Mode::Open { .. } => set.spawn(open_worker(shared, w, conns)),
+            Mode::Closed { .. } => set.spawn(closed_worker(shared, w, conns)),
+        };
+    }
+    loop {
+        match tokio::time::timeout_at(hard_end, set.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return 0,
+            Err(_) => {
+                let left = set.len() as u64;
+                set.abort_all();
+                while set.join_next().await.is_some() {}
+                return left;
+            }
+        }
+    }
 }
 
 /// Open loop: take the next slot on the shared schedule, wait for its time, send.
