@@ -1,15 +1,15 @@
 //! Connections a worker sends on: one keep-alive HTTP/1.1 connection per worker and
-//! address, or h2c connections shared by up to [`H2_STREAMS`] workers each.
+//! address ([`crate::h1`]), or h2c connections on hyper shared by up to [`H2_STREAMS`]
+//! workers each.
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
@@ -39,24 +39,10 @@ pub(crate) struct H2Slot {
     sender: tokio::sync::Mutex<Option<http2::SendRequest<Full<Bytes>>>>,
 }
 
-/// One HTTP/1.1 connection and its driver, polled by the worker that owns it.
-struct H1 {
-    sender: http1::SendRequest<Full<Bytes>>,
-    conn: Pin<Box<http1::Connection<TokioIo<TcpStream>, Full<Bytes>>>>,
-    /// The driver has finished: the connection is gone.
-    closed: bool,
-}
-
-impl std::fmt::Debug for H1 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H1").field("closed", &self.closed).finish_non_exhaustive()
-    }
-}
-
 /// A worker's connections, one per distinct address of the run.
 #[derive(Debug)]
 pub(crate) struct Conns {
-    h1: Vec<Option<H1>>,
+    h1: Vec<Option<crate::h1::Conn>>,
     /// With h2: this worker's slot for each address.
     h2: Option<Vec<Arc<H2Slot>>>,
 }
@@ -86,60 +72,7 @@ impl Conns {
     }
 
     async fn send_h1(&mut self, t: &Prepared, addr: SocketAddr, deadline: tokio::time::Instant) -> Outcome {
-        let slot = &mut self.h1[t.endpoint];
-        // A kept connection the server closed while idle is reopened once, not counted.
-        for attempt in 0..2 {
-            if slot.as_ref().is_none_or(|c| c.closed) {
-                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                let Some(io) = tcp(addr, left).await else { return Outcome::Connect };
-                let Ok((sender, conn)) = http1::handshake(io).await else { return Outcome::Connect };
-                *slot = Some(H1 { sender, conn: Box::pin(conn), closed: false });
-            }
-            let Some(c) = slot.as_mut() else { return Outcome::Connect };
-            let H1 { sender, conn, closed } = c;
-            // The connection is driven here, in the worker's own task, only while a
-            // request is under way: no second task, no wake-up crossing between tasks.
-            let exchange = async {
-                if sender.ready().await.is_err() {
-                    return Err(None);
-                }
-                let mut req = Request::new(Full::new(t.body.clone()));
-                *req.method_mut() = t.method.clone();
-                *req.uri_mut() = t.path.clone();
-                *req.headers_mut() = t.headers.clone();
-                let response = sender.send_request(req).await.map_err(|_| Some(Outcome::Io))?;
-                let status = response.status().as_u16();
-                response.into_body().collect().await.map_err(|_| Some(Outcome::Io))?;
-                Ok(status)
-            };
-            let driven = async {
-                tokio::pin!(exchange);
-                loop {
-                    tokio::select! {
-                        biased;
-                        r = &mut exchange => break r,
-                        _ = conn.as_mut(), if !*closed => *closed = true,
-                    }
-                }
-            };
-            let outcome = match tokio::time::timeout_at(deadline, driven).await {
-                Err(_) => Outcome::Timeout,
-                Ok(Err(None)) if attempt == 0 => {
-                    *slot = None;
-                    continue;
-                }
-                Ok(Err(None)) => Outcome::Io,
-                Ok(Err(Some(o))) => o,
-                Ok(Ok(status)) if status >= 400 => Outcome::Status(status),
-                Ok(Ok(_)) => Outcome::Ok,
-            };
-            if matches!(outcome, Outcome::Timeout | Outcome::Io) {
-                // The answer may still come: never reuse a connection with one pending.
-                *slot = None;
-            }
-            return outcome;
-        }
-        Outcome::Io
+        crate::h1::send(&mut self.h1[t.endpoint], t, &t.raw, addr, deadline).await
     }
 }
 

@@ -129,6 +129,8 @@ pub(crate) struct Prepared {
     pub(crate) body: Bytes,
     /// Which of the run's distinct addresses it goes to.
     pub(crate) endpoint: usize,
+    /// The whole HTTP/1.1 request, serialised once.
+    pub(crate) raw: Bytes,
 }
 
 /// Where a target's host and port point, before resolution.
@@ -141,6 +143,7 @@ pub(crate) struct Parsed {
 impl Parsed {
     pub(crate) fn into_prepared(mut self, endpoint: usize) -> Prepared {
         self.prepared.endpoint = endpoint;
+        self.prepared.raw = crate::h1::serialise(&self.prepared);
         self.prepared
     }
 }
@@ -202,6 +205,7 @@ pub(crate) fn parse(t: &Target) -> Result<Parsed> {
             headers,
             body,
             endpoint: 0,
+            raw: Bytes::new(),
         },
     })
 }

@@ -1,0 +1,300 @@
+//! A lean HTTP/1.1 keep-alive client for load: each target's request is serialised once
+//! and written as is; answers are parsed with `httparse` and their bodies skipped
+//! (`Content-Length`, chunked, or to the end of the connection). It does one request at
+//! a time per connection, as a load generator's connection does, and nothing else: no
+//! pool, no channel, no second task, so its cost per request stays near wrk's.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::client::Outcome;
+use crate::target::Prepared;
+
+/// Headers an answer may carry before it is called malformed.
+const MAX_HEADERS: usize = 64;
+/// The largest answer head read before it is called malformed.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// The bytes of `t`'s request, once.
+pub(crate) fn serialise(t: &Prepared) -> Bytes {
+    let mut out = Vec::with_capacity(128 + t.body.len());
+    out.extend_from_slice(t.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(t.path.to_string().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &t.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let needs_length = !t.body.is_empty() || matches!(t.method.as_str(), "POST" | "PUT" | "PATCH");
+    if needs_length && !t.headers.contains_key(http::header::CONTENT_LENGTH) {
+        out.extend_from_slice(format!("content-length: {}\r\n", t.body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(&t.body);
+    Bytes::from(out)
+}
+
+/// One kept connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// The server said it closes, or the body ran to the end of the connection.
+    done: bool,
+}
+
+/// Why an exchange failed.
+enum Fail {
+    /// The connection was closed before any byte of an answer: on a kept connection,
+    /// the server closed it while idle (reopen and send again, once).
+    ClosedEarly,
+    Io,
+}
+
+impl Conn {
+    pub(crate) async fn open(addr: SocketAddr, timeout: Duration) -> Option<Self> {
+        let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.ok()?.ok()?;
+        // Small requests and answers: Nagle's delay would be measured as server latency.
+        let _ = stream.set_nodelay(true);
+        Some(Self { stream, buf: Vec::with_capacity(8 * 1024), done: false })
+    }
+
+    pub(crate) fn is_reusable(&self) -> bool {
+        !self.done
+    }
+
+    async fn fill(&mut self) -> Result<usize, Fail> {
+        if self.buf.capacity() - self.buf.len() < 4096 {
+            self.buf.reserve(8 * 1024);
+        }
+        let n = self.stream.read_buf(&mut self.buf).await.map_err(|_| Fail::Io)?;
+        Ok(n)
+    }
+
+    /// Sends `request` and reads the whole answer: its status.
+    async fn exchange(&mut self, request: &[u8], head_only: bool) -> Result<u16, Fail> {
+        self.buf.clear();
+        self.stream.write_all(request).await.map_err(|_| Fail::ClosedEarly)?;
+        loop {
+            // The head.
+            let (status, head_len, length) = loop {
+                let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let mut res = httparse::Response::new(&mut headers);
+                match res.parse(&self.buf) {
+                    Ok(httparse::Status::Complete(len)) => {
+                        let status = res.code.unwrap_or(0);
+                        let mut length = Length::ToEnd;
+                        for h in res.headers.iter() {
+                            if h.name.eq_ignore_ascii_case("content-length") {
+                                let n = std::str::from_utf8(h.value).ok().and_then(|v| v.trim().parse().ok());
+                                length = Length::Exactly(n.ok_or(Fail::Io)?);
+                            } else if h.name.eq_ignore_ascii_case("transfer-encoding")
+                                && h.value.to_ascii_lowercase().ends_with(b"chunked")
+                            {
+                                length = Length::Chunked;
+                            } else if h.name.eq_ignore_ascii_case("connection")
+                                && h.value.eq_ignore_ascii_case(b"close")
+                            {
+                                self.done = true;
+                            }
+                        }
+                        if head_only || status == 204 || status == 304 || (100..200).contains(&status) {
+                            length = Length::Exactly(0);
+                        }
+                        break (status, len, length);
+                    }
+                    Ok(httparse::Status::Partial) => {
+                        if self.buf.len() > MAX_HEAD {
+                            return Err(Fail::Io);
+                        }
+                        let before = self.buf.len();
+                        if self.fill().await? == 0 {
+                            return Err(if before == 0 { Fail::ClosedEarly } else { Fail::Io });
+                        }
+                    }
+                    Err(_) => return Err(Fail::Io),
+                }
+            };
+            self.buf.drain(..head_len);
+            match length {
+                Length::Exactly(n) => {
+                    while self.buf.len() < n {
+                        if self.fill().await? == 0 {
+                            return Err(Fail::Io);
+                        }
+                    }
+                    self.buf.drain(..n);
+                }
+                Length::Chunked => self.skip_chunked().await?,
+                Length::ToEnd => {
+                    while self.fill().await? > 0 {
+                        self.buf.clear();
+                    }
+                    self.done = true;
+                }
+            }
+            // 1xx answers come before the real one.
+            if !(100..200).contains(&status) {
+                return Ok(status);
+            }
+        }
+    }
+
+    /// Skips a chunked body, trailers included.
+    async fn skip_chunked(&mut self) -> Result<(), Fail> {
+        loop {
+            let line_end = loop {
+                if let Some(at) = find_crlf(&self.buf) {
+                    break at;
+                }
+                if self.buf.len() > MAX_HEAD || self.fill().await? == 0 {
+                    return Err(Fail::Io);
+                }
+            };
+            let line = std::str::from_utf8(&self.buf[..line_end]).map_err(|_| Fail::Io)?;
+            let size_text = line.split(';').next().unwrap_or("").trim();
+            let size = usize::from_str_radix(size_text, 16).map_err(|_| Fail::Io)?;
+            self.buf.drain(..line_end + 2);
+            if size == 0 {
+                // Trailers, then an empty line.
+                loop {
+                    let end = loop {
+                        if let Some(at) = find_crlf(&self.buf) {
+                            break at;
+                        }
+                        if self.buf.len() > MAX_HEAD || self.fill().await? == 0 {
+                            return Err(Fail::Io);
+                        }
+                    };
+                    self.buf.drain(..end + 2);
+                    if end == 0 {
+                        return Ok(());
+                    }
+                }
+            }
+            while self.buf.len() < size + 2 {
+                if self.fill().await? == 0 {
+                    return Err(Fail::Io);
+                }
+            }
+            self.buf.drain(..size + 2);
+        }
+    }
+}
+
+enum Length {
+    Exactly(usize),
+    Chunked,
+    ToEnd,
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+/// Sends `t` on `slot`'s connection (opening one when there is none), within `deadline`.
+pub(crate) async fn send(
+    slot: &mut Option<Conn>,
+    t: &Prepared,
+    request: &[u8],
+    addr: SocketAddr,
+    deadline: Instant,
+) -> Outcome {
+    let head_only = t.method == http::Method::HEAD;
+    for attempt in 0..2 {
+        let reused = slot.is_some();
+        if slot.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match Conn::open(addr, left).await {
+                Some(c) => *slot = Some(c),
+                None => return Outcome::Connect,
+            }
+        }
+        let Some(conn) = slot.as_mut() else { return Outcome::Connect };
+        let outcome = match tokio::time::timeout_at(deadline, conn.exchange(request, head_only)).await {
+            Err(_) => Outcome::Timeout,
+            Ok(Err(Fail::ClosedEarly)) if reused && attempt == 0 => {
+                *slot = None;
+                continue;
+            }
+            Ok(Err(_)) => Outcome::Io,
+            Ok(Ok(status)) if status >= 400 => Outcome::Status(status),
+            Ok(Ok(_)) => Outcome::Ok,
+        };
+        if matches!(outcome, Outcome::Timeout | Outcome::Io) || !slot.as_ref().is_some_and(Conn::is_reusable)
+        {
+            // A late answer may still come: never reuse a connection with one pending.
+            *slot = None;
+        }
+        return outcome;
+    }
+    Outcome::Io
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    async fn server(answers: &'static [&'static [u8]]) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            for a in answers {
+                let _ = s.read(&mut buf).await.unwrap();
+                // Split the answer in two writes to exercise partial reads.
+                let (x, y) = a.split_at(a.len() / 2);
+                s.write_all(x).await.unwrap();
+                s.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                s.write_all(y).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    fn prepared(url: &str) -> Prepared {
+        crate::target::parse(&crate::Target::get(url)).ok().unwrap().into_prepared(0)
+    }
+
+    #[tokio::test]
+    async fn lengths_chunks_and_continues_are_read_whole_on_one_connection() {
+        let addr = server(&[
+            b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello",
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nT: 1\r\n\r\n",
+            b"HTTP/1.1 204 No Content\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok",
+        ])
+        .await;
+        let t = prepared(&format!("http://{addr}/x?y=1"));
+        let req = serialise(&t);
+        assert!(req.starts_with(b"GET /x?y=1 HTTP/1.1\r\nhost: 127.0.0.1:"), "{req:?}");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut slot = None;
+        assert_eq!(send(&mut slot, &t, &req, addr, deadline).await, Outcome::Ok);
+        assert_eq!(send(&mut slot, &t, &req, addr, deadline).await, Outcome::Status(503));
+        assert_eq!(send(&mut slot, &t, &req, addr, deadline).await, Outcome::Ok);
+        assert!(slot.is_some(), "kept alive");
+        assert_eq!(send(&mut slot, &t, &req, addr, deadline).await, Outcome::Ok);
+        assert!(slot.is_none(), "closed as the server said");
+    }
+
+    #[test]
+    fn bodies_get_a_length() {
+        let mut t = prepared("http://127.0.0.1:1/p");
+        t.method = http::Method::POST;
+        t.body = Bytes::from_static(b"{}");
+        let req = serialise(&t);
+        assert!(req.ends_with(b"content-length: 2\r\n\r\n{}"), "{req:?}");
+    }
+}
