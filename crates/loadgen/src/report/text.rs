@@ -19,17 +19,19 @@ fn describe_run(r: &RunSummary) -> String {
 }
 
 fn row(out: &mut String, name: &str, s: &Stats, p: &Percentiles) {
+    // No answer, no latency: a dash rather than a zero that reads as fast.
+    let ms = |v: f64| if s.ok == 0 { "—".to_owned() } else { format_ms(v) };
     let _ = writeln!(
         out,
         "  {name:<16} {:>9} {:>9.0} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}  {:>6.2}% {}",
         s.requests,
         s.throughput_rps,
-        format_ms(p.p50),
-        format_ms(p.p90),
-        format_ms(p.p95),
-        format_ms(p.p99),
-        format_ms(p.p999),
-        format_ms(p.max),
+        ms(p.p50),
+        ms(p.p90),
+        ms(p.p95),
+        ms(p.p99),
+        ms(p.p999),
+        ms(p.max),
         s.error_rate * 100.0,
         if s.errors.total() > 0 { format!("({})", s.errors.describe()) } else { String::new() },
     );
