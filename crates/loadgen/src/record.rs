@@ -144,8 +144,10 @@ impl Recorder {
         }
     }
 
+    /// Whole seconds of the measured window; answers to requests sent in it that came
+    /// after its end are in the totals, not here, so the last point is not a cliff.
     pub(crate) fn timeline(&self, seconds: usize) -> Vec<Second> {
-        (0..seconds.max(self.timeline.len().min(seconds + 1)))
+        (0..seconds)
             .map(|i| {
                 let b = self.timeline.get(i).copied().unwrap_or_default();
                 Second {

@@ -14,7 +14,7 @@ const H: f64 = 300.0;
 const LEFT: f64 = 64.0;
 const BOTTOM: f64 = 36.0;
 const TOP: f64 = 12.0;
-const RIGHT: f64 = 16.0;
+const RIGHT: f64 = 40.0;
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -56,9 +56,12 @@ fn frame(svg: &mut String, title: &str, x_label: &str, y_label: &str) {
 }
 
 fn y_ticks(svg: &mut String, max: f64, fmt: impl Fn(f64) -> String) {
-    for i in 0..=4 {
-        let v = max * f64::from(i) / 4.0;
-        let y = H - BOTTOM - (H - TOP - BOTTOM) * f64::from(i) / 4.0;
+    // Round labels: 2 and 20 in quarters (0.5, 5), 1, 2.5, 5 and 10 in fifths.
+    let lead = max / 10f64.powf(max.log10().floor());
+    let n: u32 = if (lead - 2.0).abs() < 1e-9 { 4 } else { 5 };
+    for i in 0..=n {
+        let v = max * f64::from(i) / f64::from(n);
+        let y = H - BOTTOM - (H - TOP - BOTTOM) * f64::from(i) / f64::from(n);
         let _ = write!(
             svg,
             r##"<line x1="{LEFT}" x2="{x2}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{tx}" y="{ty:.1}" text-anchor="end" font-size="11">{label}</text>"##,
