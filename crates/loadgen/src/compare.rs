@@ -315,6 +315,26 @@ mod tests {
         Medians { runs: 3, overall: f, targets: [("health".to_owned(), f)].into() }
     }
 
+    proptest::proptest! {
+        /// Better is never a regression, and neither is a change inside either threshold.
+        #[test]
+        fn only_changes_beyond_both_thresholds_regress(
+            p99 in 0.01f64..1000.0,
+            factor in 0.0f64..4.0,
+            rel in 0.0f64..1.0,
+            abs in 0.0f64..50.0,
+        ) {
+            let t = Thresholds { relative: rel, latency_ms: abs, throughput_rps: 1e12, error_rate: 1.0 };
+            let c = compare(&medians(figures(1.0, p99, 100.0, 0.0)), &medians(figures(1.0, p99 * factor, 100.0, 0.0)), &t);
+            let worse = p99 * factor - p99;
+            let expect = worse > abs && worse / p99 > rel;
+            for d in c.deltas.iter().filter(|d| d.metric == Metric::P99) {
+                proptest::prop_assert_eq!(d.regressed, expect, "{}", d.describe());
+            }
+            proptest::prop_assert!(c.deltas.iter().filter(|d| d.metric != Metric::P99 && d.metric != Metric::P95).all(|d| !d.regressed));
+        }
+    }
+
     #[test]
     fn medians_are_taken_figure_by_figure() {
         assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -42,10 +42,10 @@ pub(crate) fn serialise(t: &Prepared) -> Bytes {
     Bytes::from(out)
 }
 
-/// One kept connection.
+/// One kept connection (a TCP stream; any byte stream in tests).
 #[derive(Debug)]
-pub(crate) struct Conn {
-    stream: TcpStream,
+pub(crate) struct Conn<S = TcpStream> {
+    stream: S,
     buf: Vec<u8>,
     /// The server said it closes, or the body ran to the end of the connection.
     done: bool,
@@ -64,7 +64,13 @@ impl Conn {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(addr)).await.ok()?.ok()?;
         // Small requests and answers: Nagle's delay would be measured as server latency.
         let _ = stream.set_nodelay(true);
-        Some(Self { stream, buf: Vec::with_capacity(8 * 1024), done: false })
+        Some(Self::over(stream))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    fn over(stream: S) -> Self {
+        Self { stream, buf: Vec::with_capacity(8 * 1024), done: false }
     }
 
     pub(crate) fn is_reusable(&self) -> bool {
@@ -287,6 +293,88 @@ mod tests {
         assert!(slot.is_some(), "kept alive");
         assert_eq!(send(&mut slot, &t, &req, addr, deadline).await, Outcome::Ok);
         assert!(slot.is_none(), "closed as the server said");
+    }
+
+    /// An answer as a server may frame it.
+    fn answer(status: u16, body: &[u8], chunks: Option<&[usize]>) -> Vec<u8> {
+        let mut out = format!("HTTP/1.1 {status} X\r\n").into_bytes();
+        let no_body = status == 204;
+        match chunks {
+            Some(sizes) if !no_body => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                let mut rest = body;
+                for &n in sizes.iter().chain(std::iter::once(&usize::MAX)) {
+                    let n = n.clamp(1, rest.len().max(1)).min(rest.len());
+                    if n == 0 {
+                        break;
+                    }
+                    out.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                    out.extend_from_slice(&rest[..n]);
+                    out.extend_from_slice(b"\r\n");
+                    rest = &rest[n..];
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+            }
+            _ if no_body => out.extend_from_slice(b"\r\n"),
+            _ => {
+                out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(body);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the framing and however the bytes arrive, each answer is read whole,
+        /// its status is the one sent, and the connection stays usable for the next.
+        #[test]
+        fn answers_are_framed_exactly(
+            answers in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![200u16, 204, 404, 503]),
+                    proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+                    proptest::option::of(proptest::collection::vec(1usize..80, 0..6)),
+                ),
+                1..8,
+            ),
+            cuts in proptest::collection::vec(1usize..40, 1..20),
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (client, mut server) = tokio::io::duplex(1 << 16);
+                let wire: Vec<Vec<u8>> =
+                    answers.iter().map(|(s, b, c)| answer(*s, b, c.as_deref())).collect();
+                let cuts2 = cuts.clone();
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    for bytes in wire {
+                        // Answer only once the request is in, as a server does.
+                        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let n = server.read(&mut buf).await.unwrap();
+                            seen.extend_from_slice(&buf[..n]);
+                        }
+                        seen.clear();
+                        let mut rest = &bytes[..];
+                        let mut k = 0;
+                        while !rest.is_empty() {
+                            let n = cuts2[k % cuts2.len()].min(rest.len());
+                            server.write_all(&rest[..n]).await.unwrap();
+                            tokio::task::yield_now().await;
+                            rest = &rest[n..];
+                            k += 1;
+                        }
+                    }
+                });
+                let mut conn = Conn::over(client);
+                for (status, _, _) in &answers {
+                    let got = conn.exchange(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n", false).await;
+                    assert!(matches!(got, Ok(s) if s == *status), "expected {status}");
+                    assert!(conn.buf.is_empty() && !conn.done);
+                }
+            });
+        }
     }
 
     #[test]
