@@ -61,7 +61,9 @@
 //!   rate under 95% of the plan, is a warning.
 //! - **Bounded.** Nothing is sent after the warm-up plus the duration or beyond
 //!   `max_requests`; the run returns at most one timeout later, dropping (and counting)
-//!   what is still in flight. [`MAX_RUN`], [`MAX_REQUESTS`] and [`MAX_CONNECTIONS`] cap
+//!   what is still in flight. Open-loop requests still due at the end because every
+//!   connection was busy are not sent late: they are counted as `unsent`, with a warning,
+//!   since no latency figure can include them. [`MAX_RUN`], [`MAX_REQUESTS`] and [`MAX_CONNECTIONS`] cap
 //!   any plan.
 //! - **Loopback only** unless [`Plan::allow_remote`]: every target's host is resolved
 //!   and each address must be loopback.

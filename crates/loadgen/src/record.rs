@@ -78,6 +78,10 @@ pub(crate) struct Sample {
     pub(crate) warmup: bool,
     /// When it completed, from the end of the warm-up.
     pub(crate) second: usize,
+    /// Open loop: sent late because its worker was busy at the due time.
+    pub(crate) waited: bool,
+    /// Open loop: how late the generator woke to send it, when its worker was idle.
+    pub(crate) lag: Option<Duration>,
 }
 
 impl Recorder {
@@ -94,6 +98,10 @@ impl Recorder {
 
     pub(crate) fn record(&mut self, s: Sample) {
         self.sent += 1;
+        self.waited += u64::from(s.waited);
+        if let Some(lag) = s.lag {
+            self.lag.saturating_record(micros(lag));
+        }
         if s.warmup {
             self.warmup += 1;
             return;
@@ -241,6 +249,8 @@ mod tests {
             uncorrected: Duration::from_millis(1),
             warmup: false,
             second: 0,
+            waited: false,
+            lag: None,
         };
         for o in [
             Outcome::Ok,

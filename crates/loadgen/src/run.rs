@@ -228,34 +228,29 @@ async fn drive(shared: Arc<Shared>, workers: Vec<usize>, mode: Mode, http2: bool
     }
 }
 
-/// Open loop: take the next slot on the shared schedule, wait for its time, send.
+/// Open loop: take the next slot on the shared schedule, wait for its time, send. Nothing
+/// is sent after the end: what was due and not sent by then is counted as unsent.
 async fn open_worker(shared: Arc<Shared>, worker: usize, mut conns: Conns) {
-    let mut waited = 0u64;
-    let mut lag = record::histogram();
     loop {
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         if i >= shared.limit {
             break;
         }
         let intended = shared.start + Duration::from_nanos((i as f64 * shared.interval_ns) as u64);
-        if intended >= shared.end {
+        let now = Instant::now();
+        if intended >= shared.end || now >= shared.end {
             break;
         }
         // Busy past the intended time: the wait for this connection is the server's (or
         // the in-flight bound's) doing and counts in the latency.
-        let busy = Instant::now() > intended;
-        if busy {
-            waited += 1;
-        } else {
+        let busy = now > intended;
+        if !busy {
             tokio::time::sleep_until(intended).await;
         }
         let sent = Instant::now();
         // Idle at the intended time: how late the timer woke is the generator's doing,
         // not the server's, and is reported apart.
-        let woke_late = if busy { Duration::ZERO } else { sent - intended };
-        if !busy {
-            lag.saturating_record(micros(woke_late));
-        }
+        let woke_late = if busy { None } else { Some(sent - intended) };
         shared.progress.sent.fetch_add(1, Ordering::Relaxed);
         let target = shared.rotation[(i % shared.rotation.len() as u64) as usize];
         let t = &shared.targets[target];
@@ -266,16 +261,15 @@ async fn open_worker(shared: Arc<Shared>, worker: usize, mut conns: Conns) {
             Sample {
                 target,
                 outcome,
-                latency: done - intended - woke_late,
+                latency: done - intended - woke_late.unwrap_or_default(),
                 uncorrected: done - sent,
                 warmup: intended < shared.warmup_end,
                 second: shared.second(done),
+                waited: busy,
+                lag: woke_late,
             },
         );
     }
-    let mut shard = shared.shard(worker);
-    shard.waited += waited;
-    let _ = shard.lag.add(&lag);
 }
 
 /// Closed loop: send, wait for the answer, send again, until the end or the count.
@@ -304,6 +298,8 @@ async fn closed_worker(shared: Arc<Shared>, worker: usize, mut conns: Conns) {
                 uncorrected: done - sent,
                 warmup: sent < shared.warmup_end,
                 second: shared.second(done),
+                waited: false,
+                lag: None,
             },
         );
         if outcome == Outcome::Connect {
@@ -345,6 +341,7 @@ fn summarise(plan: &Plan, shared: &Shared, all: &Recorder, abandoned: u64) -> Ru
 
     let measured_sent = all.sent - all.warmup;
     let mut generator = Generator {
+        unsent: if closed { 0 } else { shared.limit.saturating_sub(all.sent) },
         sent: all.sent,
         warmup_requests: all.warmup,
         achieved_rate: measured_sent as f64 / seconds,
@@ -379,6 +376,12 @@ fn summarise(plan: &Plan, shared: &Shared, all: &Recorder, abandoned: u64) -> Ru
                 warnings.push(format!(
                     "the generator woke late to send (p99 {:.1} ms, worst {:.1} ms) with connections free: it is short of CPU, and the server saw a burstier load than planned",
                     generator.lag_p99_ms, generator.lag_max_ms
+                ));
+            }
+            if generator.unsent > 0 {
+                warnings.push(format!(
+                    "{} requests due before the end were never sent (all {} connections busy until then); the latency figures cannot include them",
+                    generator.unsent, plan.connections
                 ));
             }
             if all.sent > 0 && all.waited * 100 > all.sent {

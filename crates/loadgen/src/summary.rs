@@ -145,6 +145,9 @@ pub struct Generator {
     pub lag_max_ms: f64,
     /// Requests still in flight when the run's hard deadline passed (dropped, uncounted).
     pub abandoned: u64,
+    /// Open loop: requests due before the end that were never sent, every connection
+    /// being busy until then (not in any figure).
+    pub unsent: u64,
 }
 
 /// Everything one run measured.

@@ -169,3 +169,26 @@ async fn runs_are_bounded_in_count_and_refuse_remote_targets() {
     let err = mltb_loadgen::run(&plan, None).await.unwrap_err();
     assert!(err.to_string().contains("not a loopback address"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_the_connections_cannot_carry_is_reported_not_hidden() {
+    let server = Server::start().await;
+    server.set_delay(ms(20));
+    // One connection at 20 ms an answer carries 50 req/s, not 500.
+    let mut plan = Plan::open(500.0, vec![Target::get(server.url("/hello"))]);
+    plan.connections = 1;
+    plan.warmup = Duration::ZERO;
+    plan.duration = Duration::from_secs(1);
+    let r = mltb_loadgen::run(&plan, None).await.unwrap();
+    assert!(r.generator.achieved_rate < 100.0, "{:?}", r.generator);
+    let warnings = r.warnings.join("\n");
+    assert!(warnings.contains("could not keep the rate"), "{warnings}");
+    assert!(warnings.contains("waited for a free connection (all 1 busy)"), "{warnings}");
+    assert!(warnings.contains("never sent"), "{warnings}");
+    assert!(r.generator.unsent > 300 && r.generator.sent + r.generator.unsent == 500, "{:?}", r.generator);
+    // Nothing was sent after the end: the run did not wait for a backlog.
+    assert_eq!(r.generator.abandoned, 0);
+    // The queueing is in the latency: the last requests sent waited most of the second.
+    assert!(r.overall.latency.max > 500.0, "{:#?}", r.overall.latency);
+    assert!(r.overall.uncorrected.max < 200.0, "{:#?}", r.overall.uncorrected);
+}

@@ -90,9 +90,10 @@ pub(super) fn render(report: &Report) -> String {
             g.achieved_rate,
             if r.mode == "open" {
                 format!(
-                    ", wake-up lag p99 {}, {} waited for a connection",
+                    ", wake-up lag p99 {}, {} waited for a connection{}",
                     format_ms(g.lag_p99_ms),
-                    g.waited_for_connection
+                    g.waited_for_connection,
+                    if g.unsent > 0 { format!(", {} due but never sent", g.unsent) } else { String::new() }
                 )
             } else {
                 r.expected_interval_ms
