@@ -51,6 +51,46 @@ pub struct Manifest {
     pub source: String,
     /// The parts, in file order.
     pub entries: Vec<Entry>,
+    /// For a run of write-ahead log frames shipped by continuous protection: where it
+    /// sits in its generation. `None` for a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalRun>,
+}
+
+/// Where a run of shipped write-ahead log frames belongs: its generation, its place in
+/// it, and the log it was read from, so a restore can check that runs chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WalRun {
+    /// The generation (the base snapshot it applies on).
+    pub generation: String,
+    /// Its number in the generation, from 0, without gaps.
+    pub seq: u64,
+    /// The database's page size.
+    pub page_size: u32,
+    /// Whether the log's checksums read big-endian words.
+    pub big_endian: bool,
+    /// The log's salts.
+    pub salt: [u32; 2],
+    /// The log's checkpoint sequence number.
+    pub ckpt_seq: u32,
+    /// The index in the log of the run's first frame.
+    pub first_frame: u32,
+    /// How many frames it holds (whole transactions).
+    pub frames: u32,
+    /// The log's checksum before its first frame.
+    pub start_checksum: [u32; 2],
+    /// The log's checksum after its last frame.
+    pub end_checksum: [u32; 2],
+}
+
+/// What one part of a backup is read from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    /// A file.
+    File(&'a Path),
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
 }
 
 /// One part of a backup.
@@ -95,14 +135,17 @@ pub(crate) fn write(
     out: &mut std::fs::File,
     out_path: &Path,
     mut manifest: Manifest,
-    parts: &[(&str, &Path)],
+    parts: &[(&str, Part<'_>)],
 ) -> Result<Manifest> {
     let io = |e| Error::io(out_path, e);
     let mut w = Hashing { inner: std::io::BufWriter::new(out), hash: Sha256::new(), written: 0 };
     w.write_all(MAGIC).map_err(io)?;
     let mut block = vec![0u8; BLOCK];
-    for (name, path) in parts {
-        let mut input = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    for (name, part) in parts {
+        let (mut input, path): (Box<dyn Read>, &Path) = match *part {
+            Part::File(path) => (Box::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?), path),
+            Part::Bytes(bytes) => (Box::new(bytes), out_path),
+        };
         let (offset, mut raw_hash, mut size) = (w.written, Sha256::new(), 0u64);
         loop {
             let n = read_full(&mut input, &mut block).map_err(|e| Error::io(path, e))?;

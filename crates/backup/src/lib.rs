@@ -39,11 +39,13 @@ mod error;
 mod ops;
 mod postgres;
 mod remote;
+mod replica;
 mod retention;
 mod util;
+mod wal;
 
 pub use age::{AGE_SUFFIX, decrypt, encrypt};
-pub use container::{Entry, FORMAT_VERSION, Manifest};
+pub use container::{Entry, FORMAT_VERSION, Manifest, WalRun};
 pub use error::{Error, Result};
 pub use ops::{
     BOT_LOCK, BackupInfo, BackupOptions, Listed, RestoreOptions, Restored, Verified, backup, list, restore,
@@ -51,6 +53,10 @@ pub use ops::{
 };
 pub use postgres::{PgBackupOptions, PgRestored, backup_postgres, restore_postgres};
 pub use remote::{Remote, RemoteBackup, RemotePruned};
+pub use replica::{
+    Generation, PointOptions, PointRestored, RUN_EXTENSION, ReplicaOptions, Replicator, Running, Synced,
+    generations, restore_point, spawn,
+};
 pub use retention::{Pruned, Retention, prune};
 pub use util::utc_stamp;
 
