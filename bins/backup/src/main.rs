@@ -52,14 +52,26 @@ enum Command {
         /// MLTB_DATABASE_URL_FILE), which must be new and empty (createdb), instead of --db.
         #[arg(long)]
         postgres: bool,
+        /// Restore from continuous protection's replica directory (the bot's
+        /// backup.replica_dir) instead of a backup: its newest state, or the one at --at.
+        #[arg(long, conflicts_with_all = ["backup", "postgres", "remote"])]
+        replica: Option<PathBuf>,
+        /// With --replica: the point in time, UTC (`2026-12-04T18:01:25Z`, optionally with
+        /// `.123` milliseconds, or a backup-name stamp `20261204T180125.000Z`).
+        #[arg(long, requires = "replica", value_parser = parse_time)]
+        at: Option<u64>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// List backups, newest first.
+    /// List backups, newest first; with --replica, the replica's generations.
     List {
         /// The backup directory.
         #[arg(long, default_value = "backups")]
         dir: PathBuf,
+        /// A continuous-protection replica directory: list its generations (oldest first)
+        /// and the span of time each covers.
+        #[arg(long, conflicts_with = "remote")]
+        replica: Option<PathBuf>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -264,6 +276,18 @@ fn database_url() -> Result<String, String> {
     Err("--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it".into())
 }
 
+/// A UTC time for --at: `2026-12-04T18:01:25Z`, with optional `.123`, or a backup
+/// stamp `20261204T180125.000Z`. Unix milliseconds.
+fn parse_time(s: &str) -> Result<u64, String> {
+    let compact: String = s.chars().filter(|c| *c != '-' && *c != ':').collect();
+    let stamp = match compact.find('.') {
+        Some(_) => compact,
+        None => compact.strip_suffix('Z').map(|t| format!("{t}.000Z")).unwrap_or(compact),
+    };
+    mltb_backup::parse_utc_stamp(&stamp)
+        .ok_or_else(|| format!("expected a UTC time such as 2026-12-04T18:01:25Z, got {s:?}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -318,7 +342,30 @@ fn run(command: Command) -> Result<(), String> {
             }
             if bad > 0 { Err(format!("{bad} of {} backups are damaged", files.len())) } else { Ok(()) }
         }
-        Command::Restore { dir, backup, db, postgres, remote } => {
+        Command::Restore { replica: Some(replica), at, db, .. } => {
+            let mut o = mltb_backup::PointOptions::latest(&replica, &db);
+            if let Some(at) = at {
+                o = o.at(at);
+            }
+            step(&format!("restoring {} from the replica {}", db.display(), replica.display()));
+            let done = mltb_backup::restore_point(&o).map_err(|e| e.to_string())?;
+            if let Some(why) = &done.stopped {
+                println!("replay stopped early: {why}");
+            }
+            if let Some(aside) = &done.moved_aside {
+                println!("the database that was there is now {}", aside.display());
+            }
+            println!(
+                "restored {} to its state at {} (generation {}, {} run(s) replayed) in {:.2} s",
+                db.display(),
+                mltb_backup::utc_stamp(done.restored_to_unix_ms),
+                done.generation,
+                done.runs,
+                done.took.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Restore { dir, backup, db, postgres, remote, .. } => {
             if postgres {
                 let file = match (backup, remote.remote()?) {
                     (Some(file), None) => file,
@@ -368,7 +415,22 @@ fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::List { dir, remote } => {
+        Command::List { replica: Some(replica), .. } => {
+            let generations = mltb_backup::generations(&replica).map_err(|e| e.to_string())?;
+            if generations.is_empty() {
+                return Err(format!("no replica generation in {}", replica.display()));
+            }
+            for g in generations {
+                let last = match g.runs.last() {
+                    Some(run) => mltb_backup::run_time(run)
+                        .map_or_else(|e| format!("UNREADABLE last run: {e}"), mltb_backup::utc_stamp),
+                    None => mltb_backup::utc_stamp(g.started_unix_ms),
+                };
+                println!("{}  from {} to {}  {} run(s)", g.dir.display(), g.id, last, g.runs.len());
+            }
+            Ok(())
+        }
+        Command::List { dir, remote, .. } => {
             if let Some(OffSite { remote, .. }) = remote.remote()? {
                 for b in remote.list().map_err(|e| e.to_string())? {
                     println!(

@@ -55,10 +55,10 @@ pub use postgres::{PgBackupOptions, PgRestored, backup_postgres, restore_postgre
 pub use remote::{Remote, RemoteBackup, RemotePruned};
 pub use replica::{
     Generation, PointOptions, PointRestored, RUN_EXTENSION, ReplicaOptions, Replicator, Running, Synced,
-    generations, restore_point, spawn,
+    generations, restore_point, run_time, spawn,
 };
 pub use retention::{Pruned, Retention, prune};
-pub use util::utc_stamp;
+pub use util::{parse_utc_stamp, utc_stamp};
 
 /// The file name extension of a backup.
 pub const EXTENSION: &str = "mltb-backup";

@@ -559,6 +559,14 @@ pub fn generations(dir: &Path) -> Result<Vec<Generation>> {
     Ok(out)
 }
 
+/// When the run at `path` was shipped (Unix ms), from its manifest.
+///
+/// # Errors
+/// The file is not a readable run.
+pub fn run_time(path: &Path) -> Result<u64> {
+    Ok(container::open(path, false)?.created_unix_ms)
+}
+
 /// What to restore from a replica, and where.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
