@@ -236,11 +236,71 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Says what a long step is doing when stderr is a terminal; silent otherwise.
-fn step(what: &str) {
-    if std::io::stderr().is_terminal() {
-        eprintln!("… {what}");
+/// A long step shown on a terminal: what it does and a progress bar of the bytes it goes
+/// through (compressed, checked, restored), redrawn every 200 ms on stderr, cleared when
+/// the step ends (when this is dropped). Nothing at all when stderr is not a terminal.
+#[derive(Default)]
+struct Step {
+    entered: Option<mltb_backup::Entered>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        drop(self.entered.take());
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
+}
+
+/// Runs `f`, shown on a terminal as step `what` (see [`Step`]), cleared before it returns
+/// so what the caller prints next has the line to itself.
+fn shown<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let _step = step(what);
+    f()
+}
+
+/// Starts showing step `what` (see [`Step`]); hold the result while it runs.
+fn step(what: &str) -> Step {
+    if !std::io::stderr().is_terminal() {
+        return Step::default();
+    }
+    let progress = mltb_backup::Progress::new();
+    let entered = progress.enter();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let what = what.to_owned();
+    let thread = std::thread::spawn(move || {
+        let start = Instant::now();
+        loop {
+            eprint!("\r\x1b[2K{}", bar(&what, progress.done(), progress.total(), start.elapsed()));
+            let _ = std::io::Write::flush(&mut std::io::stderr());
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
+        }
+        eprint!("\r\x1b[2K{}\r\x1b[2K", bar(&what, progress.done(), progress.total(), start.elapsed()));
+    });
+    Step { entered: Some(entered), stop: Some(tx), thread: Some(thread) }
+}
+
+/// `… what [#######         ] 42% 420.0 / 1000.0 MB 35.0 MB/s`.
+fn bar(what: &str, done: u64, total: u64, took: Duration) -> String {
+    const WIDTH: usize = 24;
+    let share = if total == 0 { 0.0 } else { (done as f64 / total as f64).min(1.0) };
+    let filled = (share * WIDTH as f64) as usize;
+    let rate = done as f64 / 1e6 / took.as_secs_f64().max(1e-3);
+    format!(
+        "… {what} [{}{}] {:>3.0}% {:.1} / {:.1} MB {rate:.1} MB/s",
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        share * 100.0,
+        done as f64 / 1e6,
+        total as f64 / 1e6
+    )
 }
 
 /// Takes a backup as `a` says: of the SQLite file, or with `--postgres` of the
@@ -305,8 +365,7 @@ fn run(command: Command) -> Result<(), String> {
             let remote = a.remote.remote()?;
             let what =
                 if a.postgres { "the PostgreSQL store".to_owned() } else { a.db.display().to_string() };
-            step(&format!("backing up {what} to {}", a.dir.display()));
-            let made = take_backup(&a)?;
+            let made = shown(&format!("backing up {what} to {}", a.dir.display()), || take_backup(&a))?;
             println!(
                 "{} ({} bytes, schema {}, {:.2} s, verified)",
                 made.path.display(),
@@ -315,8 +374,8 @@ fn run(command: Command) -> Result<(), String> {
                 made.took.as_secs_f64()
             );
             if let Some(off) = remote {
-                step(&format!("copying to {}", off.remote.target()));
-                println!("copied to {}", off.copy(&made.path)?);
+                let at = shown(&format!("copying to {}", off.remote.target()), || off.copy(&made.path))?;
+                println!("copied to {at}");
             }
             Ok(())
         }
@@ -331,8 +390,7 @@ fn run(command: Command) -> Result<(), String> {
             }
             let mut bad = 0;
             for f in &files {
-                step(&format!("verifying {}", f.display()));
-                match mltb_backup::verify(f) {
+                match shown(&format!("verifying {}", f.display()), || mltb_backup::verify(f)) {
                     Ok(v) => println!("ok       {} (schema {})", f.display(), v.manifest.schema_version),
                     Err(e) => {
                         bad += 1;
@@ -347,8 +405,8 @@ fn run(command: Command) -> Result<(), String> {
             if let Some(at) = at {
                 o = o.at(at);
             }
-            step(&format!("restoring {} from the replica {}", db.display(), replica.display()));
-            let done = mltb_backup::restore_point(&o).map_err(|e| e.to_string())?;
+            let what = format!("restoring {} from the replica {}", db.display(), replica.display());
+            let done = shown(&what, || mltb_backup::restore_point(&o)).map_err(|e| e.to_string())?;
             if let Some(why) = &done.stopped {
                 println!("replay stopped early: {why}");
             }
@@ -381,8 +439,9 @@ fn run(command: Command) -> Result<(), String> {
                         .map(|l| l.path)
                         .ok_or_else(|| format!("no PostgreSQL backup in {}", dir.display()))?,
                 };
-                step(&format!("restoring {} into the database of MLTB_DATABASE_URL", file.display()));
-                let done = mltb_backup::restore_postgres(&file, &database_url()?, None)
+                let url = database_url()?;
+                let what = format!("restoring {} into the database of MLTB_DATABASE_URL", file.display());
+                let done = shown(&what, || mltb_backup::restore_postgres(&file, &url, None))
                     .map_err(|e| e.to_string())?;
                 println!(
                     "restored {} (schema {}) into the PostgreSQL database in {:.2} s",
@@ -399,8 +458,8 @@ fn run(command: Command) -> Result<(), String> {
                 Some(file) => RestoreOptions::file(file, &db),
                 None => RestoreOptions::latest(&dir, &db),
             };
-            step(&format!("restoring to {}", db.display()));
-            let done = mltb_backup::restore(&o).map_err(|e| e.to_string())?;
+            let done = shown(&format!("restoring to {}", db.display()), || mltb_backup::restore(&o))
+                .map_err(|e| e.to_string())?;
             for (p, why) in &done.skipped {
                 println!("skipped  {}: {why}", p.display());
             }
@@ -556,8 +615,7 @@ fn restore_remote(off: &OffSite<'_>, name: Option<&Path>, dir: &Path, db: &Path)
     }
     let mut failures = Vec::new();
     for name in &names {
-        step(&format!("fetching {name} from {}", remote.target()));
-        let file = off.fetch(name, dir)?;
+        let file = shown(&format!("fetching {name} from {}", remote.target()), || off.fetch(name, dir))?;
         match mltb_backup::restore(&RestoreOptions::file(&file, db)) {
             Ok(done) => {
                 for f in &failures {

@@ -260,3 +260,26 @@ fn a_replica_is_listed_and_restored_to_its_newest_state_or_a_point_in_time() {
     let (ok, out) = run(tmp.path(), &["restore", "--at", &iso]);
     assert!(!ok && out.contains("--replica"), "--at needs --replica: {out}");
 }
+
+#[test]
+fn a_progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    conn.execute_batch("CREATE TABLE blobs(b BLOB); INSERT INTO blobs VALUES (randomblob(3000000));")
+        .unwrap();
+    drop(conn);
+    // A pipe: results only, no bar, no carriage returns.
+    let (ok, out) = run(tmp.path(), &["backup"]);
+    assert!(ok && !out.contains('\r') && !out.contains("MB/s"), "{out:?}");
+    // A terminal (`script` gives the program a pseudo-terminal): the bar, up to 100%.
+    let shown = Command::new("script")
+        .current_dir(tmp.path())
+        .args(["-qec", &format!("{BIN} backup"), "/dev/null"])
+        .output()
+        .expect("`script` runs (Debian: apt-get install bsdutils)");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}");
+    assert!(text.contains("… backing up") && text.contains("100%") && text.contains("MB/s"), "{text:?}");
+    assert!(text.contains("verified"), "the result follows the bar: {text:?}");
+}

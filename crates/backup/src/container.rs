@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::progress;
 
 const MAGIC: &[u8; 8] = b"MLTBBAK\x01";
 const END: &[u8; 8] = b"MLTBEND\x01";
@@ -143,8 +144,15 @@ pub(crate) fn write(
     let mut block = vec![0u8; BLOCK];
     for (name, part) in parts {
         let (mut input, path): (Box<dyn Read>, &Path) = match *part {
-            Part::File(path) => (Box::new(std::fs::File::open(path).map_err(|e| Error::io(path, e))?), path),
-            Part::Bytes(bytes) => (Box::new(bytes), out_path),
+            Part::File(path) => {
+                let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                progress::expect(f.metadata().map_or(0, |m| m.len()));
+                (Box::new(f), path)
+            }
+            Part::Bytes(bytes) => {
+                progress::expect(bytes.len() as u64);
+                (Box::new(bytes), out_path)
+            }
         };
         let (offset, mut raw_hash, mut size) = (w.written, Sha256::new(), 0u64);
         loop {
@@ -154,6 +162,7 @@ pub(crate) fn write(
             }
             raw_hash.update(&block[..n]);
             size += n as u64;
+            progress::advance(n as u64);
             let frame =
                 ruzstd::encoding::compress_to_vec(&block[..n], ruzstd::encoding::CompressionLevel::Fastest);
             w.write_all(&(n as u32).to_le_bytes()).map_err(io)?;
@@ -204,11 +213,13 @@ pub(crate) fn open(path: &Path, checksum: bool) -> Result<Manifest> {
         let mut hash = Sha256::new();
         let mut left = len - 32;
         let mut buf = vec![0u8; 1 << 20];
+        progress::expect(left);
         while left > 0 {
             let n = (buf.len() as u64).min(left) as usize;
             f.read_exact(&mut buf[..n]).map_err(|e| Error::io(path, e))?;
             hash.update(&buf[..n]);
             left -= n as u64;
+            progress::advance(n as u64);
         }
         if hash.finalize().as_slice() != &tail[12..] {
             return Err(Error::damaged(
@@ -254,6 +265,7 @@ pub(crate) fn extract(path: &Path, entry: &Entry, out: &mut impl Write, out_path
     let mut frame = Vec::new();
     let mut raw = Vec::with_capacity(BLOCK);
     let bad = |what: String| Error::damaged(path, format!("{}: {what}", entry.name));
+    progress::expect(entry.size);
     loop {
         let mut head = [0u8; 8];
         match read_full(&mut f, &mut head).map_err(|e| Error::io(path, e))? {
@@ -282,6 +294,7 @@ pub(crate) fn extract(path: &Path, entry: &Entry, out: &mut impl Write, out_path
         }
         hash.update(&raw);
         size += raw_len as u64;
+        progress::advance(raw_len as u64);
         out.write_all(&raw).map_err(|e| Error::io(out_path, e))?;
     }
     if size != entry.size {

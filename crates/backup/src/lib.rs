@@ -38,6 +38,7 @@ mod container;
 mod error;
 mod ops;
 mod postgres;
+mod progress;
 mod remote;
 mod replica;
 mod retention;
@@ -52,6 +53,7 @@ pub use ops::{
     verify,
 };
 pub use postgres::{PgBackupOptions, PgRestored, backup_postgres, restore_postgres};
+pub use progress::{Entered, Progress};
 pub use remote::{Remote, RemoteBackup, RemotePruned};
 pub use replica::{
     Generation, PointOptions, PointRestored, RUN_EXTENSION, ReplicaOptions, Replicator, Running, Synced,
