@@ -34,6 +34,10 @@ enum Command {
         /// The backup directory.
         #[arg(long, default_value = "backups")]
         dir: PathBuf,
+        /// A continuous-protection replica directory: check each generation's base and
+        /// every run (checksums, no gap, the log's checksum chain) instead.
+        #[arg(long, conflicts_with = "files")]
+        replica: Option<PathBuf>,
     },
     /// Restore a backup (the newest good one by default) to the database path; refuses
     /// while the bot runs, and moves the current database aside instead of overwriting it.
@@ -379,7 +383,28 @@ fn run(command: Command) -> Result<(), String> {
             }
             Ok(())
         }
-        Command::Verify { files, dir } => {
+        Command::Verify { replica: Some(replica), .. } => {
+            let checked = shown(&format!("verifying the replica {}", replica.display()), || {
+                mltb_backup::verify_replica(&replica)
+            })
+            .map_err(|e| e.to_string())?;
+            if checked.is_empty() {
+                return Err(format!("no replica generation in {}", replica.display()));
+            }
+            let mut bad = 0;
+            for g in &checked {
+                let reaches = mltb_backup::utc_stamp(g.reaches_unix_ms);
+                match &g.problem {
+                    None => println!("ok       {}  {} run(s), up to {reaches}", g.id, g.good_runs),
+                    Some(why) => {
+                        bad += 1;
+                        println!("DAMAGED  {}  good up to {reaches} ({} run(s)): {why}", g.id, g.good_runs);
+                    }
+                }
+            }
+            if bad > 0 { Err(format!("{bad} of {} generations are damaged", checked.len())) } else { Ok(()) }
+        }
+        Command::Verify { files, dir, .. } => {
             let files = if files.is_empty() {
                 mltb_backup::list(&dir).map_err(|e| e.to_string())?.into_iter().map(|l| l.path).collect()
             } else {

@@ -235,6 +235,8 @@ fn a_replica_is_listed_and_restored_to_its_newest_state_or_a_point_in_time() {
 
     let (ok, out) = run(tmp.path(), &["list", "--replica", "replica"]);
     assert!(ok && out.contains(" from ") && out.contains("run(s)"), "{out}");
+    let (ok, out) = run(tmp.path(), &["verify", "--replica", "replica"]);
+    assert!(ok && out.starts_with("ok ") && out.contains("3 run(s)"), "{out}");
     for f in ["mltb.db", "mltb.db-wal", "mltb.db-shm"] {
         let _ = std::fs::remove_file(tmp.path().join("data").join(f));
     }
@@ -259,6 +261,15 @@ fn a_replica_is_listed_and_restored_to_its_newest_state_or_a_point_in_time() {
     assert!(!ok && out.contains("expected a UTC time"), "{out}");
     let (ok, out) = run(tmp.path(), &["restore", "--at", &iso]);
     assert!(!ok && out.contains("--replica"), "--at needs --replica: {out}");
+    // A damaged run is found by verify, which names it and how far the replica is good.
+    let g = mltb_backup::generations(&tmp.path().join("replica")).unwrap().pop().unwrap();
+    let last = g.runs.last().unwrap();
+    let mut bytes = std::fs::read(last).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(last, bytes).unwrap();
+    let (ok, out) = run(tmp.path(), &["verify", "--replica", "replica"]);
+    assert!(!ok && out.contains("DAMAGED") && out.contains("2 run(s)") && out.contains("checksum"), "{out}");
 }
 
 #[test]

@@ -56,8 +56,8 @@ pub use postgres::{PgBackupOptions, PgRestored, backup_postgres, restore_postgre
 pub use progress::{Entered, Progress};
 pub use remote::{Remote, RemoteBackup, RemotePruned};
 pub use replica::{
-    Generation, PointOptions, PointRestored, RUN_EXTENSION, ReplicaOptions, Replicator, Running, Synced,
-    generations, restore_point, run_time, spawn,
+    Generation, GenerationChecked, PointOptions, PointRestored, RUN_EXTENSION, ReplicaOptions, Replicator,
+    Running, Synced, generations, restore_point, run_time, spawn, verify_replica,
 };
 pub use retention::{Pruned, Retention, prune};
 pub use util::{parse_utc_stamp, utc_stamp};
