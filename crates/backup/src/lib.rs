@@ -21,6 +21,11 @@
 //! - [`Remote`] keeps off-site copies on any rclone remote: upload, list, download for a
 //!   restore, and prune by the same policy; [`encrypt`] and [`decrypt`] make the copies
 //!   readable only with an age identity.
+//! - [`Replicator`] (or [`spawn`], on a thread of its own) is continuous protection: it
+//!   ships the database's write-ahead log into a replica directory every second, and
+//!   [`restore_point`] restores the newest state or the state at a point in time;
+//!   [`verify_replica`] checks a replica without restoring. The database's connections
+//!   must leave checkpoints to it (`mltb_store::StoreConfig::external_checkpoints`).
 //!
 //! ```no_run
 //! use mltb_backup::{BackupOptions, backup, restore, RestoreOptions};
@@ -29,6 +34,24 @@
 //! println!("{} ({} bytes)", made.path.display(), made.bytes);
 //! let done = restore(&RestoreOptions::latest("backups", "data/mltb.db"))?;
 //! println!("restored {} in {:?}", done.backup.display(), done.took);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Continuous protection, and a restore to a point in time:
+//!
+//! ```no_run
+//! use mltb_backup::{PointOptions, ReplicaOptions, restore_point};
+//! # fn main() -> mltb_backup::Result<()> {
+//! let running = mltb_backup::spawn(ReplicaOptions::new("data/mltb.db", "replica"), |synced| {
+//!     if let Err(e) = synced {
+//!         eprintln!("the log was not shipped: {e}");
+//!     }
+//! })?;
+//! // … the bot runs, its store opened with `external_checkpoints(true)` …
+//! running.stop();
+//! let done = restore_point(&PointOptions::latest("replica", "restored/mltb.db").at(1_796_406_393_000))?;
+//! println!("restored to {} ms after the epoch, {} runs replayed", done.restored_to_unix_ms, done.runs);
 //! # Ok(())
 //! # }
 //! ```
