@@ -147,6 +147,9 @@ async fn after_a_crash_the_replicator_continues_its_generation_and_ships_what_wa
     for n in 12..=20 {
         s.create_task(&task(n)).await.unwrap();
     }
+    // One replicator per replica directory.
+    let second = Replicator::open(ReplicaOptions::new(&db, &replica)).unwrap_err();
+    assert!(second.to_string().contains("another replicator ships to"), "{second}");
     // The replicator dies without a last sync; a new one takes its place.
     drop(r);
     let mut r = Replicator::open(ReplicaOptions::new(&db, &replica)).unwrap();
