@@ -34,6 +34,10 @@ enum Command {
         /// The backup directory.
         #[arg(long, default_value = "backups")]
         dir: PathBuf,
+        /// A continuous-protection replica directory: check each generation's base and
+        /// every run (checksums, no gap, the log's checksum chain) instead.
+        #[arg(long, conflicts_with = "files")]
+        replica: Option<PathBuf>,
     },
     /// Restore a backup (the newest good one by default) to the database path; refuses
     /// while the bot runs, and moves the current database aside instead of overwriting it.
@@ -52,14 +56,26 @@ enum Command {
         /// MLTB_DATABASE_URL_FILE), which must be new and empty (createdb), instead of --db.
         #[arg(long)]
         postgres: bool,
+        /// Restore from continuous protection's replica directory (the bot's
+        /// backup.replica_dir) instead of a backup: its newest state, or the one at --at.
+        #[arg(long, conflicts_with_all = ["backup", "postgres", "remote"])]
+        replica: Option<PathBuf>,
+        /// With --replica: the point in time, UTC (`2026-12-04T18:01:25Z`, optionally with
+        /// `.123` milliseconds, or a backup-name stamp `20261204T180125.000Z`).
+        #[arg(long, requires = "replica", value_parser = parse_time)]
+        at: Option<u64>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
-    /// List backups, newest first.
+    /// List backups, newest first; with --replica, the replica's generations.
     List {
         /// The backup directory.
         #[arg(long, default_value = "backups")]
         dir: PathBuf,
+        /// A continuous-protection replica directory: list its generations (oldest first)
+        /// and the span of time each covers.
+        #[arg(long, conflicts_with = "remote")]
+        replica: Option<PathBuf>,
         #[command(flatten)]
         remote: RemoteArgs,
     },
@@ -224,11 +240,71 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
-/// Says what a long step is doing when stderr is a terminal; silent otherwise.
-fn step(what: &str) {
-    if std::io::stderr().is_terminal() {
-        eprintln!("… {what}");
+/// A long step shown on a terminal: what it does and a progress bar of the bytes it goes
+/// through (compressed, checked, restored), redrawn every 200 ms on stderr, cleared when
+/// the step ends (when this is dropped). Nothing at all when stderr is not a terminal.
+#[derive(Default)]
+struct Step {
+    entered: Option<mltb_backup::Entered>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        drop(self.entered.take());
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
+}
+
+/// Runs `f`, shown on a terminal as step `what` (see [`Step`]), cleared before it returns
+/// so what the caller prints next has the line to itself.
+fn shown<T>(what: &str, f: impl FnOnce() -> T) -> T {
+    let _step = step(what);
+    f()
+}
+
+/// Starts showing step `what` (see [`Step`]); hold the result while it runs.
+fn step(what: &str) -> Step {
+    if !std::io::stderr().is_terminal() {
+        return Step::default();
+    }
+    let progress = mltb_backup::Progress::new();
+    let entered = progress.enter();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let what = what.to_owned();
+    let thread = std::thread::spawn(move || {
+        let start = Instant::now();
+        loop {
+            eprint!("\r\x1b[2K{}", bar(&what, progress.done(), progress.total(), start.elapsed()));
+            let _ = std::io::Write::flush(&mut std::io::stderr());
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                _ => break,
+            }
+        }
+        eprint!("\r\x1b[2K{}\r\x1b[2K", bar(&what, progress.done(), progress.total(), start.elapsed()));
+    });
+    Step { entered: Some(entered), stop: Some(tx), thread: Some(thread) }
+}
+
+/// `… what [#######         ] 42% 420.0 / 1000.0 MB 35.0 MB/s`.
+fn bar(what: &str, done: u64, total: u64, took: Duration) -> String {
+    const WIDTH: usize = 24;
+    let share = if total == 0 { 0.0 } else { (done as f64 / total as f64).min(1.0) };
+    let filled = (share * WIDTH as f64) as usize;
+    let rate = done as f64 / 1e6 / took.as_secs_f64().max(1e-3);
+    format!(
+        "… {what} [{}{}] {:>3.0}% {:.1} / {:.1} MB {rate:.1} MB/s",
+        "#".repeat(filled),
+        " ".repeat(WIDTH - filled),
+        share * 100.0,
+        done as f64 / 1e6,
+        total as f64 / 1e6
+    )
 }
 
 /// Takes a backup as `a` says: of the SQLite file, or with `--postgres` of the
@@ -264,6 +340,18 @@ fn database_url() -> Result<String, String> {
     Err("--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it".into())
 }
 
+/// A UTC time for --at: `2026-12-04T18:01:25Z`, with optional `.123`, or a backup
+/// stamp `20261204T180125.000Z`. Unix milliseconds.
+fn parse_time(s: &str) -> Result<u64, String> {
+    let compact: String = s.chars().filter(|c| *c != '-' && *c != ':').collect();
+    let stamp = match compact.find('.') {
+        Some(_) => compact,
+        None => compact.strip_suffix('Z').map(|t| format!("{t}.000Z")).unwrap_or(compact),
+    };
+    mltb_backup::parse_utc_stamp(&stamp)
+        .ok_or_else(|| format!("expected a UTC time such as 2026-12-04T18:01:25Z, got {s:?}"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli.command) {
@@ -281,8 +369,7 @@ fn run(command: Command) -> Result<(), String> {
             let remote = a.remote.remote()?;
             let what =
                 if a.postgres { "the PostgreSQL store".to_owned() } else { a.db.display().to_string() };
-            step(&format!("backing up {what} to {}", a.dir.display()));
-            let made = take_backup(&a)?;
+            let made = shown(&format!("backing up {what} to {}", a.dir.display()), || take_backup(&a))?;
             println!(
                 "{} ({} bytes, schema {}, {:.2} s, verified)",
                 made.path.display(),
@@ -291,12 +378,33 @@ fn run(command: Command) -> Result<(), String> {
                 made.took.as_secs_f64()
             );
             if let Some(off) = remote {
-                step(&format!("copying to {}", off.remote.target()));
-                println!("copied to {}", off.copy(&made.path)?);
+                let at = shown(&format!("copying to {}", off.remote.target()), || off.copy(&made.path))?;
+                println!("copied to {at}");
             }
             Ok(())
         }
-        Command::Verify { files, dir } => {
+        Command::Verify { replica: Some(replica), .. } => {
+            let checked = shown(&format!("verifying the replica {}", replica.display()), || {
+                mltb_backup::verify_replica(&replica)
+            })
+            .map_err(|e| e.to_string())?;
+            if checked.is_empty() {
+                return Err(format!("no replica generation in {}", replica.display()));
+            }
+            let mut bad = 0;
+            for g in &checked {
+                let reaches = mltb_backup::utc_stamp(g.reaches_unix_ms);
+                match &g.problem {
+                    None => println!("ok       {}  {} run(s), up to {reaches}", g.id, g.good_runs),
+                    Some(why) => {
+                        bad += 1;
+                        println!("DAMAGED  {}  good up to {reaches} ({} run(s)): {why}", g.id, g.good_runs);
+                    }
+                }
+            }
+            if bad > 0 { Err(format!("{bad} of {} generations are damaged", checked.len())) } else { Ok(()) }
+        }
+        Command::Verify { files, dir, .. } => {
             let files = if files.is_empty() {
                 mltb_backup::list(&dir).map_err(|e| e.to_string())?.into_iter().map(|l| l.path).collect()
             } else {
@@ -307,8 +415,7 @@ fn run(command: Command) -> Result<(), String> {
             }
             let mut bad = 0;
             for f in &files {
-                step(&format!("verifying {}", f.display()));
-                match mltb_backup::verify(f) {
+                match shown(&format!("verifying {}", f.display()), || mltb_backup::verify(f)) {
                     Ok(v) => println!("ok       {} (schema {})", f.display(), v.manifest.schema_version),
                     Err(e) => {
                         bad += 1;
@@ -318,7 +425,30 @@ fn run(command: Command) -> Result<(), String> {
             }
             if bad > 0 { Err(format!("{bad} of {} backups are damaged", files.len())) } else { Ok(()) }
         }
-        Command::Restore { dir, backup, db, postgres, remote } => {
+        Command::Restore { replica: Some(replica), at, db, .. } => {
+            let mut o = mltb_backup::PointOptions::latest(&replica, &db);
+            if let Some(at) = at {
+                o = o.at(at);
+            }
+            let what = format!("restoring {} from the replica {}", db.display(), replica.display());
+            let done = shown(&what, || mltb_backup::restore_point(&o)).map_err(|e| e.to_string())?;
+            if let Some(why) = &done.stopped {
+                println!("replay stopped early: {why}");
+            }
+            if let Some(aside) = &done.moved_aside {
+                println!("the database that was there is now {}", aside.display());
+            }
+            println!(
+                "restored {} to its state at {} (generation {}, {} run(s) replayed) in {:.2} s",
+                db.display(),
+                mltb_backup::utc_stamp(done.restored_to_unix_ms),
+                done.generation,
+                done.runs,
+                done.took.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Restore { dir, backup, db, postgres, remote, .. } => {
             if postgres {
                 let file = match (backup, remote.remote()?) {
                     (Some(file), None) => file,
@@ -334,8 +464,9 @@ fn run(command: Command) -> Result<(), String> {
                         .map(|l| l.path)
                         .ok_or_else(|| format!("no PostgreSQL backup in {}", dir.display()))?,
                 };
-                step(&format!("restoring {} into the database of MLTB_DATABASE_URL", file.display()));
-                let done = mltb_backup::restore_postgres(&file, &database_url()?, None)
+                let url = database_url()?;
+                let what = format!("restoring {} into the database of MLTB_DATABASE_URL", file.display());
+                let done = shown(&what, || mltb_backup::restore_postgres(&file, &url, None))
                     .map_err(|e| e.to_string())?;
                 println!(
                     "restored {} (schema {}) into the PostgreSQL database in {:.2} s",
@@ -352,8 +483,8 @@ fn run(command: Command) -> Result<(), String> {
                 Some(file) => RestoreOptions::file(file, &db),
                 None => RestoreOptions::latest(&dir, &db),
             };
-            step(&format!("restoring to {}", db.display()));
-            let done = mltb_backup::restore(&o).map_err(|e| e.to_string())?;
+            let done = shown(&format!("restoring to {}", db.display()), || mltb_backup::restore(&o))
+                .map_err(|e| e.to_string())?;
             for (p, why) in &done.skipped {
                 println!("skipped  {}: {why}", p.display());
             }
@@ -368,7 +499,22 @@ fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::List { dir, remote } => {
+        Command::List { replica: Some(replica), .. } => {
+            let generations = mltb_backup::generations(&replica).map_err(|e| e.to_string())?;
+            if generations.is_empty() {
+                return Err(format!("no replica generation in {}", replica.display()));
+            }
+            for g in generations {
+                let last = match g.runs.last() {
+                    Some(run) => mltb_backup::run_time(run)
+                        .map_or_else(|e| format!("UNREADABLE last run: {e}"), mltb_backup::utc_stamp),
+                    None => mltb_backup::utc_stamp(g.started_unix_ms),
+                };
+                println!("{}  from {} to {}  {} run(s)", g.dir.display(), g.id, last, g.runs.len());
+            }
+            Ok(())
+        }
+        Command::List { dir, remote, .. } => {
             if let Some(OffSite { remote, .. }) = remote.remote()? {
                 for b in remote.list().map_err(|e| e.to_string())? {
                     println!(
@@ -494,8 +640,7 @@ fn restore_remote(off: &OffSite<'_>, name: Option<&Path>, dir: &Path, db: &Path)
     }
     let mut failures = Vec::new();
     for name in &names {
-        step(&format!("fetching {name} from {}", remote.target()));
-        let file = off.fetch(name, dir)?;
+        let file = shown(&format!("fetching {name} from {}", remote.target()), || off.fetch(name, dir))?;
         match mltb_backup::restore(&RestoreOptions::file(&file, db)) {
             Ok(done) => {
                 for f in &failures {

@@ -202,3 +202,95 @@ fn encrypted_off_site_copies_restore_only_with_the_identity() {
     let (ok, out) = run(tmp.path(), &["backup", "--encrypt-to", &recipient]);
     assert!(!ok && out.contains("give --remote too"), "{out}");
 }
+
+#[test]
+fn a_replica_is_listed_and_restored_to_its_newest_state_or_a_point_in_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let db = tmp.path().join("data/mltb.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES ('first');",
+    )
+    .unwrap();
+    let mut r =
+        mltb_backup::Replicator::open(mltb_backup::ReplicaOptions::new(&db, tmp.path().join("replica")))
+            .unwrap();
+    r.sync().unwrap();
+    conn.execute("INSERT INTO notes VALUES ('second')", []).unwrap();
+    let at = r.sync().unwrap().at_unix_ms;
+    while std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64 <= at
+    {
+        std::thread::yield_now();
+    }
+    conn.execute("INSERT INTO notes VALUES ('third')", []).unwrap();
+    r.sync().unwrap();
+    drop((r, conn));
+    let notes = || -> Vec<String> {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let mut st = c.prepare("SELECT text FROM notes ORDER BY rowid").unwrap();
+        st.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+    };
+
+    let (ok, out) = run(tmp.path(), &["list", "--replica", "replica"]);
+    assert!(ok && out.contains(" from ") && out.contains("run(s)"), "{out}");
+    let (ok, out) = run(tmp.path(), &["verify", "--replica", "replica"]);
+    assert!(ok && out.starts_with("ok ") && out.contains("3 run(s)"), "{out}");
+    for f in ["mltb.db", "mltb.db-wal", "mltb.db-shm"] {
+        let _ = std::fs::remove_file(tmp.path().join("data").join(f));
+    }
+    // --at in ISO form: the state of the second sync.
+    let stamp = mltb_backup::utc_stamp(at);
+    let iso = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..19]
+    );
+    let (ok, out) = run(tmp.path(), &["restore", "--replica", "replica", "--at", &iso]);
+    assert!(ok && out.contains("restored") && out.contains("run(s) replayed"), "{out}");
+    assert_eq!(notes(), ["first", "second"]);
+    let (ok, out) = run(tmp.path(), &["restore", "--replica", "replica"]);
+    assert!(ok && out.contains("is now") && out.contains(".before-restore-"), "{out}");
+    assert_eq!(notes(), ["first", "second", "third"]);
+    let (ok, out) = run(tmp.path(), &["restore", "--replica", "replica", "--at", "yesterday"]);
+    assert!(!ok && out.contains("expected a UTC time"), "{out}");
+    let (ok, out) = run(tmp.path(), &["restore", "--at", &iso]);
+    assert!(!ok && out.contains("--replica"), "--at needs --replica: {out}");
+    // A damaged run is found by verify, which names it and how far the replica is good.
+    let g = mltb_backup::generations(&tmp.path().join("replica")).unwrap().pop().unwrap();
+    let last = g.runs.last().unwrap();
+    let mut bytes = std::fs::read(last).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(last, bytes).unwrap();
+    let (ok, out) = run(tmp.path(), &["verify", "--replica", "replica"]);
+    assert!(!ok && out.contains("DAMAGED") && out.contains("2 run(s)") && out.contains("checksum"), "{out}");
+}
+
+#[test]
+fn a_progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    conn.execute_batch("CREATE TABLE blobs(b BLOB); INSERT INTO blobs VALUES (randomblob(3000000));")
+        .unwrap();
+    drop(conn);
+    // A pipe: results only, no bar, no carriage returns.
+    let (ok, out) = run(tmp.path(), &["backup"]);
+    assert!(ok && !out.contains('\r') && !out.contains("MB/s"), "{out:?}");
+    // A terminal (`script` gives the program a pseudo-terminal): the bar, up to 100%.
+    let shown = Command::new("script")
+        .current_dir(tmp.path())
+        .args(["-qec", &format!("{BIN} backup"), "/dev/null"])
+        .output()
+        .expect("`script` runs (Debian: apt-get install bsdutils)");
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.status.success(), "{text}");
+    assert!(text.contains("… backing up") && text.contains("100%") && text.contains("MB/s"), "{text:?}");
+    assert!(text.contains("verified"), "the result follows the bar: {text:?}");
+}

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use mltb_api::Metrics;
-use mltb_backup::{BackupOptions, Remote, Retention};
+use mltb_backup::{BackupOptions, Remote, ReplicaOptions, Retention};
 use mltb_bot::config::Config;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -189,4 +189,58 @@ fn newest_backup_ms(dir: &std::path::Path) -> Option<u64> {
             None
         }
     }
+}
+
+/// Starts continuous protection when the config asks for it (`backup.continuous`, or
+/// `backup.every` set): the store's log shipped to `backup.replica_dir` every
+/// `backup.sync_every`, with its metrics. The store must have been opened with
+/// external checkpoints (the launch does that from the same config). Stop the handle
+/// after the bot's store has shut down: its last sync ships the last writes.
+///
+/// # Errors
+/// The replica cannot be set up (a bot running on a log nobody checkpoints would fill
+/// its disk, so the start stops).
+pub(crate) fn protect(config: &Config, metrics: &Metrics) -> Result<Option<mltb_backup::Running>, String> {
+    if !config.continuous_protection() {
+        return Ok(None);
+    }
+    let last_sync: Gauge<f64, AtomicU64> = Gauge::default();
+    let failures: Counter = Counter::default();
+    let shipped: Counter = Counter::default();
+    metrics.with_registry(|r| {
+        r.register_with_unit(
+            "mltb_backup_replica_last_sync_timestamp",
+            "When continuous protection last shipped the store's log (Unix time): the newest restorable point",
+            Unit::Seconds,
+            last_sync.clone(),
+        );
+        r.register("mltb_backup_replica_sync_failures", "Log syncs that failed", failures.clone());
+        r.register_with_unit(
+            "mltb_backup_replica_shipped",
+            "Bytes written to the replica (log runs and base copies)",
+            Unit::Bytes,
+            shipped.clone(),
+        );
+    });
+    let o = ReplicaOptions::new(config.sqlite_path(), config.replica_dir())
+        .every(config.backup.sync_every.0)
+        .snapshot_every(config.backup.snapshot_every.0)
+        .retain(config.backup.retain.0);
+    let dir = o.dir.clone();
+    let running = mltb_backup::spawn(o, move |y| match y {
+        Ok(y) => {
+            last_sync.set(y.at_unix_ms as f64 / 1000.0);
+            shipped.inc_by(y.bytes);
+            if y.new_generation {
+                tracing::info!(generation = %y.generation, bytes = y.bytes, "continuous protection: new generation");
+            }
+        }
+        Err(e) => {
+            failures.inc();
+            tracing::warn!(error = %e, "continuous protection: the log was not shipped");
+        }
+    })
+    .map_err(|e| format!("backup.continuous: {e}"))?;
+    tracing::info!(dir = %dir.display(), "continuous protection on");
+    Ok(Some(running))
 }

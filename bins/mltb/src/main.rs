@@ -133,6 +133,15 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
             running.shutdown().await;
             return ExitCode::from(1);
         }
+        let replica = match backup::protect(&config, &metrics) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("mltb: {e}");
+                api_stop.cancel();
+                running.shutdown().await;
+                return ExitCode::from(1);
+            }
+        };
         let addr = server.as_ref().map(mltb_api::Running::local_addr);
         if let Some(addr) = addr {
             tracing::info!(%addr, "the HTTP API is listening");
@@ -147,6 +156,11 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
             tracing::warn!(error = %e, "the HTTP API stopped with an error");
         }
         running.shutdown().await;
+        if let Some(r) = replica {
+            // Its last sync ships the last writes; the next start (a /restart) takes
+            // the replica's lock again.
+            let _ = tokio::task::spawn_blocking(move || r.stop()).await;
+        }
         match exit {
             Exit::Restart => tracing::info!("restarting"),
             Exit::Stopped => return ExitCode::SUCCESS,

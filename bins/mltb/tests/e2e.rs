@@ -525,6 +525,73 @@ async fn a_second_bot_on_the_same_data_directory_is_refused() {
     sim.shutdown().await;
 }
 
+/// Reads one metric's value from the bot's `/metrics`, when it is there.
+async fn metric(http: &reqwest::Client, bind: &str, name: &str) -> Option<f64> {
+    let text = http.get(format!("http://{bind}/metrics")).send().await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_protection_ships_the_bots_writes_and_a_crash_and_lost_disk_keep_them() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bind = format!("127.0.0.1:{port}");
+    let env = [
+        ("MLTB_API_ENABLED", "true"),
+        ("MLTB_API_BIND", bind.as_str()),
+        ("MLTB_BACKUP_CONTINUOUS", "true"),
+        ("MLTB_BACKUP_SYNC_EVERY", "200ms"),
+    ];
+    let mut bot = Bot::start(&sim, dir.path(), &env);
+    let http = reqwest::Client::new();
+    // The owner makes user 4242 a sudo user: a write to the store.
+    sim.send_text(CHAT, OWNER, "/addsudo 4242");
+    until(&sim, 30, "the /addsudo reply", |s| {
+        texts_to(s, CHAT).iter().any(|t| t.contains("User 4242 is sudo"))
+    })
+    .await;
+    let replied = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // A sync that began after the reply has shipped it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let synced = metric(&http, &bind, "mltb_backup_replica_last_sync_timestamp_seconds").await;
+        if synced.is_some_and(|t| t > replied + 0.5) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no sync after the write: {synced:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(&http, &bind, "mltb_backup_replica_sync_failures_total").await, Some(0.0));
+    // A crash, and the data disk is lost with it.
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+    let db = dir.path().join("data/mltb.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let replica = dir.path().join("data/backups/replica");
+    let done = mltb_backup::restore_point(&mltb_backup::PointOptions::latest(&replica, &db)).unwrap();
+    assert!(done.stopped.is_none() && done.runs > 0, "{done:?}");
+    {
+        let s = mltb_store::SqliteStore::open_sqlite(&db, mltb_store::StoreConfig::new()).await.unwrap();
+        assert_eq!(
+            s.role(4242).await.unwrap(),
+            Some(mltb_store::Role::Sudo),
+            "the write made before the loss is back"
+        );
+    }
+    // The bot starts on the restored store and continues protecting it.
+    let mut bot = Bot::start(&sim, dir.path(), &env);
+    sim.send_text(CHAT, OWNER, "/users");
+    until(&sim, 30, "/users lists the sudo user", |s| {
+        texts_to(s, CHAT).iter().filter(|t| t.contains("4242")).count() >= 2
+    })
+    .await;
+    bot.child.start_kill().unwrap();
+    let _ = bot.child.wait().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_backup_every_set_the_bot_takes_verified_backups_and_exports_when() {
     let sim = Sim::start(SimConfig::default()).await.unwrap();

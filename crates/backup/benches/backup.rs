@@ -2,6 +2,9 @@
 //! beside the floor: the same restore done by hand with `sqlite3 DB ".restore FILE"` from
 //! a plain (uncompressed, unchecked) SQLite backup, in the same run.
 //!
+//! Continuous protection beside them: the first sync (a generation's base copy), and a
+//! restore from the replica that replays 20 runs of 50 updated rows over that base.
+//!
 //! `cargo bench -p mltb-backup --bench backup` runs 100 MB and 1000 MB (sizes in MB as
 //! arguments change that); `-- --test` runs one small size as a check. Needs the
 //! `sqlite3` program (Debian package `sqlite3`) for the floor; without it the floor is
@@ -13,7 +16,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use mltb_backup::{BackupOptions, RestoreOptions};
+use mltb_backup::{BackupOptions, PointOptions, ReplicaOptions, Replicator, RestoreOptions};
 
 const MB: u64 = 1_000_000;
 
@@ -60,8 +63,10 @@ fn main() {
         if given.is_empty() { vec![100, 1000] } else { given }
     };
     let sqlite3 = Command::new("sqlite3").arg("-version").output().is_ok_and(|o| o.status.success());
-    println!("| size | backup | verify | restore (ours) | restore (sqlite3 .restore, floor) | backup file |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| size | backup | verify | restore (ours) | restore (sqlite3 .restore, floor) | backup file | replica: base | replica: restore, 20 runs replayed |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
     for mb in sizes {
         let tmp = tempfile::tempdir_in(std::env::var_os("MLTB_BENCH_DIR").unwrap_or_else(|| ".".into()))
             .expect("a scratch directory");
@@ -105,14 +110,43 @@ fn main() {
         } else {
             "skipped: apt-get install sqlite3".to_string()
         };
+        let (base, replay, runs) = replica(&db, tmp.path(), size / 4200);
         println!(
-            "| {} MB | {} | {} | {} | {} | {} MB |",
+            "| {} MB | {} | {} | {} | {} | {} MB | {} | {} ({runs} runs) |",
             size / MB,
             secs(backup),
             secs(verify),
             secs(restore),
             floor,
-            made.bytes / MB
+            made.bytes / MB,
+            secs(base),
+            secs(replay)
         );
     }
+}
+
+/// Continuous protection of `db` (`rows` rows): the first sync's time (the base copy),
+/// then 20 syncs of 50 rows rewritten each, and the time of a restore replaying them.
+fn replica(db: &Path, tmp: &Path, rows: u64) -> (Duration, Duration, u64) {
+    let dir = tmp.join("replica");
+    let t = Instant::now();
+    let mut r = Replicator::open(ReplicaOptions::new(db, &dir)).expect("replicator");
+    r.sync().expect("first sync");
+    let base = t.elapsed();
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0;").expect("pragma");
+    for k in 0..20u64 {
+        for j in 0..50u64 {
+            let id = ((k * 50 + j) * 7919) % rows.max(1) + 1;
+            conn.execute("UPDATE t SET body = randomblob(4096) WHERE id = ?1", [id as i64]).expect("update");
+        }
+        r.sync().expect("sync");
+    }
+    drop((r, conn));
+    let target = tmp.join("from-replica/mltb.db");
+    let t = Instant::now();
+    let done =
+        mltb_backup::restore_point(&PointOptions::latest(&dir, &target)).expect("restore from the replica");
+    assert!(done.stopped.is_none(), "{:?}", done.stopped);
+    (base, t.elapsed(), done.runs)
 }

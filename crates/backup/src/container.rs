@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::progress;
 
 const MAGIC: &[u8; 8] = b"MLTBBAK\x01";
 const END: &[u8; 8] = b"MLTBEND\x01";
@@ -51,6 +52,46 @@ pub struct Manifest {
     pub source: String,
     /// The parts, in file order.
     pub entries: Vec<Entry>,
+    /// For a run of write-ahead log frames shipped by continuous protection: where it
+    /// sits in its generation. `None` for a backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wal: Option<WalRun>,
+}
+
+/// Where a run of shipped write-ahead log frames belongs: its generation, its place in
+/// it, and the log it was read from, so a restore can check that runs chain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct WalRun {
+    /// The generation (the base snapshot it applies on).
+    pub generation: String,
+    /// Its number in the generation, from 0, without gaps.
+    pub seq: u64,
+    /// The database's page size.
+    pub page_size: u32,
+    /// Whether the log's checksums read big-endian words.
+    pub big_endian: bool,
+    /// The log's salts.
+    pub salt: [u32; 2],
+    /// The log's checkpoint sequence number.
+    pub ckpt_seq: u32,
+    /// The index in the log of the run's first frame.
+    pub first_frame: u32,
+    /// How many frames it holds (whole transactions).
+    pub frames: u32,
+    /// The log's checksum before its first frame.
+    pub start_checksum: [u32; 2],
+    /// The log's checksum after its last frame.
+    pub end_checksum: [u32; 2],
+}
+
+/// What one part of a backup is read from.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    /// A file.
+    File(&'a Path),
+    /// Bytes in memory.
+    Bytes(&'a [u8]),
 }
 
 /// One part of a backup.
@@ -95,14 +136,24 @@ pub(crate) fn write(
     out: &mut std::fs::File,
     out_path: &Path,
     mut manifest: Manifest,
-    parts: &[(&str, &Path)],
+    parts: &[(&str, Part<'_>)],
 ) -> Result<Manifest> {
     let io = |e| Error::io(out_path, e);
     let mut w = Hashing { inner: std::io::BufWriter::new(out), hash: Sha256::new(), written: 0 };
     w.write_all(MAGIC).map_err(io)?;
     let mut block = vec![0u8; BLOCK];
-    for (name, path) in parts {
-        let mut input = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    for (name, part) in parts {
+        let (mut input, path): (Box<dyn Read>, &Path) = match *part {
+            Part::File(path) => {
+                let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+                progress::expect(f.metadata().map_or(0, |m| m.len()));
+                (Box::new(f), path)
+            }
+            Part::Bytes(bytes) => {
+                progress::expect(bytes.len() as u64);
+                (Box::new(bytes), out_path)
+            }
+        };
         let (offset, mut raw_hash, mut size) = (w.written, Sha256::new(), 0u64);
         loop {
             let n = read_full(&mut input, &mut block).map_err(|e| Error::io(path, e))?;
@@ -111,6 +162,7 @@ pub(crate) fn write(
             }
             raw_hash.update(&block[..n]);
             size += n as u64;
+            progress::advance(n as u64);
             let frame =
                 ruzstd::encoding::compress_to_vec(&block[..n], ruzstd::encoding::CompressionLevel::Fastest);
             w.write_all(&(n as u32).to_le_bytes()).map_err(io)?;
@@ -161,11 +213,13 @@ pub(crate) fn open(path: &Path, checksum: bool) -> Result<Manifest> {
         let mut hash = Sha256::new();
         let mut left = len - 32;
         let mut buf = vec![0u8; 1 << 20];
+        progress::expect(left);
         while left > 0 {
             let n = (buf.len() as u64).min(left) as usize;
             f.read_exact(&mut buf[..n]).map_err(|e| Error::io(path, e))?;
             hash.update(&buf[..n]);
             left -= n as u64;
+            progress::advance(n as u64);
         }
         if hash.finalize().as_slice() != &tail[12..] {
             return Err(Error::damaged(
@@ -211,6 +265,7 @@ pub(crate) fn extract(path: &Path, entry: &Entry, out: &mut impl Write, out_path
     let mut frame = Vec::new();
     let mut raw = Vec::with_capacity(BLOCK);
     let bad = |what: String| Error::damaged(path, format!("{}: {what}", entry.name));
+    progress::expect(entry.size);
     loop {
         let mut head = [0u8; 8];
         match read_full(&mut f, &mut head).map_err(|e| Error::io(path, e))? {
@@ -239,6 +294,7 @@ pub(crate) fn extract(path: &Path, entry: &Entry, out: &mut impl Write, out_path
         }
         hash.update(&raw);
         size += raw_len as u64;
+        progress::advance(raw_len as u64);
         out.write_all(&raw).map_err(|e| Error::io(out_path, e))?;
     }
     if size != entry.size {

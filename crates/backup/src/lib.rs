@@ -21,6 +21,11 @@
 //! - [`Remote`] keeps off-site copies on any rclone remote: upload, list, download for a
 //!   restore, and prune by the same policy; [`encrypt`] and [`decrypt`] make the copies
 //!   readable only with an age identity.
+//! - [`Replicator`] (or [`spawn`], on a thread of its own) is continuous protection: it
+//!   ships the database's write-ahead log into a replica directory every second, and
+//!   [`restore_point`] restores the newest state or the state at a point in time;
+//!   [`verify_replica`] checks a replica without restoring. The database's connections
+//!   must leave checkpoints to it (`mltb_store::StoreConfig::external_checkpoints`).
 //!
 //! ```no_run
 //! use mltb_backup::{BackupOptions, backup, restore, RestoreOptions};
@@ -32,27 +37,53 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Continuous protection, and a restore to a point in time:
+//!
+//! ```no_run
+//! use mltb_backup::{PointOptions, ReplicaOptions, restore_point};
+//! # fn main() -> mltb_backup::Result<()> {
+//! let running = mltb_backup::spawn(ReplicaOptions::new("data/mltb.db", "replica"), |synced| {
+//!     if let Err(e) = synced {
+//!         eprintln!("the log was not shipped: {e}");
+//!     }
+//! })?;
+//! // … the bot runs, its store opened with `external_checkpoints(true)` …
+//! running.stop();
+//! let done = restore_point(&PointOptions::latest("replica", "restored/mltb.db").at(1_796_406_393_000))?;
+//! println!("restored to {} ms after the epoch, {} runs replayed", done.restored_to_unix_ms, done.runs);
+//! # Ok(())
+//! # }
+//! ```
 
 mod age;
 mod container;
 mod error;
 mod ops;
 mod postgres;
+mod progress;
 mod remote;
+mod replica;
 mod retention;
 mod util;
+mod wal;
 
 pub use age::{AGE_SUFFIX, decrypt, encrypt};
-pub use container::{Entry, FORMAT_VERSION, Manifest};
+pub use container::{Entry, FORMAT_VERSION, Manifest, WalRun};
 pub use error::{Error, Result};
 pub use ops::{
     BOT_LOCK, BackupInfo, BackupOptions, Listed, RestoreOptions, Restored, Verified, backup, list, restore,
     verify,
 };
 pub use postgres::{PgBackupOptions, PgRestored, backup_postgres, restore_postgres};
+pub use progress::{Entered, Progress};
 pub use remote::{Remote, RemoteBackup, RemotePruned};
+pub use replica::{
+    Generation, GenerationChecked, PointOptions, PointRestored, RUN_EXTENSION, ReplicaOptions, Replicator,
+    Running, Synced, generations, restore_point, run_time, spawn, verify_replica,
+};
 pub use retention::{Pruned, Retention, prune};
-pub use util::utc_stamp;
+pub use util::{parse_utc_stamp, utc_stamp};
 
 /// The file name extension of a backup.
 pub const EXTENSION: &str = "mltb-backup";

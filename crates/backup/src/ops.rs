@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::EXTENSION;
-use crate::container::{self, Manifest};
+use crate::container::{self, Manifest, Part};
 use crate::error::{Error, Result};
 use crate::util::{Lock, Staged, now_ms, parent, utc_stamp};
 
@@ -16,7 +16,7 @@ pub const BOT_LOCK: &str = "mltb.lock";
 /// The lock file in a backup directory: one backup or prune at a time.
 const DIR_LOCK: &str = ".mltb-backup.lock";
 /// The database's name inside a backup.
-const DB_ENTRY: &str = "mltb.db";
+pub(crate) const DB_ENTRY: &str = "mltb.db";
 /// The config's name inside a backup.
 const CONFIG_ENTRY: &str = "config.toml";
 /// How long a snapshot waits for a writer's lock.
@@ -142,10 +142,11 @@ pub(crate) fn write_backup(
         created_unix_ms: created,
         source,
         entries: Vec::new(),
+        wal: None,
     };
-    let mut parts: Vec<(&str, &Path)> = vec![database];
+    let mut parts = vec![(database.0, Part::File(database.1))];
     if let Some(config) = config {
-        parts.push((CONFIG_ENTRY, config));
+        parts.push((CONFIG_ENTRY, Part::File(config)));
     }
     let path = dir.join(format!("mltb-{}.{EXTENSION}", utc_stamp(created)));
     let mut staged = Staged::beside(&path)?;
@@ -203,7 +204,7 @@ pub fn verify(path: &Path) -> Result<Verified> {
 }
 
 /// `PRAGMA integrity_check` of a database file: `Err` with its first findings.
-fn check_database(db: &Path) -> std::result::Result<(), String> {
+pub(crate) fn check_database(db: &Path) -> std::result::Result<(), String> {
     let conn =
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| format!("the database copy does not open: {e}"))?;
@@ -219,7 +220,7 @@ fn check_database(db: &Path) -> std::result::Result<(), String> {
     }
 }
 
-fn user_version(db: &Path) -> Result<i64> {
+pub(crate) fn user_version(db: &Path) -> Result<i64> {
     let conn =
         Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
             .map_err(|e| Error::sqlite(db, &e))?;
@@ -327,15 +328,7 @@ pub struct Restored {
 /// good: each one's reason); I/O errors.
 pub fn restore(o: &RestoreOptions) -> Result<Restored> {
     let start = Instant::now();
-    let data = parent(&o.db);
-    std::fs::create_dir_all(data).map_err(|e| Error::io(data, e))?;
-    let _bot = Lock::try_take(
-        &data.join(BOT_LOCK),
-        &format!(
-            "the bot is running on {}: stop it first (a restore never replaces the database under a running bot)",
-            data.display()
-        ),
-    )?;
+    let _bot = bot_stopped(&o.db)?;
     let mut skipped = Vec::new();
     let candidates: Vec<PathBuf> = match &o.backup {
         Some(file) => vec![file.clone()],
@@ -378,14 +371,41 @@ fn restore_one(backup: &Path, db: &Path) -> Result<(Manifest, Option<PathBuf>)> 
         }
         return Err(Error::damaged(backup, "the manifest lists no database"));
     };
+    let moved_aside = stage_and_swap(db, backup, |file, temp| {
+        let mut out = std::io::BufWriter::new(file);
+        container::extract(backup, entry, &mut out, temp)?;
+        std::io::Write::flush(&mut out).map_err(|e| Error::io(temp, e))
+    })?;
+    Ok((manifest, moved_aside))
+}
+
+/// Takes the bot's lock on `db`'s data directory (created if missing): the bot is not
+/// running there, and will not start while the lock is held.
+pub(crate) fn bot_stopped(db: &Path) -> Result<Lock> {
+    let data = parent(db);
+    std::fs::create_dir_all(data).map_err(|e| Error::io(data, e))?;
+    Lock::try_take(
+        &data.join(BOT_LOCK),
+        &format!(
+            "the bot is running on {}: stop it first (a restore never replaces the database under a running bot)",
+            data.display()
+        ),
+    )
+}
+
+/// Writes a database beside `db` under a temporary name with `fill`, makes it durable
+/// and checks it (`PRAGMA integrity_check`; a failure is blamed on `source`), moves the
+/// live database (and its `-wal`/`-shm`) aside as `<db>.before-restore-<time>`, then
+/// renames the new one into place. Returns where the old one went.
+pub(crate) fn stage_and_swap(
+    db: &Path,
+    source: &Path,
+    fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<()>,
+) -> Result<Option<PathBuf>> {
     let mut staged = Staged::beside(db)?;
-    {
-        let mut out = std::io::BufWriter::new(&mut staged.file);
-        container::extract(backup, entry, &mut out, &staged.temp)?;
-        std::io::Write::flush(&mut out).map_err(|e| Error::io(&staged.temp, e))?;
-    }
+    fill(&mut staged.file, &staged.temp)?;
     staged.file.sync_all().map_err(|e| Error::io(&staged.temp, e))?;
-    check_database(&staged.temp).map_err(|why| Error::damaged(backup, why))?;
+    check_database(&staged.temp).map_err(|why| Error::damaged(source, why))?;
     // The live database and its journal go aside together: a WAL left beside the
     // restored file would be replayed into it.
     let moved_aside = if db.exists() {
@@ -403,5 +423,5 @@ fn restore_one(backup: &Path, db: &Path) -> Result<(Manifest, Option<PathBuf>)> 
         None
     };
     staged.commit(db)?;
-    Ok((manifest, moved_aside))
+    Ok(moved_aside)
 }

@@ -166,7 +166,7 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The time (Unix ms) of a [`utc_stamp`], or `None` when `s` is not one.
-pub(crate) fn parse_utc_stamp(s: &str) -> Option<u64> {
+pub fn parse_utc_stamp(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     if b.len() != 20 || b[8] != b'T' || b[15] != b'.' || b[19] != b'Z' {
         return None;

@@ -100,7 +100,9 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
     let store_config = StoreConfig::new()
         .sink(analyzer.clone())
         .cache_ttl(config.cache.ttl.0)
-        .cache_bytes(usize::try_from(config.cache.bytes.0).unwrap_or(usize::MAX));
+        .cache_bytes(usize::try_from(config.cache.bytes.0).unwrap_or(usize::MAX))
+        // Continuous protection's replicator is then the only checkpointer of the log.
+        .external_checkpoints(config.continuous_protection());
     let store = Arc::new(AnyStore::open(&database, store_config).await.map_err(|e| {
         Error::Start(format!(
             "cannot open the database: {}",

@@ -120,7 +120,7 @@ mod value;
 
 #[cfg(feature = "postgres")]
 pub use backend::postgres::PostgresBackend;
-pub use backend::sqlite::SqliteBackend;
+pub use backend::sqlite::{SqliteBackend, SqliteOptions};
 pub use backend::{AnyBackend, Backend, BackendKind, LATEST_VERSION};
 pub use error::{Error, Result};
 pub use exec::Executor;

@@ -12,6 +12,7 @@
 //! | rclone remote | [`RcloneWebdav`]: `rclone serve webdav` of a temp dir or `:memory:` | `rclone` |
 //! | HTTP downloads | [`FileServer`]: in-process, files from memory, ranges, errors, slow bodies | nothing |
 //! | torrents | [`TorrentBuilder`]: `.torrent` files and magnet links built in the test; [`Tracker`]: an HTTP tracker; [`Seeder`]: `aria2c` seeding | `aria2c` for the seeder |
+//! | web pages | [`Browser`]: headless Chromium over WebDriver | `chromium`, `chromedriver` |
 //! | benches | [`bench::per_thread`]: multi-thread timing for criterion's `iter_custom`, per thread | nothing |
 //!
 //! # Example
@@ -112,6 +113,7 @@
 
 pub mod aria2;
 pub mod bench;
+pub mod browser;
 mod disk;
 mod error;
 pub mod http;
@@ -125,6 +127,7 @@ mod util;
 mod wire;
 
 pub use aria2::Aria2Daemon;
+pub use browser::Browser;
 pub use disk::SmallDisk;
 pub use error::{Error, Result};
 pub use http::{FileServer, FileServerBuilder, ServedFile};

@@ -27,8 +27,13 @@ impl Auth {
         Self { digest: token.map(|t| Sha256::digest(t.expose().as_bytes()).into()) }
     }
 
+    /// Whether a token is configured (without one, `/api/*` and the dashboard are off).
+    pub(crate) fn is_on(&self) -> bool {
+        self.digest.is_some()
+    }
+
     /// Whether `presented` is the token.
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub(crate) fn accepts(&self, presented: &[u8]) -> bool {
         match &self.digest {
             Some(expected) => bool::from(Sha256::digest(presented).as_slice().ct_eq(expected)),
             None => false,

@@ -2,6 +2,7 @@
 //! metrics around everything.
 
 mod auth;
+mod dashboard;
 mod system;
 mod tasks;
 
@@ -23,6 +24,7 @@ use mltb_ratelimit::{KeyedLimiter, RateLimitError, RateLimitLayer};
 use tower::ServiceBuilder;
 
 pub(crate) use self::auth::Auth;
+pub(crate) use self::dashboard::Sessions;
 use crate::engine::TaskEngine;
 use crate::metrics::Metrics;
 use crate::model::ErrorBody;
@@ -77,6 +79,7 @@ pub(crate) fn router(
     auth: Arc<Auth>,
     limiter: Arc<KeyedLimiter<IpAddr>>,
     protect_metrics: bool,
+    secure: bool,
 ) -> Router {
     let metrics = state.metrics.clone();
     let on_limited = {
@@ -98,9 +101,21 @@ pub(crate) fn router(
         .layer(axum::middleware::from_fn_with_state(auth.clone(), auth::require_token))
         .layer(
             ServiceBuilder::new()
-                .layer(HandleErrorLayer::new(on_limited))
-                .layer(RateLimitLayer::new(limiter, client_ip)),
+                .layer(HandleErrorLayer::new(on_limited.clone()))
+                .layer(RateLimitLayer::new(limiter.clone(), client_ip)),
         );
+    // The dashboard shares the API's per-client rate limit (it also guards the login).
+    let dashboard = dashboard::routes(dashboard::Dashboard {
+        app: state.clone(),
+        auth: auth.clone(),
+        sessions: Arc::new(Sessions::default()),
+        secure,
+    })
+    .layer(
+        ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(on_limited))
+            .layer(RateLimitLayer::new(limiter, client_ip)),
+    );
     let mut metrics_route = get(system::metrics);
     if protect_metrics {
         metrics_route = metrics_route.layer(axum::middleware::from_fn_with_state(auth, auth::require_token));
@@ -112,6 +127,7 @@ pub(crate) fn router(
         .merge(api)
         .fallback(no_route)
         .with_state(state)
+        .merge(dashboard)
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
 }
 

@@ -9,7 +9,7 @@ use http::StatusCode;
 use super::{ApiError, AppState};
 use crate::model::{CancelAccepted, TaskInfo, TaskList};
 
-fn parse_id(text: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_id(text: &str) -> Result<i64, ApiError> {
     text.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
         ApiError::bad_request(format!("task id: expected a positive whole number, got {text:?}"))
     })
@@ -47,6 +47,12 @@ pub(crate) async fn list(
     RawQuery(query): RawQuery,
 ) -> Result<Json<TaskList>, ApiError> {
     let finished = parse_finished(query.as_deref(), s.max_finished)?;
+    Ok(Json(TaskList { tasks: collect(&s, finished).await? }))
+}
+
+/// Every unfinished task, tasks running here that the store lists as finished, then the
+/// finished ones among the `finished` most recent (see [`list`]).
+pub(crate) async fn collect(s: &AppState, finished: u32) -> Result<Vec<TaskInfo>, ApiError> {
     let live = s.engine.live();
     let unfinished = s.engine.unfinished().await.map_err(|e| ApiError::store(&e))?;
     let recent = if finished > 0 {
@@ -75,7 +81,7 @@ pub(crate) async fn list(
             .filter(|t| t.state.is_finished() && seen.insert(t.id))
             .filter_map(|t| TaskInfo::new(Some(t), None)),
     );
-    Ok(Json(TaskList { tasks }))
+    Ok(tasks)
 }
 
 /// `GET /api/v1/tasks/{id}`.
@@ -97,9 +103,14 @@ pub(crate) async fn cancel(
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<CancelAccepted>), ApiError> {
     let id = parse_id(&id)?;
+    cancel_task(&s, id).await.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
+}
+
+/// Cancels task `id` when it runs here (see [`cancel`]).
+pub(crate) async fn cancel_task(s: &AppState, id: i64) -> Result<CancelAccepted, ApiError> {
     if s.engine.cancel(id) {
         tracing::info!(task = id, "cancelled through the API");
-        return Ok((StatusCode::ACCEPTED, Json(CancelAccepted { id, cancelling: true })));
+        return Ok(CancelAccepted { id, cancelling: true });
     }
     match s.engine.stored(id).await.map_err(|e| ApiError::store(&e))? {
         None => Err(ApiError::not_found(format!("no task {id}"))),

@@ -106,7 +106,13 @@ impl ApiBuilder {
             max_finished: self.config.max_finished,
         };
         let auth = Arc::new(Auth::new(self.config.token.as_ref()));
-        let router = routes::router(state, auth, Arc::new(limiter), self.config.protect_metrics);
+        let router = routes::router(
+            state,
+            auth,
+            Arc::new(limiter),
+            self.config.protect_metrics,
+            self.config.has_tls(),
+        );
         Ok(Api { config: self.config, router, tls, ready })
     }
 }

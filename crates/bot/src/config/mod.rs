@@ -446,6 +446,20 @@ pub struct BackupSection {
     /// age recipients (`age1…`, or SSH public keys) the off-site copies are encrypted to;
     /// empty: copied as they are.
     pub encrypt_to: Vec<String>,
+    /// Continuous protection: ship the store's write-ahead log to `replica_dir` every
+    /// `sync_every`, for a restore to within seconds or to a point in time. Unset: on
+    /// exactly when `every` is set. SQLite only.
+    pub continuous: Option<bool>,
+    /// Where the log is shipped (default `<backup dir>/replica`). Another disk than the
+    /// data directory's is what makes it survive that disk.
+    pub replica_dir: Option<PathBuf>,
+    /// How often the log is shipped (default 1 s, at least 100 ms): the loss window.
+    pub sync_every: Span,
+    /// How often the replica starts over from a fresh copy of the database (default
+    /// 24 h, at least 1 min): bounds what a restore replays.
+    pub snapshot_every: Span,
+    /// How far back a point-in-time restore can go (default 72 h).
+    pub retain: Span,
 }
 
 impl Default for BackupSection {
@@ -459,6 +473,11 @@ impl Default for BackupSection {
             keep_monthly: 6,
             remote: None,
             encrypt_to: Vec::new(),
+            continuous: None,
+            replica_dir: None,
+            sync_every: Span(std::time::Duration::from_secs(1)),
+            snapshot_every: Span(std::time::Duration::from_secs(24 * 3600)),
+            retain: Span(std::time::Duration::from_secs(72 * 3600)),
         }
     }
 }
@@ -571,6 +590,11 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("backup", "keep_monthly", Kind::Toml),
     ("backup", "remote", Kind::Text),
     ("backup", "encrypt_to", Kind::Toml),
+    ("backup", "continuous", Kind::Toml),
+    ("backup", "replica_dir", Kind::Text),
+    ("backup", "sync_every", Kind::Text),
+    ("backup", "snapshot_every", Kind::Text),
+    ("backup", "retain", Kind::Text),
     ("api", "enabled", Kind::Toml),
     ("api", "bind", Kind::Text),
     ("api", "tls_cert", Kind::Text),
@@ -693,6 +717,22 @@ impl Config {
         {
             bad("backup.every", format!("expected at least 1m, got {:?}", every.0));
         }
+        if self.backup.sync_every.0 < std::time::Duration::from_millis(100) {
+            bad("backup.sync_every", format!("expected at least 100ms, got {:?}", self.backup.sync_every.0));
+        }
+        if self.backup.snapshot_every.0 < std::time::Duration::from_secs(60) {
+            bad(
+                "backup.snapshot_every",
+                format!("expected at least 1m, got {:?}", self.backup.snapshot_every.0),
+            );
+        }
+        if self.backup.continuous == Some(true) && self.secrets.database_url.is_some() {
+            bad(
+                "backup.continuous",
+                "ships SQLite's log; the store is PostgreSQL: use its own WAL archiving (docs/disaster-recovery.md)"
+                    .into(),
+            );
+        }
         if self.status.page_size == 0 || self.status.page_size > 20 {
             bad(
                 "status.page_size",
@@ -777,6 +817,17 @@ impl Config {
     /// Where the bot's own backups go.
     pub fn backup_dir(&self) -> PathBuf {
         self.backup.dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
+    }
+
+    /// Whether the store's log is shipped continuously (`backup.continuous`, or by
+    /// default when `backup.every` is set), which needs the SQLite store.
+    pub fn continuous_protection(&self) -> bool {
+        self.secrets.database_url.is_none() && self.backup.continuous.unwrap_or(self.backup.every.is_some())
+    }
+
+    /// Where continuous protection ships the log.
+    pub fn replica_dir(&self) -> PathBuf {
+        self.backup.replica_dir.clone().unwrap_or_else(|| self.backup_dir().join("replica"))
     }
 
     /// The download directory.

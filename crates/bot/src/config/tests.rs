@@ -87,6 +87,14 @@ fn bad_values_are_named_with_what_was_expected() {
 
     let e = problems("[backup]\nevery = \"10s\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("backup.every: expected at least 1m")), "{e:?}");
+    let e = problems("[backup]\nsync_every = \"10ms\"\nsnapshot_every = \"5s\"\n", &env(&[]));
+    assert!(e.iter().any(|p| p.starts_with("backup.sync_every: expected at least 100ms")), "{e:?}");
+    assert!(e.iter().any(|p| p.starts_with("backup.snapshot_every: expected at least 1m")), "{e:?}");
+    let e = problems(
+        "[backup]\ncontinuous = true\n",
+        &env(&[("MLTB_DATABASE_URL", "postgres://mltb@127.0.0.1/mltb")]),
+    );
+    assert!(e.iter().any(|p| p.starts_with("backup.continuous: ships SQLite's log")), "{e:?}");
 
     let e = problems("[commands]\nbulk_limit = 0\n", &env(&[("MLTB_COMMANDS_BULK_LIMIT", "5000")]));
     assert!(
@@ -202,6 +210,11 @@ keep_weekly = 3
 keep_monthly = 12
 remote = "offsite:mltb"
 encrypt_to = ["age1xx6j8cex5axdncgshys356jzxazqscca8twx84z75me74euw598sm3nc54"]
+continuous = true
+replica_dir = "/mnt/other-disk/replica"
+sync_every = "500ms"
+snapshot_every = "12h"
+retain = "7d"
 [api]
 enabled = false
 bind = "127.0.0.1:9000"

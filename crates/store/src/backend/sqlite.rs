@@ -17,6 +17,24 @@ use crate::{Error, Executor, Outcome, Result, Row, Statement, Value};
 /// is there after any restart, so it asks for FULL (one WAL fsync per commit, which
 /// batching keeps rare).
 const CONNECTION_PRAGMAS: &str = "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+/// Added when someone else checkpoints the write-ahead log ([`SqliteOptions::autocheckpoint`] off).
+const NO_AUTOCHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 0;";
+
+/// How [`SqliteBackend`] opens its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Whether connections checkpoint the write-ahead log themselves every 1000 pages
+    /// (SQLite's default, `true`). Off when a replicator copies the log's frames and
+    /// checkpoints after copying them (see `StoreConfig::external_checkpoints`).
+    pub autocheckpoint: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { autocheckpoint: true }
+    }
+}
 
 /// SQLite in one file: WAL, `synchronous = FULL`, foreign keys on, a busy timeout,
 /// through an [`mltb_pool::Pool`] of [`SqliteManager`] connections.
@@ -34,12 +52,20 @@ impl SqliteBackend {
     /// newer schema version is refused ([`Error::Corrupt`], [`Error::NewerSchema`]) and
     /// left byte-for-byte as it was.
     pub async fn open(path: impl AsRef<Path>, pool: PoolConfig) -> Result<Self> {
+        Self::open_with(path, pool, SqliteOptions::default()).await
+    }
+
+    /// [`open`](Self::open) with `options`.
+    pub async fn open_with(path: impl AsRef<Path>, pool: PoolConfig, options: SqliteOptions) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let check = path.clone();
         tokio::task::spawn_blocking(move || preflight(&check))
             .await
             .map_err(|e| Error::Setup(format!("the file check did not complete: {e}")))??;
-        let manager = SqliteManager::new(&path).on_connect(|c| c.execute_batch(CONNECTION_PRAGMAS));
+        let manager = SqliteManager::new(&path).on_connect(move |c| {
+            c.execute_batch(CONNECTION_PRAGMAS)?;
+            if options.autocheckpoint { Ok(()) } else { c.execute_batch(NO_AUTOCHECKPOINT) }
+        });
         let pool = Pool::connect(manager, pool).await?;
         Ok(Self { pool, path })
     }

@@ -20,7 +20,7 @@ use mltb_cache::MemoryCache;
 use mltb_pool::PoolConfig;
 use mltb_query_analyzer::{NoopSink, QuerySink, SpanId, SpanKind};
 
-use crate::backend::sqlite::SqliteBackend;
+use crate::backend::sqlite::{SqliteBackend, SqliteOptions};
 use crate::{AnyBackend, Backend, Error, Executor, Outcome, Result, Role, Statement, UserSettings};
 use invalidate::CacheState;
 pub use invalidate::{InvalidationStats, Invalidations};
@@ -36,6 +36,7 @@ pub struct StoreConfig {
     batch_max_items: usize,
     batch_max_delay: Duration,
     invalidation_channel: String,
+    external_checkpoints: bool,
 }
 
 impl fmt::Debug for StoreConfig {
@@ -47,6 +48,7 @@ impl fmt::Debug for StoreConfig {
             .field("batch_max_items", &self.batch_max_items)
             .field("batch_max_delay", &self.batch_max_delay)
             .field("invalidation_channel", &self.invalidation_channel)
+            .field("external_checkpoints", &self.external_checkpoints)
             .finish_non_exhaustive()
     }
 }
@@ -61,6 +63,7 @@ impl Default for StoreConfig {
             batch_max_items: 256,
             batch_max_delay: Duration::from_millis(20),
             invalidation_channel: invalidate::DEFAULT_CHANNEL.to_owned(),
+            external_checkpoints: false,
         }
     }
 }
@@ -121,6 +124,21 @@ impl StoreConfig {
     pub fn invalidation_channel(mut self, channel: impl Into<String>) -> Self {
         self.invalidation_channel = channel.into();
         self
+    }
+
+    /// SQLite: no connection of this store checkpoints the write-ahead log by itself
+    /// (`PRAGMA wal_autocheckpoint = 0`), because a replicator does it after copying
+    /// the log's frames (`mltb-backup`'s continuous protection). Without one the log
+    /// only grows. Default `false`: SQLite checkpoints every 1000 pages. Unused on
+    /// PostgreSQL.
+    pub fn external_checkpoints(mut self, external: bool) -> Self {
+        self.external_checkpoints = external;
+        self
+    }
+
+    /// The SQLite backend's options from this config.
+    fn sqlite(&self) -> SqliteOptions {
+        SqliteOptions { autocheckpoint: !self.external_checkpoints }
     }
 }
 
@@ -218,7 +236,7 @@ impl SqliteStore {
     /// was.
     pub async fn open_sqlite(path: impl Into<PathBuf>, config: StoreConfig) -> Result<Self> {
         let pool = config.pool.clone().unwrap_or_else(PoolConfig::sqlite);
-        let backend = SqliteBackend::open(path.into(), pool).await?;
+        let backend = SqliteBackend::open_with(path.into(), pool, config.sqlite()).await?;
         Self::with_backend(backend, config).await
     }
 }
@@ -243,7 +261,7 @@ impl AnyStore {
         let backend = match db {
             Database::Sqlite(path) => {
                 let pool = config.pool.clone().unwrap_or_else(PoolConfig::sqlite);
-                AnyBackend::Sqlite(SqliteBackend::open(path, pool).await?)
+                AnyBackend::Sqlite(SqliteBackend::open_with(path, pool, config.sqlite()).await?)
             }
             #[cfg(feature = "postgres")]
             Database::Postgres(url) => {
