@@ -78,10 +78,12 @@ async fn errors_are_counted_by_kind() {
         Target::get(format!("http://{dropper}/")).name("dropped"),
     ];
     let mut plan = Plan::open(100.0, targets);
-    plan.connections = 20;
+    // The slow target holds a connection for the whole timeout: ~20 of them at once.
+    plan.connections = 60;
     plan.warmup = Duration::ZERO;
     plan.duration = Duration::from_secs(2);
-    plan.timeout = ms(300);
+    // /slow answers after 3 s; 1 s leaves the others room on a busy machine.
+    plan.timeout = ms(1000);
     let r = mltb_loadgen::run(&plan, None).await.unwrap();
     let by = |name: &str| &r.targets.iter().find(|t| t.name == name).unwrap().stats;
     let ok = by("ok");
@@ -89,7 +91,7 @@ async fn errors_are_counted_by_kind() {
     let e = &by("unavailable").errors;
     assert!(e.status[&503] > 20 && e.total() == e.status[&503], "{e:?}");
     let e = &by("slow").errors;
-    assert!(e.timeout > 5 && e.total() == e.timeout, "{e:?}");
+    assert!(e.timeout > 3 && e.total() == e.timeout, "{e:?}");
     assert_eq!(by("slow").ok, 0);
     let e = &by("refused").errors;
     assert!(e.connect > 20 && e.total() == e.connect, "{e:?}");
@@ -97,8 +99,8 @@ async fn errors_are_counted_by_kind() {
     assert!(e.io + e.connect > 20 && e.status.is_empty() && e.timeout == 0, "{e:?}");
     assert_eq!(r.overall.errors.total(), r.targets.iter().map(|t| t.stats.errors.total()).sum::<u64>());
     assert!(r.overall.error_rate > 0.5 && r.overall.error_rate < 1.0);
-    // Failed requests have no latency: only the "ok" ones are in the histogram.
-    assert!(r.overall.latency.max < 300.0, "{:#?}", r.overall.latency);
+    // Failed requests have no latency: the timed-out ones (1 s and more) are not in it.
+    assert!(r.overall.latency.max < 1000.0, "{:#?}", r.overall.latency);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,5 +192,5 @@ async fn a_rate_the_connections_cannot_carry_is_reported_not_hidden() {
     assert_eq!(r.generator.abandoned, 0);
     // The queueing is in the latency: the last requests sent waited most of the second.
     assert!(r.overall.latency.max > 500.0, "{:#?}", r.overall.latency);
-    assert!(r.overall.uncorrected.max < 200.0, "{:#?}", r.overall.uncorrected);
+    assert!(r.overall.uncorrected.max < r.overall.latency.max / 2.0, "{:#?}", r.overall.uncorrected);
 }
