@@ -131,14 +131,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             };
             self.buf.drain(..head_len);
             match length {
-                Length::Exactly(n) => {
-                    while self.buf.len() < n {
-                        if self.fill().await? == 0 {
-                            return Err(Fail::Io);
-                        }
-                    }
-                    self.buf.drain(..n);
-                }
+                Length::Exactly(n) => self.skip(n).await?,
                 Length::Chunked => self.skip_chunked().await?,
                 Length::ToEnd => {
                     while self.fill().await? > 0 {
@@ -186,12 +179,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                     }
                 }
             }
-            while self.buf.len() < size + 2 {
+            self.skip(size).await?;
+            while self.buf.len() < 2 {
                 if self.fill().await? == 0 {
                     return Err(Fail::Io);
                 }
             }
-            self.buf.drain(..size + 2);
+            if &self.buf[..2] != b"\r\n" {
+                return Err(Fail::Io);
+            }
+            self.buf.drain(..2);
+        }
+    }
+
+    /// Skips `n` body bytes, discarding as they come: a large body never accumulates.
+    async fn skip(&mut self, mut n: usize) -> Result<(), Fail> {
+        loop {
+            let take = n.min(self.buf.len());
+            self.buf.drain(..take);
+            n -= take;
+            if n == 0 {
+                return Ok(());
+            }
+            if self.fill().await? == 0 {
+                return Err(Fail::Io);
+            }
         }
     }
 }
@@ -375,6 +387,21 @@ mod tests {
                 }
             });
         }
+    }
+
+    #[tokio::test]
+    async fn absurd_sizes_fail_the_request_not_the_generator() {
+        let addr =
+            server(&[b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nab"]).await;
+        let t = prepared(&format!("http://{addr}/"));
+        let req = serialise(&t);
+        let mut slot = None;
+        // The server sends 2 of 2^64 - 1 bytes and closes: a failed request, nothing
+        // held, no overflow.
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let got = send(&mut slot, &t, &req, addr, deadline).await;
+        assert!(matches!(got, Outcome::Io | Outcome::Timeout), "{got:?}");
+        assert!(slot.is_none());
     }
 
     #[test]

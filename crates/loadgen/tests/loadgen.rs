@@ -117,10 +117,11 @@ async fn the_baseline_comparison_flags_a_real_regression_and_ignores_noise() {
         }
         runs
     };
-    // Wide absolute thresholds: this machine is shared, and the regression below is 20 ms.
+    // Wide absolute thresholds: this machine is shared (a 3-run median of p99 has moved
+    // by more than 5 ms here under load 6), and the regression below is 50 ms.
     let t = {
         let mut t = Thresholds::default();
-        t.latency_ms = 5.0;
+        t.latency_ms = 25.0;
         t
     };
     let baseline = Report::new("hello", 0, reps(plan.clone()).await);
@@ -128,8 +129,8 @@ async fn the_baseline_comparison_flags_a_real_regression_and_ignores_noise() {
     let mut again = Report::new("hello", 0, reps(plan.clone()).await);
     again.compare_with(&baseline, &t);
     assert!(!again.regressed(), "{}", again.text());
-    // 20 ms added to every answer.
-    server.set_delay(ms(20));
+    // 50 ms added to every answer.
+    server.set_delay(ms(50));
     let mut slower = Report::new("hello", 0, reps(plan).await);
     let c = slower.compare_with(&baseline, &t).clone();
     let regressed: Vec<String> = c.regressions().map(|d| d.describe()).collect();
