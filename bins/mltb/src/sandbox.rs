@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use mltb_bot::config::{Config, Env};
 use mltb_telegram_sim::{Sim, SimConfig};
-use mltb_testkit::FileServer;
+use mltb_testkit::{FileServer, ServedFile};
 use serde::{Deserialize, Serialize};
 
 /// The sandbox's user, who owns the bot; the chat is their private chat with it.
@@ -98,13 +98,18 @@ async fn run(dir: &Path, sim_port: u16, config_file: Option<PathBuf>, env: Env) 
         .file("/samples/notes.txt", notes)
         .file("/samples/sample-8MB.bin", sample(8_000_000, 1))
         .file("/samples/sample-60MB.bin", sample(60_000_000, 2))
+        // A slow download (about 2.5 MB/s, 12 s) to try /cancel and the board's buttons on.
+        .serve(
+            "/samples/slow-30MB.bin",
+            ServedFile::new(sample(30_000_000, 3)).drip(256 * 1024, std::time::Duration::from_millis(100)),
+        )
         .start()
         .await
     {
         Ok(s) => s,
         Err(e) => return fail("the sample file server", &e),
     };
-    let samples: Vec<String> = ["notes.txt", "sample-8MB.bin", "sample-60MB.bin"]
+    let samples: Vec<String> = ["notes.txt", "sample-8MB.bin", "slow-30MB.bin", "sample-60MB.bin"]
         .iter()
         .map(|n| server.url(&format!("/samples/{n}")))
         .collect();
@@ -210,7 +215,12 @@ mltb sandbox is running, offline: the bot, a Telegram simulator at {sim},
 sample files, and a \"cloud\" (an rclone remote) in {cloud}.
 You are user {user}, the bot's owner, in your private chat with it ({chat}).
 
-Talk to the bot from another terminal:
+Chat with the bot in a browser (messages, live edits, buttons, .torrent uploads, and
+the files it leeches to download):
+
+  {sim}/_sim/chat_page?chat={chat}&from={user}
+
+Or talk to it from another terminal:
 
   mltb sandbox{dir_arg} send \"/leech {big}\"
   mltb sandbox{dir_arg} send \"/mirror {small}\"

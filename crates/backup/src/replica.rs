@@ -42,6 +42,8 @@ const BUSY: Duration = Duration::from_secs(5);
 /// the checkpoint threshold, so the bot's disk does not fill; the generation then
 /// ends and the next good sync starts a new one.
 const FORCE_FACTOR: u32 = 8;
+/// How long after a generation failed to start the next try waits.
+const RETRY: Duration = Duration::from_secs(30);
 
 /// How a [`Replicator`] works.
 #[derive(Debug, Clone)]
@@ -157,6 +159,9 @@ pub struct Replicator {
     current: Option<Current>,
     /// A checkpoint followed shipping every frame: the log may restart, once.
     may_restart: bool,
+    /// After a generation failed to start: not before this (a base copies the whole
+    /// file; retrying it every sync would do little else).
+    retry_at: Option<Instant>,
     _lock: Lock,
 }
 
@@ -198,7 +203,8 @@ impl Replicator {
         let writer = connect(&o.db)?;
         let ckpt = connect(&o.db)?;
         let wal = PathBuf::from(format!("{}-wal", o.db.display()));
-        let mut r = Self { o, wal, writer, ckpt, current: None, may_restart: false, _lock: lock };
+        let mut r =
+            Self { o, wal, writer, ckpt, current: None, may_restart: false, retry_at: None, _lock: lock };
         r.current = r.resume()?;
         Ok(r)
     }
@@ -261,8 +267,25 @@ impl Replicator {
         }
         for _ in 0..2 {
             if self.current.is_none() {
-                out.bytes += self.start_generation()?;
-                out.new_generation = true;
+                if let Some(at) = self.retry_at.filter(|at| Instant::now() < *at) {
+                    self.relieve();
+                    return Err(Error::Invalid(format!(
+                        "the last new generation failed; the next try is in {} s",
+                        at.saturating_duration_since(Instant::now()).as_secs() + 1
+                    )));
+                }
+                match self.start_generation() {
+                    Ok(bytes) => {
+                        self.retry_at = None;
+                        out.bytes += bytes;
+                        out.new_generation = true;
+                    }
+                    Err(e) => {
+                        self.retry_at = Some(Instant::now() + RETRY);
+                        self.relieve();
+                        return Err(e);
+                    }
+                }
             }
             match self.ship() {
                 Ok(Ship::Done { frames, bytes }) => {
@@ -341,16 +364,26 @@ impl Replicator {
         let id = utc_stamp(created);
         let dir = self.o.dir.join(&id);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let schema = file_user_version(&self.o.db)?;
-        let made = ops::write_backup(
-            &dir,
-            created,
-            schema,
-            self.o.db.display().to_string(),
-            (DB_ENTRY, &self.o.db),
-            None,
-        )?;
-        ops::verify(&made.path)?;
+        let based = file_user_version(&self.o.db).and_then(|schema| {
+            let made = ops::write_backup(
+                &dir,
+                created,
+                schema,
+                self.o.db.display().to_string(),
+                (DB_ENTRY, &self.o.db),
+                None,
+            )?;
+            ops::verify(&made.path)?;
+            Ok(made)
+        });
+        let made = match based {
+            Ok(made) => made,
+            Err(e) => {
+                // Nothing of a generation that did not start stays to be mistaken for one.
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         tracing::info!(generation = %id, bytes = made.bytes, "replica generation started");
         // `may_restart` stays: a checkpoint just now put every frame of the log into the
         // base, so the log may restart once.

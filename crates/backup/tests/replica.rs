@@ -333,3 +333,45 @@ fn copy_replica(from: &Path, to: &Path) {
         }
     }
 }
+
+/// `len` incompressible bytes.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replica_disk_fails_the_sync_leaves_no_half_generation_and_waits_before_retrying() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = mltb_testkit::SmallDisk::mount("2m");
+    let (db, _) = paths(tmp.path());
+    let replica = disk.path().join("replica");
+    let s = protected(&db).await;
+    s.create_task(&task(1)).await.unwrap();
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE filler (b BLOB)").unwrap();
+        c.execute("INSERT INTO filler (b) VALUES (?1)", [noise(3_000_000)]).unwrap();
+    }
+    let mut r = Replicator::open(ReplicaOptions::new(&db, &replica)).unwrap();
+    let e = r.sync().unwrap_err().to_string();
+    assert!(e.contains("No space left on device") || e.contains("disk is full"), "{e}");
+    assert!(generations(&replica).unwrap().is_empty(), "no generation that looks started");
+    let leftovers: Vec<_> = std::fs::read_dir(&replica)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".mltb-replica.lock"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // The next sync does not copy the whole database again at once.
+    let e = r.sync().unwrap_err().to_string();
+    assert!(e.contains("the next try is in"), "{e}");
+    drop((r, s));
+}

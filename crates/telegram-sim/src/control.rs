@@ -15,6 +15,8 @@
 //! | `POST /_sim/rate_limits` | `{"enabled"}` | `{"ok":true}` |
 //! | `POST /_sim/blocked` | `{"chat_id","blocked"}` | `{"ok":true}` |
 //! | `POST /_sim/chat` | `{"chat_id","type"?,"title"?,"username"?}` | `{"ok":true}` |
+//! | `GET /_sim/file/{file_id}` | | a stored file's bytes, as an attachment with its name, or 404 |
+//! | `GET /_sim/chat_page[?chat=&from=]` | | the sandbox chat page (HTML; `chat.js`, `chat.css` beside it) |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +49,83 @@ pub(crate) fn router() -> Router<Arc<Shared>> {
         .route("/rate_limits", post(rate_limits))
         .route("/blocked", post(blocked))
         .route("/chat", post(chat))
+        .route("/file/{file_id}", get(file))
+        .route("/chat_page", get(chat_page))
+        .route("/chat.js", get(chat_script))
+        .route("/chat.css", get(chat_style))
+}
+
+/// The policy of the chat page: scripts and styles from the simulator only.
+const CHAT_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                        connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn page(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CONTENT_SECURITY_POLICY, CHAT_CSP),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn chat_page() -> Response {
+    page("text/html; charset=utf-8", include_str!("chat/index.html"))
+}
+
+async fn chat_script() -> Response {
+    page("text/javascript; charset=utf-8", include_str!("chat/chat.js"))
+}
+
+async fn chat_style() -> Response {
+    page("text/css; charset=utf-8", include_str!("chat/chat.css"))
+}
+
+/// `Content-Disposition` for `name`: an ASCII fallback and the UTF-8 name (RFC 6266).
+fn attachment(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' { c } else { '_' })
+        .collect();
+    let encoded: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+async fn file(State(shared): State<Arc<Shared>>, Path(file_id): Path<String>) -> Response {
+    let found = {
+        let st = shared.lock();
+        st.files.get(&file_id).map(|f| (f.disk_path.clone(), f.record.name.clone()))
+    };
+    let Some((disk, name)) = found else {
+        return (StatusCode::NOT_FOUND, Json(json!({"ok": false, "description": "no such file"})))
+            .into_response();
+    };
+    match tokio::fs::read(&disk).await {
+        Ok(bytes) => {
+            let disposition = attachment(&name);
+            let mut response =
+                ([(axum::http::header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&disposition) {
+                response.headers_mut().insert(axum::http::header::CONTENT_DISPOSITION, v);
+            }
+            response
+        }
+        Err(e) => {
+            (StatusCode::NOT_FOUND, Json(json!({"ok": false, "description": e.to_string()}))).into_response()
+        }
+    }
 }
 
 fn bad(what: String) -> Response {

@@ -203,15 +203,88 @@ async fn torrent_document<B: Backend>(bot: &Bot<B>, doc: &Document) -> Result<So
         ));
     }
     let dir = bot.inner.config.data_dir.join("torrents");
+    sweep_stored_torrents(bot, &dir).await;
     let path = dir.join(format!("{}.torrent", mltb_engine::DownloadId::random()));
     tokio::fs::create_dir_all(&dir).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
     tokio::fs::write(&path, &bytes).await.map_err(|e| format!("cannot store the .torrent: {e}"))?;
     Ok(Source::Torrent(path.display().to_string()))
 }
 
+/// How old a stored `.torrent` must be before a sweep may remove it: a file is written
+/// before its task is created, so a younger one may belong to a task on its way.
+const TORRENT_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the `.torrent` files the bot stored in `dir` that no unfinished task uses any
+/// more (their tasks ended), leaving files younger than [`TORRENT_GRACE`]. Run before
+/// storing a new one, so the directory holds what live tasks need, plus the last hour's.
+async fn sweep_stored_torrents<B: Backend>(bot: &Bot<B>, dir: &std::path::Path) {
+    let live = match bot.inner.store.unfinished_tasks().await {
+        Ok(tasks) => tasks,
+        Err(e) => {
+            tracing::debug!(error = %e, "stored torrents not swept: the store did not answer");
+            return;
+        }
+    };
+    // A task names its torrent in its source, or in its options (a gathered task's links).
+    let used: Vec<String> = live.iter().map(|t| format!("{:?} {}", t.task.source, t.task.options)).collect();
+    let dir = dir.to_path_buf();
+    let removed = tokio::task::spawn_blocking(move || {
+        unused_torrents(&dir, |name| used.iter().any(|u| u.contains(name)), TORRENT_GRACE)
+    })
+    .await
+    .unwrap_or_default();
+    if removed > 0 {
+        tracing::info!(removed, "stored .torrent files of ended tasks removed");
+    }
+}
+
+/// Removes `*.torrent` files in `dir` older than `grace` whose name `used` does not
+/// claim; returns how many.
+fn unused_torrents(dir: &std::path::Path, used: impl Fn(&str) -> bool, grace: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".torrent") || used(&name) {
+            continue;
+        }
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= grace);
+        if old && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_torrents_go_once_unused_and_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let aged = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        for name in ["live.torrent", "ended.torrent", "fresh.torrent", "notes.txt"] {
+            let f = std::fs::File::create(dir.path().join(name)).unwrap();
+            if name != "fresh.torrent" {
+                f.set_modified(aged).unwrap();
+            }
+        }
+        let removed = unused_torrents(dir.path(), |n| n == "live.torrent", TORRENT_GRACE);
+        assert_eq!(removed, 1);
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["fresh.torrent", "live.torrent", "notes.txt"]);
+        assert_eq!(unused_torrents(&dir.path().join("missing"), |_| false, TORRENT_GRACE), 0);
+    }
 
     #[test]
     fn links_are_told_apart_from_other_text() {
