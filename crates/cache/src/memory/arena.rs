@@ -91,13 +91,6 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         self.table_hasher.hash_one(key)
     }
 
-    /// Where the list heads live (a layout test checks they share the shard's first
-    /// cache lines).
-    #[cfg(test)]
-    pub(crate) fn lists_addr(&self) -> usize {
-        std::ptr::from_ref(&self.lists) as usize
-    }
-
     /// Entries held, in lists or not.
     pub(crate) fn len(&self) -> usize {
         self.table.len()

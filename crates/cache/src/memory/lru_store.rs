@@ -5,6 +5,7 @@ use std::hash::Hash;
 
 use super::arena::Arena;
 use super::entry::{Entry, Now, count_eviction};
+use super::reads::{Read, ReadBuffer};
 use super::stats::Counters;
 
 /// The arena's list that holds every entry.
@@ -23,11 +24,6 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         Self { entries: Arena::with_hasher(hasher), budget }
     }
 
-    #[cfg(test)]
-    pub(crate) fn lists_addr(&self) -> usize {
-        self.entries.lists_addr()
-    }
-
     pub(crate) fn used(&self) -> usize {
         self.entries.used(LIST)
     }
@@ -36,7 +32,36 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         self.entries.len()
     }
 
+    /// A read under the shared lock: the value and the read to record, or `None` when
+    /// the entry has expired (it must be dropped under the exclusive lock).
     #[inline]
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Read)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.entries.get(hash, key) {
+            None => Some((None, Read::Miss(None))),
+            Some((i, n)) if !n.entry.is_expired(now) && ReadBuffer::can_record_hit(i) => {
+                Some((Some(n.entry.value.clone()), Read::Hit(i)))
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// A recorded read: a hit makes its entry the most recent.
+    #[inline]
+    pub(crate) fn replay(&mut self, read: Read, c: &mut Counters) {
+        match read {
+            Read::Hit(i) => {
+                self.entries.touch(i);
+                c.hits += 1;
+            }
+            Read::Miss(_) => c.misses += 1,
+        }
+    }
+
+    /// A read under the exclusive lock (the read buffer drained).
     pub(crate) fn get<Q>(&mut self, hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
@@ -48,18 +73,17 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
             .map(|(i, n)| (i, (!n.entry.is_expired(now)).then(|| n.entry.value.clone())));
         match live {
             Some((i, Some(value))) => {
-                self.entries.touch(i);
-                c.hits += 1;
+                self.replay(Read::Hit(i), c);
                 Some(value)
             }
             Some((i, None)) => {
                 self.entries.remove(i);
                 c.evictions.expired += 1;
-                c.misses += 1;
+                self.replay(Read::Miss(None), c);
                 None
             }
             None => {
-                c.misses += 1;
+                self.replay(Read::Miss(None), c);
                 None
             }
         }

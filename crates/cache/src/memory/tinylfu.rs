@@ -14,6 +14,7 @@ use std::hash::{BuildHasher, Hash};
 use super::arena::Arena;
 use super::climber::HillClimber;
 use super::entry::{Entry, Now, count_eviction};
+use super::reads::{Read, ReadBuffer};
 use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
@@ -101,48 +102,65 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.hasher.hash_one(key)
     }
 
-    pub(crate) fn get<Q>(&mut self, table_hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
+    /// A read under the shared lock: the value and the read to record, or `None` when
+    /// the entry has expired (it must be dropped under the exclusive lock). A miss
+    /// carries its sketch hash when the shadow LRU follows the key.
+    #[inline]
+    pub(crate) fn read<Q>(&self, table_hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Read)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        // A miss is counted in the sketch by the insert that follows it (as Caffeine
-        // does), so a newcomer is not counted twice.
-        let found = match self.entries.find_hashed(table_hash, key) {
-            None => None,
-            Some(i) => match self.entries.node(i) {
-                Some(n) if n.entry.is_expired(now) => {
-                    self.entries.remove(i);
-                    c.evictions.expired += 1;
-                    None
-                }
-                Some(n) => {
-                    let found = (n.entry.value.clone(), n.entry.weight);
-                    let seg = self.entries.list_of(i).unwrap_or(WINDOW);
-                    if seg == PROBATION {
-                        self.entries.move_front(i, PROTECTED);
-                        self.demote_protected_overflow();
-                    } else {
-                        self.entries.touch(i);
-                    }
-                    Some(found)
-                }
-                None => None,
-            },
-        };
-        if found.is_some() {
-            self.sketch.increment(hash);
-            c.hits += 1;
-        } else {
-            c.misses += 1;
+        match self.entries.get(table_hash, key) {
+            None => Some((None, Read::Miss(self.sampled_hash(key)))),
+            Some((i, n)) if !n.entry.is_expired(now) && ReadBuffer::can_record_hit(i) => {
+                Some((Some(n.entry.value.clone()), Read::Hit(i)))
+            }
+            Some(_) => None,
         }
-        let lru_hit = match &mut self.shadow {
-            Some(shadow) if shadow.sampled(hash) => {
+    }
+
+    /// The key's sketch hash if the shadow LRU follows it (a miss of it must reach the
+    /// shadow), else `None`. The shadow's sample only narrows as it grows, so a key not
+    /// followed now is not followed when its read is replayed either.
+    #[inline]
+    fn sampled_hash<Q: Hash + ?Sized>(&self, key: &Q) -> Option<u64> {
+        let shadow = self.shadow.as_ref()?;
+        let hash = self.hash(key);
+        shadow.sampled(hash).then_some(hash)
+    }
+
+    /// A recorded read. A hit moves its entry up (a probation entry into protected) and
+    /// counts in the sketch; hit or miss, it counts for the hill climber and, if the
+    /// shadow LRU follows the key, in the shadow.
+    pub(crate) fn replay(&mut self, read: Read, c: &mut Counters) {
+        let (hash, found) = match read {
+            Read::Hit(i) => {
+                let Some(n) = self.entries.node(i) else { return };
+                let (hash, weight) = (self.hash(&n.key), n.entry.weight);
+                if self.entries.list_of(i) == Some(PROBATION) {
+                    self.entries.move_front(i, PROTECTED);
+                    self.demote_protected_overflow();
+                } else {
+                    self.entries.touch(i);
+                }
+                // A miss is counted in the sketch by the insert that follows it (as
+                // Caffeine does), so a newcomer is not counted twice.
+                self.sketch.increment(hash);
+                c.hits += 1;
+                (Some(hash), Some(weight))
+            }
+            Read::Miss(hash) => {
+                c.misses += 1;
+                (hash, None)
+            }
+        };
+        let lru_hit = match (&mut self.shadow, hash) {
+            (Some(shadow), Some(hash)) if shadow.sampled(hash) => {
                 let lru_hit = shadow.get(hash);
                 // Plain LRU would have lost this key and, on the miss, stored it again.
-                if let (false, Some((_, weight))) = (lru_hit, &found) {
-                    shadow.insert(hash, *weight);
+                if let (false, Some(weight)) = (lru_hit, found) {
+                    shadow.insert(hash, weight);
                 }
                 Some(lru_hit)
             }
@@ -154,7 +172,33 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         {
             self.adjust_window(adjust);
         }
-        found.map(|(v, _)| v)
+    }
+
+    /// A read under the exclusive lock (the read buffer drained).
+    pub(crate) fn get<Q>(&mut self, table_hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = match self.entries.get(table_hash, key) {
+            Some((i, n)) if !n.entry.is_expired(now) => Some((i, n.entry.value.clone())),
+            Some((i, _)) => {
+                self.entries.remove(i);
+                c.evictions.expired += 1;
+                None
+            }
+            None => None,
+        };
+        match found {
+            Some((i, value)) => {
+                self.replay(Read::Hit(i), c);
+                Some(value)
+            }
+            None => {
+                self.replay(Read::Miss(self.sampled_hash(key)), c);
+                None
+            }
+        }
     }
 
     fn demote_protected_overflow(&mut self) {

@@ -1,0 +1,187 @@
+//! A shard's read buffer: the reads served under the shard's shared lock, recorded for
+//! the policy to replay, in order, under the exclusive lock.
+//!
+//! A hit served under a shared lock cannot relink its entry or bump a counter, and
+//! doing either under an exclusive lock on every read makes every read write the
+//! shard's list heads and neighbouring nodes, lines that then move between cores. So a
+//! read only records what it did here, as Caffeine's read buffer does: a hit by its
+//! node, a miss by a marker (with its sketch hash, when W-TinyLFU's shadow LRU follows
+//! that key). The buffer is replayed before anything else happens under the exclusive
+//! lock, so no insert, removal or eviction decision is taken on a policy state that is
+//! missing a read that came before it in the same thread: a single thread sees exactly
+//! the order its reads and writes came in.
+//!
+//! The buffer is a few slots right after the shard's lock word, on its cache line: a
+//! read writes the line the shared lock just wrote anyway, and nothing else of the shard.
+//! It is lossy: when it is full and the exclusive lock is busy, a read is counted (hits
+//! and misses are never lost) but its effect on recency is dropped.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+/// Slots: with the 8-byte lock word and the 4-byte cursor, the buffer fills the rest of
+/// the shard's first 64-byte line.
+pub(crate) const SLOTS: usize = 13;
+/// The most slots one read takes (a miss with its hash).
+const MAX_EVENT: usize = 3;
+/// A free slot (a hit is stored as its node index + 1).
+const EMPTY: u32 = 0;
+/// A miss.
+const MISS: u32 = u32::MAX;
+/// A miss followed by two slots with its 64-bit hash (low half first).
+const MISS_HASHED: u32 = u32::MAX - 1;
+
+/// One recorded read, as [`ReadBuffer::drain`] hands it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Read {
+    /// A hit of the node at this index.
+    Hit(u32),
+    /// A miss, with the key's sketch hash when the reader recorded it.
+    Miss(Option<u64>),
+}
+
+/// What [`ReadBuffer::record`] did with a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recorded {
+    /// Recorded, with room for more.
+    Kept,
+    /// Recorded or dropped (counted either way); the buffer wants draining.
+    Full,
+}
+
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct ReadBuffer {
+    /// Slots taken since the last drain (may run past `SLOTS` while it is full).
+    cursor: AtomicU32,
+    slots: [AtomicU32; SLOTS],
+    /// Reads that found the buffer full: counted here, their recency dropped.
+    dropped_hits: AtomicU64,
+    dropped_misses: AtomicU64,
+}
+
+impl ReadBuffer {
+    /// The bytes a read writes, from the buffer's start (the drop counters after them
+    /// are written only while the buffer is full).
+    #[cfg(test)]
+    pub(crate) const WRITTEN_BY_READS: usize = std::mem::offset_of!(ReadBuffer, dropped_hits);
+
+    /// Whether a hit of node `i` can be recorded at all (the top two indices are markers).
+    #[inline]
+    pub(crate) fn can_record_hit(i: u32) -> bool {
+        i < MISS_HASHED - 1
+    }
+
+    /// Records a read; the caller holds the shard's lock (shared or exclusive).
+    #[inline]
+    pub(crate) fn record(&self, read: Read) -> Recorded {
+        let (first, hash, len) = match read {
+            Read::Hit(i) => (i + 1, None, 1),
+            Read::Miss(None) => (MISS, None, 1),
+            Read::Miss(Some(h)) => (MISS_HASHED, Some(h), MAX_EVENT),
+        };
+        // A full buffer is seen by a plain load, so that readers piling on it do not
+        // keep moving the cursor (it cannot wrap).
+        let at = self.cursor.load(Relaxed) as usize;
+        let at = if at + len <= SLOTS { self.cursor.fetch_add(len as u32, Relaxed) as usize } else { at };
+        if at + len > SLOTS {
+            let dropped = if matches!(read, Read::Hit(_)) { &self.dropped_hits } else { &self.dropped_misses };
+            dropped.fetch_add(1, Relaxed);
+            return Recorded::Full;
+        }
+        // The exclusive lock's acquire, after this reader's shared release, orders these
+        // stores before the drain that reads them.
+        self.slots[at].store(first, Relaxed);
+        if let Some(h) = hash {
+            self.slots[at + 1].store(h as u32, Relaxed);
+            self.slots[at + 2].store((h >> 32) as u32, Relaxed);
+        }
+        if at + len > SLOTS - MAX_EVENT { Recorded::Full } else { Recorded::Kept }
+    }
+
+    /// Whether anything waits to be replayed.
+    #[inline]
+    pub(crate) fn is_empty(&mut self) -> bool {
+        *self.cursor.get_mut() == 0
+    }
+
+    /// Hands every recorded read to `replay`, oldest first, and empties the buffer.
+    /// Needs the exclusive lock (`&mut`): no reader is recording meanwhile.
+    #[inline]
+    pub(crate) fn drain(&mut self, mut replay: impl FnMut(Read)) {
+        let taken = (*self.cursor.get_mut() as usize).min(SLOTS);
+        let mut at = 0;
+        while at < taken {
+            // A slot of a read that did not fit was never written: the reads after it did
+            // not fit either.
+            let first = std::mem::take(self.slots[at].get_mut());
+            match first {
+                EMPTY => break,
+                MISS => replay(Read::Miss(None)),
+                MISS_HASHED => {
+                    let lo = std::mem::take(self.slots[at + 1].get_mut());
+                    let hi = std::mem::take(self.slots[at + 2].get_mut());
+                    at += 2;
+                    replay(Read::Miss(Some(u64::from(lo) | (u64::from(hi) << 32))));
+                }
+                i => replay(Read::Hit(i - 1)),
+            }
+            at += 1;
+        }
+        *self.cursor.get_mut() = 0;
+    }
+
+    /// Reads counted but not replayed, as (hits, misses).
+    pub(crate) fn dropped(&self) -> (u64, u64) {
+        (self.dropped_hits.load(Relaxed), self.dropped_misses.load(Relaxed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drained(b: &mut ReadBuffer) -> Vec<Read> {
+        let mut out = Vec::new();
+        b.drain(|r| out.push(r));
+        out
+    }
+
+    #[test]
+    fn replays_reads_in_order_and_asks_to_be_drained_before_one_would_not_fit() {
+        let mut b = ReadBuffer::default();
+        let hash = 0xdead_beef_0123_4567;
+        let reads = [Read::Hit(0), Read::Miss(None), Read::Miss(Some(hash)), Read::Hit(7)];
+        for r in reads {
+            assert_eq!(b.record(r), Recorded::Kept);
+        }
+        assert_eq!(drained(&mut b), reads);
+        assert!(b.is_empty());
+        // Filled one slot at a time: "full" comes once a hashed miss would no longer fit.
+        let mut kept = 0;
+        while b.record(Read::Hit(kept)) == Recorded::Kept {
+            kept += 1;
+        }
+        assert_eq!(kept as usize, SLOTS - MAX_EVENT);
+        assert_eq!(b.dropped(), (0, 0), "the read that filled it still fitted");
+        assert_eq!(b.record(Read::Miss(Some(hash))), Recorded::Full);
+        assert_eq!(b.dropped(), (0, 1));
+        let replayed = drained(&mut b);
+        assert_eq!(replayed, (0..=kept).map(Read::Hit).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_full_buffer_counts_what_it_drops_and_replays_what_it_kept() {
+        let mut b = ReadBuffer::default();
+        for i in 0..SLOTS as u32 {
+            b.record(Read::Hit(i));
+        }
+        // A hashed miss that does not fit leaves its slots unwritten; a hit after it
+        // does not fit either.
+        assert_eq!(b.record(Read::Miss(Some(1))), Recorded::Full);
+        assert_eq!(b.record(Read::Hit(99)), Recorded::Full);
+        assert_eq!(b.dropped(), (1, 1));
+        let replayed = drained(&mut b);
+        assert_eq!(replayed, (0..SLOTS as u32).map(Read::Hit).collect::<Vec<_>>());
+        assert!(drained(&mut b).is_empty());
+    }
+}
