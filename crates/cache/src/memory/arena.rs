@@ -3,8 +3,13 @@
 //!
 //! Moving an entry to the front of its list, or to another list, relinks it: no lookup
 //! and no allocation. A freed node's slot is reused by the next insert, so a full cache
-//! that evicts one entry per insert does not allocate. A node is only its key, its entry
-//! and its links (no stored hashes), so that it spans as few cache lines as it can.
+//! that evicts one entry per insert does not allocate. A node is only its key and its
+//! entry (no stored hashes), so that it spans as few cache lines as it can.
+//!
+//! The links live in a vector of their own, beside the nodes: moving entries about
+//! writes only links, so the nodes (what a read looks at) are written by inserts and
+//! removals only, and a reader on another core does not lose them from its cache each
+//! time the shard's recency is updated.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -23,7 +28,6 @@ pub(crate) const LISTS: usize = 3;
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
     pub(crate) entry: Entry<V>,
-    link: Link,
 }
 
 /// Where a node sits in the lists.
@@ -64,6 +68,8 @@ pub(crate) struct Arena<K, V> {
     table: HashTable<u32>,
     table_hasher: DefaultHashBuilder,
     nodes: Vec<Option<Node<K, V>>>,
+    /// `links[i]` places `nodes[i]` in the lists (a free node's is [`Link::OUT`]).
+    links: Vec<Link>,
     /// Indices of `None` nodes, reused first.
     free: Vec<u32>,
 }
@@ -81,6 +87,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
             table: HashTable::new(),
             table_hasher: hasher,
             nodes: Vec::new(),
+            links: Vec::new(),
             free: Vec::new(),
         }
     }
@@ -118,12 +125,13 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// The list node `i` is in (or was last in).
     pub(crate) fn list_of(&self, i: u32) -> Option<usize> {
-        self.node(i).map(|n| n.link.list as usize)
+        self.node(i)?;
+        self.links.get(i as usize).map(|l| l.list as usize)
     }
 
     #[inline]
     fn link(&mut self, i: u32) -> Option<&mut Link> {
-        self.node_mut(i).map(|n| &mut n.link)
+        self.links.get_mut(i as usize)
     }
 
     /// The node holding `key` (whose [`hash`](Self::hash) is `hash`), with its index.
@@ -170,8 +178,8 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// Takes node `i` out of its list (it stays in the table and the arena).
     pub(crate) fn unlink(&mut self, i: u32) {
-        let Some(n) = self.node(i) else { return };
-        let (Link { prev, next, list }, weight) = (n.link, n.entry.weight);
+        let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
+        let Some(&Link { prev, next, list }) = self.links.get(i as usize) else { return };
         let list = list as usize;
         let Some(l) = self.lists.get(list).copied() else { return };
         // A node out of every list has no neighbours and is not its list's head.
@@ -209,10 +217,11 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     }
 
     /// Makes node `i` the most recent of its own list (a hit): relinks it without
-    /// touching the list's weight or the entry. A node out of every list stays out.
+    /// touching the list's weight or the entry. A node out of every list (a free one
+    /// too) stays out.
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        let Some(Link { prev, next, list }) = self.node(i).map(|n| n.link) else { return };
+        let Some(&Link { prev, next, list }) = self.links.get(i as usize) else { return };
         if prev == NIL {
             // Already the most recent (or out of every list).
             return;
@@ -256,16 +265,20 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// A new node for a key not held, as the most recent of `list`.
     pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, list: usize) -> u32 {
         let table_hash = self.table_hasher.hash_one(&key);
-        let node = Node { key, entry, link: Link::OUT };
+        let node = Node { key, entry };
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.nodes.get_mut(i as usize) {
                     *slot = Some(node);
                 }
+                if let Some(link) = self.link(i) {
+                    *link = Link::OUT;
+                }
                 i
             }
             None => {
                 self.nodes.push(Some(node));
+                self.links.push(Link::OUT);
                 (self.nodes.len() - 1) as u32
             }
         };
@@ -311,12 +324,14 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         if self.free.len() < additional {
             self.nodes.reserve_exact(additional - self.free.len());
+            self.links.reserve_exact(additional - self.free.len());
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.table.clear();
         self.nodes.clear();
+        self.links.clear();
         self.free.clear();
         self.lists = [List::EMPTY; LISTS];
     }
@@ -328,7 +343,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         let mut at = self.lists.get(list).map_or(NIL, |l| l.tail);
         while let Some(n) = self.node(at) {
             out.push(&n.key);
-            at = n.link.prev;
+            at = self.links.get(at as usize).map_or(NIL, |l| l.prev);
         }
         out
     }
