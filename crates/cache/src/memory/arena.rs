@@ -38,11 +38,14 @@ struct Link {
     /// Toward the least recent end.
     next: u32,
     /// The list this node is in (or was last in, while out of every list).
-    list: u32,
+    list: u16,
+    /// Hit since it was last moved to the front, without being moved: see
+    /// [`Arena::mark`].
+    marked: bool,
 }
 
 impl Link {
-    const OUT: Self = Self { prev: NIL, next: NIL, list: 0 };
+    const OUT: Self = Self { prev: NIL, next: NIL, list: 0, marked: false };
 }
 
 /// One recency list (`head` most recent) and the weight it holds.
@@ -179,7 +182,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// Takes node `i` out of its list (it stays in the table and the arena).
     pub(crate) fn unlink(&mut self, i: u32) {
         let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
-        let Some(&Link { prev, next, list }) = self.links.get(i as usize) else { return };
+        let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
         let list = list as usize;
         let Some(l) = self.lists.get(list).copied() else { return };
         // A node out of every list has no neighbours and is not its list's head.
@@ -206,7 +209,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         let Some(head) = self.lists.get(list).map(|l| l.head) else { return };
         let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
         let Some(me) = self.link(i) else { return };
-        *me = Link { prev: NIL, next: head, list: list as u32 };
+        *me = Link { prev: NIL, next: head, list: list as u16, marked: false };
         match self.link(head) {
             Some(h) => h.prev = i,
             None => self.lists[list].tail = i,
@@ -221,7 +224,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// too) stays out.
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        let Some(&Link { prev, next, list }) = self.links.get(i as usize) else { return };
+        let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
         if prev == NIL {
             // Already the most recent (or out of every list).
             return;
@@ -244,7 +247,25 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         if let Some(me) = self.link(i) {
             me.prev = NIL;
             me.next = head;
+            me.marked = false;
         }
+    }
+
+    /// Marks node `i` as hit without moving it: the cheap record of a hit, one write
+    /// (none if it is already marked) where [`touch`](Self::touch) writes up to four
+    /// nodes' links. Whoever evicts gives a marked node a second chance
+    /// ([`take_mark`](Self::take_mark)).
+    #[inline]
+    pub(crate) fn mark(&mut self, i: u32) {
+        if let Some(l) = self.link(i).filter(|l| !l.marked) {
+            l.marked = true;
+        }
+    }
+
+    /// Whether node `i` was marked, clearing the mark.
+    #[inline]
+    pub(crate) fn take_mark(&mut self, i: u32) -> bool {
+        self.link(i).is_some_and(|l| std::mem::take(&mut l.marked))
     }
 
     /// Makes node `i` the most recent of `list` (its own or another).
@@ -264,7 +285,11 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// A new node for a key not held, as the most recent of `list`.
     pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, list: usize) -> u32 {
-        let table_hash = self.table_hasher.hash_one(&key);
+        self.insert_hashed(self.hash(&key), key, entry, list)
+    }
+
+    /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
+    pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
         let node = Node { key, entry };
         let i = match self.free.pop() {
             Some(i) => {

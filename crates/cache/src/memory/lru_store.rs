@@ -1,4 +1,10 @@
 //! Plain LRU, bounded by weight: one list of an [`Arena`].
+//!
+//! Reads replayed from a batch one thread recorded move their entries to the front:
+//! exact LRU. Reads from a batch several threads recorded only mark their entries, and
+//! eviction gives a marked entry at the tail a second chance (moves it to the front,
+//! unmarked) instead of evicting it: the CLOCK approximation of LRU, for reads that
+//! came in no one order anyway.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -49,15 +55,15 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         }
     }
 
-    /// A recorded read: a hit makes its entry the most recent.
+    /// A recorded read: a hit makes its entry the most recent, or, from a batch that
+    /// several threads recorded (`shared`), marks it for a second chance.
     #[inline]
-    pub(crate) fn replay(&mut self, read: Read, c: &mut Counters) {
-        match read {
-            Read::Hit(i) => {
-                self.entries.touch(i);
-                c.hits += 1;
-            }
-            Read::Miss(_) => c.misses += 1,
+    /// (The read buffer counted it.)
+    pub(crate) fn replay(&mut self, read: Read, shared: bool) {
+        match (read, shared) {
+            (Read::Hit(i), true) => self.entries.mark(i),
+            (Read::Hit(i), false) => self.entries.touch(i),
+            (Read::Miss(_), _) => {}
         }
     }
 
@@ -73,40 +79,44 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
             .map(|(i, n)| (i, (!n.entry.is_expired(now)).then(|| n.entry.value.clone())));
         match live {
             Some((i, Some(value))) => {
-                self.replay(Read::Hit(i), c);
+                self.entries.touch(i);
+                c.hits += 1;
                 Some(value)
             }
             Some((i, None)) => {
                 self.entries.remove(i);
                 c.evictions.expired += 1;
-                self.replay(Read::Miss(None), c);
+                c.misses += 1;
                 None
             }
             None => {
-                self.replay(Read::Miss(None), c);
+                c.misses += 1;
                 None
             }
         }
     }
 
-    /// The caller has checked `entry.weight <= budget`.
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    /// The caller has checked `entry.weight <= budget`. `hash`: the cache's hash of `key`.
+    pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         // An update replaces the entry in place and makes it the most recent; then, as
         // for a new key, the least recent entries make room.
-        let updated = match self.entries.find(&key) {
-            Some(i) => self.entries.replace(i, entry).is_some(),
-            None => {
-                self.entries.insert(key, entry, LIST);
-                false
-            }
+        let (me, updated) = match self.entries.find_hashed(hash, &key) {
+            Some(i) => (i, self.entries.replace(i, entry).is_some()),
+            None => (self.entries.insert_hashed(hash, key, entry, LIST), false),
         };
         if updated {
             c.evictions.replaced += 1;
         }
         while self.used() > self.budget {
-            // The newest entry is at the front and weighs at most the budget, so the
-            // least recent is always another one.
+            // The newest entry weighs at most the budget, so something else is there to
+            // evict. A marked entry at the tail, or the newest once every entry older than
+            // it has had its second chance, goes to the front instead; each mark is taken
+            // once, so this ends.
             let Some((i, _)) = self.entries.lru_of(LIST) else { break };
+            if i == me || self.entries.take_mark(i) {
+                self.entries.touch(i);
+                continue;
+            }
             match self.entries.remove(i) {
                 Some((_, victim)) => count_eviction(&victim, now, c),
                 None => break,

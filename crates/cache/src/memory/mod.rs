@@ -167,8 +167,9 @@ where
 
     fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
         let weight = (self.inner.weigher)(&key, &value);
-        let idx = self.locate(&key);
-        let shard = &self.inner.shards[idx].0;
+        // One hash picks the shard and finds the key in it.
+        let hash = self.inner.hasher.hash_one(&key);
+        let shard = &self.inner.shards[shard_of(hash, self.inner.shards.len())].0;
         if weight > self.inner.shard_budget {
             shard.write().remove(&key);
             return Err(Error::new(ErrorKind::Oversized {
@@ -181,7 +182,7 @@ where
         let expires =
             ttl.map_or(entry::NEVER, |d| self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d)));
         let entry = Entry { value, weight, expires };
-        shard.write().insert(key, entry, &Now::new(&*self.inner.clock));
+        shard.write().insert(hash, key, entry, &Now::new(&*self.inner.clock));
         Ok(())
     }
 

@@ -11,16 +11,25 @@
 //! missing a read that came before it in the same thread: a single thread sees exactly
 //! the order its reads and writes came in.
 //!
-//! The buffer is a few slots right after the shard's lock word, on its cache line: a
-//! read writes the line the shared lock just wrote anyway, and nothing else of the shard.
-//! It is lossy: when it is full and the exclusive lock is busy, a read is counted (hits
-//! and misses are never lost) but its effect on recency is dropped.
+//! The buffer is a few slots right after the shard's lock word, on its cache line, with
+//! the shard's counts of hits and misses: a read writes the line the shared lock just
+//! wrote anyway, and nothing else of the shard. It is lossy: when it is full and the
+//! exclusive lock is busy, a read is counted (hits and misses are never lost) but its
+//! effect on recency is dropped.
+//!
+//! The buffer also notes whether the reads in it came from one thread or from several
+//! ([`drain`](ReadBuffer::drain) says which). A batch from one thread is that thread's
+//! own order, and plain LRU replays it exactly; a batch from several threads has no one
+//! order to be exact about, and plain LRU only marks its hits (see `lru_store`), which
+//! writes far fewer of the shard's lines, lines the other thread would then miss.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-/// Slots: with the 8-byte lock word and the 4-byte cursor, the buffer fills the rest of
-/// the shard's first 64-byte line.
-pub(crate) const SLOTS: usize = 13;
+/// Slots: with the 8-byte lock word and four 4-byte words (cursor, owner, hits and
+/// misses), the buffer fills the rest of the shard's first 64-byte line.
+pub(crate) const SLOTS: usize = 10;
+/// Counts past this are moved to the shard's 64-bit counters at the next drain.
+const COUNT_LIMIT: u32 = 1 << 30;
 /// The most slots one read takes (a miss with its hash).
 const MAX_EVENT: usize = 3;
 /// A free slot (a hit is stored as its node index + 1).
@@ -29,6 +38,18 @@ const EMPTY: u32 = 0;
 const MISS: u32 = u32::MAX;
 /// A miss followed by two slots with its 64-bit hash (low half first).
 const MISS_HASHED: u32 = u32::MAX - 1;
+/// The owner of a batch recorded by more than one thread (thread tags are odd).
+const SHARED: u32 = u32::MAX - 1;
+
+std::thread_local! {
+    static TAG: u8 = const { 0 };
+}
+
+/// A tag of the calling thread: the (odd) low bits of a thread-local's address.
+#[inline]
+fn thread_tag() -> u32 {
+    TAG.with(|t| std::ptr::from_ref(t) as usize as u32 | 1)
+}
 
 /// One recorded read, as [`ReadBuffer::drain`] hands it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,17 +74,19 @@ pub(crate) enum Recorded {
 pub(crate) struct ReadBuffer {
     /// Slots taken since the last drain (may run past `SLOTS` while it is full).
     cursor: AtomicU32,
+    /// The tag of the thread that recorded the batch, [`SHARED`] once another thread
+    /// has recorded in it too, 0 while it is empty.
+    owner: AtomicU32,
+    /// Reads recorded (or dropped) since the counts were last taken.
+    hits: AtomicU32,
+    misses: AtomicU32,
     slots: [AtomicU32; SLOTS],
-    /// Reads that found the buffer full: counted here, their recency dropped.
-    dropped_hits: AtomicU64,
-    dropped_misses: AtomicU64,
 }
 
 impl ReadBuffer {
-    /// The bytes a read writes, from the buffer's start (the drop counters after them
-    /// are written only while the buffer is full).
+    /// The bytes a read writes, from the buffer's start.
     #[cfg(test)]
-    pub(crate) const WRITTEN_BY_READS: usize = std::mem::offset_of!(ReadBuffer, dropped_hits);
+    pub(crate) const WRITTEN_BY_READS: usize = size_of::<ReadBuffer>();
 
     /// Whether a hit of node `i` can be recorded at all (the top two indices are markers).
     #[inline]
@@ -71,21 +94,29 @@ impl ReadBuffer {
         i < MISS_HASHED - 1
     }
 
-    /// Records a read; the caller holds the shard's lock (shared or exclusive).
+    /// Counts and records a read; the caller holds the shard's lock (shared or
+    /// exclusive).
     #[inline]
     pub(crate) fn record(&self, read: Read) -> Recorded {
-        let (first, hash, len) = match read {
-            Read::Hit(i) => (i + 1, None, 1),
-            Read::Miss(None) => (MISS, None, 1),
-            Read::Miss(Some(h)) => (MISS_HASHED, Some(h), MAX_EVENT),
+        let (first, hash, len, count) = match read {
+            Read::Hit(i) => (i + 1, None, 1, &self.hits),
+            Read::Miss(None) => (MISS, None, 1, &self.misses),
+            Read::Miss(Some(h)) => (MISS_HASHED, Some(h), MAX_EVENT, &self.misses),
         };
+        count.fetch_add(1, Relaxed);
         // A full buffer is seen by a plain load, so that readers piling on it do not
         // keep moving the cursor (it cannot wrap).
+        let me = thread_tag();
+        let owner = self.owner.load(Relaxed);
+        if owner != me && owner != SHARED {
+            // Racing first readers may both take an empty buffer; one of them then sees
+            // the other's tag at its next read. A batch taken for one thread's is
+            // replayed exactly, which is never wrong, only dearer.
+            self.owner.store(if owner == 0 { me } else { SHARED }, Relaxed);
+        }
         let at = self.cursor.load(Relaxed) as usize;
         let at = if at + len <= SLOTS { self.cursor.fetch_add(len as u32, Relaxed) as usize } else { at };
         if at + len > SLOTS {
-            let dropped = if matches!(read, Read::Hit(_)) { &self.dropped_hits } else { &self.dropped_misses };
-            dropped.fetch_add(1, Relaxed);
             return Recorded::Full;
         }
         // The exclusive lock's acquire, after this reader's shared release, orders these
@@ -98,16 +129,26 @@ impl ReadBuffer {
         if at + len > SLOTS - MAX_EVENT { Recorded::Full } else { Recorded::Kept }
     }
 
+    /// Counts a miss without recording it (for a policy that does nothing with one).
+    #[inline]
+    pub(crate) fn count_miss(&self) -> Recorded {
+        self.misses.fetch_add(1, Relaxed);
+        Recorded::Kept
+    }
+
     /// Whether anything waits to be replayed.
     #[inline]
     pub(crate) fn is_empty(&mut self) -> bool {
         *self.cursor.get_mut() == 0
     }
 
-    /// Hands every recorded read to `replay`, oldest first, and empties the buffer.
-    /// Needs the exclusive lock (`&mut`): no reader is recording meanwhile.
+    /// Hands every recorded read to `replay`, oldest first, with whether the batch was
+    /// recorded by more than one thread, and empties the buffer. Needs the exclusive
+    /// lock (`&mut`): no reader is recording meanwhile.
     #[inline]
-    pub(crate) fn drain(&mut self, mut replay: impl FnMut(Read)) {
+    pub(crate) fn drain(&mut self, mut replay: impl FnMut(Read, bool)) {
+        let shared = std::mem::take(self.owner.get_mut()) == SHARED;
+        let mut replay = |r| replay(r, shared);
         let taken = (*self.cursor.get_mut() as usize).min(SLOTS);
         let mut at = 0;
         while at < taken {
@@ -130,9 +171,19 @@ impl ReadBuffer {
         *self.cursor.get_mut() = 0;
     }
 
-    /// Reads counted but not replayed, as (hits, misses).
-    pub(crate) fn dropped(&self) -> (u64, u64) {
-        (self.dropped_hits.load(Relaxed), self.dropped_misses.load(Relaxed))
+    /// Reads counted since the counts were last taken, as (hits, misses).
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        (u64::from(self.hits.load(Relaxed)), u64::from(self.misses.load(Relaxed)))
+    }
+
+    /// The counts, zeroed, if either is near its limit (the caller adds them to its own).
+    #[inline]
+    pub(crate) fn take_large_counts(&mut self) -> Option<(u64, u64)> {
+        let (hits, misses) = (self.hits.get_mut(), self.misses.get_mut());
+        if *hits < COUNT_LIMIT && *misses < COUNT_LIMIT {
+            return None;
+        }
+        Some((u64::from(std::mem::take(hits)), u64::from(std::mem::take(misses))))
     }
 }
 
@@ -142,8 +193,33 @@ mod tests {
 
     fn drained(b: &mut ReadBuffer) -> Vec<Read> {
         let mut out = Vec::new();
-        b.drain(|r| out.push(r));
+        b.drain(|r, shared| {
+            assert!(!shared, "one thread recorded every read");
+            out.push(r);
+        });
         out
+    }
+
+    #[test]
+    fn a_batch_recorded_by_two_threads_is_marked_shared() {
+        let mut b = ReadBuffer::default();
+        b.record(Read::Hit(1));
+        b.record(Read::Hit(2));
+        let shared = |b: &mut ReadBuffer| {
+            let mut out = None;
+            b.drain(|_, s| out = Some(s));
+            out
+        };
+        assert_eq!(shared(&mut b), Some(false));
+        b.record(Read::Hit(1));
+        std::thread::scope(|s| {
+            s.spawn(|| b.record(Read::Hit(2)));
+        });
+        b.record(Read::Hit(3));
+        assert_eq!(shared(&mut b), Some(true));
+        // The next batch starts afresh.
+        b.record(Read::Hit(4));
+        assert_eq!(shared(&mut b), Some(false));
     }
 
     #[test]
@@ -162,9 +238,8 @@ mod tests {
             kept += 1;
         }
         assert_eq!(kept as usize, SLOTS - MAX_EVENT);
-        assert_eq!(b.dropped(), (0, 0), "the read that filled it still fitted");
         assert_eq!(b.record(Read::Miss(Some(hash))), Recorded::Full);
-        assert_eq!(b.dropped(), (0, 1));
+        assert_eq!(b.counts(), (kept as u64 + 1 + 2, 3), "a dropped read is still counted");
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..=kept).map(Read::Hit).collect::<Vec<_>>());
     }
@@ -179,7 +254,7 @@ mod tests {
         // does not fit either.
         assert_eq!(b.record(Read::Miss(Some(1))), Recorded::Full);
         assert_eq!(b.record(Read::Hit(99)), Recorded::Full);
-        assert_eq!(b.dropped(), (1, 1));
+        assert_eq!(b.counts(), (SLOTS as u64 + 1, 1));
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..SLOTS as u32).map(Read::Hit).collect::<Vec<_>>());
         assert!(drained(&mut b).is_empty());

@@ -55,7 +55,11 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             return None;
         }
         let (found, read) = match &self.store {
-            Store::Lru(s) => s.read(hash, key, now)?,
+            // Plain LRU does nothing with a miss but count it.
+            Store::Lru(s) => match s.read(hash, key, now)? {
+                (None, _) => return Some((None, self.reads.count_miss())),
+                hit => hit,
+            },
             Store::TinyLfu(s) => s.read(hash, key, now)?,
         };
         Some((found, self.reads.record(read)))
@@ -69,16 +73,22 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         }
         let Self { reads, counters, store, .. } = self;
         match store {
-            Store::Lru(s) => reads.drain(|r: Read| s.replay(r, counters)),
-            Store::TinyLfu(s) => reads.drain(|r: Read| s.replay(r, counters)),
+            Store::Lru(s) => reads.drain(|r: Read, shared| s.replay(r, shared)),
+            // W-TinyLFU replays every batch exactly, whoever recorded it.
+            Store::TinyLfu(s) => reads.drain(|r: Read, _| s.replay(r)),
+        }
+        // The buffer's counts stay on the lock's line, where reads write anyway; they
+        // move to the shard's counters only when they grow large.
+        if let Some((hits, misses)) = reads.take_large_counts() {
+            counters.hits += hits;
+            counters.misses += misses;
         }
     }
 
-    /// Every count, the reads the buffer had to drop included. Drain first for the
-    /// recorded reads to be in it.
+    /// Every count, the reads counted by the read buffer included.
     pub(crate) fn counters(&self) -> Counters {
         let mut c = self.counters;
-        let (hits, misses) = self.reads.dropped();
+        let (hits, misses) = self.reads.counts();
         c.hits += hits;
         c.misses += misses;
         c
@@ -102,11 +112,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         found
     }
 
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>) {
+    /// `hash`: the cache's hash of `key`.
+    pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>) {
         self.drain();
         match &mut self.store {
-            Store::Lru(s) => s.insert(key, entry, now, &mut self.counters),
-            Store::TinyLfu(s) => s.insert(key, entry, now, &mut self.counters),
+            Store::Lru(s) => s.insert(hash, key, entry, now, &mut self.counters),
+            Store::TinyLfu(s) => s.insert(hash, key, entry, now, &mut self.counters),
         }
     }
 

@@ -502,3 +502,33 @@ fn concurrent_reads_lose_no_count_and_keep_the_budget() {
         }
     }
 }
+
+#[test]
+fn hits_from_several_threads_mark_their_entries_for_a_second_chance() {
+    // One shard, three entries, least recent first: 0, 1, 2.
+    let c = unit_cache(3, 1);
+    for k in 0..3 {
+        c.insert(k, k).unwrap();
+    }
+    // Two threads' reads in one batch: 0 and 1 are marked, not moved.
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(c.get(&0), Some(0)));
+    });
+    assert_eq!(c.get(&1), Some(1));
+    c.insert(3, 3).unwrap();
+    // The marked tail entries go to the front unmarked; 2, not hit, is evicted, as
+    // exact LRU would (whose order would be 0, 1, 3).
+    assert_eq!(c.lru_order(0), vec![3, 0, 1]);
+
+    // Every older entry marked: the newest is not the one evicted.
+    let c = unit_cache(2, 1);
+    c.insert(0, 0).unwrap();
+    c.insert(1, 1).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(c.get(&0), Some(0)));
+    });
+    assert_eq!(c.get(&1), Some(1));
+    c.insert(2, 2).unwrap();
+    assert_eq!(c.lru_order(0), vec![1, 2]);
+    assert_eq!(c.stats().hits, 2);
+}

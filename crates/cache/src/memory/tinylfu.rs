@@ -132,8 +132,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
 
     /// A recorded read. A hit moves its entry up (a probation entry into protected) and
     /// counts in the sketch; hit or miss, it counts for the hill climber and, if the
-    /// shadow LRU follows the key, in the shadow.
-    pub(crate) fn replay(&mut self, read: Read, c: &mut Counters) {
+    /// shadow LRU follows the key, in the shadow. (The read buffer, or the caller,
+    /// counts it.)
+    pub(crate) fn replay(&mut self, read: Read) {
         let (hash, found) = match read {
             Read::Hit(i) => {
                 let Some(n) = self.entries.node(i) else { return };
@@ -147,13 +148,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                 // A miss is counted in the sketch by the insert that follows it (as
                 // Caffeine does), so a newcomer is not counted twice.
                 self.sketch.increment(hash);
-                c.hits += 1;
                 (Some(hash), Some(weight))
             }
-            Read::Miss(hash) => {
-                c.misses += 1;
-                (hash, None)
-            }
+            Read::Miss(hash) => (hash, None),
         };
         let lru_hit = match (&mut self.shadow, hash) {
             (Some(shadow), Some(hash)) if shadow.sampled(hash) => {
@@ -191,11 +188,13 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         };
         match found {
             Some((i, value)) => {
-                self.replay(Read::Hit(i), c);
+                c.hits += 1;
+                self.replay(Read::Hit(i));
                 Some(value)
             }
             None => {
-                self.replay(Read::Miss(self.sampled_hash(key)), c);
+                c.misses += 1;
+                self.replay(Read::Miss(self.sampled_hash(key)));
                 None
             }
         }
@@ -248,15 +247,16 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         }
     }
 
-    /// The caller has checked `entry.weight <= budget`.
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    /// The caller has checked `entry.weight <= budget`. `table_hash`: the cache's hash of
+    /// `key`.
+    pub(crate) fn insert(&mut self, table_hash: u64, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         let hash = self.hash(&key);
         self.sketch.increment(hash);
         if let Some(shadow) = self.shadow.as_mut().filter(|s| s.sampled(hash)) {
             shadow.insert(hash, entry.weight);
         }
         c.inserts += 1;
-        if let Some(i) = self.entries.find(&key) {
+        if let Some(i) = self.entries.find_hashed(table_hash, &key) {
             // An update keeps the entry's segment and makes it the segment's most recent.
             if self.entries.replace(i, entry).is_some() {
                 c.evictions.replaced += 1;
@@ -265,7 +265,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                 self.demote_protected_overflow();
             }
         } else {
-            self.entries.insert(key, entry, WINDOW);
+            self.entries.insert_hashed(table_hash, key, entry, WINDOW);
             if self.grow_sketch {
                 self.sketch.ensure_capacity(self.len());
             }
@@ -390,11 +390,13 @@ mod tests {
     use crate::memory::entry::NEVER;
 
     fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
-        let mut s = TinyLfuStore::new(16, Some(16), false, hashbrown::DefaultHashBuilder::default());
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut s = TinyLfuStore::new(16, Some(16), false, hasher.clone());
         let clock = FakeClock::new();
         let mut c = Counters::default();
         for k in 0..n {
-            s.insert(k, Entry { value: (), weight: 1, expires: NEVER }, &Now::new(&clock), &mut c);
+            let entry = Entry { value: (), weight: 1, expires: NEVER };
+            s.insert(hasher.hash_one(k), k, entry, &Now::new(&clock), &mut c);
         }
         s
     }
