@@ -14,6 +14,8 @@
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+
 use hashbrown::{DefaultHashBuilder, HashTable};
 
 use super::entry::{Entry, Now};
@@ -28,6 +30,21 @@ pub(crate) const LISTS: usize = 3;
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
     pub(crate) entry: Entry<V>,
+    /// Hit since it was last moved to the front, without being moved: the record of a
+    /// hit that costs one write (none if it is already marked) to a line the reader has
+    /// just read, where moving it writes up to four nodes' links. Whoever evicts gives a
+    /// marked node a second chance ([`Arena::take_mark`]). Set under a shared lock.
+    pub(crate) marked: AtomicBool,
+}
+
+impl<K, V> Node<K, V> {
+    /// Marks the node under a shared lock, writing only if it is not marked yet.
+    #[inline]
+    pub(crate) fn mark(&self) {
+        if !self.marked.load(Relaxed) {
+            self.marked.store(true, Relaxed);
+        }
+    }
 }
 
 /// Where a node sits in the lists.
@@ -38,14 +55,11 @@ struct Link {
     /// Toward the least recent end.
     next: u32,
     /// The list this node is in (or was last in, while out of every list).
-    list: u16,
-    /// Hit since it was last moved to the front, without being moved: see
-    /// [`Arena::mark`].
-    marked: bool,
+    list: u32,
 }
 
 impl Link {
-    const OUT: Self = Self { prev: NIL, next: NIL, list: 0, marked: false };
+    const OUT: Self = Self { prev: NIL, next: NIL, list: 0 };
 }
 
 /// One recency list (`head` most recent) and the weight it holds.
@@ -209,7 +223,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         let Some(head) = self.lists.get(list).map(|l| l.head) else { return };
         let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
         let Some(me) = self.link(i) else { return };
-        *me = Link { prev: NIL, next: head, list: list as u16, marked: false };
+        *me = Link { prev: NIL, next: head, list: list as u32 };
         match self.link(head) {
             Some(h) => h.prev = i,
             None => self.lists[list].tail = i,
@@ -224,6 +238,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// too) stays out.
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
+        self.take_mark(i);
         let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
         if prev == NIL {
             // Already the most recent (or out of every list).
@@ -247,25 +262,26 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         if let Some(me) = self.link(i) {
             me.prev = NIL;
             me.next = head;
-            me.marked = false;
         }
     }
 
-    /// Marks node `i` as hit without moving it: the cheap record of a hit, one write
-    /// (none if it is already marked) where [`touch`](Self::touch) writes up to four
-    /// nodes' links. Whoever evicts gives a marked node a second chance
-    /// ([`take_mark`](Self::take_mark)).
+    /// Marks node `i` (see [`Node::marked`]).
     #[inline]
     pub(crate) fn mark(&mut self, i: u32) {
-        if let Some(l) = self.link(i).filter(|l| !l.marked) {
-            l.marked = true;
+        if let Some(n) = self.node_mut(i) {
+            *n.marked.get_mut() = true;
         }
     }
 
-    /// Whether node `i` was marked, clearing the mark.
+    /// Whether node `i` was marked, clearing the mark (writing only if it was).
     #[inline]
     pub(crate) fn take_mark(&mut self, i: u32) -> bool {
-        self.link(i).is_some_and(|l| std::mem::take(&mut l.marked))
+        let Some(m) = self.node_mut(i).map(|n| n.marked.get_mut()) else { return false };
+        if *m {
+            *m = false;
+            return true;
+        }
+        false
     }
 
     /// Makes node `i` the most recent of `list` (its own or another).
@@ -278,6 +294,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn replace(&mut self, i: u32, entry: Entry<V>) -> Option<Entry<V>> {
         let list = self.list_of(i)?;
         self.unlink(i);
+        self.take_mark(i);
         let old = std::mem::replace(&mut self.node_mut(i)?.entry, entry);
         self.link_front(i, list);
         Some(old)
@@ -290,7 +307,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
     pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
-        let node = Node { key, entry };
+        let node = Node { key, entry, marked: AtomicBool::new(false) };
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.nodes.get_mut(i as usize) {

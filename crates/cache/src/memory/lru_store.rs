@@ -11,7 +11,7 @@ use std::hash::Hash;
 
 use super::arena::Arena;
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::{Read, ReadBuffer};
+use super::reads::{Read, ReadBuffer, Recorded};
 use super::stats::Counters;
 
 /// The arena's list that holds every entry.
@@ -38,18 +38,32 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         self.entries.len()
     }
 
-    /// A read under the shared lock: the value and the read to record, or `None` when
-    /// the entry has expired (it must be dropped under the exclusive lock).
+    /// A read under the shared lock: the value, counted and recorded in `reads` (a hit
+    /// in a batch that one thread reads, to be replayed; in a shared batch the entry is
+    /// marked here and only counted; a miss only counted), or `None` when the entry has
+    /// expired (it must be dropped under the exclusive lock).
     #[inline]
-    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Read)>
+    pub(crate) fn read<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+        reads: &ReadBuffer,
+    ) -> Option<(Option<V>, Recorded)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         match self.entries.get(hash, key) {
-            None => Some((None, Read::Miss(None))),
+            None => Some((None, reads.count_miss())),
             Some((i, n)) if !n.entry.is_expired(now) && ReadBuffer::can_record_hit(i) => {
-                Some((Some(n.entry.value.clone()), Read::Hit(i)))
+                let value = n.entry.value.clone();
+                if reads.join() {
+                    n.mark();
+                    Some((Some(value), reads.count_hit()))
+                } else {
+                    Some((Some(value), reads.record(Read::Hit(i))))
+                }
             }
             Some(_) => None,
         }

@@ -94,6 +94,33 @@ impl ReadBuffer {
         i < MISS_HASHED - 1
     }
 
+    /// Notes the calling thread as a reader of this batch, and says whether the batch
+    /// is shared: read by more than one thread since the last drain.
+    #[inline]
+    pub(crate) fn join(&self) -> bool {
+        let owner = self.owner.load(Relaxed);
+        if owner == SHARED {
+            return true;
+        }
+        let me = thread_tag();
+        if owner == me {
+            return false;
+        }
+        // Racing first readers may both take an empty buffer; one of them then sees the
+        // other's tag at its next read. A batch taken for one thread's is replayed
+        // exactly, which is never wrong, only dearer.
+        let shared = owner != 0;
+        self.owner.store(if shared { SHARED } else { me }, Relaxed);
+        shared
+    }
+
+    /// Counts a hit without recording it (the reader did what the replay would).
+    #[inline]
+    pub(crate) fn count_hit(&self) -> Recorded {
+        self.hits.fetch_add(1, Relaxed);
+        Recorded::Kept
+    }
+
     /// Counts and records a read; the caller holds the shard's lock (shared or
     /// exclusive).
     #[inline]
@@ -106,14 +133,6 @@ impl ReadBuffer {
         count.fetch_add(1, Relaxed);
         // A full buffer is seen by a plain load, so that readers piling on it do not
         // keep moving the cursor (it cannot wrap).
-        let me = thread_tag();
-        let owner = self.owner.load(Relaxed);
-        if owner != me && owner != SHARED {
-            // Racing first readers may both take an empty buffer; one of them then sees
-            // the other's tag at its next read. A batch taken for one thread's is
-            // replayed exactly, which is never wrong, only dearer.
-            self.owner.store(if owner == 0 { me } else { SHARED }, Relaxed);
-        }
         let at = self.cursor.load(Relaxed) as usize;
         let at = if at + len <= SLOTS { self.cursor.fetch_add(len as u32, Relaxed) as usize } else { at };
         if at + len > SLOTS {
@@ -201,9 +220,11 @@ mod tests {
     }
 
     #[test]
-    fn a_batch_recorded_by_two_threads_is_marked_shared() {
+    fn a_batch_read_by_two_threads_is_shared() {
         let mut b = ReadBuffer::default();
+        assert!(!b.join());
         b.record(Read::Hit(1));
+        assert!(!b.join());
         b.record(Read::Hit(2));
         let shared = |b: &mut ReadBuffer| {
             let mut out = None;
@@ -211,13 +232,15 @@ mod tests {
             out
         };
         assert_eq!(shared(&mut b), Some(false));
+        assert!(!b.join());
         b.record(Read::Hit(1));
         std::thread::scope(|s| {
-            s.spawn(|| b.record(Read::Hit(2)));
+            s.spawn(|| assert!(b.join(), "a second thread"));
         });
-        b.record(Read::Hit(3));
+        assert!(b.join(), "shared until drained");
         assert_eq!(shared(&mut b), Some(true));
         // The next batch starts afresh.
+        assert!(!b.join());
         b.record(Read::Hit(4));
         assert_eq!(shared(&mut b), Some(false));
     }

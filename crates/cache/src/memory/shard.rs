@@ -54,15 +54,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         if self.window.is_some() {
             return None;
         }
-        let (found, read) = match &self.store {
-            // Plain LRU does nothing with a miss but count it.
-            Store::Lru(s) => match s.read(hash, key, now)? {
-                (None, _) => return Some((None, self.reads.count_miss())),
-                hit => hit,
-            },
-            Store::TinyLfu(s) => s.read(hash, key, now)?,
-        };
-        Some((found, self.reads.record(read)))
+        match &self.store {
+            Store::Lru(s) => s.read(hash, key, now, &self.reads),
+            Store::TinyLfu(s) => {
+                let (found, read) = s.read(hash, key, now)?;
+                Some((found, self.reads.record(read)))
+            }
+        }
     }
 
     /// Replays the read buffer into the policy and the counters, oldest read first.
