@@ -155,6 +155,12 @@ impl ReadBuffer {
         Recorded::Kept
     }
 
+    /// Starts the next batch with no reader (for a drain with nothing to replay).
+    #[inline]
+    pub(crate) fn forget_owner(&mut self) {
+        *self.owner.get_mut() = 0;
+    }
+
     /// Whether anything waits to be replayed.
     #[inline]
     pub(crate) fn is_empty(&mut self) -> bool {

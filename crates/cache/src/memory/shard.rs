@@ -43,7 +43,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// A read under the shared lock: the value, if any, and whether the read buffer wants
     /// draining. `None` when the read needs the exclusive lock ([`get`](Self::get)): the
-    /// entry has expired (it is dropped), or a stats window counts reads by time.
+    /// entry has expired (it is dropped), a stats window counts reads by time, or, under
+    /// W-TinyLFU, another thread has read the shard since the last drain.
     /// `hash`: the cache's hash of `key`.
     #[inline]
     pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Recorded)>
@@ -57,6 +58,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         match &self.store {
             Store::Lru(s) => s.read(hash, key, now, &self.reads),
             Store::TinyLfu(s) => {
+                // W-TinyLFU's replay is too heavy to batch under a lock that other
+                // threads' reads wait on: reads from several threads replay in place,
+                // under the exclusive lock, one at a time.
+                if self.reads.join() {
+                    return None;
+                }
                 let (found, read) = s.read(hash, key, now)?;
                 Some((found, self.reads.record(read)))
             }
@@ -67,6 +74,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     #[inline]
     pub(crate) fn drain(&mut self) {
         if self.reads.is_empty() {
+            // A batch that recorded nothing (shared from the start) ends here too.
+            self.reads.forget_owner();
             return;
         }
         let Self { reads, counters, store, .. } = self;

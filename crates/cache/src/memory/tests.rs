@@ -532,4 +532,8 @@ fn hits_from_several_threads_mark_their_entries_for_a_second_chance() {
     c.insert(2, 2).unwrap();
     assert_eq!(c.lru_order(0), vec![1, 2]);
     assert_eq!(c.stats().hits, 2);
+    // The write ended the shared batch: one thread's reads are exact again.
+    assert_eq!(c.get(&1), Some(1));
+    c.insert(3, 3).unwrap();
+    assert_eq!(c.lru_order(0), vec![1, 3]);
 }
