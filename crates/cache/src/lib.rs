@@ -69,24 +69,26 @@
 //!   promotion or demotion moves it to another list; neither looks the key up again or
 //!   allocates, and a freed node is reused by the next insert. No `unsafe`: links are
 //!   checked indices.
-//! - **Reads take the lock shared.** A `get` finds the entry and clones its value under
-//!   the shard's shared lock and writes only the lock's cache line: it counts itself and
-//!   records the read in a small per-shard buffer there, as Caffeine does. The policy
-//!   replays the buffer under the exclusive lock when it fills and before anything else
-//!   is done under that lock (an insert, a removal, an eviction, `stats`), so no
-//!   eviction is decided on a state that misses a read made before it. Recency is
-//!   therefore exact for one thread and approximate under concurrency:
-//!   - A shard used by one thread at a time replays its reads in order. With one shard
+//! - **LRU reads take the lock shared.** Under [`Admission::Lru`] a `get` finds the entry
+//!   and clones its value under the shard's shared lock and writes only the lock's cache
+//!   line: it counts itself and records the hit in a small per-shard buffer there, as
+//!   Caffeine does. The buffer is replayed under the exclusive lock when it fills and
+//!   before anything else is done under that lock (an insert, a removal, an eviction,
+//!   `stats`), so no eviction is decided on a state that misses a read made before it.
+//!   Recency is therefore exact for one thread and approximate under concurrency:
+//!   - A shard read by one thread at a time replays its hits in order. With one shard
 //!     the cache is an exact global LRU (the trace tests prove it against the published
-//!     LRU figures), and W-TinyLFU gives exactly its single-threaded figures.
-//!   - When reads from two threads meet in a shard between two writes to it, plain LRU
-//!     stops moving entries on a hit: the hit sets a mark in the node (an atomic store,
-//!     skipped when already set) and eviction gives a marked entry at the tail a second
-//!     chance, as CLOCK does. W-TinyLFU keeps recording and replaying every read.
+//!     LRU figures).
+//!   - Once reads from a second thread meet in a shard between two writes to it, a hit
+//!     no longer moves its entry: it sets a mark in the node (an atomic store, skipped
+//!     when already set) and is not recorded, and eviction gives a marked entry at the
+//!     tail a second chance, as CLOCK does.
 //!   - The buffer is lossy: when it is full and its lock is busy, a read's effect on
 //!     recency is dropped (it is still counted).
-//!   - A read that finds an expired entry, or any read with a
-//!     [stats window](MemoryCacheBuilder::stats_window) on, takes the exclusive lock.
+//!   - W-TinyLFU's reads, a read that finds an expired entry, and every read with a
+//!     [stats window](MemoryCacheBuilder::stats_window) on take the exclusive lock, one
+//!     at a time, in order. (W-TinyLFU's replay of a read — sketch, shadow LRU, hill
+//!     climber — is too heavy to batch under a lock other threads' reads wait on.)
 //! - **TTL.** Per-entry or default; an expired entry is a miss, is dropped when found, and
 //!   is counted as an eviction of cause `expired`. A deadline is a `u64` of nanoseconds
 //!   on the cache's [`Clock`] ([`MonotonicClock`] by default, from `mltb-clock`), so

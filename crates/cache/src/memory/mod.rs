@@ -62,6 +62,8 @@ pub(crate) struct Inner<K: Hash + Eq, V> {
     max_bytes: usize,
     shard_budget: usize,
     admission: Admission,
+    /// Every read takes its shard's lock exclusively: W-TinyLFU, or a stats window.
+    exclusive_reads: bool,
 }
 
 impl<K: Hash + Eq, V> Clone for MemoryCache<K, V> {
@@ -133,6 +135,9 @@ where
         let hash = self.inner.hasher.hash_one(key);
         let shard = &self.inner.shards[shard_of(hash, self.inner.shards.len())].0;
         let now = Now::new(&*self.inner.clock);
+        if self.inner.exclusive_reads {
+            return shard.write().get(hash, key, &now);
+        }
         // Shared: the read is recorded for the policy to replay, not applied here.
         let Some((found, recorded)) = shard.read().read(hash, key, &now) else {
             return shard.write().get(hash, key, &now);

@@ -5,8 +5,10 @@
 //! doing either under an exclusive lock on every read makes every read write the
 //! shard's list heads and neighbouring nodes, lines that then move between cores. So a
 //! read only records what it did here, as Caffeine's read buffer does: a hit by its
-//! node, a miss by a marker (with its sketch hash, when W-TinyLFU's shadow LRU follows
-//! that key). The buffer is replayed before anything else happens under the exclusive
+//! node. (A miss can be recorded too, by a marker and a sketch hash, for a policy that
+//! replays misses; plain LRU, the one policy whose reads use the buffer, only counts
+//! them, and W-TinyLFU's reads take the exclusive lock.) The buffer is replayed before
+//! anything else happens under the exclusive
 //! lock, so no insert, removal or eviction decision is taken on a policy state that is
 //! missing a read that came before it in the same thread: a single thread sees exactly
 //! the order its reads and writes came in.
@@ -19,9 +21,10 @@
 //!
 //! The buffer also notes whether the reads in it came from one thread or from several
 //! ([`drain`](ReadBuffer::drain) says which). A batch from one thread is that thread's
-//! own order, and plain LRU replays it exactly; a batch from several threads has no one
-//! order to be exact about, and plain LRU only marks its hits (see `lru_store`), which
-//! writes far fewer of the shard's lines, lines the other thread would then miss.
+//! own order, and plain LRU replays it exactly; once a second thread reads, the batch
+//! has no one order to be exact about, and plain LRU's hits only mark their nodes (see
+//! `lru_store`) and are not recorded, so concurrent reads neither fill the buffer nor
+//! take the exclusive lock.
 
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 

@@ -43,8 +43,11 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// A read under the shared lock: the value, if any, and whether the read buffer wants
     /// draining. `None` when the read needs the exclusive lock ([`get`](Self::get)): the
-    /// entry has expired (it is dropped), a stats window counts reads by time, or, under
-    /// W-TinyLFU, another thread has read the shard since the last drain.
+    /// entry has expired (it is dropped), a stats window counts reads by time, or the
+    /// policy is W-TinyLFU, whose replay of a read (sketch, shadow LRU, hill climber) is
+    /// too heavy to batch under a lock other threads' reads wait on: batching it doubled
+    /// the two-thread hit time (docs/benchmarks.md), so its reads take the exclusive
+    /// lock one at a time. The cache sends those reads to [`get`](Self::get) directly.
     /// `hash`: the cache's hash of `key`.
     #[inline]
     pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Recorded)>
@@ -52,21 +55,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if self.window.is_some() {
-            return None;
-        }
         match &self.store {
-            Store::Lru(s) => s.read(hash, key, now, &self.reads),
-            Store::TinyLfu(s) => {
-                // W-TinyLFU's replay is too heavy to batch under a lock that other
-                // threads' reads wait on: reads from several threads replay in place,
-                // under the exclusive lock, one at a time.
-                if self.reads.join() {
-                    return None;
-                }
-                let (found, read) = s.read(hash, key, now)?;
-                Some((found, self.reads.record(read)))
-            }
+            Store::Lru(s) if self.window.is_none() => s.read(hash, key, now, &self.reads),
+            _ => None,
         }
     }
 

@@ -14,7 +14,7 @@ use std::hash::{BuildHasher, Hash};
 use super::arena::Arena;
 use super::climber::HillClimber;
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::{Read, ReadBuffer};
+use super::reads::Read;
 use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
@@ -102,27 +102,8 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.hasher.hash_one(key)
     }
 
-    /// A read under the shared lock: the value and the read to record, or `None` when
-    /// the entry has expired (it must be dropped under the exclusive lock). A miss
-    /// carries its sketch hash when the shadow LRU follows the key.
-    #[inline]
-    pub(crate) fn read<Q>(&self, table_hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Read)>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        match self.entries.get(table_hash, key) {
-            None => Some((None, Read::Miss(self.sampled_hash(key)))),
-            Some((i, n)) if !n.entry.is_expired(now) && ReadBuffer::can_record_hit(i) => {
-                Some((Some(n.entry.value.clone()), Read::Hit(i)))
-            }
-            Some(_) => None,
-        }
-    }
-
     /// The key's sketch hash if the shadow LRU follows it (a miss of it must reach the
-    /// shadow), else `None`. The shadow's sample only narrows as it grows, so a key not
-    /// followed now is not followed when its read is replayed either.
+    /// shadow), else `None`.
     #[inline]
     fn sampled_hash<Q: Hash + ?Sized>(&self, key: &Q) -> Option<u64> {
         let shadow = self.shadow.as_ref()?;
