@@ -9,15 +9,15 @@
 //! valgrind --tool=callgrind target/release/examples/get_hit_probe ours 0   # set-up only
 //! ```
 //!
-//! `(Ir(N) - Ir(0)) / N` is the cost of one hit; `mutex_lru` instead of `ours` gives the
-//! anchor's, and `ours_window` ours with a one-minute
-//! [`stats_window`](mltb_cache::MemoryCacheBuilder::stats_window).
+//! `(Ir(N) - Ir(0)) / N` is the cost of one hit; `mutex_lru` or `quick_cache` instead of
+//! `ours` gives an anchor's, `ours_tiny` ours under W-TinyLFU, and `ours_window` ours with
+//! a one-minute [`stats_window`](mltb_cache::MemoryCacheBuilder::stats_window).
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example prints its figures")]
 
 use std::hint::black_box;
 use std::num::NonZeroUsize;
 
-use mltb_cache::MemoryCache;
+use mltb_cache::{Admission, MemoryCache};
 use parking_lot::Mutex;
 
 const CAPACITY: usize = 100_000;
@@ -44,8 +44,11 @@ fn main() {
     let keys = keys();
     let mut found = 0u64;
     match which.as_str() {
-        "ours" | "ours_window" => {
+        "ours" | "ours_window" | "ours_tiny" => {
             let mut builder = MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1).max_bytes(CAPACITY);
+            if which == "ours_tiny" {
+                builder = builder.admission(Admission::TinyLfu);
+            }
             if which == "ours_window" {
                 builder = builder.stats_window(std::time::Duration::from_secs(60));
             }
@@ -74,8 +77,17 @@ fn main() {
                 found += u64::from(black_box(v).is_some());
             }
         }
+        "quick_cache" => {
+            let cache = quick_cache::sync::Cache::new(CAPACITY);
+            for k in 0..HOT_KEYS {
+                cache.insert(k, k);
+            }
+            for i in 0..n {
+                found += u64::from(black_box(cache.get(black_box(&keys[i & (KEYS - 1)]))).is_some());
+            }
+        }
         other => {
-            eprintln!("unknown cache {other:?}; expected ours, ours_window or mutex_lru");
+            eprintln!("unknown cache {other:?}; expected ours, ours_tiny, ours_window, mutex_lru or quick_cache");
             std::process::exit(2);
         }
     }

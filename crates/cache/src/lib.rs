@@ -55,28 +55,49 @@
 //!   has the same operations as plain synchronous methods, which is what hot paths call.
 //! - **Bytes, not entries.** Every entry is charged by a weigher. The default charges the
 //!   key's and value's [`Weigh::heap_bytes`] plus the entry's bookkeeping: its node in
-//!   the shard's arena (key, value, weight, deadline, three `u32` links) and one
-//!   hash-table slot at hashbrown's 7/8 load. A closure on the builder replaces it. An
+//!   the shard's arena (key, value, weight, deadline, a hit mark), its three `u32` links
+//!   and one hash-table slot at hashbrown's 7/8 load. A closure on the builder replaces it. An
 //!   entry heavier than one shard's share is refused with [`ErrorKind::Oversized`] rather
 //!   than flushing the cache.
 //! - **Shards.** The key's hash picks one of N shards, each behind its own `parking_lot`
-//!   mutex with `max_bytes / N` of the budget, so threads on different shards do not
-//!   contend.
+//!   reader-writer lock with `max_bytes / N` of the budget, so threads on different
+//!   shards do not contend.
 //! - **One arena per shard.** A shard's entries are nodes in one vector, linked by index
 //!   into recency lists (one for LRU; window, probation and protected for W-TinyLFU),
-//!   with a hashbrown table from key to node index. A hit relinks its node; a W-TinyLFU
+//!   with a hashbrown table from key to node index; the links are a vector of their own,
+//!   apart from the nodes readers look at. A replayed hit relinks its node; a W-TinyLFU
 //!   promotion or demotion moves it to another list; neither looks the key up again or
 //!   allocates, and a freed node is reused by the next insert. No `unsafe`: links are
-//!   checked indices. With one shard the cache is an exact global LRU (the trace
-//!   test proves it against the published LRU figures).
+//!   checked indices.
+//! - **LRU reads take the lock shared.** Under [`Admission::Lru`] a `get` finds the entry
+//!   and clones its value under the shard's shared lock and writes only the lock's cache
+//!   line: it counts itself and records the hit in a small per-shard buffer there, as
+//!   Caffeine does. The buffer is replayed under the exclusive lock when it fills and
+//!   before anything else is done under that lock (an insert, a removal, an eviction,
+//!   `stats`), so no eviction is decided on a state that misses a read made before it.
+//!   Recency is therefore exact for one thread and approximate under concurrency:
+//!   - A shard read by one thread at a time replays its hits in order. With one shard
+//!     the cache is an exact global LRU (the trace tests prove it against the published
+//!     LRU figures).
+//!   - Once reads from a second thread meet in a shard between two writes to it, a hit
+//!     no longer moves its entry: it sets a mark in the node (an atomic store, skipped
+//!     when already set) and is not recorded, and eviction gives a marked entry at the
+//!     tail a second chance, as CLOCK does.
+//!   - The buffer is lossy: when it is full and its lock is busy, a read's effect on
+//!     recency is dropped (it is still counted).
+//!   - W-TinyLFU's reads, a read that finds an expired entry, and every read with a
+//!     [stats window](MemoryCacheBuilder::stats_window) on take the exclusive lock, one
+//!     at a time, in order. (W-TinyLFU's replay of a read — sketch, shadow LRU, hill
+//!     climber — is too heavy to batch under a lock other threads' reads wait on.)
 //! - **TTL.** Per-entry or default; an expired entry is a miss, is dropped when found, and
 //!   is counted as an eviction of cause `expired`. A deadline is a `u64` of nanoseconds
 //!   on the cache's [`Clock`] ([`MonotonicClock`] by default, from `mltb-clock`), so
 //!   tests use a [`FakeClock`] rather than sleeping. An operation reads the clock at most
 //!   once, and a read of an entry without a TTL not at all (unless a stats window is on).
-//! - **Stats.** Counters live in each shard beside the data they count and are bumped
-//!   under the lock the operation already holds, so they cost a plain add; [`Stats`] sums
-//!   them. [`Stats::window`] holds the reads of a sliding window (a ring of ten buckets
+//! - **Stats.** Counters live in each shard: hits and misses on the lock's cache line,
+//!   bumped by the reader there (no shared line beyond the one the lock itself writes,
+//!   and no read goes uncounted); the rest beside the data they count, bumped under the
+//!   exclusive lock. [`Stats`] sums them. [`Stats::window`] holds the reads of a sliding window (a ring of ten buckets
 //!   per shard on the cache's clock), the figure to alert on; it is opt-in
 //!   ([`MemoryCacheBuilder::stats_window`]) because it reads the clock on every `get`.
 //! - **Single-flight.** Loads in progress are kept per key with a `tokio::sync::watch`

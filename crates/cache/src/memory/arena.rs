@@ -3,11 +3,18 @@
 //!
 //! Moving an entry to the front of its list, or to another list, relinks it: no lookup
 //! and no allocation. A freed node's slot is reused by the next insert, so a full cache
-//! that evicts one entry per insert does not allocate. A node is only its key, its entry
-//! and its links (no stored hashes), so that it spans as few cache lines as it can.
+//! that evicts one entry per insert does not allocate. A node is only its key and its
+//! entry (no stored hashes), so that it spans as few cache lines as it can.
+//!
+//! The links live in a vector of their own, beside the nodes: moving entries about
+//! writes only links, so the nodes (what a read looks at) are written by inserts and
+//! removals only, and a reader on another core does not lose them from its cache each
+//! time the shard's recency is updated.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
@@ -23,7 +30,21 @@ pub(crate) const LISTS: usize = 3;
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
     pub(crate) entry: Entry<V>,
-    link: Link,
+    /// Hit since it was last moved to the front, without being moved: the record of a
+    /// hit that costs one write (none if it is already marked) to a line the reader has
+    /// just read, where moving it writes up to four nodes' links. Whoever evicts gives a
+    /// marked node a second chance ([`Arena::take_mark`]). Set under a shared lock.
+    pub(crate) marked: AtomicBool,
+}
+
+impl<K, V> Node<K, V> {
+    /// Marks the node under a shared lock, writing only if it is not marked yet.
+    #[inline]
+    pub(crate) fn mark(&self) {
+        if !self.marked.load(Relaxed) {
+            self.marked.store(true, Relaxed);
+        }
+    }
 }
 
 /// Where a node sits in the lists.
@@ -64,6 +85,8 @@ pub(crate) struct Arena<K, V> {
     table: HashTable<u32>,
     table_hasher: DefaultHashBuilder,
     nodes: Vec<Option<Node<K, V>>>,
+    /// `links[i]` places `nodes[i]` in the lists (a free node's is [`Link::OUT`]).
+    links: Vec<Link>,
     /// Indices of `None` nodes, reused first.
     free: Vec<u32>,
 }
@@ -81,6 +104,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
             table: HashTable::new(),
             table_hasher: hasher,
             nodes: Vec::new(),
+            links: Vec::new(),
             free: Vec::new(),
         }
     }
@@ -89,13 +113,6 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     #[inline]
     pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.table_hasher.hash_one(key)
-    }
-
-    /// Where the list heads live (a layout test checks they share the shard's first
-    /// cache lines).
-    #[cfg(test)]
-    pub(crate) fn lists_addr(&self) -> usize {
-        std::ptr::from_ref(&self.lists) as usize
     }
 
     /// Entries held, in lists or not.
@@ -125,12 +142,13 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// The list node `i` is in (or was last in).
     pub(crate) fn list_of(&self, i: u32) -> Option<usize> {
-        self.node(i).map(|n| n.link.list as usize)
+        self.node(i)?;
+        self.links.get(i as usize).map(|l| l.list as usize)
     }
 
     #[inline]
     fn link(&mut self, i: u32) -> Option<&mut Link> {
-        self.node_mut(i).map(|n| &mut n.link)
+        self.links.get_mut(i as usize)
     }
 
     /// The node holding `key` (whose [`hash`](Self::hash) is `hash`), with its index.
@@ -177,8 +195,8 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// Takes node `i` out of its list (it stays in the table and the arena).
     pub(crate) fn unlink(&mut self, i: u32) {
-        let Some(n) = self.node(i) else { return };
-        let (Link { prev, next, list }, weight) = (n.link, n.entry.weight);
+        let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
+        let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
         let list = list as usize;
         let Some(l) = self.lists.get(list).copied() else { return };
         // A node out of every list has no neighbours and is not its list's head.
@@ -216,10 +234,12 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     }
 
     /// Makes node `i` the most recent of its own list (a hit): relinks it without
-    /// touching the list's weight or the entry. A node out of every list stays out.
+    /// touching the list's weight or the entry. A node out of every list (a free one
+    /// too) stays out.
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        let Some(Link { prev, next, list }) = self.node(i).map(|n| n.link) else { return };
+        self.take_mark(i);
+        let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
         if prev == NIL {
             // Already the most recent (or out of every list).
             return;
@@ -245,6 +265,25 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         }
     }
 
+    /// Marks node `i` (see [`Node::marked`]).
+    #[inline]
+    pub(crate) fn mark(&mut self, i: u32) {
+        if let Some(n) = self.node_mut(i) {
+            *n.marked.get_mut() = true;
+        }
+    }
+
+    /// Whether node `i` was marked, clearing the mark (writing only if it was).
+    #[inline]
+    pub(crate) fn take_mark(&mut self, i: u32) -> bool {
+        let Some(m) = self.node_mut(i).map(|n| n.marked.get_mut()) else { return false };
+        if *m {
+            *m = false;
+            return true;
+        }
+        false
+    }
+
     /// Makes node `i` the most recent of `list` (its own or another).
     pub(crate) fn move_front(&mut self, i: u32, list: usize) {
         self.unlink(i);
@@ -255,6 +294,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn replace(&mut self, i: u32, entry: Entry<V>) -> Option<Entry<V>> {
         let list = self.list_of(i)?;
         self.unlink(i);
+        self.take_mark(i);
         let old = std::mem::replace(&mut self.node_mut(i)?.entry, entry);
         self.link_front(i, list);
         Some(old)
@@ -262,17 +302,25 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// A new node for a key not held, as the most recent of `list`.
     pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, list: usize) -> u32 {
-        let table_hash = self.table_hasher.hash_one(&key);
-        let node = Node { key, entry, link: Link::OUT };
+        self.insert_hashed(self.hash(&key), key, entry, list)
+    }
+
+    /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
+    pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
+        let node = Node { key, entry, marked: AtomicBool::new(false) };
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.nodes.get_mut(i as usize) {
                     *slot = Some(node);
                 }
+                if let Some(link) = self.link(i) {
+                    *link = Link::OUT;
+                }
                 i
             }
             None => {
                 self.nodes.push(Some(node));
+                self.links.push(Link::OUT);
                 (self.nodes.len() - 1) as u32
             }
         };
@@ -318,12 +366,14 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         if self.free.len() < additional {
             self.nodes.reserve_exact(additional - self.free.len());
+            self.links.reserve_exact(additional - self.free.len());
         }
     }
 
     pub(crate) fn clear(&mut self) {
         self.table.clear();
         self.nodes.clear();
+        self.links.clear();
         self.free.clear();
         self.lists = [List::EMPTY; LISTS];
     }
@@ -335,7 +385,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         let mut at = self.lists.get(list).map_or(NIL, |l| l.tail);
         while let Some(n) = self.node(at) {
             out.push(&n.key);
-            at = n.link.prev;
+            at = self.links.get(at as usize).map_or(NIL, |l| l.prev);
         }
         out
     }

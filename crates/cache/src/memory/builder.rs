@@ -5,7 +5,7 @@ use std::hash::Hash;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::flight::Flights;
@@ -214,7 +214,7 @@ where
                         )))
                     }
                 };
-                Padded(Mutex::new(Shard::new(store, self.stats_window.map(HitWindow::new))))
+                Padded(RwLock::new(Shard::new(store, self.stats_window.map(HitWindow::new))))
             })
             .collect();
         MemoryCache {
@@ -229,6 +229,7 @@ where
                 max_bytes: self.max_bytes,
                 shard_budget,
                 admission: self.admission,
+                exclusive_reads: self.admission != Admission::Lru || self.stats_window.is_some(),
             }),
         }
     }

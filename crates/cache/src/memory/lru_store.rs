@@ -1,10 +1,17 @@
 //! Plain LRU, bounded by weight: one list of an [`Arena`].
+//!
+//! Reads replayed from a batch one thread recorded move their entries to the front:
+//! exact LRU. Reads from a batch several threads recorded only mark their entries, and
+//! eviction gives a marked entry at the tail a second chance (moves it to the front,
+//! unmarked) instead of evicting it: the CLOCK approximation of LRU, for reads that
+//! came in no one order anyway.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 
 use super::arena::Arena;
 use super::entry::{Entry, Now, count_eviction};
+use super::reads::{Read, ReadBuffer, Recorded};
 use super::stats::Counters;
 
 /// The arena's list that holds every entry.
@@ -23,11 +30,6 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         Self { entries: Arena::with_hasher(hasher), budget }
     }
 
-    #[cfg(test)]
-    pub(crate) fn lists_addr(&self) -> usize {
-        self.entries.lists_addr()
-    }
-
     pub(crate) fn used(&self) -> usize {
         self.entries.used(LIST)
     }
@@ -36,7 +38,50 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         self.entries.len()
     }
 
+    /// A read under the shared lock: the value, counted and recorded in `reads` (a hit
+    /// in a batch that one thread reads, to be replayed; in a shared batch the entry is
+    /// marked here and only counted; a miss only counted), or `None` when the entry has
+    /// expired (it must be dropped under the exclusive lock).
     #[inline]
+    pub(crate) fn read<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+        reads: &ReadBuffer,
+    ) -> Option<(Option<V>, Recorded)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match self.entries.get(hash, key) {
+            None => Some((None, reads.count_miss())),
+            Some((i, n)) if !n.entry.is_expired(now) && ReadBuffer::can_record_hit(i) => {
+                let value = n.entry.value.clone();
+                if reads.join() {
+                    n.mark();
+                    Some((Some(value), reads.count_hit()))
+                } else {
+                    Some((Some(value), reads.record(Read::Hit(i))))
+                }
+            }
+            Some(_) => None,
+        }
+    }
+
+    /// A recorded read: a hit makes its entry the most recent, or, from a batch that
+    /// several threads recorded (`shared`), marks it for a second chance.
+    #[inline]
+    /// (The read buffer counted it.)
+    pub(crate) fn replay(&mut self, read: Read, shared: bool) {
+        match (read, shared) {
+            (Read::Hit(i), true) => self.entries.mark(i),
+            (Read::Hit(i), false) => self.entries.touch(i),
+            (Read::Miss(_), _) => {}
+        }
+    }
+
+    /// A read under the exclusive lock (the read buffer drained).
     pub(crate) fn get<Q>(&mut self, hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
@@ -65,24 +110,27 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         }
     }
 
-    /// The caller has checked `entry.weight <= budget`.
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    /// The caller has checked `entry.weight <= budget`. `hash`: the cache's hash of `key`.
+    pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         // An update replaces the entry in place and makes it the most recent; then, as
         // for a new key, the least recent entries make room.
-        let updated = match self.entries.find(&key) {
-            Some(i) => self.entries.replace(i, entry).is_some(),
-            None => {
-                self.entries.insert(key, entry, LIST);
-                false
-            }
+        let (me, updated) = match self.entries.find_hashed(hash, &key) {
+            Some(i) => (i, self.entries.replace(i, entry).is_some()),
+            None => (self.entries.insert_hashed(hash, key, entry, LIST), false),
         };
         if updated {
             c.evictions.replaced += 1;
         }
         while self.used() > self.budget {
-            // The newest entry is at the front and weighs at most the budget, so the
-            // least recent is always another one.
+            // The newest entry weighs at most the budget, so something else is there to
+            // evict. A marked entry at the tail, or the newest once every entry older than
+            // it has had its second chance, goes to the front instead; each mark is taken
+            // once, so this ends.
             let Some((i, _)) = self.entries.lru_of(LIST) else { break };
+            if i == me || self.entries.take_mark(i) {
+                self.entries.touch(i);
+                continue;
+            }
             match self.entries.remove(i) {
                 Some((_, victim)) => count_eviction(&victim, now, c),
                 None => break,

@@ -1,5 +1,5 @@
 //! The in-memory cache (L1): sharded and byte-bounded, each shard an arena of entries
-//! under one lock.
+//! under one reader-writer lock, with a read buffer that lets hits take it shared.
 
 mod arena;
 mod builder;
@@ -7,6 +7,7 @@ mod climber;
 mod entry;
 mod load;
 mod lru_store;
+mod reads;
 mod shadow;
 mod shard;
 mod sketch;
@@ -20,7 +21,7 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
 use crate::Clock;
 use crate::error::{Error, ErrorKind, Result};
@@ -32,10 +33,11 @@ pub use stats::{Evictions, Stats, WindowStats};
 
 use builder::Weigher;
 use entry::{Entry, Now};
+use reads::Recorded;
 use shard::Shard;
 
-/// Keeps each shard's lock on its own cache lines, so two threads working on different
-/// shards do not bounce one line between cores.
+/// Keeps each shard's lock (and the read buffer on its line) on its own cache lines, so
+/// two threads working on different shards do not bounce one line between cores.
 #[repr(align(128))]
 #[derive(Debug)]
 pub(crate) struct Padded<T>(pub(crate) T);
@@ -47,7 +49,7 @@ pub struct MemoryCache<K: Hash + Eq, V> {
     inner: Arc<Inner<K, V>>,
 }
 
-type Shards<K, V> = Box<[Padded<Mutex<Shard<K, V>>>]>;
+type Shards<K, V> = Box<[Padded<RwLock<Shard<K, V>>>]>;
 
 pub(crate) struct Inner<K: Hash + Eq, V> {
     shards: Shards<K, V>,
@@ -60,6 +62,8 @@ pub(crate) struct Inner<K: Hash + Eq, V> {
     max_bytes: usize,
     shard_budget: usize,
     admission: Admission,
+    /// Every read takes its shard's lock exclusively: W-TinyLFU, or a stats window.
+    exclusive_reads: bool,
 }
 
 impl<K: Hash + Eq, V> Clone for MemoryCache<K, V> {
@@ -129,8 +133,23 @@ where
     {
         // One hash picks the shard and finds the key in it.
         let hash = self.inner.hasher.hash_one(key);
-        let idx = shard_of(hash, self.inner.shards.len());
-        self.inner.shards[idx].0.lock().get(hash, key, &Now::new(&*self.inner.clock))
+        let shard = &self.inner.shards[shard_of(hash, self.inner.shards.len())].0;
+        let now = Now::new(&*self.inner.clock);
+        if self.inner.exclusive_reads {
+            return shard.write().get(hash, key, &now);
+        }
+        // Shared: the read is recorded for the policy to replay, not applied here.
+        let Some((found, recorded)) = shard.read().read(hash, key, &now) else {
+            return shard.write().get(hash, key, &now);
+        };
+        if recorded == Recorded::Full {
+            // Whoever holds the lock now will not replay the buffer for us; if it is
+            // still full at the next read, that read tries again (or is dropped).
+            if let Some(mut s) = shard.try_write() {
+                s.drain();
+            }
+        }
+        found
     }
 
     /// Inserts with the default TTL, if one is configured.
@@ -153,10 +172,11 @@ where
 
     fn insert_inner(&self, key: K, value: V, ttl: Option<Duration>) -> Result<()> {
         let weight = (self.inner.weigher)(&key, &value);
-        let idx = self.locate(&key);
-        let shard = &self.inner.shards[idx].0;
+        // One hash picks the shard and finds the key in it.
+        let hash = self.inner.hasher.hash_one(&key);
+        let shard = &self.inner.shards[shard_of(hash, self.inner.shards.len())].0;
         if weight > self.inner.shard_budget {
-            shard.lock().remove(&key);
+            shard.write().remove(&key);
             return Err(Error::new(ErrorKind::Oversized {
                 weight,
                 limit: self.inner.shard_budget,
@@ -167,7 +187,7 @@ where
         let expires =
             ttl.map_or(entry::NEVER, |d| self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d)));
         let entry = Entry { value, weight, expires };
-        shard.lock().insert(key, entry, &Now::new(&*self.inner.clock));
+        shard.write().insert(hash, key, entry, &Now::new(&*self.inner.clock));
         Ok(())
     }
 
@@ -178,7 +198,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.lock().remove(key)
+        self.inner.shards[idx].0.write().remove(key)
     }
 
     /// Whether a live entry is present, without counting a read or touching recency.
@@ -188,20 +208,20 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.lock().contains(key, &Now::new(&*self.inner.clock))
+        self.inner.shards[idx].0.read().contains(key, &Now::new(&*self.inner.clock))
     }
 
     /// Drops every expired entry now (they are otherwise dropped when read or evicted).
     pub fn purge_expired(&self) {
         for s in self.inner.shards.iter() {
-            s.0.lock().purge_expired(&Now::new(&*self.inner.clock));
+            s.0.write().purge_expired(&Now::new(&*self.inner.clock));
         }
     }
 
     /// Removes every entry (counted as removed).
     pub fn clear(&self) {
         for s in self.inner.shards.iter() {
-            s.0.lock().clear();
+            s.0.write().clear();
         }
     }
 
@@ -213,8 +233,9 @@ where
         out.window.window = self.inner.stats_window.unwrap_or_default();
         let now = self.inner.stats_window.map(|_| self.inner.clock.now_nanos());
         for s in self.inner.shards.iter() {
-            let s = s.0.lock();
-            out.add_shard(&s.counters, s.used(), s.len());
+            let mut s = s.0.write();
+            s.drain();
+            out.add_shard(&s.counters(), s.used(), s.len());
             if let (Some(window), Some(now)) = (&s.window, now) {
                 let (hits, misses) = window.sum(now);
                 out.window.hits += hits;
@@ -226,7 +247,7 @@ where
 
     /// Entries held (including expired ones not yet noticed).
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.0.lock().len()).sum()
+        self.inner.shards.iter().map(|s| s.0.read().len()).sum()
     }
 
     /// `true` when no entry is held.
@@ -236,7 +257,7 @@ where
 
     /// Bytes currently charged, as the weigher counts them.
     pub fn weighted_size(&self) -> usize {
-        self.inner.shards.iter().map(|s| s.0.lock().used()).sum()
+        self.inner.shards.iter().map(|s| s.0.read().used()).sum()
     }
 
     /// The TTL given to entries inserted without one.
@@ -262,7 +283,9 @@ where
     /// Keys from least to most recently used in shard `idx` under plain LRU (tests).
     #[cfg(test)]
     pub(crate) fn lru_order(&self, idx: usize) -> Vec<K> {
-        match &self.inner.shards[idx].0.lock().store {
+        let mut shard = self.inner.shards[idx].0.write();
+        shard.drain();
+        match &shard.store {
             shard::Store::Lru(s) => s.keys_lru_first(),
             shard::Store::TinyLfu(_) => Vec::new(),
         }

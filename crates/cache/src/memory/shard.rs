@@ -1,10 +1,17 @@
-//! One shard: a store (plain LRU or W-TinyLFU) and its counters, behind one lock.
+//! One shard: a store (plain LRU or W-TinyLFU), its counters and its read buffer, behind
+//! one reader-writer lock.
+//!
+//! A read takes the lock shared, finds the entry, clones its value and records the read
+//! in the buffer ([`read`](Shard::read)); everything else takes it exclusive and first
+//! replays the buffer ([`drain`](Shard::drain)), so the policy sees every recorded read
+//! before it decides anything.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
 
 use super::entry::{Entry, Now};
 use super::lru_store::LruStore;
+use super::reads::{Read, ReadBuffer, Recorded};
 use super::stats::Counters;
 use super::tinylfu::TinyLfuStore;
 use super::window::HitWindow;
@@ -15,12 +22,15 @@ pub(crate) enum Store<K: Hash + Eq, V> {
     TinyLfu(Box<TinyLfuStore<K, V>>),
 }
 
-/// `repr(C)`, counters first: with the lock just before them and the store's list
-/// heads just after, a hit writes to the shard's first two cache lines only.
+/// `repr(C)`, the read buffer first: right after the lock word, on its cache line, so a
+/// read under the shared lock writes that line and nothing else of the shard.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Shard<K: Hash + Eq, V> {
-    pub(crate) counters: Counters,
+    pub(crate) reads: ReadBuffer,
+    /// Counts of what was replayed or done under the exclusive lock; see
+    /// [`counters`](Self::counters) for the totals.
+    counters: Counters,
     pub(crate) store: Store<K, V>,
     /// Reads over a sliding window, when the builder asked for one.
     pub(crate) window: Option<HitWindow>,
@@ -28,16 +38,68 @@ pub(crate) struct Shard<K: Hash + Eq, V> {
 
 impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     pub(crate) fn new(store: Store<K, V>, window: Option<HitWindow>) -> Self {
-        Self { store, counters: Counters::default(), window }
+        Self { reads: ReadBuffer::default(), store, counters: Counters::default(), window }
     }
 
+    /// A read under the shared lock: the value, if any, and whether the read buffer wants
+    /// draining. `None` when the read needs the exclusive lock ([`get`](Self::get)): the
+    /// entry has expired (it is dropped), a stats window counts reads by time, or the
+    /// policy is W-TinyLFU, whose replay of a read (sketch, shadow LRU, hill climber) is
+    /// too heavy to batch under a lock other threads' reads wait on: batching it doubled
+    /// the two-thread hit time (docs/benchmarks.md), so its reads take the exclusive
+    /// lock one at a time. The cache sends those reads to [`get`](Self::get) directly.
+    /// `hash`: the cache's hash of `key`.
     #[inline]
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Recorded)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        match &self.store {
+            Store::Lru(s) if self.window.is_none() => s.read(hash, key, now, &self.reads),
+            _ => None,
+        }
+    }
+
+    /// Replays the read buffer into the policy and the counters, oldest read first.
+    #[inline]
+    pub(crate) fn drain(&mut self) {
+        if self.reads.is_empty() {
+            // A batch that recorded nothing (shared from the start) ends here too.
+            self.reads.forget_owner();
+            return;
+        }
+        let Self { reads, counters, store, .. } = self;
+        match store {
+            Store::Lru(s) => reads.drain(|r: Read, shared| s.replay(r, shared)),
+            // W-TinyLFU replays every batch exactly, whoever recorded it.
+            Store::TinyLfu(s) => reads.drain(|r: Read, _| s.replay(r)),
+        }
+        // The buffer's counts stay on the lock's line, where reads write anyway; they
+        // move to the shard's counters only when they grow large.
+        if let Some((hits, misses)) = reads.take_large_counts() {
+            counters.hits += hits;
+            counters.misses += misses;
+        }
+    }
+
+    /// Every count, the reads counted by the read buffer included.
+    pub(crate) fn counters(&self) -> Counters {
+        let mut c = self.counters;
+        let (hits, misses) = self.reads.counts();
+        c.hits += hits;
+        c.misses += misses;
+        c
+    }
+
+    /// A read under the exclusive lock, after the reads recorded before it.
     /// `hash`: the cache's hash of `key`.
     pub(crate) fn get<Q>(&mut self, hash: u64, key: &Q, now: &Now<'_>) -> Option<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.drain();
         let found = match &mut self.store {
             Store::Lru(s) => s.get(hash, key, now, &mut self.counters),
             Store::TinyLfu(s) => s.get(hash, key, now, &mut self.counters),
@@ -48,10 +110,12 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         found
     }
 
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>) {
+    /// `hash`: the cache's hash of `key`.
+    pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>) {
+        self.drain();
         match &mut self.store {
-            Store::Lru(s) => s.insert(key, entry, now, &mut self.counters),
-            Store::TinyLfu(s) => s.insert(key, entry, now, &mut self.counters),
+            Store::Lru(s) => s.insert(hash, key, entry, now, &mut self.counters),
+            Store::TinyLfu(s) => s.insert(hash, key, entry, now, &mut self.counters),
         }
     }
 
@@ -60,6 +124,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.drain();
         match &mut self.store {
             Store::Lru(s) => s.remove(key, &mut self.counters),
             Store::TinyLfu(s) => s.remove(key, &mut self.counters),
@@ -78,6 +143,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     pub(crate) fn purge_expired(&mut self, now: &Now<'_>) {
+        self.drain();
         match &mut self.store {
             Store::Lru(s) => s.purge_expired(now, &mut self.counters),
             Store::TinyLfu(s) => s.purge_expired(now, &mut self.counters),
@@ -85,6 +151,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     pub(crate) fn clear(&mut self) {
+        self.drain();
         match &mut self.store {
             Store::Lru(s) => s.clear(&mut self.counters),
             Store::TinyLfu(s) => s.clear(&mut self.counters),

@@ -14,6 +14,7 @@ use std::hash::{BuildHasher, Hash};
 use super::arena::Arena;
 use super::climber::HillClimber;
 use super::entry::{Entry, Now, count_eviction};
+use super::reads::Read;
 use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
@@ -101,48 +102,43 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.hasher.hash_one(key)
     }
 
-    pub(crate) fn get<Q>(&mut self, table_hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
+    /// The key's sketch hash if the shadow LRU follows it (a miss of it must reach the
+    /// shadow), else `None`.
+    #[inline]
+    fn sampled_hash<Q: Hash + ?Sized>(&self, key: &Q) -> Option<u64> {
+        let shadow = self.shadow.as_ref()?;
         let hash = self.hash(key);
-        // A miss is counted in the sketch by the insert that follows it (as Caffeine
-        // does), so a newcomer is not counted twice.
-        let found = match self.entries.find_hashed(table_hash, key) {
-            None => None,
-            Some(i) => match self.entries.node(i) {
-                Some(n) if n.entry.is_expired(now) => {
-                    self.entries.remove(i);
-                    c.evictions.expired += 1;
-                    None
+        shadow.sampled(hash).then_some(hash)
+    }
+
+    /// A recorded read. A hit moves its entry up (a probation entry into protected) and
+    /// counts in the sketch; hit or miss, it counts for the hill climber and, if the
+    /// shadow LRU follows the key, in the shadow. (The read buffer, or the caller,
+    /// counts it.)
+    pub(crate) fn replay(&mut self, read: Read) {
+        let (hash, found) = match read {
+            Read::Hit(i) => {
+                let Some(n) = self.entries.node(i) else { return };
+                let (hash, weight) = (self.hash(&n.key), n.entry.weight);
+                if self.entries.list_of(i) == Some(PROBATION) {
+                    self.entries.move_front(i, PROTECTED);
+                    self.demote_protected_overflow();
+                } else {
+                    self.entries.touch(i);
                 }
-                Some(n) => {
-                    let found = (n.entry.value.clone(), n.entry.weight);
-                    let seg = self.entries.list_of(i).unwrap_or(WINDOW);
-                    if seg == PROBATION {
-                        self.entries.move_front(i, PROTECTED);
-                        self.demote_protected_overflow();
-                    } else {
-                        self.entries.touch(i);
-                    }
-                    Some(found)
-                }
-                None => None,
-            },
+                // A miss is counted in the sketch by the insert that follows it (as
+                // Caffeine does), so a newcomer is not counted twice.
+                self.sketch.increment(hash);
+                (Some(hash), Some(weight))
+            }
+            Read::Miss(hash) => (hash, None),
         };
-        if found.is_some() {
-            self.sketch.increment(hash);
-            c.hits += 1;
-        } else {
-            c.misses += 1;
-        }
-        let lru_hit = match &mut self.shadow {
-            Some(shadow) if shadow.sampled(hash) => {
+        let lru_hit = match (&mut self.shadow, hash) {
+            (Some(shadow), Some(hash)) if shadow.sampled(hash) => {
                 let lru_hit = shadow.get(hash);
                 // Plain LRU would have lost this key and, on the miss, stored it again.
-                if let (false, Some((_, weight))) = (lru_hit, &found) {
-                    shadow.insert(hash, *weight);
+                if let (false, Some(weight)) = (lru_hit, found) {
+                    shadow.insert(hash, weight);
                 }
                 Some(lru_hit)
             }
@@ -154,7 +150,35 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         {
             self.adjust_window(adjust);
         }
-        found.map(|(v, _)| v)
+    }
+
+    /// A read under the exclusive lock (the read buffer drained).
+    pub(crate) fn get<Q>(&mut self, table_hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let found = match self.entries.get(table_hash, key) {
+            Some((i, n)) if !n.entry.is_expired(now) => Some((i, n.entry.value.clone())),
+            Some((i, _)) => {
+                self.entries.remove(i);
+                c.evictions.expired += 1;
+                None
+            }
+            None => None,
+        };
+        match found {
+            Some((i, value)) => {
+                c.hits += 1;
+                self.replay(Read::Hit(i));
+                Some(value)
+            }
+            None => {
+                c.misses += 1;
+                self.replay(Read::Miss(self.sampled_hash(key)));
+                None
+            }
+        }
     }
 
     fn demote_protected_overflow(&mut self) {
@@ -204,15 +228,16 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         }
     }
 
-    /// The caller has checked `entry.weight <= budget`.
-    pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    /// The caller has checked `entry.weight <= budget`. `table_hash`: the cache's hash of
+    /// `key`.
+    pub(crate) fn insert(&mut self, table_hash: u64, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         let hash = self.hash(&key);
         self.sketch.increment(hash);
         if let Some(shadow) = self.shadow.as_mut().filter(|s| s.sampled(hash)) {
             shadow.insert(hash, entry.weight);
         }
         c.inserts += 1;
-        if let Some(i) = self.entries.find(&key) {
+        if let Some(i) = self.entries.find_hashed(table_hash, &key) {
             // An update keeps the entry's segment and makes it the segment's most recent.
             if self.entries.replace(i, entry).is_some() {
                 c.evictions.replaced += 1;
@@ -221,7 +246,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                 self.demote_protected_overflow();
             }
         } else {
-            self.entries.insert(key, entry, WINDOW);
+            self.entries.insert_hashed(table_hash, key, entry, WINDOW);
             if self.grow_sketch {
                 self.sketch.ensure_capacity(self.len());
             }
@@ -346,11 +371,13 @@ mod tests {
     use crate::memory::entry::NEVER;
 
     fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
-        let mut s = TinyLfuStore::new(16, Some(16), false, hashbrown::DefaultHashBuilder::default());
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let mut s = TinyLfuStore::new(16, Some(16), false, hasher.clone());
         let clock = FakeClock::new();
         let mut c = Counters::default();
         for k in 0..n {
-            s.insert(k, Entry { value: (), weight: 1, expires: NEVER }, &Now::new(&clock), &mut c);
+            let entry = Entry { value: (), weight: 1, expires: NEVER };
+            s.insert(hasher.hash_one(k), k, entry, &Now::new(&clock), &mut c);
         }
         s
     }
