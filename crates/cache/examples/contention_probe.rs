@@ -77,7 +77,10 @@ fn keys(range: u64, seed: u64) -> Vec<u64> {
 }
 
 fn ours(admission: Admission) -> Box<dyn Probe> {
-    match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1).max_bytes(CAPACITY).admission(admission).build()
+    match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
+        .max_bytes(CAPACITY)
+        .admission(admission)
+        .build()
     {
         Ok(c) => Box::new(c),
         Err(e) => {

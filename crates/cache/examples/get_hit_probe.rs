@@ -87,7 +87,9 @@ fn main() {
             }
         }
         other => {
-            eprintln!("unknown cache {other:?}; expected ours, ours_tiny, ours_window, mutex_lru or quick_cache");
+            eprintln!(
+                "unknown cache {other:?}; expected ours, ours_tiny, ours_window, mutex_lru or quick_cache"
+            );
             std::process::exit(2);
         }
     }

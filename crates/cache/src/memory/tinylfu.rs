@@ -230,7 +230,14 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
 
     /// The caller has checked `entry.weight <= budget`. `table_hash`: the cache's hash of
     /// `key`.
-    pub(crate) fn insert(&mut self, table_hash: u64, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
+    pub(crate) fn insert(
+        &mut self,
+        table_hash: u64,
+        key: K,
+        entry: Entry<V>,
+        now: &Now<'_>,
+        c: &mut Counters,
+    ) {
         let hash = self.hash(&key);
         self.sketch.increment(hash);
         if let Some(shadow) = self.shadow.as_mut().filter(|s| s.sampled(hash)) {
