@@ -2,9 +2,9 @@
 //! run the `send` lines it prints, and see the files arrive. The script runs this
 //! build's binary (`MLTB_SANDBOX_BIN`) instead of building a release one.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+
+mod support;
 
 const MLTB: &str = env!("CARGO_BIN_EXE_mltb");
 
@@ -34,27 +34,7 @@ fn the_sandbox_runs_a_leech_and_a_mirror_offline() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mltb sandbox starts");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut welcome = Vec::new();
-    while !welcome.iter().any(|l: &String| l.starts_with("Stop with Ctrl-C")) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => welcome.push(line),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("the sandbox did not print its welcome within 60 s; got {welcome:#?}");
-            }
-        }
-    }
+    let welcome = support::welcome(&mut child);
     let send = |what: &str| {
         welcome.iter().find(|l| l.trim_start().starts_with("mltb sandbox") && l.contains(what)).cloned()
     };

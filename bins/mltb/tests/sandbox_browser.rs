@@ -4,37 +4,16 @@
 //! the board's buttons. Saves a screenshot (into `MLTB_SCREENSHOTS` when set, which is
 //! how `docs/images/sandbox-chat.png` is made).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mltb_testkit::Browser;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-const MLTB: &str = env!("CARGO_BIN_EXE_mltb");
+mod support;
 
-/// Waits (bounded) for the welcome; returns its lines.
-fn welcome(child: &mut std::process::Child) -> Vec<String> {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut lines = Vec::new();
-    while !lines.iter().any(|l: &String| l.starts_with("Stop with Ctrl-C")) {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => lines.push(line),
-            Err(_) => panic!("the sandbox did not print its welcome within 60 s; got {lines:#?}"),
-        }
-    }
-    lines
-}
+const MLTB: &str = env!("CARGO_BIN_EXE_mltb");
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leech_and_a_cancel_in_the_sandbox_chat_page() {
@@ -46,7 +25,7 @@ async fn a_leech_and_a_cancel_in_the_sandbox_chat_page() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mltb sandbox starts");
-    let lines = welcome(&mut child);
+    let lines = support::welcome(&mut child);
     let page =
         lines.iter().find(|l| l.contains("/_sim/chat_page")).expect("the chat page's URL").trim().to_owned();
     let samples = lines.iter().find_map(|l| l.strip_prefix("Samples: ")).expect("the samples").to_owned();

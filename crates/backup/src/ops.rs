@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::EXTENSION;
 use crate::container::{self, Manifest, Part};
 use crate::error::{Error, Result};
-use crate::util::{Lock, Staged, now_ms, parent, utc_stamp};
+use crate::util::{Lock, Staged, now_ms, parent, read_dir_if_any, utc_stamp};
 
 /// The lock file the bot holds in its data directory while it runs; restore refuses
 /// while it is held.
@@ -253,11 +253,7 @@ impl Listed {
 /// `dir` cannot be read.
 pub fn list(dir: &Path) -> Result<Vec<Listed>> {
     let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
+    let Some(entries) = read_dir_if_any(dir)? else { return Ok(out) };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let path = entry.path();

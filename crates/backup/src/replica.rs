@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::container::{self, Manifest, Part, WalRun};
 use crate::error::{Error, Result};
 use crate::ops::{self, DB_ENTRY};
-use crate::util::{Lock, Staged, now_ms, parse_utc_stamp, utc_stamp};
+use crate::util::{Lock, Staged, now_ms, parse_utc_stamp, read_dir_if_any, utc_stamp};
 use crate::wal::{self, Cursor, Header};
 
 /// A run file's extension.
@@ -557,11 +557,7 @@ pub struct Generation {
 /// `dir` cannot be read.
 pub fn generations(dir: &Path) -> Result<Vec<Generation>> {
     let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(Error::io(dir, e)),
-    };
+    let Some(entries) = read_dir_if_any(dir)? else { return Ok(out) };
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let id = entry.file_name().to_string_lossy().into_owned();

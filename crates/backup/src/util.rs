@@ -97,6 +97,15 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::io(dir, e))
 }
 
+/// The entries of directory `dir`; `None` when it does not exist (nothing there yet).
+pub(crate) fn read_dir_if_any(dir: &Path) -> Result<Option<std::fs::ReadDir>> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => Ok(Some(entries)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
 /// `path`'s directory (`.` for a bare file name).
 pub(crate) fn parent(path: &Path) -> &Path {
     match path.parent() {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use mltb_backup::{BackupOptions, Error, RestoreOptions, Retention};
 use mltb_store::{SqliteStore, StoreConfig};
-use support::task;
+use support::{noise, task};
 
 async fn store(db: &Path) -> SqliteStore {
     SqliteStore::open_sqlite(db, StoreConfig::new()).await.unwrap()
@@ -236,18 +236,6 @@ async fn a_failed_backup_leaves_no_file_that_looks_complete() {
     assert_eq!(files(&dir), [".mltb-backup.lock"], "no backup, no temp file, no snapshot left");
     let e = mltb_backup::backup(&BackupOptions::new(tmp.path().join("nope.db"), &dir)).unwrap_err();
     assert!(e.to_string().contains("no database there"), "{e}");
-}
-
-/// `len` bytes that do not compress (xorshift).
-fn noise(len: usize, mut seed: u64) -> Vec<u8> {
-    (0..len)
-        .map(|_| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as u8
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

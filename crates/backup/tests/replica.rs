@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mltb_backup::{PointOptions, ReplicaOptions, Replicator, generations, restore_point};
 use mltb_store::{SqliteStore, StoreConfig};
-use support::task;
+use support::{noise, task};
 
 /// The bot's store as it runs under continuous protection: it never checkpoints.
 async fn protected(db: &Path) -> SqliteStore {
@@ -334,19 +334,6 @@ fn copy_replica(from: &Path, to: &Path) {
     }
 }
 
-/// `len` incompressible bytes.
-fn noise(len: usize) -> Vec<u8> {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_replica_disk_fails_the_sync_leaves_no_half_generation_and_waits_before_retrying() {
     let tmp = tempfile::tempdir().unwrap();
@@ -358,7 +345,7 @@ async fn a_full_replica_disk_fails_the_sync_leaves_no_half_generation_and_waits_
     {
         let c = rusqlite::Connection::open(&db).unwrap();
         c.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE filler (b BLOB)").unwrap();
-        c.execute("INSERT INTO filler (b) VALUES (?1)", [noise(3_000_000)]).unwrap();
+        c.execute("INSERT INTO filler (b) VALUES (?1)", [noise(3_000_000, 0x9e37_79b9_7f4a_7c15)]).unwrap();
     }
     let mut r = Replicator::open(ReplicaOptions::new(&db, &replica)).unwrap();
     let e = r.sync().unwrap_err().to_string();

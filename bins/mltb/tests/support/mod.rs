@@ -49,3 +49,31 @@ impl Bot {
         cmd
     }
 }
+
+/// The lines `mltb sandbox` (started as `child`, stdout piped) prints up to the end of
+/// its welcome ("Stop with Ctrl-C…"), waiting at most 60 s; kills it and panics
+/// otherwise.
+pub fn welcome(child: &mut std::process::Child) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take().expect("the sandbox's stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut lines = Vec::new();
+    while !lines.iter().any(|l: &String| l.starts_with("Stop with Ctrl-C")) {
+        match rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the sandbox did not print its welcome within 60 s; got {lines:#?}");
+            }
+        }
+    }
+    lines
+}

@@ -4,6 +4,18 @@
 
 use mltb_store::{NewTask, Source, TaskKind};
 
+/// `len` incompressible bytes (xorshift from `seed`).
+pub fn noise(len: usize, mut seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
 /// A leech task of user `n`, its link and name numbered by `n`.
 pub fn task(n: i64) -> NewTask {
     NewTask {
