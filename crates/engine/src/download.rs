@@ -83,6 +83,10 @@ pub struct DownloadRequest {
     pub name: Option<String>,
     /// For torrents: the 1-based indexes of the files to download (`None`: all).
     pub select: Option<Vec<u32>>,
+    /// For torrents, magnets and links to a `.torrent`, with no [`select`](Self::select):
+    /// stop, paused, once the file list is known (a magnet's or a link's metadata
+    /// downloaded), so that [`Downloader::select`] chooses the files and starts it.
+    pub choose: bool,
     /// The id the pipeline chose and recorded before starting: a downloader that can
     /// name its downloads (aria2's `gid`, 16 hex digits) uses it, so a crash between the
     /// record and the start leaves no download the store does not know.
@@ -92,7 +96,7 @@ pub struct DownloadRequest {
 impl DownloadRequest {
     /// A download of `source` into `dir`.
     pub fn new(source: DownloadSource, dir: impl Into<PathBuf>) -> Self {
-        Self { source, dir: dir.into(), name: None, select: None, id: None }
+        Self { source, dir: dir.into(), name: None, select: None, choose: false, id: None }
     }
 
     /// Names the downloaded file.
@@ -110,6 +114,12 @@ impl DownloadRequest {
     /// Downloads only these files of a torrent (1-based, as aria2 numbers them).
     pub fn select(mut self, files: Vec<u32>) -> Self {
         self.select = Some(files);
+        self
+    }
+
+    /// Pauses a torrent once its file list is known, for [`Downloader::select`].
+    pub fn choose(mut self) -> Self {
+        self.choose = true;
         self
     }
 }
@@ -223,4 +233,16 @@ pub trait Downloader: Send + Sync + fmt::Debug {
     /// same id if the downloader still knows it, else a new download of `request` that
     /// continues from the partial data in its directory.
     async fn resume(&self, id: &DownloadId, request: &DownloadRequest) -> Result<DownloadId>;
+
+    /// Downloads only `files` (1-based) of a torrent paused for a choice (see
+    /// [`DownloadRequest::choose`]), and starts it. Safe to repeat. Downloaders that
+    /// cannot choose files refuse.
+    async fn select(&self, id: &DownloadId, files: &[u32]) -> Result<()> {
+        let _ = files;
+        Err(crate::ErrorKind::InvalidSource {
+            input: id.to_string(),
+            expected: "a download of a downloader that can choose a torrent's files".into(),
+        }
+        .into())
+    }
 }

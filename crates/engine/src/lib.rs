@@ -47,8 +47,8 @@ pub use download::{
 pub use egress::{CheckedUrl, EgressPolicy, EgressProxy};
 pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{
-    Engine, EngineConfig, LeechDefaults, Link, LinkSource, MirrorDefaults, QueueLimits, StandardPlanner,
-    TaskOptions, TaskPlanner, TaskView, Waiting,
+    Choice, ChoiceError, ChoiceFile, Chosen, Engine, EngineConfig, LeechDefaults, Link, LinkSource,
+    MirrorDefaults, QueueLimits, StandardPlanner, TaskOptions, TaskPlanner, TaskView, Waiting,
 };
 pub use upload::{
     PartLog, SentPart, UploadContext, UploadFile, UploadOutcome, UploadProgress, UploadRequest, Uploader,

@@ -283,3 +283,113 @@ async fn a_torrent_and_a_magnet_download_from_the_local_seeder() {
     s.engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+/// The task's view, once `cond` holds for it.
+async fn until_view(
+    engine: &Engine<SqliteBackend>,
+    id: i64,
+    what: &str,
+    cond: impl Fn(&mltb_engine::TaskView) -> bool,
+) {
+    until(what, || {
+        let seen = engine.tasks().iter().any(|v| v.id == id && cond(v));
+        async move { seen }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torrents_files_are_chosen_before_its_download_and_only_those_arrive() {
+    use mltb_engine::ChoiceError;
+    use mltb_testkit::{Seeder, TorrentBuilder, Tracker};
+    let s = setup(10_000_000).await;
+    let tracker = Tracker::start().await.unwrap();
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        ("docs/a.txt", data(40_000, 1)),
+        ("docs/b.txt", data(300_000, 2)),
+        ("video/c.bin", data(700_000, 3)),
+        ("video/d.bin", data(500_000, 4)),
+        ("e.bin", data(90_000, 5)),
+    ];
+    let mut builder = TorrentBuilder::multi("pack").announce(tracker.announce_url());
+    for (path, content) in &files {
+        builder = builder.file(*path, content.clone());
+    }
+    let torrent = builder.build().unwrap();
+    let seeds = tempfile::tempdir().unwrap();
+    torrent.write_files(seeds.path()).unwrap();
+    let seeder = Seeder::start(&torrent, seeds.path(), &tracker).await.expect("the seeder starts");
+    let torrent_file = seeds.path().join("pack.torrent");
+    torrent.save(&torrent_file).unwrap();
+    let choose = serde_json::json!({"choose": true});
+
+    // A .torrent file: added paused, its file list known at once.
+    let task = s
+        .engine
+        .submit(&NewTask {
+            source: Source::Torrent(torrent_file.display().to_string()),
+            options: choose.clone(),
+            ..leech(String::new())
+        })
+        .await
+        .unwrap();
+    until_view(&s.engine, task.id, "the task waits for a choice", |v| v.choosing).await;
+    let key = s.engine.choice_key(task.id).expect("an open choice has a key");
+    assert_eq!(key.len(), 32);
+    assert_eq!(s.engine.choice(task.id, &"0".repeat(32)).await, Err(ChoiceError::Unknown));
+    assert_eq!(s.engine.choice(task.id + 100, &key).await, Err(ChoiceError::Unknown));
+    let choice = s.engine.choice(task.id, &key).await.unwrap();
+    let listed: Vec<(u32, &str, u64)> =
+        choice.files.iter().map(|f| (f.index, f.path.as_str(), f.size)).collect();
+    let want: Vec<(u32, String, u64)> =
+        files.iter().zip(1..).map(|((p, c), i)| (i, format!("pack/{p}"), c.len() as u64)).collect();
+    assert_eq!(listed, want.iter().map(|(i, p, n)| (*i, p.as_str(), *n)).collect::<Vec<_>>());
+    assert!(matches!(s.engine.choose(task.id, &key, &[2, 6]), Err(ChoiceError::Invalid(_))));
+    assert!(matches!(s.engine.choose(task.id, &key, &[]), Err(ChoiceError::Invalid(_))));
+    assert_eq!(s.engine.choose(task.id, "wrong", &[2]), Err(ChoiceError::Unknown));
+    // Nothing downloads while the choice is open.
+    assert_eq!(seeder.uploaded().await.unwrap(), 0);
+    let chosen = s.engine.choose(task.id, &key, &[4, 2, 4]).unwrap();
+    assert_eq!((chosen.files, chosen.bytes), (2, 800_000));
+    assert_eq!(s.engine.choose(task.id, &key, &[1]), Err(ChoiceError::Closed), "a choice is taken once");
+    s.engine.wait(task.id).await;
+    let stored = s.store.task(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, TaskState::Completed, "{:?}", stored.error);
+    assert_eq!(stored.options["select"], serde_json::json!([2, 4]), "the choice is recorded");
+    let mut sent: Vec<(String, String)> =
+        s.sim.sent().into_iter().filter_map(|o| o.file).map(|f| (f.name, f.sha256)).collect();
+    sent.sort();
+    let hash = |c: &[u8]| format!("{:x}", Sha256::digest(c));
+    assert_eq!(
+        sent,
+        [("b.txt".to_string(), hash(&files[1].1)), ("d.bin".to_string(), hash(&files[3].1))],
+        "only the chosen files are downloaded and sent"
+    );
+    assert_eq!(s.engine.choice(task.id, &key).await, Err(ChoiceError::Closed), "the link expires");
+
+    // A magnet: the metadata comes first, then the torrent waits paused; a cancel while
+    // it waits removes it and closes the choice.
+    let magnet = s
+        .engine
+        .submit(&NewTask {
+            source: Source::Magnet(torrent.magnet(Some(&tracker.announce_url()))),
+            options: choose,
+            ..leech(String::new())
+        })
+        .await
+        .unwrap();
+    until_view(&s.engine, magnet.id, "the magnet waits for a choice", |v| v.choosing).await;
+    let key = s.engine.choice_key(magnet.id).unwrap();
+    assert_eq!(s.engine.choice(magnet.id, &key).await.unwrap().files.len(), 5);
+    let gid = s.store.task(magnet.id).await.unwrap().unwrap().gid.unwrap();
+    assert!(s.engine.cancel(magnet.id));
+    s.engine.wait(magnet.id).await;
+    assert_eq!(s.store.task(magnet.id).await.unwrap().unwrap().state, TaskState::Cancelled);
+    assert_eq!(s.engine.choice(magnet.id, &key).await, Err(ChoiceError::Closed));
+    assert_eq!(s.engine.choose(magnet.id, &key, &[1]), Err(ChoiceError::Closed));
+    let jobs = s.aria2.jobs().await.unwrap();
+    assert!(!jobs.contains(&DownloadId(gid.clone())), "{gid} left in aria2: {jobs:?}");
+    assert!(!s.engine.task_dir(magnet.id).exists());
+    s.engine.shutdown().await;
+    s.sim.shutdown().await;
+}

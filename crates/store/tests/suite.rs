@@ -577,6 +577,15 @@ async fn task_names_are_set_once_known<B: Backend>(h: &Harness<B>) {
     assert!(matches!(s.set_link(task.id + 1000, "https://x").await, Err(Error::NotFound { .. })));
     assert!(matches!(s.set_link(task.id, &"l".repeat(5000)).await, Err(Error::TooLong { .. })));
     assert!(matches!(s.set_name(task.id, &"n".repeat(300)).await, Err(Error::TooLong { .. })));
+    // Options change while a task runs (a selection made on the web page), never after.
+    s.set_options(task.id, &serde_json::json!({"select": [2, 4]})).await.unwrap();
+    assert_eq!(s.task(task.id).await.unwrap().unwrap().options, serde_json::json!({"select": [2, 4]}));
+    let too_big = serde_json::json!({ "x": "o".repeat(20_000) });
+    assert!(matches!(s.set_options(task.id, &too_big).await, Err(Error::TooLong { .. })));
+    s.mark_cancelled(task.id).await.unwrap();
+    let late = s.set_options(task.id, &serde_json::json!({})).await;
+    assert!(matches!(late, Err(Error::NotFound { .. })), "{late:?}");
+    assert_eq!(s.task(task.id).await.unwrap().unwrap().options, serde_json::json!({"select": [2, 4]}));
 }
 
 async fn spans_group_a_commands_queries<B: Backend>(h: &Harness<B>) {

@@ -68,6 +68,8 @@
 //!   forever. So the supervisor restarts `aria2c` on the *same* port and keeps the
 //!   same client, which reconnects by itself (within 3 s), and drops the client before
 //!   killing `aria2c`.
+//! - **`change_option` cannot decode aria2's answer** (`"OK"`; it expects nothing): the
+//!   call is made by hand through `call_and_wait`.
 //! - **Unbounded memory for notifications** of GIDs without callbacks (the client's
 //!   callback worker keeps them): about a hundred bytes per download, for the client's
 //!   lifetime. Not worked around; noted here.
@@ -100,7 +102,7 @@ use mltb_balancer::{AnyStrategy, Backend, Balancer};
 use tokio::task::JoinHandle;
 
 pub use self::config::Aria2Config;
-use self::options::task_options;
+use self::options::{selection, task_options};
 use self::rpc::{Rpc, RpcError, Secret, random_hex};
 use self::status::Raw;
 pub use self::supervisor::Aria2Supervisor;
@@ -582,6 +584,44 @@ impl Inner {
         }
     }
 
+    /// Downloads only `files` of the paused torrent `id`, and starts it; adds it again,
+    /// chosen, when aria2 lost it.
+    async fn select(&self, id: &DownloadId, files: &[u32]) -> Result<()> {
+        let (node, gid) = self.locate(id)?;
+        let chosen = selection(files)?;
+        let tracked = {
+            let mut book = self.book();
+            // A re-add after a loss downloads the chosen files, unpaused.
+            if let Some(t) = book.map.get_mut(id) {
+                t.request.select = Some(files.to_vec());
+                t.request.choose = false;
+            }
+            book.map.get(id).cloned()
+        };
+        let Some(node) = node.or(tracked.as_ref().map(|t| t.node)) else {
+            return Err(unknown(id));
+        };
+        self.alive(node)?;
+        let rpc = &self.nodes[node].rpc;
+        let options = chosen.into_iter().map(|(k, v)| (k.to_owned(), serde_json::Value::String(v))).collect();
+        match rpc.change_option(gid, options).await {
+            Ok(()) => {}
+            Err(RpcError::GidNotFound) => {
+                let Some(t) = &tracked else { return Err(unknown(id)) };
+                return self.add_on(node, &t.request, gid).await;
+            }
+            Err(RpcError::Other(e)) => return Err(e),
+        }
+        match rpc.unpause(gid).await {
+            Ok(()) => Ok(()),
+            // Started already (a repeat): nothing left to do.
+            Err(e) => match rpc.tell(gid).await {
+                Ok(raw) if Raw(&raw).status() != "paused" => Ok(()),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
     /// After a restart of daemon `node`: adds again what its session did not restore.
     async fn reattach_node(&self, node: usize) {
         let pending: Vec<(DownloadId, Tracked)> = self
@@ -653,6 +693,11 @@ impl Downloader for Aria2Downloader {
     #[tracing::instrument(skip_all, fields(id = %id))]
     async fn resume(&self, id: &DownloadId, request: &DownloadRequest) -> Result<DownloadId> {
         self.inner.resume(id, request).await
+    }
+
+    #[tracing::instrument(skip_all, fields(id = %id))]
+    async fn select(&self, id: &DownloadId, files: &[u32]) -> Result<()> {
+        self.inner.select(id, files).await
     }
 }
 

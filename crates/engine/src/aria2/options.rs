@@ -55,16 +55,36 @@ pub(crate) fn task_options(request: &DownloadRequest, gid: &str) -> Result<TaskO
                 }
                 .into());
             }
+            // Else aria2 writes `<info hash>.torrent` into the task's directory when it
+            // saves its session, and the upload would send it. The downloader adds the
+            // torrent again from its bytes when aria2 loses it.
+            options.extra_options.insert("rpc-save-upload-metadata".into(), Value::String("false".into()));
         }
     }
     if let Some(select) = &request.select {
-        if select.is_empty() || select.contains(&0) {
-            return Err(invalid(&format!("{select:?}"), "1-based file indexes, at least one"));
+        for (key, value) in selection(select)? {
+            options.extra_options.insert(key.into(), Value::String(value));
         }
-        let list: Vec<String> = select.iter().map(u32::to_string).collect();
-        options.extra_options.insert("select-file".into(), Value::String(list.join(",")));
+    } else if request.choose {
+        // A torrent's bytes are parsed at once: the download is added paused. A magnet
+        // or a link to a .torrent first downloads its metadata; the torrent download
+        // that follows is paused.
+        let key =
+            if matches!(request.source, DownloadSource::Torrent(_)) { "pause" } else { "pause-metadata" };
+        options.extra_options.insert(key.into(), Value::String("true".into()));
     }
     Ok(options)
+}
+
+/// aria2's options that download only `files` (1-based) of a torrent: `select-file`,
+/// and the unselected files' pieces that aria2 writes at the boundaries removed at the
+/// end.
+pub(crate) fn selection(files: &[u32]) -> Result<[(&'static str, String); 2]> {
+    if files.is_empty() || files.contains(&0) {
+        return Err(invalid(&format!("{files:?}"), "1-based file indexes, at least one"));
+    }
+    let list: Vec<String> = files.iter().map(u32::to_string).collect();
+    Ok([("select-file", list.join(",")), ("bt-remove-unselected-file", "true".into())])
 }
 
 fn invalid(input: &str, expected: &str) -> Error {
@@ -89,7 +109,31 @@ mod tests {
         assert_eq!(o.header, Some(vec!["X-A: 1".to_string()]));
         assert_eq!(o.extra_options["http-user"], "u");
         assert_eq!(o.extra_options["select-file"], "1,3");
+        assert_eq!(o.extra_options["bt-remove-unselected-file"], "true");
         assert_eq!(o.r#continue, Some(true));
+    }
+
+    #[test]
+    fn a_choice_pauses_once_the_file_list_is_known() {
+        let gid = "0123456789abcdef";
+        let torrent = DownloadRequest::new(DownloadSource::Torrent(b"d4:infod".to_vec()), "/d").choose();
+        let o = task_options(&torrent, gid).unwrap();
+        assert_eq!(
+            (o.extra_options.get("pause"), o.extra_options.get("pause-metadata")),
+            (Some(&"true".into()), None)
+        );
+        assert_eq!(o.extra_options["rpc-save-upload-metadata"], "false", "no .torrent among the files");
+        let magnet =
+            DownloadRequest::new(DownloadSource::Magnet("magnet:?xt=urn:btih:00".into()), "/d").choose();
+        let o = task_options(&magnet, gid).unwrap();
+        assert_eq!(
+            (o.extra_options.get("pause"), o.extra_options.get("pause-metadata")),
+            (None, Some(&"true".into()))
+        );
+        // Once chosen, the files are selected and nothing pauses.
+        let o = task_options(&magnet.select(vec![2]), gid).unwrap();
+        assert_eq!(o.extra_options.get("pause-metadata"), None);
+        assert_eq!(o.extra_options["select-file"], "2");
     }
 
     #[test]

@@ -200,6 +200,25 @@ impl Rpc {
         .await
     }
 
+    /// `changeOption` with `options` (aria2's names and values). aria2 answers "OK",
+    /// which aria2-ws 0.5.1's `change_option` cannot decode (it expects nothing), so the
+    /// call is made by hand.
+    pub(crate) async fn change_option(&self, gid: &str, options: Map<String, Value>) -> RpcResult<()> {
+        self.call("changeOption", |c| {
+            let params = vec![Value::String(gid.to_string()), Value::Object(options.clone())];
+            async move { c.call_and_wait::<String>("changeOption", params).await.map(drop) }
+        })
+        .await
+    }
+
+    pub(crate) async fn unpause(&self, gid: &str) -> RpcResult<()> {
+        self.call("unpause", |c| {
+            let gid = gid.to_string();
+            async move { c.unpause(&gid).await }
+        })
+        .await
+    }
+
     pub(crate) async fn force_remove(&self, gid: &str) -> RpcResult<()> {
         self.call("forceRemove", |c| {
             let gid = gid.to_string();

@@ -2,6 +2,7 @@
 //! every transition persisted through `mltb-store`, the queue limits, cancel at any stage,
 //! and recovery of every unfinished task when the engine starts.
 
+mod choice;
 mod options;
 mod planner;
 mod queue;
@@ -19,6 +20,7 @@ use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use self::choice::{Choice, ChoiceError, ChoiceFile, Chosen};
 pub use self::options::{Link, LinkSource, TaskOptions};
 pub use self::planner::{LeechDefaults, MirrorDefaults, StandardPlanner};
 use self::queue::Queue;
@@ -138,6 +140,8 @@ async fn request_of(link: &Link, options: &TaskOptions, dir: &Path) -> Result<Do
     let mut request = DownloadRequest::new(source, dir);
     request.name = link.name.clone();
     request.select = options.select.clone();
+    // A task that gathers several links (`-m`) downloads them all.
+    request.choose = options.choose && options.select.is_none() && options.links.is_empty();
     Ok(request)
 }
 
@@ -175,6 +179,9 @@ pub struct TaskView {
     /// download and the upload (its state is then `uploading`; `done`/`total` follow
     /// 7-Zip).
     pub archiving: Option<crate::Archiving>,
+    /// Whether it waits, paused, for its torrent's files to be chosen on the selection
+    /// page (`-s`; see [`Engine::choice`]).
+    pub choosing: bool,
 }
 
 impl TaskView {
@@ -193,6 +200,7 @@ impl TaskView {
             waiting: None,
             error: None,
             archiving: None,
+            choosing: false,
         }
     }
 }
@@ -200,6 +208,8 @@ impl TaskView {
 struct Live {
     view: TaskView,
     cancel: CancellationToken,
+    /// The choice of files it waits for, if it does.
+    choice: Option<choice::Open>,
 }
 
 pub(crate) struct Inner<B: Backend> {
@@ -274,7 +284,19 @@ impl<B: Backend> Engine<B> {
     /// Creates a task (committed before this returns) and queues it. With an egress
     /// policy, a link it refuses is an error ([`ErrorKind::Refused`]) and no task is
     /// created; a task that gathers several links (`-m`) is refused if any one is.
+    ///
+    /// A task that asks to choose its torrent's files ([`TaskOptions::choose`]) gets the
+    /// key of its selection page here ([`TaskOptions::choose_key`]).
     pub async fn submit(&self, task: &NewTask) -> Result<Task> {
+        let mut task = std::borrow::Cow::Borrowed(task);
+        if let Some(options) = task.options.as_object()
+            && options.get("choose").and_then(serde_json::Value::as_bool) == Some(true)
+            && options.get("choose_key").is_none_or(serde_json::Value::is_null)
+        {
+            let key = choice::new_key()?;
+            task.to_mut().options["choose_key"] = serde_json::Value::String(key);
+        }
+        let task = task.as_ref();
         if let Some(policy) = &self.inner.config.egress {
             if let Source::Url(url) = &task.source {
                 policy.check_url(url).await?;
@@ -299,7 +321,7 @@ impl<B: Backend> Engine<B> {
             .live
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(task.id, Live { view: TaskView::of(&task), cancel: cancel.clone() });
+            .insert(task.id, Live { view: TaskView::of(&task), cancel: cancel.clone(), choice: None });
         self.bump();
         let engine = self.clone();
         self.inner.tracker.spawn(async move {
@@ -393,6 +415,11 @@ impl<B: Backend> Engine<B> {
             f(&mut l.view);
         }
         self.bump();
+    }
+
+    /// Runs `f` on task `id`'s live entry, if it runs here.
+    fn with_live<T>(&self, id: i64, f: impl FnOnce(&mut Live) -> T) -> Option<T> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).get_mut(&id).map(f)
     }
 
     fn bump(&self) {

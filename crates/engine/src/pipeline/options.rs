@@ -18,6 +18,13 @@ pub struct TaskOptions {
     pub password: Option<String>,
     /// Torrent files to download (1-based); all when absent.
     pub select: Option<Vec<u32>>,
+    /// `-s`: a torrent's files are chosen on the selection page before its download
+    /// starts (the task pauses once the file list is known; the choice lands in
+    /// [`select`](Self::select)).
+    pub choose: bool,
+    /// The secret that opens the task's selection page (32 hex digits), made when a task
+    /// with [`choose`](Self::choose) is submitted.
+    pub choose_key: Option<String>,
     /// Leech: split size in bytes, instead of the configured one.
     pub split_size: Option<u64>,
     /// Leech: send videos as media.
@@ -123,6 +130,8 @@ impl std::fmt::Debug for TaskOptions {
             .field("user", &self.user)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("select", &self.select)
+            .field("choose", &self.choose)
+            .field("choose_key", &self.choose_key.as_ref().map(|_| "<redacted>"))
             .field("split_size", &self.split_size)
             .field("as_media", &self.as_media)
             .field("upload", &self.upload)
@@ -144,6 +153,8 @@ mod tests {
             user: Some("u".into()),
             password: Some("hunter2".into()),
             select: Some(vec![1, 3]),
+            choose: true,
+            choose_key: Some("0123456789abcdef0123456789abcdef".into()),
             zip: Some(Pack::new(Some("zip-secret".into()))),
             extract: Some(Pack::default()),
             links: vec![
@@ -156,6 +167,7 @@ mod tests {
         assert_eq!(TaskOptions::from_json(&o.to_json()).unwrap(), o);
         assert!(!format!("{o:?}").contains("hunter2"));
         assert!(!format!("{o:?}").contains("zip-secret"));
+        assert!(!format!("{o:?}").contains("0123456789abcdef"), "the selection key is a secret");
         assert_eq!(TaskOptions::from_json(&serde_json::Value::Null).unwrap(), TaskOptions::default());
         assert_eq!(
             TaskOptions::from_json(&serde_json::json!({"unknown": 1})).unwrap(),

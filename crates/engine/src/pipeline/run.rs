@@ -331,6 +331,10 @@ async fn download<B: Backend>(
 ) -> Result<Option<u64>> {
     let inner = engine.inner();
     let mut named = task.name.is_some();
+    let options = crate::TaskOptions::from_json(&task.options)?;
+    // `-s`: the files chosen (recorded in the options before a restart), once they are.
+    let choosing = options.choose && link.is_none();
+    let mut chosen = options.select;
     let mut ticker = tokio::time::interval(inner.config.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -374,6 +378,18 @@ async fn download<B: Backend>(
                 return Err(status.error.unwrap_or_else(|| {
                     ErrorKind::Download { code: 1, message: "the download failed".into() }.into()
                 }));
+            }
+            // Paused with its file list known: the files are chosen, then it starts.
+            DownloadState::Paused if choosing && !status.files.is_empty() => {
+                let files = match &chosen {
+                    Some(files) => files.clone(),
+                    None => match super::choice::wait(engine, task, &gid, &status, cancel).await? {
+                        Some(files) => files,
+                        None => return Ok(None),
+                    },
+                };
+                inner.downloader.select(&gid, &files).await?;
+                chosen = Some(files);
             }
             _ => {}
         }

@@ -112,6 +112,10 @@ pub(crate) const TO_CANCELLED: &str = "UPDATE tasks SET state = 'cancelled', spe
 /// A task's name: `?1` id, `?2` name, `?3` now.
 pub(crate) const SET_NAME: &str = "UPDATE tasks SET name = ?2, updated_at = ?3 WHERE id = ?1";
 
+/// An unfinished task's options: `?1` id, `?2` options (JSON), `?3` now.
+pub(crate) const SET_OPTIONS: &str = "UPDATE tasks SET options = ?2, updated_at = ?3 \
+     WHERE id = ?1 AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
+
 /// Finished tasks whose end was not announced, oldest first: `?1` at most.
 pub(crate) const UNANNOUNCED: &str = concat!(
     "SELECT ",

@@ -153,6 +153,23 @@ impl<B: Backend> Store<B> {
         Ok(())
     }
 
+    /// Replaces an unfinished task's options (a choice made while it runs, such as the
+    /// torrent files picked on the selection page), at most
+    /// [`limits::OPTIONS`](crate::limits::OPTIONS) bytes once encoded. A task that has
+    /// ended keeps the options it ended with: that is [`Error::NotFound`].
+    pub async fn set_options(&self, id: i64, options: &serde_json::Value) -> Result<()> {
+        let options = options.to_string();
+        check("task.options", &options, limits::OPTIONS)?;
+        let update = Statement::execute(
+            sql::SET_OPTIONS,
+            vec![Value::Int(id), options.into(), Value::Int(crate::now_ms())],
+        );
+        if self.run_one(update).await?.affected == 0 {
+            return Err(Error::NotFound { what: "unfinished task", id });
+        }
+        Ok(())
+    }
+
     /// Records the share link of a task's result (a mirror's `rclone link`).
     pub async fn set_link(&self, id: i64, link: &str) -> Result<()> {
         check("task.link", link, limits::PATH)?;
