@@ -145,6 +145,8 @@ async fn run(config: Config, mut started: impl FnMut(&Running, Option<SocketAddr
         let addr = server.as_ref().map(mltb_api::Running::local_addr);
         if let Some(addr) = addr {
             tracing::info!(%addr, "the HTTP API is listening");
+            let scheme = if config.api.tls_cert.is_some() { "https" } else { "http" };
+            running.bot.serve_pages_at(&format!("{scheme}://{addr}"));
         }
         tracing::info!("mltb is running");
         started(&running, addr);

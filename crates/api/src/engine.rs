@@ -1,6 +1,6 @@
 //! [`TaskEngine`]: what the API needs from the task engine, without its backend type.
 
-use mltb_engine::{Engine, TaskView};
+use mltb_engine::{Choice, ChoiceError, Chosen, Engine, TaskView};
 use mltb_store::{Backend, Task, TaskFilter};
 
 /// Tasks downloading, uploading and waiting for a download slot now
@@ -51,6 +51,20 @@ pub trait TaskEngine: Send + Sync + 'static {
 
     /// The `limit` most recent tasks in the store, newest first, whatever their state.
     async fn recent(&self, limit: u32) -> mltb_store::Result<Vec<Task>>;
+
+    /// The file list of task `id`, waiting for its torrent's files to be chosen, when
+    /// `key` is its key ([`Engine::choice`]). None by default.
+    async fn choice(&self, id: i64, key: &str) -> Result<Choice, ChoiceError> {
+        let _ = (id, key);
+        Err(ChoiceError::Unknown)
+    }
+
+    /// Chooses `files` of task `id` and starts their download ([`Engine::choose`]).
+    /// Refused by default.
+    fn choose(&self, id: i64, key: &str, files: &[u32]) -> Result<Chosen, ChoiceError> {
+        let _ = (id, key, files);
+        Err(ChoiceError::Unknown)
+    }
 }
 
 #[async_trait::async_trait]
@@ -78,6 +92,14 @@ impl<B: Backend> TaskEngine for Engine<B> {
 
     async fn unfinished(&self) -> mltb_store::Result<Vec<Task>> {
         Ok(self.store().unfinished_tasks().await?.into_iter().map(|t| t.task).collect())
+    }
+
+    async fn choice(&self, id: i64, key: &str) -> Result<Choice, ChoiceError> {
+        Engine::choice(self, id, key).await
+    }
+
+    fn choose(&self, id: i64, key: &str, files: &[u32]) -> Result<Chosen, ChoiceError> {
+        Engine::choose(self, id, key, files)
     }
 
     async fn recent(&self, limit: u32) -> mltb_store::Result<Vec<Task>> {

@@ -36,6 +36,10 @@ pub struct TaskInfo {
     pub speed_bytes_per_second: u64,
     /// Why it waits, when queued: `all`, `download`, `upload`, `user`, `disk`, `turn`.
     pub waiting: Option<String>,
+    /// Whether it waits, paused, for its torrent's files to be chosen on the selection
+    /// page (`-s`).
+    #[serde(default)]
+    pub choosing: bool,
     /// Why it failed, when it did.
     pub error: Option<String>,
     /// When it was created, in Unix milliseconds (`null` when only the live view was at
@@ -78,6 +82,7 @@ impl TaskInfo {
             size_bytes: row.and_then(|t| t.progress.total),
             speed_bytes_per_second: 0,
             waiting: None,
+            choosing: false,
             error: row.and_then(|t| t.error.clone()),
             created_at_ms: row.map(|t| t.created_at),
             finished_at_ms: row.and_then(|t| t.finished_at),
@@ -89,6 +94,7 @@ impl TaskInfo {
             info.size_bytes = (v.total > 0).then_some(v.total);
             info.speed_bytes_per_second = v.speed;
             info.waiting = v.waiting.map(|w| waiting(w).to_owned());
+            info.choosing = v.choosing;
             info.error = v.error.clone().or(info.error);
         }
         Some(info)

@@ -86,3 +86,20 @@ async fn a_single_link_with_m_is_mirrored_inside_its_folder() {
     assert!(reply.contains("-m"), "{reply}");
     h.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s_needs_the_selection_page_and_does_not_go_with_m() {
+    let h = Harness::start(&[], &[]).await;
+    let magnet = "magnet:?xt=urn:btih:0123456789abcdef0123456789abcdef01234567";
+    // The API is not serving pages here: there is nowhere to choose the files.
+    let mark = h.mark();
+    h.sim.send_text(CHAT, USER, &format!("/leech -s {magnet}"));
+    let reply = h.reply(CHAT, mark, "the refusal", |t| t.contains("-s")).await;
+    assert!(reply.contains("-s needs the file-selection page"), "{reply}");
+    h.bot.serve_pages_at("http://127.0.0.1:9");
+    let mark = h.mark();
+    h.sim.send_text(CHAT, USER, &format!("/leech {magnet} -s -m pack"));
+    let reply = h.reply(CHAT, mark, "the refusal", |t| t.contains("-s")).await;
+    assert!(reply.contains("it cannot be used with -m"), "{reply}");
+    assert!(h.store().task(1).await.unwrap().is_none(), "no task was created");
+}

@@ -177,6 +177,13 @@ pub struct DownloadedFile {
     pub selected: bool,
 }
 
+impl DownloadedFile {
+    /// A file at `path` of `size` bytes, none on disk yet.
+    pub fn new(path: impl Into<PathBuf>, size: u64, selected: bool) -> Self {
+        Self { path: path.into(), size, done: 0, selected }
+    }
+}
+
 /// A download's progress, from one poll.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

@@ -3,6 +3,7 @@
 
 mod auth;
 mod dashboard;
+mod select;
 mod system;
 mod tasks;
 
@@ -113,6 +114,12 @@ pub(crate) fn router(
     })
     .layer(
         ServiceBuilder::new()
+            .layer(HandleErrorLayer::new(on_limited.clone()))
+            .layer(RateLimitLayer::new(limiter.clone(), client_ip)),
+    );
+    // The file-selection page: open to whoever holds a task's key, under the same limit.
+    let select = select::routes(state.clone()).layer(
+        ServiceBuilder::new()
             .layer(HandleErrorLayer::new(on_limited))
             .layer(RateLimitLayer::new(limiter, client_ip)),
     );
@@ -128,6 +135,7 @@ pub(crate) fn router(
         .fallback(no_route)
         .with_state(state)
         .merge(dashboard)
+        .merge(select)
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
 }
 

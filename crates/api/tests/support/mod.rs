@@ -20,13 +20,21 @@ pub const TOKEN: &str = "test-token-0123456789abcdef";
 pub const CHAT: i64 = -1001;
 
 /// Downloads by URL: `…/hang*` stays active at 1000 of 10 000 bytes until cancelled,
-/// `…/fail*` fails, anything else writes 4 bytes and completes.
+/// `…/fail*` fails, `…/meta*` stays active with no file list (a magnet's metadata),
+/// `…/pick*` is a torrent of [`PICK`]'s files, paused until files are selected,
+/// anything else writes 4 bytes and completes.
 #[derive(Debug, Default)]
 pub struct Fake {
     jobs: Mutex<HashMap<String, (String, PathBuf)>>,
     next: Mutex<u64>,
     pub cancelled: Mutex<Vec<String>>,
+    /// The files selected, by download.
+    pub selected: Mutex<HashMap<String, Vec<u32>>>,
 }
+
+/// The files of a `…/pick*` torrent: path, size.
+pub const PICK: [(&str, u64); 3] =
+    [("pack/docs/a.txt", 100), ("pack/docs/b.txt", 2000), ("pack/c.bin", 30_000)];
 
 #[async_trait::async_trait]
 impl Downloader for Fake {
@@ -48,6 +56,28 @@ impl Downloader for Fake {
             s
         } else if name.starts_with("fail") {
             DownloadStatus::new(DownloadState::Failed)
+        } else if name.starts_with("meta") {
+            DownloadStatus::new(DownloadState::Active)
+        } else if name.starts_with("pick") {
+            let picked = self.selected.lock().unwrap().get(&id.0).cloned();
+            let mut s = DownloadStatus::new(if picked.is_some() {
+                DownloadState::Complete
+            } else {
+                DownloadState::Paused
+            });
+            let absolute = std::path::absolute(&dir).unwrap();
+            for (i, (path, size)) in PICK.iter().enumerate() {
+                let on = picked.as_ref().is_none_or(|p| p.contains(&(i as u32 + 1)));
+                if picked.is_some() && on {
+                    let file = dir.join(path);
+                    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+                    std::fs::write(&file, vec![b'x'; *size as usize]).unwrap();
+                }
+                s.files.push(mltb_engine::DownloadedFile::new(absolute.join(path), *size, on));
+            }
+            s.total = PICK.iter().map(|f| f.1).sum();
+            s.done = if picked.is_some() { s.total } else { 0 };
+            return status_named(s, "pack");
         } else {
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join(&name), b"data").unwrap();
@@ -67,6 +97,16 @@ impl Downloader for Fake {
     async fn resume(&self, id: &DownloadId, request: &DownloadRequest) -> mltb_engine::Result<DownloadId> {
         if self.jobs.lock().unwrap().contains_key(&id.0) { Ok(id.clone()) } else { self.start(request).await }
     }
+
+    async fn select(&self, id: &DownloadId, files: &[u32]) -> mltb_engine::Result<()> {
+        self.selected.lock().unwrap().insert(id.0.clone(), files.to_vec());
+        Ok(())
+    }
+}
+
+fn status_named(mut s: DownloadStatus, name: &str) -> mltb_engine::Result<DownloadStatus> {
+    s.name = Some(name.into());
+    Ok(s)
 }
 
 /// Uploads nothing and succeeds.
@@ -122,6 +162,10 @@ impl World {
     }
 
     pub async fn submit(&self, url: &str) -> Task {
+        self.submit_with(url, serde_json::json!({})).await
+    }
+
+    pub async fn submit_with(&self, url: &str, options: serde_json::Value) -> Task {
         self.engine
             .submit(&NewTask {
                 chat: CHAT,
@@ -129,7 +173,7 @@ impl World {
                 source: Source::Url(url.into()),
                 kind: TaskKind::Leech,
                 name: None,
-                options: serde_json::json!({}),
+                options,
             })
             .await
             .unwrap()

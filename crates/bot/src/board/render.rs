@@ -50,6 +50,8 @@ pub struct TaskLine {
     pub created_at: i64,
     /// What 7-Zip is doing, between the download and the upload (`-e`, `-z`).
     pub archiving: Option<mltb_engine::Archiving>,
+    /// Whether it waits for its torrent's files to be chosen (`-s`).
+    pub choosing: bool,
 }
 
 impl TaskLine {
@@ -68,6 +70,7 @@ impl TaskLine {
             waiting: None,
             created_at: 0,
             archiving: None,
+            choosing: false,
         }
     }
 
@@ -118,6 +121,7 @@ impl From<&TaskView> for TaskLine {
             waiting: v.waiting,
             created_at: v.created_at,
             archiving: v.archiving,
+            choosing: v.choosing,
         }
     }
 }
@@ -230,6 +234,11 @@ fn task_block(out: &mut String, task: &TaskLine, now_ms: i64) {
     let archiving = task.archiving.map(|a| a.to_string());
     let state = archiving.as_deref().unwrap_or(state_text(task.state));
     match (task.engine(), task.state) {
+        _ if task.choosing => {
+            out.push_str(
+                "<b>Paused</b>: the download starts once its files are chosen (the link was sent)\n",
+            );
+        }
         (Some(engine), _) => out.push_str(&format!("<b>{state}</b> with {engine}\n")),
         (None, TaskState::Queued) => {
             out.push_str(&format!("<b>{state}</b>: {}\n", waiting_text(task.waiting)));
@@ -420,6 +429,21 @@ mod tests {
             &signer(),
         );
         assert!(text_content(&r.text).contains("Extracting with 7-Zip"), "{}", r.text);
+    }
+
+    #[test]
+    fn a_task_waiting_for_its_files_to_be_chosen_says_so() {
+        let mut t = task(1);
+        t.state = TaskState::Downloading;
+        t.choosing = true;
+        let tasks = [t];
+        let r = render(
+            &Frame { chat: CHAT, tasks: &tasks, page: 0, page_size: 4, now_ms: NOW_MS, confirm: None },
+            &signer(),
+        );
+        let shown = text_content(&r.text);
+        assert!(shown.contains("Paused: the download starts once its files are chosen"), "{shown}");
+        assert!(!shown.contains("with aria2"), "{shown}");
     }
 
     #[test]

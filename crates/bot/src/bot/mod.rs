@@ -7,6 +7,7 @@
 //! user's message is remembered (in memory, bounded) for `-i` to take later.
 
 mod batch;
+mod choose;
 mod commands;
 mod cpu;
 mod observe;
@@ -124,12 +125,16 @@ struct Inner<B: Backend> {
     started: Instant,
     restart: CancellationToken,
     cpu: cpu::CpuMeter,
+    /// Where the HTTP API's pages are reached (the file-selection page's links), once
+    /// known: `api.public_url`, or set by [`Bot::serve_pages_at`].
+    pages: std::sync::RwLock<Option<String>>,
 }
 
 impl<B: Backend> Bot<B> {
     /// A bot over `parts`.
     pub fn new(parts: BotParts<B>) -> Result<Self, crate::Error> {
         let BotParts { config, store, engine, client, scheduler, username, signing_key, observer } = parts;
+        let pages = config.api.public_url.clone();
         let parser = CommandParser::builder()
             .bot_username(username)
             .suffix(config.telegram.command_suffix.clone())
@@ -172,6 +177,7 @@ impl<B: Backend> Bot<B> {
                 started: Instant::now(),
                 restart: CancellationToken::new(),
                 cpu: cpu::CpuMeter::default(),
+                pages: std::sync::RwLock::new(pages),
             }),
         })
     }
@@ -179,6 +185,22 @@ impl<B: Backend> Bot<B> {
     /// The engine.
     pub fn engine(&self) -> &Engine<B> {
         &self.inner.engine
+    }
+
+    /// Tells the bot where the HTTP API's pages are reached (`http://127.0.0.1:8080`),
+    /// once the API listens, unless `api.public_url` says it already. Without it, `-s`
+    /// (choose a torrent's files on the selection page) is refused.
+    pub fn serve_pages_at(&self, base: &str) {
+        let mut pages = self.inner.pages.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.inner.config.api.public_url.is_none() {
+            *pages = Some(base.to_owned());
+        }
+    }
+
+    /// The base of the HTTP API's pages' addresses, without a trailing `/`.
+    fn pages(&self) -> Option<String> {
+        let pages = self.inner.pages.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pages.as_deref().map(|p| p.trim_end_matches('/').to_owned())
     }
 
     /// Serves one update.
@@ -237,6 +259,7 @@ impl<B: Backend> Bot<B> {
             self.inner.observer.clone(),
             transfers_stop.clone(),
         ));
+        tracker.spawn(choose::send_links(self.clone(), transfers_stop.clone()));
         let exit = loop {
             tokio::select! {
                 () = stop.cancelled() => break Exit::Stopped,

@@ -131,6 +131,15 @@ pub(super) async fn prepare<B: Backend>(
         }
     }
     let mut options = TaskOptions::default();
+    if args.select {
+        if args.same_dir.is_some() {
+            return Err("⚠️ -s chooses the files of one torrent; it cannot be used with -m.".into());
+        }
+        if bot.pages().is_none() {
+            return Err("⚠️ -s needs the file-selection page, which the bot's HTTP API serves: it is off here ([api] enabled = false).".into());
+        }
+        options.choose = true;
+    }
     options.split_size = args.split_size;
     options.upload = args.upload.clone();
     options.extract = args.extract.clone().map(mltb_engine::Pack::new);

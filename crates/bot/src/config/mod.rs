@@ -501,6 +501,10 @@ pub struct ApiSection {
     /// `mltb_ready_check_ok` metric, besides each `/ready` request (default 15 s; at
     /// least 1 s).
     pub ready_interval: Span,
+    /// The address users reach the API at (`https://bot.example.org`), for the links the
+    /// bot sends to the torrent file-selection page (`-s`). Default: `http://` (or
+    /// `https://` with TLS) and the address the API listens on.
+    pub public_url: Option<String>,
 }
 
 impl Default for ApiSection {
@@ -512,6 +516,7 @@ impl Default for ApiSection {
             tls_key: None,
             rate: QuotaText::parse("20/1s burst 40").unwrap_or_else(|e| unreachable!("built-in quota: {e}")),
             ready_interval: Span(std::time::Duration::from_secs(15)),
+            public_url: None,
         }
     }
 }
@@ -601,6 +606,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("api", "tls_key", Kind::Text),
     ("api", "rate", Kind::Text),
     ("api", "ready_interval", Kind::Toml),
+    ("api", "public_url", Kind::Text),
     ("log", "level", Kind::Text),
     ("log", "file", Kind::Text),
 ];
@@ -701,6 +707,21 @@ impl Config {
                     "backup.encrypt_to",
                     format!("expected age public keys (age1…) or SSH public keys, got {r:?}"),
                 );
+            }
+        }
+        if let Some(url) = &self.api.public_url {
+            match url::Url::parse(url) {
+                Ok(u)
+                    if matches!(u.scheme(), "http" | "https")
+                        && u.host_str().is_some()
+                        && u.query().is_none()
+                        && u.fragment().is_none() => {}
+                _ => bad(
+                    "api.public_url",
+                    format!(
+                        "expected an http:// or https:// address such as https://bot.example.org, got {url:?}"
+                    ),
+                ),
             }
         }
         if self.api.ready_interval.0 < std::time::Duration::from_secs(1) {

@@ -79,6 +79,15 @@ fn bad_values_are_named_with_what_was_expected() {
     let e = problems("[api]\nready_interval = \"500ms\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("api.ready_interval: expected at least 1s")), "{e:?}");
 
+    for url in ["bot.example.org", "ftp://bot.example.org", "https://bot.example.org/?a=1"] {
+        let e = problems(&format!("[api]\npublic_url = \"{url}\"\n"), &env(&[]));
+        assert!(
+            e.iter().any(|p| p.starts_with("api.public_url: expected an http:// or https:// address")),
+            "{url}: {e:?}"
+        );
+    }
+    assert!(problems("[api]\npublic_url = \"https://bot.example.org/mltb\"\n", &env(&[])).is_empty());
+
     let e = problems("[backup]\nencrypt_to = [\"hunter2\"]\nremote = \"/tmp/x\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("backup.remote: expected an rclone remote")), "{e:?}");
     assert!(e.iter().any(|p| p.starts_with("backup.encrypt_to: expected age public keys")), "{e:?}");

@@ -30,6 +30,13 @@ pub struct ChoiceFile {
     pub size: u64,
 }
 
+impl ChoiceFile {
+    /// A file.
+    pub fn new(index: u32, path: impl Into<String>, size: u64) -> Self {
+        Self { index, path: path.into(), size }
+    }
+}
+
 /// A task waiting for its files to be chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -42,6 +49,13 @@ pub struct Choice {
     pub files: Vec<ChoiceFile>,
 }
 
+impl Choice {
+    /// The choice of task `task`'s files.
+    pub fn new(task: i64, name: Option<String>, files: Vec<ChoiceFile>) -> Self {
+        Self { task, name, files }
+    }
+}
+
 /// What a choice starts: how many files, and their bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -50,6 +64,13 @@ pub struct Chosen {
     pub files: usize,
     /// Their bytes in all.
     pub bytes: u64,
+}
+
+impl Chosen {
+    /// `files` files of `bytes` bytes in all.
+    pub fn new(files: usize, bytes: u64) -> Self {
+        Self { files, bytes }
+    }
 }
 
 /// Why the selection page cannot show a task's files or take a choice.
@@ -215,9 +236,14 @@ pub(super) async fn wait<B: Backend>(
         }
     };
     let (made, chosen) = oneshot::channel();
+    let total = files.iter().map(|f| f.size).sum();
     let choice = Choice { task: task.id, name: status.name.clone().or_else(|| task.name.clone()), files };
     engine.with_live(task.id, |l| l.choice = Some(Open { key, choice, made: Some(made) }));
-    engine.update(task.id, |v| v.choosing = true);
+    // aria2 tells no total for a torrent paused before its start: the files' sizes do.
+    engine.update(task.id, |v| {
+        v.choosing = true;
+        v.total = total;
+    });
     tracing::info!(task = task.id, "waiting for the torrent's files to be chosen");
     let close = || {
         engine.with_live(task.id, |l| l.choice = None);

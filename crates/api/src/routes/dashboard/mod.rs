@@ -140,8 +140,8 @@ pub(crate) fn routes(d: Dashboard) -> Router {
         .layer(axum::middleware::from_fn(security_headers))
 }
 
-/// Adds the dashboard's security headers to every answer.
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Adds the dashboard's security headers to every answer (the selection page's too).
+pub(super) async fn security_headers(req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let h = response.headers_mut();
     h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -156,7 +156,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 
 /// Whether a state-changing request comes from this site: its `Origin` (when sent) is
 /// this server's, and `Sec-Fetch-Site` (when sent) says so.
-fn same_site(headers: &HeaderMap) -> bool {
+pub(super) fn same_site(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
         && site != "same-origin"
         && site != "none"
