@@ -32,6 +32,13 @@ pub enum Error {
         /// Its id.
         id: i64,
     },
+    /// Another instance holds task `id` now (its lease ran out and was taken over, or
+    /// it was released): this instance's write was refused by the fencing token.
+    #[error("task {id} is held by another instance now (its lease was taken over); this write was refused")]
+    Fenced {
+        /// The task.
+        id: i64,
+    },
     /// A task cannot move from its state to the one asked for.
     #[error("task {id} is {from}; it cannot become {to}")]
     InvalidTransition {

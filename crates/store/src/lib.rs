@@ -131,7 +131,8 @@ pub use model::{
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 pub use store::{
-    AnyStore, Database, InvalidationStats, Invalidations, Span, SqliteStore, Store, StoreConfig,
+    AnyStore, Database, InvalidationStats, Invalidations, Renewed, RoleLease, Span, SqliteStore, Store,
+    StoreConfig,
 };
 pub use value::{Outcome, Row, Statement, Value};
 

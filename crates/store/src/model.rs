@@ -187,6 +187,13 @@ pub struct Task {
     /// A share link of the result, when the destination gave one (a mirror's
     /// `rclone link`).
     pub link: Option<String>,
+    /// The instance that holds its lease (several instances on one database), if any.
+    pub owner: Option<String>,
+    /// Until when the lease holds, Unix milliseconds.
+    pub lease_until: Option<i64>,
+    /// Its fencing token: raised at each claim; a write that carries an older one is
+    /// refused ([`Error::Fenced`](crate::Error::Fenced)). 0 until first claimed.
+    pub fence: i64,
 }
 
 /// One uploaded part of a file (a file over the split size is sent in several).

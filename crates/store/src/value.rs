@@ -63,6 +63,12 @@ impl Statement {
     pub fn execute(sql: &'static str, params: Vec<Value>) -> Self {
         Self { sql, params, returns_rows: false }
     }
+
+    /// The statement with `more` parameters after its own.
+    pub(crate) fn with(mut self, more: impl IntoIterator<Item = Value>) -> Self {
+        self.params.extend(more);
+        self
+    }
 }
 
 /// What one statement produced.

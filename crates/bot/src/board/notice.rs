@@ -245,6 +245,9 @@ mod tests {
             updated_at: 66_000,
             finished_at: Some(66_000),
             link: None,
+            owner: None,
+            lease_until: None,
+            fence: 0,
         }
     }
 

@@ -14,7 +14,7 @@ pub(crate) struct Migration {
 }
 
 /// The newest schema version this program knows; a database with a newer one is refused.
-pub const LATEST_VERSION: i64 = 5;
+pub const LATEST_VERSION: i64 = 6;
 
 /// Version 5: `tasks.announced_at`, when the bot told the task's chat how it ended
 /// (NULL: not yet). Tasks that ended before this version are taken as announced, so that
@@ -34,6 +34,40 @@ UPDATE tasks SET announced_at = coalesce(finished_at, updated_at)
     WHERE state IN ('completed', 'failed', 'cancelled');
 CREATE INDEX tasks_unannounced ON tasks (id)
     WHERE announced_at IS NULL AND state IN ('completed', 'failed', 'cancelled');
+"#;
+
+/// Version 6: several instances on one database. A task's lease: the instance that
+/// holds it (`owner`), until when (`lease_until`, Unix ms), and its fencing token
+/// (`fence`, raised at each claim: a write carrying an older one is refused). `roles`:
+/// a role one instance holds at a time (the poller), with its fence and the position it
+/// saved (the update offset).
+const INSTANCES_SQLITE: &str = r#"
+ALTER TABLE tasks ADD COLUMN owner TEXT;
+ALTER TABLE tasks ADD COLUMN lease_until INTEGER;
+ALTER TABLE tasks ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX tasks_owner ON tasks (owner) WHERE state IN ('queued', 'downloading', 'uploading', 'seeding');
+CREATE TABLE roles (
+    role        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    fence       INTEGER NOT NULL,
+    lease_until INTEGER NOT NULL,
+    position    INTEGER
+);
+"#;
+
+#[cfg(feature = "postgres")]
+const INSTANCES_POSTGRES: &str = r#"
+ALTER TABLE tasks ADD COLUMN owner TEXT;
+ALTER TABLE tasks ADD COLUMN lease_until BIGINT;
+ALTER TABLE tasks ADD COLUMN fence BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX tasks_owner ON tasks (owner) WHERE state IN ('queued', 'downloading', 'uploading', 'seeding');
+CREATE TABLE roles (
+    role        TEXT PRIMARY KEY,
+    holder      TEXT NOT NULL,
+    fence       BIGINT NOT NULL,
+    lease_until BIGINT NOT NULL,
+    position    BIGINT
+);
 "#;
 
 pub(crate) const SQLITE: &[Migration] = &[
@@ -143,6 +177,7 @@ CREATE TABLE sent_files (
     },
     Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
     Migration { version: 5, name: "when a task's end was announced", sql: ANNOUNCED_SQLITE },
+    Migration { version: 6, name: "leases and fencing for several instances", sql: INSTANCES_SQLITE },
 ];
 
 #[cfg(feature = "postgres")]
@@ -258,6 +293,7 @@ CREATE TABLE sent_files (
     },
     Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
     Migration { version: 5, name: "when a task's end was announced", sql: ANNOUNCED_POSTGRES },
+    Migration { version: 6, name: "leases and fencing for several instances", sql: INSTANCES_POSTGRES },
 ];
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! [`Store`]: the bot's persistence over any [`Backend`].
 
+mod cluster;
 mod invalidate;
 mod sql;
 mod tasks;
@@ -22,6 +23,7 @@ use mltb_query_analyzer::{NoopSink, QuerySink, SpanId, SpanKind};
 
 use crate::backend::sqlite::{SqliteBackend, SqliteOptions};
 use crate::{AnyBackend, Backend, Error, Executor, Outcome, Result, Role, Statement, UserSettings};
+pub use cluster::{Renewed, RoleLease};
 use invalidate::CacheState;
 pub use invalidate::{InvalidationStats, Invalidations};
 pub(crate) use writes::Write;
@@ -37,6 +39,7 @@ pub struct StoreConfig {
     batch_max_delay: Duration,
     invalidation_channel: String,
     external_checkpoints: bool,
+    instance: Option<String>,
 }
 
 impl fmt::Debug for StoreConfig {
@@ -49,6 +52,7 @@ impl fmt::Debug for StoreConfig {
             .field("batch_max_delay", &self.batch_max_delay)
             .field("invalidation_channel", &self.invalidation_channel)
             .field("external_checkpoints", &self.external_checkpoints)
+            .field("instance", &self.instance)
             .finish_non_exhaustive()
     }
 }
@@ -64,6 +68,7 @@ impl Default for StoreConfig {
             batch_max_delay: Duration::from_millis(20),
             invalidation_channel: invalidate::DEFAULT_CHANNEL.to_owned(),
             external_checkpoints: false,
+            instance: None,
         }
     }
 }
@@ -126,6 +131,14 @@ impl StoreConfig {
         self
     }
 
+    /// This instance's id, when several instances share one database: tasks are then
+    /// claimed with leases ([`Store::claim_tasks`]) and every write to a claimed task
+    /// carries its fencing token. At most 64 bytes; unique per running instance.
+    pub fn instance(mut self, id: impl Into<String>) -> Self {
+        self.instance = Some(id.into());
+        self
+    }
+
     /// SQLite: no connection of this store checkpoints the write-ahead log by itself
     /// (`PRAGMA wal_autocheckpoint = 0`), because a replicator does it after copying
     /// the log's frames (`mltb-backup`'s continuous protection). Without one the log
@@ -172,6 +185,8 @@ pub(crate) enum Cached {
 pub(crate) struct Shared<B> {
     pub(crate) backend: B,
     pub(crate) exec: Executor,
+    /// The fencing tokens this instance holds (several instances on one database).
+    pub(crate) guards: std::sync::Mutex<cluster::Guards>,
 }
 
 struct Inner<B: Backend> {
@@ -292,7 +307,8 @@ impl<B: Backend> Store<B> {
         let exec = Executor::new(Arc::clone(&config.sink));
         let from = backend.migrate(&exec).await?;
         tracing::debug!(backend = ?backend.kind(), from, to = crate::LATEST_VERSION, "store schema ready");
-        let shared = Arc::new(Shared { backend, exec });
+        let guards = std::sync::Mutex::new(cluster::Guards::new(config.instance.clone()));
+        let shared = Arc::new(Shared { backend, exec, guards });
         let cache = MemoryCache::builder_with_weigher(|_: &CacheKey, v: &Cached| match v {
             Cached::Settings(s) => {
                 128 + s.upload_dest.as_ref().map_or(0, String::capacity)

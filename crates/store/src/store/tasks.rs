@@ -13,7 +13,7 @@ fn u64_of(column: &'static str, v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| Error::decode(column, format!("negative value {v}")))
 }
 
-fn task_from_row(r: &Row) -> Result<Task> {
+pub(super) fn task_from_row(r: &Row) -> Result<Task> {
     let options = r.text(7)?;
     Ok(Task {
         id: r.int(0)?,
@@ -36,12 +36,15 @@ fn task_from_row(r: &Row) -> Result<Task> {
         updated_at: r.int(16)?,
         finished_at: r.opt_int(17)?,
         link: r.opt_text(18)?,
+        owner: r.opt_text(19)?,
+        lease_until: r.opt_int(20)?,
+        fence: r.int(21)?,
     })
 }
 
 /// Groups `f.id, f.task_id, f.path, f.size, p.part, p.size, p.message_id, p.remote_path`
 /// rows (ordered by task, file, part) into files per task.
-fn files_from_rows(rows: &[Row]) -> Result<HashMap<i64, Vec<TaskFile>>> {
+pub(super) fn files_from_rows(rows: &[Row]) -> Result<HashMap<i64, Vec<TaskFile>>> {
     let mut by_task: HashMap<i64, Vec<TaskFile>> = HashMap::new();
     for r in rows {
         let (id, task) = (r.int(0)?, r.int(1)?);
@@ -146,9 +149,10 @@ impl<B: Backend> Store<B> {
     pub async fn set_name(&self, id: i64, name: &str) -> Result<()> {
         check("task.name", name, limits::NAME)?;
         let update =
-            Statement::execute(sql::SET_NAME, vec![Value::Int(id), name.into(), Value::Int(crate::now_ms())]);
+            Statement::execute(sql::SET_NAME, vec![Value::Int(id), name.into(), Value::Int(crate::now_ms())])
+                .with(self.inner.shared.guards().of_task(id));
         if self.run_one(update).await?.affected == 0 {
-            return Err(Error::NotFound { what: "task", id });
+            return Err(self.refused(id, "task").await);
         }
         Ok(())
     }
@@ -163,9 +167,10 @@ impl<B: Backend> Store<B> {
         let update = Statement::execute(
             sql::SET_OPTIONS,
             vec![Value::Int(id), options.into(), Value::Int(crate::now_ms())],
-        );
+        )
+        .with(self.inner.shared.guards().of_task(id));
         if self.run_one(update).await?.affected == 0 {
-            return Err(Error::NotFound { what: "unfinished task", id });
+            return Err(self.refused(id, "unfinished task").await);
         }
         Ok(())
     }
@@ -173,11 +178,21 @@ impl<B: Backend> Store<B> {
     /// Records the share link of a task's result (a mirror's `rclone link`).
     pub async fn set_link(&self, id: i64, link: &str) -> Result<()> {
         check("task.link", link, limits::PATH)?;
-        let out = self.run_one(Statement::execute(sql::SET_LINK, vec![Value::Int(id), link.into()])).await?;
+        let update = Statement::execute(sql::SET_LINK, vec![Value::Int(id), link.into()])
+            .with(self.inner.shared.guards().of_task(id));
+        let out = self.run_one(update).await?;
         if out.affected == 0 {
+            if let Some(fenced) = self.inner.shared.fenced(id).await {
+                return Err(fenced);
+            }
             return Err(Error::NotFound { what: "task", id });
         }
         Ok(())
+    }
+
+    /// Why a write to task `id` matched no row: fenced, or `what` `id` does not exist.
+    async fn refused(&self, id: i64, what: &'static str) -> Error {
+        self.inner.shared.fenced(id).await.unwrap_or(Error::NotFound { what, id })
     }
 
     /// The `file_id` recorded for content with this SHA-256 (lowercase hex), if any.
@@ -251,14 +266,16 @@ impl<B: Backend> Store<B> {
     pub async fn add_file(&self, task: i64, path: &str, size: u64) -> Result<i64> {
         check("file.path", path, limits::PATH)?;
         let size = limits::to_i64("file.size", size)?;
-        let insert = Statement::query(
-            sql::ADD_FILE,
-            vec![Value::Int(task), path.into(), Value::Int(size), Value::Int(crate::now_ms())],
-        );
-        let out = self.run_one(insert).await?;
+        let mut params = vec![Value::Int(task), path.into(), Value::Int(size), Value::Int(crate::now_ms())];
+        params.extend(self.inner.shared.guards().of_task(task));
+        let out = self.run_one(Statement::query(sql::ADD_FILE, params)).await?;
         match out.rows.first() {
-            Some(r) => r.int(0),
-            None => Err(Error::NotFound { what: "task", id: task }),
+            Some(r) => {
+                let id = r.int(0)?;
+                self.inner.shared.guards().file_added(task, id);
+                Ok(id)
+            }
+            None => Err(self.refused(task, "task").await),
         }
     }
 
@@ -276,8 +293,16 @@ impl<B: Backend> Store<B> {
                 Value::Int(crate::now_ms()),
             ],
         );
+        let guard = self.inner.shared.guards().of_file(file);
+        let insert = insert.with(guard);
         if self.run_one(insert).await?.affected == 0 {
-            return Err(Error::NotFound { what: "file", id: file });
+            let task = self.inner.shared.guards().files.get(&file).copied();
+            return Err(match task {
+                Some(task) => {
+                    self.inner.shared.fenced(task).await.unwrap_or(Error::NotFound { what: "file", id: file })
+                }
+                None => Error::NotFound { what: "file", id: file },
+            });
         }
         Ok(())
     }

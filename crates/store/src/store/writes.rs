@@ -26,7 +26,11 @@ impl Write {
         }
     }
 
-    fn statement(&self, now: i64) -> Statement {
+    fn statement(&self, now: i64, guard: [Value; 2]) -> Statement {
+        self.unguarded(now).with(guard)
+    }
+
+    fn unguarded(&self, now: i64) -> Statement {
         match self {
             Write::Progress { id, done, total, speed } => Statement::execute(
                 sql::PROGRESS,
@@ -72,11 +76,24 @@ impl<B: Backend> Shared<B> {
     /// alone, the others commit.
     pub(crate) async fn apply(&self, items: Vec<Write>) -> Result<Vec<Result<()>>> {
         let now = crate::now_ms();
-        let statements = items.iter().map(|w| w.statement(now)).collect();
+        let statements = {
+            let guards = self.guards();
+            items.iter().map(|w| w.statement(now, guards.of_task(w.id()))).collect()
+        };
         let outcomes = self.backend.run(&self.exec, None, statements, true).await?;
         let mut results = Vec::with_capacity(items.len());
         for (write, outcome) in items.iter().zip(&outcomes) {
-            results.push(if outcome.affected > 0 { Ok(()) } else { Err(self.explain(write).await) });
+            results.push(if outcome.affected > 0 {
+                if let Write::Transition { id, to, .. } = write
+                    && to.is_finished()
+                {
+                    // An ended task needs no lease.
+                    self.guards().drop_task(*id);
+                }
+                Ok(())
+            } else {
+                Err(self.explain(write).await)
+            });
         }
         Ok(results)
     }
@@ -84,6 +101,9 @@ impl<B: Backend> Shared<B> {
     /// Why a write matched no row (rare: one query per refused write).
     async fn explain(&self, write: &Write) -> Error {
         let id = write.id();
+        if let Some(fenced) = self.fenced(id).await {
+            return fenced;
+        }
         let stmt = Statement::query(sql::TASK_STATE, vec![Value::Int(id)]);
         match self.backend.run(&self.exec, None, vec![stmt], false).await {
             Ok(out) => match out.first().and_then(|o| o.rows.first()).map(|r| r.text(0)) {

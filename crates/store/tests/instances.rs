@@ -1,0 +1,248 @@
+//! Several instances on one database: task claims with leases and fencing tokens, a
+//! restarted instance adopting its own tasks, a role held by one instance at a time with
+//! a position saved under its fence. On SQLite (two stores on one file) and PostgreSQL
+//! (`DATABASE_URL`; there also concurrent claimers never take the same task).
+
+mod support;
+
+use std::time::Duration;
+
+use mltb_store::{AnyStore, Database, Error, Part, Progress, StoreConfig, TaskState};
+use support::new_task;
+
+/// Where the instances' database is.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    #[cfg(feature = "postgres")]
+    Postgres(mltb_testkit::TestDatabase),
+}
+
+impl Db {
+    fn sqlite() -> Self {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres() -> Self {
+        Db::Postgres(mltb_testkit::TestDatabase::create().await.unwrap())
+    }
+
+    /// A store of instance `id` on the database.
+    async fn open(&self, id: &str) -> AnyStore {
+        let db = match self {
+            Db::Sqlite(dir) => Database::Sqlite(dir.path().join("mltb.db")),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(db) => Database::Postgres(db.url().to_owned()),
+        };
+        AnyStore::open(&db, StoreConfig::new().instance(id)).await.unwrap()
+    }
+}
+
+const LONG: Duration = Duration::from_secs(600);
+/// A lease that runs out at once.
+const GONE: Duration = Duration::from_millis(0);
+
+/// Claims on `store` until it gets task `id` (its lease elsewhere must run out first:
+/// at most a few milliseconds).
+async fn claim_when_free(store: &AnyStore, id: i64) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(t) = store.claim_tasks(10, LONG).await.unwrap().into_iter().find(|t| t.task.id == id) {
+            return t.task.fence;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task {id} never became free to claim");
+        tokio::task::yield_now().await;
+    }
+}
+
+fn progress(done: u64) -> Progress {
+    Progress { done, total: Some(100), speed: 1 }
+}
+
+async fn claims_leases_and_fencing(db: Db) {
+    let a = db.open("a").await;
+    let b = db.open("b").await;
+    for i in 0..5 {
+        a.create_task(&new_task(1, &format!("https://x.test/{i}"))).await.unwrap();
+    }
+    // Claims split the tasks, oldest first; a claimed task is not claimed again.
+    let got: Vec<(i64, i64)> =
+        a.claim_tasks(2, LONG).await.unwrap().iter().map(|t| (t.task.id, t.task.fence)).collect();
+    assert_eq!(got, [(1, 1), (2, 1)]);
+    let got: Vec<i64> = b.claim_tasks(2, LONG).await.unwrap().iter().map(|t| t.task.id).collect();
+    assert_eq!(got, [3, 4]);
+    let task1 = a.task(1).await.unwrap().unwrap();
+    assert_eq!((task1.owner.as_deref(), task1.fence), (Some("a"), 1));
+    assert!(task1.lease_until.is_some_and(|u| u > task1.created_at));
+
+    // Task 5, claimed by `a` with a lease that runs out, is taken over by `b`.
+    assert_eq!(a.claim_tasks(1, GONE).await.unwrap()[0].task.id, 5);
+    a.mark_started(5, "0123456789abcdef").await.unwrap();
+    let file = a.add_file(5, "five.bin", 100).await.unwrap();
+    a.add_part(file, &Part { index: 0, size: 50, message_id: Some(1), remote_path: None }).await.unwrap();
+    a.update_progress(5, progress(50)).await.unwrap();
+    assert_eq!(claim_when_free(&b, 5).await, 2, "a takeover raises the fence");
+    b.update_progress(5, progress(70)).await.unwrap();
+
+    // The old holder's writes are refused, whatever they are; the new owner's stand.
+    let fenced = |r: mltb_store::Result<()>, what: &str| {
+        assert!(matches!(r, Err(Error::Fenced { id: 5 })), "{what}: {r:?}");
+    };
+    fenced(a.update_progress(5, progress(99)).await, "progress");
+    fenced(a.mark_uploading(5).await, "a transition");
+    fenced(a.set_name(5, "stale").await, "a name");
+    fenced(a.set_options(5, &serde_json::json!({})).await, "options");
+    fenced(a.add_file(5, "stale.bin", 1).await.map(drop), "a file");
+    fenced(
+        a.add_part(file, &Part { index: 1, size: 50, message_id: Some(2), remote_path: None }).await,
+        "a part",
+    );
+    fenced(a.mark_completed(5).await, "the end");
+    let five = b.task(5).await.unwrap().unwrap();
+    assert_eq!(
+        (five.state, five.progress.done, five.name, five.owner.as_deref()),
+        (TaskState::Downloading, 70, None, Some("b"))
+    );
+    assert_eq!(b.task_files(5).await.unwrap()[0].parts.len(), 1, "no stale part");
+    let err = a.update_progress(5, progress(1)).await.unwrap_err();
+    assert!(err.to_string().contains("held by another instance"), "{err}");
+
+    // Renewing tells `a` it lost task 5, once; its own stay.
+    let renewed = a.renew_tasks(LONG).await.unwrap();
+    assert_eq!((renewed.kept, renewed.lost), (vec![1, 2], vec![5]));
+    assert!(a.renew_tasks(LONG).await.unwrap().lost.is_empty(), "reported once");
+    fenced(a.update_progress(5, progress(2)).await, "still refused until forgotten");
+    a.forget_task(5);
+    assert_eq!(a.held_tasks(), [(1, 1), (2, 1)]);
+
+    // `a` restarts under the same id: it adopts its tasks with new fences; the old run's
+    // writes are refused.
+    let a2 = db.open("a").await;
+    let adopted: Vec<(i64, i64)> =
+        a2.adopt_tasks(LONG).await.unwrap().iter().map(|t| (t.task.id, t.task.fence)).collect();
+    assert_eq!(adopted, [(1, 2), (2, 2)]);
+    assert!(matches!(a.update_progress(1, progress(5)).await, Err(Error::Fenced { id: 1 })));
+    a2.update_progress(1, progress(6)).await.unwrap();
+
+    // A released task is free at once; an ended one is no longer held.
+    assert!(b.release_task(3).await.unwrap());
+    assert!(!b.release_task(3).await.unwrap(), "not held any more");
+    let got: Vec<i64> = a2.claim_tasks(5, LONG).await.unwrap().iter().map(|t| t.task.id).collect();
+    assert_eq!(got, [3]);
+    a2.mark_cancelled(2).await.unwrap();
+    assert_eq!(a2.held_tasks(), [(1, 2), (3, 2)]);
+    assert_eq!(a2.renew_tasks(LONG).await.unwrap().kept, [1, 3]);
+
+    // Without an instance id there is nothing to claim with.
+    let plain = match &db {
+        Db::Sqlite(dir) => {
+            AnyStore::open(&Database::Sqlite(dir.path().join("mltb.db")), StoreConfig::new()).await.unwrap()
+        }
+        #[cfg(feature = "postgres")]
+        Db::Postgres(pg) => {
+            AnyStore::open(&Database::Postgres(pg.url().to_owned()), StoreConfig::new()).await.unwrap()
+        }
+    };
+    let err = plain.claim_tasks(1, LONG).await.unwrap_err();
+    assert!(err.to_string().contains("instance id"), "{err}");
+}
+
+async fn a_role_is_held_by_one_instance_and_its_position_saved_under_its_fence(db: Db) {
+    let a = db.open("a").await;
+    let b = db.open("b").await;
+    assert_eq!(a.role_holder("poller").await.unwrap(), None);
+    let held = a.acquire_role("poller", LONG).await.unwrap().expect("a free role is taken");
+    assert_eq!((held.holder.as_str(), held.fence, held.position), ("a", 1, None));
+    assert_eq!(b.acquire_role("poller", LONG).await.unwrap(), None, "held by a");
+    let again = a.acquire_role("poller", LONG).await.unwrap().unwrap();
+    assert_eq!(again.fence, 1, "renewed by its holder, the fence stays");
+    assert!(a.renew_role(&held, LONG).await.unwrap());
+
+    assert!(a.save_position(&held, 10).await.unwrap());
+    assert!(a.save_position(&held, 5).await.unwrap());
+    assert_eq!(b.role_holder("poller").await.unwrap().unwrap().position, Some(10), "only forward");
+
+    // Its lease runs out: `b` takes it with a new fence and the saved position.
+    let short = a.acquire_role("poller", GONE).await.unwrap().unwrap();
+    assert_eq!(short.fence, 1);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let taken = loop {
+        if let Some(t) = b.acquire_role("poller", LONG).await.unwrap() {
+            break t;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the role never became free");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!((taken.holder.as_str(), taken.fence, taken.position), ("b", 2, Some(10)));
+    // The old holder can neither save nor renew.
+    assert!(!a.save_position(&held, 20).await.unwrap());
+    assert!(!a.renew_role(&held, LONG).await.unwrap());
+    assert!(!a.release_role(&held).await.unwrap());
+    assert_eq!(a.acquire_role("poller", LONG).await.unwrap(), None);
+    assert!(b.save_position(&taken, 11).await.unwrap());
+    // Given up, it is free at once.
+    assert!(b.release_role(&taken).await.unwrap());
+    let back = a.acquire_role("poller", LONG).await.unwrap().unwrap();
+    assert_eq!((back.fence, back.position), (3, Some(11)));
+}
+
+#[tokio::test]
+async fn sqlite_claims_leases_and_fencing() {
+    claims_leases_and_fencing(Db::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_roles() {
+    a_role_is_held_by_one_instance_and_its_position_saved_under_its_fence(Db::sqlite()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_claims_leases_and_fencing() {
+    claims_leases_and_fencing(Db::postgres().await).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_roles() {
+    a_role_is_held_by_one_instance_and_its_position_saved_under_its_fence(Db::postgres().await).await;
+}
+
+/// Five instances claim 200 tasks at once, ten at a time, until none is left: every
+/// task is claimed exactly once; five take one role at once: exactly one gets it.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_claimers_never_take_the_same_task_and_one_role_has_one_holder() {
+    let db = Db::postgres().await;
+    let first = db.open("setup").await;
+    for i in 0..200 {
+        first.create_task(&new_task(1, &format!("https://x.test/{i}"))).await.unwrap();
+    }
+    let mut stores = Vec::new();
+    for i in 0..5 {
+        stores.push(db.open(&format!("i{i}")).await);
+    }
+    let claimers = stores.iter().map(|s| async move {
+        let mut mine = Vec::new();
+        loop {
+            let got = s.claim_tasks(10, LONG).await.unwrap();
+            if got.is_empty() {
+                return mine;
+            }
+            mine.extend(got.into_iter().map(|t| t.task.id));
+        }
+    });
+    let claimed: Vec<Vec<i64>> = futures_util::future::join_all(claimers).await;
+    let mut all: Vec<i64> = claimed.iter().flatten().copied().collect();
+    all.sort_unstable();
+    assert_eq!(all, (1..=200).collect::<Vec<i64>>(), "each task once");
+    assert!(claimed.iter().filter(|c| !c.is_empty()).count() >= 2, "the work is spread: {claimed:?}");
+    for (i, s) in stores.iter().enumerate() {
+        let owned = s.held_tasks().len();
+        assert_eq!(owned, claimed[i].len());
+    }
+
+    let takes = stores.iter().map(|s| s.acquire_role("poller", LONG));
+    let held: Vec<_> = futures_util::future::join_all(takes).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(held.iter().flatten().count(), 1, "{held:?}");
+}
