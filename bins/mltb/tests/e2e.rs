@@ -10,26 +10,10 @@ use std::time::Duration;
 use mltb_telegram_sim::{Outbound, Sim, SimConfig};
 use mltb_testkit::FileServer;
 use sha2::{Digest, Sha256};
-use support::{Bot, CHAT, OWNER, data};
+use support::{Bot, CHAT, OWNER, data, until};
 
 const USER: i64 = 2000;
 const STRANGER: i64 = 3000;
-
-/// Waits (at most `secs`) until the simulator's log satisfies `cond`; returns the log.
-async fn until(sim: &Sim, secs: u64, what: &str, cond: impl Fn(&[Outbound]) -> bool) -> Vec<Outbound> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let sent = sim.sent();
-        if cond(&sent) {
-            return sent;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; the bot sent: {sent:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 fn texts_to(sent: &[Outbound], chat: i64) -> Vec<String> {
     sent.iter()

@@ -14,28 +14,13 @@ use mltb_telegram_sim::{Outbound, Sim, SimConfig};
 use mltb_testkit::{Browser, Seeder, TorrentBuilder, Tracker};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use support::{Bot, CHAT, data};
+use support::{Bot, CHAT, data, until};
 
 const USER: i64 = 2000;
 
 /// The selected total the page shows.
 async fn total(b: &Browser) -> serde_json::Value {
     b.run("return document.getElementById('total').textContent;", json!([])).await.unwrap()
-}
-
-async fn until(sim: &Sim, secs: u64, what: &str, cond: impl Fn(&[Outbound]) -> bool) -> Vec<Outbound> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        let sent = sim.sent();
-        if cond(&sent) {
-            return sent;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}; the bot sent: {sent:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The bot's message with a link to the selection page: its text and the link (a

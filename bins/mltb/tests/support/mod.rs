@@ -5,12 +5,28 @@
 use std::path::Path;
 use std::process::Stdio;
 
-use mltb_telegram_sim::Sim;
+use mltb_telegram_sim::{Outbound, Sim};
 
 /// The owner in the config.
 pub const OWNER: i64 = 1000;
 /// A chat authorized in the config: a user's private chat with the bot.
 pub const CHAT: i64 = 2000;
+
+/// Waits (at most `secs`) until the simulator's log satisfies `cond`; returns the log.
+pub async fn until(sim: &Sim, secs: u64, what: &str, cond: impl Fn(&[Outbound]) -> bool) -> Vec<Outbound> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let sent = sim.sent();
+        if cond(&sent) {
+            return sent;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}; the bot sent: {sent:#?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
 
 /// `len` bytes of a fixed pattern that does not repeat within a part.
 pub fn data(len: usize) -> Vec<u8> {

@@ -86,7 +86,8 @@ fn bad_values_are_named_with_what_was_expected() {
             "{url}: {e:?}"
         );
     }
-    assert!(problems("[api]\npublic_url = \"https://bot.example.org/mltb\"\n", &env(&[])).is_empty());
+    let ok = Config::from_toml("[api]\npublic_url = \"https://bot.example.org/mltb\"\n", &env(&[])).unwrap();
+    assert_eq!(ok.api.public_url.as_deref(), Some("https://bot.example.org/mltb"));
 
     let e = problems("[backup]\nencrypt_to = [\"hunter2\"]\nremote = \"/tmp/x\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("backup.remote: expected an rclone remote")), "{e:?}");
@@ -231,6 +232,7 @@ tls_cert = "/etc/c.pem"
 tls_key = "/etc/k.pem"
 rate = "5/1s"
 ready_interval = "5s"
+public_url = "https://bot.example.org/mltb"
 [log]
 level = "debug"
 file = "/var/log/mltb.log"
