@@ -136,6 +136,12 @@ async fn two_of_five_files_chosen_in_the_browser_are_the_only_ones_downloaded() 
         .unwrap();
     assert_eq!(root_mixed, json!(true), "the torrent's folder shows a partial choice");
 
+    let sideways = browser
+        .run("return document.documentElement.scrollWidth > window.innerWidth;", json!([]))
+        .await
+        .unwrap();
+    assert_eq!(sideways, json!(false), "nothing scrolls sideways at phone width");
+
     let shots = std::env::var_os("MLTB_SCREENSHOTS")
         .map_or_else(|| dir.path().join("shots"), std::path::PathBuf::from);
     let shot = shots.join("select-files.png");
