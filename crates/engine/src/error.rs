@@ -126,6 +126,13 @@ pub enum ErrorKind {
     /// The store failed to record a step.
     #[error("store: {0}")]
     Store(String),
+    /// Another instance holds the task now (its lease was taken over): this instance
+    /// stops working on it.
+    #[error("task {task} is held by another instance now")]
+    Fenced {
+        /// The task.
+        task: i64,
+    },
     /// A setting cannot be used.
     #[error("invalid setting {setting} = {value}: expected {expected}")]
     Config {

@@ -47,7 +47,7 @@ pub use download::{
 pub use egress::{CheckedUrl, EgressPolicy, EgressProxy};
 pub use error::{Error, ErrorKind, Result};
 pub use pipeline::{
-    Choice, ChoiceError, ChoiceFile, Chosen, Engine, EngineConfig, LeechDefaults, Link, LinkSource,
+    Choice, ChoiceError, ChoiceFile, Chosen, Cluster, Engine, EngineConfig, LeechDefaults, Link, LinkSource,
     MirrorDefaults, QueueLimits, StandardPlanner, TaskOptions, TaskPlanner, TaskView, Waiting,
 };
 pub use upload::{

@@ -961,3 +961,155 @@ async fn cancel_mid_gathering_stops_the_current_download_and_removes_every_link(
     engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+/// Records which instance uploaded which task.
+#[derive(Debug)]
+struct Recorder {
+    instance: &'static str,
+    uploads: Arc<Mutex<Vec<(&'static str, i64)>>>,
+}
+
+#[async_trait::async_trait]
+impl Uploader for Recorder {
+    async fn upload(
+        &self,
+        request: &mltb_engine::UploadRequest,
+        _context: mltb_engine::UploadContext<'_>,
+    ) -> mltb_engine::Result<mltb_engine::UploadOutcome> {
+        self.uploads.lock().unwrap().push((self.instance, request.task));
+        Ok(mltb_engine::UploadOutcome::default())
+    }
+}
+
+struct Recording(Arc<Recorder>);
+
+#[async_trait::async_trait]
+impl TaskPlanner for Recording {
+    async fn uploader(&self, _task: &Task) -> mltb_engine::Result<Arc<dyn Uploader>> {
+        Ok(self.0.clone())
+    }
+}
+
+/// Instances `a` and `b` on one SQLite file, each with its own downloads, download
+/// directory and uploads (recorded together).
+struct Pair {
+    dir: tempfile::TempDir,
+    uploads: Arc<Mutex<Vec<(&'static str, i64)>>>,
+}
+
+impl Pair {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap(), uploads: Arc::default() }
+    }
+
+    async fn store(&self, instance: &str) -> Arc<SqliteStore> {
+        let config = StoreConfig::new().instance(instance);
+        Arc::new(SqliteStore::open_sqlite(self.dir.path().join("mltb.db"), config).await.unwrap())
+    }
+
+    async fn engine(
+        &self,
+        instance: &'static str,
+        store: Arc<SqliteStore>,
+        downloads: Arc<Scripted>,
+        cluster: mltb_engine::Cluster,
+    ) -> Engine<SqliteBackend> {
+        let planner = Recording(Arc::new(Recorder { instance, uploads: self.uploads.clone() }));
+        let config = EngineConfig::new(self.dir.path().join(instance))
+            .poll_interval(Duration::from_millis(20))
+            .cluster(cluster);
+        Engine::start(store, downloads, Arc::new(planner), config).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn two_instances_share_the_tasks_and_each_is_done_once() {
+    let pair = Pair::new();
+    let urls: Vec<String> = (0..10).map(|i| format!("http://f/{i}.bin")).collect();
+    let (da, db) = (Arc::new(Scripted::default()), Arc::new(Scripted::default()));
+    for (i, u) in urls.iter().enumerate() {
+        da.serve(u, data(40_000, i as u32));
+        db.serve(u, data(40_000, i as u32));
+    }
+    let cluster = mltb_engine::Cluster::new(Duration::from_millis(600), 5);
+    let (sa, sb) = (pair.store("a").await, pair.store("b").await);
+    let a = pair.engine("a", sa.clone(), da.clone(), cluster).await;
+    let b = pair.engine("b", sb.clone(), db.clone(), cluster).await;
+    for u in &urls {
+        let t = a.submit(&leech(1, u)).await.unwrap();
+        assert_eq!(t.owner, None, "a submitted task is free for any instance to claim");
+    }
+    // Each claims as many as it may run (5); the downloads wait until opened.
+    until("both instances run five tasks", || a.tasks().len() == 5 && b.tasks().len() == 5).await;
+    for u in &urls {
+        da.open(u);
+        db.open(u);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let tasks = sa.tasks_with_files(mltb_store::TaskFilter::Recent(20)).await.unwrap();
+        if tasks.iter().filter(|t| t.task.state == TaskState::Completed).count() == 10 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the ten tasks end: {tasks:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut uploads = pair.uploads.lock().unwrap().clone();
+    uploads.sort_by_key(|u| u.1);
+    assert_eq!(uploads.iter().map(|u| u.1).collect::<Vec<_>>(), (1..=10).collect::<Vec<i64>>(), "each once");
+    let by_a = uploads.iter().filter(|u| u.0 == "a").count();
+    assert_eq!((by_a, uploads.len() - by_a), (5, 5), "the work is spread");
+    assert_eq!(da.active() + db.active(), 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_dead_instances_task_is_taken_over_and_a_revived_one_stops_without_writing() {
+    let pair = Pair::new();
+    let url = "http://f/big.bin";
+    let (da, db) = (Arc::new(Scripted::default()), Arc::new(Scripted::default()));
+    da.serve(url, data(80_000, 7));
+    db.serve(url, data(80_000, 7));
+    let lease = Duration::from_millis(300);
+    let sa = pair.store("a").await;
+    let a = pair.engine("a", sa.clone(), da.clone(), mltb_engine::Cluster::new(lease, 4)).await;
+    let task = a.submit(&leech(1, url)).await.unwrap();
+    until("a runs the task", || a.tasks().iter().any(|v| v.id == task.id && v.done > 0)).await;
+    // `a` dies: nothing renews its lease; `b` takes the task over once it runs out.
+    a.shutdown().await;
+    let sb = pair.store("b").await;
+    let b = pair.engine("b", sb.clone(), db.clone(), mltb_engine::Cluster::new(lease, 4)).await;
+    until("b takes the task over", || b.tasks().iter().any(|v| v.id == task.id)).await;
+    let row = sb.task(task.id).await.unwrap().unwrap();
+    assert_eq!((row.owner.as_deref(), row.fence), (Some("b"), 2));
+    // What `a` would still write is refused.
+    let stale = sa.update_progress(task.id, mltb_store::Progress { done: 1, total: None, speed: 0 }).await;
+    assert!(matches!(stale, Err(mltb_store::Error::Fenced { .. })), "{stale:?}");
+    db.open(url);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sb.task(task.id).await.unwrap().unwrap().state != TaskState::Completed {
+        assert!(tokio::time::Instant::now() < deadline, "b finishes the task");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(*pair.uploads.lock().unwrap(), [("b", task.id)], "uploaded once, by b");
+    b.shutdown().await;
+
+    // `c` runs a task when another process of the same instance id starts and adopts it
+    // (new fence): `c` finds its lease gone, stops without writing, and cleans up here.
+    let dc = Arc::new(Scripted::default());
+    dc.serve("http://f/c.bin", data(80_000, 9));
+    let sc = pair.store("c").await;
+    let c = pair.engine("c", sc.clone(), dc.clone(), mltb_engine::Cluster::new(lease, 4)).await;
+    let t = c.submit(&leech(1, "http://f/c.bin")).await.unwrap();
+    until("c runs it", || c.tasks().iter().any(|v| v.id == t.id && v.done > 0)).await;
+    let again = pair.store("c").await;
+    assert_eq!(again.adopt_tasks(Duration::from_secs(60)).await.unwrap()[0].task.fence, 2);
+    until("c stops the task it lost", || c.tasks().is_empty()).await;
+    assert_eq!(dc.cancelled(), 1, "its download is removed");
+    assert!(!c.task_dir(t.id).exists(), "its files here are removed");
+    let row = sc.task(t.id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.fence), (TaskState::Downloading, 2), "the store is left to the new holder");
+    assert_eq!(c.finished_counts(), (0, 0, 0), "not counted as an end here");
+    c.shutdown().await;
+}

@@ -126,7 +126,10 @@ impl<B: mltb_store::Backend> SentFiles for mltb_store::Store<B> {
 }
 
 pub(crate) fn store_error(e: mltb_store::Error) -> Error {
-    Error::from(ErrorKind::Store(e.to_string()))
+    match e {
+        mltb_store::Error::Fenced { id } => Error::from(ErrorKind::Fenced { task: id }),
+        e => Error::from(ErrorKind::Store(e.to_string())),
+    }
 }
 
 /// The Telegram [`Uploader`]: sends through the bot's [`Scheduler`], so uploads keep

@@ -249,6 +249,7 @@ pub(super) async fn wait<B: Backend>(
         engine.with_live(task.id, |l| l.choice = None);
         engine.update(task.id, |v| v.choosing = false);
     };
+    let halt = engine.halt(task.id);
     let files = tokio::select! {
         files = chosen => files.ok(),
         () = cancel.cancelled() => {
@@ -258,7 +259,7 @@ pub(super) async fn wait<B: Backend>(
             }
             return Err(cancelled());
         }
-        () = inner.stop.cancelled() => return Ok(None),
+        () = halt.cancelled() => return Ok(None),
     };
     close();
     let Some(files) = files else { return Ok(None) };

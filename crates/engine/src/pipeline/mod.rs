@@ -25,7 +25,7 @@ pub use self::options::{Link, LinkSource, TaskOptions};
 pub use self::planner::{LeechDefaults, MirrorDefaults, StandardPlanner};
 use self::queue::Queue;
 pub use self::queue::{QueueLimits, Waiting};
-use crate::download::{DownloadRequest, DownloadSource, Downloader, UrlSource};
+use crate::download::{DownloadId, DownloadRequest, DownloadSource, Downloader, UrlSource};
 use crate::egress::EgressPolicy;
 use crate::leech::store_error;
 use crate::upload::Uploader;
@@ -50,6 +50,31 @@ pub struct EngineConfig {
     /// 7-Zip's program, for tasks that extract or zip (`-e`, `-z`): `7z` on the `PATH`
     /// by default (Debian's p7zip-full or 7zip package).
     pub seven_zip: PathBuf,
+    /// Several instances on one database (the store opened with an instance id): tasks
+    /// are claimed with leases instead of all run here (see [`Cluster`]). `None`: this
+    /// engine runs every task in the store.
+    pub cluster: Option<Cluster>,
+}
+
+/// How an engine shares a database's tasks with other instances: it claims unfinished
+/// tasks nobody holds (or whose lease ran out) up to `most` running here, renews its
+/// leases every third of `lease`, and stops (without touching the store) a task whose
+/// lease another instance took over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Cluster {
+    /// How long a lease holds without renewal: past it, another instance takes the
+    /// task over.
+    pub lease: Duration,
+    /// Most tasks running here at once (queued here, downloading, uploading).
+    pub most: usize,
+}
+
+impl Cluster {
+    /// Leases of `lease`, at most `most` tasks here.
+    pub fn new(lease: Duration, most: usize) -> Self {
+        Self { lease, most: most.max(1) }
+    }
 }
 
 impl EngineConfig {
@@ -63,7 +88,15 @@ impl EngineConfig {
             keep_failed: false,
             egress: None,
             seven_zip: PathBuf::from("7z"),
+            cluster: None,
         }
+    }
+
+    /// Shares the database's tasks with other instances (the store must have an
+    /// instance id).
+    pub fn cluster(mut self, cluster: Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
     }
 
     /// Checks every submitted link against `policy` before the task is created.
@@ -208,6 +241,12 @@ impl TaskView {
 struct Live {
     view: TaskView,
     cancel: CancellationToken,
+    /// Stops its runner without touching the store: a shutdown, or its lease lost.
+    halt: CancellationToken,
+    /// Whether another instance took its lease over.
+    lost: bool,
+    /// The download it polls now, to remove when the task is lost.
+    download: Option<DownloadId>,
     /// The choice of files it waits for, if it does.
     choice: Option<choice::Open>,
 }
@@ -220,6 +259,8 @@ pub(crate) struct Inner<B: Backend> {
     pub(crate) queue: Mutex<Queue>,
     /// Woken whenever a slot is given back or a task is forced.
     pub(crate) slots: Notify,
+    /// Wakes the claimer (a task was submitted, or one ended here).
+    claim: Notify,
     live: Mutex<HashMap<i64, Live>>,
     version: watch::Sender<u64>,
     /// Stops every runner without touching the store (shutdown, not cancel).
@@ -266,6 +307,7 @@ impl<B: Backend> Engine<B> {
             queue: Mutex::new(Queue::new(config.limits.clone())),
             config,
             slots: Notify::new(),
+            claim: Notify::new(),
             live: Mutex::new(HashMap::new()),
             version: watch::Sender::new(0),
             stop: CancellationToken::new(),
@@ -273,10 +315,18 @@ impl<B: Backend> Engine<B> {
             finished: Default::default(),
         });
         let engine = Self { inner };
-        let unfinished = engine.inner.store.unfinished_tasks().await.map_err(store_error)?;
+        let unfinished = match engine.inner.config.cluster {
+            // Its own tasks, from before a restart, with new fencing tokens.
+            Some(c) => engine.inner.store.adopt_tasks(c.lease).await.map_err(store_error)?,
+            None => engine.inner.store.unfinished_tasks().await.map_err(store_error)?,
+        };
         for t in unfinished {
             tracing::info!(task = t.task.id, state = %t.task.state, "resuming");
             engine.spawn(t.task, t.files);
+        }
+        if let Some(cluster) = engine.inner.config.cluster {
+            let claimer = engine.clone();
+            engine.inner.tracker.spawn(async move { claimer.claim_loop(cluster).await });
         }
         Ok(engine)
     }
@@ -308,7 +358,12 @@ impl<B: Backend> Engine<B> {
             }
         }
         let task = self.inner.store.create_task(task).await.map_err(store_error)?;
-        self.spawn(task.clone(), Vec::new());
+        if self.inner.config.cluster.is_some() {
+            // Any instance may claim it: this one looks at once.
+            self.inner.claim.notify_one();
+        } else {
+            self.spawn(task.clone(), Vec::new());
+        }
         Ok(task)
     }
 
@@ -317,18 +372,30 @@ impl<B: Backend> Engine<B> {
         if task.state == TaskState::Queued {
             self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).enqueue(task.id, task.user);
         }
-        self.inner
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(task.id, Live { view: TaskView::of(&task), cancel: cancel.clone(), choice: None });
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            task.id,
+            Live {
+                view: TaskView::of(&task),
+                cancel: cancel.clone(),
+                halt: self.inner.stop.child_token(),
+                lost: false,
+                download: None,
+                choice: None,
+            },
+        );
         self.bump();
         let engine = self.clone();
         self.inner.tracker.spawn(async move {
             let id = task.id;
             run::run(engine.clone(), task, files, cancel).await;
-            engine.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            let gone = engine.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            if let Some(live) = gone
+                && live.lost
+            {
+                engine.drop_lost(id, live.download).await;
+            }
             engine.bump();
+            engine.inner.claim.notify_one();
         });
     }
 
@@ -415,6 +482,80 @@ impl<B: Backend> Engine<B> {
             f(&mut l.view);
         }
         self.bump();
+    }
+
+    /// The token that stops task `id`'s runner without touching the store (the
+    /// engine's own when the task does not run here).
+    pub(crate) fn halt(&self, id: i64) -> CancellationToken {
+        self.with_live(id, |l| l.halt.clone()).unwrap_or_else(|| self.inner.stop.clone())
+    }
+
+    /// Marks task `id` as lost to another instance (its runner stops; its files here go).
+    pub(crate) fn mark_lost(&self, id: i64) {
+        self.with_live(id, |l| {
+            l.lost = true;
+            l.halt.cancel();
+        });
+    }
+
+    /// Records the download task `id` polls now.
+    pub(crate) fn set_download(&self, id: i64, download: &DownloadId) {
+        self.with_live(id, |l| l.download = Some(download.clone()));
+    }
+
+    /// Claims and renews tasks until the engine stops (see [`Cluster`]).
+    async fn claim_loop(&self, cluster: Cluster) {
+        let every = (cluster.lease / 3).max(Duration::from_millis(10));
+        loop {
+            match self.inner.store.renew_tasks(cluster.lease).await {
+                Ok(renewed) => {
+                    for id in renewed.lost {
+                        tracing::warn!(task = id, "another instance took this task over; stopping it here");
+                        self.mark_lost(id);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not renew the task leases"),
+            }
+            let running = self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).len();
+            let free = cluster.most.saturating_sub(running);
+            if free > 0 {
+                match self
+                    .inner
+                    .store
+                    .claim_tasks(u32::try_from(free).unwrap_or(u32::MAX), cluster.lease)
+                    .await
+                {
+                    Ok(claimed) => {
+                        for t in claimed {
+                            tracing::info!(task = t.task.id, state = %t.task.state, fence = t.task.fence, "claimed");
+                            self.spawn(t.task, t.files);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "could not claim tasks"),
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = self.inner.claim.notified() => {}
+                () = self.inner.stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// A task lost to another instance, its runner stopped: its download and files here
+    /// go (the new owner downloads on its own), and the store stops fencing its writes.
+    async fn drop_lost(&self, id: i64, download: Option<DownloadId>) {
+        if let Some(d) = download
+            && let Err(e) = self.inner.downloader.cancel(&d).await
+        {
+            tracing::debug!(task = id, error = %e, "could not remove the lost task's download");
+        }
+        if let Err(e) = tokio::fs::remove_dir_all(self.task_dir(id)).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::debug!(task = id, error = %e, "could not remove the lost task's files");
+        }
+        self.inner.store.forget_task(id);
     }
 
     /// Runs `f` on task `id`'s live entry, if it runs here.

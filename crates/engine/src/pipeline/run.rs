@@ -29,7 +29,14 @@ pub(super) async fn run<B: Backend>(
     let user = task.user;
     let dir = engine.task_dir(id);
     let mut held: Option<Slot> = None;
-    let result = drive(&engine, &task, files, &cancel, &dir, &mut held).await;
+    let mut result = drive(&engine, &task, files, &cancel, &dir, &mut held).await;
+    if matches!(&result, Err(e) if matches!(e.kind(), ErrorKind::Fenced { .. }))
+        || (engine.halt(id).is_cancelled() && !engine.inner().stop.is_cancelled())
+    {
+        // Another instance holds it now: stop here, leave the store to its owner.
+        engine.mark_lost(id);
+        result = Ok(End::Stopped);
+    }
     {
         let inner = engine.inner();
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).release(id, user, held);
@@ -74,7 +81,7 @@ async fn drive<B: Backend>(
     held: &mut Option<Slot>,
 ) -> Result<End> {
     let inner = engine.inner();
-    let stop = inner.stop.clone();
+    let stop = engine.halt(task.id);
     let mut state = task.state;
     let links = crate::TaskOptions::from_json(&task.options)?.links;
     if state == TaskState::Queued {
@@ -160,6 +167,7 @@ async fn take<B: Backend>(
     cancel: &CancellationToken,
 ) -> Result<bool> {
     let inner = engine.inner();
+    let halt = engine.halt(task.id);
     loop {
         // Registered before the check, so a slot given back in between is not missed.
         let notified = inner.slots.notified();
@@ -178,7 +186,7 @@ async fn take<B: Backend>(
         tokio::select! {
             () = &mut notified => {}
             () = cancel.cancelled() => return Err(cancelled()),
-            () = inner.stop.cancelled() => return Ok(false),
+            () = halt.cancelled() => return Ok(false),
             // Free disk space changes without a slot being given back.
             () = tokio::time::sleep(inner.config.poll_interval) => {}
         }
@@ -337,6 +345,8 @@ async fn download<B: Backend>(
     let mut chosen = options.select;
     let mut ticker = tokio::time::interval(inner.config.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let halt = engine.halt(task.id);
+    engine.set_download(task.id, &gid);
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
@@ -346,12 +356,13 @@ async fn download<B: Backend>(
                 }
                 return Err(cancelled());
             }
-            () = inner.stop.cancelled() => return Ok(None),
+            () = halt.cancelled() => return Ok(None),
         }
         let status = inner.downloader.status(&gid).await?;
         if let Some(next) = status.followed_by.clone() {
             inner.store.mark_started(task.id, &recorded(link, &next)).await.map_err(store_error)?;
             gid = next;
+            engine.set_download(task.id, &gid);
             continue;
         }
         if !named && let Some(name) = &status.name {
@@ -474,7 +485,7 @@ async fn upload<B: Backend>(
     let token = CancellationToken::new();
     let guard = token.clone();
     let watcher = {
-        let (cancel, stop) = (cancel.clone(), inner.stop.clone());
+        let (cancel, stop) = (cancel.clone(), engine.halt(task.id));
         tokio::spawn(async move {
             tokio::select! {
                 () = cancel.cancelled() => {}
@@ -515,7 +526,7 @@ async fn archive_stage<B: Backend>(
     // A shutdown stops 7-Zip as a cancel does; the task stays `uploading` and the stage
     // runs again on the next start.
     let token = cancel.child_token();
-    let stop = inner.stop.clone();
+    let stop = engine.halt(task.id);
     let watch = {
         let token = token.clone();
         tokio::spawn(async move {
