@@ -103,6 +103,10 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
         .cache_bytes(usize::try_from(config.cache.bytes.0).unwrap_or(usize::MAX))
         // Continuous protection's replicator is then the only checkpointer of the log.
         .external_checkpoints(config.continuous_protection());
+    let store_config = match &config.instance.id {
+        Some(id) => store_config.instance(id.clone()),
+        None => store_config,
+    };
     let store = Arc::new(AnyStore::open(&database, store_config).await.map_err(|e| {
         Error::Start(format!(
             "cannot open the database: {}",
@@ -182,11 +186,15 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
     if let Some(n) = q.per_user {
         limits = limits.per_user(n);
     }
-    let engine_config = EngineConfig::new(config.download_dir())
+    let mut engine_config = EngineConfig::new(config.download_dir())
         .egress(Arc::new(policy))
         .limits(limits)
         .keep_failed(q.keep_failed)
         .seven_zip(&config.downloads.seven_zip);
+    if config.instance.id.is_some() {
+        engine_config =
+            engine_config.cluster(mltb_engine::Cluster::new(config.instance.lease.0, config.instance.most));
+    }
     let dl: Arc<dyn Downloader> = downloader.clone();
     let engine = Engine::start(store.clone(), dl, planner, engine_config)
         .await

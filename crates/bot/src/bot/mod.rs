@@ -24,7 +24,7 @@ use std::time::Instant;
 use frankenstein::AsyncTelegramApi;
 use frankenstein::updates::{Update, UpdateContent};
 use mltb_engine::Engine;
-use mltb_store::{Backend, Store};
+use mltb_store::{Backend, RoleLease, Store};
 use mltb_telegram::Client;
 use mltb_telegram::command::CommandParser;
 use mltb_telegram::poller::Poller;
@@ -34,6 +34,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{Access, Auth};
 use crate::board::{Authorizer, Board, BoardConfig, SigningKey, TaskLine};
 use crate::config::Config;
+
+/// The store role of the instance that polls Telegram.
+const POLLER: &str = "poller";
 
 /// Why [`Bot::run`] returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,7 +254,6 @@ impl<B: Backend> Bot<B> {
                 None
             }
         };
-        let mut poller = Poller::builder(self.inner.client.clone()).timeout(timeout).spawn();
         let tracker = tokio_util::task::TaskTracker::new();
         let transfers_stop = CancellationToken::new();
         tracker.spawn(observe::watch_transfers(
@@ -260,24 +262,18 @@ impl<B: Backend> Bot<B> {
             transfers_stop.clone(),
         ));
         tracker.spawn(choose::send_links(self.clone(), transfers_stop.clone()));
-        let exit = loop {
-            tokio::select! {
-                () = stop.cancelled() => break Exit::Stopped,
-                () = self.inner.restart.cancelled() => break Exit::Restart,
-                next = poller.recv() => match next {
-                    Some(Ok(update)) => {
-                        self.remember(&update);
-                        let bot = self.clone();
-                        tracker.spawn(async move { bot.serve(update).await });
-                    }
-                    Some(Err(e)) => tracing::warn!(error = %e, "getUpdates failed; the poller retries"),
-                    None => break Exit::Stopped,
-                },
-            }
+        let exit = if self.inner.config.instance.id.is_some() {
+            self.poll_when_elected(timeout, &stop, &tracker).await
+        } else {
+            self.poll(
+                Poller::builder(self.inner.client.clone()).timeout(timeout).spawn(),
+                &stop,
+                &tracker,
+                None,
+            )
+            .await
+            .unwrap_or(Exit::Stopped)
         };
-        if let Err(e) = poller.shutdown().await {
-            tracing::warn!(error = %e, "stopping the poller");
-        }
         transfers_stop.cancel();
         tracker.close();
         tracker.wait().await;
@@ -286,6 +282,105 @@ impl<B: Backend> Bot<B> {
             driver.stop().await;
         }
         exit
+    }
+
+    /// Serves the updates `poller` receives, each in its own task, until told to stop
+    /// or to restart; then stops the poller. With `role` (several instances), each
+    /// update's offset is saved under the role's fence before it is served, and the role
+    /// is renewed every third of the lease: `None` when the role was lost (the update
+    /// that found out is not served; the next poller gets it again).
+    async fn poll(
+        &self,
+        mut poller: Poller,
+        stop: &CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+        role: Option<&RoleLease>,
+    ) -> Option<Exit> {
+        let lease = self.inner.config.instance.lease.0;
+        let mut renew = tokio::time::interval((lease / 3).max(std::time::Duration::from_millis(100)));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let store = &self.inner.store;
+        let exit = loop {
+            tokio::select! {
+                () = stop.cancelled() => break Some(Exit::Stopped),
+                () = self.inner.restart.cancelled() => break Some(Exit::Restart),
+                _ = renew.tick(), if role.is_some() => {
+                    let Some(held) = role else { continue };
+                    match store.renew_role(held, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => break None,
+                        Err(e) => tracing::warn!(error = %e, "could not renew the poller role"),
+                    }
+                }
+                next = poller.recv() => match next {
+                    Some(Ok(update)) => {
+                        if let Some(held) = role {
+                            match store.save_position(held, i64::from(update.update_id) + 1).await {
+                                Ok(true) => {}
+                                Ok(false) => break None,
+                                Err(e) => {
+                                    // Unsaved, it must not be served here: the next
+                                    // poller receives it again.
+                                    tracing::warn!(error = %e, "could not save the update offset; stepping down");
+                                    break None;
+                                }
+                            }
+                        }
+                        self.remember(&update);
+                        let bot = self.clone();
+                        tracker.spawn(async move { bot.serve(update).await });
+                    }
+                    Some(Err(e)) => tracing::warn!(error = %e, "getUpdates failed; the poller retries"),
+                    None => break Some(Exit::Stopped),
+                },
+            }
+        };
+        if let Err(e) = poller.shutdown().await {
+            tracing::warn!(error = %e, "stopping the poller");
+        }
+        exit
+    }
+
+    /// Several instances: waits to be elected the poller (the store's `poller` role),
+    /// polls from the saved offset while it holds the role, and waits again when it is
+    /// lost. Gives the role up when told to stop, so that another instance polls at once.
+    async fn poll_when_elected(
+        &self,
+        timeout: u32,
+        stop: &CancellationToken,
+        tracker: &tokio_util::task::TaskTracker,
+    ) -> Exit {
+        let lease = self.inner.config.instance.lease.0;
+        let beat = (lease / 3).max(std::time::Duration::from_millis(100));
+        let store = &self.inner.store;
+        loop {
+            let held = loop {
+                match store.acquire_role(POLLER, lease).await {
+                    Ok(Some(held)) => break held,
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not ask for the poller role"),
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return Exit::Stopped,
+                    () = self.inner.restart.cancelled() => return Exit::Restart,
+                    () = tokio::time::sleep(beat) => {}
+                }
+            };
+            tracing::info!(fence = held.fence, offset = ?held.position, "this instance polls Telegram now");
+            let mut builder = Poller::builder(self.inner.client.clone()).timeout(timeout);
+            if let Some(offset) = held.position {
+                builder = builder.offset(offset);
+            }
+            match self.poll(builder.spawn(), stop, tracker, Some(&held)).await {
+                Some(exit) => {
+                    if let Err(e) = store.release_role(&held).await {
+                        tracing::warn!(error = %e, "could not give the poller role up");
+                    }
+                    return exit;
+                }
+                None => tracing::warn!("another instance took the poller role over; this one follows"),
+            }
+        }
     }
 
     /// Sends `html` to `chat` as a reply to `reply_to`, through the scheduler.

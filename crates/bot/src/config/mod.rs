@@ -130,6 +130,8 @@ pub struct Config {
     pub commands: CommandsSection,
     /// The database.
     pub store: StoreSection,
+    /// `[instance]`: several instances of one bot on one database.
+    pub instance: InstanceSection,
     /// The in-memory cache (and Redis, when `MLTB_REDIS_URL` is set).
     pub cache: CacheSection,
     /// Downloads: aria2 and the egress guard.
@@ -165,6 +167,7 @@ impl Default for Config {
             auth: AuthSection::default(),
             commands: CommandsSection::default(),
             store: StoreSection::default(),
+            instance: InstanceSection::default(),
             cache: CacheSection::default(),
             downloads: DownloadsSection::default(),
             queue: QueueSection::default(),
@@ -273,6 +276,29 @@ pub struct StoreSection {
     /// The SQLite file (default `<data_dir>/mltb.db`); unused when `MLTB_DATABASE_URL`
     /// names a PostgreSQL database.
     pub sqlite_path: Option<PathBuf>,
+}
+
+/// `[instance]`: several instances of one bot (same token) on one database
+/// (PostgreSQL), each with its own data directory and aria2. One instance polls
+/// Telegram at a time; tasks are claimed with leases.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct InstanceSection {
+    /// This instance's id, unique among the running instances (1 to 64 letters,
+    /// digits, `.`, `_`, `-`). Unset (the default): one instance runs everything.
+    pub id: Option<String>,
+    /// How long the poller role and a task's lease hold without renewal: a dead
+    /// instance's work is taken over after it (default 15 s; at least 1 s).
+    pub lease: Span,
+    /// Most tasks this instance runs at once (default 8).
+    pub most: usize,
+}
+
+impl Default for InstanceSection {
+    fn default() -> Self {
+        Self { id: None, lease: Span(std::time::Duration::from_secs(15)), most: 8 }
+    }
 }
 
 /// `[cache]`
@@ -565,6 +591,9 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("commands", "guest", Kind::Text),
     ("commands", "bulk_limit", Kind::Toml),
     ("store", "sqlite_path", Kind::Text),
+    ("instance", "id", Kind::Text),
+    ("instance", "lease", Kind::Text),
+    ("instance", "most", Kind::Toml),
     ("cache", "bytes", Kind::Toml),
     ("cache", "ttl", Kind::Toml),
     ("downloads", "dir", Kind::Text),
@@ -708,6 +737,19 @@ impl Config {
                     format!("expected age public keys (age1…) or SSH public keys, got {r:?}"),
                 );
             }
+        }
+        if let Some(id) = &self.instance.id
+            && (id.is_empty()
+                || id.len() > 64
+                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        {
+            bad("instance.id", format!("expected 1 to 64 letters, digits, '.', '_' or '-', got {id:?}"));
+        }
+        if self.instance.lease.0 < std::time::Duration::from_secs(1) {
+            bad("instance.lease", format!("expected at least 1s, got {:?}", self.instance.lease.0));
+        }
+        if self.instance.most == 0 {
+            bad("instance.most", "expected at least 1 task".into());
         }
         if let Some(url) = &self.api.public_url {
             match url::Url::parse(url) {

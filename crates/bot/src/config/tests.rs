@@ -79,6 +79,11 @@ fn bad_values_are_named_with_what_was_expected() {
     let e = problems("[api]\nready_interval = \"500ms\"\n", &env(&[]));
     assert!(e.iter().any(|p| p.starts_with("api.ready_interval: expected at least 1s")), "{e:?}");
 
+    let e = problems("[instance]\nid = \"a b\"\nlease = \"100ms\"\nmost = 0\n", &env(&[]));
+    for key in ["instance.id: expected 1 to 64", "instance.lease: expected at least 1s", "instance.most"] {
+        assert!(e.iter().any(|p| p.starts_with(key)), "{key}: {e:?}");
+    }
+
     for url in ["bot.example.org", "ftp://bot.example.org", "https://bot.example.org/?a=1"] {
         let e = problems(&format!("[api]\npublic_url = \"{url}\"\n"), &env(&[]));
         assert!(
@@ -183,6 +188,10 @@ guest = "1/1m"
 bulk_limit = 20
 [store]
 sqlite_path = "/tmp/m.db"
+[instance]
+id = "bot-1"
+lease = "10s"
+most = 4
 [cache]
 bytes = "8MiB"
 ttl = 60
