@@ -9,7 +9,6 @@ mod tasks;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,7 +37,8 @@ pub(crate) struct AppState {
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) checks: Arc<[Arc<dyn ReadyCheck>]>,
     pub(crate) analyzer: Option<Arc<Analyzer>>,
-    pub(crate) download_dir: Option<PathBuf>,
+    /// Shared, so that cloning the state (each request does) does not copy the path.
+    pub(crate) download_dir: Option<Arc<std::path::Path>>,
     pub(crate) ready_timeout: Duration,
     pub(crate) max_finished: u32,
 }
@@ -127,13 +127,14 @@ pub(crate) fn router(
     if protect_metrics {
         metrics_route = metrics_route.layer(axum::middleware::from_fn_with_state(auth, auth::require_token));
     }
+    let health = Router::new().route("/health", get(system::health)).with_state(metrics.clone());
     Router::new()
-        .route("/health", get(system::health))
         .route("/ready", get(system::ready))
         .route("/metrics", metrics_route)
         .merge(api)
         .fallback(no_route)
         .with_state(state)
+        .merge(health)
         .merge(dashboard)
         .merge(select)
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))

@@ -101,7 +101,7 @@ impl ApiBuilder {
             metrics: self.metrics,
             checks,
             analyzer: self.analyzer,
-            download_dir: self.download_dir,
+            download_dir: self.download_dir.map(Arc::from),
             ready_timeout: self.config.ready_timeout,
             max_finished: self.config.max_finished,
         };
