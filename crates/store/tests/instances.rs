@@ -44,11 +44,11 @@ const GONE: Duration = Duration::from_millis(0);
 
 /// Claims on `store` until it gets task `id` (its lease elsewhere must run out first:
 /// at most a few milliseconds).
-async fn claim_when_free(store: &AnyStore, id: i64) -> i64 {
+async fn claim_when_free(store: &AnyStore, id: i64) -> mltb_store::TaskWithFiles {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         if let Some(t) = store.claim_tasks(10, LONG).await.unwrap().into_iter().find(|t| t.task.id == id) {
-            return t.task.fence;
+            return t;
         }
         assert!(tokio::time::Instant::now() < deadline, "task {id} never became free to claim");
         tokio::task::yield_now().await;
@@ -81,7 +81,9 @@ async fn claims_leases_and_fencing(db: Db) {
     let file = a.add_file(5, "five.bin", 100).await.unwrap();
     a.add_part(file, &Part { index: 0, size: 50, message_id: Some(1), remote_path: None }).await.unwrap();
     a.update_progress(5, progress(50)).await.unwrap();
-    assert_eq!(claim_when_free(&b, 5).await, 2, "a takeover raises the fence");
+    let taken = claim_when_free(&b, 5).await;
+    assert_eq!(taken.task.fence, 2, "a takeover raises the fence");
+    assert_eq!((taken.files.len(), taken.files[0].parts.len()), (1, 1), "it comes with its files and parts");
     b.update_progress(5, progress(70)).await.unwrap();
 
     // The old holder's writes are refused, whatever they are; the new owner's stand.

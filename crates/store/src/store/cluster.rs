@@ -154,16 +154,17 @@ impl<B: Backend> Store<B> {
             BackendKind::Postgres => sql::CLAIM_POSTGRES,
             _ => sql::CLAIM_SQLITE,
         };
+        let until = until(lease);
         let claim = Statement::query(
             sql,
             vec![
                 Value::Text(owner.clone()),
-                Value::Int(until(lease)),
+                Value::Int(until),
                 Value::Int(crate::now_ms()),
                 Value::Int(i64::from(limit)),
             ],
         );
-        self.taken(claim, &owner).await
+        self.taken(claim, &owner, until).await
     }
 
     /// Takes this instance's own unfinished tasks again after its restart (same
@@ -171,19 +172,26 @@ impl<B: Backend> Store<B> {
     /// writes is refused.
     pub async fn adopt_tasks(&self, lease: Duration) -> Result<Vec<TaskWithFiles>> {
         let owner = self.instance_id()?;
-        let adopt = Statement::query(sql::ADOPT, vec![Value::Text(owner.clone()), Value::Int(until(lease))]);
-        self.taken(adopt, &owner).await
+        let until = until(lease);
+        let adopt = Statement::query(sql::ADOPT, vec![Value::Text(owner.clone()), Value::Int(until)]);
+        self.taken(adopt, &owner, until).await
     }
 
-    async fn taken(&self, statement: Statement, owner: &str) -> Result<Vec<TaskWithFiles>> {
+    /// The tasks `statement` took (with lease end `until`), with their files; held from now on.
+    async fn taken(&self, statement: Statement, owner: &str, until: i64) -> Result<Vec<TaskWithFiles>> {
         let out = self.run_one(statement).await?;
         let mut tasks = out.rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
         tasks.sort_by_key(|t| t.id);
         if tasks.is_empty() {
             return Ok(Vec::new());
         }
-        let files =
-            self.run_one(Statement::query(sql::FILES_OWNED, vec![Value::Text(owner.to_owned())])).await?;
+        // Only the files of the tasks just taken, not of every task already running here.
+        let files = self
+            .run_one(Statement::query(
+                sql::FILES_TAKEN,
+                vec![Value::Text(owner.to_owned()), Value::Int(until)],
+            ))
+            .await?;
         let mut files = files_from_rows(&files.rows)?;
         let taken: Vec<TaskWithFiles> = tasks
             .into_iter()

@@ -192,11 +192,12 @@ pub(crate) const ADOPT: &str = concat!(
      AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING ",
     task_columns!()
 );
-/// The files of an owner's unfinished tasks: `?1` owner.
-pub(crate) const FILES_OWNED: &str = concat!(
+/// The files of the tasks one claim or adoption just took: `?1` owner, `?2` the lease
+/// end it wrote (the tasks it took share it; those held before carry another).
+pub(crate) const FILES_TAKEN: &str = concat!(
     "SELECT ",
     file_columns!(),
-    " WHERE f.task_id IN (SELECT id FROM tasks WHERE owner = ?1 \
+    " WHERE f.task_id IN (SELECT id FROM tasks WHERE owner = ?1 AND lease_until = ?2 \
      AND state IN ('queued', 'downloading', 'uploading', 'seeding')) ORDER BY f.task_id, f.id, p.part"
 );
 /// Renews every unfinished task an owner holds: `?1` owner, `?2` lease until.
