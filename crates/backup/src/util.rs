@@ -7,9 +7,21 @@ use crate::error::{Error, Result};
 
 /// An exclusive `flock` on a file, released when dropped (or when the process dies, so a
 /// crash never leaves a stale lock).
+///
+/// Dropping unlocks explicitly before closing: a `flock` belongs to the open file
+/// description, and a child forked by another thread holds a copy of it until its
+/// `exec` closes it (close-on-exec), so a close alone could leave the lock held for a
+/// moment after the drop.
 #[derive(Debug)]
 pub(crate) struct Lock {
-    _file: File,
+    file: File,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // Failing to unlock leaves the close to release it, as before.
+        let _ = rustix::fs::flock(&self.file, rustix::fs::FlockOperation::Unlock);
+    }
 }
 
 impl Lock {
@@ -23,7 +35,7 @@ impl Lock {
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => Ok(Self { file }),
             Err(rustix::io::Errno::WOULDBLOCK) => {
                 Err(Error::Locked { what: busy.to_string(), path: path.display().to_string() })
             }
@@ -246,6 +258,19 @@ mod tests {
         assert!(e.to_string().contains("another run is busy"), "{e}");
         drop(held);
         assert!(!Lock::is_held(&path).unwrap());
+    }
+
+    #[test]
+    fn a_lock_is_released_on_drop_while_a_copy_of_its_descriptor_lives() {
+        // A child forked by another thread holds such a copy until its exec (the
+        // stop-25 CI failure: the next backup found the directory still locked).
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.lock");
+        let held = Lock::try_take(&path, "busy").unwrap();
+        let copy = held.file.try_clone().unwrap();
+        drop(held);
+        assert!(!Lock::is_held(&path).unwrap(), "released although a copy is open");
+        drop(copy);
     }
 
     #[test]
