@@ -184,19 +184,24 @@ impl Browser {
     /// Waits until `script` (as for [`run`](Self::run)) returns something truthy, polling
     /// every 50 ms for at most `timeout`; returns that value.
     ///
+    /// A poll that fails counts as "not yet": a script that runs while the page navigates
+    /// (a form just submitted, say) has its document unloaded under it, and ChromeDriver
+    /// answers with an error (`script timeout`, at once) instead of a value. The last
+    /// error is in the message if the condition never holds.
+    ///
     /// # Errors
     /// The condition did not hold in time (the message names `what`).
     pub async fn wait(&self, what: &str, timeout: Duration, script: &str) -> Result<Value> {
         let start = Instant::now();
         loop {
-            let v = self.run(script, json!([])).await?;
-            let truthy = !(v.is_null() || v == false || v == 0 || v == "");
-            if truthy {
-                return Ok(v);
-            }
+            let last = match self.run(script, json!([])).await {
+                Ok(v) if !(v.is_null() || v == false || v == 0 || v == "") => return Ok(v),
+                Ok(v) => v.to_string(),
+                Err(e) => format!("error: {e}"),
+            };
             if start.elapsed() > timeout {
                 return Err(Error::Other(format!(
-                    "the page did not show {what} within {timeout:?} (last: {v})"
+                    "the page did not show {what} within {timeout:?} (last: {last})"
                 )));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
