@@ -90,3 +90,6 @@ pub use report::{REPORT_VERSION, Report, format_ms};
 pub use run::{Progress, ProgressSnapshot, run};
 pub use summary::{ErrorCounts, Generator, Percentiles, RunSummary, Second, Stats, TargetStats};
 pub use target::Target;
+
+#[doc(hidden)]
+pub use h1::AnswerReader;
