@@ -26,6 +26,8 @@ def wrk(path):
         return float(m.group(1)) * unit[m.group(2)] if m else float("nan")
 
     out = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))}
+    m = re.search(r"(\d+) requests in", text)
+    out["requests"] = int(m.group(1)) if m else 0
     for q in ("50", "99"):
         m = re.search(r"^\s+%s%%\s+(\S+)" % q, text, re.M)
         out["p" + q] = ms(m.group(1)) if m else float("nan")
@@ -38,6 +40,16 @@ def wrk(path):
         errs += int(m.group(1))
     out["errors"] = errs
     return out
+
+
+def cpu_per_request(out, e, c, r, requests):
+    """The server's CPU time per request during wrk run r (microseconds), if recorded."""
+    path = os.path.join(out, "cpu-%s-%d-%d.txt" % (e, c, r))
+    if not os.path.exists(path) or not requests:
+        return None
+    ticks = int(open(path).read().strip() or 0)
+    hz = int(open(os.path.join(out, "clk_tck")).read().strip() or 100)
+    return ticks / hz * 1e6 / requests
 
 
 def f(ms):
@@ -63,16 +75,19 @@ def main():
     out, conns, rates = sys.argv[1], [int(c) for c in sys.argv[2].split()], [int(r) for r in sys.argv[3].split()]
     names = {"hello": "bare axum `/hello`", "health": "bot `/health`", "tasks": "bot `/api/v1/tasks`"}
     print("\n### Closed loop (N users = N keep-alive connections), each run paired with wrk on the same URL right after\n")
-    print("| endpoint | conns | req/s median (range) | wrk req/s median (range) | ours ÷ wrk, per pair | p50 | p95 | p99 corrected | p99 raw | wrk p99 | errors |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| endpoint | conns | req/s median (range) | wrk req/s median (range) | ours ÷ wrk, per pair | p50 | p95 | p99 corrected | p99 raw | wrk p99 | errors | server CPU per request during wrk, median (range) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     closed = {}
     for c in conns:
         for e in ("hello", "health", "tasks"):
-            runs, wrks = [], []
+            runs, wrks, cpus = [], [], []
             r = 1
             while os.path.exists(os.path.join(out, "closed-%s-%d-%d.json" % (e, c, r))):
                 runs.append(load(os.path.join(out, "closed-%s-%d-%d.json" % (e, c, r)))["runs"][0])
                 wrks.append(wrk(os.path.join(out, "wrk-%s-%d-%d.txt" % (e, c, r))))
+                cpu = cpu_per_request(out, e, c, r, wrks[-1]["requests"])
+                if cpu is not None:
+                    cpus.append(cpu)
                 r += 1
             if not runs:
                 continue
@@ -88,12 +103,14 @@ def main():
             }
             raw = median([x["overall"]["uncorrected"]["p99"] for x in runs])
             ratio = median(ratios)
+            m["cpu_us"] = median(cpus) if cpus else None
             closed[(e, c)] = (m, None)
-            print("| %s | %d | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.2f (%s)%s | %s | %s | %s | %s | %s | %.2f%% |" % (
+            cpu_text = "%.2f µs (%.2f–%.2f)" % (m["cpu_us"], min(cpus), max(cpus)) if cpus else "–"
+            print("| %s | %d | %.0f (%.0f–%.0f) | %.0f (%.0f–%.0f) | %.2f (%s)%s | %s | %s | %s | %s | %s | %.2f%% | %s |" % (
                 names[e], c, m["throughput_rps"], min(ours), max(ours), median(theirs), min(theirs), max(theirs),
                 ratio, ", ".join("%.2f" % x for x in ratios), "" if abs(ratio - 1) <= 0.10 else " **not met**",
                 f(m["p50_ms"]), f(m["p95_ms"]), f(m["p99_ms"]), f(raw), f(median([w["p99"] for w in wrks])),
-                m["error_rate"] * 100))
+                m["error_rate"] * 100, cpu_text))
 
     print("\n### `/health` beside bare axum (target: within 1.3×)\n")
     print("| figure | conns | bare axum | bot `/health` | ratio | target |")
@@ -104,6 +121,10 @@ def main():
             ratio = a / b if b else float("inf")
             print("| closed-loop throughput | %d | %.0f req/s | %.0f req/s | %.2f× | %s |" % (
                 c, a, b, ratio, "met" if ratio <= 1.3 else "**not met**"))
+            a, b = closed[("hello", c)][0]["cpu_us"], closed[("health", c)][0]["cpu_us"]
+            if a and b:
+                print("| server CPU per request (during wrk) | %d | %.2f µs | %.2f µs | %.2f× | reported (not a target) |" % (
+                    c, a, b, b / a))
     opened = {}
     for e in ("hello", "health", "tasks"):
         p = os.path.join(out, "open-%s-2000.json" % e)

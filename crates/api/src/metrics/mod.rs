@@ -13,12 +13,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 pub(crate) use self::http::track;
-use self::http::{CheckLabels, RejectionLabels, RequestLabels, RouteLabels};
+use self::http::{CheckLabels, HttpCollector, HttpMetrics, RejectionLabels};
 pub use self::process::{DiskStats, ProcessStats};
 pub use self::sources::{BalancerStats, EndpointStats, TelegramStats};
 use self::sources::{SourceCollector, Sources};
@@ -28,21 +27,6 @@ use crate::engine::TaskEngine;
 pub const OPENMETRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The `Content-Type` of the Prometheus text format 0.0.4.
 pub const PROMETHEUS_TEXT_CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
-
-/// Bucket bounds of `mltb_http_request_duration_seconds`, in seconds.
-const LATENCY_BUCKETS: [f64; 13] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-fn latency_histogram() -> Histogram {
-    Histogram::new(LATENCY_BUCKETS)
-}
-
-/// The API's own HTTP figures.
-pub(crate) struct HttpMetrics {
-    pub(crate) requests: Family<RequestLabels, Counter>,
-    pub(crate) duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
-    pub(crate) in_flight: Gauge,
-}
 
 /// What the program was built from: `mltb_build_info{version, commit, rustc} 1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +87,7 @@ impl Default for BuildInfo {
 pub struct Metrics {
     registry: Mutex<Registry>,
     sources: Arc<RwLock<Sources>>,
-    pub(crate) http: HttpMetrics,
+    pub(crate) http: Arc<HttpMetrics>,
     rejections: Family<RejectionLabels, Counter>,
     ready: Family<CheckLabels, Gauge>,
     downloaded: Counter,
@@ -133,27 +117,9 @@ impl Metrics {
     /// As [`new`](Self::new), with `info` as the build info.
     pub fn with_build_info(info: BuildInfo) -> Self {
         let mut registry = Registry::default();
-        let http = HttpMetrics {
-            requests: Family::default(),
-            duration: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
-            in_flight: Gauge::default(),
-        };
-        registry.register(
-            "mltb_http_requests",
-            "HTTP requests answered by the API, by method, route template and status",
-            http.requests.clone(),
-        );
-        registry.register_with_unit(
-            "mltb_http_request_duration",
-            "Time from a request's arrival to its response head, by method and route template",
-            Unit::Seconds,
-            http.duration.clone(),
-        );
-        registry.register(
-            "mltb_http_requests_in_flight",
-            "HTTP requests being answered now",
-            http.in_flight.clone(),
-        );
+        // Collectors' families follow the registry's own in the exposition.
+        let http = Arc::new(HttpMetrics::default());
+        registry.register_collector(Box::new(HttpCollector(http.clone())));
         let rejections = Family::<RejectionLabels, Counter>::default();
         registry.register(
             "mltb_rate_limit_rejections",
