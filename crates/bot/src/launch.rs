@@ -43,9 +43,18 @@ pub struct Running {
 /// An exclusive `flock` on `<data_dir>/mltb.lock`, held while the bot runs: a second
 /// bot on the same data directory is refused, and `mltb-backup restore` refuses to
 /// replace the database under a running bot. The kernel drops it when the process dies.
+/// Dropping unlocks before closing: a child forked by another thread (aria2c, rclone)
+/// holds a copy of the file until its `exec`, and the lock would outlive the drop.
 #[derive(Debug)]
 struct DataLock {
-    _file: std::fs::File,
+    file: std::fs::File,
+}
+
+impl Drop for DataLock {
+    fn drop(&mut self) {
+        // Failing to unlock leaves the close to release it, as before.
+        let _ = rustix::fs::flock(&self.file, rustix::fs::FlockOperation::Unlock);
+    }
 }
 
 /// The lock file's name in the data directory (`mltb-backup` checks the same file).
@@ -61,7 +70,7 @@ impl DataLock {
             .open(&path)
             .map_err(|e| Error::Start(format!("cannot open {}: {e}", path.display())))?;
         match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => Ok(Self { _file: file }),
+            Ok(()) => Ok(Self { file }),
             Err(rustix::io::Errno::WOULDBLOCK) => Err(Error::Start(format!(
                 "another mltb is running on the data directory {} (it holds {}); stop it first, or give this one another data_dir",
                 data_dir.display(),
@@ -124,7 +133,18 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
         .map_err(|e| Error::Start(format!("Telegram did not accept the bot token (getMe): {e}")))?
         .result;
     let username = me.username.unwrap_or_default();
-    let scheduler = Scheduler::builder().build(client.clone());
+    let mut scheduler = Scheduler::builder();
+    if let Some(url) = &config.secrets.redis_url {
+        // Every instance of this bot on this Redis shares Telegram's limits.
+        let shared = crate::limits::SharedTelegramLimits::new(
+            url.expose(),
+            me.id,
+            mltb_telegram::scheduler::Limits::default(),
+        )
+        .map_err(|e| Error::Config(crate::logging::Redactor::for_config(&config).redact(&e.to_string())))?;
+        scheduler = scheduler.shared_limits(Arc::new(shared));
+    }
+    let scheduler = scheduler.build(client.clone());
 
     let mut policy = EgressPolicy::builder().schemes(config.downloads.schemes.iter().cloned());
     for entry in &config.downloads.allow {
@@ -273,4 +293,22 @@ fn signing_key(
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::Start(format!("cannot write {}: {e}", path.display())))?;
     Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_data_lock_is_exclusive_and_released_on_drop_while_a_copy_of_its_descriptor_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = DataLock::take(dir.path()).unwrap();
+        let e = DataLock::take(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("another mltb is running"), "{e}");
+        // A child forked by another thread holds such a copy until its exec.
+        let copy = held.file.try_clone().unwrap();
+        drop(held);
+        drop(DataLock::take(dir.path()).expect("released although a copy is open"));
+        drop(copy);
+    }
 }

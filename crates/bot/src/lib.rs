@@ -12,6 +12,7 @@ pub mod check;
 pub mod config;
 mod error;
 pub mod launch;
+pub mod limits;
 pub mod logging;
 
 pub use bot::{Bot, BotParts, Exit, NoObserver, Observer};

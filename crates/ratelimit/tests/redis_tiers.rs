@@ -266,3 +266,66 @@ fn tier_names_are_checked_in_build() {
     assert!(e.is_config() && e.to_string().contains("Fraction(2)"), "{e}");
     assert!(b().tier("guest", quota("1/s")).tier("owner", Limit::Unlimited).build().is_ok());
 }
+
+/// `check_all` takes a cell from every bucket or from none: a refusing bucket leaves
+/// the others as they were, and an unlimited tier is skipped.
+#[tokio::test]
+async fn check_all_takes_every_cell_or_none() {
+    let redis = SharedRedis::get().await.unwrap();
+    let limiter = TieredRedisLimiter::builder(redis.url())
+        .prefix(redis.key_prefix())
+        .tier("all", quota("3/h burst 3"))
+        .tier("chat", quota("1/h burst 1"))
+        .tier("owner", Limit::Unlimited)
+        .build()
+        .unwrap();
+    let take = |chat: &'static str| {
+        let limiter = &limiter;
+        async move { limiter.check_all(&[(&"all", "bot"), (&"chat", chat), (&"owner", "x")]).await.unwrap() }
+    };
+    let first = take("a").await;
+    assert_eq!((first.limited, first.source, first.remaining, first.limit), (false, Source::Redis, 0, 1));
+    let again = take("a").await;
+    assert!(again.limited, "chat a's only cell is spent");
+    assert!(again.retry_after > Duration::from_secs(3000), "{:?}", again.retry_after);
+    // The refusal took nothing from `all`: two cells are left for two other chats.
+    assert!(take("b").await.is_admitted());
+    assert!(take("c").await.is_admitted());
+    let full = take("d").await;
+    assert!(full.limited, "`all` is spent");
+    // ... and took nothing from chat d either.
+    assert!(limiter.check_in(&"chat", "d").await.unwrap().is_admitted());
+    assert!(limiter.check_all(&[]).await.unwrap().is_admitted());
+    assert_eq!(
+        limiter.check_all(&[(&"all", "bot"), (&"admin", "k")]).await.unwrap_err(),
+        Denied::InsufficientCapacity { requested: 1, capacity: 0 },
+        "a tier not listed has no capacity"
+    );
+}
+
+/// Two limiters (two processes' worth) checking one shared bucket beside their own,
+/// concurrently, admit exactly the shared bucket's burst between them.
+#[tokio::test]
+async fn concurrent_check_all_never_over_admits() {
+    let redis = SharedRedis::get().await.unwrap();
+    let make = || {
+        TieredRedisLimiter::builder(redis.url())
+            .prefix(redis.key_prefix())
+            .tier("all", quota("10/h burst 10"))
+            .tier("chat", quota("100/h burst 100"))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (std::sync::Arc::new(make()), std::sync::Arc::new(make()));
+    let mut checks = tokio::task::JoinSet::new();
+    for i in 0..40 {
+        let limiter = if i % 2 == 0 { a.clone() } else { b.clone() };
+        checks.spawn(async move {
+            limiter.check_all(&[(&"chat", &i.to_string()), (&"all", "bot")]).await.unwrap()
+        });
+    }
+    let decisions = checks.join_all().await;
+    assert!(decisions.iter().all(|d| d.source == Source::Redis));
+    assert_eq!(decisions.iter().filter(|d| d.is_admitted()).count(), 10);
+}

@@ -10,13 +10,14 @@ use redis::Script;
 use tokio::time::Instant;
 
 use super::rule::Rule;
-use super::{Decision, RedisStats, SCRIPT, Source};
+use super::{Decision, RedisStats, SCRIPT, SCRIPT_ALL, Source};
 use crate::{Clock, Denied, MonotonicClock};
 
 #[derive(Debug)]
 pub(super) struct Backend {
     pub(super) pool: Pool<RedisManager>,
     script: Script,
+    script_all: Script,
     pub(super) prefix: String,
     timeout: Duration,
     retry_interval: Duration,
@@ -42,6 +43,7 @@ impl Backend {
         Self {
             pool,
             script: Script::new(SCRIPT),
+            script_all: Script::new(SCRIPT_ALL),
             prefix,
             timeout,
             retry_interval,
@@ -94,14 +96,72 @@ impl Backend {
         }
     }
 
-    /// One check in Redis within `timeout`, checkout included. A connection that broke
-    /// is closed by the pool on return (its `RedisConnection` saw the error); one that
-    /// did not answer in time is marked broken here, since it may be wedged.
+    /// Takes one cell from each bucket — `(rule, redis_key, key)` — all or none: one
+    /// script call in Redis. While Redis cannot answer, each bucket's fallback answers
+    /// in turn (cells taken from the buckets that admitted are not given back, which
+    /// only makes the limit stricter).
+    pub(super) async fn check_all(&self, buckets: &[(&Rule, String, &str)]) -> Decision {
+        if buckets.is_empty() {
+            return Decision::unlimited();
+        }
+        if self.clock.now_nanos() >= self.down_until.load(Ordering::Relaxed) {
+            match self.eval_all(buckets).await {
+                Ok(decision) => {
+                    self.redis_checks.fetch_add(1, Ordering::Relaxed);
+                    if !self.healthy.swap(true, Ordering::Relaxed) {
+                        tracing::info!(prefix = %self.prefix, "redis is answering rate-limit checks again");
+                    }
+                    return decision;
+                }
+                Err(failure) => self.mark_down(&failure.to_string()),
+            }
+        }
+        let mut out: Option<Decision> = None;
+        for (rule, _, key) in buckets {
+            let d = self.fallback_decision(rule, key, 1);
+            out = Some(match out {
+                None => d,
+                Some(o) => Decision::new(
+                    o.limited || d.limited,
+                    o.limit.min(d.limit),
+                    o.remaining.min(d.remaining),
+                    o.retry_after.max(d.retry_after),
+                    o.reset_after.max(d.reset_after),
+                    Source::Fallback,
+                ),
+            });
+        }
+        out.unwrap_or_else(Decision::unlimited)
+    }
+
+    async fn eval_all(&self, buckets: &[(&Rule, String, &str)]) -> Result<Decision, Failure> {
+        let mut invocation = self.script_all.prepare_invoke();
+        for (rule, redis_key, _) in buckets {
+            invocation.key(redis_key.as_str()).arg(rule.t_micros).arg(rule.tau_micros);
+        }
+        let limit = buckets.iter().map(|(rule, ..)| rule.capacity).min().unwrap_or(u32::MAX);
+        self.run_script(&invocation, limit).await
+    }
+
+    /// One check in Redis within `timeout`, checkout included.
     async fn eval(&self, rule: &Rule, redis_key: &str, n: u32) -> Result<Decision, Failure> {
-        let deadline = Instant::now() + self.timeout;
-        let mut conn = self.checkout(deadline).await?;
         let mut invocation = self.script.key(redis_key);
         invocation.arg(rule.t_micros).arg(rule.tau_micros).arg(n);
+        self.run_script(&invocation, rule.capacity).await
+    }
+
+    /// Runs a GCRA script call within `timeout`, checkout included, and reads its answer
+    /// (admitted, remaining, retry after, reset after) as a decision of `limit`. A
+    /// connection that broke is closed by the pool on return (its `RedisConnection` saw
+    /// the error); one that did not answer in time is marked broken here, since it may
+    /// be wedged.
+    async fn run_script(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        limit: u32,
+    ) -> Result<Decision, Failure> {
+        let deadline = Instant::now() + self.timeout;
+        let mut conn = self.checkout(deadline).await?;
         let answer = tokio::time::timeout_at(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
         let reply = match answer {
             Ok(reply) => reply.map_err(Failure::Redis)?,
@@ -116,7 +176,7 @@ impl Backend {
         let micros = |v: i64| Duration::from_micros(u64::try_from(v).unwrap_or(0));
         Ok(Decision::new(
             admitted == 0,
-            rule.capacity,
+            limit,
             u32::try_from(remaining).unwrap_or(0),
             micros(retry_after),
             micros(reset_after),

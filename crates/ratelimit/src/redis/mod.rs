@@ -21,6 +21,7 @@ pub use self::tiered::TieredRedisLimiter;
 use crate::{Denied, KeyedLimiter, Quota};
 
 const SCRIPT: &str = include_str!("gcra.lua");
+const SCRIPT_ALL: &str = include_str!("gcra_all.lua");
 
 /// Keeps `T * burst + now` exact in Lua's doubles (2^53 µs).
 const MAX_TOLERANCE_MICROS: u64 = 1 << 52;

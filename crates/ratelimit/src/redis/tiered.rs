@@ -130,6 +130,49 @@ impl<T: Hash + Eq + AsRef<str>> TieredRedisLimiter<T> {
         }
     }
 
+    /// Takes one cell from each `(tier, key)` bucket, **all or none**, in one round trip:
+    /// admitted only if every bucket has a cell now, and then each gives one; refused
+    /// otherwise with nothing taken, `retry_after` the longest wait of a refusing
+    /// bucket. For a request that must fit several limits at once, say one per chat and
+    /// one overall, without spending a cell of one while another refuses. Unlimited
+    /// tiers are skipped; an empty list (or only unlimited tiers) is admitted.
+    ///
+    /// Fails for a tier that is not listed. `remaining` is the fewest cells left in any
+    /// of the buckets, `limit` the smallest burst. On Redis Cluster, the buckets must
+    /// hash to one slot: put a `{hash tag}` in the prefix. While Redis cannot answer,
+    /// the fallback answers bucket by bucket, not atomically (cells of the admitting
+    /// buckets stay taken, which only makes the limit stricter).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use mltb_ratelimit::{Quota, TieredRedisLimiter};
+    ///
+    /// let limiter = TieredRedisLimiter::builder("redis://127.0.0.1:6379/")
+    ///     .prefix("mybot:")
+    ///     .tier("all", "30/s burst 1".parse::<Quota>()?)
+    ///     .tier("chat", "1/s burst 1".parse::<Quota>()?)
+    ///     .build()?;
+    /// let decision = limiter.check_all(&[(&"all", "bot"), (&"chat", "42")]).await?;
+    /// if decision.limited {
+    ///     tokio::time::sleep(decision.retry_after).await; // then ask again
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn check_all(&self, buckets: &[(&T, &str)]) -> Result<Decision, Denied> {
+        let mut limited = Vec::with_capacity(buckets.len());
+        for (tier, key) in buckets {
+            match self.tiers.get(*tier) {
+                None => return Err(Denied::InsufficientCapacity { requested: 1, capacity: 0 }),
+                Some(Tier::Unlimited) => {}
+                Some(Tier::Limited { bucket_prefix, rule }) => {
+                    limited.push((&**rule, format!("{bucket_prefix}{key}"), *key));
+                }
+            }
+        }
+        Ok(self.backend.check_all(&limited).await)
+    }
+
     /// The limit of `tier`, or `None` if it is not listed.
     pub fn limit(&self, tier: &T) -> Option<Limit> {
         self.tiers.get(tier).map(|slot| match slot {

@@ -29,6 +29,16 @@ pub trait Transport: Send + Sync + 'static {
     fn execute(&self, request: &Request) -> impl Future<Output = Result<Response>> + Send;
 }
 
+/// Limits shared with the other processes that send for the same bot (several instances
+/// of it): the scheduler waits on them before every attempt, once its own
+/// [`Limits`] let the request go, so that the processes together stay within Telegram's
+/// limits. The bot implements it over Redis (`mltb-ratelimit`'s `check_all`).
+pub trait SharedLimits: Send + Sync + 'static {
+    /// Waits until a request to `chat` (`None`: not tied to a chat) may go by the shared
+    /// limits, and takes its cells in them.
+    fn acquire<'a>(&'a self, chat: Option<&'a ChatKey>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}
+
 /// The limits the scheduler keeps. Each must hold for *any* window, so quotas have burst 1
 /// (a GCRA quota admits `burst + rate·t` in a window `t`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +170,13 @@ pub struct SchedulerBuilder {
     freeze: FreezeScope,
     retry: RetryPolicy,
     capacity: usize,
+    shared: Option<Arc<dyn SharedLimits>>,
+}
+
+impl std::fmt::Debug for dyn SharedLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedLimits")
+    }
 }
 
 impl SchedulerBuilder {
@@ -181,6 +198,13 @@ impl SchedulerBuilder {
         self
     }
 
+    /// Limits shared with other processes sending for the same bot, awaited before every
+    /// attempt (retries included) after the scheduler's own. None by default.
+    pub fn shared_limits(mut self, shared: Arc<dyn SharedLimits>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     /// Most requests submitted and not yet resolved; `submit` waits beyond it. Default 10 000.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity.clamp(1, Semaphore::MAX_PERMITS);
@@ -192,8 +216,14 @@ impl SchedulerBuilder {
         let (tx, rx) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
         let permits = Arc::new(Semaphore::new(self.capacity));
-        let worker =
-            worker::Worker::new(Arc::new(transport), self.limits, self.freeze, self.retry, counters.clone());
+        let worker = worker::Worker::new(
+            Arc::new(transport),
+            self.limits,
+            self.freeze,
+            self.retry,
+            counters.clone(),
+            self.shared,
+        );
         tokio::spawn(worker.run(rx));
         Scheduler { inner: Arc::new(Inner { tx, permits, counters, capacity: self.capacity }) }
     }
@@ -241,6 +271,7 @@ impl Scheduler {
             freeze: FreezeScope::default(),
             retry: RetryPolicy::default(),
             capacity: 10_000,
+            shared: None,
         }
     }
 

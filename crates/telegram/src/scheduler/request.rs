@@ -159,8 +159,18 @@ pub struct SendDocumentSlice {
 }
 
 /// A flag that stops an upload in flight once set. Clones share it; compared by identity.
+///
+/// It may also carry a deadline (Unix milliseconds, which its owner may move on): past
+/// it, the flag counts as set. For uploads that may only go on while a lease holds —
+/// an instance paused past its lease must not send what another instance now sends.
 #[derive(Debug, Clone, Default)]
-pub struct AbortFlag(Arc<std::sync::atomic::AtomicBool>);
+pub struct AbortFlag(Arc<AbortState>);
+
+#[derive(Debug, Default)]
+struct AbortState {
+    set: std::sync::atomic::AtomicBool,
+    deadline: Option<Arc<std::sync::atomic::AtomicI64>>,
+}
 
 impl AbortFlag {
     /// A flag not set.
@@ -168,14 +178,29 @@ impl AbortFlag {
         Self::default()
     }
 
-    /// Sets it: uploads watching it stop.
-    pub fn set(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Release);
+    /// A flag not set that counts as set once the Unix time in milliseconds passes
+    /// `deadline` (read at each check, so moving it on extends the upload's life).
+    pub fn with_deadline(deadline: Arc<std::sync::atomic::AtomicI64>) -> Self {
+        Self(Arc::new(AbortState {
+            set: std::sync::atomic::AtomicBool::new(false),
+            deadline: Some(deadline),
+        }))
     }
 
-    /// Whether it is set.
+    /// Sets it: uploads watching it stop.
+    pub fn set(&self) {
+        self.0.set.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether it is set, or its deadline has passed.
     pub fn is_set(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
+        self.0.set.load(std::sync::atomic::Ordering::Acquire)
+            || self.0.deadline.as_ref().is_some_and(|d| {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+                now > d.load(std::sync::atomic::Ordering::Acquire)
+            })
     }
 }
 

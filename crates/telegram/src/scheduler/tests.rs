@@ -307,3 +307,19 @@ async fn a_long_upload_does_not_hold_back_the_chats_edits() {
     assert!(log[0].0 - start >= Limits::default().per_chat.emission_interval());
     s.shutdown().await;
 }
+
+#[test]
+fn an_abort_flag_with_a_deadline_is_set_past_it_until_the_deadline_moves_on() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let deadline = Arc::new(AtomicI64::new(now + 60_000));
+    let flag = super::AbortFlag::with_deadline(deadline.clone());
+    assert!(!flag.is_set(), "the lease holds");
+    deadline.store(now - 1, Ordering::Release);
+    assert!(flag.is_set(), "past the lease");
+    deadline.store(now + 60_000, Ordering::Release);
+    assert!(!flag.is_set(), "renewed");
+    flag.set();
+    assert!(flag.is_set() && flag.clone().is_set(), "set stays set");
+    assert!(!super::AbortFlag::new().is_set());
+}

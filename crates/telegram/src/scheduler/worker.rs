@@ -11,7 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::request::Content;
-use super::{Counters, FreezeScope, Limits, Request, Response, RetryPolicy, Transport};
+use super::{Counters, FreezeScope, Limits, Request, Response, RetryPolicy, SharedLimits, Transport};
 use crate::{Error, Result};
 
 /// A clock the worker sets once per decision, so every limiter sees the same instant:
@@ -108,6 +108,7 @@ pub(super) struct Worker<T> {
     next_upload: u64,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: Option<mpsc::UnboundedReceiver<Done>>,
+    shared: Option<Arc<dyn SharedLimits>>,
 }
 
 impl<T: Transport> Worker<T> {
@@ -117,6 +118,7 @@ impl<T: Transport> Worker<T> {
         freeze: FreezeScope,
         retry: RetryPolicy,
         counters: Arc<Counters>,
+        shared: Option<Arc<dyn SharedLimits>>,
     ) -> Self {
         let clock = FrozenClock::default();
         let keyed = |q| {
@@ -145,6 +147,7 @@ impl<T: Transport> Worker<T> {
             next_upload: 0,
             done_tx,
             done_rx: Some(done_rx),
+            shared,
         }
     }
 
@@ -314,7 +317,12 @@ impl<T: Transport> Worker<T> {
             Counters::add(&self.counters.attempts, 1);
             let transport = self.transport.clone();
             let done = self.done_tx.clone();
+            let shared = self.shared.clone();
             tokio::spawn(async move {
+                // The chat's lane stays held meanwhile, so its order is kept.
+                if let Some(shared) = &shared {
+                    shared.acquire(key.as_ref()).await;
+                }
                 let outcome = transport.execute(&request).await;
                 let _ = done.send(Done { chat: key, upload, outcome });
             });
