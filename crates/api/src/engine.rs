@@ -34,6 +34,13 @@ pub trait TaskEngine: Send + Sync + 'static {
     /// Cancels a task running here; `false` if it is not running here.
     fn cancel(&self, id: i64) -> bool;
 
+    /// Cancels a task wherever it runs ([`Engine::cancel_anywhere`]: with several
+    /// instances, one running on another is cancelled by it); `false` if no unfinished
+    /// task has that id. By default, only here.
+    async fn cancel_anywhere(&self, id: i64) -> mltb_engine::Result<bool> {
+        Ok(self.cancel(id))
+    }
+
     /// The queue's counts now.
     fn queue_counts(&self) -> QueueCounts;
 
@@ -75,6 +82,10 @@ impl<B: Backend> TaskEngine for Engine<B> {
 
     fn cancel(&self, id: i64) -> bool {
         Engine::cancel(self, id)
+    }
+
+    async fn cancel_anywhere(&self, id: i64) -> mltb_engine::Result<bool> {
+        Engine::cancel_anywhere(self, id).await
     }
 
     fn finished_counts(&self) -> (u64, u64, u64) {

@@ -8,7 +8,9 @@ mod support;
 use mltb_bot::Exit;
 use mltb_bot::config::{Config, Env};
 use mltb_bot::launch::Running;
-use mltb_telegram_sim::{Outbound, Sim, SimConfig};
+use mltb_store::TaskState;
+use mltb_telegram_sim::{Outbound, RateLimits, Sim, SimConfig};
+use mltb_testkit::{FileServer, ServedFile};
 use support::{CHAT, OWNER, USER, until_sent};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +22,11 @@ struct Instance {
 }
 
 async fn start(sim: &Sim, dir: &std::path::Path, id: &str) -> Instance {
+    start_with(sim, dir, id, &[]).await
+}
+
+/// Instance `id` with `extra` settings (`MLTB_…` pairs) over the defaults.
+async fn start_with(sim: &Sim, dir: &std::path::Path, id: &str, extra: &[(&str, &str)]) -> Instance {
     let data_dir = dir.join(id).display().to_string();
     let db = dir.join("shared.db").display().to_string();
     let chats = format!("[{CHAT}]");
@@ -36,6 +43,9 @@ async fn start(sim: &Sim, dir: &std::path::Path, id: &str) -> Instance {
         ("MLTB_INSTANCE_ID", id),
         ("MLTB_INSTANCE_LEASE", "1s"),
     ];
+    let mut pairs: Vec<(&str, &str)> =
+        pairs.into_iter().filter(|(k, _)| !extra.iter().any(|(e, _)| e == k)).collect();
+    pairs.extend_from_slice(extra);
     let config = Config::from_toml("", &Env::from_pairs(pairs)).unwrap();
     let running = mltb_bot::launch::start(config).await.unwrap();
     let stop = CancellationToken::new();
@@ -99,4 +109,93 @@ async fn one_instance_polls_and_a_dead_pollers_updates_are_answered_once_by_the_
     // Stopping gives the role up at once.
     assert_eq!(alive.running.store.role_holder("poller").await.unwrap().unwrap().until, 0);
     alive.running.shutdown().await;
+}
+
+/// Boards posted in `CHAT` (each `sendMessage` of a text starting `Tasks:`).
+fn boards_posted(log: &[Outbound]) -> usize {
+    log.iter()
+        .filter(|o| o.chat_id == CHAT && o.method == "sendMessage")
+        .filter(|o| o.text.as_deref().is_some_and(|t| t.starts_with("Tasks:")))
+        .count()
+}
+
+/// Waits (bounded) until task `id` is in `state` in the store.
+async fn until_state(i: &Instance, id: i64, state: TaskState) {
+    let deadline = tokio::time::Instant::now() + support::WAIT;
+    loop {
+        let now = i.running.store.task(id).await.unwrap().map(|t| t.state);
+        if now == Some(state) {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "task {id} never became {state}: {now:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Two tasks of one chat run on two instances (one each): the chat has one status board,
+/// the poller's, showing both; `/cancel` of the task the other instance runs stops it
+/// there; the simulator, flood limits on, never answers 429.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tasks_on_two_instances_share_one_board_and_cancel_from_the_poller() {
+    let sim = Sim::start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await.unwrap();
+    // Slow enough to stay running while the test looks (each alone would take ~50 s).
+    let slow = || ServedFile::new(support::data(1 << 20)).drip(4096, std::time::Duration::from_millis(200));
+    let server =
+        FileServer::builder().serve("/one.bin", slow()).serve("/two.bin", slow()).start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = [
+        ("MLTB_INSTANCE_MOST", "1"),
+        ("MLTB_DOWNLOADS_ALLOW", "[\"127.0.0.1\"]"),
+        ("MLTB_QUEUE_MIN_FREE_DISK", "0"),
+        ("MLTB_STATUS_INTERVAL", "3s"),
+    ];
+    let a = start_with(&sim, dir.path(), "a", &extra).await;
+    let b = start_with(&sim, dir.path(), "b", &extra).await;
+    sim.send_text(CHAT, USER, &format!("/leech {}", server.url("/one.bin")));
+    sim.send_text(CHAT, USER, &format!("/leech {}", server.url("/two.bin")));
+    until_sent(&sim, "one board showing both tasks", |log| {
+        log.iter().any(|o| {
+            o.chat_id == CHAT
+                && o.text.as_deref().is_some_and(|t| {
+                    t.starts_with("Tasks: 2") && t.contains("one.bin") && t.contains("two.bin")
+                })
+        })
+    })
+    .await;
+    let (deadline, mut split) = (tokio::time::Instant::now() + support::WAIT, false);
+    while !split {
+        split = a.running.engine.tasks().len() == 1 && b.running.engine.tasks().len() == 1;
+        assert!(tokio::time::Instant::now() < deadline, "each instance runs one task");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let holder = poller(&a).await.expect("an instance polls").holder;
+    let (poller_i, other) = if holder == "a" { (&a, &b) } else { (&b, &a) };
+    assert_eq!(boards_posted(&sim.sent()), 1, "one board, the poller's");
+
+    // `/cancel` reaches the poller; the other instance runs the task and stops it.
+    let theirs = other.running.engine.tasks()[0].id;
+    sim.send_text(CHAT, USER, &format!("/cancel {theirs}"));
+    until_sent(&sim, "the cancel acknowledged", |log| {
+        log.iter().any(|o| o.text.as_deref() == Some(&format!("Cancelling task #{theirs}.")))
+    })
+    .await;
+    until_state(other, theirs, TaskState::Cancelled).await;
+    let mine = poller_i.running.engine.tasks()[0].id;
+    sim.send_text(CHAT, USER, &format!("/cancel {mine}"));
+    until_state(poller_i, mine, TaskState::Cancelled).await;
+    until_sent(&sim, "the board goes once no task is left", |log| {
+        log.iter().any(|o| o.chat_id == CHAT && o.method == "deleteMessage")
+    })
+    .await;
+    assert!(other.running.engine.tasks().is_empty() && poller_i.running.engine.tasks().is_empty());
+    assert_eq!(boards_posted(&sim.sent()), 1, "still one board");
+    let stats = sim.stats();
+    assert_eq!(stats.responses_429, 0, "{stats:?}");
+
+    for i in [a, b] {
+        i.stop.cancel();
+        assert_eq!(i.task.await.unwrap(), Exit::Stopped);
+        i.running.shutdown().await;
+    }
+    server.shutdown().await;
 }

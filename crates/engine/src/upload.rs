@@ -114,6 +114,10 @@ pub struct UploadContext<'a> {
     /// Cancelled when the task is; the upload stops and returns
     /// [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled).
     pub cancel: CancellationToken,
+    /// With several instances: until when (Unix milliseconds, moved on at each lease
+    /// renewal) this instance surely holds the task. Past it nothing more may go out:
+    /// an instance paused past its lease must not send what the new holder sends.
+    pub lease: Option<std::sync::Arc<std::sync::atomic::AtomicI64>>,
 }
 
 impl<'a> UploadContext<'a> {
@@ -123,7 +127,13 @@ impl<'a> UploadContext<'a> {
         progress: &'a (dyn Fn(UploadProgress) + Send + Sync),
         cancel: CancellationToken,
     ) -> Self {
-        Self { parts, progress, cancel }
+        Self { parts, progress, cancel, lease: None }
+    }
+
+    /// Sends nothing past `lease` (see [`lease`](Self::lease)).
+    pub fn with_lease(mut self, lease: std::sync::Arc<std::sync::atomic::AtomicI64>) -> Self {
+        self.lease = Some(lease);
+        self
     }
 }
 

@@ -393,3 +393,82 @@ async fn a_torrents_files_are_chosen_before_its_download_and_only_those_arrive()
     s.engine.shutdown().await;
     s.sim.shutdown().await;
 }
+
+/// Several instances with one download directory (a shared filesystem) and an aria2c
+/// each: a download taken over from an instance that died continues from its partial
+/// data on the new holder's aria2c (the same GID added again with `--continue`), and the
+/// file arrives byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_taken_over_where_the_directory_is_shared_continues_from_its_partial_data() {
+    let sim = Sim::start(SimConfig::default()).await.unwrap();
+    sim.add_chat(CHAT);
+    let client = Client::builder(sim.token()).api_url(sim.api_url()).build().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let downloads = dir.path().join("downloads");
+    let lease = Duration::from_millis(900);
+    let instance = |id: &'static str| {
+        let (client, dir, downloads) = (client.clone(), dir.path().to_owned(), downloads.clone());
+        async move {
+            let config = StoreConfig::new().instance(id);
+            let store = Arc::new(SqliteStore::open_sqlite(dir.join("mltb.db"), config).await.unwrap());
+            let planner = Arc::new(Leech {
+                scheduler: Scheduler::builder().build(client),
+                store: store.clone(),
+                split: 1 << 20,
+            });
+            let aria2 = Arc::new(
+                Aria2Downloader::supervised(Aria2Config::new(dir.join(format!("aria2-{id}"))))
+                    .await
+                    .expect("aria2c should start (apt-get install aria2)"),
+            );
+            let config = EngineConfig::new(downloads)
+                .poll_interval(Duration::from_millis(50))
+                .cluster(mltb_engine::Cluster::new(lease, 4));
+            let engine = Engine::start(store.clone(), aria2.clone(), planner, config).await.unwrap();
+            (store, aria2, engine)
+        }
+    };
+    let source = data(3 << 20, 5);
+    let file = ServedFile::new(source.clone()).drip(32 << 10, Duration::from_millis(50));
+    let server = FileServer::builder().serve("/shared.bin", file).start().await.unwrap();
+
+    let (store_a, aria2_a, a) = instance("a").await;
+    let task = a.submit(&leech(server.url("/shared.bin"))).await.unwrap();
+    until("a has a quarter of it", || {
+        let store = store_a.clone();
+        async move {
+            let t = store.task(task.id).await.unwrap().unwrap();
+            t.state == TaskState::Downloading && t.progress.done >= 768 << 10
+        }
+    })
+    .await;
+    // `a` dies, its aria2c with it (`--stop-with-process`); its partial file stays.
+    a.shutdown().await;
+    drop(a);
+    Arc::try_unwrap(aria2_a).unwrap_or_else(|_| panic!("the engine let its downloader go")).shutdown().await;
+    let row = store_a.task(task.id).await.unwrap().unwrap();
+    assert_eq!((row.owner.as_deref(), row.state), (Some("a"), TaskState::Downloading));
+
+    let (store_b, _aria2_b, b) = instance("b").await;
+    until("b finishes it", || {
+        let store = store_b.clone();
+        async move { store.task(task.id).await.unwrap().unwrap().state.is_finished() }
+    })
+    .await;
+    let row = store_b.task(task.id).await.unwrap().unwrap();
+    assert_eq!((row.state, row.owner.as_deref(), row.fence), (TaskState::Completed, Some("b"), 2), "{row:?}");
+    let ranges = server.ranges_for("/shared.bin");
+    let resumed_at = ranges
+        .iter()
+        .flatten()
+        .filter_map(|r| r.strip_prefix("bytes=")?.split('-').next()?.parse::<u64>().ok())
+        .max();
+    assert!(
+        resumed_at.is_some_and(|at| at >= 768 << 10),
+        "b asked for the rest only, from where a stopped: {ranges:?}"
+    );
+    let hashes: Vec<_> = sim.sent().into_iter().filter_map(|o| o.file.map(|f| f.sha256)).collect();
+    assert_eq!(hashes, part_hashes(&source, 1 << 20), "the file arrives byte-exact, once");
+    b.shutdown().await;
+    sim.shutdown().await;
+}

@@ -976,6 +976,11 @@ impl Uploader for Recorder {
         request: &mltb_engine::UploadRequest,
         _context: mltb_engine::UploadContext<'_>,
     ) -> mltb_engine::Result<mltb_engine::UploadOutcome> {
+        if let Some(f) = request.files.iter().find(|f| !f.path.exists()) {
+            return Err(
+                mltb_engine::ErrorKind::NotFound { what: format!("{} to upload", f.path.display()) }.into()
+            );
+        }
         self.uploads.lock().unwrap().push((self.instance, request.task));
         Ok(mltb_engine::UploadOutcome::default())
     }
@@ -1015,10 +1020,33 @@ impl Pair {
         cluster: mltb_engine::Cluster,
     ) -> Engine<SqliteBackend> {
         let planner = Recording(Arc::new(Recorder { instance, uploads: self.uploads.clone() }));
-        let config = EngineConfig::new(self.dir.path().join(instance))
+        self.engine_with(instance, store, downloads, cluster, Arc::new(planner)).await
+    }
+
+    async fn engine_with(
+        &self,
+        instance: &'static str,
+        store: Arc<SqliteStore>,
+        downloads: Arc<Scripted>,
+        cluster: mltb_engine::Cluster,
+        planner: Arc<dyn TaskPlanner>,
+    ) -> Engine<SqliteBackend> {
+        self.engine_in(instance, store, downloads, cluster, planner).await
+    }
+
+    /// With the download directory `dir` (shared where two engines name the same).
+    async fn engine_in(
+        &self,
+        dir: &str,
+        store: Arc<SqliteStore>,
+        downloads: Arc<Scripted>,
+        cluster: mltb_engine::Cluster,
+        planner: Arc<dyn TaskPlanner>,
+    ) -> Engine<SqliteBackend> {
+        let config = EngineConfig::new(self.dir.path().join(dir))
             .poll_interval(Duration::from_millis(20))
             .cluster(cluster);
-        Engine::start(store, downloads, Arc::new(planner), config).await.unwrap()
+        Engine::start(store, downloads, planner, config).await.unwrap()
     }
 }
 
@@ -1112,4 +1140,142 @@ async fn a_dead_instances_task_is_taken_over_and_a_revived_one_stops_without_wri
     assert_eq!((row.state, row.fence), (TaskState::Downloading, 2), "the store is left to the new holder");
     assert_eq!(c.finished_counts(), (0, 0, 0), "not counted as an end here");
     c.shutdown().await;
+}
+
+/// Several instances on one download directory (a shared filesystem): an instance that
+/// lost a task stops its download there but leaves its files, which the new holder goes
+/// on with.
+#[tokio::test]
+async fn a_lost_task_keeps_its_files_where_the_download_directory_is_shared() {
+    let pair = Pair::new();
+    let lease = Duration::from_millis(300);
+    let planner = |instance| -> Arc<dyn TaskPlanner> {
+        Arc::new(Recording(Arc::new(Recorder { instance, uploads: pair.uploads.clone() })))
+    };
+    let (dc, dd) = (Arc::new(Scripted::default()), Arc::new(Scripted::default()));
+    dc.serve("http://f/c.bin", data(80_000, 9));
+    let sc = pair.store("c").await;
+    let cluster = mltb_engine::Cluster::new(lease, 4);
+    let c = pair.engine_in("shared", sc.clone(), dc.clone(), cluster, planner("c")).await;
+    let t = c.submit(&leech(1, "http://f/c.bin")).await.unwrap();
+    until("c runs it", || c.tasks().iter().any(|v| v.id == t.id && v.done > 0)).await;
+    // `d` uses the same directory; then the task moves away from `c` (adopted under a new
+    // fence, as by a restarted `c`).
+    let d = pair.engine_in("shared", pair.store("d").await, dd, cluster, planner("d")).await;
+    let again = pair.store("c").await;
+    assert_eq!(again.adopt_tasks(Duration::from_secs(60)).await.unwrap()[0].task.fence, 2);
+    until("c stops the task it lost", || c.tasks().is_empty()).await;
+    assert_eq!(dc.cancelled(), 1, "its download is removed");
+    assert!(c.task_dir(t.id).exists(), "its files stay for the new holder");
+    c.shutdown().await;
+    d.shutdown().await;
+}
+
+/// With several instances, every instance sees every unfinished task (`all_tasks`), and
+/// cancels any of them: one another instance runs is stopped by it at its next renewal
+/// (its download and files go); one that waits for an instance is cancelled at once.
+#[tokio::test]
+async fn a_task_is_cancelled_from_another_instance() {
+    let pair = Pair::new();
+    let urls = ["http://f/one.bin", "http://f/two.bin", "http://f/three.bin"];
+    let (da, db) = (Arc::new(Scripted::default()), Arc::new(Scripted::default()));
+    for (i, u) in urls.iter().enumerate() {
+        da.serve(u, data(40_000, i as u32));
+        db.serve(u, data(40_000, i as u32));
+    }
+    let cluster = mltb_engine::Cluster::new(Duration::from_millis(300), 1);
+    let (sa, sb) = (pair.store("a").await, pair.store("b").await);
+    let a = pair.engine("a", sa.clone(), da.clone(), cluster).await;
+    let one = a.submit(&leech(1, urls[0])).await.unwrap();
+    until("a runs the first task", || a.tasks().iter().any(|v| v.id == one.id && v.done > 0)).await;
+    let b = pair.engine("b", sb.clone(), db.clone(), cluster).await;
+    let two = a.submit(&leech(1, urls[1])).await.unwrap();
+    until("b runs the second task", || b.tasks().iter().any(|v| v.id == two.id && v.done > 0)).await;
+    // Both instances are full: the third waits for one.
+    let three = a.submit(&leech(1, urls[2])).await.unwrap();
+    let ids = |views: Vec<mltb_engine::TaskView>| views.iter().map(|v| v.id).collect::<Vec<_>>();
+    until("b sees every task", || ids(b.all_tasks()) == [one.id, two.id, three.id]).await;
+    assert_eq!(ids(b.tasks()), [two.id], "b runs only its own");
+    until("b sees a's progress", || b.all_tasks().iter().any(|v| v.id == one.id && v.done > 0)).await;
+
+    assert!(b.cancel_anywhere(three.id).await.unwrap(), "a task no instance holds");
+    assert_eq!(state(&sb, three.id).await, TaskState::Cancelled, "cancelled at once");
+    assert!(b.cancel_anywhere(one.id).await.unwrap(), "a task a runs");
+    a.wait(one.id).await;
+    assert_eq!(state(&sa, one.id).await, TaskState::Cancelled);
+    assert_eq!(da.cancelled(), 1, "a removed its download");
+    assert!(!a.task_dir(one.id).exists(), "and its files");
+    assert!(!b.cancel_anywhere(one.id).await.unwrap(), "a finished task is not found");
+    assert!(!a.cancel_anywhere(999).await.unwrap());
+
+    db.open(urls[1]);
+    until("the second task completes", || b.tasks().is_empty()).await;
+    assert_eq!(state(&sb, two.id).await, TaskState::Completed);
+    assert_eq!(*pair.uploads.lock().unwrap(), [("b", two.id)], "only the second was uploaded");
+    until("no task is left anywhere", || a.all_tasks().is_empty() && b.all_tasks().is_empty()).await;
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+/// An uploader that never finishes: it waits until its task is stopped.
+#[derive(Debug)]
+struct Stalled;
+
+#[async_trait::async_trait]
+impl Uploader for Stalled {
+    async fn upload(
+        &self,
+        _request: &mltb_engine::UploadRequest,
+        context: mltb_engine::UploadContext<'_>,
+    ) -> mltb_engine::Result<mltb_engine::UploadOutcome> {
+        context.cancel.cancelled().await;
+        Err(mltb_engine::ErrorKind::Cancelled.into())
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskPlanner for Stalled {
+    async fn uploader(&self, _task: &Task) -> mltb_engine::Result<Arc<dyn Uploader>> {
+        Ok(Arc::new(Stalled))
+    }
+}
+
+/// A task taken over in the middle of its upload, by an instance whose download
+/// directory is not the dead one's, downloads its files again there and then uploads.
+#[tokio::test]
+async fn a_task_taken_over_mid_upload_downloads_again_where_the_files_are_not() {
+    let pair = Pair::new();
+    let url = "http://f/up.bin";
+    let (da, db) = (Arc::new(Scripted::default()), Arc::new(Scripted::default()));
+    da.serve(url, data(50_000, 3));
+    db.serve(url, data(50_000, 3));
+    da.open(url);
+    db.open(url);
+    let cluster = mltb_engine::Cluster::new(Duration::from_millis(300), 2);
+    let sa = pair.store("a").await;
+    let a = pair.engine_with("a", sa.clone(), da.clone(), cluster, Arc::new(Stalled)).await;
+    let task = a.submit(&leech(1, url)).await.unwrap();
+    until("a uploads", || a.tasks().iter().any(|v| v.id == task.id && v.state == TaskState::Uploading)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while sa.task_files(task.id).await.unwrap().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "a records the files it uploads");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // `a` dies mid-upload; its files stay in its own directory.
+    a.shutdown().await;
+    assert!(a.task_dir(task.id).exists());
+    let sb = pair.store("b").await;
+    let b = pair.engine("b", sb.clone(), db.clone(), cluster).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while sb.task(task.id).await.unwrap().unwrap().state != TaskState::Completed {
+        let t = sb.task(task.id).await.unwrap().unwrap();
+        assert!(
+            tokio::time::Instant::now() < deadline && !t.state.is_finished(),
+            "b completes the task: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.started(url), 1, "b downloaded it again");
+    assert_eq!(*pair.uploads.lock().unwrap(), [("b", task.id)], "and uploaded the files it has");
+    b.shutdown().await;
 }

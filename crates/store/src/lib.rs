@@ -131,8 +131,8 @@ pub use model::{
 #[cfg(feature = "postgres")]
 pub use store::PostgresStore;
 pub use store::{
-    AnyStore, Database, InvalidationStats, Invalidations, Renewed, RoleLease, Span, SqliteStore, Store,
-    StoreConfig,
+    AnyStore, CancelRequest, Database, InvalidationStats, Invalidations, Renewed, RoleLease, Span,
+    SqliteStore, Store, StoreConfig,
 };
 pub use value::{Outcome, Row, Statement, Value};
 
@@ -141,8 +141,9 @@ pub use value::{Outcome, Row, Statement, Value};
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
 
-/// Unix milliseconds now (0 if the clock is before 1970).
-pub(crate) fn now_ms() -> i64 {
+/// Unix milliseconds now (0 if the clock is before 1970): the clock the store's
+/// timestamps and leases are judged by.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

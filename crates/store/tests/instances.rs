@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use mltb_store::{AnyStore, Database, Error, Part, Progress, StoreConfig, TaskState};
+use mltb_store::{AnyStore, CancelRequest, Database, Error, Part, Progress, StoreConfig, TaskState};
 use support::new_task;
 
 /// Where the instances' database is.
@@ -186,6 +186,61 @@ async fn a_role_is_held_by_one_instance_and_its_position_saved_under_its_fence(d
     assert!(b.release_role(&taken).await.unwrap());
     let back = a.acquire_role("poller", LONG).await.unwrap().unwrap();
     assert_eq!((back.fence, back.position), (3, Some(11)));
+}
+
+/// A cancel asked on an instance that does not run the task: a free task (never
+/// claimed, or its lease ran out) is cancelled at once with its fence raised; a held one
+/// is reported to its holder at its next renewal; a finished or unknown one is not found.
+/// Each instance sees the other's tasks with their recorded progress.
+async fn cancels_from_elsewhere_and_tasks_elsewhere(db: Db) {
+    let a = db.open("a").await;
+    let b = db.open("b").await;
+    for i in 0..3 {
+        a.create_task(&new_task(1, &format!("https://x.test/{i}"))).await.unwrap();
+    }
+    // a holds 1 for long and 2 with a lease that runs out; nobody holds 3.
+    assert_eq!(a.claim_tasks(1, LONG).await.unwrap()[0].task.id, 1);
+    assert_eq!(a.claim_tasks(1, GONE).await.unwrap()[0].task.id, 2);
+    a.update_progress(1, progress(40)).await.unwrap();
+    let seen: Vec<(i64, Option<String>, u64)> =
+        b.tasks_elsewhere().await.unwrap().into_iter().map(|t| (t.id, t.owner, t.progress.done)).collect();
+    assert_eq!(seen, [(1, Some("a".into()), 40), (2, Some("a".into()), 0), (3, None, 0)]);
+    let mine: Vec<i64> = a.tasks_elsewhere().await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(mine, [3], "a's own tasks are not elsewhere for a");
+
+    assert_eq!(b.request_cancel(3).await.unwrap(), CancelRequest::Cancelled);
+    assert_eq!(b.task(3).await.unwrap().unwrap().state, TaskState::Cancelled);
+    // Task 2's lease ran out: cancelled at once, and a's late write is refused.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(b.request_cancel(2).await.unwrap(), CancelRequest::Cancelled);
+    let task2 = b.task(2).await.unwrap().unwrap();
+    assert_eq!((task2.state, task2.owner, task2.fence), (TaskState::Cancelled, None, 2));
+    assert!(matches!(a.update_progress(2, progress(9)).await, Err(Error::Fenced { id: 2 })));
+    // Task 1 is held: its holder is asked, and cancels it itself.
+    assert_eq!(b.request_cancel(1).await.unwrap(), CancelRequest::Asked);
+    assert_eq!(b.task(1).await.unwrap().unwrap().state, TaskState::Queued);
+    let renewed = a.renew_tasks(LONG).await.unwrap();
+    assert_eq!(renewed.cancel, [1]);
+    assert!(renewed.kept.contains(&1));
+    a.mark_cancelled(1).await.unwrap();
+    assert_eq!(a.renew_tasks(LONG).await.unwrap().cancel, Vec::<i64>::new());
+    assert_eq!(b.request_cancel(1).await.unwrap(), CancelRequest::NotFound, "already finished");
+    assert_eq!(b.request_cancel(99).await.unwrap(), CancelRequest::NotFound);
+    assert!(b.tasks_elsewhere().await.unwrap().is_empty());
+    // The chats are told of each end, once.
+    let unannounced: Vec<i64> = b.unannounced_tasks(10).await.unwrap().iter().map(|t| t.id).collect();
+    assert_eq!(unannounced, [1, 2, 3]);
+}
+
+#[tokio::test]
+async fn sqlite_cancels_from_elsewhere() {
+    cancels_from_elsewhere_and_tasks_elsewhere(Db::sqlite()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_cancels_from_elsewhere() {
+    cancels_from_elsewhere_and_tasks_elsewhere(Db::postgres().await).await;
 }
 
 #[tokio::test]

@@ -278,14 +278,15 @@ async fn a_version_1_database_is_migrated_to_the_latest_keeping_its_tasks() {
         id
     };
     // Make it the file version 1 of the program left: no sent_files, no tasks.link, no
-    // tasks.announced_at, no leases or roles, version 1 recorded.
+    // tasks.announced_at, no leases or roles, no cancel requests, version 1 recorded.
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "DROP TABLE sent_files; ALTER TABLE tasks DROP COLUMN link; DROP INDEX tasks_unannounced; \
              ALTER TABLE tasks DROP COLUMN announced_at; DROP INDEX tasks_owner; DROP TABLE roles; \
              ALTER TABLE tasks DROP COLUMN owner; ALTER TABLE tasks DROP COLUMN lease_until; \
-             ALTER TABLE tasks DROP COLUMN fence; DELETE FROM schema_migrations WHERE version > 1; \
+             ALTER TABLE tasks DROP COLUMN fence; ALTER TABLE tasks DROP COLUMN cancel_requested; \
+             DELETE FROM schema_migrations WHERE version > 1; \
              PRAGMA user_version = 1;",
         )
         .unwrap();

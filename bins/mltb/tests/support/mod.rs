@@ -66,6 +66,37 @@ impl Bot {
     }
 }
 
+/// One of several instances of the bot on `database` (PostgreSQL) and `redis`, not
+/// started: instance id `id`, data directory `dir/<id>` (returned), logging to its file
+/// only (`<data_dir>/mltb.log`), with `extra` settings on top.
+pub fn instance_command(
+    sim: &Sim,
+    dir: &Path,
+    id: &str,
+    database: &str,
+    redis: &str,
+    extra: &[(&str, &str)],
+) -> (tokio::process::Command, std::path::PathBuf) {
+    let data_dir = dir.join(id);
+    let data = data_dir.display().to_string();
+    let mut cmd = Bot::command(
+        sim,
+        dir,
+        &[
+            ("MLTB_DATA_DIR", data.as_str()),
+            ("MLTB_DATABASE_URL", database),
+            ("MLTB_REDIS_URL", redis),
+            ("MLTB_INSTANCE_ID", id),
+        ],
+    );
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    // Several on the terminal are noise.
+    cmd.stderr(Stdio::null());
+    (cmd, data_dir)
+}
+
 /// The lines `mltb sandbox` (started as `child`, stdout piped) prints up to the end of
 /// its welcome ("Stop with Ctrl-C…"), waiting at most 60 s; kills it and panics
 /// otherwise.

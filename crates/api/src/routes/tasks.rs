@@ -96,8 +96,9 @@ pub(crate) async fn get(
     TaskInfo::new(row.as_ref(), view).map(Json).ok_or_else(|| ApiError::not_found(format!("no task {id}")))
 }
 
-/// `POST /api/v1/tasks/{id}/cancel`: 202 when the task was running here; 409 when it
-/// exists but is finished or runs elsewhere; 404 when there is no such task.
+/// `POST /api/v1/tasks/{id}/cancel`: 202 when the task was running (here, or with several
+/// instances on any of them); 409 when it exists but is finished or runs in a process
+/// that does not share this one's database; 404 when there is no such task.
 pub(crate) async fn cancel(
     State(s): State<AppState>,
     Path(id): Path<String>,
@@ -106,9 +107,13 @@ pub(crate) async fn cancel(
     cancel_task(&s, id).await.map(|accepted| (StatusCode::ACCEPTED, Json(accepted)))
 }
 
-/// Cancels task `id` when it runs here (see [`cancel`]).
+/// Cancels task `id` wherever it runs (see [`cancel`]).
 pub(crate) async fn cancel_task(s: &AppState, id: i64) -> Result<CancelAccepted, ApiError> {
-    if s.engine.cancel(id) {
+    let cancelled = s.engine.cancel_anywhere(id).await.map_err(|e| {
+        tracing::warn!(task = id, error = %e, "could not cancel");
+        ApiError(StatusCode::SERVICE_UNAVAILABLE, format!("task {id} could not be cancelled now; try again"))
+    })?;
+    if cancelled {
         tracing::info!(task = id, "cancelled through the API");
         return Ok(CancelAccepted { id, cancelling: true });
     }

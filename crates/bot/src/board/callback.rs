@@ -142,7 +142,7 @@ impl<B: Backend> Board<B> {
         let running = |task: i64| {
             shared
                 .engine
-                .tasks()
+                .all_tasks()
                 .into_iter()
                 .find(|t| t.id == task && t.chat == chat)
                 .map(|t| TaskLine::from(&t))
@@ -160,8 +160,12 @@ impl<B: Backend> Board<B> {
                 }
                 Some(_) => {
                     // Show the page the task is on, where the confirmation appears.
-                    let position =
-                        shared.engine.tasks().iter().filter(|t| t.chat == chat).position(|t| t.id == task);
+                    let position = shared
+                        .engine
+                        .all_tasks()
+                        .iter()
+                        .filter(|t| t.chat == chat)
+                        .position(|t| t.id == task);
                     let page_size = shared.config.page_size.max(1);
                     shared.touch(chat, |v| {
                         v.confirm = Some((Confirm { task, user: presser }, now_ms));
@@ -180,7 +184,10 @@ impl<B: Backend> Board<B> {
                 }
                 Some(_) => {
                     shared.note_cancel(task, presser);
-                    let cancelled = shared.engine.cancel(task);
+                    let cancelled = shared.engine.cancel_anywhere(task).await.unwrap_or_else(|e| {
+                        tracing::warn!(task, error = %e, "could not cancel from the board");
+                        false
+                    });
                     if !cancelled {
                         shared.take_canceller(task);
                     }

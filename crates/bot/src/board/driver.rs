@@ -166,7 +166,7 @@ impl<B: Backend> Driver<B> {
     async fn sync(&mut self, tick: bool) {
         let now_ms = (self.shared.clock)();
         let current: BTreeMap<i64, TaskLine> =
-            self.shared.engine.tasks().iter().map(|v| (v.id, TaskLine::from(v))).collect();
+            self.shared.engine.all_tasks().iter().map(|v| (v.id, TaskLine::from(v))).collect();
         let ended: Vec<i64> = self.live.keys().filter(|id| !current.contains_key(id)).copied().collect();
         let changed_set = !ended.is_empty() || current.keys().any(|id| !self.live.contains_key(id));
         for id in ended {

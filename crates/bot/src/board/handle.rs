@@ -224,10 +224,14 @@ impl<B: Backend> Board<B> {
     }
 
     /// Cancels `task` for `user` (a `/cancel`): the message that tells the task's chat
-    /// it was cancelled names them. Returns whether the task was running.
-    pub fn cancel(&self, task: i64, user: i64) -> bool {
+    /// it was cancelled names them. Returns whether the task was running (here, or with
+    /// several instances, on any of them).
+    pub async fn cancel(&self, task: i64, user: i64) -> bool {
         self.shared.note_cancel(task, user);
-        let cancelled = self.shared.engine.cancel(task);
+        let cancelled = self.shared.engine.cancel_anywhere(task).await.unwrap_or_else(|e| {
+            tracing::warn!(task, error = %e, "could not cancel");
+            false
+        });
         if !cancelled {
             self.shared.take_canceller(task);
         }

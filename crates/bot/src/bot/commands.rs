@@ -121,7 +121,7 @@ async fn run<B: Backend>(
             Some(help)
         }
         ("status", _) => {
-            if bot.inner.engine.tasks().iter().any(|v| v.chat == ctx.chat) {
+            if bot.inner.engine.all_tasks().iter().any(|v| v.chat == ctx.chat) {
                 bot.inner.board.repost(ctx.chat);
                 None
             } else {
@@ -204,7 +204,7 @@ fn own_task<B: Backend>(
     let view = bot
         .inner
         .engine
-        .tasks()
+        .all_tasks()
         .into_iter()
         .find(|v| v.id == id)
         .ok_or_else(|| format!("Task #{id} is not running."))?;
@@ -224,7 +224,7 @@ async fn cancel<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String
     if view.user != ctx.user {
         audit(bot, ctx, "cancel", Some(view.user), Some(format!("task {id}"))).await;
     }
-    if bot.inner.board.cancel(id, ctx.user) {
+    if bot.inner.board.cancel(id, ctx.user).await {
         format!("Cancelling task #{id}.")
     } else {
         format!("Task #{id} is not running.")
@@ -235,7 +235,7 @@ async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
     let mine: Vec<_> = bot
         .inner
         .engine
-        .tasks()
+        .all_tasks()
         .into_iter()
         .filter(|v| if ctx.access.is_admin() { true } else { v.user == ctx.user })
         .collect();
@@ -245,7 +245,10 @@ async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
     if ctx.access.is_admin() {
         audit(bot, ctx, "cancelall", None, Some(format!("{} tasks", mine.len()))).await;
     }
-    let n = mine.iter().filter(|v| bot.inner.board.cancel(v.id, ctx.user)).count();
+    let mut n = 0;
+    for v in &mine {
+        n += usize::from(bot.inner.board.cancel(v.id, ctx.user).await);
+    }
     format!("Cancelling {n} task(s).")
 }
 
@@ -257,7 +260,10 @@ async fn force_start<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> S
     if bot.inner.engine.force_start(id) {
         format!("Task #{id} starts now.")
     } else {
-        format!("Task #{id} is not running.")
+        // Found by `own_task`, so it waits for an instance, or runs on another one.
+        format!(
+            "Task #{id} is not running on this instance; only the instance that runs it can start it now."
+        )
     }
 }
 

@@ -30,6 +30,7 @@ use mltb_telegram::command::CommandParser;
 use mltb_telegram::poller::Poller;
 use mltb_telegram::scheduler::{Request, Scheduler};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::auth::{Access, Auth};
 use crate::board::{Authorizer, Board, BoardConfig, SigningKey, TaskLine};
@@ -247,14 +248,10 @@ impl<B: Backend> Bot<B> {
     /// start.
     pub async fn run(&self, stop: CancellationToken) -> Exit {
         let timeout = u32::try_from(self.inner.config.telegram.poll_timeout.0.as_secs()).unwrap_or(30);
-        let board = match self.inner.board.spawn() {
-            Ok(driver) => Some(driver),
-            Err(e) => {
-                tracing::warn!(error = %e, "the status board is not running");
-                None
-            }
-        };
-        let tracker = tokio_util::task::TaskTracker::new();
+        let cluster = self.inner.config.instance.id.is_some();
+        // Several instances: only the poller keeps the boards (see `poll_when_elected`).
+        let board = if cluster { None } else { self.spawn_board() };
+        let tracker = TaskTracker::new();
         let transfers_stop = CancellationToken::new();
         tracker.spawn(observe::watch_transfers(
             self.inner.engine.clone(),
@@ -262,17 +259,11 @@ impl<B: Backend> Bot<B> {
             transfers_stop.clone(),
         ));
         tracker.spawn(choose::send_links(self.clone(), transfers_stop.clone()));
-        let exit = if self.inner.config.instance.id.is_some() {
+        let exit = if cluster {
             self.poll_when_elected(timeout, &stop, &tracker).await
         } else {
-            self.poll(
-                Poller::builder(self.inner.client.clone()).timeout(timeout).spawn(),
-                &stop,
-                &tracker,
-                None,
-            )
-            .await
-            .unwrap_or(Exit::Stopped)
+            self.poll(Poller::builder(self.inner.client.clone()).timeout(timeout).spawn(), &stop, &tracker)
+                .await
         };
         transfers_stop.cancel();
         tracker.close();
@@ -285,53 +276,16 @@ impl<B: Backend> Bot<B> {
     }
 
     /// Serves the updates `poller` receives, each in its own task, until told to stop
-    /// or to restart; then stops the poller. With `role` (several instances), each
-    /// update's offset is saved under the role's fence before it is served, and the role
-    /// is renewed every third of the lease: `None` when the role was lost (the update
-    /// that found out is not served; the next poller gets it again).
-    async fn poll(
-        &self,
-        mut poller: Poller,
-        stop: &CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
-        role: Option<&RoleLease>,
-    ) -> Option<Exit> {
-        let lease = self.inner.config.instance.lease.0;
-        let mut renew = tokio::time::interval((lease / 3).max(std::time::Duration::from_millis(100)));
-        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let store = &self.inner.store;
+    /// or to restart; then stops the poller.
+    async fn poll(&self, mut poller: Poller, stop: &CancellationToken, tracker: &TaskTracker) -> Exit {
         let exit = loop {
             tokio::select! {
-                () = stop.cancelled() => break Some(Exit::Stopped),
-                () = self.inner.restart.cancelled() => break Some(Exit::Restart),
-                _ = renew.tick(), if role.is_some() => {
-                    let Some(held) = role else { continue };
-                    match store.renew_role(held, lease).await {
-                        Ok(true) => {}
-                        Ok(false) => break None,
-                        Err(e) => tracing::warn!(error = %e, "could not renew the poller role"),
-                    }
-                }
+                () = stop.cancelled() => break Exit::Stopped,
+                () = self.inner.restart.cancelled() => break Exit::Restart,
                 next = poller.recv() => match next {
-                    Some(Ok(update)) => {
-                        if let Some(held) = role {
-                            match store.save_position(held, i64::from(update.update_id) + 1).await {
-                                Ok(true) => {}
-                                Ok(false) => break None,
-                                Err(e) => {
-                                    // Unsaved, it must not be served here: the next
-                                    // poller receives it again.
-                                    tracing::warn!(error = %e, "could not save the update offset; stepping down");
-                                    break None;
-                                }
-                            }
-                        }
-                        self.remember(&update);
-                        let bot = self.clone();
-                        tracker.spawn(async move { bot.serve(update).await });
-                    }
+                    Some(Ok(update)) => self.dispatch(update, tracker),
                     Some(Err(e)) => tracing::warn!(error = %e, "getUpdates failed; the poller retries"),
-                    None => break Some(Exit::Stopped),
+                    None => break Exit::Stopped,
                 },
             }
         };
@@ -341,15 +295,97 @@ impl<B: Backend> Bot<B> {
         exit
     }
 
+    /// Serves `update` in its own task.
+    fn dispatch(&self, update: frankenstein::updates::Update, tracker: &TaskTracker) {
+        self.remember(&update);
+        let bot = self.clone();
+        tracker.spawn(async move { bot.serve(update).await });
+    }
+
+    /// Polls while this instance holds the poller role `held`: each batch's offset is
+    /// saved under the role's fence *before* the next `getUpdates` confirms the batch to
+    /// Telegram and before any of it is served, and the role is renewed every third of
+    /// the lease. `None` when the role was lost (a batch that found out is not served;
+    /// the next poller gets it again). A 409 Conflict (a paused instance's `getUpdates`
+    /// that has not noticed it lost the role yet) is waited out, not fatal.
+    async fn poll_fenced(
+        &self,
+        held: &RoleLease,
+        timeout: u32,
+        stop: &CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Option<Exit> {
+        let lease = self.inner.config.instance.lease.0;
+        let mut renew = tokio::time::interval((lease / 3).max(std::time::Duration::from_millis(100)));
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let store = &self.inner.store;
+        let poller = Poller::builder(self.inner.client.clone()).timeout(timeout);
+        let mut offset = held.position;
+        let mut failures = 0u32;
+        let mut fetch = None;
+        let mut pause: Option<tokio::time::Instant> = None;
+        loop {
+            if fetch.is_none() && pause.is_none() {
+                let poller = poller.clone();
+                fetch = Some(Box::pin(async move { poller.fetch(offset).await }));
+            }
+            let fetched = tokio::select! {
+                () = stop.cancelled() => return Some(Exit::Stopped),
+                () = self.inner.restart.cancelled() => return Some(Exit::Restart),
+                _ = renew.tick() => {
+                    match store.renew_role(held, lease).await {
+                        Ok(true) => {}
+                        Ok(false) => return None,
+                        Err(e) => tracing::warn!(error = %e, "could not renew the poller role"),
+                    }
+                    continue;
+                }
+                () = async { tokio::time::sleep_until(pause.unwrap_or_else(tokio::time::Instant::now)).await }, if pause.is_some() => {
+                    pause = None;
+                    continue;
+                }
+                fetched = async { fetch.as_mut().expect("a fetch is in flight").await }, if fetch.is_some() => fetched,
+            };
+            fetch = None;
+            match fetched {
+                Ok(batch) => {
+                    failures = 0;
+                    if batch.next_offset != offset
+                        && let Some(next) = batch.next_offset
+                    {
+                        match store.save_position(held, next).await {
+                            Ok(true) => offset = Some(next),
+                            Ok(false) => return None,
+                            Err(e) => {
+                                // Unsaved, it must not be served here: the next poller
+                                // receives it again.
+                                tracing::warn!(error = %e, "could not save the update offset; stepping down");
+                                return None;
+                            }
+                        }
+                    }
+                    for update in batch.updates {
+                        self.dispatch(update, tracker);
+                    }
+                }
+                Err(e) if matches!(e, mltb_telegram::Error::Api { code: 401 | 404, .. }) => {
+                    tracing::error!(error = %e, "polling cannot continue");
+                    return Some(Exit::Stopped);
+                }
+                Err(e) => {
+                    failures += 1;
+                    let wait = e.retry_after().unwrap_or_else(|| poller.backoff_after(failures));
+                    tracing::warn!(error = %e, ?wait, "getUpdates failed; polling again after a pause");
+                    pause = Some(tokio::time::Instant::now() + wait);
+                }
+            }
+        }
+    }
+
     /// Several instances: waits to be elected the poller (the store's `poller` role),
     /// polls from the saved offset while it holds the role, and waits again when it is
     /// lost. Gives the role up when told to stop, so that another instance polls at once.
-    async fn poll_when_elected(
-        &self,
-        timeout: u32,
-        stop: &CancellationToken,
-        tracker: &tokio_util::task::TaskTracker,
-    ) -> Exit {
+    async fn poll_when_elected(&self, timeout: u32, stop: &CancellationToken, tracker: &TaskTracker) -> Exit {
         let lease = self.inner.config.instance.lease.0;
         let beat = (lease / 3).max(std::time::Duration::from_millis(100));
         let store = &self.inner.store;
@@ -367,11 +403,13 @@ impl<B: Backend> Bot<B> {
                 }
             };
             tracing::info!(fence = held.fence, offset = ?held.position, "this instance polls Telegram now");
-            let mut builder = Poller::builder(self.inner.client.clone()).timeout(timeout);
-            if let Some(offset) = held.position {
-                builder = builder.offset(offset);
+            // One status board per chat, whichever instances run its tasks: the poller's.
+            let board = self.spawn_board();
+            let polled = self.poll_fenced(&held, timeout, stop, tracker).await;
+            if let Some(driver) = board {
+                driver.stop().await;
             }
-            match self.poll(builder.spawn(), stop, tracker, Some(&held)).await {
+            match polled {
                 Some(exit) => {
                     if let Err(e) = store.release_role(&held).await {
                         tracing::warn!(error = %e, "could not give the poller role up");
@@ -379,6 +417,17 @@ impl<B: Backend> Bot<B> {
                     return exit;
                 }
                 None => tracing::warn!("another instance took the poller role over; this one follows"),
+            }
+        }
+    }
+
+    /// Starts the status board's driver; `None` (logged) if it cannot run.
+    fn spawn_board(&self) -> Option<crate::board::BoardTask> {
+        match self.inner.board.spawn() {
+            Ok(driver) => Some(driver),
+            Err(e) => {
+                tracing::warn!(error = %e, "the status board is not running");
+                None
             }
         }
     }

@@ -347,7 +347,7 @@ impl Uploader for TelegramUploader {
         let total: u64 = request.files.iter().map(|f| f.size).sum();
         let base = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let mut outcome = UploadOutcome::default();
-        let abort = AbortFlag::new();
+        let abort = context.lease.clone().map_or_else(AbortFlag::new, AbortFlag::with_deadline);
         for file in &request.files {
             let name = file.relative.rsplit('/').next().unwrap_or(&file.relative).to_string();
             let plan = plan_parts(&name, file.size, self.target.split_size);

@@ -100,9 +100,12 @@ fn redact_url_passwords(text: &str) -> String {
     while let Some(pos) = rest.find("://") {
         let (head, tail) = rest.split_at(pos + 3);
         out.push_str(head);
+        // An authority ends before the next URL's `://` too: ending at its `/` would take
+        // that `://` apart, and the next URL's password with it.
         let authority_end = tail
             .find(|c: char| matches!(c, '/' | '?' | '#' | '\'' | '"') || c.is_whitespace())
-            .unwrap_or(tail.len());
+            .unwrap_or(tail.len())
+            .min(tail.find("://").unwrap_or(tail.len()));
         let authority = &tail[..authority_end];
         match authority.rfind('@') {
             Some(at) => {
@@ -182,6 +185,13 @@ mod tests {
         );
         assert_eq!(redact("ftp://anon@h/x and https://h/y"), "ftp://anon@h/x and https://h/y");
         assert_eq!(redact(":webdav,url='http://a:b@h':p"), ":webdav,url='http://a:***@h':p");
+        // Found by the mirror_destination fuzz target: a `://` whose authority ran into
+        // the next URL's scheme hid that URL from redaction.
+        assert_eq!(redact("a://b,url=http://u:hunter2@h/"), "a://b,url=http://u:***@h/");
+        assert_eq!(redact("x://http://u:hunter2@h/"), "x://http://u:***@h/");
+        let t =
+            crate::mirror::MirrorTarget::parse(":local:/x://y,token='a,url='http://u:hunter2@h/'").unwrap();
+        assert!(!format!("{t:?}").contains("hunter2"), "{t:?}");
     }
 
     #[test]

@@ -249,6 +249,9 @@ struct Live {
     download: Option<DownloadId>,
     /// The choice of files it waits for, if it does.
     choice: Option<choice::Open>,
+    /// Several instances: until when (Unix ms) its lease surely holds here; uploads send
+    /// nothing past it.
+    lease: Arc<std::sync::atomic::AtomicI64>,
 }
 
 pub(crate) struct Inner<B: Backend> {
@@ -262,6 +265,9 @@ pub(crate) struct Inner<B: Backend> {
     /// Wakes the claimer (a task was submitted, or one ended here).
     claim: Notify,
     live: Mutex<HashMap<i64, Live>>,
+    /// Several instances: the unfinished tasks this one does not hold, as the store last
+    /// showed them (refreshed on the claimer's beat).
+    elsewhere: Mutex<Vec<TaskView>>,
     version: watch::Sender<u64>,
     /// Stops every runner without touching the store (shutdown, not cancel).
     pub(crate) stop: CancellationToken,
@@ -309,12 +315,21 @@ impl<B: Backend> Engine<B> {
             slots: Notify::new(),
             claim: Notify::new(),
             live: Mutex::new(HashMap::new()),
+            elsewhere: Mutex::new(Vec::new()),
             version: watch::Sender::new(0),
             stop: CancellationToken::new(),
             tracker: TaskTracker::new(),
             finished: Default::default(),
         });
         let engine = Self { inner };
+        if engine.inner.config.cluster.is_some()
+            && let Some(id) = engine.inner.store.instance()
+        {
+            // Marks the download directory as used by this instance: one that holds
+            // other instances' marks is shared (see `drop_lost`).
+            let mark = engine.inner.config.download_dir.join(format!("{INSTANCE_MARK}{id}"));
+            tokio::fs::write(&mark, b"").await.map_err(|e| crate::Error::io(mark.display(), &e))?;
+        }
         let unfinished = match engine.inner.config.cluster {
             // Its own tasks, from before a restart, with new fencing tokens.
             Some(c) => engine.inner.store.adopt_tasks(c.lease).await.map_err(store_error)?,
@@ -369,6 +384,10 @@ impl<B: Backend> Engine<B> {
 
     fn spawn(&self, task: Task, files: Vec<mltb_store::TaskFile>) {
         let cancel = CancellationToken::new();
+        let lease = match (self.inner.config.cluster, task.lease_until) {
+            (Some(c), Some(until)) => until.saturating_sub(lease_margin(c.lease)),
+            _ => i64::MAX,
+        };
         if task.state == TaskState::Queued {
             self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).enqueue(task.id, task.user);
         }
@@ -381,6 +400,7 @@ impl<B: Backend> Engine<B> {
                 lost: false,
                 download: None,
                 choice: None,
+                lease: Arc::new(std::sync::atomic::AtomicI64::new(lease)),
             },
         );
         self.bump();
@@ -388,12 +408,13 @@ impl<B: Backend> Engine<B> {
         self.inner.tracker.spawn(async move {
             let id = task.id;
             run::run(engine.clone(), task, files, cancel).await;
-            let gone = engine.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
-            if let Some(live) = gone
-                && live.lost
-            {
-                engine.drop_lost(id, live.download).await;
+            // A lost task's download and files go before it leaves the engine's view, so
+            // that a task no longer shown has nothing left here.
+            let lost = engine.with_live(id, |l| l.lost.then(|| l.download.clone())).flatten();
+            if let Some(download) = lost {
+                engine.drop_lost(id, download).await;
             }
+            engine.inner.live.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             engine.bump();
             engine.inner.claim.notify_one();
         });
@@ -412,6 +433,29 @@ impl<B: Backend> Engine<B> {
         }
     }
 
+    /// Cancels task `id` wherever it runs. Here, as [`cancel`](Self::cancel); with
+    /// several instances ([`EngineConfig::cluster`]), a task no instance holds is
+    /// cancelled in the store at once, and one another instance runs is cancelled by it
+    /// at its next lease renewal (within a third of the lease). Returns whether an
+    /// unfinished task `id` was found.
+    pub async fn cancel_anywhere(&self, id: i64) -> Result<bool> {
+        if self.cancel(id) {
+            return Ok(true);
+        }
+        if self.inner.config.cluster.is_none() {
+            return Ok(false);
+        }
+        match self.inner.store.request_cancel(id).await.map_err(store_error)? {
+            mltb_store::CancelRequest::Cancelled => {
+                self.inner.elsewhere.lock().unwrap_or_else(|p| p.into_inner()).retain(|v| v.id != id);
+                self.bump();
+                Ok(true)
+            }
+            mltb_store::CancelRequest::Asked => Ok(true),
+            mltb_store::CancelRequest::NotFound => Ok(false),
+        }
+    }
+
     /// Lets a queued task start now, whatever the limits (`/forcestart`). Returns whether
     /// the task was running here.
     pub fn force_start(&self, id: i64) -> bool {
@@ -427,6 +471,19 @@ impl<B: Backend> Engine<B> {
     pub fn tasks(&self) -> Vec<TaskView> {
         let live = self.inner.live.lock().unwrap_or_else(|p| p.into_inner());
         let mut views: Vec<TaskView> = live.values().map(|l| l.view.clone()).collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
+    /// Every unfinished task: those running here ([`tasks`](Self::tasks)) and, with
+    /// several instances, those queued for any instance or running on another, as the
+    /// store last showed them (their progress as their holders last recorded it, at
+    /// most a third of the lease old). What a status board shows; by id.
+    pub fn all_tasks(&self) -> Vec<TaskView> {
+        let mut views = self.tasks();
+        let elsewhere = self.inner.elsewhere.lock().unwrap_or_else(|p| p.into_inner());
+        let here: std::collections::HashSet<i64> = views.iter().map(|v| v.id).collect();
+        views.extend(elsewhere.iter().filter(|v| !here.contains(&v.id)).cloned());
         views.sort_by_key(|v| v.id);
         views
     }
@@ -498,6 +555,12 @@ impl<B: Backend> Engine<B> {
         });
     }
 
+    /// With several instances, until when (Unix ms) task `id`'s lease surely holds here.
+    pub(crate) fn lease_of(&self, id: i64) -> Option<Arc<std::sync::atomic::AtomicI64>> {
+        self.inner.config.cluster?;
+        self.with_live(id, |l| l.lease.clone())
+    }
+
     /// Records the download task `id` polls now.
     pub(crate) fn set_download(&self, id: i64, download: &DownloadId) {
         self.with_live(id, |l| l.download = Some(download.clone()));
@@ -507,11 +570,23 @@ impl<B: Backend> Engine<B> {
     async fn claim_loop(&self, cluster: Cluster) {
         let every = (cluster.lease / 3).max(Duration::from_millis(10));
         loop {
+            let asked = mltb_store::now_ms();
             match self.inner.store.renew_tasks(cluster.lease).await {
                 Ok(renewed) => {
+                    // The store's new lease ends at least `lease` after `asked`.
+                    let holds = asked
+                        .saturating_add(i64::try_from(cluster.lease.as_millis()).unwrap_or(i64::MAX))
+                        .saturating_sub(lease_margin(cluster.lease));
+                    for id in &renewed.kept {
+                        self.with_live(*id, |l| l.lease.store(holds, std::sync::atomic::Ordering::Release));
+                    }
                     for id in renewed.lost {
                         tracing::warn!(task = id, "another instance took this task over; stopping it here");
                         self.mark_lost(id);
+                    }
+                    for id in renewed.cancel {
+                        tracing::info!(task = id, "cancelled from another instance");
+                        self.cancel(id);
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "could not renew the task leases"),
@@ -534,6 +609,7 @@ impl<B: Backend> Engine<B> {
                     Err(e) => tracing::warn!(error = %e, "could not claim tasks"),
                 }
             }
+            self.look_elsewhere().await;
             tokio::select! {
                 () = tokio::time::sleep(every) => {}
                 () = self.inner.claim.notified() => {}
@@ -542,20 +618,79 @@ impl<B: Backend> Engine<B> {
         }
     }
 
-    /// A task lost to another instance, its runner stopped: its download and files here
-    /// go (the new owner downloads on its own), and the store stops fencing its writes.
+    /// Refreshes the view of the tasks this instance does not hold; a change is
+    /// announced on [`changes`](Self::changes).
+    async fn look_elsewhere(&self) {
+        let tasks = match self.inner.store.tasks_elsewhere().await {
+            Ok(tasks) => tasks,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the other instances' tasks");
+                return;
+            }
+        };
+        let views: Vec<TaskView> = tasks
+            .iter()
+            .map(|t| {
+                let mut v = TaskView::of(t);
+                v.done = t.progress.done;
+                v.total = t.progress.total.unwrap_or(0);
+                v.speed = t.progress.speed;
+                v
+            })
+            .collect();
+        let changed = {
+            let mut elsewhere = self.inner.elsewhere.lock().unwrap_or_else(|p| p.into_inner());
+            let changed = *elsewhere != views;
+            *elsewhere = views;
+            changed
+        };
+        if changed {
+            self.bump();
+        }
+    }
+
+    /// A task lost to another instance, its runner stopped: its download here goes, and
+    /// its files too unless the download directory is shared (then the new holder goes
+    /// on with them); the store stops fencing its writes.
     async fn drop_lost(&self, id: i64, download: Option<DownloadId>) {
         if let Some(d) = download
             && let Err(e) = self.inner.downloader.cancel(&d).await
         {
             tracing::debug!(task = id, error = %e, "could not remove the lost task's download");
         }
-        if let Err(e) = tokio::fs::remove_dir_all(self.task_dir(id)).await
+        if self.shares_downloads().await {
+            // The new holder works on these files (a shared filesystem): they stay.
+            tracing::info!(
+                task = id,
+                "the download directory is shared; the lost task's files stay for its holder"
+            );
+        } else if let Err(e) = tokio::fs::remove_dir_all(self.task_dir(id)).await
             && e.kind() != std::io::ErrorKind::NotFound
         {
             tracing::debug!(task = id, error = %e, "could not remove the lost task's files");
         }
         self.inner.store.forget_task(id);
+    }
+
+    /// Whether another instance uses this download directory too (its mark is there):
+    /// then a lost task's files are the new holder's. An unreadable directory counts as
+    /// shared, so that nothing is removed on a guess.
+    async fn shares_downloads(&self) -> bool {
+        let own = self.inner.store.instance().map(|id| format!("{INSTANCE_MARK}{id}"));
+        let Ok(mut entries) = tokio::fs::read_dir(&self.inner.config.download_dir).await else { return true };
+        loop {
+            match entries.next_entry().await {
+                Ok(Some(entry)) => {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(INSTANCE_MARK) && Some(name.as_ref()) != own.as_deref() {
+                        return true;
+                    }
+                }
+                Ok(None) => return false,
+                Err(_) => return true,
+            }
+        }
     }
 
     /// Runs `f` on task `id`'s live entry, if it runs here.
@@ -575,6 +710,17 @@ impl<B: Backend> Engine<B> {
     pub fn task_dir(&self, id: i64) -> PathBuf {
         self.inner.config.download_dir.join(id.to_string())
     }
+}
+
+/// The start of the name of the empty file each instance leaves in its download
+/// directory (`.mltb-instance-<id>`): several instances' marks there mean the directory
+/// is shared.
+const INSTANCE_MARK: &str = ".mltb-instance-";
+
+/// How long before a lease's end this instance stops counting on it: room for the
+/// renewal's own delay and for the instances' clocks not quite agreeing.
+fn lease_margin(lease: Duration) -> i64 {
+    i64::try_from((lease / 4).as_millis()).unwrap_or(i64::MAX)
 }
 
 pub(crate) fn cancelled() -> crate::Error {

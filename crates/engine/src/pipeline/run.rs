@@ -84,6 +84,18 @@ async fn drive<B: Backend>(
     let stop = engine.halt(task.id);
     let mut state = task.state;
     let links = crate::TaskOptions::from_json(&task.options)?.links;
+    // Taken over mid-upload from an instance whose download directory is not shared:
+    // download again here, then upload from the first part not confirmed.
+    let refetch = state == TaskState::Uploading
+        && task.gid.is_some()
+        && !tokio::fs::try_exists(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
+    if refetch {
+        tracing::info!(
+            task = task.id,
+            "its files are not here; downloading them again before the upload resumes"
+        );
+        engine.update(task.id, |v| v.state = TaskState::Downloading);
+    }
     if state == TaskState::Queued {
         if !take(engine, task, Slot::Download, cancel).await? {
             return Ok(End::Stopped);
@@ -112,7 +124,7 @@ async fn drive<B: Backend>(
             return Ok(End::Stopped);
         }
         state = TaskState::Uploading;
-    } else if state == TaskState::Downloading {
+    } else if state == TaskState::Downloading || refetch {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_download(task.id, task.user);
         *held = Some(Slot::Download);
         tokio::fs::create_dir_all(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
@@ -435,6 +447,22 @@ async fn upload<B: Backend>(
     let inner = engine.inner();
     let store = &inner.store;
     let mut root = Stage::root(dir);
+    // Files recorded but not here (downloaded again after a takeover): an archive
+    // step's output is made again first.
+    let mut missing = false;
+    for f in &files {
+        if !tokio::fs::try_exists(root.join(&f.path)).await.unwrap_or(false) {
+            missing = true;
+            break;
+        }
+    }
+    if missing {
+        root = match archive_stage(engine, task, cancel, dir).await {
+            Ok(root) => root,
+            Err(e) if e.is_cancelled() && !cancel.is_cancelled() => return Ok(End::Stopped),
+            Err(e) => return Err(e),
+        };
+    }
     if files.is_empty() {
         root = match archive_stage(engine, task, cancel, dir).await {
             Ok(root) => root,
@@ -494,7 +522,11 @@ async fn upload<B: Backend>(
             guard.cancel();
         })
     };
-    let result = uploader.upload(&request, UploadContext::new(&parts, &progress, token)).await;
+    let mut context = UploadContext::new(&parts, &progress, token);
+    if let Some(lease) = engine.lease_of(task.id) {
+        context = context.with_lease(lease);
+    }
+    let result = uploader.upload(&request, context).await;
     watcher.abort();
     match result {
         Ok(outcome) => {

@@ -14,7 +14,7 @@ pub(crate) struct Migration {
 }
 
 /// The newest schema version this program knows; a database with a newer one is refused.
-pub const LATEST_VERSION: i64 = 6;
+pub const LATEST_VERSION: i64 = 7;
 
 /// Version 5: `tasks.announced_at`, when the bot told the task's chat how it ended
 /// (NULL: not yet). Tasks that ended before this version are taken as announced, so that
@@ -69,6 +69,13 @@ CREATE TABLE roles (
     position    BIGINT
 );
 "#;
+
+/// Version 7: `tasks.cancel_requested` (0/1): a cancel asked on an instance that does not
+/// run the task, for its owner to carry out at its next lease renewal.
+const CANCEL_REQUESTED_SQLITE: &str = "ALTER TABLE tasks ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1));";
+
+#[cfg(feature = "postgres")]
+const CANCEL_REQUESTED_POSTGRES: &str = "ALTER TABLE tasks ADD COLUMN cancel_requested BIGINT NOT NULL DEFAULT 0 CHECK (cancel_requested IN (0, 1));";
 
 pub(crate) const SQLITE: &[Migration] = &[
     Migration {
@@ -178,6 +185,7 @@ CREATE TABLE sent_files (
     Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
     Migration { version: 5, name: "when a task's end was announced", sql: ANNOUNCED_SQLITE },
     Migration { version: 6, name: "leases and fencing for several instances", sql: INSTANCES_SQLITE },
+    Migration { version: 7, name: "a cancel asked of another instance", sql: CANCEL_REQUESTED_SQLITE },
 ];
 
 #[cfg(feature = "postgres")]
@@ -294,6 +302,7 @@ CREATE TABLE sent_files (
     Migration { version: 4, name: "a task's share link", sql: "ALTER TABLE tasks ADD COLUMN link TEXT;" },
     Migration { version: 5, name: "when a task's end was announced", sql: ANNOUNCED_POSTGRES },
     Migration { version: 6, name: "leases and fencing for several instances", sql: INSTANCES_POSTGRES },
+    Migration { version: 7, name: "a cancel asked of another instance", sql: CANCEL_REQUESTED_POSTGRES },
 ];
 
 #[cfg(test)]

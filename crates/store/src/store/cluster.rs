@@ -87,6 +87,20 @@ pub struct Renewed {
     /// Tasks held here before that another instance holds now (or that ended): stop
     /// working on them; their writes are refused.
     pub lost: Vec<i64>,
+    /// Tasks still held here whose cancel was asked elsewhere
+    /// ([`Store::request_cancel`]): cancel them.
+    pub cancel: Vec<i64>,
+}
+
+/// What [`Store::request_cancel`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelRequest {
+    /// Nobody held the task (or its holder's lease ran out): it is cancelled now.
+    Cancelled,
+    /// Another instance holds it: it cancels it at its next lease renewal.
+    Asked,
+    /// No unfinished task has that id.
+    NotFound,
 }
 
 /// A role held by one instance at a time.
@@ -138,8 +152,14 @@ impl<B: Backend> Shared<B> {
 }
 
 impl<B: Backend> Store<B> {
+    /// This store's instance id ([`StoreConfig::instance`](crate::StoreConfig::instance)),
+    /// if it has one.
+    pub fn instance(&self) -> Option<String> {
+        self.inner.shared.guards().instance.clone()
+    }
+
     fn instance_id(&self) -> Result<String> {
-        self.inner.shared.guards().instance.clone().ok_or_else(|| Error::Invalid {
+        self.instance().ok_or_else(|| Error::Invalid {
             field: "store.instance",
             reason: "claims and roles need an instance id (StoreConfig::instance)".into(),
         })
@@ -213,14 +233,19 @@ impl<B: Backend> Store<B> {
         let out = self
             .run_one(Statement::query(sql::RENEW_TASKS, vec![Value::Text(owner), Value::Int(until(lease))]))
             .await?;
-        let rows: HashMap<i64, i64> =
-            out.rows.iter().map(|r| Ok((r.int(0)?, r.int(1)?))).collect::<Result<_>>()?;
+        let rows: HashMap<i64, (i64, bool)> =
+            out.rows.iter().map(|r| Ok((r.int(0)?, (r.int(1)?, r.int(2)? != 0)))).collect::<Result<_>>()?;
         let mut guards = self.inner.shared.guards();
         let held: Vec<(i64, i64)> = guards.tasks.iter().map(|(t, f)| (*t, *f)).collect();
         let mut renewed = Renewed::default();
         for (task, fence) in held {
-            if rows.get(&task) == Some(&fence) {
+            if let Some(&(held_fence, cancel)) = rows.get(&task)
+                && held_fence == fence
+            {
                 renewed.kept.push(task);
+                if cancel {
+                    renewed.cancel.push(task);
+                }
             } else if guards.lost.insert(task) {
                 // Its guard stays (with the old token), so that every write still in
                 // flight is refused, until `forget_task`.
@@ -229,7 +254,32 @@ impl<B: Backend> Store<B> {
         }
         renewed.kept.sort_unstable();
         renewed.lost.sort_unstable();
+        renewed.cancel.sort_unstable();
         Ok(renewed)
+    }
+
+    /// Cancels task `id` from an instance that does not run it: at once when no
+    /// instance holds it (or its holder's lease ran out; its fence rises, so that a
+    /// late write of that holder is refused), else by asking its holder, which cancels
+    /// it at its next renewal ([`Renewed::cancel`]). Its end is announced as any
+    /// other's (`announced_at` stays NULL).
+    pub async fn request_cancel(&self, id: i64) -> Result<CancelRequest> {
+        let now = crate::now_ms();
+        let free = Statement::execute(sql::CANCEL_FREE, vec![Value::Int(id), Value::Int(now)]);
+        if self.run_one(free).await?.affected > 0 {
+            return Ok(CancelRequest::Cancelled);
+        }
+        let ask = Statement::execute(sql::REQUEST_CANCEL, vec![Value::Int(id)]);
+        Ok(if self.run_one(ask).await?.affected > 0 { CancelRequest::Asked } else { CancelRequest::NotFound })
+    }
+
+    /// The unfinished tasks this instance does not hold (queued for any instance, or
+    /// running on another), oldest first, without their files: what a status board shows
+    /// of the other instances' work. Their progress is what their holders last recorded.
+    pub async fn tasks_elsewhere(&self) -> Result<Vec<crate::Task>> {
+        let owner = self.instance_id()?;
+        let out = self.run_one(Statement::query(sql::TASKS_ELSEWHERE, vec![Value::Text(owner)])).await?;
+        out.rows.iter().map(task_from_row).collect()
     }
 
     /// Gives task `id`'s lease up (another instance may claim it at once). `false`

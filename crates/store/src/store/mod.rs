@@ -23,7 +23,7 @@ use mltb_query_analyzer::{NoopSink, QuerySink, SpanId, SpanKind};
 
 use crate::backend::sqlite::{SqliteBackend, SqliteOptions};
 use crate::{AnyBackend, Backend, Error, Executor, Outcome, Result, Role, Statement, UserSettings};
-pub use cluster::{Renewed, RoleLease};
+pub use cluster::{CancelRequest, Renewed, RoleLease};
 use invalidate::CacheState;
 pub use invalidate::{InvalidationStats, Invalidations};
 pub(crate) use writes::Write;

@@ -202,7 +202,23 @@ pub(crate) const FILES_TAKEN: &str = concat!(
 );
 /// Renews every unfinished task an owner holds: `?1` owner, `?2` lease until.
 pub(crate) const RENEW_TASKS: &str = "UPDATE tasks SET lease_until = ?2 WHERE owner = ?1 \
-     AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING id, fence";
+     AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING id, fence, cancel_requested";
+/// Cancels an unfinished task that no instance holds (or whose lease ran out), raising
+/// its fence so that a late write of its last holder is refused: `?1` id, `?2` now.
+pub(crate) const CANCEL_FREE: &str = "UPDATE tasks SET state = 'cancelled', updated_at = ?2, finished_at = ?2, \
+     owner = NULL, lease_until = NULL, fence = fence + 1 WHERE id = ?1 \
+     AND state IN ('queued', 'downloading', 'uploading', 'seeding') \
+     AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?2)";
+/// Asks a held task's owner to cancel it: `?1` id.
+pub(crate) const REQUEST_CANCEL: &str = "UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 \
+     AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
+/// Unfinished tasks this instance does not hold: `?1` this instance.
+pub(crate) const TASKS_ELSEWHERE: &str = concat!(
+    "SELECT ",
+    task_columns!(),
+    " FROM tasks WHERE state IN ('queued', 'downloading', 'uploading', 'seeding') \
+     AND (owner IS NULL OR owner <> ?1) ORDER BY id"
+);
 /// Gives a task's lease up: `?1` id, `?2` owner, `?3` fence.
 pub(crate) const RELEASE_TASK: &str =
     "UPDATE tasks SET owner = NULL, lease_until = NULL WHERE id = ?1 AND owner = ?2 AND fence = ?3";

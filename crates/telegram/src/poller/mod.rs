@@ -84,6 +84,45 @@ impl PollerBuilder {
         self
     }
 
+    /// One `getUpdates` with these settings from `offset` (confirming to Telegram every
+    /// update before it), without starting a poller: for a caller that must record an
+    /// update before the next call confirms it, as several instances of one bot do with
+    /// their shared offset. Updates that do not decode are skipped (logged), but counted
+    /// in [`Batch::next_offset`].
+    pub async fn fetch(&self, offset: Option<i64>) -> Result<Batch> {
+        let params = GetUpdatesParams::builder()
+            .maybe_offset(offset)
+            .limit(self.limit)
+            .timeout(self.timeout)
+            .allowed_updates(self.allowed_updates.clone())
+            .build();
+        let response = self
+            .client
+            .request::<_, MethodResponse<Vec<serde_json::Value>>>("getUpdates", Some(params))
+            .await?;
+        let mut batch = Batch { next_offset: offset, updates: Vec::with_capacity(response.result.len()) };
+        for value in response.result {
+            // Past every element, decodable or not, so none is delivered again.
+            let id = value.get("update_id").and_then(serde_json::Value::as_i64);
+            if let Some(id) = id {
+                batch.next_offset = Some(batch.next_offset.map_or(id + 1, |o| o.max(id + 1)));
+            }
+            match serde_json::from_value::<Update>(value) {
+                Ok(update) => batch.updates.push(update),
+                Err(e) => {
+                    tracing::warn!(update_id = ?id, error = %e, "skipping an update that does not decode")
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The capped exponential backoff after `failures` failed polls in a row.
+    pub fn backoff_after(&self, failures: u32) -> Duration {
+        let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.base_backoff.saturating_mul(factor).min(self.max_backoff)
+    }
+
     /// Starts polling on the current tokio runtime.
     pub fn spawn(self) -> Poller {
         let (tx, rx) = mpsc::channel(self.channel);
@@ -92,6 +131,17 @@ impl PollerBuilder {
         let handle = tokio::spawn(run(self, tx, stop_rx, offset_tx));
         Poller { rx, stop: stop_tx, offset: offset_rx, handle: Some(handle) }
     }
+}
+
+/// What one [`PollerBuilder::fetch`] received.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Batch {
+    /// The offset of the next call: the last update id received + 1 (the call's own
+    /// offset when nothing came).
+    pub next_offset: Option<i64>,
+    /// The updates that decode, in order.
+    pub updates: Vec<Update>,
 }
 
 /// A running poller: receive updates with [`recv`](Self::recv).
@@ -161,36 +211,17 @@ async fn run(
     let mut offset = cfg.offset;
     let mut failures: u32 = 0;
     loop {
-        let params = GetUpdatesParams::builder()
-            .maybe_offset(offset)
-            .limit(cfg.limit)
-            .timeout(cfg.timeout)
-            .allowed_updates(cfg.allowed_updates.clone())
-            .build();
-        let poll =
-            cfg.client.request::<_, MethodResponse<Vec<serde_json::Value>>>("getUpdates", Some(params));
         let outcome = tokio::select! {
             _ = stop.wait_for(|s| *s) => return Ok(()),
-            outcome = poll => outcome,
+            outcome = cfg.fetch(offset) => outcome,
         };
         let wait = match outcome {
-            Ok(response) => {
+            Ok(batch) => {
                 failures = 0;
-                for value in response.result {
-                    // Advance past every element, decodable or not, so none is re-delivered.
-                    let id = value.get("update_id").and_then(serde_json::Value::as_i64);
-                    if let Some(id) = id {
-                        offset = Some(offset.map_or(id + 1, |o| o.max(id + 1)));
-                    }
-                    match serde_json::from_value::<Update>(value) {
-                        Ok(update) => {
-                            if tx.send(Ok(update)).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(update_id = ?id, error = %e, "skipping an update that does not decode")
-                        }
+                offset = batch.next_offset;
+                for update in batch.updates {
+                    if tx.send(Ok(update)).await.is_err() {
+                        return Ok(());
                     }
                 }
                 let _ = offset_tx.send(offset);
@@ -203,7 +234,7 @@ async fn run(
                     return Err(e);
                 }
                 failures += 1;
-                backoff(&cfg, failures)
+                cfg.backoff_after(failures)
             }
             Err(e)
                 if matches!(e, Error::Api { code: 401 | 404, .. }) || matches!(e, Error::Invalid { .. }) =>
@@ -214,7 +245,7 @@ async fn run(
             }
             Err(e) => {
                 failures += 1;
-                let wait = e.retry_after().unwrap_or_else(|| backoff(&cfg, failures));
+                let wait = e.retry_after().unwrap_or_else(|| cfg.backoff_after(failures));
                 tracing::warn!(error = %e, ?wait, failures, "getUpdates failed; backing off");
                 wait
             }
@@ -224,9 +255,4 @@ async fn run(
             () = tokio::time::sleep(wait) => {}
         }
     }
-}
-
-fn backoff(cfg: &PollerBuilder, failures: u32) -> Duration {
-    let factor = 1u32.checked_shl(failures.saturating_sub(1)).unwrap_or(u32::MAX);
-    cfg.base_backoff.saturating_mul(factor).min(cfg.max_backoff)
 }
