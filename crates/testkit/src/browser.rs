@@ -19,13 +19,18 @@ use crate::{Error, Result, free_port};
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A headless Chromium session, closed (and its driver stopped) on drop.
+///
+/// `chromedriver` runs in a process group of its own, which the browser it starts
+/// joins; dropping or closing the session kills that whole group, so no Chromium is
+/// left running after a test, whether it closed the session or not (a killed driver
+/// alone leaves its browser orphaned).
 #[derive(Debug)]
 pub struct Browser {
     driver: tokio::process::Child,
     http: reqwest::Client,
     session: String,
     base: String,
-    _profile: tempfile::TempDir,
+    profile: tempfile::TempDir,
 }
 
 /// An element of the page, by its WebDriver id.
@@ -52,6 +57,7 @@ impl Browser {
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| Error::Io { context: "spawning chromedriver".into(), source: e })?;
@@ -103,7 +109,7 @@ impl Browser {
             .as_str()
             .ok_or_else(|| other("new session", format!("no session id in {created}")))?
             .to_owned();
-        Ok(Self { driver, http, session, base, _profile: profile })
+        Ok(Self { driver, http, session, base, profile })
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
@@ -221,11 +227,34 @@ impl Browser {
             .map_err(|e| Error::Io { context: format!("writing {}", path.display()), source: e })
     }
 
-    /// Ends the session and stops the driver.
+    /// The browser's profile directory (removed when the session is dropped).
+    #[must_use]
+    pub fn profile(&self) -> &std::path::Path {
+        self.profile.path()
+    }
+
+    /// Ends the session and stops the driver and the browser.
     pub async fn close(mut self) {
         let url = format!("{}/session/{}", self.base, self.session);
         let _ = self.http.delete(url).send().await;
+        self.kill_group();
         let _ = self.driver.kill().await;
+    }
+
+    /// Kills the driver's process group: the driver and the browser it started.
+    fn kill_group(&self) {
+        if let Some(pid) =
+            self.driver.id().and_then(|p| i32::try_from(p).ok()).and_then(rustix::process::Pid::from_raw)
+        {
+            // The driver is not reaped yet, so its pid (the group's id) is not reused.
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        self.kill_group();
     }
 }
 
