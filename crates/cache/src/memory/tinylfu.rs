@@ -24,8 +24,9 @@ use super::stats::Counters;
 /// blunts an attacker who crafts collisions. foldhash, as the tables use (SipHash
 /// cost a hit about a third of its time).
 type SketchHasher = foldhash::fast::FixedState;
-/// The sketch hash's seed (any constant: it fixes the figures of a replay).
-const SKETCH_SEED: u64 = 0x51_7cc1_b727_220a;
+/// The sketch hash's default seed (any constant: it fixes the figures of a replay; the
+/// builder's `sketch_seed` replaces it).
+pub(crate) const DEFAULT_SKETCH_SEED: u64 = 0x51_7cc1_b727_220a;
 
 /// Share of main space given to the protected segment.
 const PROTECTED_SHARE: f64 = 0.8;
@@ -60,11 +61,13 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// `expected_entries`: a sizing hint for the sketch; without one it grows with the
     /// number of entries held.
     /// `hasher`: the cache's, which gives the hash [`get`](Self::get) takes.
+    /// `sketch_seed`: the seed of the sketch's own hash.
     pub(crate) fn new(
         budget: usize,
         expected_entries: Option<usize>,
         adaptive: bool,
         hasher: hashbrown::DefaultHashBuilder,
+        sketch_seed: u64,
     ) -> Self {
         let sketch = FrequencySketch::new(expected_entries.unwrap_or(64));
         let climber = HillClimber::new(budget, adaptive);
@@ -76,7 +79,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             sketch,
             grow_sketch: expected_entries.is_none(),
             climber,
-            hasher: SketchHasher::with_seed(SKETCH_SEED),
+            hasher: SketchHasher::with_seed(sketch_seed),
             streak: (0, 0),
             shadow: adaptive.then(|| ShadowLru::new(budget)),
         };
@@ -379,7 +382,7 @@ mod tests {
 
     fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
         let hasher = hashbrown::DefaultHashBuilder::default();
-        let mut s = TinyLfuStore::new(16, Some(16), false, hasher.clone());
+        let mut s = TinyLfuStore::new(16, Some(16), false, hasher.clone(), DEFAULT_SKETCH_SEED);
         let clock = FakeClock::new();
         let mut c = Counters::default();
         for k in 0..n {

@@ -331,18 +331,54 @@ pub(crate) fn replay(keys: &[u64], mut access: impl FnMut(u64) -> bool) -> f64 {
 
 /// Our cache as a unit-weight cache of `capacity` entries.
 pub(crate) fn ours(capacity: usize, admission: mltb_cache::Admission) -> mltb_cache::MemoryCache<u64, ()> {
-    mltb_cache::MemoryCache::builder_with_weigher(|_: &u64, _: &()| 1)
+    ours_seeded(capacity, admission, None)
+}
+
+/// [`ours`] with the sketch seed `seed` (`None`: the default).
+pub(crate) fn ours_seeded(
+    capacity: usize,
+    admission: mltb_cache::Admission,
+    seed: Option<u64>,
+) -> mltb_cache::MemoryCache<u64, ()> {
+    let mut b = mltb_cache::MemoryCache::builder_with_weigher(|_: &u64, _: &()| 1)
         .max_bytes(capacity)
         .shards(1)
         .admission(admission)
-        .expected_entries(capacity)
-        .build()
-        .unwrap_or_else(|e| panic!("test configuration rejected: {e}"))
+        .expected_entries(capacity);
+    if let Some(seed) = seed {
+        b = b.sketch_seed(seed);
+    }
+    b.build().unwrap_or_else(|e| panic!("test configuration rejected: {e}"))
+}
+
+/// `n` sketch seeds: the default first (`None`), then splitmix64's outputs from 0, so
+/// that every run replays the same ones.
+#[allow(dead_code, reason = "the example uses it, the tests do not")]
+pub(crate) fn sketch_seeds(n: usize) -> Vec<Option<u64>> {
+    let mut x = 0_u64;
+    let mut next = move || {
+        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    std::iter::once(None).chain(std::iter::repeat_with(|| Some(next()))).take(n).collect()
 }
 
 /// Hit ratio of our cache on `keys`.
 pub(crate) fn replay_ours(keys: &[u64], capacity: usize, admission: mltb_cache::Admission) -> f64 {
-    let cache = ours(capacity, admission);
+    replay_ours_seeded(keys, capacity, admission, None)
+}
+
+/// [`replay_ours`] with the sketch seed `seed` (`None`: the default).
+pub(crate) fn replay_ours_seeded(
+    keys: &[u64],
+    capacity: usize,
+    admission: mltb_cache::Admission,
+    seed: Option<u64>,
+) -> f64 {
+    let cache = ours_seeded(capacity, admission, seed);
     replay(keys, |k| {
         if cache.get(&k).is_some() {
             true
