@@ -138,10 +138,14 @@ async fn three_instances_share_one_bot_through_kills_and_pauses() {
         .await
         .expect("Redis: set REDIS_URL, or install it (sudo apt-get install redis-server)");
     let sim = Sim::start(SimConfig::default().rate_limits(Some(RateLimits::default()))).await.unwrap();
-    // Each download takes about 2.5 s, so that tasks are mid-run when an instance dies.
+    // Each download takes about 2.5 s, so that tasks are mid-run when an instance dies;
+    // the first half's about 10 s, so that the poller still runs one of them once every
+    // /leech of that half has been answered (at 2.5 s, the poller's first tasks were
+    // sometimes done by then, with none left for it to claim: 2 runs in 7).
     let mut files = FileServer::builder();
     for i in 0..TASKS {
-        let body = ServedFile::new(data(160_000 + i)).drip(16_384, Duration::from_millis(250));
+        let delay = Duration::from_millis(if i < TASKS / 2 { 1_000 } else { 250 });
+        let body = ServedFile::new(data(160_000 + i)).drip(16_384, delay);
         files = files.serve(format!("/f/file-{i:02}.bin"), body);
     }
     let server = files.start().await.unwrap();
