@@ -81,6 +81,27 @@ impl DataLock {
     }
 }
 
+/// Judges this instance's clock against the database server's (`skew_ms`: the server's
+/// ahead of ours) for leases of `lease`, which each instance judges by its own clock:
+/// a skew of half the lease or more refuses to start (another instance would take this
+/// one's tasks while it still runs them, or this one another's); a tenth or more is
+/// worth a warning.
+fn judge_clock_skew(skew_ms: i64, lease: std::time::Duration) -> Result<Option<String>, Error> {
+    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let off = skew_ms.unsigned_abs();
+    let how = format!(
+        "this instance's clock is {off} ms {} the database server's, and instances judge leases of {lease_ms} ms by their own clocks",
+        if skew_ms > 0 { "behind" } else { "ahead of" }
+    );
+    if off.saturating_mul(2) >= lease_ms.unsigned_abs() {
+        return Err(Error::Start(format!(
+            "{how}: sync the clocks (NTP), or lengthen instance.lease well past the skew"
+        )));
+    }
+    Ok((off.saturating_mul(10) >= lease_ms.unsigned_abs())
+        .then(|| format!("{how}; keep the clocks in sync (NTP)")))
+}
+
 /// Starts everything `config` describes. Needs the bot token (`MLTB_BOT_TOKEN`); asks
 /// Telegram who the bot is (`getMe`), so a wrong token fails here, clearly.
 pub async fn start(config: Config) -> Result<Running, Error> {
@@ -212,8 +233,17 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
         .keep_failed(q.keep_failed)
         .seven_zip(&config.downloads.seven_zip);
     if config.instance.id.is_some() {
-        engine_config =
-            engine_config.cluster(mltb_engine::Cluster::new(config.instance.lease.0, config.instance.most));
+        let lease = config.instance.lease.0;
+        match store.clock_skew_ms().await {
+            Ok(Some(skew)) => {
+                if let Some(warning) = judge_clock_skew(skew, lease)? {
+                    tracing::warn!(skew_ms = skew, "{warning}");
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "could not read the database server's clock"),
+        }
+        engine_config = engine_config.cluster(mltb_engine::Cluster::new(lease, config.instance.most));
     }
     let dl: Arc<dyn Downloader> = downloader.clone();
     let engine = Engine::start(store.clone(), dl, planner, engine_config)
@@ -298,6 +328,21 @@ fn signing_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clock_skew_of_half_the_lease_refuses_to_start_and_a_tenth_warns() {
+        let lease = std::time::Duration::from_secs(30);
+        assert_eq!(judge_clock_skew(0, lease).unwrap(), None);
+        assert_eq!(judge_clock_skew(-2_999, lease).unwrap(), None);
+        let warned = judge_clock_skew(3_000, lease).unwrap().expect("a tenth of the lease warns");
+        assert!(warned.contains("3000 ms behind") && warned.contains("NTP"), "{warned}");
+        let warned = judge_clock_skew(-14_999, lease).unwrap().expect("still only a warning");
+        assert!(warned.contains("ahead of"), "{warned}");
+        for skew in [15_000, -15_000, i64::MIN] {
+            let e = judge_clock_skew(skew, lease).unwrap_err().to_string();
+            assert!(e.contains("instance.lease") && e.contains("NTP"), "{e}");
+        }
+    }
 
     #[test]
     fn the_data_lock_is_exclusive_and_released_on_drop_while_a_copy_of_its_descriptor_lives() {

@@ -243,6 +243,23 @@ async fn postgres_cancels_from_elsewhere() {
     cancels_from_elsewhere_and_tasks_elsewhere(Db::postgres().await).await;
 }
 
+/// The clock skew against the database server: none to read on SQLite (one machine);
+/// on PostgreSQL, a server on this machine reads this machine's clock, so the skew is
+/// within the round trip's rounding (a second is far more than enough).
+#[tokio::test]
+async fn sqlite_has_no_clock_skew_to_read() {
+    let db = Db::sqlite();
+    assert_eq!(db.open("a").await.clock_skew_ms().await.unwrap(), None);
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_reads_the_servers_clock_skew() {
+    let db = Db::postgres().await;
+    let skew = db.open("a").await.clock_skew_ms().await.unwrap().expect("PostgreSQL reads its clock");
+    assert!(skew.abs() < 1_000, "a server on this machine is {skew} ms off its clock");
+}
+
 #[tokio::test]
 async fn sqlite_claims_leases_and_fencing() {
     claims_leases_and_fencing(Db::sqlite()).await;

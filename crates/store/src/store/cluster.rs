@@ -369,4 +369,22 @@ impl<B: Backend> Store<B> {
         let out = self.run_one(Statement::query(sql::ROLE_HOLDER, vec![role.into()])).await?;
         out.rows.first().map(|r| role_from_row(role, r)).transpose()
     }
+
+    /// How far the database server's clock is ahead of this instance's (negative:
+    /// behind), in milliseconds, read at the middle of one round trip. Leases are
+    /// judged by each instance's own clock, so the instances' skew must stay well under
+    /// the lease. `None` on SQLite, where every instance is on the database's machine.
+    ///
+    /// # Errors
+    /// The database cannot be reached.
+    pub async fn clock_skew_ms(&self) -> Result<Option<i64>> {
+        if self.inner.shared.backend.kind() != BackendKind::Postgres {
+            return Ok(None);
+        }
+        let before = crate::now_ms();
+        let out = self.run_one(Statement::query(sql::DATABASE_NOW_POSTGRES, Vec::new())).await?;
+        let after = crate::now_ms();
+        let server = out.rows.first().ok_or_else(|| Error::decode("clock_timestamp()", "no row"))?.int(0)?;
+        Ok(Some(server - before.midpoint(after)))
+    }
 }

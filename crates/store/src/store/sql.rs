@@ -245,3 +245,8 @@ pub(crate) const SAVE_POSITION: &str = "UPDATE roles SET position = CASE WHEN po
      THEN ?4 ELSE position END WHERE role = ?1 AND holder = ?2 AND fence = ?3";
 /// A role's holder: `?1` role.
 pub(crate) const ROLE_HOLDER: &str = "SELECT holder, fence, lease_until, position FROM roles WHERE role = ?1";
+
+/// The database server's clock now, in Unix milliseconds (PostgreSQL: the time of the
+/// call, not of the transaction's start).
+pub(crate) const DATABASE_NOW_POSTGRES: &str =
+    "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
