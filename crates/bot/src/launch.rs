@@ -87,19 +87,18 @@ impl DataLock {
 /// one's tasks while it still runs them, or this one another's); a tenth or more is
 /// worth a warning.
 fn judge_clock_skew(skew_ms: i64, lease: std::time::Duration) -> Result<Option<String>, Error> {
-    let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+    let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX);
     let off = skew_ms.unsigned_abs();
     let how = format!(
         "this instance's clock is {off} ms {} the database server's, and instances judge leases of {lease_ms} ms by their own clocks",
         if skew_ms > 0 { "behind" } else { "ahead of" }
     );
-    if off.saturating_mul(2) >= lease_ms.unsigned_abs() {
+    if off.saturating_mul(2) >= lease_ms {
         return Err(Error::Start(format!(
             "{how}: sync the clocks (NTP), or lengthen instance.lease well past the skew"
         )));
     }
-    Ok((off.saturating_mul(10) >= lease_ms.unsigned_abs())
-        .then(|| format!("{how}; keep the clocks in sync (NTP)")))
+    Ok((off.saturating_mul(10) >= lease_ms).then(|| format!("{how}; keep the clocks in sync (NTP)")))
 }
 
 /// Starts everything `config` describes. Needs the bot token (`MLTB_BOT_TOKEN`); asks
