@@ -55,8 +55,9 @@
 //!   has the same operations as plain synchronous methods, which is what hot paths call.
 //! - **Bytes, not entries.** Every entry is charged by a weigher. The default charges the
 //!   key's and value's [`Weigh::heap_bytes`] plus the entry's bookkeeping: its node in
-//!   the shard's arena (key, value, weight, deadline, a hit mark), its three `u32` links
-//!   and one hash-table slot at hashbrown's 7/8 load. A closure on the builder replaces it. An
+//!   the shard's arena (key, value, weight, and a deadline whose top bit is the hit
+//!   mark: 32 bytes for a `u64` key and value), its three `u32` links and one
+//!   hash-table slot at hashbrown's 7/8 load. A closure on the builder replaces it. An
 //!   entry heavier than one shard's share is refused with [`ErrorKind::Oversized`] rather
 //!   than flushing the cache.
 //! - **Shards.** The key's hash picks one of N shards, each behind its own `parking_lot`

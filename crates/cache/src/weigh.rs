@@ -127,12 +127,13 @@ impl Weigh for bytes::Bytes {
 }
 
 /// Bytes of bookkeeping per entry, besides the key's and value's inline size: the shard
-/// arena's node (key, entry and a mark, in an `Option`), its three `u32` links (kept
-/// apart from the node) and one hash-table slot (a `u32` node index) with its control byte at
-/// hashbrown's 7/8 maximum load. The arena's vectors can hold up to twice the entries
-/// after they grow; that slack is not charged.
-pub(crate) const fn entry_overhead<K, E>() -> usize {
-    let node = size_of::<Option<(K, E, std::sync::atomic::AtomicBool)>>() + 3 * size_of::<u32>();
+/// arena's node (key, value, a non-zero weight and a `u64` deadline, in an `Option`
+/// whose tag takes the weight's niche), its three `u32` links (kept apart from the node)
+/// and one hash-table slot (a `u32` node index) with its control byte at hashbrown's 7/8
+/// maximum load. The arena's vectors can hold up to twice the entries after they grow;
+/// that slack is not charged.
+pub(crate) const fn entry_overhead<K, V>() -> usize {
+    let node = size_of::<Option<(K, V, std::num::NonZeroUsize, u64)>>() + 3 * size_of::<u32>();
     let slot = (size_of::<u32>() + 1) * 8 / 7 + 1;
     node + slot
 }
@@ -157,8 +158,8 @@ mod tests {
 
     #[test]
     fn overhead_covers_node_and_slot() {
-        // 8 + 8, the mark and the option's tag, 12 bytes of links, and a 4-byte slot
-        // with its control byte at 7/8 load.
+        // Key, value, weight and deadline 8 + 8 + 8 + 8 (the option's tag in the weight's
+        // niche), 12 bytes of links, and a 4-byte slot with its control byte at 7/8 load.
         assert_eq!(entry_overhead::<u64, u64>(), 32 + 12 + 6);
     }
 }

@@ -3,22 +3,24 @@
 //!
 //! Moving an entry to the front of its list, or to another list, relinks it: no lookup
 //! and no allocation. A freed node's slot is reused by the next insert, so a full cache
-//! that evicts one entry per insert does not allocate. A node is only its key and its
-//! entry (no stored hashes), so that it spans as few cache lines as it can.
+//! that evicts one entry per insert does not allocate. A node is only its key, value
+//! and deadline (no stored hashes), what a read looks at, so that it spans as few cache
+//! lines as it can.
 //!
 //! The links live in a vector of their own, beside the nodes: moving entries about
-//! writes only links, so the nodes (what a read looks at) are written by inserts and
-//! removals only, and a reader on another core does not lose them from its cache each
-//! time the shard's recency is updated.
+//! writes only links, so the nodes are written by inserts and removals only (and a
+//! node's mark, once, by a read), and a reader on another core does not lose them from
+//! its cache each time the shard's recency is updated.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hashbrown::{DefaultHashBuilder, HashTable};
 
-use super::entry::{Entry, Now};
+use super::entry::{Entry, NEVER, Now};
 
 /// No node: the end of a list.
 const NIL: u32 = u32::MAX;
@@ -26,25 +28,78 @@ const NIL: u32 = u32::MAX;
 /// How many lists an arena keeps (W-TinyLFU's window, probation and protected).
 pub(crate) const LISTS: usize = 3;
 
+/// A node's mark: the top bit of its deadline word (deadlines are at most [`NEVER`],
+/// below it).
+const MARK: u64 = 1 << 63;
+
+/// A held entry: its key and value, its weight and its deadline with the node's mark,
+/// in as few bytes as they fit: a node of `u64` key and value, in its `Option`, is 32
+/// bytes and never straddles two cache lines.
 #[derive(Debug)]
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
-    pub(crate) entry: Entry<V>,
-    /// Hit since it was last moved to the front, without being moved: the record of a
-    /// hit that costs one write (none if it is already marked) to a line the reader has
-    /// just read, where moving it writes up to four nodes' links. Whoever evicts gives a
-    /// marked node a second chance ([`Arena::take_mark`]). Set under a shared lock.
-    pub(crate) marked: AtomicBool,
+    pub(crate) value: V,
+    /// The weight plus one (saturating), so that the `Option` around the node takes its
+    /// tag from this niche rather than adding a word.
+    weight: NonZeroUsize,
+    /// The deadline ([`Entry::expires`]) and, in [`MARK`], whether the node was hit
+    /// since it was last moved to the front, without being moved: the record of a hit
+    /// that costs one write (none if it is already marked) to a line the reader has just
+    /// read, where moving it writes up to four nodes' links. Whoever evicts gives a
+    /// marked node a second chance ([`Arena::take_mark`]). Marked under a shared lock.
+    deadline: AtomicU64,
 }
 
 impl<K, V> Node<K, V> {
-    /// Marks the node under a shared lock, writing only if it is not marked yet.
+    fn new(key: K, entry: Entry<V>) -> Self {
+        let Entry { value, weight, expires } = entry;
+        // A deadline past NEVER (292 years on the clock) is never.
+        Self { key, value, weight: encode_weight(weight), deadline: AtomicU64::new(expires.min(NEVER)) }
+    }
+
+    /// The entry's weight.
+    #[inline]
+    pub(crate) fn weight(&self) -> usize {
+        self.weight.get() - 1
+    }
+
+    /// Reads the clock only for an entry with a TTL.
+    #[inline]
+    pub(crate) fn is_expired(&self, now: &Now<'_>) -> bool {
+        super::entry::is_expired(self.deadline.load(Relaxed) & !MARK, now)
+    }
+
+    /// Marks the node under a shared lock, writing only if it is not marked yet. (Every
+    /// reader writes the same word: the deadline changes under the exclusive lock only.)
     #[inline]
     pub(crate) fn mark(&self) {
-        if !self.marked.load(Relaxed) {
-            self.marked.store(true, Relaxed);
+        let d = self.deadline.load(Relaxed);
+        if d & MARK == 0 {
+            self.deadline.store(d | MARK, Relaxed);
         }
     }
+
+    /// Whether the node was marked, clearing the mark (writing only if it was).
+    #[inline]
+    fn take_mark(&mut self) -> bool {
+        let d = self.deadline.get_mut();
+        let marked = *d & MARK != 0;
+        if marked {
+            *d &= !MARK;
+        }
+        marked
+    }
+
+    fn into_parts(mut self) -> (K, Entry<V>) {
+        let weight = self.weight();
+        let expires = *self.deadline.get_mut() & !MARK;
+        (self.key, Entry { value: self.value, weight, expires })
+    }
+}
+
+/// A weight as a node keeps it (see [`Node::weight`]).
+fn encode_weight(weight: usize) -> NonZeroUsize {
+    NonZeroUsize::new(weight.saturating_add(1)).unwrap_or(NonZeroUsize::MAX)
 }
 
 /// Where a node sits in the lists.
@@ -85,7 +140,7 @@ pub(crate) struct Arena<K, V> {
     table: HashTable<u32>,
     table_hasher: DefaultHashBuilder,
     nodes: Vec<Option<Node<K, V>>>,
-    /// `links[i]` places `nodes[i]` in the lists (a free node's is [`Link::OUT`]).
+    /// `links[i]` places `nodes[i]` in the lists (a free node's is out of every list).
     links: Vec<Link>,
     /// Indices of `None` nodes, reused first.
     free: Vec<u32>,
@@ -190,13 +245,13 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// The least recent node of `list` and its weight.
     pub(crate) fn lru_of(&self, list: usize) -> Option<(u32, usize)> {
         let tail = self.lists.get(list)?.tail;
-        self.node(tail).map(|n| (tail, n.entry.weight))
+        self.node(tail).map(|n| (tail, n.weight()))
     }
 
     /// Takes node `i` out of its list (it stays in the table and the arena).
     pub(crate) fn unlink(&mut self, i: u32) {
-        let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
-        let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
+        let Some(weight) = self.node(i).map(Node::weight) else { return };
+        let Some(&Link { prev, next, list }) = self.links.get(i as usize) else { return };
         let list = list as usize;
         let Some(l) = self.lists.get(list).copied() else { return };
         // A node out of every list has no neighbours and is not its list's head.
@@ -221,7 +276,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// Links node `i` (out of every list) as the most recent of `list`.
     pub(crate) fn link_front(&mut self, i: u32, list: usize) {
         let Some(head) = self.lists.get(list).map(|l| l.head) else { return };
-        let Some(weight) = self.node(i).map(|n| n.entry.weight) else { return };
+        let Some(weight) = self.node(i).map(Node::weight) else { return };
         let Some(me) = self.link(i) else { return };
         *me = Link { prev: NIL, next: head, list: list as u32 };
         match self.link(head) {
@@ -265,23 +320,18 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         }
     }
 
-    /// Marks node `i` (see [`Node::marked`]).
+    /// Marks node `i` (see [`Node::mark`]).
     #[inline]
     pub(crate) fn mark(&mut self, i: u32) {
         if let Some(n) = self.node_mut(i) {
-            *n.marked.get_mut() = true;
+            *n.deadline.get_mut() |= MARK;
         }
     }
 
     /// Whether node `i` was marked, clearing the mark (writing only if it was).
     #[inline]
     pub(crate) fn take_mark(&mut self, i: u32) -> bool {
-        let Some(m) = self.node_mut(i).map(|n| n.marked.get_mut()) else { return false };
-        if *m {
-            *m = false;
-            return true;
-        }
-        false
+        self.node_mut(i).is_some_and(Node::take_mark)
     }
 
     /// Makes node `i` the most recent of `list` (its own or another).
@@ -294,8 +344,16 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn replace(&mut self, i: u32, entry: Entry<V>) -> Option<Entry<V>> {
         let list = self.list_of(i)?;
         self.unlink(i);
-        self.take_mark(i);
-        let old = std::mem::replace(&mut self.node_mut(i)?.entry, entry);
+        let node = self.node_mut(i)?;
+        let Entry { value, weight, expires } = entry;
+        let old = Entry {
+            value: std::mem::replace(&mut node.value, value),
+            weight: node.weight(),
+            expires: *node.deadline.get_mut() & !MARK,
+        };
+        node.weight = encode_weight(weight);
+        // A new deadline, and no mark.
+        *node.deadline.get_mut() = expires.min(NEVER);
         self.link_front(i, list);
         Some(old)
     }
@@ -307,7 +365,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
     pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
-        let node = Node { key, entry, marked: AtomicBool::new(false) };
+        let node = Node::new(key, entry);
         let i = match self.free.pop() {
             Some(i) => {
                 if let Some(slot) = self.nodes.get_mut(i as usize) {
@@ -342,15 +400,12 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         }
         let node = self.nodes.get_mut(i as usize)?.take()?;
         self.free.push(i);
-        Some((node.key, node.entry))
+        Some(node.into_parts())
     }
 
     /// Nodes whose entry has expired.
     pub(crate) fn expired(&self, now: &Now<'_>) -> Vec<u32> {
-        let now = now.nanos();
-        (0..self.nodes.len() as u32)
-            .filter(|&i| self.node(i).is_some_and(|n| n.entry.is_expired_at(now)))
-            .collect()
+        (0..self.nodes.len() as u32).filter(|&i| self.node(i).is_some_and(|n| n.is_expired(now))).collect()
     }
 
     /// Removes every node whose key `keep` refuses; the others keep their order.

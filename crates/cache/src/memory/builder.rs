@@ -12,7 +12,6 @@ use crate::flight::Flights;
 use crate::weigh::{Weigh, entry_overhead};
 use crate::{Clock, MonotonicClock};
 
-use super::entry::Entry;
 use super::lru_store::LruStore;
 use super::shard::{Shard, Store};
 use super::tinylfu::{DEFAULT_SKETCH_SEED, TinyLfuStore};
@@ -77,7 +76,7 @@ impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
 
 /// The default weigher: key and value heap bytes plus the entry's bookkeeping.
 fn default_weigher<K: Weigh, V: Weigh>() -> Weigher<K, V> {
-    let overhead = entry_overhead::<K, Entry<V>>();
+    let overhead = entry_overhead::<K, V>();
     Arc::new(move |k: &K, v: &V| overhead + k.heap_bytes() + v.heap_bytes())
 }
 

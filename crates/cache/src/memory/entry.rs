@@ -8,7 +8,9 @@ use crate::Clock;
 use super::stats::Counters;
 
 /// The deadline of an entry that never expires.
-pub(crate) const NEVER: u64 = u64::MAX;
+/// Deadlines stop below 2^63 ns (292 years on the cache's clock), so that the arena can
+/// keep a node's mark in the top bit of its deadline.
+pub(crate) const NEVER: u64 = u64::MAX >> 1;
 
 #[derive(Debug)]
 pub(crate) struct Entry<V> {
@@ -23,14 +25,15 @@ impl<V> Entry<V> {
     /// Reads the clock only for an entry with a TTL.
     #[inline]
     pub(crate) fn is_expired(&self, now: &Now<'_>) -> bool {
-        self.expires != NEVER && now.nanos() >= self.expires
+        is_expired(self.expires, now)
     }
+}
 
-    /// Whether the entry has expired at `now` (nanoseconds on the cache's clock).
-    #[inline]
-    pub(crate) fn is_expired_at(&self, now: u64) -> bool {
-        self.expires != NEVER && now >= self.expires
-    }
+/// Whether a deadline of `expires` (nanoseconds on the cache's clock, [`NEVER`] for no
+/// TTL) has passed at `now`, reading the clock only for a real deadline.
+#[inline]
+pub(crate) fn is_expired(expires: u64, now: &Now<'_>) -> bool {
+    expires != NEVER && now.nanos() >= expires
 }
 
 /// The time of one operation, read from the cache's clock when first needed and then

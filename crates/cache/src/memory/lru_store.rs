@@ -56,8 +56,8 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     {
         match self.entries.get(hash, key) {
             None => Some((None, reads.count_miss())),
-            Some((i, n)) if !n.entry.is_expired(now) && ReadBuffer::can_record_hit(i) => {
-                let value = n.entry.value.clone();
+            Some((i, n)) if !n.is_expired(now) && ReadBuffer::can_record_hit(i) => {
+                let value = n.value.clone();
                 if reads.join() {
                     n.mark();
                     Some((Some(value), reads.count_hit()))
@@ -87,10 +87,8 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let live = self
-            .entries
-            .get(hash, key)
-            .map(|(i, n)| (i, (!n.entry.is_expired(now)).then(|| n.entry.value.clone())));
+        let live =
+            self.entries.get(hash, key).map(|(i, n)| (i, (!n.is_expired(now)).then(|| n.value.clone())));
         match live {
             Some((i, Some(value))) => {
                 self.entries.touch(i);
@@ -155,7 +153,7 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(now))
+        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.is_expired(now))
     }
 
     pub(crate) fn purge_expired(&mut self, now: &Now<'_>, c: &mut Counters) {

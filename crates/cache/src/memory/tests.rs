@@ -79,14 +79,15 @@ fn default_weigher_counts_heap_and_bookkeeping() {
     let key = String::from("abc");
     let value = vec![0u8; 1000];
     c.insert(key, value).unwrap();
-    let overhead = entry_overhead::<String, entry::Entry<Vec<u8>>>();
+    let overhead = entry_overhead::<String, Vec<u8>>();
     assert_eq!(c.weighted_size(), overhead + 3 + 1000);
-    // node: String 24 + Entry (Vec 24, weight 8, deadline 8) + mark 1, 8-aligned = 72 (the
-    // option's tag in a niche); links 12; slot: a u32 index and its control byte at 7/8
-    // load = 6.
-    assert_eq!(overhead, 72 + 12 + 6);
+    // node: String 24 + Vec 24 + weight 8 + deadline 8 = 64 (the option's tag in a
+    // niche); links 12; slot: a u32 index and its control byte at 7/8 load = 6.
+    assert_eq!(overhead, 64 + 12 + 6);
     let node = size_of::<Option<super::arena::Node<String, Vec<u8>>>>();
-    assert!(node <= 72, "the node ({node} bytes) fits what is charged");
+    assert!(node <= 64, "the node ({node} bytes) fits what is charged");
+    // A node of u64 key and value is half a cache line: it never straddles two.
+    assert_eq!(size_of::<Option<super::arena::Node<u64, u64>>>(), 32);
 }
 
 #[test]

@@ -122,7 +122,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let (hash, found) = match read {
             Read::Hit(i) => {
                 let Some(n) = self.entries.node(i) else { return };
-                let (hash, weight) = (self.hash(&n.key), n.entry.weight);
+                let (hash, weight) = (self.hash(&n.key), n.weight());
                 if self.entries.list_of(i) == Some(PROBATION) {
                     self.entries.move_front(i, PROTECTED);
                     self.demote_protected_overflow();
@@ -162,7 +162,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         Q: Hash + Eq + ?Sized,
     {
         let found = match self.entries.get(table_hash, key) {
-            Some((i, n)) if !n.entry.is_expired(now) => Some((i, n.entry.value.clone())),
+            Some((i, n)) if !n.is_expired(now) => Some((i, n.value.clone())),
             Some((i, _)) => {
                 self.entries.remove(i);
                 c.evictions.expired += 1;
@@ -299,12 +299,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             let Some(ch) = self.entries.node(ci).map(|n| self.hash(&n.key)) else { break };
             let mut admitted = true;
             while self.used() + cw > self.budget {
-                let victim = [PROBATION, PROTECTED]
-                    .into_iter()
-                    .find_map(|seg| self.entries.lru_of(seg))
-                    .and_then(|(i, _)| {
-                        self.entries.node(i).map(|n| (i, self.hash(&n.key), n.entry.is_expired(now)))
-                    });
+                let victim =
+                    [PROBATION, PROTECTED].into_iter().find_map(|seg| self.entries.lru_of(seg)).and_then(
+                        |(i, _)| self.entries.node(i).map(|n| (i, self.hash(&n.key), n.is_expired(now))),
+                    );
                 let Some((vi, vh, v_expired)) = victim else {
                     admitted = false;
                     break;
@@ -354,7 +352,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.entry.is_expired(now))
+        self.entries.find(key).and_then(|i| self.entries.node(i)).is_some_and(|n| !n.is_expired(now))
     }
 
     pub(crate) fn purge_expired(&mut self, now: &Now<'_>, c: &mut Counters) {
