@@ -18,7 +18,7 @@ use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
 
 use super::entry::{Entry, NEVER, Now};
 
@@ -365,23 +365,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
     pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
-        let node = Node::new(key, entry);
-        let i = match self.free.pop() {
-            Some(i) => {
-                if let Some(slot) = self.nodes.get_mut(i as usize) {
-                    *slot = Some(node);
-                }
-                if let Some(link) = self.link(i) {
-                    *link = Link::OUT;
-                }
-                i
-            }
-            None => {
-                self.nodes.push(Some(node));
-                self.links.push(Link::OUT);
-                (self.nodes.len() - 1) as u32
-            }
-        };
+        let i = Self::alloc(&mut self.nodes, &mut self.links, &mut self.free, Node::new(key, entry));
         let (nodes, hasher) = (&self.nodes, &self.table_hasher);
         // Growing the table rehashes the keys (rare: it doubles).
         self.table.insert_unique(table_hash, i, |&j| {
@@ -389,6 +373,57 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         });
         self.link_front(i, list);
         i
+    }
+
+    /// Inserts `key` (whose [`hash`](Self::hash) is `table_hash`) as the most recent of
+    /// `list`, or, when it is held, [`replace`](Self::replace)s its entry, which makes it
+    /// the most recent of its own list: one probe of the table either way. Returns the
+    /// node and the entry replaced, if any.
+    pub(crate) fn upsert_hashed(
+        &mut self,
+        table_hash: u64,
+        key: K,
+        entry: Entry<V>,
+        list: usize,
+    ) -> (u32, Option<Entry<V>>) {
+        let (nodes, hasher) = (&self.nodes, &self.table_hasher);
+        let slot = self.table.entry(
+            table_hash,
+            |&j| nodes.get(j as usize).and_then(Option::as_ref).is_some_and(|n| n.key == key),
+            // Making room rehashes the keys (rare: the table doubles).
+            |&j| nodes.get(j as usize).and_then(Option::as_ref).map_or(0, |n| hasher.hash_one(&n.key)),
+        );
+        match slot {
+            hash_table::Entry::Occupied(held) => {
+                let i = *held.get();
+                (i, self.replace(i, entry))
+            }
+            hash_table::Entry::Vacant(room) => {
+                let i = Self::alloc(&mut self.nodes, &mut self.links, &mut self.free, Node::new(key, entry));
+                room.insert(i);
+                self.link_front(i, list);
+                (i, None)
+            }
+        }
+    }
+
+    /// A slot for `node`, out of every list: a freed one if there is one.
+    fn alloc(
+        nodes: &mut Vec<Option<Node<K, V>>>,
+        links: &mut Vec<Link>,
+        free: &mut Vec<u32>,
+        node: Node<K, V>,
+    ) -> u32 {
+        if let Some(i) = free.pop()
+            && let (Some(slot), Some(link)) = (nodes.get_mut(i as usize), links.get_mut(i as usize))
+        {
+            *slot = Some(node);
+            *link = Link::OUT;
+            return i;
+        }
+        nodes.push(Some(node));
+        links.push(Link::OUT);
+        (nodes.len() - 1) as u32
     }
 
     /// Removes node `i` from its list, the table and the arena.
@@ -476,6 +511,12 @@ mod tests {
         PopLru {
             list: usize,
         },
+        /// Inserts in `list`, or replaces in the key's own list.
+        Upsert {
+            key: u8,
+            weight: usize,
+            list: usize,
+        },
         /// Keeps the keys of one parity.
         Retain {
             odd: bool,
@@ -495,7 +536,8 @@ mod tests {
             (key.clone(), list.clone()).prop_map(|(key, list)| Op::Move { key, list }),
             key.clone().prop_map(|key| Op::Remove { key }),
             (key, 1..5usize).prop_map(|(key, weight)| Op::Replace { key, weight }),
-            list.prop_map(|list| Op::PopLru { list }),
+            list.clone().prop_map(|list| Op::PopLru { list }),
+            (0..24u8, 1..5usize, list).prop_map(|(key, weight, list)| Op::Upsert { key, weight, list }),
             any::<bool>().prop_map(|odd| Op::Retain { odd }),
         ]
     }
@@ -542,6 +584,22 @@ mod tests {
                             prop_assert!(a.replace(i, entry(weight)).is_some());
                             model[l].remove(p);
                             model[l].push_front((key, weight));
+                        }
+                    }
+                    Op::Upsert { key, weight, list } => {
+                        let hash = a.hash(&key);
+                        let (i, replaced) = a.upsert_hashed(hash, key, entry(weight), list);
+                        prop_assert_eq!(a.find(&key), Some(i));
+                        match locate(&model, key) {
+                            Some((l, p)) => {
+                                let (_, old) = model[l].remove(p).expect("located");
+                                prop_assert_eq!(replaced.map(|e| e.weight), Some(old));
+                                model[l].push_front((key, weight));
+                            }
+                            None => {
+                                prop_assert!(replaced.is_none());
+                                model[list].push_front((key, weight));
+                            }
                         }
                     }
                     Op::PopLru { list } => {

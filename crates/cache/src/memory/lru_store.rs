@@ -112,11 +112,8 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
     pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>, c: &mut Counters) {
         // An update replaces the entry in place and makes it the most recent; then, as
         // for a new key, the least recent entries make room.
-        let (me, updated) = match self.entries.find_hashed(hash, &key) {
-            Some(i) => (i, self.entries.replace(i, entry).is_some()),
-            None => (self.entries.insert_hashed(hash, key, entry, LIST), false),
-        };
-        if updated {
+        let (me, replaced) = self.entries.upsert_hashed(hash, key, entry, LIST);
+        if replaced.is_some() {
             c.evictions.replaced += 1;
         }
         while self.used() > self.budget {

@@ -69,6 +69,14 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             self.reads.forget_owner();
             return;
         }
+        self.replay_reads();
+    }
+
+    /// [`drain`](Self::drain) of a buffer with reads in it: out of line, so that a write
+    /// that finds the buffer empty (most writes but the first after reads) does not pay
+    /// for the replay's code.
+    #[inline(never)]
+    fn replay_reads(&mut self) {
         let Self { reads, counters, store, .. } = self;
         match store {
             Store::Lru(s) => reads.drain(|r: Read, shared| s.replay(r, shared)),

@@ -247,19 +247,15 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             shadow.insert(hash, entry.weight);
         }
         c.inserts += 1;
-        if let Some(i) = self.entries.find_hashed(table_hash, &key) {
-            // An update keeps the entry's segment and makes it the segment's most recent.
-            if self.entries.replace(i, entry).is_some() {
-                c.evictions.replaced += 1;
-            }
+        // An update keeps the entry's segment and makes it the segment's most recent.
+        let (i, replaced) = self.entries.upsert_hashed(table_hash, key, entry, WINDOW);
+        if replaced.is_some() {
+            c.evictions.replaced += 1;
             if self.entries.list_of(i) == Some(PROTECTED) {
                 self.demote_protected_overflow();
             }
-        } else {
-            self.entries.insert_hashed(table_hash, key, entry, WINDOW);
-            if self.grow_sketch {
-                self.sketch.ensure_capacity(self.len());
-            }
+        } else if self.grow_sketch {
+            self.sketch.ensure_capacity(self.len());
         }
         self.evict(now, c);
     }
