@@ -19,6 +19,14 @@
 //! exclusive lock is busy, a read is counted (hits and misses are never lost) but its
 //! effect on recency is dropped.
 //!
+//! A batch has one owner, the thread that claimed it (a compare-and-swap, once per
+//! batch), and only the owner records in it: its slots, and its count of the owner's
+//! misses, are written with plain stores, never a read-modify-write, so that one
+//! thread's read costs no locked instruction beyond the lock's own two (they cost a
+//! quarter of a hit's time here, docs/benchmarks.md). The owner's hits are counted from
+//! the slots when they are replayed. Other threads' reads, which only mark or count, add
+//! to shared counters with atomic increments.
+//!
 //! The buffer also notes whether the reads in it came from one thread or from several
 //! ([`drain`](ReadBuffer::drain) says which). A batch from one thread is that thread's
 //! own order, and plain LRU replays it exactly; once a second thread reads, the batch
@@ -26,11 +34,17 @@
 //! `lru_store`) and are not recorded, so concurrent reads neither fill the buffer nor
 //! take the exclusive lock.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// Slots: with the 8-byte lock word and four 4-byte words (cursor, owner, hits and
 /// misses), the buffer fills the rest of the shard's first 64-byte line.
 pub(crate) const SLOTS: usize = 10;
+/// The cursor's low bits count slots taken; the bits above, the owner's misses.
+const SLOT_BITS: u32 = 8;
+const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
+/// The most misses the cursor counts before the batch asks to be drained.
+const OWN_MISSES_MAX: u32 = u32::MAX >> SLOT_BITS;
 /// Counts past this are moved to the shard's 64-bit counters at the next drain.
 const COUNT_LIMIT: u32 = 1 << 30;
 /// The most slots one read takes (a miss with its hash).
@@ -44,14 +58,26 @@ const MISS_HASHED: u32 = u32::MAX - 1;
 /// The owner of a batch recorded by more than one thread (thread tags are odd).
 const SHARED: u32 = u32::MAX - 1;
 
+/// The next thread tag to hand out: odd, so never 0 or [`SHARED`].
+static NEXT_TAG: AtomicU32 = AtomicU32::new(1);
+
 std::thread_local! {
-    static TAG: u8 = const { 0 };
+    static TAG: Cell<u32> = const { Cell::new(0) };
 }
 
-/// A tag of the calling thread: the (odd) low bits of a thread-local's address.
+/// The calling thread's tag: odd, taken from a counter on the thread's first read, so
+/// that two live threads never share one (the owner of a batch writes it with plain
+/// stores, which two threads sharing a tag would race on).
 #[inline]
 fn thread_tag() -> u32 {
-    TAG.with(|t| std::ptr::from_ref(t) as usize as u32 | 1)
+    TAG.with(|t| match t.get() {
+        0 => {
+            let tag = NEXT_TAG.fetch_add(2, Relaxed);
+            t.set(tag);
+            tag
+        }
+        tag => tag,
+    })
 }
 
 /// One recorded read, as [`ReadBuffer::drain`] hands it back.
@@ -75,12 +101,14 @@ pub(crate) enum Recorded {
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct ReadBuffer {
-    /// Slots taken since the last drain (may run past `SLOTS` while it is full).
+    /// Written by the batch's owner alone (plain loads and stores): slots taken since the
+    /// last drain (the low [`SLOT_BITS`], at most `SLOTS`) and the owner's misses (above).
     cursor: AtomicU32,
-    /// The tag of the thread that recorded the batch, [`SHARED`] once another thread
-    /// has recorded in it too, 0 while it is empty.
+    /// The tag of the thread that claimed the batch, [`SHARED`] once another thread has
+    /// read in it too, 0 while no one has claimed it.
     owner: AtomicU32,
-    /// Reads recorded (or dropped) since the counts were last taken.
+    /// Reads counted by other threads than the owner, and the owner's reads that found
+    /// the buffer full, since the counts were last taken.
     hits: AtomicU32,
     misses: AtomicU32,
     slots: [AtomicU32; SLOTS],
@@ -98,7 +126,8 @@ impl ReadBuffer {
     }
 
     /// Notes the calling thread as a reader of this batch, and says whether the batch
-    /// is shared: read by more than one thread since the last drain.
+    /// is shared: read by more than one thread since the last drain. `false` means the
+    /// caller owns the batch and may [`record`](Self::record) in it.
     #[inline]
     pub(crate) fn join(&self) -> bool {
         let owner = self.owner.load(Relaxed);
@@ -109,12 +138,13 @@ impl ReadBuffer {
         if owner == me {
             return false;
         }
-        // Racing first readers may both take an empty buffer; one of them then sees the
-        // other's tag at its next read. A batch taken for one thread's is replayed
-        // exactly, which is never wrong, only dearer.
-        let shared = owner != 0;
-        self.owner.store(if shared { SHARED } else { me }, Relaxed);
-        shared
+        // One compare-and-swap per batch: of threads racing for an unclaimed batch, one
+        // owns it and the others find it shared.
+        if owner == 0 && self.owner.compare_exchange(0, me, Relaxed, Relaxed).is_ok() {
+            return false;
+        }
+        self.owner.store(SHARED, Relaxed);
+        true
     }
 
     /// Counts a hit without recording it (the reader did what the replay would).
@@ -124,23 +154,26 @@ impl ReadBuffer {
         Recorded::Kept
     }
 
-    /// Counts and records a read; the caller holds the shard's lock (shared or
-    /// exclusive).
+    /// Counts and records a read. Only the batch's owner calls it ([`join`](Self::join)
+    /// said `false`), with the shard's lock held (shared or exclusive).
     #[inline]
     pub(crate) fn record(&self, read: Read) -> Recorded {
-        let (first, hash, len, count) = match read {
-            Read::Hit(i) => (i + 1, None, 1, &self.hits),
-            Read::Miss(None) => (MISS, None, 1, &self.misses),
-            Read::Miss(Some(h)) => (MISS_HASHED, Some(h), MAX_EVENT, &self.misses),
+        let (first, hash, len) = match read {
+            Read::Hit(i) => (i + 1, None, 1),
+            Read::Miss(None) => (MISS, None, 1),
+            Read::Miss(Some(h)) => (MISS_HASHED, Some(h), MAX_EVENT),
         };
-        count.fetch_add(1, Relaxed);
-        // A full buffer is seen by a plain load, so that readers piling on it do not
-        // keep moving the cursor (it cannot wrap).
-        let at = self.cursor.load(Relaxed) as usize;
-        let at = if at + len <= SLOTS { self.cursor.fetch_add(len as u32, Relaxed) as usize } else { at };
+        let cursor = self.cursor.load(Relaxed);
+        let at = (cursor & SLOT_MASK) as usize;
         if at + len > SLOTS {
+            // Dropped, but counted.
+            match read {
+                Read::Hit(_) => self.hits.fetch_add(1, Relaxed),
+                Read::Miss(_) => self.misses.fetch_add(1, Relaxed),
+            };
             return Recorded::Full;
         }
+        self.cursor.store(cursor + len as u32, Relaxed);
         // The exclusive lock's acquire, after this reader's shared release, orders these
         // stores before the drain that reads them.
         self.slots[at].store(first, Relaxed);
@@ -151,60 +184,97 @@ impl ReadBuffer {
         if at + len > SLOTS - MAX_EVENT { Recorded::Full } else { Recorded::Kept }
     }
 
-    /// Counts a miss without recording it (for a policy that does nothing with one).
+    /// Counts a miss without recording it (for a policy that does nothing with one):
+    /// in the cursor if the calling thread owns the batch (claiming it if no one has),
+    /// else in the shared count.
     #[inline]
     pub(crate) fn count_miss(&self) -> Recorded {
+        if !self.join() {
+            let cursor = self.cursor.load(Relaxed);
+            if cursor >> SLOT_BITS < OWN_MISSES_MAX {
+                self.cursor.store(cursor + (1 << SLOT_BITS), Relaxed);
+                return if cursor >> SLOT_BITS == OWN_MISSES_MAX - 1 {
+                    Recorded::Full
+                } else {
+                    Recorded::Kept
+                };
+            }
+        }
         self.misses.fetch_add(1, Relaxed);
         Recorded::Kept
     }
 
-    /// Starts the next batch with no reader (for a drain with nothing to replay).
+    /// Starts the next batch with no owner (for a drain with nothing to replay).
     #[inline]
     pub(crate) fn forget_owner(&mut self) {
         *self.owner.get_mut() = 0;
     }
 
-    /// Whether anything waits to be replayed.
+    /// Whether nothing waits to be replayed or counted.
     #[inline]
     pub(crate) fn is_empty(&mut self) -> bool {
         *self.cursor.get_mut() == 0
     }
 
     /// Hands every recorded read to `replay`, oldest first, with whether the batch was
-    /// recorded by more than one thread, and empties the buffer. Needs the exclusive
-    /// lock (`&mut`): no reader is recording meanwhile.
+    /// recorded by more than one thread, and empties the buffer; returns the reads the
+    /// owner counted in it, as (hits, misses). Needs the exclusive lock (`&mut`): no
+    /// reader is recording meanwhile.
     #[inline]
-    pub(crate) fn drain(&mut self, mut replay: impl FnMut(Read, bool)) {
+    pub(crate) fn drain(&mut self, mut replay: impl FnMut(Read, bool)) -> (u64, u64) {
         let shared = std::mem::take(self.owner.get_mut()) == SHARED;
-        let mut replay = |r| replay(r, shared);
-        let taken = (*self.cursor.get_mut() as usize).min(SLOTS);
+        let cursor = std::mem::take(self.cursor.get_mut());
+        let (mut hits, mut misses) = (0, u64::from(cursor >> SLOT_BITS));
+        let taken = ((cursor & SLOT_MASK) as usize).min(SLOTS);
         let mut at = 0;
         while at < taken {
-            // A slot of a read that did not fit was never written: the reads after it did
-            // not fit either.
             let first = std::mem::take(self.slots[at].get_mut());
-            match first {
+            let read = match first {
                 EMPTY => break,
-                MISS => replay(Read::Miss(None)),
+                MISS => Read::Miss(None),
                 MISS_HASHED => {
                     let lo = std::mem::take(self.slots[at + 1].get_mut());
                     let hi = std::mem::take(self.slots[at + 2].get_mut());
                     at += 2;
-                    replay(Read::Miss(Some(u64::from(lo) | (u64::from(hi) << 32))));
+                    Read::Miss(Some(u64::from(lo) | (u64::from(hi) << 32)))
                 }
-                i => replay(Read::Hit(i - 1)),
+                i => Read::Hit(i - 1),
+            };
+            match read {
+                Read::Hit(_) => hits += 1,
+                Read::Miss(_) => misses += 1,
+            }
+            replay(read, shared);
+            at += 1;
+        }
+        (hits, misses)
+    }
+
+    /// Reads counted and not yet taken, as (hits, misses): the shared counts, and what
+    /// the owner recorded or counted in the batch not yet drained.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let cursor = self.cursor.load(Relaxed);
+        let mut hits = u64::from(self.hits.load(Relaxed));
+        let mut misses = u64::from(self.misses.load(Relaxed)) + u64::from(cursor >> SLOT_BITS);
+        let taken = ((cursor & SLOT_MASK) as usize).min(SLOTS);
+        let mut at = 0;
+        while at < taken {
+            match self.slots[at].load(Relaxed) {
+                EMPTY => break,
+                MISS => misses += 1,
+                MISS_HASHED => {
+                    misses += 1;
+                    at += 2;
+                }
+                _ => hits += 1,
             }
             at += 1;
         }
-        *self.cursor.get_mut() = 0;
+        (hits, misses)
     }
 
-    /// Reads counted since the counts were last taken, as (hits, misses).
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        (u64::from(self.hits.load(Relaxed)), u64::from(self.misses.load(Relaxed)))
-    }
-
-    /// The counts, zeroed, if either is near its limit (the caller adds them to its own).
+    /// The shared counts, zeroed, if either is near its limit (the caller adds them to
+    /// its own).
     #[inline]
     pub(crate) fn take_large_counts(&mut self) -> Option<(u64, u64)> {
         let (hits, misses) = (self.hits.get_mut(), self.misses.get_mut());
@@ -219,12 +289,15 @@ impl ReadBuffer {
 mod tests {
     use super::*;
 
+    /// The reads replayed, checking the counts the drain returns against them.
     fn drained(b: &mut ReadBuffer) -> Vec<Read> {
         let mut out = Vec::new();
-        b.drain(|r, shared| {
+        let counted = b.drain(|r, shared| {
             assert!(!shared, "one thread recorded every read");
             out.push(r);
         });
+        let hits = out.iter().filter(|r| matches!(r, Read::Hit(_))).count() as u64;
+        assert_eq!(counted, (hits, out.len() as u64 - hits), "the drain counts what it replays");
         out
     }
 
@@ -271,7 +344,9 @@ mod tests {
         }
         assert_eq!(kept as usize, SLOTS - MAX_EVENT);
         assert_eq!(b.record(Read::Miss(Some(hash))), Recorded::Full);
-        assert_eq!(b.counts(), (kept as u64 + 1 + 2, 3), "a dropped read is still counted");
+        // The recorded hits are counted from their slots, the dropped miss in the shared
+        // count.
+        assert_eq!(b.counts(), (kept as u64 + 1, 1), "a dropped read is still counted");
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..=kept).map(Read::Hit).collect::<Vec<_>>());
     }
@@ -290,5 +365,52 @@ mod tests {
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..SLOTS as u32).map(Read::Hit).collect::<Vec<_>>());
         assert!(drained(&mut b).is_empty());
+    }
+
+    #[test]
+    fn the_owner_counts_its_misses_in_the_batch_and_other_threads_in_the_shared_count() {
+        let mut b = ReadBuffer::default();
+        assert_eq!(b.count_miss(), Recorded::Kept, "the first miss claims the batch");
+        assert_eq!(b.count_miss(), Recorded::Kept);
+        assert_eq!(*b.misses.get_mut(), 0, "no shared increment for the owner");
+        assert_eq!(b.counts(), (0, 2));
+        std::thread::scope(|s| {
+            s.spawn(|| assert_eq!(b.count_miss(), Recorded::Kept));
+        });
+        assert_eq!(*b.misses.get_mut(), 1, "another thread's miss");
+        assert_eq!(b.counts(), (0, 3));
+        assert!(!b.is_empty());
+        let mut shared = None;
+        assert_eq!(b.drain(|_, s| shared = Some(s)), (0, 2), "the owner's misses move out with the batch");
+        assert_eq!(shared, None, "nothing to replay");
+        assert!(b.is_empty());
+        assert_eq!(b.counts(), (0, 1));
+        // A batch whose owner's misses near the cursor's limit asks to be drained.
+        assert!(!b.join());
+        *b.cursor.get_mut() = (OWN_MISSES_MAX - 1) << SLOT_BITS;
+        assert_eq!(b.count_miss(), Recorded::Full);
+        assert_eq!(b.count_miss(), Recorded::Kept, "past the limit, misses go to the shared count");
+        assert_eq!(*b.misses.get_mut(), 2);
+        assert_eq!(b.counts(), (0, u64::from(OWN_MISSES_MAX) + 2));
+    }
+
+    #[test]
+    fn live_threads_have_different_odd_tags() {
+        let mine = thread_tag();
+        assert_eq!(thread_tag(), mine, "a thread keeps its tag");
+        let others: Vec<u32> = std::thread::scope(|s| {
+            (0..4)
+                .map(|_| s.spawn(thread_tag))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect()
+        });
+        let mut all = others.clone();
+        all.push(mine);
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 5, "{others:?} and {mine}");
+        assert!(all.iter().all(|t| t % 2 == 1 && *t != SHARED));
     }
 }

@@ -78,13 +78,16 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     #[inline(never)]
     fn replay_reads(&mut self) {
         let Self { reads, counters, store, .. } = self;
-        match store {
+        let (hits, misses) = match store {
             Store::Lru(s) => reads.drain(|r: Read, shared| s.replay(r, shared)),
             // W-TinyLFU replays every batch exactly, whoever recorded it.
             Store::TinyLfu(s) => reads.drain(|r: Read, _| s.replay(r)),
-        }
-        // The buffer's counts stay on the lock's line, where reads write anyway; they
-        // move to the shard's counters only when they grow large.
+        };
+        // The owner's reads, counted from the batch.
+        counters.hits += hits;
+        counters.misses += misses;
+        // The shared counts stay on the lock's line, where reads write anyway; they move
+        // to the shard's counters only when they grow large.
         if let Some((hits, misses)) = reads.take_large_counts() {
             counters.hits += hits;
             counters.misses += misses;
