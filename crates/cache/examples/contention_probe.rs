@@ -11,6 +11,12 @@
 //! default shards), and the caches take turns, a block of 20 trials each (the first of a
 //! block, on cold processor caches, is not counted), so they see the same machine.
 //!
+//! Before each trial our caches' read buffers are drained (`stats`, as any write would):
+//! each trial's threads are new, and a batch of reads left by the last trial's threads
+//! would make a lone thread's reads look concurrent, so that they took the CLOCK-marking
+//! path meant for several threads instead of the exact LRU one thread gets. (Figures of
+//! one thread taken with this probe before 2026-12-06 measured that marking path.)
+//!
 //! ```text
 //! cargo build --profile bench -p mltb-cache --example contention_probe
 //! target/release/examples/contention_probe get_hit 2 400   # workload, threads, trials
@@ -34,6 +40,8 @@ const OPS: usize = 20_000;
 trait Probe: Sync {
     fn get(&self, k: u64) -> Option<u64>;
     fn insert(&self, k: u64, v: u64);
+    /// Ends whatever batch of reads the last trial left (ours: drains the read buffers).
+    fn settle(&self) {}
 }
 
 impl Probe for MemoryCache<u64, u64> {
@@ -42,6 +50,9 @@ impl Probe for MemoryCache<u64, u64> {
     }
     fn insert(&self, k: u64, v: u64) {
         let _ = MemoryCache::insert(self, k, v);
+    }
+    fn settle(&self) {
+        let _ = self.stats();
     }
 }
 
@@ -95,6 +106,7 @@ fn ours(admission: Admission) -> Box<dyn Probe> {
 /// give a long trial, not two short ones).
 fn trial(cache: &dyn Probe, key_sets: &[Vec<u64>], mix: bool, round: usize) -> Duration {
     let threads = key_sets.len();
+    cache.settle();
     let ready = AtomicUsize::new(0);
     std::thread::scope(|s| {
         let handles: Vec<_> = key_sets
