@@ -63,10 +63,16 @@ impl<K, V> Node<K, V> {
         self.weight.get() - 1
     }
 
+    /// The deadline, without the mark.
+    #[inline]
+    fn expires(&self) -> u64 {
+        self.deadline.load(Relaxed) & !MARK
+    }
+
     /// Reads the clock only for an entry with a TTL.
     #[inline]
     pub(crate) fn is_expired(&self, now: &Now<'_>) -> bool {
-        super::entry::is_expired(self.deadline.load(Relaxed) & !MARK, now)
+        super::entry::is_expired(self.expires(), now)
     }
 
     /// Marks the node under a shared lock, writing only if it is not marked yet. (Every
@@ -90,11 +96,19 @@ impl<K, V> Node<K, V> {
         marked
     }
 
-    fn into_parts(mut self) -> (K, Entry<V>) {
-        let weight = self.weight();
-        let expires = *self.deadline.get_mut() & !MARK;
+    fn into_parts(self) -> (K, Entry<V>) {
+        let (weight, expires) = (self.weight(), self.expires());
         (self.key, Entry { value: self.value, weight, expires })
     }
+}
+
+/// The table's hash of the key of the node an index names, for the table to rehash its
+/// indices when it grows.
+fn rehash<'a, K: Hash, V>(
+    nodes: &'a [Option<Node<K, V>>],
+    hasher: &'a DefaultHashBuilder,
+) -> impl Fn(&u32) -> u64 + 'a {
+    move |&j| nodes.get(j as usize).and_then(Option::as_ref).map_or(0, |n| hasher.hash_one(&n.key))
 }
 
 /// A weight as a node keeps it (see [`Node::weight`]).
@@ -349,7 +363,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         let old = Entry {
             value: std::mem::replace(&mut node.value, value),
             weight: node.weight(),
-            expires: *node.deadline.get_mut() & !MARK,
+            expires: node.expires(),
         };
         node.weight = encode_weight(weight);
         // A new deadline, and no mark.
@@ -366,11 +380,8 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
     pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
         let i = Self::alloc(&mut self.nodes, &mut self.links, &mut self.free, Node::new(key, entry));
-        let (nodes, hasher) = (&self.nodes, &self.table_hasher);
         // Growing the table rehashes the keys (rare: it doubles).
-        self.table.insert_unique(table_hash, i, |&j| {
-            nodes.get(j as usize).and_then(Option::as_ref).map_or(0, |n| hasher.hash_one(&n.key))
-        });
+        self.table.insert_unique(table_hash, i, rehash(&self.nodes, &self.table_hasher));
         self.link_front(i, list);
         i
     }
@@ -379,6 +390,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// `list`, or, when it is held, [`replace`](Self::replace)s its entry, which makes it
     /// the most recent of its own list: one probe of the table either way. Returns the
     /// node and the entry replaced, if any.
+    #[inline]
     pub(crate) fn upsert_hashed(
         &mut self,
         table_hash: u64,
@@ -391,7 +403,7 @@ impl<K: Hash + Eq, V> Arena<K, V> {
             table_hash,
             |&j| nodes.get(j as usize).and_then(Option::as_ref).is_some_and(|n| n.key == key),
             // Making room rehashes the keys (rare: the table doubles).
-            |&j| nodes.get(j as usize).and_then(Option::as_ref).map_or(0, |n| hasher.hash_one(&n.key)),
+            rehash(nodes, hasher),
         );
         match slot {
             hash_table::Entry::Occupied(held) => {

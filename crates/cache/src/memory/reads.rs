@@ -22,8 +22,9 @@
 //! A batch has one owner, the thread that claimed it (a compare-and-swap, once per
 //! batch), and only the owner records in it: its slots, and its count of the owner's
 //! misses, are written with plain stores, never a read-modify-write, so that one
-//! thread's read costs no locked instruction beyond the lock's own two (they cost a
-//! quarter of a hit's time here, docs/benchmarks.md). The owner's hits are counted from
+//! thread's read costs no locked instruction beyond the lock's own two (in one of three
+//! timings here they were a quarter of a hit's time; the other two showed no difference,
+//! docs/benchmarks.md). The owner's hits are counted from
 //! the slots when they are replayed. Other threads' reads, which only mark or count, add
 //! to shared counters with atomic increments.
 //!
@@ -223,18 +224,39 @@ impl ReadBuffer {
     #[inline]
     pub(crate) fn drain(&mut self, mut replay: impl FnMut(Read, bool)) -> (u64, u64) {
         let shared = std::mem::take(self.owner.get_mut()) == SHARED;
-        let cursor = std::mem::take(self.cursor.get_mut());
+        let counted = self.walk(|r| replay(r, shared));
+        *self.cursor.get_mut() = 0;
+        for slot in &mut self.slots {
+            *slot.get_mut() = EMPTY;
+        }
+        counted
+    }
+
+    /// Reads counted and not yet taken, as (hits, misses): the shared counts, and what
+    /// the owner recorded or counted in the batch not yet drained.
+    pub(crate) fn counts(&self) -> (u64, u64) {
+        let (hits, misses) = self.walk(|_| {});
+        (hits + u64::from(self.hits.load(Relaxed)), misses + u64::from(self.misses.load(Relaxed)))
+    }
+
+    /// Hands the batch's recorded reads to `f`, oldest first, and returns what the owner
+    /// counted in the batch, as (hits, misses): its recorded reads and the misses in the
+    /// cursor.
+    #[inline]
+    fn walk(&self, mut f: impl FnMut(Read)) -> (u64, u64) {
+        let cursor = self.cursor.load(Relaxed);
         let (mut hits, mut misses) = (0, u64::from(cursor >> SLOT_BITS));
         let taken = ((cursor & SLOT_MASK) as usize).min(SLOTS);
+        let slot = |i: usize| self.slots.get(i).map_or(EMPTY, |s| s.load(Relaxed));
         let mut at = 0;
         while at < taken {
-            let first = std::mem::take(self.slots[at].get_mut());
-            let read = match first {
+            let read = match slot(at) {
+                // A slot of a read that did not fit was never written: the reads after it
+                // did not fit either.
                 EMPTY => break,
                 MISS => Read::Miss(None),
                 MISS_HASHED => {
-                    let lo = std::mem::take(self.slots[at + 1].get_mut());
-                    let hi = std::mem::take(self.slots[at + 2].get_mut());
+                    let (lo, hi) = (slot(at + 1), slot(at + 2));
                     at += 2;
                     Read::Miss(Some(u64::from(lo) | (u64::from(hi) << 32)))
                 }
@@ -244,30 +266,7 @@ impl ReadBuffer {
                 Read::Hit(_) => hits += 1,
                 Read::Miss(_) => misses += 1,
             }
-            replay(read, shared);
-            at += 1;
-        }
-        (hits, misses)
-    }
-
-    /// Reads counted and not yet taken, as (hits, misses): the shared counts, and what
-    /// the owner recorded or counted in the batch not yet drained.
-    pub(crate) fn counts(&self) -> (u64, u64) {
-        let cursor = self.cursor.load(Relaxed);
-        let mut hits = u64::from(self.hits.load(Relaxed));
-        let mut misses = u64::from(self.misses.load(Relaxed)) + u64::from(cursor >> SLOT_BITS);
-        let taken = ((cursor & SLOT_MASK) as usize).min(SLOTS);
-        let mut at = 0;
-        while at < taken {
-            match self.slots[at].load(Relaxed) {
-                EMPTY => break,
-                MISS => misses += 1,
-                MISS_HASHED => {
-                    misses += 1;
-                    at += 2;
-                }
-                _ => hits += 1,
-            }
+            f(read);
             at += 1;
         }
         (hits, misses)
