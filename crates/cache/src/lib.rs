@@ -86,10 +86,18 @@
 //!     tail a second chance, as CLOCK does.
 //!   - The buffer is lossy: when it is full and its lock is busy, a read's effect on
 //!     recency is dropped (it is still counted).
-//!   - W-TinyLFU's reads, a read that finds an expired entry, and every read with a
-//!     [stats window](MemoryCacheBuilder::stats_window) on take the exclusive lock, one
-//!     at a time, in order. (W-TinyLFU's replay of a read — sketch, shadow LRU, hill
-//!     climber — is too heavy to batch under a lock other threads' reads wait on.)
+//!   - W-TinyLFU's hits take the shard's lock shared too, but its replay of a read
+//!     (sketch, segments, shadow LRU, hill climber) is too heavy to run under a lock
+//!     other threads' reads wait on. So the policy's state is under a lock of its own:
+//!     a hit leaves itself in a 16-slot ring, and the reader that fills the ring
+//!     replays it, taking the policy's lock without waiting; other readers go on
+//!     reading meanwhile. A hit that finds the ring full while another reader replays
+//!     is dropped (still counted). The exclusive holder replays the ring before
+//!     anything else, so one thread's reads are still replayed in order. A W-TinyLFU
+//!     miss takes the exclusive lock (the policy replays it at once).
+//!   - A read that finds an expired entry, and every read with a
+//!     [stats window](MemoryCacheBuilder::stats_window) on, take the exclusive lock,
+//!     one at a time, in order.
 //! - **TTL.** Per-entry or default; an expired entry is a miss, is dropped when found, and
 //!   is counted as an eviction of cause `expired`. A deadline is a `u64` of nanoseconds
 //!   on the cache's [`Clock`] ([`MonotonicClock`] by default, from `mltb-clock`), so

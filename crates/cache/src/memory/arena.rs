@@ -19,6 +19,7 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use hashbrown::{DefaultHashBuilder, HashTable, hash_table};
+use parking_lot::{Mutex, MutexGuard};
 
 use super::entry::{Entry, NEVER, Now};
 
@@ -85,6 +86,17 @@ impl<K, V> Node<K, V> {
         }
     }
 
+    /// Clears the mark through a shared reference, writing only if it is set. (Marks
+    /// are set under a shared hold of the arena and cleared only with the order held;
+    /// the deadline itself changes only with the arena held exclusively.)
+    #[inline]
+    fn clear_mark(&self) {
+        let d = self.deadline.load(Relaxed);
+        if d & MARK != 0 {
+            self.deadline.store(d & !MARK, Relaxed);
+        }
+    }
+
     /// Whether the node was marked, clearing the mark (writing only if it was).
     #[inline]
     fn take_mark(&mut self) -> bool {
@@ -143,24 +155,183 @@ impl List {
     const EMPTY: Self = Self { head: NIL, tail: NIL, used: 0 };
 }
 
-/// The lists come first (`repr(C)`): a hit writes a list head, and the shard keeps
-/// its lock and its counters just before, so one hit dirties as few cache lines of the
-/// shard as it can.
+/// What a recency update writes: the lists, every node's links, and `P`, the policy's
+/// own state (W-TinyLFU's sketch and hill climber; nothing for plain LRU). The lists
+/// come first (`repr(C)`): a hit writes a list head.
 #[derive(Debug)]
 #[repr(C)]
-pub(crate) struct Arena<K, V> {
+pub(crate) struct Order<P> {
     lists: [List; LISTS],
+    /// `links[i]` places `nodes[i]` in the lists (a free node's is out of every list).
+    links: Vec<Link>,
+    policy: P,
+}
+
+/// The nodes and the table, and the order under a lock of its own.
+///
+/// Whoever holds the arena exclusively reaches the order without locking
+/// ([`recency`](Self::recency)). Under a shared hold, one reader at a time can take the
+/// order's lock ([`try_recency`](Self::try_recency)) and replay reads into it while
+/// other readers go on finding nodes: replaying moves entries between lists and counts
+/// them in the policy, but never adds, removes or rewrites a node, so the nodes and the
+/// table stay readable.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Arena<K, V, P = ()> {
+    order: Mutex<Order<P>>,
     /// Key → node index.
     table: HashTable<u32>,
     table_hasher: DefaultHashBuilder,
     nodes: Vec<Option<Node<K, V>>>,
-    /// `links[i]` places `nodes[i]` in the lists (a free node's is out of every list).
-    links: Vec<Link>,
     /// Indices of `None` nodes, reused first.
     free: Vec<u32>,
 }
 
-impl<K: Hash + Eq, V> Arena<K, V> {
+/// The nodes, to read, and the order, to write: what moves entries between lists.
+pub(crate) struct Recency<'a, K, V, P> {
+    nodes: &'a [Option<Node<K, V>>],
+    order: &'a mut Order<P>,
+}
+
+/// The order's lock, taken under a shared hold of the arena
+/// ([`Arena::try_recency`]).
+pub(crate) struct HeldOrder<'a, K, V, P> {
+    nodes: &'a [Option<Node<K, V>>],
+    order: MutexGuard<'a, Order<P>>,
+}
+
+impl<K, V, P> HeldOrder<'_, K, V, P> {
+    #[inline]
+    pub(crate) fn recency(&mut self) -> Recency<'_, K, V, P> {
+        Recency { nodes: self.nodes, order: &mut self.order }
+    }
+}
+
+impl<'a, K, V, P> Recency<'a, K, V, P> {
+    /// The policy's own state.
+    #[inline]
+    pub(crate) fn policy(&mut self) -> &mut P {
+        &mut self.order.policy
+    }
+
+    /// Node `i`, borrowed from the arena rather than from this view.
+    #[inline]
+    pub(crate) fn node(&self, i: u32) -> Option<&'a Node<K, V>> {
+        let nodes: &'a [Option<Node<K, V>>] = self.nodes;
+        nodes.get(i as usize).and_then(Option::as_ref)
+    }
+
+    /// Weight held by `list`.
+    #[inline]
+    pub(crate) fn used(&self, list: usize) -> usize {
+        self.order.lists.get(list).map_or(0, |l| l.used)
+    }
+
+    /// Weight held by all lists.
+    #[inline]
+    pub(crate) fn used_total(&self) -> usize {
+        self.order.lists.iter().map(|l| l.used).sum()
+    }
+
+    /// The list node `i` is in (or was last in).
+    pub(crate) fn list_of(&self, i: u32) -> Option<usize> {
+        self.node(i)?;
+        self.order.links.get(i as usize).map(|l| l.list as usize)
+    }
+
+    /// The least recent node of `list` and its weight.
+    pub(crate) fn lru_of(&self, list: usize) -> Option<(u32, usize)> {
+        let tail = self.order.lists.get(list)?.tail;
+        self.node(tail).map(|n| (tail, n.weight()))
+    }
+
+    #[inline]
+    fn link(&mut self, i: u32) -> Option<&mut Link> {
+        self.order.links.get_mut(i as usize)
+    }
+
+    /// Takes node `i` out of its list (it stays in the table and the arena).
+    pub(crate) fn unlink(&mut self, i: u32) {
+        let Some(weight) = self.node(i).map(Node::weight) else { return };
+        let Some(&Link { prev, next, list }) = self.order.links.get(i as usize) else { return };
+        let list = list as usize;
+        let Some(l) = self.order.lists.get(list).copied() else { return };
+        // A node out of every list has no neighbours and is not its list's head.
+        if prev == NIL && l.head != i {
+            return;
+        }
+        match self.link(prev) {
+            Some(p) => p.next = next,
+            None => self.order.lists[list].head = next,
+        }
+        match self.link(next) {
+            Some(nx) => nx.prev = prev,
+            None => self.order.lists[list].tail = prev,
+        }
+        self.order.lists[list].used -= weight;
+        if let Some(me) = self.link(i) {
+            me.prev = NIL;
+            me.next = NIL;
+        }
+    }
+
+    /// Links node `i` (out of every list) as the most recent of `list`.
+    pub(crate) fn link_front(&mut self, i: u32, list: usize) {
+        let Some(head) = self.order.lists.get(list).map(|l| l.head) else { return };
+        let Some(weight) = self.node(i).map(Node::weight) else { return };
+        let Some(me) = self.link(i) else { return };
+        *me = Link { prev: NIL, next: head, list: list as u32 };
+        match self.link(head) {
+            Some(h) => h.prev = i,
+            None => self.order.lists[list].tail = i,
+        }
+        let l = &mut self.order.lists[list];
+        l.head = i;
+        l.used += weight;
+    }
+
+    /// Makes node `i` the most recent of its own list (a hit): relinks it without
+    /// touching the list's weight or the entry, and clears its mark. A node out of
+    /// every list (a free one too) stays out.
+    #[inline]
+    pub(crate) fn touch(&mut self, i: u32) {
+        if let Some(n) = self.node(i) {
+            n.clear_mark();
+        }
+        let Some(&Link { prev, next, list, .. }) = self.order.links.get(i as usize) else { return };
+        if prev == NIL {
+            // Already the most recent (or out of every list).
+            return;
+        }
+        let Some(l) = self.order.lists.get_mut(list as usize) else { return };
+        let head = l.head;
+        l.head = i;
+        if next == NIL {
+            l.tail = prev;
+        }
+        if let Some(p) = self.link(prev) {
+            p.next = next;
+        }
+        if let Some(nx) = self.link(next) {
+            nx.prev = prev;
+        }
+        if let Some(h) = self.link(head) {
+            h.prev = i;
+        }
+        if let Some(me) = self.link(i) {
+            me.prev = NIL;
+            me.next = head;
+        }
+    }
+
+    /// Makes node `i` the most recent of `list` (its own or another).
+    pub(crate) fn move_front(&mut self, i: u32, list: usize) {
+        self.unlink(i);
+        self.link_front(i, list);
+    }
+}
+
+impl<K: Hash + Eq, V, P: Default> Arena<K, V, P> {
     pub(crate) fn new() -> Self {
         Self::with_hasher(DefaultHashBuilder::default())
     }
@@ -168,14 +339,39 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     /// An arena whose table hashes keys with `hasher`: the cache's own, so that the hash
     /// that picked the shard also finds the key ([`find_hashed`](Self::find_hashed)).
     pub(crate) fn with_hasher(hasher: DefaultHashBuilder) -> Self {
+        Self::with_policy(hasher, P::default())
+    }
+}
+
+impl<K: Hash + Eq, V, P> Arena<K, V, P> {
+    /// [`with_hasher`](Self::with_hasher), with the policy's state to keep in the order.
+    pub(crate) fn with_policy(hasher: DefaultHashBuilder, policy: P) -> Self {
         Self {
-            lists: [List::EMPTY; LISTS],
+            order: Mutex::new(Order { lists: [List::EMPTY; LISTS], links: Vec::new(), policy }),
             table: HashTable::new(),
             table_hasher: hasher,
             nodes: Vec::new(),
-            links: Vec::new(),
             free: Vec::new(),
         }
+    }
+
+    /// The order, held exclusively with the arena (no locking).
+    #[inline]
+    pub(crate) fn recency(&mut self) -> Recency<'_, K, V, P> {
+        Recency { nodes: &self.nodes, order: self.order.get_mut() }
+    }
+
+    /// The order under a shared hold of the arena, if no one else has it: a
+    /// compare-and-swap, and no waiting.
+    #[inline]
+    pub(crate) fn try_recency(&self) -> Option<HeldOrder<'_, K, V, P>> {
+        Some(HeldOrder { nodes: &self.nodes, order: self.order.try_lock()? })
+    }
+
+    /// The policy's own state, held exclusively with the arena.
+    #[inline]
+    pub(crate) fn policy(&mut self) -> &mut P {
+        &mut self.order.get_mut().policy
     }
 
     /// `key`'s hash, as [`find_hashed`](Self::find_hashed) takes it.
@@ -189,14 +385,16 @@ impl<K: Hash + Eq, V> Arena<K, V> {
         self.table.len()
     }
 
-    /// Weight held by `list`.
+    /// Weight held by `list`. Takes the order's lock (waiting for a replay under a
+    /// shared hold to end); with the arena held exclusively, [`recency`](Self::recency)
+    /// reads it without.
     pub(crate) fn used(&self, list: usize) -> usize {
-        self.lists.get(list).map_or(0, |l| l.used)
+        self.order.lock().lists.get(list).map_or(0, |l| l.used)
     }
 
-    /// Weight held by all lists.
+    /// Weight held by all lists; locks as [`used`](Self::used) does.
     pub(crate) fn used_total(&self) -> usize {
-        self.lists.iter().map(|l| l.used).sum()
+        self.order.lock().lists.iter().map(|l| l.used).sum()
     }
 
     #[inline]
@@ -207,17 +405,6 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     #[inline]
     pub(crate) fn node_mut(&mut self, i: u32) -> Option<&mut Node<K, V>> {
         self.nodes.get_mut(i as usize).and_then(Option::as_mut)
-    }
-
-    /// The list node `i` is in (or was last in).
-    pub(crate) fn list_of(&self, i: u32) -> Option<usize> {
-        self.node(i)?;
-        self.links.get(i as usize).map(|l| l.list as usize)
-    }
-
-    #[inline]
-    fn link(&mut self, i: u32) -> Option<&mut Link> {
-        self.links.get_mut(i as usize)
     }
 
     /// The node holding `key` (whose [`hash`](Self::hash) is `hash`), with its index.
@@ -257,81 +444,39 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     }
 
     /// The least recent node of `list` and its weight.
-    pub(crate) fn lru_of(&self, list: usize) -> Option<(u32, usize)> {
-        let tail = self.lists.get(list)?.tail;
-        self.node(tail).map(|n| (tail, n.weight()))
+    #[inline]
+    pub(crate) fn lru_of(&mut self, list: usize) -> Option<(u32, usize)> {
+        self.recency().lru_of(list)
     }
 
-    /// Takes node `i` out of its list (it stays in the table and the arena).
+    /// The list node `i` is in (or was last in).
+    #[inline]
+    pub(crate) fn list_of(&mut self, i: u32) -> Option<usize> {
+        self.recency().list_of(i)
+    }
+
+    /// See [`Recency::unlink`].
+    #[inline]
     pub(crate) fn unlink(&mut self, i: u32) {
-        let Some(weight) = self.node(i).map(Node::weight) else { return };
-        let Some(&Link { prev, next, list }) = self.links.get(i as usize) else { return };
-        let list = list as usize;
-        let Some(l) = self.lists.get(list).copied() else { return };
-        // A node out of every list has no neighbours and is not its list's head.
-        if prev == NIL && l.head != i {
-            return;
-        }
-        match self.link(prev) {
-            Some(p) => p.next = next,
-            None => self.lists[list].head = next,
-        }
-        match self.link(next) {
-            Some(nx) => nx.prev = prev,
-            None => self.lists[list].tail = prev,
-        }
-        self.lists[list].used -= weight;
-        if let Some(me) = self.link(i) {
-            me.prev = NIL;
-            me.next = NIL;
-        }
+        self.recency().unlink(i);
     }
 
-    /// Links node `i` (out of every list) as the most recent of `list`.
+    /// See [`Recency::link_front`].
+    #[inline]
     pub(crate) fn link_front(&mut self, i: u32, list: usize) {
-        let Some(head) = self.lists.get(list).map(|l| l.head) else { return };
-        let Some(weight) = self.node(i).map(Node::weight) else { return };
-        let Some(me) = self.link(i) else { return };
-        *me = Link { prev: NIL, next: head, list: list as u32 };
-        match self.link(head) {
-            Some(h) => h.prev = i,
-            None => self.lists[list].tail = i,
-        }
-        let l = &mut self.lists[list];
-        l.head = i;
-        l.used += weight;
+        self.recency().link_front(i, list);
     }
 
-    /// Makes node `i` the most recent of its own list (a hit): relinks it without
-    /// touching the list's weight or the entry. A node out of every list (a free one
-    /// too) stays out.
+    /// See [`Recency::touch`].
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
-        self.take_mark(i);
-        let Some(&Link { prev, next, list, .. }) = self.links.get(i as usize) else { return };
-        if prev == NIL {
-            // Already the most recent (or out of every list).
-            return;
-        }
-        let Some(l) = self.lists.get_mut(list as usize) else { return };
-        let head = l.head;
-        l.head = i;
-        if next == NIL {
-            l.tail = prev;
-        }
-        if let Some(p) = self.link(prev) {
-            p.next = next;
-        }
-        if let Some(nx) = self.link(next) {
-            nx.prev = prev;
-        }
-        if let Some(h) = self.link(head) {
-            h.prev = i;
-        }
-        if let Some(me) = self.link(i) {
-            me.prev = NIL;
-            me.next = head;
-        }
+        self.recency().touch(i);
+    }
+
+    /// See [`Recency::move_front`].
+    #[cfg(test)]
+    pub(crate) fn move_front(&mut self, i: u32, list: usize) {
+        self.recency().move_front(i, list);
     }
 
     /// Marks node `i` (see [`Node::mark`]).
@@ -346,12 +491,6 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     #[inline]
     pub(crate) fn take_mark(&mut self, i: u32) -> bool {
         self.node_mut(i).is_some_and(Node::take_mark)
-    }
-
-    /// Makes node `i` the most recent of `list` (its own or another).
-    pub(crate) fn move_front(&mut self, i: u32, list: usize) {
-        self.unlink(i);
-        self.link_front(i, list);
     }
 
     /// Replaces node `i`'s entry, keeping the weights of its list right; returns the old.
@@ -379,7 +518,8 @@ impl<K: Hash + Eq, V> Arena<K, V> {
 
     /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
     pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
-        let i = Self::alloc(&mut self.nodes, &mut self.links, &mut self.free, Node::new(key, entry));
+        let links = &mut self.order.get_mut().links;
+        let i = Self::alloc(&mut self.nodes, links, &mut self.free, Node::new(key, entry));
         // Growing the table rehashes the keys (rare: it doubles).
         self.table.insert_unique(table_hash, i, rehash(&self.nodes, &self.table_hasher));
         self.link_front(i, list);
@@ -411,7 +551,8 @@ impl<K: Hash + Eq, V> Arena<K, V> {
                 (i, self.replace(i, entry))
             }
             hash_table::Entry::Vacant(room) => {
-                let i = Self::alloc(&mut self.nodes, &mut self.links, &mut self.free, Node::new(key, entry));
+                let links = &mut self.order.get_mut().links;
+                let i = Self::alloc(&mut self.nodes, links, &mut self.free, Node::new(key, entry));
                 room.insert(i);
                 self.link_front(i, list);
                 (i, None)
@@ -468,26 +609,29 @@ impl<K: Hash + Eq, V> Arena<K, V> {
     pub(crate) fn reserve_exact(&mut self, additional: usize) {
         if self.free.len() < additional {
             self.nodes.reserve_exact(additional - self.free.len());
-            self.links.reserve_exact(additional - self.free.len());
+            self.order.get_mut().links.reserve_exact(additional - self.free.len());
         }
     }
 
+    /// Drops every node (the policy's own state stays).
     pub(crate) fn clear(&mut self) {
         self.table.clear();
         self.nodes.clear();
-        self.links.clear();
         self.free.clear();
-        self.lists = [List::EMPTY; LISTS];
+        let order = self.order.get_mut();
+        order.links.clear();
+        order.lists = [List::EMPTY; LISTS];
     }
 
-    /// The keys of `list`, least recent first.
+    /// The keys of `list`, least recent first (locks as [`used`](Self::used) does).
     #[cfg(test)]
     pub(crate) fn keys_lru_first(&self, list: usize) -> Vec<&K> {
+        let order = self.order.lock();
         let mut out = Vec::new();
-        let mut at = self.lists.get(list).map_or(NIL, |l| l.tail);
+        let mut at = order.lists.get(list).map_or(NIL, |l| l.tail);
         while let Some(n) = self.node(at) {
             out.push(&n.key);
-            at = self.links.get(at as usize).map_or(NIL, |l| l.prev);
+            at = order.links.get(at as usize).map_or(NIL, |l| l.prev);
         }
         out
     }

@@ -255,7 +255,7 @@ where
                 max_bytes: self.max_bytes,
                 shard_budget,
                 admission: self.admission,
-                exclusive_reads: self.admission != Admission::Lru || self.stats_window.is_some(),
+                exclusive_reads: self.stats_window.is_some(),
             }),
         }
     }

@@ -116,7 +116,7 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         if replaced.is_some() {
             c.evictions.replaced += 1;
         }
-        while self.used() > self.budget {
+        while self.entries.recency().used(LIST) > self.budget {
             // The newest entry weighs at most the budget, so something else is there to
             // evict. A marked entry at the tail, or the newest once every entry older than
             // it has had its second chance, goes to the front instead; each mark is taken

@@ -8,6 +8,7 @@ mod entry;
 mod load;
 mod lru_store;
 mod reads;
+mod ring;
 mod shadow;
 mod shard;
 mod sketch;
@@ -62,7 +63,7 @@ pub(crate) struct Inner<K: Hash + Eq, V> {
     max_bytes: usize,
     shard_budget: usize,
     admission: Admission,
-    /// Every read takes its shard's lock exclusively: W-TinyLFU, or a stats window.
+    /// Every read takes its shard's lock exclusively: a stats window is on.
     exclusive_reads: bool,
 }
 
@@ -289,6 +290,39 @@ where
             shard::Store::Lru(s) => s.keys_lru_first(),
             shard::Store::TinyLfu(_) => Vec::new(),
         }
+    }
+
+    /// The W-TinyLFU segment holding `key` (0 window, 1 probation, 2 protected), after
+    /// a drain (tests).
+    #[cfg(test)]
+    pub(crate) fn tiny_segment(&self, key: &K) -> Option<usize> {
+        let mut shard = self.inner.shards[self.locate(key)].0.write();
+        shard.drain();
+        match &mut shard.store {
+            shard::Store::TinyLfu(s) => s.segment_of(key),
+            shard::Store::Lru(_) => None,
+        }
+    }
+
+    /// [`tiny_segment`](Self::tiny_segment) under the shared lock, without a drain.
+    #[cfg(test)]
+    pub(crate) fn tiny_segment_shared(&self, key: &K) -> Option<usize> {
+        let shard = self.inner.shards[self.locate(key)].0.read();
+        match &shard.store {
+            shard::Store::TinyLfu(s) => s.segment_of_shared(key),
+            shard::Store::Lru(_) => None,
+        }
+    }
+
+    /// Runs `f` while this thread holds shard `idx` shared and its W-TinyLFU policy, as
+    /// a reader replaying its hit does (tests).
+    #[cfg(test)]
+    pub(crate) fn with_policy_held<R>(&self, idx: usize, f: impl FnOnce() -> R) -> R {
+        let shard = self.inner.shards[idx].0.read();
+        let shard::Store::TinyLfu(s) = &shard.store else { panic!("not W-TinyLFU") };
+        let held = s.hold_policy();
+        assert!(held.is_some(), "no one else holds the policy");
+        f()
     }
 }
 

@@ -6,8 +6,9 @@
 //! shard's list heads and neighbouring nodes, lines that then move between cores. So a
 //! read only records what it did here, as Caffeine's read buffer does: a hit by its
 //! node. (A miss can be recorded too, by a marker and a sketch hash, for a policy that
-//! replays misses; plain LRU, the one policy whose reads use the buffer, only counts
-//! them, and W-TinyLFU's reads take the exclusive lock.) The buffer is replayed before
+//! replays misses; plain LRU, the one policy whose reads record here, only counts
+//! them; W-TinyLFU's hits go to a ring of their own, see `ring`, and only a hit that
+//! ring drops is counted here.) The buffer is replayed before
 //! anything else happens under the exclusive
 //! lock, so no insert, removal or eviction decision is taken on a policy state that is
 //! missing a read that came before it in the same thread: a single thread sees exactly
@@ -47,7 +48,7 @@ const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 /// The most misses the cursor counts before the batch asks to be drained.
 const OWN_MISSES_MAX: u32 = u32::MAX >> SLOT_BITS;
 /// Counts past this are moved to the shard's 64-bit counters at the next drain.
-const COUNT_LIMIT: u32 = 1 << 30;
+pub(crate) const COUNT_LIMIT: u32 = 1 << 30;
 /// The most slots one read takes (a miss with its hash).
 const MAX_EVENT: usize = 3;
 /// A free slot (a hit is stored as its node index + 1).
@@ -149,10 +150,16 @@ impl ReadBuffer {
     }
 
     /// Counts a hit without recording it (the reader did what the replay would).
+    /// [`Recorded::Full`] once the shared count nears its limit: a drain moves it to
+    /// the shard's 64-bit counters.
     #[inline]
     pub(crate) fn count_hit(&self) -> Recorded {
-        self.hits.fetch_add(1, Relaxed);
-        Recorded::Kept
+        Self::near_limit(self.hits.fetch_add(1, Relaxed))
+    }
+
+    #[inline]
+    fn near_limit(count_before: u32) -> Recorded {
+        if count_before >= COUNT_LIMIT { Recorded::Full } else { Recorded::Kept }
     }
 
     /// Counts and records a read. Only the batch's owner calls it ([`join`](Self::join)
@@ -201,8 +208,14 @@ impl ReadBuffer {
                 };
             }
         }
-        self.misses.fetch_add(1, Relaxed);
-        Recorded::Kept
+        Self::near_limit(self.misses.fetch_add(1, Relaxed))
+    }
+
+    /// Sets the shared counts, as if that many reads had been counted.
+    #[cfg(test)]
+    pub(crate) fn preset_counts(&self, hits: u32, misses: u32) {
+        self.hits.store(hits, Relaxed);
+        self.misses.store(misses, Relaxed);
     }
 
     /// Starts the next batch with no owner (for a drain with nothing to replay).

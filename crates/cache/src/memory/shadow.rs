@@ -71,7 +71,7 @@ impl ShadowLru {
             }
         }
         let budget = self.budget >> self.shift;
-        while self.map.used(LIST) > budget {
+        while self.map.recency().used(LIST) > budget {
             let Some((i, _)) = self.map.lru_of(LIST) else { break };
             self.map.remove(i);
         }

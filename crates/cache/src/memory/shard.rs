@@ -2,9 +2,9 @@
 //! one reader-writer lock.
 //!
 //! A read takes the lock shared, finds the entry, clones its value and records the read
-//! in the buffer ([`read`](Shard::read)); everything else takes it exclusive and first
-//! replays the buffer ([`drain`](Shard::drain)), so the policy sees every recorded read
-//! before it decides anything.
+//! in the buffer ([`read`](Shard::read)), or, under W-TinyLFU, in the store's ring;
+//! everything else takes it exclusive and first replays both ([`drain`](Shard::drain)),
+//! so the policy sees every recorded read before it decides anything.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -43,30 +43,34 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// A read under the shared lock: the value, if any, and whether the read buffer wants
     /// draining. `None` when the read needs the exclusive lock ([`get`](Self::get)): the
-    /// entry has expired (it is dropped), a stats window counts reads by time, or the
-    /// policy is W-TinyLFU, whose replay of a read (sketch, shadow LRU, hill climber) is
-    /// too heavy to batch under a lock other threads' reads wait on: batching it doubled
-    /// the two-thread hit time (docs/benchmarks.md), so its reads take the exclusive
-    /// lock one at a time. The cache sends those reads to [`get`](Self::get) directly.
-    /// `hash`: the cache's hash of `key`.
+    /// entry has expired (it is dropped), a stats window counts reads by time, or, under
+    /// W-TinyLFU, the key is missing (a miss is replayed into the policy at once). The
+    /// cache sends those reads to [`get`](Self::get). `hash`: the cache's hash of `key`.
     #[inline]
     pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Recorded)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        if self.window.is_some() {
+            return None;
+        }
         match &self.store {
-            Store::Lru(s) if self.window.is_none() => s.read(hash, key, now, &self.reads),
-            _ => None,
+            Store::Lru(s) => s.read(hash, key, now, &self.reads),
+            Store::TinyLfu(s) => s.read(hash, key, now, &self.reads),
         }
     }
 
     /// Replays the read buffer into the policy and the counters, oldest read first.
     #[inline]
     pub(crate) fn drain(&mut self) {
+        if let Store::TinyLfu(s) = &mut self.store {
+            s.settle(&mut self.counters);
+        }
         if self.reads.is_empty() {
             // A batch that recorded nothing (shared from the start) ends here too.
             self.reads.forget_owner();
+            self.take_large_counts();
             return;
         }
         self.replay_reads();
@@ -86,11 +90,17 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         // The owner's reads, counted from the batch.
         counters.hits += hits;
         counters.misses += misses;
-        // The shared counts stay on the lock's line, where reads write anyway; they move
-        // to the shard's counters only when they grow large.
-        if let Some((hits, misses)) = reads.take_large_counts() {
-            counters.hits += hits;
-            counters.misses += misses;
+        self.take_large_counts();
+    }
+
+    /// The shared counts stay on the lock's line, where reads write anyway; they move
+    /// to the shard's counters only when they grow large (a read that takes them near
+    /// their limit asks for a drain).
+    #[inline]
+    fn take_large_counts(&mut self) {
+        if let Some((hits, misses)) = self.reads.take_large_counts() {
+            self.counters.hits += hits;
+            self.counters.misses += misses;
         }
     }
 
@@ -181,5 +191,25 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             Store::Lru(s) => s.len(),
             Store::TinyLfu(s) => s.len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::reads::COUNT_LIMIT;
+
+    #[test]
+    fn shared_counts_near_their_limit_ask_for_a_drain_that_moves_them() {
+        let store = Store::Lru(LruStore::<u64, u64>::new(100, hashbrown::DefaultHashBuilder::default()));
+        let mut shard = Shard::new(store, None);
+        shard.reads.preset_counts(COUNT_LIMIT, COUNT_LIMIT - 1);
+        assert_eq!(shard.reads.count_hit(), Recorded::Full, "a hit past the limit asks for a drain");
+        // Nothing is recorded in the buffer (shared reads only count), yet the drain
+        // moves the counts before they can wrap.
+        shard.drain();
+        assert_eq!(shard.reads.counts(), (0, 0));
+        let c = shard.counters();
+        assert_eq!((c.hits, c.misses), (u64::from(COUNT_LIMIT) + 1, u64::from(COUNT_LIMIT) - 1));
     }
 }

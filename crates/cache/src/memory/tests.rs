@@ -506,6 +506,43 @@ fn concurrent_reads_lose_no_count_and_keep_the_budget() {
 }
 
 #[test]
+fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
+    let c = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+        .max_bytes(100)
+        .shards(1)
+        .admission(Admission::TinyLfu)
+        .build()
+        .unwrap();
+    for k in 0..50 {
+        c.insert(k, k).unwrap();
+    }
+    // The window holds the newest key; the others wait in probation.
+    assert!((0..20).all(|k| c.tiny_segment(&k) == Some(1)));
+    // Another reader holds the policy (and the shard, shared): reads do not wait for
+    // it; the first 16 are left in the ring, the rest dropped.
+    c.with_policy_held(0, || {
+        for k in 0..20 {
+            assert_eq!(c.get(&k), Some(k));
+        }
+    });
+    assert!((0..20).all(|k| c.tiny_segment_shared(&k) == Some(1)), "nothing replayed yet");
+    // Every read counted; the next exclusive holder replays the ring: a probation hit
+    // moves to protected.
+    assert_eq!(c.stats().hits, 20);
+    let promoted: Vec<u64> = (0..20).filter(|k| c.tiny_segment(k) == Some(2)).collect();
+    assert_eq!(promoted, (0..16).collect::<Vec<_>>());
+    // With no one holding the policy, the reader that fills the ring replays it, under
+    // the shared lock.
+    for k in 20..35 {
+        assert_eq!(c.get(&k), Some(k));
+    }
+    assert!((20..35).all(|k| c.tiny_segment_shared(&k) == Some(1)), "15 reads wait in the ring");
+    assert_eq!(c.get(&35), Some(35));
+    assert!((20..36).all(|k| c.tiny_segment_shared(&k) == Some(2)), "the 16th replayed them all");
+    assert_eq!(c.stats().hits, 36);
+}
+
+#[test]
 fn hits_from_several_threads_mark_their_entries_for_a_second_chance() {
     // One shard, three entries, least recent first: 0, 1, 2.
     let c = unit_cache(3, 1);

@@ -6,15 +6,20 @@
 //! settling where plain LRU would do better (see `climber`).
 //!
 //! The three segments are the three lists of one [`Arena`]: moving an entry between
-//! segments relinks it (no lookup, no allocation).
+//! segments relinks it (no lookup, no allocation). The policy's state (sketch, climber,
+//! shadow LRU, segment sizes) lives with the lists, in the arena's order, under a lock
+//! of its own: a hit served under the shard's shared lock replays itself there when no
+//! other reader holds it, and otherwise leaves itself in a [`ReadRing`] for the holder
+//! (see `ring`). Reads never wait for one another's replays.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
 
-use super::arena::Arena;
+use super::arena::{Arena, Recency};
 use super::climber::HillClimber;
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::Read;
+use super::reads::{Read, ReadBuffer, Recorded};
+use super::ring::{Pushed, ReadRing};
 use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
@@ -40,14 +45,13 @@ const WINDOW: usize = 0;
 const PROBATION: usize = 1;
 const PROTECTED: usize = 2;
 
+/// The policy's state, kept in the arena's order beside the lists.
 #[derive(Debug)]
-pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
-    entries: Arena<K, V>,
+pub(crate) struct Policy {
     budget: usize,
     window_max: usize,
     protected_max: usize,
     sketch: FrequencySketch,
-    grow_sketch: bool,
     climber: HillClimber,
     hasher: SketchHasher,
     /// The sketch hash of the last victim that refused a candidate, and how many warm
@@ -55,6 +59,162 @@ pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
     streak: (u64, usize),
     /// What plain LRU would hold; only with an adaptive window.
     shadow: Option<ShadowLru>,
+    /// Hits replayed under the shard's shared lock, not yet in the shard's counters.
+    hits: u64,
+}
+
+/// The lists and the policy, writable.
+type Lists<'a, K, V> = Recency<'a, K, V, Policy>;
+
+#[derive(Debug)]
+pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
+    /// Hits left by readers while another replayed.
+    ring: ReadRing,
+    entries: Arena<K, V, Policy>,
+    grow_sketch: bool,
+}
+
+impl Policy {
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn set_window(&mut self, window_max: usize) {
+        self.window_max = window_max.min(self.budget);
+        self.protected_max = ((self.budget - self.window_max) as f64 * PROTECTED_SHARE) as usize;
+    }
+
+    /// The key's sketch hash if the shadow LRU follows it (a miss of it must reach the
+    /// shadow), else `None`.
+    #[inline]
+    fn sampled_hash<Q: Hash + ?Sized>(&self, key: &Q) -> Option<u64> {
+        let shadow = self.shadow.as_ref()?;
+        let hash = self.hash(key);
+        shadow.sampled(hash).then_some(hash)
+    }
+
+    /// TinyLFU's test: the candidate must be seen more often than the victim. `held`:
+    /// the entries the cache holds.
+    ///
+    /// A victim that keeps turning candidates away is let go once it has refused as
+    /// many candidates, one after another, as the cache holds entries: the next warm
+    /// candidate takes its place. An attacker who collides a victim with a hot key in
+    /// the sketch cannot pin it for longer than that. Caffeine admits a warm candidate at random (1 in 128) instead; on loops
+    /// and scans those random admissions each evict the entry needed soonest, and cost
+    /// up to 6.5 points (scan at 1,500 entries, docs/benchmarks.md). The streak is
+    /// deterministic, so a replay gives the same figures every run.
+    fn admit(&mut self, candidate: u64, victim: u64, held: usize) -> bool {
+        let cf = self.sketch.frequency(candidate);
+        let vf = self.sketch.frequency(victim);
+        if cf > vf {
+            return true;
+        }
+        if self.streak.0 == victim {
+            self.streak.1 += 1;
+        } else {
+            self.streak = (victim, 1);
+        }
+        if cf >= WARM && self.streak.1 > held {
+            self.streak = (0, 0);
+            return true;
+        }
+        false
+    }
+}
+
+impl<K: Hash, V> Lists<'_, K, V> {
+    /// A recorded read. A hit moves its entry up (a probation entry into protected) and
+    /// counts in the sketch; hit or miss, it counts for the hill climber and, if the
+    /// shadow LRU follows the key, in the shadow. (Whoever recorded it counted it.)
+    fn replay(&mut self, read: Read) {
+        let (hash, found) = match read {
+            Read::Hit(i) => {
+                let Some(n) = self.node(i) else { return };
+                let (hash, weight) = (self.policy().hash(&n.key), n.weight());
+                if self.list_of(i) == Some(PROBATION) {
+                    self.move_front(i, PROTECTED);
+                    self.demote_protected_overflow();
+                } else {
+                    self.touch(i);
+                }
+                // A miss is counted in the sketch by the insert that follows it (as
+                // Caffeine does), so a newcomer is not counted twice.
+                self.policy().sketch.increment(hash);
+                (Some(hash), Some(weight))
+            }
+            Read::Miss(hash) => (hash, None),
+        };
+        let warm = 2 * self.used_total() >= self.policy().budget;
+        let p = self.policy();
+        let lru_hit = match (&mut p.shadow, hash) {
+            (Some(shadow), Some(hash)) if shadow.sampled(hash) => {
+                let lru_hit = shadow.get(hash);
+                // Plain LRU would have lost this key and, on the miss, stored it again.
+                if let (false, Some(weight)) = (lru_hit, found) {
+                    shadow.insert(hash, weight);
+                }
+                Some(lru_hit)
+            }
+            _ => None,
+        };
+        if let Some(adjust) =
+            p.climber.record(found.is_some(), lru_hit, warm, p.sketch.sample_size(), p.window_max)
+        {
+            self.adjust_window(adjust);
+        }
+    }
+
+    fn demote_protected_overflow(&mut self) {
+        while self.used(PROTECTED) > self.policy().protected_max {
+            let Some((i, _)) = self.lru_of(PROTECTED) else { break };
+            self.move_front(i, PROBATION);
+        }
+    }
+
+    /// Caffeine's `increaseWindow` / `decreaseWindow`: the window's quota is taken from
+    /// (or given to) the protected segment, and entries move between window and main
+    /// rather than being evicted.
+    fn adjust_window(&mut self, delta: i64) {
+        if delta > 0 {
+            let p = self.policy();
+            let mut quota = (delta as usize).min(p.protected_max);
+            p.protected_max -= quota;
+            p.window_max += quota;
+            self.demote_protected_overflow();
+            loop {
+                let from = match self.lru_of(PROBATION) {
+                    Some((i, w)) if w <= quota => Some((i, w)),
+                    _ => match self.lru_of(PROTECTED) {
+                        Some((i, w)) if w <= quota => Some((i, w)),
+                        _ => None,
+                    },
+                };
+                let Some((i, w)) = from else { break };
+                quota -= w;
+                self.move_front(i, WINDOW);
+            }
+            // Quota left unused goes back.
+            let p = self.policy();
+            p.protected_max += quota;
+            p.window_max -= quota;
+        } else if delta < 0 && self.policy().window_max > 1 {
+            let p = self.policy();
+            let mut quota = (delta.unsigned_abs() as usize).min(p.window_max - 1);
+            p.protected_max += quota;
+            p.window_max -= quota;
+            while let Some((i, w)) = self.lru_of(WINDOW) {
+                if w > quota {
+                    break;
+                }
+                quota -= w;
+                self.move_front(i, PROBATION);
+            }
+            let p = self.policy();
+            p.protected_max -= quota;
+            p.window_max += quota;
+        }
+    }
 }
 
 impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
@@ -69,29 +229,26 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         hasher: hashbrown::DefaultHashBuilder,
         sketch_seed: u64,
     ) -> Self {
-        let sketch = FrequencySketch::new(expected_entries.unwrap_or(64));
-        let climber = HillClimber::new(budget, adaptive);
-        let mut s = Self {
-            entries: Arena::with_hasher(hasher),
+        let mut policy = Policy {
             budget,
             window_max: 0,
             protected_max: 0,
-            sketch,
-            grow_sketch: expected_entries.is_none(),
-            climber,
+            sketch: FrequencySketch::new(expected_entries.unwrap_or(64)),
+            climber: HillClimber::new(budget, adaptive),
             hasher: SketchHasher::with_seed(sketch_seed),
             streak: (0, 0),
             shadow: adaptive.then(|| ShadowLru::new(budget)),
+            hits: 0,
         };
-        s.set_window((budget as f64 * INITIAL_WINDOW) as usize);
-        s
+        policy.set_window((budget as f64 * INITIAL_WINDOW) as usize);
+        Self {
+            ring: ReadRing::default(),
+            entries: Arena::with_policy(hasher, policy),
+            grow_sketch: expected_entries.is_none(),
+        }
     }
 
-    fn set_window(&mut self, window_max: usize) {
-        self.window_max = window_max.min(self.budget);
-        self.protected_max = ((self.budget - self.window_max) as f64 * PROTECTED_SHARE) as usize;
-    }
-
+    /// Weight held; takes the order's lock (see [`Arena::used`]).
     pub(crate) fn used(&self) -> usize {
         self.entries.used_total()
     }
@@ -100,62 +257,61 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.entries.len()
     }
 
+    /// A read under the shard's shared lock: a live entry's value, its hit left in the
+    /// ring, which the reader that fills it replays, unless another reader is
+    /// replaying already (then a hit that finds the ring full is dropped, and counted in
+    /// `reads`). `None` when the read needs the exclusive lock: a miss (which the
+    /// policy replays too) or an expired entry. `hash`: the cache's hash of `key`.
     #[inline]
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    /// The key's sketch hash if the shadow LRU follows it (a miss of it must reach the
-    /// shadow), else `None`.
-    #[inline]
-    fn sampled_hash<Q: Hash + ?Sized>(&self, key: &Q) -> Option<u64> {
-        let shadow = self.shadow.as_ref()?;
-        let hash = self.hash(key);
-        shadow.sampled(hash).then_some(hash)
-    }
-
-    /// A recorded read. A hit moves its entry up (a probation entry into protected) and
-    /// counts in the sketch; hit or miss, it counts for the hill climber and, if the
-    /// shadow LRU follows the key, in the shadow. (The read buffer, or the caller,
-    /// counts it.)
-    pub(crate) fn replay(&mut self, read: Read) {
-        let (hash, found) = match read {
-            Read::Hit(i) => {
-                let Some(n) = self.entries.node(i) else { return };
-                let (hash, weight) = (self.hash(&n.key), n.weight());
-                if self.entries.list_of(i) == Some(PROBATION) {
-                    self.entries.move_front(i, PROTECTED);
-                    self.demote_protected_overflow();
-                } else {
-                    self.entries.touch(i);
-                }
-                // A miss is counted in the sketch by the insert that follows it (as
-                // Caffeine does), so a newcomer is not counted twice.
-                self.sketch.increment(hash);
-                (Some(hash), Some(weight))
-            }
-            Read::Miss(hash) => (hash, None),
-        };
-        let lru_hit = match (&mut self.shadow, hash) {
-            (Some(shadow), Some(hash)) if shadow.sampled(hash) => {
-                let lru_hit = shadow.get(hash);
-                // Plain LRU would have lost this key and, on the miss, stored it again.
-                if let (false, Some(weight)) = (lru_hit, found) {
-                    shadow.insert(hash, weight);
-                }
-                Some(lru_hit)
-            }
-            _ => None,
-        };
-        let warm = 2 * self.used() >= self.budget;
-        if let Some(adjust) =
-            self.climber.record(found.is_some(), lru_hit, warm, self.sketch.sample_size(), self.window_max)
-        {
-            self.adjust_window(adjust);
+    pub(crate) fn read<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+        reads: &ReadBuffer,
+    ) -> Option<(Option<V>, Recorded)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let (i, n) = self.entries.get(hash, key)?;
+        if n.is_expired(now) {
+            return None;
         }
+        let value = n.value.clone();
+        let pushed = self.ring.push(i);
+        if pushed != Pushed::Kept {
+            // The ring is full: replay it, unless another reader already is.
+            if let Some(mut held) = self.entries.try_recency() {
+                let mut lists = held.recency();
+                let replayed = self.ring.drain(|j| lists.replay(Read::Hit(j)));
+                lists.policy().hits += replayed as u64;
+            }
+        }
+        // A hit left in the ring is counted when it is replayed; a dropped one, here.
+        let recorded = if pushed == Pushed::Dropped { reads.count_hit() } else { Recorded::Kept };
+        Some((Some(value), recorded))
     }
 
-    /// A read under the exclusive lock (the read buffer drained).
+    /// A read from the shard's read buffer (W-TinyLFU's reads do not record there; a
+    /// policy's replay of one is still exact).
+    pub(crate) fn replay(&mut self, read: Read) {
+        self.entries.recency().replay(read);
+    }
+
+    /// Replays the hits left in the ring and moves the hits counted under the shared
+    /// lock into `c`: what the shard's exclusive holder does before anything else.
+    #[inline]
+    pub(crate) fn settle(&mut self, c: &mut Counters) {
+        let Self { ring, entries, .. } = self;
+        let mut lists = entries.recency();
+        let replayed = ring.drain(|i| lists.replay(Read::Hit(i)));
+        let p = lists.policy();
+        c.hits += p.hits + replayed as u64;
+        p.hits = 0;
+    }
+
+    /// A read under the exclusive lock (the ring replayed).
     pub(crate) fn get<Q>(&mut self, table_hash: u64, key: &Q, now: &Now<'_>, c: &mut Counters) -> Option<V>
     where
         K: Borrow<Q>,
@@ -173,61 +329,15 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         match found {
             Some((i, value)) => {
                 c.hits += 1;
-                self.replay(Read::Hit(i));
+                self.entries.recency().replay(Read::Hit(i));
                 Some(value)
             }
             None => {
                 c.misses += 1;
-                self.replay(Read::Miss(self.sampled_hash(key)));
+                let sampled = self.entries.policy().sampled_hash(key);
+                self.entries.recency().replay(Read::Miss(sampled));
                 None
             }
-        }
-    }
-
-    fn demote_protected_overflow(&mut self) {
-        while self.entries.used(PROTECTED) > self.protected_max {
-            let Some((i, _)) = self.entries.lru_of(PROTECTED) else { break };
-            self.entries.move_front(i, PROBATION);
-        }
-    }
-
-    /// Caffeine's `increaseWindow` / `decreaseWindow`: the window's quota is taken from
-    /// (or given to) the protected segment, and entries move between window and main
-    /// rather than being evicted.
-    fn adjust_window(&mut self, delta: i64) {
-        if delta > 0 {
-            let mut quota = (delta as usize).min(self.protected_max);
-            self.protected_max -= quota;
-            self.window_max += quota;
-            self.demote_protected_overflow();
-            loop {
-                let from = match self.entries.lru_of(PROBATION) {
-                    Some((i, w)) if w <= quota => Some((i, w)),
-                    _ => match self.entries.lru_of(PROTECTED) {
-                        Some((i, w)) if w <= quota => Some((i, w)),
-                        _ => None,
-                    },
-                };
-                let Some((i, w)) = from else { break };
-                quota -= w;
-                self.entries.move_front(i, WINDOW);
-            }
-            // Quota left unused goes back.
-            self.protected_max += quota;
-            self.window_max -= quota;
-        } else if delta < 0 && self.window_max > 1 {
-            let mut quota = (delta.unsigned_abs() as usize).min(self.window_max - 1);
-            self.protected_max += quota;
-            self.window_max -= quota;
-            while let Some((i, w)) = self.entries.lru_of(WINDOW) {
-                if w > quota {
-                    break;
-                }
-                quota -= w;
-                self.entries.move_front(i, PROBATION);
-            }
-            self.protected_max -= quota;
-            self.window_max += quota;
         }
     }
 
@@ -241,9 +351,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         now: &Now<'_>,
         c: &mut Counters,
     ) {
-        let hash = self.hash(&key);
-        self.sketch.increment(hash);
-        if let Some(shadow) = self.shadow.as_mut().filter(|s| s.sampled(hash)) {
+        let p = self.entries.policy();
+        let hash = p.hash(&key);
+        p.sketch.increment(hash);
+        if let Some(shadow) = p.shadow.as_mut().filter(|s| s.sampled(hash)) {
             shadow.insert(hash, entry.weight);
         }
         c.inserts += 1;
@@ -251,59 +362,44 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let (i, replaced) = self.entries.upsert_hashed(table_hash, key, entry, WINDOW);
         if replaced.is_some() {
             c.evictions.replaced += 1;
-            if self.entries.list_of(i) == Some(PROTECTED) {
-                self.demote_protected_overflow();
+            let mut lists = self.entries.recency();
+            if lists.list_of(i) == Some(PROTECTED) {
+                lists.demote_protected_overflow();
             }
         } else if self.grow_sketch {
-            self.sketch.ensure_capacity(self.len());
+            let held = self.len();
+            self.entries.policy().sketch.ensure_capacity(held);
         }
         self.evict(now, c);
     }
 
-    /// TinyLFU's test: the candidate must be seen more often than the victim.
-    ///
-    /// A victim that keeps turning candidates away is let go once it has refused as
-    /// many candidates, one after another, as the cache holds entries: the next warm
-    /// candidate takes its place. An attacker who collides a victim with a hot key in
-    /// the sketch cannot pin it for longer than that. Caffeine admits a warm candidate at random (1 in 128) instead; on loops
-    /// and scans those random admissions each evict the entry needed soonest, and cost
-    /// up to 6.5 points (scan at 1,500 entries, docs/benchmarks.md). The streak is
-    /// deterministic, so a replay gives the same figures every run.
-    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
-        let cf = self.sketch.frequency(candidate);
-        let vf = self.sketch.frequency(victim);
-        if cf > vf {
-            return true;
-        }
-        if self.streak.0 == victim {
-            self.streak.1 += 1;
-        } else {
-            self.streak = (victim, 1);
-        }
-        if cf >= WARM && self.streak.1 > self.len() {
-            self.streak = (0, 0);
-            return true;
-        }
-        false
-    }
-
     fn evict(&mut self, now: &Now<'_>, c: &mut Counters) {
-        while self.entries.used(WINDOW) > self.window_max {
-            let Some((ci, cw)) = self.entries.lru_of(WINDOW) else { break };
+        loop {
+            let mut lists = self.entries.recency();
+            if lists.used(WINDOW) <= lists.policy().window_max {
+                break;
+            }
+            let Some((ci, cw)) = lists.lru_of(WINDOW) else { break };
             // The candidate leaves the window; it is in no list while victims are chosen.
-            self.entries.unlink(ci);
-            let Some(ch) = self.entries.node(ci).map(|n| self.hash(&n.key)) else { break };
+            lists.unlink(ci);
+            let Some(ch) = lists.node(ci).map(|n| lists.policy().hash(&n.key)) else { break };
             let mut admitted = true;
-            while self.used() + cw > self.budget {
-                let victim =
-                    [PROBATION, PROTECTED].into_iter().find_map(|seg| self.entries.lru_of(seg)).and_then(
-                        |(i, _)| self.entries.node(i).map(|n| (i, self.hash(&n.key), n.is_expired(now))),
-                    );
+            loop {
+                let held = self.entries.len();
+                let mut lists = self.entries.recency();
+                if lists.used_total() + cw <= lists.policy().budget {
+                    break;
+                }
+                let victim = [PROBATION, PROTECTED]
+                    .into_iter()
+                    .find_map(|seg| lists.lru_of(seg))
+                    .and_then(|(i, _)| lists.node(i).map(|n| (i, n)))
+                    .map(|(i, n)| (i, lists.policy().hash(&n.key), n.is_expired(now)));
                 let Some((vi, vh, v_expired)) = victim else {
                     admitted = false;
                     break;
                 };
-                if v_expired || self.admit(ch, vh) {
+                if v_expired || lists.policy().admit(ch, vh, held) {
                     if let Some((_, e)) = self.entries.remove(vi) {
                         count_eviction(&e, now, c);
                     }
@@ -319,8 +415,12 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             }
         }
         // The window may have grown past what main leaves free.
-        while self.used() > self.budget {
-            let lru = [PROBATION, PROTECTED, WINDOW].into_iter().find_map(|seg| self.entries.lru_of(seg));
+        loop {
+            let mut lists = self.entries.recency();
+            if lists.used_total() <= lists.policy().budget {
+                break;
+            }
+            let lru = [PROBATION, PROTECTED, WINDOW].into_iter().find_map(|seg| lists.lru_of(seg));
             let Some((i, _)) = lru else { break };
             match self.entries.remove(i) {
                 Some((_, e)) => count_eviction(&e, now, c),
@@ -334,8 +434,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if let Some(shadow) = self.shadow.as_mut() {
-            shadow.remove(self.hasher.hash_one(key));
+        let p = self.entries.policy();
+        let hash = p.hash(key);
+        if let Some(shadow) = p.shadow.as_mut() {
+            shadow.remove(hash);
         }
         let i = self.entries.find(key)?;
         let (_, e) = self.entries.remove(i)?;
@@ -359,9 +461,30 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         }
     }
 
+    /// The segment holding `key` (tests).
+    #[cfg(test)]
+    pub(crate) fn segment_of(&mut self, key: &K) -> Option<usize> {
+        let i = self.entries.find(key)?;
+        self.entries.list_of(i)
+    }
+
+    /// The segment holding `key`, read under a shared hold with the policy's lock and
+    /// without replaying the ring (tests).
+    #[cfg(test)]
+    pub(crate) fn segment_of_shared(&self, key: &K) -> Option<usize> {
+        let i = self.entries.find(key)?;
+        self.entries.try_recency()?.recency().list_of(i)
+    }
+
+    /// The policy's lock, as a reader that replays takes it (tests).
+    #[cfg(test)]
+    pub(crate) fn hold_policy(&self) -> Option<super::arena::HeldOrder<'_, K, V, Policy>> {
+        self.entries.try_recency()
+    }
+
     pub(crate) fn clear(&mut self, c: &mut Counters) {
         c.evictions.removed += self.len() as u64;
-        if let Some(shadow) = self.shadow.as_mut() {
+        if let Some(shadow) = self.entries.policy().shadow.as_mut() {
             shadow.clear();
         }
         self.entries.clear();
@@ -373,6 +496,13 @@ mod tests {
     use super::*;
     use crate::FakeClock;
     use crate::memory::entry::NEVER;
+
+    impl TinyLfuStore<u64, ()> {
+        fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+            let held = self.len();
+            self.entries.policy().admit(candidate, victim, held)
+        }
+    }
 
     fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
         let hasher = hashbrown::DefaultHashBuilder::default();
@@ -389,14 +519,18 @@ mod tests {
     #[test]
     fn a_hot_victim_refuses_warm_candidates_for_as_many_entries_as_are_held_then_goes() {
         let mut s = store_of(8);
-        let (victim, warm, cold) = (s.hash(&1000_u64), s.hash(&1001_u64), s.hash(&1002_u64));
+        let (victim, warm, cold) = (
+            s.entries.policy().hash(&1000_u64),
+            s.entries.policy().hash(&1001_u64),
+            s.entries.policy().hash(&1002_u64),
+        );
         for _ in 0..15 {
-            s.sketch.increment(victim);
+            s.entries.policy().sketch.increment(victim);
         }
         for _ in 0..WARM {
-            s.sketch.increment(warm);
+            s.entries.policy().sketch.increment(warm);
         }
-        assert!(s.sketch.frequency(warm) < s.sketch.frequency(victim));
+        assert!(s.entries.policy().sketch.frequency(warm) < s.entries.policy().sketch.frequency(victim));
         let held = s.len();
         assert_eq!(held, 8);
         for i in 0..held {
@@ -409,9 +543,9 @@ mod tests {
         }
         assert!(s.admit(warm, victim));
         // Another victim breaks the streak.
-        let other = s.hash(&1003_u64);
+        let other = s.entries.policy().hash(&1003_u64);
         for _ in 0..15 {
-            s.sketch.increment(other);
+            s.entries.policy().sketch.increment(other);
         }
         for _ in 0..held {
             assert!(!s.admit(warm, victim));
@@ -422,10 +556,10 @@ mod tests {
     #[test]
     fn a_candidate_seen_more_often_than_the_victim_is_admitted() {
         let mut s = store_of(4);
-        let (victim, candidate) = (s.hash(&2000_u64), s.hash(&2001_u64));
-        s.sketch.increment(victim);
-        s.sketch.increment(candidate);
-        s.sketch.increment(candidate);
+        let (victim, candidate) = (s.entries.policy().hash(&2000_u64), s.entries.policy().hash(&2001_u64));
+        s.entries.policy().sketch.increment(victim);
+        s.entries.policy().sketch.increment(candidate);
+        s.entries.policy().sketch.increment(candidate);
         assert!(s.admit(candidate, victim));
         assert!(!s.admit(victim, candidate));
     }

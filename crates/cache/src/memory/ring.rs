@@ -1,0 +1,163 @@
+//! W-TinyLFU's read ring: hits served under a shard's shared lock while another reader
+//! holds the policy, left for whoever holds it next to replay.
+//!
+//! A W-TinyLFU hit replays itself into the policy (sketch, lists, shadow LRU, hill
+//! climber) when it can take the policy's lock without waiting. When another reader
+//! has it, the hit is pushed here instead, and the holder replays it before its own
+//! read, or the next exclusive holder of the shard before anything else. A full ring
+//! drops the hit's effect on the policy (the hit is still counted), as Caffeine's read
+//! buffer does: concurrent readers never wait for the policy.
+//!
+//! Many push, one drains (the policy's holder). A pusher reserves a slot by moving the
+//! tail with a compare-and-swap, then writes it; the drainer stops at a reserved slot
+//! not yet written and leaves it for the next drain.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Slots: a power of two.
+const SLOTS: usize = 16;
+const MASK: u32 = SLOTS as u32 - 1;
+/// A free slot (a hit is stored as its node index + 1).
+const EMPTY: u32 = 0;
+
+/// What [`ReadRing::push`] did with a hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    /// Left in the ring, with room for more.
+    Kept,
+    /// Left in the ring, which is now full: time to replay it.
+    Full,
+    /// Not left: the ring was full, or another pusher took the slot first.
+    Dropped,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ReadRing {
+    /// Reservations made (wrapping).
+    tail: AtomicU32,
+    /// Reads replayed (wrapping); written by the drainer only.
+    head: AtomicU32,
+    slots: [AtomicU32; SLOTS],
+}
+
+impl ReadRing {
+    /// Leaves a hit of node `i` for the policy's holder, unless the ring is full or
+    /// another pusher took the slot first: then the read's effect on the policy is
+    /// dropped.
+    #[inline]
+    pub(crate) fn push(&self, i: u32) -> Pushed {
+        let Some(stored) = i.checked_add(1) else { return Pushed::Dropped };
+        let tail = self.tail.load(Ordering::Relaxed);
+        // Acquire: the drainer emptied the slots before it moved the head past them.
+        let head = self.head.load(Ordering::Acquire);
+        let held = tail.wrapping_sub(head);
+        if held >= SLOTS as u32 {
+            return Pushed::Dropped;
+        }
+        if self
+            .tail
+            .compare_exchange(tail, tail.wrapping_add(1), Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return Pushed::Dropped;
+        }
+        self.slots[(tail & MASK) as usize].store(stored, Ordering::Release);
+        if held + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept }
+    }
+
+    /// Hands every written read to `replay`, oldest first; only the policy's holder
+    /// calls it. Returns how many it replayed.
+    #[inline]
+    pub(crate) fn drain(&self, mut replay: impl FnMut(u32)) -> usize {
+        let mut head = self.head.load(Ordering::Relaxed);
+        let tail = self.tail.load(Ordering::Acquire);
+        if head == tail {
+            return 0;
+        }
+        let start = head;
+        while head != tail {
+            let slot = &self.slots[(head & MASK) as usize];
+            let stored = slot.load(Ordering::Acquire);
+            if stored == EMPTY {
+                // Reserved, not yet written: the next drain takes it.
+                break;
+            }
+            slot.store(EMPTY, Ordering::Relaxed);
+            replay(stored - 1);
+            head = head.wrapping_add(1);
+        }
+        self.head.store(head, Ordering::Release);
+        head.wrapping_sub(start) as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_order_drops_when_full_and_reuses_its_slots() {
+        let ring = ReadRing::default();
+        for round in 0..3_u32 {
+            for i in 0..SLOTS as u32 {
+                let want = if i + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept };
+                assert_eq!(ring.push(round * 100 + i), want, "round {round}, push {i}");
+            }
+            assert_eq!(ring.push(999), Pushed::Dropped, "a full ring drops");
+            let mut seen = Vec::new();
+            assert_eq!(ring.drain(|i| seen.push(i)), SLOTS);
+            let want: Vec<u32> = (0..SLOTS as u32).map(|i| round * 100 + i).collect();
+            assert_eq!(seen, want);
+            assert_eq!(ring.drain(|_| panic!("drained twice")), 0);
+        }
+        assert_eq!(ring.push(u32::MAX), Pushed::Dropped, "no node has the last index");
+    }
+
+    #[test]
+    fn a_reserved_slot_not_yet_written_waits_for_the_next_drain() {
+        let ring = ReadRing::default();
+        assert_eq!(ring.push(1), Pushed::Kept);
+        // A pusher that has reserved the next slot but not written it yet.
+        ring.tail.fetch_add(1, Ordering::Relaxed);
+        let mut seen = Vec::new();
+        assert_eq!(ring.drain(|i| seen.push(i)), 1);
+        ring.slots[1].store(8, Ordering::Release);
+        assert_eq!(ring.drain(|i| seen.push(i)), 1);
+        assert_eq!(seen, [1, 7]);
+    }
+
+    #[test]
+    fn concurrent_pushes_are_each_replayed_once_or_dropped() {
+        const PER_THREAD: u32 = 20_000;
+        let ring = ReadRing::default();
+        let drained = std::sync::Mutex::new(Vec::new());
+        let pushed = std::thread::scope(|s| {
+            let pushers: Vec<_> = (0..2_u32)
+                .map(|t| {
+                    let ring = &ring;
+                    s.spawn(move || {
+                        (0..PER_THREAD).filter(|&i| ring.push(t * PER_THREAD + i) != Pushed::Dropped).count()
+                    })
+                })
+                .collect();
+            let drainer = s.spawn(|| {
+                let mut out = Vec::new();
+                for _ in 0..PER_THREAD {
+                    ring.drain(|i| out.push(i));
+                }
+                out
+            });
+            let pushed: usize = pushers.into_iter().map(|p| p.join().expect("pusher")).sum();
+            drained.lock().expect("lock").extend(drainer.join().expect("drainer"));
+            pushed
+        });
+        let mut all = drained.into_inner().expect("lock");
+        ring.drain(|i| all.push(i));
+        assert_eq!(all.len(), pushed, "every push replayed exactly once");
+        // Each thread's pushes come out in its own order.
+        for t in 0..2_u32 {
+            let mine: Vec<u32> = all.iter().copied().filter(|i| i / PER_THREAD == t).collect();
+            assert!(mine.windows(2).all(|w| w[0] < w[1]), "thread {t} out of order");
+        }
+    }
+}
