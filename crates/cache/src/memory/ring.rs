@@ -65,6 +65,12 @@ impl ReadRing {
         if held + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept }
     }
 
+    /// Whether no read waits in the ring (exact with the shard held exclusively).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.load(Ordering::Relaxed) == self.tail.load(Ordering::Relaxed)
+    }
+
     /// Hands every written read to `replay`, oldest first; only the policy's holder
     /// calls it. Returns how many it replayed.
     #[inline]

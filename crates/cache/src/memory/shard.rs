@@ -132,6 +132,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     }
 
     /// `hash`: the cache's hash of `key`.
+    #[inline]
     pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>) {
         self.drain();
         match &mut self.store {

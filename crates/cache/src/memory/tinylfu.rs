@@ -303,6 +303,17 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// lock into `c`: what the shard's exclusive holder does before anything else.
     #[inline]
     pub(crate) fn settle(&mut self, c: &mut Counters) {
+        if self.ring.is_empty() && self.entries.policy().hits == 0 {
+            return;
+        }
+        self.replay_ring(c);
+    }
+
+    /// [`settle`](Self::settle) with something to settle: out of line, so that an
+    /// exclusive holder that finds nothing (most writes but the first after reads)
+    /// does not pay for the replay's code.
+    #[inline(never)]
+    fn replay_ring(&mut self, c: &mut Counters) {
         let Self { ring, entries, .. } = self;
         let mut lists = entries.recency();
         let replayed = ring.drain(|i| lists.replay(Read::Hit(i)));
