@@ -103,10 +103,12 @@
 //!   on the cache's [`Clock`] ([`MonotonicClock`] by default, from `mltb-clock`), so
 //!   tests use a [`FakeClock`] rather than sleeping. An operation reads the clock at most
 //!   once, and a read of an entry without a TTL not at all (unless a stats window is on).
-//! - **Stats.** Counters live in each shard: hits and misses on the lock's cache line,
-//!   bumped by the reader there (no shared line beyond the one the lock itself writes,
-//!   and no read goes uncounted); the rest beside the data they count, bumped under the
-//!   exclusive lock. [`Stats`] sums them. [`Stats::window`] holds the reads of a sliding window (a ring of ten buckets
+//! - **Stats.** A thread that reads a shard alone counts its hits and misses in the
+//!   shard's read buffer, with plain stores; reads of several threads at once are
+//!   counted per thread, each in a cache line of its own that only it writes (a
+//!   thread gives its line back when it ends), so a read adds no locked instruction
+//!   and no shared line to the lock's own; no read goes uncounted. The other counters
+//!   sit beside the data they count, bumped under the exclusive lock. [`Stats`] sums them. [`Stats::window`] holds the reads of a sliding window (a ring of ten buckets
 //!   per shard on the cache's clock), the figure to alert on; it is opt-in
 //!   ([`MemoryCacheBuilder::stats_window`]) because it reads the clock on every `get`.
 //! - **Single-flight.** Loads in progress are kept per key with a `tokio::sync::watch`

@@ -14,6 +14,7 @@ use crate::{Clock, MonotonicClock};
 
 use super::lru_store::LruStore;
 use super::shard::{Shard, Store};
+use super::tally::Tally;
 use super::tinylfu::{DEFAULT_SKETCH_SEED, TinyLfuStore};
 use super::window::{BUCKETS, HitWindow};
 use super::{Inner, MemoryCache, Padded};
@@ -256,6 +257,7 @@ where
                 shard_budget,
                 admission: self.admission,
                 exclusive_reads: self.stats_window.is_some(),
+                tally: Arc::new(Tally::default()),
             }),
         }
     }

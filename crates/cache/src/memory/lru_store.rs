@@ -8,11 +8,13 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use super::arena::Arena;
 use super::entry::{Entry, Now, count_eviction};
 use super::reads::{Read, ReadBuffer, Recorded};
 use super::stats::Counters;
+use super::tally::Tally;
 
 /// The arena's list that holds every entry.
 const LIST: usize = 0;
@@ -49,20 +51,22 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         key: &Q,
         now: &Now<'_>,
         reads: &ReadBuffer,
+        tally: &Arc<Tally>,
     ) -> Option<(Option<V>, Recorded)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         match self.entries.get(hash, key) {
-            None => Some((None, reads.count_miss())),
+            None => Some((None, reads.count_miss(tally))),
             Some((i, n)) if !n.is_expired(now) && ReadBuffer::can_record_hit(i) => {
                 let value = n.value.clone();
                 if reads.join() {
                     n.mark();
-                    Some((Some(value), reads.count_hit()))
+                    tally.hit();
+                    Some((Some(value), Recorded::Kept))
                 } else {
-                    Some((Some(value), reads.record(Read::Hit(i))))
+                    Some((Some(value), reads.record(Read::Hit(i), tally)))
                 }
             }
             Some(_) => None,

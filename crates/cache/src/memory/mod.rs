@@ -13,6 +13,7 @@ mod shadow;
 mod shard;
 mod sketch;
 mod stats;
+mod tally;
 mod tinylfu;
 mod window;
 
@@ -36,6 +37,7 @@ use builder::Weigher;
 use entry::{Entry, Now};
 use reads::Recorded;
 use shard::Shard;
+use tally::Tally;
 
 /// Keeps each shard's lock (and the read buffer on its line) on its own cache lines, so
 /// two threads working on different shards do not bounce one line between cores.
@@ -65,6 +67,8 @@ pub(crate) struct Inner<K: Hash + Eq, V> {
     admission: Admission,
     /// Every read takes its shard's lock exclusively: a stats window is on.
     exclusive_reads: bool,
+    /// Reads counted outside the shards (see `tally`).
+    tally: Arc<Tally>,
 }
 
 impl<K: Hash + Eq, V> Clone for MemoryCache<K, V> {
@@ -140,7 +144,7 @@ where
             return shard.write().get(hash, key, &now);
         }
         // Shared: the read is recorded for the policy to replay, not applied here.
-        let Some((found, recorded)) = shard.read().read(hash, key, &now) else {
+        let Some((found, recorded)) = shard.read().read(hash, key, &now, &self.inner.tally) else {
             return shard.write().get(hash, key, &now);
         };
         if recorded == Recorded::Full {
@@ -243,6 +247,9 @@ where
                 out.window.misses += misses;
             }
         }
+        let (hits, misses) = self.inner.tally.totals();
+        out.hits += hits;
+        out.misses += misses;
         out
     }
 

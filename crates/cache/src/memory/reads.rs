@@ -14,11 +14,10 @@
 //! missing a read that came before it in the same thread: a single thread sees exactly
 //! the order its reads and writes came in.
 //!
-//! The buffer is a few slots right after the shard's lock word, on its cache line, with
-//! the shard's counts of hits and misses: a read writes the line the shared lock just
-//! wrote anyway, and nothing else of the shard. It is lossy: when it is full and the
-//! exclusive lock is busy, a read is counted (hits and misses are never lost) but its
-//! effect on recency is dropped.
+//! The buffer is a few slots right after the shard's lock word, on its cache line: a
+//! read writes the line the shared lock just wrote anyway, and nothing else of the
+//! shard. It is lossy: when it is full and the exclusive lock is busy, a read is
+//! counted (hits and misses are never lost) but its effect on recency is dropped.
 //!
 //! A batch has one owner, the thread that claimed it (a compare-and-swap, once per
 //! batch), and only the owner records in it: its slots, and its count of the owner's
@@ -26,8 +25,9 @@
 //! thread's read costs no locked instruction beyond the lock's own two (in one of three
 //! timings here they were a quarter of a hit's time; the other two showed no difference,
 //! docs/benchmarks.md). The owner's hits are counted from
-//! the slots when they are replayed. Other threads' reads, which only mark or count, add
-//! to shared counters with atomic increments.
+//! the slots when they are replayed. Other threads' reads, which only mark or count,
+//! and reads the buffer drops, are counted in the cache's [`Tally`], each thread in a
+//! stripe of its own.
 //!
 //! The buffer also notes whether the reads in it came from one thread or from several
 //! ([`drain`](ReadBuffer::drain) says which). A batch from one thread is that thread's
@@ -37,18 +37,19 @@
 //! take the exclusive lock.
 
 use std::cell::Cell;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
-/// Slots: with the 8-byte lock word and four 4-byte words (cursor, owner, hits and
-/// misses), the buffer fills the rest of the shard's first 64-byte line.
-pub(crate) const SLOTS: usize = 10;
+use super::tally::Tally;
+
+/// Slots: with the 8-byte lock word and two 4-byte words (cursor and owner), the
+/// buffer fills the rest of the shard's first 64-byte line.
+pub(crate) const SLOTS: usize = 12;
 /// The cursor's low bits count slots taken; the bits above, the owner's misses.
 const SLOT_BITS: u32 = 8;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 /// The most misses the cursor counts before the batch asks to be drained.
 const OWN_MISSES_MAX: u32 = u32::MAX >> SLOT_BITS;
-/// Counts past this are moved to the shard's 64-bit counters at the next drain.
-pub(crate) const COUNT_LIMIT: u32 = 1 << 30;
 /// The most slots one read takes (a miss with its hash).
 const MAX_EVENT: usize = 3;
 /// A free slot (a hit is stored as its node index + 1).
@@ -71,7 +72,7 @@ std::thread_local! {
 /// that two live threads never share one (the owner of a batch writes it with plain
 /// stores, which two threads sharing a tag would race on).
 #[inline]
-fn thread_tag() -> u32 {
+pub(crate) fn thread_tag() -> u32 {
     TAG.with(|t| match t.get() {
         0 => {
             let tag = NEXT_TAG.fetch_add(2, Relaxed);
@@ -109,10 +110,6 @@ pub(crate) struct ReadBuffer {
     /// The tag of the thread that claimed the batch, [`SHARED`] once another thread has
     /// read in it too, 0 while no one has claimed it.
     owner: AtomicU32,
-    /// Reads counted by other threads than the owner, and the owner's reads that found
-    /// the buffer full, since the counts were last taken.
-    hits: AtomicU32,
-    misses: AtomicU32,
     slots: [AtomicU32; SLOTS],
 }
 
@@ -149,23 +146,11 @@ impl ReadBuffer {
         true
     }
 
-    /// Counts a hit without recording it (the reader did what the replay would).
-    /// [`Recorded::Full`] once the shared count nears its limit: a drain moves it to
-    /// the shard's 64-bit counters.
-    #[inline]
-    pub(crate) fn count_hit(&self) -> Recorded {
-        Self::near_limit(self.hits.fetch_add(1, Relaxed))
-    }
-
-    #[inline]
-    fn near_limit(count_before: u32) -> Recorded {
-        if count_before >= COUNT_LIMIT { Recorded::Full } else { Recorded::Kept }
-    }
-
     /// Counts and records a read. Only the batch's owner calls it ([`join`](Self::join)
-    /// said `false`), with the shard's lock held (shared or exclusive).
+    /// said `false`), with the shard's lock held (shared or exclusive). A read that does
+    /// not fit is counted in `tally`.
     #[inline]
-    pub(crate) fn record(&self, read: Read) -> Recorded {
+    pub(crate) fn record(&self, read: Read, tally: &Arc<Tally>) -> Recorded {
         let (first, hash, len) = match read {
             Read::Hit(i) => (i + 1, None, 1),
             Read::Miss(None) => (MISS, None, 1),
@@ -176,9 +161,9 @@ impl ReadBuffer {
         if at + len > SLOTS {
             // Dropped, but counted.
             match read {
-                Read::Hit(_) => self.hits.fetch_add(1, Relaxed),
-                Read::Miss(_) => self.misses.fetch_add(1, Relaxed),
-            };
+                Read::Hit(_) => tally.hit(),
+                Read::Miss(_) => tally.miss(),
+            }
             return Recorded::Full;
         }
         self.cursor.store(cursor + len as u32, Relaxed);
@@ -194,9 +179,9 @@ impl ReadBuffer {
 
     /// Counts a miss without recording it (for a policy that does nothing with one):
     /// in the cursor if the calling thread owns the batch (claiming it if no one has),
-    /// else in the shared count.
+    /// else in `tally`.
     #[inline]
-    pub(crate) fn count_miss(&self) -> Recorded {
+    pub(crate) fn count_miss(&self, tally: &Arc<Tally>) -> Recorded {
         if !self.join() {
             let cursor = self.cursor.load(Relaxed);
             if cursor >> SLOT_BITS < OWN_MISSES_MAX {
@@ -208,14 +193,8 @@ impl ReadBuffer {
                 };
             }
         }
-        Self::near_limit(self.misses.fetch_add(1, Relaxed))
-    }
-
-    /// Sets the shared counts, as if that many reads had been counted.
-    #[cfg(test)]
-    pub(crate) fn preset_counts(&self, hits: u32, misses: u32) {
-        self.hits.store(hits, Relaxed);
-        self.misses.store(misses, Relaxed);
+        tally.miss();
+        Recorded::Kept
     }
 
     /// Starts the next batch with no owner (for a drain with nothing to replay).
@@ -245,11 +224,10 @@ impl ReadBuffer {
         counted
     }
 
-    /// Reads counted and not yet taken, as (hits, misses): the shared counts, and what
-    /// the owner recorded or counted in the batch not yet drained.
+    /// Reads counted and not yet taken, as (hits, misses): what the owner recorded or
+    /// counted in the batch not yet drained.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        let (hits, misses) = self.walk(|_| {});
-        (hits + u64::from(self.hits.load(Relaxed)), misses + u64::from(self.misses.load(Relaxed)))
+        self.walk(|_| {})
     }
 
     /// Hands the batch's recorded reads to `f`, oldest first, and returns what the owner
@@ -284,17 +262,6 @@ impl ReadBuffer {
         }
         (hits, misses)
     }
-
-    /// The shared counts, zeroed, if either is near its limit (the caller adds them to
-    /// its own).
-    #[inline]
-    pub(crate) fn take_large_counts(&mut self) -> Option<(u64, u64)> {
-        let (hits, misses) = (self.hits.get_mut(), self.misses.get_mut());
-        if *hits < COUNT_LIMIT && *misses < COUNT_LIMIT {
-            return None;
-        }
-        Some((u64::from(std::mem::take(hits)), u64::from(std::mem::take(misses))))
-    }
 }
 
 #[cfg(test)]
@@ -316,10 +283,11 @@ mod tests {
     #[test]
     fn a_batch_read_by_two_threads_is_shared() {
         let mut b = ReadBuffer::default();
+        let tally = Arc::new(Tally::default());
         assert!(!b.join());
-        b.record(Read::Hit(1));
+        b.record(Read::Hit(1), &tally);
         assert!(!b.join());
-        b.record(Read::Hit(2));
+        b.record(Read::Hit(2), &tally);
         let shared = |b: &mut ReadBuffer| {
             let mut out = None;
             b.drain(|_, s| out = Some(s));
@@ -327,7 +295,7 @@ mod tests {
         };
         assert_eq!(shared(&mut b), Some(false));
         assert!(!b.join());
-        b.record(Read::Hit(1));
+        b.record(Read::Hit(1), &tally);
         std::thread::scope(|s| {
             s.spawn(|| assert!(b.join(), "a second thread"));
         });
@@ -335,30 +303,34 @@ mod tests {
         assert_eq!(shared(&mut b), Some(true));
         // The next batch starts afresh.
         assert!(!b.join());
-        b.record(Read::Hit(4));
+        b.record(Read::Hit(4), &tally);
         assert_eq!(shared(&mut b), Some(false));
     }
 
     #[test]
     fn replays_reads_in_order_and_asks_to_be_drained_before_one_would_not_fit() {
         let mut b = ReadBuffer::default();
+        let tally = Arc::new(Tally::default());
         let hash = 0xdead_beef_0123_4567;
         let reads = [Read::Hit(0), Read::Miss(None), Read::Miss(Some(hash)), Read::Hit(7)];
         for r in reads {
-            assert_eq!(b.record(r), Recorded::Kept);
+            assert_eq!(b.record(r, &tally), Recorded::Kept);
         }
         assert_eq!(drained(&mut b), reads);
         assert!(b.is_empty());
         // Filled one slot at a time: "full" comes once a hashed miss would no longer fit.
         let mut kept = 0;
-        while b.record(Read::Hit(kept)) == Recorded::Kept {
+        while b.record(Read::Hit(kept), &tally) == Recorded::Kept {
             kept += 1;
         }
         assert_eq!(kept as usize, SLOTS - MAX_EVENT);
-        assert_eq!(b.record(Read::Miss(Some(hash))), Recorded::Full);
-        // The recorded hits are counted from their slots, the dropped miss in the shared
-        // count.
-        assert_eq!(b.counts(), (kept as u64 + 1, 1), "a dropped read is still counted");
+        assert_eq!(b.record(Read::Miss(Some(hash)), &tally), Recorded::Full);
+        // The recorded hits are counted from their slots, the dropped miss in the tally.
+        assert_eq!(
+            (b.counts(), tally.totals()),
+            ((kept as u64 + 1, 0), (0, 1)),
+            "a dropped read is still counted"
+        );
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..=kept).map(Read::Hit).collect::<Vec<_>>());
     }
@@ -366,44 +338,46 @@ mod tests {
     #[test]
     fn a_full_buffer_counts_what_it_drops_and_replays_what_it_kept() {
         let mut b = ReadBuffer::default();
+        let tally = Arc::new(Tally::default());
         for i in 0..SLOTS as u32 {
-            b.record(Read::Hit(i));
+            b.record(Read::Hit(i), &tally);
         }
         // A hashed miss that does not fit leaves its slots unwritten; a hit after it
         // does not fit either.
-        assert_eq!(b.record(Read::Miss(Some(1))), Recorded::Full);
-        assert_eq!(b.record(Read::Hit(99)), Recorded::Full);
-        assert_eq!(b.counts(), (SLOTS as u64 + 1, 1));
+        assert_eq!(b.record(Read::Miss(Some(1)), &tally), Recorded::Full);
+        assert_eq!(b.record(Read::Hit(99), &tally), Recorded::Full);
+        assert_eq!((b.counts(), tally.totals()), ((SLOTS as u64, 0), (1, 1)));
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..SLOTS as u32).map(Read::Hit).collect::<Vec<_>>());
         assert!(drained(&mut b).is_empty());
     }
 
     #[test]
-    fn the_owner_counts_its_misses_in_the_batch_and_other_threads_in_the_shared_count() {
+    fn the_owner_counts_its_misses_in_the_batch_and_other_threads_in_the_tally() {
         let mut b = ReadBuffer::default();
-        assert_eq!(b.count_miss(), Recorded::Kept, "the first miss claims the batch");
-        assert_eq!(b.count_miss(), Recorded::Kept);
-        assert_eq!(*b.misses.get_mut(), 0, "no shared increment for the owner");
+        let tally = Arc::new(Tally::default());
+        assert_eq!(b.count_miss(&tally), Recorded::Kept, "the first miss claims the batch");
+        assert_eq!(b.count_miss(&tally), Recorded::Kept);
+        assert_eq!(tally.totals(), (0, 0), "the owner's misses stay in the batch");
         assert_eq!(b.counts(), (0, 2));
         std::thread::scope(|s| {
-            s.spawn(|| assert_eq!(b.count_miss(), Recorded::Kept));
+            s.spawn(|| assert_eq!(b.count_miss(&tally), Recorded::Kept));
         });
-        assert_eq!(*b.misses.get_mut(), 1, "another thread's miss");
-        assert_eq!(b.counts(), (0, 3));
+        assert_eq!(tally.totals(), (0, 1), "another thread's miss");
+        assert_eq!(b.counts(), (0, 2));
         assert!(!b.is_empty());
         let mut shared = None;
         assert_eq!(b.drain(|_, s| shared = Some(s)), (0, 2), "the owner's misses move out with the batch");
         assert_eq!(shared, None, "nothing to replay");
         assert!(b.is_empty());
-        assert_eq!(b.counts(), (0, 1));
+        assert_eq!(b.counts(), (0, 0));
         // A batch whose owner's misses near the cursor's limit asks to be drained.
         assert!(!b.join());
         *b.cursor.get_mut() = (OWN_MISSES_MAX - 1) << SLOT_BITS;
-        assert_eq!(b.count_miss(), Recorded::Full);
-        assert_eq!(b.count_miss(), Recorded::Kept, "past the limit, misses go to the shared count");
-        assert_eq!(*b.misses.get_mut(), 2);
-        assert_eq!(b.counts(), (0, u64::from(OWN_MISSES_MAX) + 2));
+        assert_eq!(b.count_miss(&tally), Recorded::Full);
+        assert_eq!(b.count_miss(&tally), Recorded::Kept, "past the limit, misses go to the tally");
+        assert_eq!(tally.totals(), (0, 2));
+        assert_eq!(b.counts(), (0, u64::from(OWN_MISSES_MAX)));
     }
 
     #[test]

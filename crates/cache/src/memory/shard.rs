@@ -8,11 +8,13 @@
 
 use std::borrow::Borrow;
 use std::hash::Hash;
+use std::sync::Arc;
 
 use super::entry::{Entry, Now};
 use super::lru_store::LruStore;
 use super::reads::{Read, ReadBuffer, Recorded};
 use super::stats::Counters;
+use super::tally::Tally;
 use super::tinylfu::TinyLfuStore;
 use super::window::HitWindow;
 
@@ -47,7 +49,13 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     /// W-TinyLFU, the key is missing (a miss is replayed into the policy at once). The
     /// cache sends those reads to [`get`](Self::get). `hash`: the cache's hash of `key`.
     #[inline]
-    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>) -> Option<(Option<V>, Recorded)>
+    pub(crate) fn read<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+        tally: &Arc<Tally>,
+    ) -> Option<(Option<V>, Recorded)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -56,8 +64,8 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             return None;
         }
         match &self.store {
-            Store::Lru(s) => s.read(hash, key, now, &self.reads),
-            Store::TinyLfu(s) => s.read(hash, key, now, &self.reads),
+            Store::Lru(s) => s.read(hash, key, now, &self.reads, tally),
+            Store::TinyLfu(s) => s.read(hash, key, now, tally),
         }
     }
 
@@ -70,7 +78,6 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         if self.reads.is_empty() {
             // A batch that recorded nothing (shared from the start) ends here too.
             self.reads.forget_owner();
-            self.take_large_counts();
             return;
         }
         self.replay_reads();
@@ -90,21 +97,10 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         // The owner's reads, counted from the batch.
         counters.hits += hits;
         counters.misses += misses;
-        self.take_large_counts();
     }
 
-    /// The shared counts stay on the lock's line, where reads write anyway; they move
-    /// to the shard's counters only when they grow large (a read that takes them near
-    /// their limit asks for a drain).
-    #[inline]
-    fn take_large_counts(&mut self) {
-        if let Some((hits, misses)) = self.reads.take_large_counts() {
-            self.counters.hits += hits;
-            self.counters.misses += misses;
-        }
-    }
-
-    /// Every count, the reads counted by the read buffer included.
+    /// Every count, the reads counted in the read buffer included (not those in the
+    /// cache's [`Tally`]).
     pub(crate) fn counters(&self) -> Counters {
         let mut c = self.counters;
         let (hits, misses) = self.reads.counts();
@@ -192,25 +188,5 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
             Store::Lru(s) => s.len(),
             Store::TinyLfu(s) => s.len(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::memory::reads::COUNT_LIMIT;
-
-    #[test]
-    fn shared_counts_near_their_limit_ask_for_a_drain_that_moves_them() {
-        let store = Store::Lru(LruStore::<u64, u64>::new(100, hashbrown::DefaultHashBuilder::default()));
-        let mut shard = Shard::new(store, None);
-        shard.reads.preset_counts(COUNT_LIMIT, COUNT_LIMIT - 1);
-        assert_eq!(shard.reads.count_hit(), Recorded::Full, "a hit past the limit asks for a drain");
-        // Nothing is recorded in the buffer (shared reads only count), yet the drain
-        // moves the counts before they can wrap.
-        shard.drain();
-        assert_eq!(shard.reads.counts(), (0, 0));
-        let c = shard.counters();
-        assert_eq!((c.hits, c.misses), (u64::from(COUNT_LIMIT) + 1, u64::from(COUNT_LIMIT) - 1));
     }
 }

@@ -14,15 +14,17 @@
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
 
 use super::arena::{Arena, Recency};
 use super::climber::HillClimber;
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::{Read, ReadBuffer, Recorded};
+use super::reads::{Read, Recorded};
 use super::ring::{Pushed, ReadRing};
 use super::shadow::ShadowLru;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
+use super::tally::Tally;
 
 /// The sketch's hash has fixed keys, as Caffeine's rehash of `hashCode` does, so a
 /// replay gives the same figures every run; the admission streak (see `admit`) is what
@@ -260,7 +262,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// A read under the shard's shared lock: a live entry's value, its hit left in the
     /// ring, which the reader that fills it replays, unless another reader is
     /// replaying already (then a hit that finds the ring full is dropped, and counted in
-    /// `reads`). `None` when the read needs the exclusive lock: a miss (which the
+    /// `tally`). `None` when the read needs the exclusive lock: a miss (which the
     /// policy replays too) or an expired entry. `hash`: the cache's hash of `key`.
     #[inline]
     pub(crate) fn read<Q>(
@@ -268,7 +270,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         hash: u64,
         key: &Q,
         now: &Now<'_>,
-        reads: &ReadBuffer,
+        tally: &Arc<Tally>,
     ) -> Option<(Option<V>, Recorded)>
     where
         K: Borrow<Q>,
@@ -289,8 +291,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             }
         }
         // A hit left in the ring is counted when it is replayed; a dropped one, here.
-        let recorded = if pushed == Pushed::Dropped { reads.count_hit() } else { Recorded::Kept };
-        Some((Some(value), recorded))
+        if pushed == Pushed::Dropped {
+            tally.hit();
+        }
+        Some((Some(value), Recorded::Kept))
     }
 
     /// A read from the shard's read buffer (W-TinyLFU's reads do not record there; a
