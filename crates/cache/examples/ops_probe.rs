@@ -10,7 +10,8 @@
 //! valgrind --tool=callgrind --cache-sim=yes target/release/examples/ops_probe insert 0   # set-up only
 //! ```
 //!
-//! Modes: `insert`, `mix` (plain LRU), `insert_tiny`, `mix_tiny` (W-TinyLFU).
+//! Modes: `insert`, `mix` (plain LRU), `insert_tiny`, `mix_tiny` (W-TinyLFU), and the
+//! anchor `insert_qc`, `mix_qc` (quick_cache's sync cache of the same capacity).
 //! `(count(N) - count(0)) / N` is the cost of one operation.
 #![allow(clippy::print_stdout, clippy::print_stderr, reason = "an example prints its figures")]
 
@@ -18,20 +19,48 @@ use std::hint::black_box;
 
 use mltb_cache::{Admission, MemoryCache};
 
+/// What the probe calls: ours or the anchor.
+trait Probe {
+    fn get(&self, k: u64) -> Option<u64>;
+    fn insert(&self, k: u64, v: u64);
+}
+
+impl Probe for MemoryCache<u64, u64> {
+    fn get(&self, k: u64) -> Option<u64> {
+        MemoryCache::get(self, &k)
+    }
+    fn insert(&self, k: u64, v: u64) {
+        let _ = MemoryCache::insert(self, k, v);
+    }
+}
+
+impl Probe for quick_cache::sync::Cache<u64, u64> {
+    fn get(&self, k: u64) -> Option<u64> {
+        quick_cache::sync::Cache::get(self, &k)
+    }
+    fn insert(&self, k: u64, v: u64) {
+        quick_cache::sync::Cache::insert(self, k, v);
+    }
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "insert".into());
     let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
     let admission = if mode.ends_with("_tiny") { Admission::TinyLfu } else { Admission::Lru };
-    let cache = match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
-        .max_bytes(100_000)
-        .admission(admission)
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
+    let cache: Box<dyn Probe> = if mode.ends_with("_qc") {
+        Box::new(quick_cache::sync::Cache::new(100_000))
+    } else {
+        match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
+            .max_bytes(100_000)
+            .admission(admission)
+            .build()
+        {
+            Ok(c) => Box::new(c),
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
         }
     };
     let mut x: u64 = 7;
@@ -43,16 +72,16 @@ fn main() {
         z ^ (z >> 31)
     };
     for i in 0..200_000u64 {
-        let _ = cache.insert(key() % 400_000, i);
+        cache.insert(key() % 400_000, i);
     }
     let mix = mode.starts_with("mix");
     let mut hits = 0u64;
     for i in 0..n {
         let k = key();
         if mix && k % 10 != 0 {
-            hits += u64::from(black_box(cache.get(&(k % 200_000))).is_some());
+            hits += u64::from(black_box(cache.get(k % 200_000)).is_some());
         } else {
-            let _ = black_box(cache.insert(k % 400_000, i));
+            cache.insert(black_box(k % 400_000), i);
         }
     }
     println!("{mode}: {n} operations, {hits} hits");

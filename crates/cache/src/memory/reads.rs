@@ -73,14 +73,19 @@ std::thread_local! {
 /// stores, which two threads sharing a tag would race on).
 #[inline]
 pub(crate) fn thread_tag() -> u32 {
-    TAG.with(|t| match t.get() {
-        0 => {
-            let tag = NEXT_TAG.fetch_add(2, Relaxed);
-            t.set(tag);
-            tag
-        }
+    match TAG.with(Cell::get) {
+        0 => new_thread_tag(),
         tag => tag,
-    })
+    }
+}
+
+/// The calling thread's first tag, out of line: every later read finds it set.
+#[cold]
+#[inline(never)]
+fn new_thread_tag() -> u32 {
+    let tag = NEXT_TAG.fetch_add(2, Relaxed);
+    TAG.with(|t| t.set(tag));
+    tag
 }
 
 /// One recorded read, as [`ReadBuffer::drain`] hands it back.

@@ -42,14 +42,17 @@ impl FrequencySketch {
         (index, nibble * 4)
     }
 
+    /// The smallest of the key's four counters. (A plain loop: written as an
+    /// iterator's `min`, the fold was not inlined and cost about 106 instructions a
+    /// call, two calls per admission.)
+    #[inline]
     pub(crate) fn frequency(&self, hash: u64) -> u8 {
-        (0..4)
-            .map(|row| {
-                let (i, shift) = self.slot(hash, row);
-                ((self.table[i] >> shift) & 0xf) as u8
-            })
-            .min()
-            .unwrap_or(0)
+        let mut min = 15;
+        for row in 0..4 {
+            let (i, shift) = self.slot(hash, row);
+            min = min.min(((self.table[i] >> shift) & 0xf) as u8);
+        }
+        min
     }
 
     pub(crate) fn increment(&mut self, hash: u64) {
