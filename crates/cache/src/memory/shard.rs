@@ -30,10 +30,11 @@ pub(crate) enum Store<K: Hash + Eq, V> {
 #[repr(C)]
 pub(crate) struct Shard<K: Hash + Eq, V> {
     pub(crate) reads: ReadBuffer,
+    /// Right after the buffer: a read finds its key in the store's table.
+    pub(crate) store: Store<K, V>,
     /// Counts of what was replayed or done under the exclusive lock; see
     /// [`counters`](Self::counters) for the totals.
     counters: Counters,
-    pub(crate) store: Store<K, V>,
     /// Reads over a sliding window, when the builder asked for one.
     pub(crate) window: Option<HitWindow>,
 }
@@ -45,8 +46,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
 
     /// A read under the shared lock: the value, if any, and whether the read buffer wants
     /// draining. `None` when the read needs the exclusive lock ([`get`](Self::get)): the
-    /// entry has expired (it is dropped), a stats window counts reads by time, or, under
-    /// W-TinyLFU, the key is missing (a miss is replayed into the policy at once). The
+    /// entry has expired (it is dropped), or a stats window counts reads by time. The
     /// cache sends those reads to [`get`](Self::get). `hash`: the cache's hash of `key`.
     #[inline]
     pub(crate) fn read<Q>(

@@ -524,11 +524,14 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
         for k in 0..20 {
             assert_eq!(c.get(&k), Some(k));
         }
+        // A miss does not wait either (its effect on the policy is dropped).
+        assert_eq!(c.get(&1_000), None);
     });
     assert!((0..20).all(|k| c.tiny_segment_shared(&k) == Some(1)), "nothing replayed yet");
     // Every read counted; the next exclusive holder replays the ring: a probation hit
     // moves to protected.
-    assert_eq!(c.stats().hits, 20);
+    let s = c.stats();
+    assert_eq!((s.hits, s.misses), (20, 1));
     let promoted: Vec<u64> = (0..20).filter(|k| c.tiny_segment(k) == Some(2)).collect();
     assert_eq!(promoted, (0..16).collect::<Vec<_>>());
     // With no one holding the policy, the reader that fills the ring replays it, under
@@ -539,7 +542,12 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
     assert!((20..35).all(|k| c.tiny_segment_shared(&k) == Some(1)), "15 reads wait in the ring");
     assert_eq!(c.get(&35), Some(35));
     assert!((20..36).all(|k| c.tiny_segment_shared(&k) == Some(2)), "the 16th replayed them all");
-    assert_eq!(c.stats().hits, 36);
+    // A miss with no one holding the policy replays the hits waiting before it.
+    assert_eq!(c.get(&36), Some(36));
+    assert_eq!(c.get(&1_001), None);
+    assert_eq!(c.tiny_segment_shared(&36), Some(2), "replayed by the miss after it");
+    let s = c.stats();
+    assert_eq!((s.hits, s.misses), (37, 2));
 }
 
 #[test]

@@ -61,8 +61,9 @@ pub(crate) struct Policy {
     streak: (u64, usize),
     /// What plain LRU would hold; only with an adaptive window.
     shadow: Option<ShadowLru>,
-    /// Hits replayed under the shard's shared lock, not yet in the shard's counters.
+    /// Reads replayed under the shard's shared lock, not yet in the shard's counters.
     hits: u64,
+    misses: u64,
 }
 
 /// The lists and the policy, writable.
@@ -241,6 +242,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             streak: (0, 0),
             shadow: adaptive.then(|| ShadowLru::new(budget)),
             hits: 0,
+            misses: 0,
         };
         policy.set_window((budget as f64 * INITIAL_WINDOW) as usize);
         Self {
@@ -262,8 +264,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// A read under the shard's shared lock: a live entry's value, its hit left in the
     /// ring, which the reader that fills it replays, unless another reader is
     /// replaying already (then a hit that finds the ring full is dropped, and counted in
-    /// `tally`). `None` when the read needs the exclusive lock: a miss (which the
-    /// policy replays too) or an expired entry. `hash`: the cache's hash of `key`.
+    /// `tally`). A miss is replayed at once, or dropped under the same condition.
+    /// `None` when the read needs the exclusive lock: an expired entry (it is dropped).
+    /// `hash`: the cache's hash of `key`.
     #[inline]
     pub(crate) fn read<Q>(
         &self,
@@ -276,7 +279,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let (i, n) = self.entries.get(hash, key)?;
+        let Some((i, n)) = self.entries.get(hash, key) else {
+            self.read_miss(key, tally);
+            return Some((None, Recorded::Kept));
+        };
         if n.is_expired(now) {
             return None;
         }
@@ -297,6 +303,27 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         Some((Some(value), Recorded::Kept))
     }
 
+    /// A miss under the shared lock: replayed at once (after the hits waiting in the
+    /// ring, which came before it) if no other reader holds the policy; else its effect
+    /// on the policy is dropped, and it is counted in `tally`.
+    #[inline(never)]
+    fn read_miss<Q>(&self, key: &Q, tally: &Arc<Tally>)
+    where
+        Q: Hash + ?Sized,
+    {
+        let Some(mut held) = self.entries.try_recency() else {
+            tally.miss();
+            return;
+        };
+        let mut lists = held.recency();
+        let replayed = self.ring.drain(|j| lists.replay(Read::Hit(j)));
+        let sampled = lists.policy().sampled_hash(key);
+        lists.replay(Read::Miss(sampled));
+        let p = lists.policy();
+        p.hits += replayed as u64;
+        p.misses += 1;
+    }
+
     /// A read from the shard's read buffer (W-TinyLFU's reads do not record there; a
     /// policy's replay of one is still exact).
     pub(crate) fn replay(&mut self, read: Read) {
@@ -307,7 +334,8 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// lock into `c`: what the shard's exclusive holder does before anything else.
     #[inline]
     pub(crate) fn settle(&mut self, c: &mut Counters) {
-        if self.ring.is_empty() && self.entries.policy().hits == 0 {
+        let p = self.entries.policy();
+        if p.hits == 0 && p.misses == 0 && self.ring.is_empty() {
             return;
         }
         self.replay_ring(c);
@@ -323,7 +351,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let replayed = ring.drain(|i| lists.replay(Read::Hit(i)));
         let p = lists.policy();
         c.hits += p.hits + replayed as u64;
+        c.misses += p.misses;
         p.hits = 0;
+        p.misses = 0;
     }
 
     /// A read under the exclusive lock (the ring replayed).
