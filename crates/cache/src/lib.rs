@@ -83,7 +83,11 @@
 //!   - Once reads from a second thread meet in a shard between two writes to it, a hit
 //!     no longer moves its entry: it sets a mark in the node (an atomic store, skipped
 //!     when already set) and is not recorded, and eviction gives a marked entry at the
-//!     tail a second chance, as CLOCK does.
+//!     tail a second chance, as CLOCK does. The shard stays that way for its next 64
+//!     writes (each would otherwise hand the next batch back to one thread, to be
+//!     recorded and relinked until the other reads again); a thread that then reads it
+//!     alone is exact again. A program that never reads from two threads at once stays
+//!     exact throughout.
 //!   - The buffer is lossy: when it is full and its lock is busy, a read's effect on
 //!     recency is dropped (it is still counted).
 //!   - W-TinyLFU's hits take the shard's lock shared too, but its replay of a read

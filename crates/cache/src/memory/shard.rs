@@ -37,11 +37,13 @@ pub(crate) struct Shard<K: Hash + Eq, V> {
     counters: Counters,
     /// Reads over a sliding window, when the builder asked for one.
     pub(crate) window: Option<HitWindow>,
+    /// Writes left whose read batches start shared (see `reads`).
+    sticky_left: u8,
 }
 
 impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     pub(crate) fn new(store: Store<K, V>, window: Option<HitWindow>) -> Self {
-        Self { reads: ReadBuffer::default(), store, counters: Counters::default(), window }
+        Self { reads: ReadBuffer::default(), store, counters: Counters::default(), window, sticky_left: 0 }
     }
 
     /// A read under the shared lock: the value, if any, and whether the read buffer wants
@@ -77,7 +79,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         }
         if self.reads.is_empty() {
             // A batch that recorded nothing (shared from the start) ends here too.
-            self.reads.forget_owner();
+            self.reads.restart(&mut self.sticky_left);
             return;
         }
         self.replay_reads();
@@ -88,11 +90,11 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     /// for the replay's code.
     #[inline(never)]
     fn replay_reads(&mut self) {
-        let Self { reads, counters, store, .. } = self;
+        let Self { reads, counters, store, sticky_left, .. } = self;
         let (hits, misses) = match store {
-            Store::Lru(s) => reads.drain(|r: Read, shared| s.replay(r, shared)),
+            Store::Lru(s) => reads.drain(sticky_left, |r: Read, shared| s.replay(r, shared)),
             // W-TinyLFU replays every batch exactly, whoever recorded it.
-            Store::TinyLfu(s) => reads.drain(|r: Read, _| s.replay(r)),
+            Store::TinyLfu(s) => reads.drain(sticky_left, |r: Read, _| s.replay(r)),
         };
         // The owner's reads, counted from the batch.
         counters.hits += hits;

@@ -578,10 +578,23 @@ fn hits_from_several_threads_mark_their_entries_for_a_second_chance() {
     c.insert(2, 2).unwrap();
     assert_eq!(c.lru_order(0), vec![1, 2]);
     assert_eq!(c.stats().hits, 2);
-    // The write ended the shared batch: one thread's reads are exact again.
+    // After a batch seen shared, the next ones start shared, for a number of writes: a
+    // lone thread's hit marks its entry rather than moving it.
     assert_eq!(c.get(&1), Some(1));
     c.insert(3, 3).unwrap();
-    assert_eq!(c.lru_order(0), vec![1, 3]);
+    // 1 marked, so the insert's eviction gives it a second chance behind 3 and takes 2;
+    // exact LRU would have moved it at the hit: [1, 3].
+    assert_eq!(c.lru_order(0), vec![3, 1]);
+    // `lru_order` drains too (a write's worth): count the writes down to the end.
+    for k in 0..u32::from(reads::STICKY_WRITES) {
+        c.insert(100 + k, k).unwrap();
+    }
+    let (older, newer) =
+        (100 + u32::from(reads::STICKY_WRITES) - 2, 100 + u32::from(reads::STICKY_WRITES) - 1);
+    assert_eq!(c.lru_order(0), vec![older, newer]);
+    // One thread's reads are exact again: the hit moves its entry to the front.
+    assert_eq!(c.get(&older), Some(older - 100));
+    assert_eq!(c.lru_order(0), vec![newer, older]);
 }
 
 /// Hits of a W-TinyLFU cache of 64 entries with sketch seed `seed` (`None`: the default)
