@@ -28,8 +28,12 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use mltb_cache::{Admission, MemoryCache};
+use mltb_cache::Admission;
 use parking_lot::Mutex;
+use support::{Probe, splitmix64};
+
+#[path = "support/mod.rs"]
+mod support;
 
 const CAPACITY: usize = 100_000;
 const KEYS: usize = 1 << 16;
@@ -37,68 +41,13 @@ const KEYS: usize = 1 << 16;
 /// that some trials run without a context switch.
 const OPS: usize = 20_000;
 
-trait Probe: Sync {
-    fn get(&self, k: u64) -> Option<u64>;
-    fn insert(&self, k: u64, v: u64);
-    /// Ends whatever batch of reads the last trial left (ours: drains the read buffers).
-    fn settle(&self) {}
-}
-
-impl Probe for MemoryCache<u64, u64> {
-    fn get(&self, k: u64) -> Option<u64> {
-        MemoryCache::get(self, &k)
-    }
-    fn insert(&self, k: u64, v: u64) {
-        let _ = MemoryCache::insert(self, k, v);
-    }
-    fn settle(&self) {
-        let _ = self.stats();
-    }
-}
-
-impl Probe for quick_cache::sync::Cache<u64, u64> {
-    fn get(&self, k: u64) -> Option<u64> {
-        quick_cache::sync::Cache::get(self, &k)
-    }
-    fn insert(&self, k: u64, v: u64) {
-        quick_cache::sync::Cache::insert(self, k, v);
-    }
-}
-
-impl Probe for Mutex<lru::LruCache<u64, u64>> {
-    fn get(&self, k: u64) -> Option<u64> {
-        self.lock().get(&k).copied()
-    }
-    fn insert(&self, k: u64, v: u64) {
-        self.lock().put(k, v);
-    }
-}
-
 fn keys(range: u64, seed: u64) -> Vec<u64> {
     let mut x = seed;
-    (0..KEYS)
-        .map(|_| {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) % range
-        })
-        .collect()
+    (0..KEYS).map(|_| splitmix64(&mut x) % range).collect()
 }
 
 fn ours(admission: Admission) -> Box<dyn Probe> {
-    match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
-        .max_bytes(CAPACITY)
-        .admission(admission)
-        .build()
-    {
-        Ok(c) => Box::new(c),
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(1);
-        }
-    }
+    Box::new(support::ours(CAPACITY, |b| b.admission(admission)))
 }
 
 /// One trial: every thread does `OPS` operations from a common start; the time from the

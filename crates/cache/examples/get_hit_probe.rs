@@ -24,8 +24,12 @@ use std::hint::black_box;
 use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
-use mltb_cache::{Admission, MemoryCache};
+use mltb_cache::Admission;
 use parking_lot::Mutex;
+use support::splitmix64;
+
+#[path = "support/mod.rs"]
+mod support;
 
 const CAPACITY: usize = 100_000;
 const HOT_KEYS: u64 = 50_000;
@@ -33,15 +37,7 @@ const KEYS: usize = 1 << 16;
 
 fn keys() -> Vec<u64> {
     let mut x: u64 = 7;
-    (0..KEYS)
-        .map(|_| {
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            (z ^ (z >> 31)) % HOT_KEYS
-        })
-        .collect()
+    (0..KEYS).map(|_| splitmix64(&mut x) % HOT_KEYS).collect()
 }
 
 /// `rounds` rounds of `n` gets of `keys` in order, each round going on where the last
@@ -67,20 +63,15 @@ fn main() {
     let keys = keys();
     let (found, best) = match which.as_str() {
         "ours" | "ours_window" | "ours_tiny" => {
-            let mut builder = MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1).max_bytes(CAPACITY);
-            if which == "ours_tiny" {
-                builder = builder.admission(Admission::TinyLfu);
-            }
-            if which == "ours_window" {
-                builder = builder.stats_window(std::time::Duration::from_secs(60));
-            }
-            let cache = match builder.build() {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("{e}");
-                    std::process::exit(1);
+            let cache = support::ours(CAPACITY, |mut builder| {
+                if which == "ours_tiny" {
+                    builder = builder.admission(Admission::TinyLfu);
                 }
-            };
+                if which == "ours_window" {
+                    builder = builder.stats_window(std::time::Duration::from_secs(60));
+                }
+                builder
+            });
             for k in 0..HOT_KEYS {
                 let _ = cache.insert(k, k);
             }

@@ -17,31 +17,11 @@
 
 use std::hint::black_box;
 
-use mltb_cache::{Admission, MemoryCache};
+use mltb_cache::Admission;
+use support::{Probe, splitmix64};
 
-/// What the probe calls: ours or the anchor.
-trait Probe {
-    fn get(&self, k: u64) -> Option<u64>;
-    fn insert(&self, k: u64, v: u64);
-}
-
-impl Probe for MemoryCache<u64, u64> {
-    fn get(&self, k: u64) -> Option<u64> {
-        MemoryCache::get(self, &k)
-    }
-    fn insert(&self, k: u64, v: u64) {
-        let _ = MemoryCache::insert(self, k, v);
-    }
-}
-
-impl Probe for quick_cache::sync::Cache<u64, u64> {
-    fn get(&self, k: u64) -> Option<u64> {
-        quick_cache::sync::Cache::get(self, &k)
-    }
-    fn insert(&self, k: u64, v: u64) {
-        quick_cache::sync::Cache::insert(self, k, v);
-    }
-}
+#[path = "support/mod.rs"]
+mod support;
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -51,26 +31,10 @@ fn main() {
     let cache: Box<dyn Probe> = if mode.ends_with("_qc") {
         Box::new(quick_cache::sync::Cache::new(100_000))
     } else {
-        match MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
-            .max_bytes(100_000)
-            .admission(admission)
-            .build()
-        {
-            Ok(c) => Box::new(c),
-            Err(e) => {
-                eprintln!("{e}");
-                std::process::exit(1);
-            }
-        }
+        Box::new(support::ours(100_000, |b| b.admission(admission)))
     };
     let mut x: u64 = 7;
-    let mut key = || {
-        x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = x;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    };
+    let mut key = || splitmix64(&mut x);
     for i in 0..200_000u64 {
         cache.insert(key() % 400_000, i);
     }
