@@ -98,7 +98,8 @@
 //!     reading meanwhile. A hit that finds the ring full while another reader replays
 //!     is dropped (still counted). The exclusive holder replays the ring before
 //!     anything else, so one thread's reads are still replayed in order. A W-TinyLFU
-//!     miss takes the exclusive lock (the policy replays it at once).
+//!     miss is replayed at once under the shared lock, after the hits waiting in the
+//!     ring, or, while another reader holds the policy, counted and dropped the same way.
 //!   - A read that finds an expired entry, and every read with a
 //!     [stats window](MemoryCacheBuilder::stats_window) on, take the exclusive lock,
 //!     one at a time, in order.
