@@ -1,12 +1,12 @@
-//! W-TinyLFU's read ring: hits served under a shard's shared lock while another reader
-//! holds the policy, left for whoever holds it next to replay.
+//! W-TinyLFU's read ring: hits served under a shard's shared lock, left to be replayed
+//! into the policy (sketch, lists, shadow LRU, hill climber) sixteen at a time.
 //!
-//! A W-TinyLFU hit replays itself into the policy (sketch, lists, shadow LRU, hill
-//! climber) when it can take the policy's lock without waiting. When another reader
-//! has it, the hit is pushed here instead, and the holder replays it before its own
-//! read, or the next exclusive holder of the shard before anything else. A full ring
-//! drops the hit's effect on the policy (the hit is still counted), as Caffeine's read
-//! buffer does: concurrent readers never wait for the policy.
+//! Every W-TinyLFU hit is pushed here. The reader whose push fills the ring replays it,
+//! if it can take the policy's lock without waiting; a W-TinyLFU miss replays it too,
+//! before itself; and the next exclusive holder of the shard replays it before
+//! anything else. A hit that finds the ring full (another reader is replaying) is
+//! dropped: counted, but without effect on the policy, as Caffeine's read buffer
+//! drops reads. Concurrent readers never wait for the policy.
 //!
 //! Many push, one drains (the policy's holder). A pusher reserves a slot by moving the
 //! tail with a compare-and-swap, then writes it; the drainer stops at a reserved slot

@@ -4,7 +4,7 @@
 //!
 //! Counting them in the shard, on its lock's cache line, costs every such read a
 //! locked read-modify-write on the line both threads are fighting over (on two threads
-//! it was 15 – 25 % of an LRU hit, docs/benchmarks.md). So each thread counts in a
+//! it was 14 – 22 % of an LRU hit in three pairs of runs, docs/benchmarks.md). So each thread counts in a
 //! stripe of its own instead: a thread claims a free stripe by its tag, once, and from
 //! then on is the stripe's only writer, so it counts with a plain load and store, on a
 //! line no other thread writes. A thread gives its stripes back when it ends (its
@@ -75,7 +75,10 @@ impl Tally {
         // Tags are odd and handed out in order: consecutive threads, different stripes.
         let at = (tag >> 1) as usize % STRIPES;
         let stripe = &self.stripes[at];
-        if stripe.owner.load(Relaxed) == tag || self.claim(at, tag) {
+        let owner = stripe.owner.load(Relaxed);
+        // Only a free stripe is claimed: a thread whose stripe another holds goes to the
+        // shared one without a compare-and-swap on a line that thread writes.
+        if owner == tag || (owner == 0 && self.claim(at, tag)) {
             // The stripe's one writer: no read-modify-write needed.
             let c = counter(stripe);
             c.store(c.load(Relaxed) + 1, Relaxed);

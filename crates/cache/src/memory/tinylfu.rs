@@ -8,9 +8,10 @@
 //! The three segments are the three lists of one [`Arena`]: moving an entry between
 //! segments relinks it (no lookup, no allocation). The policy's state (sketch, climber,
 //! shadow LRU, segment sizes) lives with the lists, in the arena's order, under a lock
-//! of its own: a hit served under the shard's shared lock replays itself there when no
-//! other reader holds it, and otherwise leaves itself in a [`ReadRing`] for the holder
-//! (see `ring`). Reads never wait for one another's replays.
+//! of its own: a hit served under the shard's shared lock leaves itself in a
+//! [`ReadRing`], which the reader whose hit fills it replays if no other reader holds
+//! the policy (see `ring`); a miss is replayed at once on the same condition. Reads
+//! never wait for one another's replays.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -324,8 +325,8 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         p.misses += 1;
     }
 
-    /// A read from the shard's read buffer (W-TinyLFU's reads do not record there; a
-    /// policy's replay of one is still exact).
+    /// A read from the shard's read buffer. W-TinyLFU's reads record in the ring, not
+    /// there, so this serves only the shard's one drain for both policies.
     pub(crate) fn replay(&mut self, read: Read) {
         self.entries.recency().replay(read);
     }
