@@ -104,6 +104,7 @@ async fn openmetrics_declares_every_family_once_with_help() {
         "mltb_telegram_queue_depth",
         "mltb_cache_hits",
         "mltb_cache_misses",
+        "mltb_cache_reads_dropped",
         "mltb_cache_evictions",
         "mltb_cache_size_bytes",
         "mltb_pool_utilization_ratio",

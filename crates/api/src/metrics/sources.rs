@@ -436,6 +436,13 @@ fn cache_families(enc: &mut DescriptorEncoder<'_>, list: &[(String, mltb_cache::
     )?;
     counters(
         enc,
+        "mltb_cache_reads_dropped",
+        "Cache reads (counted as hits or misses) whose effect on the eviction policy was dropped under concurrent reads.",
+        None,
+        named(list, "cache", |s| s.reads_dropped),
+    )?;
+    counters(
+        enc,
         "mltb_cache_inserts",
         "Entries written to the cache.",
         None,

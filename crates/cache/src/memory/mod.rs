@@ -250,6 +250,7 @@ where
         let (hits, misses) = self.inner.tally.totals();
         out.hits += hits;
         out.misses += misses;
+        out.reads_dropped = self.inner.tally.dropped();
         out
     }
 

@@ -179,8 +179,8 @@ impl ReadBuffer {
         if at + len > SLOTS {
             // Dropped, but counted.
             match read {
-                Read::Hit(_) => tally.hit(),
-                Read::Miss(_) => tally.miss(),
+                Read::Hit(_) => tally.dropped_hit(),
+                Read::Miss(_) => tally.dropped_miss(),
             }
             return Recorded::Full;
         }
@@ -366,6 +366,7 @@ mod tests {
             ((kept as u64 + 1, 0), (0, 1)),
             "a dropped read is still counted"
         );
+        assert_eq!(tally.dropped(), 1, "and counted as dropped");
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..=kept).map(Read::Hit).collect::<Vec<_>>());
     }
@@ -382,6 +383,7 @@ mod tests {
         assert_eq!(b.record(Read::Miss(Some(1)), &tally), Recorded::Full);
         assert_eq!(b.record(Read::Hit(99), &tally), Recorded::Full);
         assert_eq!((b.counts(), tally.totals()), ((SLOTS as u64, 0), (1, 1)));
+        assert_eq!(tally.dropped(), 2);
         let replayed = drained(&mut b);
         assert_eq!(replayed, (0..SLOTS as u32).map(Read::Hit).collect::<Vec<_>>());
         assert!(drained(&mut b).is_empty());
@@ -399,6 +401,7 @@ mod tests {
             s.spawn(|| assert_eq!(b.count_miss(&tally), Recorded::Kept));
         });
         assert_eq!(tally.totals(), (0, 1), "another thread's miss");
+        assert_eq!(tally.dropped(), 0, "counted, not dropped: plain LRU does nothing with a miss");
         assert_eq!(b.counts(), (0, 2));
         assert!(!b.is_empty());
         let mut shared = None;

@@ -1,6 +1,8 @@
 //! The cache's count of the reads no read buffer counts: hits and misses of readers
 //! that do not own their shard's batch (several threads reading one shard), and reads
-//! a full buffer or ring dropped.
+//! a full buffer or ring dropped. Those dropped reads are also counted apart
+//! ([`dropped`](Tally::dropped)): counted as hits or misses all the same, but never
+//! seen by the eviction policy.
 //!
 //! Counting them in the shard, on its lock's cache line, costs every such read a
 //! locked read-modify-write on the line both threads are fighting over (on two threads
@@ -50,6 +52,8 @@ struct Stripe {
     owner: AtomicU32,
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Of the hits and misses, those the policy never saw.
+    dropped: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -59,18 +63,32 @@ pub(crate) struct Tally {
 }
 
 impl Tally {
+    /// A hit the policy sees some other way (a mark, say), or need not see.
     #[inline]
     pub(crate) fn hit(self: &Arc<Self>) {
-        self.count(|s| &s.hits);
+        self.count(|s| &s.hits, false);
     }
 
+    /// A miss the policy need not see.
     #[inline]
     pub(crate) fn miss(self: &Arc<Self>) {
-        self.count(|s| &s.misses);
+        self.count(|s| &s.misses, false);
+    }
+
+    /// A hit whose effect on the policy was dropped (a full buffer or ring).
+    #[inline]
+    pub(crate) fn dropped_hit(self: &Arc<Self>) {
+        self.count(|s| &s.hits, true);
+    }
+
+    /// A miss whose effect on the policy was dropped.
+    #[inline]
+    pub(crate) fn dropped_miss(self: &Arc<Self>) {
+        self.count(|s| &s.misses, true);
     }
 
     #[inline]
-    fn count(self: &Arc<Self>, counter: impl Fn(&Stripe) -> &AtomicU64) {
+    fn count(self: &Arc<Self>, counter: impl Fn(&Stripe) -> &AtomicU64, dropped: bool) {
         let tag = thread_tag();
         // Tags are odd and handed out in order: consecutive threads, different stripes.
         let at = (tag >> 1) as usize % STRIPES;
@@ -80,10 +98,16 @@ impl Tally {
         // shared one without a compare-and-swap on a line that thread writes.
         if owner == tag || (owner == 0 && self.claim(at, tag)) {
             // The stripe's one writer: no read-modify-write needed.
-            let c = counter(stripe);
-            c.store(c.load(Relaxed) + 1, Relaxed);
+            let add = |c: &AtomicU64| c.store(c.load(Relaxed) + 1, Relaxed);
+            add(counter(stripe));
+            if dropped {
+                add(&stripe.dropped);
+            }
         } else {
             counter(&self.shared).fetch_add(1, Relaxed);
+            if dropped {
+                self.shared.dropped.fetch_add(1, Relaxed);
+            }
         }
     }
 
@@ -116,6 +140,11 @@ impl Tally {
             .chain(std::iter::once(&self.shared))
             .fold((0, 0), |(h, m), s| (h + s.hits.load(Relaxed), m + s.misses.load(Relaxed)))
     }
+
+    /// Of [`totals`](Self::totals), the reads whose effect on the policy was dropped.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.stripes.iter().chain(std::iter::once(&self.shared)).map(|s| s.dropped.load(Relaxed)).sum()
+    }
 }
 
 #[cfg(test)]
@@ -126,7 +155,7 @@ mod tests {
     fn a_thread_counts_in_its_own_stripe_with_plain_stores() {
         let t = Arc::new(Tally::default());
         t.hit();
-        t.hit();
+        t.dropped_hit();
         t.miss();
         let mine = thread_tag();
         let stripe = &t.stripes[(mine >> 1) as usize % STRIPES];
@@ -134,6 +163,7 @@ mod tests {
         assert_eq!((stripe.hits.load(Relaxed), stripe.misses.load(Relaxed)), (2, 1));
         assert_eq!(t.shared.hits.load(Relaxed), 0);
         assert_eq!(t.totals(), (2, 1));
+        assert_eq!(t.dropped(), 1, "a dropped hit is a hit, and counted apart too");
     }
 
     #[test]
@@ -142,9 +172,10 @@ mod tests {
         let mine = thread_tag();
         t.stripes[(mine >> 1) as usize % STRIPES].owner.store(mine + 2 * STRIPES as u32, Relaxed);
         t.hit();
-        t.miss();
+        t.dropped_miss();
         assert_eq!((t.shared.hits.load(Relaxed), t.shared.misses.load(Relaxed)), (1, 1));
         assert_eq!(t.totals(), (1, 1));
+        assert_eq!(t.dropped(), 1);
     }
 
     #[test]

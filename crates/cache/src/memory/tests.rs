@@ -532,6 +532,7 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
     // moves to protected.
     let s = c.stats();
     assert_eq!((s.hits, s.misses), (20, 1));
+    assert_eq!(s.reads_dropped, 5, "four hits past the ring's 16, and the miss");
     let promoted: Vec<u64> = (0..20).filter(|k| c.tiny_segment(k) == Some(2)).collect();
     assert_eq!(promoted, (0..16).collect::<Vec<_>>());
     // With no one holding the policy, the reader that fills the ring replays it, under
@@ -547,7 +548,7 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
     assert_eq!(c.get(&1_001), None);
     assert_eq!(c.tiny_segment_shared(&36), Some(2), "replayed by the miss after it");
     let s = c.stats();
-    assert_eq!((s.hits, s.misses), (37, 2));
+    assert_eq!((s.hits, s.misses, s.reads_dropped), (37, 2, 5), "none dropped since");
 }
 
 #[test]

@@ -299,7 +299,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         }
         // A hit left in the ring is counted when it is replayed; a dropped one, here.
         if pushed == Pushed::Dropped {
-            tally.hit();
+            tally.dropped_hit();
         }
         Some((Some(value), Recorded::Kept))
     }
@@ -313,7 +313,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         Q: Hash + ?Sized,
     {
         let Some(mut held) = self.entries.try_recency() else {
-            tally.miss();
+            tally.dropped_miss();
             return;
         };
         let mut lists = held.recency();
