@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::arena::Arena;
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::{Read, ReadBuffer, Recorded};
+use super::reads::{ReadBuffer, Recorded};
 use super::stats::Counters;
 use super::tally::Tally;
 
@@ -66,22 +66,22 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
                     tally.hit();
                     Some((Some(value), Recorded::Kept))
                 } else {
-                    Some((Some(value), reads.record(Read::Hit(i), tally)))
+                    Some((Some(value), reads.record(i, tally)))
                 }
             }
             Some(_) => None,
         }
     }
 
-    /// A recorded read: a hit makes its entry the most recent, or, from a batch that
-    /// several threads recorded (`shared`), marks it for a second chance.
+    /// A recorded hit of node `i` makes its entry the most recent, or, from a batch that
+    /// several threads recorded (`shared`), marks it for a second chance. (The read
+    /// buffer counted it.)
     #[inline]
-    /// (The read buffer counted it.)
-    pub(crate) fn replay(&mut self, read: Read, shared: bool) {
-        match (read, shared) {
-            (Read::Hit(i), true) => self.entries.mark(i),
-            (Read::Hit(i), false) => self.entries.touch(i),
-            (Read::Miss(_), _) => {}
+    pub(crate) fn replay(&mut self, i: u32, shared: bool) {
+        if shared {
+            self.entries.mark(i);
+        } else {
+            self.entries.touch(i);
         }
     }
 

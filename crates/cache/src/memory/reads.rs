@@ -5,12 +5,10 @@
 //! doing either under an exclusive lock on every read makes every read write the
 //! shard's list heads and neighbouring nodes, lines that then move between cores. So a
 //! read only records what it did here, as Caffeine's read buffer does: a hit by its
-//! node. (A miss can be recorded too, by a marker and a sketch hash, for a policy that
-//! replays misses; plain LRU, the one policy whose reads record here, only counts
-//! them; W-TinyLFU's reads go to a ring of their own, see `ring`.) The buffer is
-//! replayed before
-//! anything else happens under the exclusive
-//! lock, so no insert, removal or eviction decision is taken on a policy state that is
+//! node. Plain LRU is the one policy whose reads record here, and it does nothing with
+//! a miss but count it (W-TinyLFU's reads go to a ring of their own, see `ring`), so
+//! the buffer holds hits only. It is replayed before anything else happens under the
+//! exclusive lock, so no insert, removal or eviction decision is taken on a policy state that is
 //! missing a read that came before it in the same thread: a single thread sees exactly
 //! the order its reads and writes came in.
 //!
@@ -57,14 +55,8 @@ const SLOT_BITS: u32 = 8;
 const SLOT_MASK: u32 = (1 << SLOT_BITS) - 1;
 /// The most misses the cursor counts before the batch asks to be drained.
 const OWN_MISSES_MAX: u32 = u32::MAX >> SLOT_BITS;
-/// The most slots one read takes (a miss with its hash).
-const MAX_EVENT: usize = 3;
 /// A free slot (a hit is stored as its node index + 1).
 const EMPTY: u32 = 0;
-/// A miss.
-const MISS: u32 = u32::MAX;
-/// A miss followed by two slots with its 64-bit hash (low half first).
-const MISS_HASHED: u32 = u32::MAX - 1;
 /// The owner of a batch recorded by more than one thread (thread tags are odd).
 const SHARED: u32 = u32::MAX - 1;
 /// The owner of a batch started shared, in which no second thread has been seen yet
@@ -101,16 +93,16 @@ fn new_thread_tag() -> u32 {
     tag
 }
 
-/// One recorded read, as [`ReadBuffer::drain`] hands it back.
+/// A read as a policy replays it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Read {
     /// A hit of the node at this index.
     Hit(u32),
-    /// A miss, with the key's sketch hash when the reader recorded it.
+    /// A miss, with the key's sketch hash when the policy follows it.
     Miss(Option<u64>),
 }
 
-/// What [`ReadBuffer::record`] did with a read.
+/// What [`ReadBuffer::record`] did with a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Recorded {
     /// Recorded, with room for more.
@@ -136,10 +128,10 @@ impl ReadBuffer {
     #[cfg(test)]
     pub(crate) const WRITTEN_BY_READS: usize = size_of::<ReadBuffer>();
 
-    /// Whether a hit of node `i` can be recorded at all (the top two indices are markers).
+    /// Whether a hit of node `i` can be recorded at all (its slot holds `i + 1`).
     #[inline]
     pub(crate) fn can_record_hit(i: u32) -> bool {
-        i < MISS_HASHED - 1
+        i < u32::MAX
     }
 
     /// Notes the calling thread as a reader of this batch, and says whether the batch
@@ -164,35 +156,24 @@ impl ReadBuffer {
         true
     }
 
-    /// Counts and records a read. Only the batch's owner calls it ([`join`](Self::join)
-    /// said `false`), with the shard's lock held (shared or exclusive). A read that does
-    /// not fit is counted in `tally`.
+    /// Records a hit of node `i` (see [`can_record_hit`](Self::can_record_hit)). Only the
+    /// batch's owner calls it ([`join`](Self::join) said `false`), with the shard's lock
+    /// held (shared or exclusive). A hit that does not fit is counted in `tally`, as
+    /// dropped.
     #[inline]
-    pub(crate) fn record(&self, read: Read, tally: &Arc<Tally>) -> Recorded {
-        let (first, hash, len) = match read {
-            Read::Hit(i) => (i + 1, None, 1),
-            Read::Miss(None) => (MISS, None, 1),
-            Read::Miss(Some(h)) => (MISS_HASHED, Some(h), MAX_EVENT),
-        };
+    pub(crate) fn record(&self, i: u32, tally: &Arc<Tally>) -> Recorded {
         let cursor = self.cursor.load(Relaxed);
         let at = (cursor & SLOT_MASK) as usize;
-        if at + len > SLOTS {
+        let Some(slot) = self.slots.get(at) else {
             // Dropped, but counted.
-            match read {
-                Read::Hit(_) => tally.dropped_hit(),
-                Read::Miss(_) => tally.dropped_miss(),
-            }
+            tally.dropped_hit();
             return Recorded::Full;
-        }
-        self.cursor.store(cursor + len as u32, Relaxed);
+        };
+        self.cursor.store(cursor + 1, Relaxed);
         // The exclusive lock's acquire, after this reader's shared release, orders these
         // stores before the drain that reads them.
-        self.slots[at].store(first, Relaxed);
-        if let Some(h) = hash {
-            self.slots[at + 1].store(h as u32, Relaxed);
-            self.slots[at + 2].store((h >> 32) as u32, Relaxed);
-        }
-        if at + len > SLOTS - MAX_EVENT { Recorded::Full } else { Recorded::Kept }
+        slot.store(i.wrapping_add(1), Relaxed);
+        if at + 1 == SLOTS { Recorded::Full } else { Recorded::Kept }
     }
 
     /// Counts a miss without recording it (for a policy that does nothing with one):
@@ -235,60 +216,30 @@ impl ReadBuffer {
         *self.cursor.get_mut() == 0
     }
 
-    /// Hands every recorded read to `replay`, oldest first, with whether the batch was
-    /// recorded by more than one thread, empties the buffer and
+    /// Hands every recorded hit's node to `replay`, oldest first, with whether the batch
+    /// was recorded by more than one thread, empties the buffer and
     /// [`restart`](Self::restart)s it; returns the reads the owner counted in it, as
     /// (hits, misses). Needs the exclusive lock (`&mut`): no reader is recording
     /// meanwhile.
     #[inline]
-    pub(crate) fn drain(&mut self, sticky_left: &mut u8, mut replay: impl FnMut(Read, bool)) -> (u64, u64) {
+    pub(crate) fn drain(&mut self, sticky_left: &mut u8, mut replay: impl FnMut(u32, bool)) -> (u64, u64) {
         let shared = matches!(*self.owner.get_mut(), SHARED | STICKY);
-        let counted = self.walk(|r| replay(r, shared));
-        *self.cursor.get_mut() = 0;
-        for slot in &mut self.slots {
-            *slot.get_mut() = EMPTY;
+        let cursor = std::mem::take(self.cursor.get_mut());
+        let mut hits = 0;
+        for slot in &mut self.slots[..((cursor & SLOT_MASK) as usize).min(SLOTS)] {
+            let stored = std::mem::replace(slot.get_mut(), EMPTY);
+            replay(stored.wrapping_sub(1), shared);
+            hits += 1;
         }
         self.restart(sticky_left);
-        counted
+        (hits, u64::from(cursor >> SLOT_BITS))
     }
 
     /// Reads counted and not yet taken, as (hits, misses): what the owner recorded or
     /// counted in the batch not yet drained.
     pub(crate) fn counts(&self) -> (u64, u64) {
-        self.walk(|_| {})
-    }
-
-    /// Hands the batch's recorded reads to `f`, oldest first, and returns what the owner
-    /// counted in the batch, as (hits, misses): its recorded reads and the misses in the
-    /// cursor.
-    #[inline]
-    fn walk(&self, mut f: impl FnMut(Read)) -> (u64, u64) {
         let cursor = self.cursor.load(Relaxed);
-        let (mut hits, mut misses) = (0, u64::from(cursor >> SLOT_BITS));
-        let taken = ((cursor & SLOT_MASK) as usize).min(SLOTS);
-        let slot = |i: usize| self.slots.get(i).map_or(EMPTY, |s| s.load(Relaxed));
-        let mut at = 0;
-        while at < taken {
-            let read = match slot(at) {
-                // A slot of a read that did not fit was never written: the reads after it
-                // did not fit either.
-                EMPTY => break,
-                MISS => Read::Miss(None),
-                MISS_HASHED => {
-                    let (lo, hi) = (slot(at + 1), slot(at + 2));
-                    at += 2;
-                    Read::Miss(Some(u64::from(lo) | (u64::from(hi) << 32)))
-                }
-                i => Read::Hit(i - 1),
-            };
-            match read {
-                Read::Hit(_) => hits += 1,
-                Read::Miss(_) => misses += 1,
-            }
-            f(read);
-            at += 1;
-        }
-        (hits, misses)
+        (u64::from(cursor & SLOT_MASK).min(SLOTS as u64), u64::from(cursor >> SLOT_BITS))
     }
 }
 
@@ -296,15 +247,14 @@ impl ReadBuffer {
 mod tests {
     use super::*;
 
-    /// The reads replayed, checking the counts the drain returns against them.
-    fn drained(b: &mut ReadBuffer) -> Vec<Read> {
+    /// The hits replayed, checking the counts the drain returns against them.
+    fn drained(b: &mut ReadBuffer) -> Vec<u32> {
         let mut out = Vec::new();
-        let counted = b.drain(&mut 0, |r, shared| {
+        let counted = b.drain(&mut 0, |i, shared| {
             assert!(!shared, "one thread recorded every read");
-            out.push(r);
+            out.push(i);
         });
-        let hits = out.iter().filter(|r| matches!(r, Read::Hit(_))).count() as u64;
-        assert_eq!(counted, (hits, out.len() as u64 - hits), "the drain counts what it replays");
+        assert_eq!(counted, (out.len() as u64, 0), "the drain counts what it replays");
         out
     }
 
@@ -314,9 +264,9 @@ mod tests {
         let mut sticky = 0;
         let tally = Arc::new(Tally::default());
         assert!(!b.join());
-        b.record(Read::Hit(1), &tally);
+        b.record(1, &tally);
         assert!(!b.join());
-        b.record(Read::Hit(2), &tally);
+        b.record(2, &tally);
         let shared = |b: &mut ReadBuffer, sticky: &mut u8| {
             let mut out = None;
             b.drain(sticky, |_, s| out = Some(s));
@@ -324,7 +274,7 @@ mod tests {
         };
         assert_eq!(shared(&mut b, &mut sticky), Some(false));
         assert!(!b.join());
-        b.record(Read::Hit(1), &tally);
+        b.record(1, &tally);
         std::thread::scope(|s| {
             s.spawn(|| assert!(b.join(), "a second thread"));
         });
@@ -338,37 +288,32 @@ mod tests {
         }
         // Then a batch starts afresh.
         assert!(!b.join());
-        b.record(Read::Hit(4), &tally);
+        b.record(4, &tally);
         assert_eq!(shared(&mut b, &mut sticky), Some(false));
     }
 
     #[test]
-    fn replays_reads_in_order_and_asks_to_be_drained_before_one_would_not_fit() {
+    fn replays_hits_in_order_and_asks_to_be_drained_when_full() {
         let mut b = ReadBuffer::default();
         let tally = Arc::new(Tally::default());
-        let hash = 0xdead_beef_0123_4567;
-        let reads = [Read::Hit(0), Read::Miss(None), Read::Miss(Some(hash)), Read::Hit(7)];
-        for r in reads {
-            assert_eq!(b.record(r, &tally), Recorded::Kept);
+        for i in [0, 7, 0, 3] {
+            assert_eq!(b.record(i, &tally), Recorded::Kept);
         }
-        assert_eq!(drained(&mut b), reads);
+        assert_eq!(b.counts(), (4, 0));
+        assert_eq!(drained(&mut b), [0, 7, 0, 3]);
         assert!(b.is_empty());
-        // Filled one slot at a time: "full" comes once a hashed miss would no longer fit.
+        // Filled one slot at a time: the hit that takes the last slot says "full".
         let mut kept = 0;
-        while b.record(Read::Hit(kept), &tally) == Recorded::Kept {
+        while b.record(kept, &tally) == Recorded::Kept {
             kept += 1;
         }
-        assert_eq!(kept as usize, SLOTS - MAX_EVENT);
-        assert_eq!(b.record(Read::Miss(Some(hash)), &tally), Recorded::Full);
-        // The recorded hits are counted from their slots, the dropped miss in the tally.
-        assert_eq!(
-            (b.counts(), tally.totals()),
-            ((kept as u64 + 1, 0), (0, 1)),
-            "a dropped read is still counted"
-        );
-        assert_eq!(tally.dropped(), 1, "and counted as dropped");
-        let replayed = drained(&mut b);
-        assert_eq!(replayed, (0..=kept).map(Read::Hit).collect::<Vec<_>>());
+        assert_eq!(kept as usize + 1, SLOTS);
+        assert_eq!(drained(&mut b), (0..SLOTS as u32).collect::<Vec<_>>());
+        // The largest index a slot can hold.
+        assert!(ReadBuffer::can_record_hit(u32::MAX - 1) && !ReadBuffer::can_record_hit(u32::MAX));
+        b.record(u32::MAX - 1, &tally);
+        assert_eq!(drained(&mut b), [u32::MAX - 1]);
+        assert_eq!(tally.totals(), (0, 0), "nothing dropped");
     }
 
     #[test]
@@ -376,16 +321,18 @@ mod tests {
         let mut b = ReadBuffer::default();
         let tally = Arc::new(Tally::default());
         for i in 0..SLOTS as u32 {
-            b.record(Read::Hit(i), &tally);
+            b.record(i, &tally);
         }
-        // A hashed miss that does not fit leaves its slots unwritten; a hit after it
-        // does not fit either.
-        assert_eq!(b.record(Read::Miss(Some(1)), &tally), Recorded::Full);
-        assert_eq!(b.record(Read::Hit(99), &tally), Recorded::Full);
-        assert_eq!((b.counts(), tally.totals()), ((SLOTS as u64, 0), (1, 1)));
-        assert_eq!(tally.dropped(), 2);
-        let replayed = drained(&mut b);
-        assert_eq!(replayed, (0..SLOTS as u32).map(Read::Hit).collect::<Vec<_>>());
+        assert_eq!(b.record(99, &tally), Recorded::Full);
+        assert_eq!(b.record(100, &tally), Recorded::Full);
+        // The recorded hits are counted from the batch, the dropped ones in the tally.
+        assert_eq!(
+            (b.counts(), tally.totals()),
+            ((SLOTS as u64, 0), (2, 0)),
+            "a dropped hit is still counted"
+        );
+        assert_eq!(tally.dropped(), 2, "and counted as dropped");
+        assert_eq!(drained(&mut b), (0..SLOTS as u32).collect::<Vec<_>>());
         assert!(drained(&mut b).is_empty());
     }
 

@@ -92,9 +92,9 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     fn replay_reads(&mut self) {
         let Self { reads, counters, store, sticky_left, .. } = self;
         let (hits, misses) = match store {
-            Store::Lru(s) => reads.drain(sticky_left, |r: Read, shared| s.replay(r, shared)),
-            // W-TinyLFU replays every batch exactly, whoever recorded it.
-            Store::TinyLfu(s) => reads.drain(sticky_left, |r: Read, _| s.replay(r)),
+            Store::Lru(s) => reads.drain(sticky_left, |i, shared| s.replay(i, shared)),
+            // W-TinyLFU's reads go to its ring and leave this buffer empty.
+            Store::TinyLfu(s) => reads.drain(sticky_left, |i, _| s.replay(Read::Hit(i))),
         };
         // The owner's reads, counted from the batch.
         counters.hits += hits;
