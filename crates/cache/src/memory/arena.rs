@@ -505,9 +505,59 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
     }
 
     /// Whether node `i` was marked, clearing the mark (writing only if it was).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn take_mark(&mut self, i: u32) -> bool {
         self.node_mut(i).is_some_and(Node::take_mark)
+    }
+
+    /// Gives the run of marked nodes at the least recent end of `list` their second
+    /// chance, and returns the least recent node then (with its weight): the first one
+    /// from that end that is neither marked nor `keep`. The run's marks are cleared and
+    /// the run moves to the front in its own order, as moving each of its nodes to the
+    /// front in turn, least recent first, would leave them; but it is cut and pasted
+    /// whole, four links written, where each move writes four.
+    pub(crate) fn second_chance(&mut self, list: usize, keep: u32) -> Option<(u32, usize)> {
+        let order = self.order.get_mut();
+        let l = *order.lists.get(list)?;
+        let (mut top, mut stay) = (NIL, l.tail);
+        while stay != NIL {
+            // `keep` loses its mark too, as a move to the front would clear it.
+            let marked =
+                self.nodes.get_mut(stay as usize).and_then(Option::as_mut).is_some_and(Node::take_mark);
+            if !(marked || stay == keep) {
+                break;
+            }
+            top = stay;
+            stay = order.links.get(stay as usize).map_or(NIL, |x| x.prev);
+        }
+        // `top ..= tail` is the run. Cut above it and pasted before the head; a run that
+        // is the whole list stays where it is (the turn of every node brings it back),
+        // unmarked now.
+        if top != NIL && stay != NIL {
+            if let Some(x) = order.links.get_mut(stay as usize) {
+                x.next = NIL;
+            }
+            if let Some(x) = order.links.get_mut(l.tail as usize) {
+                x.next = l.head;
+            }
+            if let Some(x) = order.links.get_mut(l.head as usize) {
+                x.prev = l.tail;
+            }
+            if let Some(x) = order.links.get_mut(top as usize) {
+                x.prev = NIL;
+            }
+            if let Some(l) = order.lists.get_mut(list) {
+                (l.head, l.tail) = (top, stay);
+            }
+        }
+        match self.lru_of(list)? {
+            // A whole-list run whose least recent node is `keep`: it has its turn too.
+            (i, _) if i == keep => {
+                self.touch(i);
+                self.lru_of(list).filter(|&(j, _)| j != keep)
+            }
+            found => Some(found),
+        }
     }
 
     /// Replaces node `i`'s entry, keeping the weights of its list right; returns the old.
@@ -795,6 +845,45 @@ mod tests {
                 for key in 0..24u8 {
                     prop_assert_eq!(a.find(&key).is_some(), locate(&model, key).is_some());
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// A run given its second chance at once leaves the order, the marks and the
+        /// victim that moving its nodes to the front one at a time leaves.
+        #[test]
+        fn second_chance_matches_moving_one_node_at_a_time(
+            marks in prop::collection::vec(any::<bool>(), 1..24),
+            keep in 0_usize..30,
+        ) {
+            let build = || {
+                let mut a = Arena::<usize, u32>::new();
+                for (k, &marked) in marks.iter().enumerate() {
+                    let i = a.insert(k, entry(1), 0);
+                    if marked {
+                        a.mark(i);
+                    }
+                }
+                a
+            };
+            let keep = u32::try_from(keep).unwrap_or(NIL);
+            let mut one_by_one = build();
+            let mut victim = None;
+            for _ in 0..2 * marks.len() + 2 {
+                let Some((i, w)) = one_by_one.lru_of(0) else { break };
+                if i == keep || one_by_one.take_mark(i) {
+                    one_by_one.touch(i);
+                    continue;
+                }
+                victim = Some((i, w));
+                break;
+            }
+            let mut at_once = build();
+            prop_assert_eq!(at_once.second_chance(0, keep), victim);
+            prop_assert_eq!(at_once.keys_lru_first(0), one_by_one.keys_lru_first(0));
+            for i in 0..marks.len() as u32 {
+                prop_assert_eq!(at_once.take_mark(i), one_by_one.take_mark(i), "mark of {}", i);
             }
         }
     }

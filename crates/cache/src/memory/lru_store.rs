@@ -122,13 +122,11 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         }
         while self.entries.recency().used(LIST) > self.budget {
             // The newest entry weighs at most the budget, so something else is there to
-            // evict. A marked entry at the tail, or the newest once every entry older than
-            // it has had its second chance, goes to the front instead; each mark is taken
-            // once, so this ends.
-            let Some((i, _)) = self.entries.lru_of(LIST) else { break };
-            if i == me || self.entries.take_mark(i) {
-                self.entries.touch(i);
-                continue;
+            // evict. Marked entries at the tail, and the newest once every entry older
+            // than it has had its second chance, go to the front instead.
+            let Some((i, _)) = self.entries.second_chance(LIST, me) else { break };
+            if i == me {
+                break;
             }
             match self.entries.remove(i) {
                 Some((_, victim)) => count_eviction(&victim, now, c),
