@@ -241,6 +241,10 @@ def components():
                [q(f'sum by (cache, cause) (rate(mltb_cache_evictions_total{{{INSTANCE}}}[{R}]))', "{{cache}} {{cause}}")], stack=True),
             ts("Entries", "Entries each cache holds (mltb_cache_entries).", "short",
                [q(f'sum by (cache) (mltb_cache_entries{{{INSTANCE}}})', "{{cache}}")]),
+            ts("Reads the policy dropped", "Share of each cache's reads (counted as hits or misses all the same) whose effect on the eviction policy was dropped "
+               "because another thread was replaying a full read buffer (mltb_cache_reads_dropped_total over hits and misses). Only concurrent reads drop; "
+               "a share that stays high means the policy decides from a sample of the reads.", "percentunit",
+               [q(f'sum by (cache) (rate(mltb_cache_reads_dropped_total{{{INSTANCE}}}[{R}])) / (sum by (cache) (rate(mltb_cache_hits_total{{{INSTANCE}}}[{R}])) + sum by (cache) (rate(mltb_cache_misses_total{{{INSTANCE}}}[{R}])))', "{{cache}}")], max=1),
             row("Pool"),
             ts("Utilization", "Mean busy connections over the maximum size, over the pool's trailing window (mltb_pool_utilization_ratio); the alert is over 80%.", "percentunit",
                [q(f'max by (pool) (mltb_pool_utilization_ratio{{{INSTANCE}}})', "{{pool}}")], max=1),
