@@ -161,6 +161,39 @@ fn lru_crate(keys: &[u64], capacity: usize) -> f64 {
 /// The target: W-TinyLFU at least the best anchor minus half a point (in hundredths).
 const TARGET_HUNDREDTHS: i64 = 50;
 
+/// Whether `ours` meets the target against `best`, both as printed.
+fn meets(ours: f64, best: f64) -> bool {
+    hundredths(ours) >= hundredths(best) - TARGET_HUNDREDTHS
+}
+
+/// The seeds' medians judged against the rows' best anchors.
+#[derive(Default)]
+struct Score {
+    met: usize,
+    /// The sum of the medians' gaps to the best anchors.
+    gaps: f64,
+    not_met: Vec<String>,
+}
+
+impl Score {
+    /// Judges one row; returns its gap and whether it meets the target.
+    fn judge(&mut self, trace: &str, capacity: usize, median: f64, best: f64) -> (f64, bool) {
+        let (gap, ok) = (median - best, meets(median, best));
+        self.gaps += gap;
+        if ok {
+            self.met += 1;
+        } else {
+            self.not_met.push(format!("{trace} {capacity} ({gap:+.2} pp)"));
+        }
+        (gap, ok)
+    }
+}
+
+/// `.` when `items` is empty, else `; {what} {items}.`: the end of a summary line.
+fn listed(what: &str, items: &[String]) -> String {
+    if items.is_empty() { ".".to_string() } else { format!("; {what} {}.", items.join(", ")) }
+}
+
 fn main() {
     let args = args().unwrap_or_else(|e| {
         eprintln!("{e}");
@@ -183,10 +216,8 @@ fn main() {
         );
         println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|");
     }
-    let (mut rows, mut lru_exact, mut above_lru, mut met, mut met_default) = (0, 0, 0, 0, 0);
-    // The sum of the medians' gaps to the best anchors (`--ours-only`).
-    let mut gaps = 0.0;
-    let mut not_met = Vec::new();
+    let (mut rows, mut lru_exact, mut above_lru, mut met_default) = (0, 0, 0, 0);
+    let mut score = Score::default();
     let mut below_lru = Vec::new();
     for t in TRACES {
         if !args.traces.is_empty() && !args.traces.iter().any(|w| w == t.name) {
@@ -216,17 +247,11 @@ fn main() {
             if args.ours_only {
                 let fixed = replay_ours(&keys, r.capacity, Admission::TinyLfuFixedWindow);
                 // Scored against the best anchor recorded in docs/benchmarks.md (the
-                // anchors do not depend on our policy), so a change can be judged in
-                // seconds rather than the anchors' minutes.
+                // anchors do not depend on our policy), so a change can be judged
+                // without re-running the anchors.
                 let (best, gap) = match measured(r.trace, r.capacity) {
                     Some(m) => {
-                        let gap = seeded.median - m.best_anchor;
-                        let ok = hundredths(seeded.median) >= hundredths(m.best_anchor) - TARGET_HUNDREDTHS;
-                        met += usize::from(ok);
-                        gaps += gap;
-                        if !ok {
-                            not_met.push(format!("{} {} ({gap:+.2} pp)", r.trace, r.capacity));
-                        }
+                        let (gap, _) = score.judge(r.trace, r.capacity, seeded.median, m.best_anchor);
                         (format!("{:.2}%", m.best_anchor), format!("{gap:+.2} pp"))
                     }
                     None => ("—".to_string(), "—".to_string()),
@@ -248,14 +273,8 @@ fn main() {
                 [every_op, every_64, never].into_iter().map(|s| s.median).fold(f64::NEG_INFINITY, f64::max);
             let q = spread(&|| quick(&keys, r.capacity));
             let best = lru_crate.max(moka_best).max(q.median);
-            let gap = seeded.median - best;
-            let ok = hundredths(seeded.median) >= hundredths(best) - TARGET_HUNDREDTHS;
-            met_default += usize::from(hundredths(tiny) >= hundredths(best) - TARGET_HUNDREDTHS);
-            if ok {
-                met += 1;
-            } else {
-                not_met.push(format!("{} {} ({gap:+.2} pp)", r.trace, r.capacity));
-            }
+            let (gap, ok) = score.judge(r.trace, r.capacity, seeded.median, best);
+            met_default += usize::from(meets(tiny, best));
             println!(
                 "| {row} | {tiny:.2}% | {} | {lru:.2}% | {lru_crate:.2}% | {} | {} | {} | {moka_best:.2}% | {} \
                  | {best:.2}% | {gap:+.2} pp | {} | {} |",
@@ -271,20 +290,14 @@ fn main() {
     }
     println!();
     println!("- ours LRU equals the reference LRU to the hundredth on {lru_exact} of {rows} rows.");
-    println!(
-        "- ours W-TinyLFU ≥ ours LRU on {above_lru} of {rows} rows{}",
-        if below_lru.is_empty() { ".".to_string() } else { format!("; below on {}.", below_lru.join(", ")) }
-    );
+    println!("- ours W-TinyLFU ≥ ours LRU on {above_lru} of {rows} rows{}", listed("below on", &below_lru));
+    let Score { met, gaps, not_met } = &score;
     if args.ours_only {
         println!(
             "- ours W-TinyLFU (median of {} sketch seeds) ≥ recorded best anchor − 0.5 pp on {met} of {rows} rows; \
              the medians' gaps to the best anchors sum to {gaps:+.2} pp{}",
             args.seeds,
-            if not_met.is_empty() {
-                ".".to_string()
-            } else {
-                format!("; not met on {}.", not_met.join(", "))
-            }
+            listed("not met on", not_met)
         );
     } else {
         println!(
@@ -292,11 +305,7 @@ fn main() {
              way) on {met} of {rows} rows{}",
             args.seeds,
             args.runs,
-            if not_met.is_empty() {
-                ".".to_string()
-            } else {
-                format!("; not met on {}.", not_met.join(", "))
-            }
+            listed("not met on", not_met)
         );
         println!("- the same with the default sketch seed alone: on {met_default} of {rows} rows.");
     }
