@@ -199,9 +199,13 @@ mod tests {
 
     #[test]
     fn a_thread_that_ends_gives_its_stripe_back_and_its_counts_stay() {
+        // Threads joined by their handles, not in a scope: a scope ends when its threads'
+        // closures have returned, which can be before their thread-locals (the stripes
+        // they hold) are dropped; `join` waits for the thread itself to end.
         let t = Arc::new(Tally::default());
-        let (tag, at) = std::thread::scope(|s| {
-            s.spawn(|| {
+        let (tag, at) = {
+            let t = Arc::clone(&t);
+            std::thread::spawn(move || {
                 t.hit();
                 let tag = thread_tag();
                 let at = (tag >> 1) as usize % STRIPES;
@@ -210,18 +214,19 @@ mod tests {
             })
             .join()
             .unwrap()
-        });
+        };
         assert_ne!(t.stripes[at].owner.load(Relaxed), tag, "given back when it ended");
         // Threads started one after another, more of them than there are stripes, each
         // find their stripe free and count in it.
         for _ in 0..2 * STRIPES {
-            std::thread::scope(|s| {
-                s.spawn(|| {
-                    t.hit();
-                    let tag = thread_tag();
-                    assert_eq!(t.stripes[(tag >> 1) as usize % STRIPES].owner.load(Relaxed), tag);
-                });
-            });
+            let t = Arc::clone(&t);
+            std::thread::spawn(move || {
+                t.hit();
+                let tag = thread_tag();
+                assert_eq!(t.stripes[(tag >> 1) as usize % STRIPES].owner.load(Relaxed), tag);
+            })
+            .join()
+            .unwrap();
         }
         assert_eq!(t.shared.hits.load(Relaxed), 0, "no thread fell back to the shared stripe");
         assert_eq!(t.totals(), (1 + 2 * STRIPES as u64, 0));
