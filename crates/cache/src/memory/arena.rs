@@ -156,7 +156,7 @@ impl List {
 }
 
 /// What a recency update writes: the lists, every node's links, and `P`, the policy's
-/// own state (W-TinyLFU's sketch and hill climber; nothing for plain LRU). The lists
+/// own state (W-TinyLFU's sketch and window simulations; nothing for plain LRU). The lists
 /// come first (`repr(C)`): a hit writes a list head.
 #[derive(Debug)]
 #[repr(C)]
@@ -349,6 +349,7 @@ impl<'a, K, V, P> Recency<'a, K, V, P> {
 }
 
 impl<K: Hash + Eq, V, P: Default> Arena<K, V, P> {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
         Self::with_hasher(DefaultHashBuilder::default())
     }
@@ -579,11 +580,13 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
     }
 
     /// A new node for a key not held, as the most recent of `list`.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, key: K, entry: Entry<V>, list: usize) -> u32 {
         self.insert_hashed(self.hash(&key), key, entry, list)
     }
 
     /// [`insert`](Self::insert) of a key whose [`hash`](Self::hash) is `table_hash`.
+    #[cfg(test)]
     pub(crate) fn insert_hashed(&mut self, table_hash: u64, key: K, entry: Entry<V>, list: usize) -> u32 {
         let links = &mut self.order.get_mut().links;
         let i = Self::alloc(&mut self.nodes, links, &mut self.free, Node::new(key, entry));
@@ -664,19 +667,12 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
     }
 
     /// Removes every node whose key `keep` refuses; the others keep their order.
+    #[cfg(test)]
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&K) -> bool) {
         for i in 0..self.nodes.len() as u32 {
             if self.node(i).is_some_and(|n| !keep(&n.key)) {
                 self.remove(i);
             }
-        }
-    }
-
-    /// Room for `additional` more nodes without the node vector doubling.
-    pub(crate) fn reserve_exact(&mut self, additional: usize) {
-        if self.free.len() < additional {
-            self.nodes.reserve_exact(additional - self.free.len());
-            self.order.get_mut().links.reserve_exact(additional - self.free.len());
         }
     }
 

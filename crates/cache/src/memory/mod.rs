@@ -3,14 +3,13 @@
 
 mod arena;
 mod builder;
-mod climber;
 mod entry;
 mod load;
 mod lru_store;
 mod reads;
 mod ring;
-mod shadow;
 mod shard;
+mod sims;
 mod sketch;
 mod stats;
 mod tally;

@@ -1,5 +1,5 @@
 //! W-TinyLFU's read ring: hits served under a shard's shared lock, left to be replayed
-//! into the policy (sketch, lists, shadow LRU, hill climber) sixteen at a time.
+//! into the policy (sketch, lists, window simulations) sixteen at a time.
 //!
 //! Every W-TinyLFU hit is pushed here. The reader whose push fills the ring replays it,
 //! if it can take the policy's lock without waiting; a W-TinyLFU miss replays it too,

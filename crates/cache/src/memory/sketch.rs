@@ -28,10 +28,6 @@ impl FrequencySketch {
         }
     }
 
-    pub(crate) fn sample_size(&self) -> usize {
-        self.sample_size
-    }
-
     #[inline]
     fn slot(&self, hash: u64, row: usize) -> (usize, u32) {
         let h = (hash ^ SEEDS[row]).wrapping_mul(0x9e37_79b9_7f4a_7c15);

@@ -1,13 +1,13 @@
 //! W-TinyLFU: a small LRU window in front of a segmented LRU main space, where a
 //! newcomer pushed out of the window enters main only if the frequency sketch says it is
-//! seen more often than main's eviction victim. The window's share adapts by hill
-//! climbing, as in Caffeine: a larger window suits recency-biased traces, a smaller one
-//! frequency-biased traces. A shadow LRU of the same budget keeps the climber from
-//! settling where plain LRU would do better (see `climber`).
+//! seen more often than main's eviction victim. The window's share adapts: a larger
+//! window suits recency-biased traces, a smaller one frequency-biased traces. Small
+//! W-TinyLFU caches with fixed windows, run on a sample of the requests, say which share
+//! would be hitting most (see `sims`).
 //!
 //! The three segments are the three lists of one [`Arena`]: moving an entry between
-//! segments relinks it (no lookup, no allocation). The policy's state (sketch, climber,
-//! shadow LRU, segment sizes) lives with the lists, in the arena's order, under a lock
+//! segments relinks it (no lookup, no allocation). The policy's state (sketch,
+//! simulations, segment sizes) lives with the lists, in the arena's order, under a lock
 //! of its own: a hit served under the shard's shared lock leaves itself in a
 //! [`ReadRing`], which the reader whose hit fills it replays if no other reader holds
 //! the policy (see `ring`); a miss is replayed at once on the same condition. Reads
@@ -18,11 +18,10 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 
 use super::arena::{Arena, Recency};
-use super::climber::HillClimber;
 use super::entry::{Entry, Now, count_eviction};
 use super::reads::{Read, Recorded};
 use super::ring::{Pushed, ReadRing};
-use super::shadow::ShadowLru;
+use super::sims::WindowSims;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
 use super::tally::Tally;
@@ -38,8 +37,8 @@ pub(crate) const DEFAULT_SKETCH_SEED: u64 = 0x51_7cc1_b727_220a;
 
 /// Share of main space given to the protected segment.
 const PROTECTED_SHARE: f64 = 0.8;
-/// Initial share of the budget given to the window.
-const INITIAL_WINDOW: f64 = 0.01;
+/// Share of the budget given to the window when it is fixed.
+const FIXED_WINDOW: f64 = 0.01;
 /// A candidate seen this often is warm (Caffeine's hash-flooding threshold).
 const WARM: u8 = 6;
 
@@ -55,13 +54,15 @@ pub(crate) struct Policy {
     window_max: usize,
     protected_max: usize,
     sketch: FrequencySketch,
-    climber: HillClimber,
+    /// Whether this store counts its reads and writes in `sketch` (a simulation that
+    /// borrows another's sketch does not; see `sims`).
+    counts: bool,
     hasher: SketchHasher,
     /// The sketch hash of the last victim that refused a candidate, and how many warm
     /// candidates in a row it has refused.
     streak: (u64, usize),
-    /// What plain LRU would hold; only with an adaptive window.
-    shadow: Option<ShadowLru>,
+    /// The simulations that choose the window's share; only with an adaptive window.
+    sims: Option<Box<WindowSims>>,
     /// Reads replayed under the shard's shared lock, not yet in the shard's counters.
     hits: u64,
     misses: u64,
@@ -89,13 +90,13 @@ impl Policy {
         self.protected_max = ((self.budget - self.window_max) as f64 * PROTECTED_SHARE) as usize;
     }
 
-    /// The key's sketch hash if the shadow LRU follows it (a miss of it must reach the
-    /// shadow), else `None`.
+    /// The key's sketch hash if the simulations follow it (a miss of it must reach
+    /// them), else `None`.
     #[inline]
     fn sampled_hash<Q: Hash + ?Sized>(&self, key: &Q) -> Option<u64> {
-        let shadow = self.shadow.as_ref()?;
+        let sims = self.sims.as_ref()?;
         let hash = self.hash(key);
-        shadow.sampled(hash).then_some(hash)
+        sims.sampled(hash).then_some(hash)
     }
 
     /// TinyLFU's test: the candidate must be seen more often than the victim. `held`:
@@ -129,8 +130,8 @@ impl Policy {
 
 impl<K: Hash, V> Lists<'_, K, V> {
     /// A recorded read. A hit moves its entry up (a probation entry into protected) and
-    /// counts in the sketch; hit or miss, it counts for the hill climber and, if the
-    /// shadow LRU follows the key, in the shadow. (Whoever recorded it counted it.)
+    /// counts in the sketch; hit or miss, if the simulations follow the key, it is
+    /// replayed in them, and the window may change. (Whoever recorded it counted it.)
     fn replay(&mut self, read: Read) {
         let (hash, found) = match read {
             Read::Hit(i) => {
@@ -144,28 +145,22 @@ impl<K: Hash, V> Lists<'_, K, V> {
                 }
                 // A miss is counted in the sketch by the insert that follows it (as
                 // Caffeine does), so a newcomer is not counted twice.
-                self.policy().sketch.increment(hash);
+                let p = self.policy();
+                if p.counts {
+                    p.sketch.increment(hash);
+                }
                 (Some(hash), Some(weight))
             }
             Read::Miss(hash) => (hash, None),
         };
-        let warm = 2 * self.used_total() >= self.policy().budget;
         let p = self.policy();
-        let lru_hit = match (&mut p.shadow, hash) {
-            (Some(shadow), Some(hash)) if shadow.sampled(hash) => {
-                let lru_hit = shadow.get(hash);
-                // Plain LRU would have lost this key and, on the miss, stored it again.
-                if let (false, Some(weight)) = (lru_hit, found) {
-                    shadow.insert(hash, weight);
-                }
-                Some(lru_hit)
-            }
+        let window = match (&mut p.sims, hash) {
+            (Some(sims), Some(hash)) => sims.read(hash, found),
             _ => None,
         };
-        if let Some(adjust) =
-            p.climber.record(found.is_some(), lru_hit, warm, p.sketch.sample_size(), p.window_max)
-        {
-            self.adjust_window(adjust);
+        if let Some(window) = window {
+            let delta = window as i64 - p.window_max as i64;
+            self.adjust_window(delta);
         }
     }
 
@@ -233,24 +228,49 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         hasher: hashbrown::DefaultHashBuilder,
         sketch_seed: u64,
     ) -> Self {
+        let sims = adaptive.then(|| Box::new(WindowSims::new(budget, sketch_seed)));
+        let window = match &sims {
+            Some(sims) => sims.initial_window(),
+            None => (budget as f64 * FIXED_WINDOW) as usize,
+        };
         let mut policy = Policy {
             budget,
             window_max: 0,
             protected_max: 0,
             sketch: FrequencySketch::new(expected_entries.unwrap_or(64)),
-            climber: HillClimber::new(budget, adaptive),
+            counts: true,
             hasher: SketchHasher::with_seed(sketch_seed),
             streak: (0, 0),
-            shadow: adaptive.then(|| ShadowLru::new(budget)),
+            sims,
             hits: 0,
             misses: 0,
         };
-        policy.set_window((budget as f64 * INITIAL_WINDOW) as usize);
+        policy.set_window(window);
         Self {
             ring: ReadRing::default(),
             entries: Arena::with_policy(hasher, policy),
             grow_sketch: expected_entries.is_none(),
         }
+    }
+
+    /// Fixes the window at `window` weight units (the simulations' stores).
+    pub(crate) fn set_window(&mut self, window: usize) {
+        self.entries.policy().set_window(window);
+    }
+
+    /// The frequency sketch, to lend to a store that does not count
+    /// ([`stop_counting`](Self::stop_counting)).
+    pub(crate) fn sketch_mut(&mut self) -> &mut FrequencySketch {
+        &mut self.entries.policy().sketch
+    }
+
+    /// From now on this store counts nothing in its sketch: whoever drives it lends it
+    /// a sketch that counts the same requests ([`sketch_mut`](Self::sketch_mut)), as the
+    /// simulations of one shard share one.
+    pub(crate) fn stop_counting(&mut self) {
+        let p = self.entries.policy();
+        p.counts = false;
+        p.sketch = FrequencySketch::new(0);
     }
 
     /// Weight held; takes the order's lock (see [`Arena::used`]).
@@ -399,9 +419,11 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     ) {
         let p = self.entries.policy();
         let hash = p.hash(&key);
-        p.sketch.increment(hash);
-        if let Some(shadow) = p.shadow.as_mut().filter(|s| s.sampled(hash)) {
-            shadow.insert(hash, entry.weight);
+        if p.counts {
+            p.sketch.increment(hash);
+        }
+        if let Some(sims) = p.sims.as_mut() {
+            sims.insert(hash, entry.weight);
         }
         c.inserts += 1;
         // An update keeps the entry's segment and makes it the segment's most recent.
@@ -412,7 +434,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             if lists.list_of(i) == Some(PROTECTED) {
                 lists.demote_protected_overflow();
             }
-        } else if self.grow_sketch {
+        } else if self.grow_sketch && self.entries.policy().counts {
             let held = self.len();
             self.entries.policy().sketch.ensure_capacity(held);
         }
@@ -482,8 +504,8 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     {
         let p = self.entries.policy();
         let hash = p.hash(key);
-        if let Some(shadow) = p.shadow.as_mut() {
-            shadow.remove(hash);
+        if let Some(sims) = p.sims.as_mut() {
+            sims.remove(hash);
         }
         let i = self.entries.find(key)?;
         let (_, e) = self.entries.remove(i)?;
@@ -530,8 +552,8 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
 
     pub(crate) fn clear(&mut self, c: &mut Counters) {
         c.evictions.removed += self.len() as u64;
-        if let Some(shadow) = self.entries.policy().shadow.as_mut() {
-            shadow.clear();
+        if let Some(sims) = self.entries.policy().sims.as_mut() {
+            sims.clear();
         }
         self.entries.clear();
     }
