@@ -41,7 +41,7 @@ pub enum Admission {
     /// loops that make LRU thrash. The window's share adapts: six small W-TinyLFU
     /// caches, with windows of 1 % to 100 % (plain LRU), run on a sample of each
     /// shard's keys, and the shard takes the window of whichever has been hitting most
-    /// (about 130 – 290 KiB a shard, measured).
+    /// (about 90 – 260 KiB a shard, measured).
     TinyLfu,
     /// W-TinyLFU with the window fixed at 1% of the budget (no simulations).
     TinyLfuFixedWindow,

@@ -144,10 +144,17 @@ impl WindowSims {
     /// cache had it (a miss of the real cache reaches them by its
     /// [`insert`](Self::insert)). At the end of a period, the window the real cache
     /// should have, in weight units, if it should change.
+    #[inline]
     pub(crate) fn read(&mut self, hash: u64, found: Option<usize>) -> Option<usize> {
         if !self.sampled(hash) {
             return None;
         }
+        self.read_sampled(hash, found)
+    }
+
+    /// [`read`](Self::read) of a key in the sample, out of line: most reads are not.
+    #[inline(never)]
+    fn read_sampled(&mut self, hash: u64, found: Option<usize>) -> Option<usize> {
         let table_hash = self.hasher.hash_one(hash);
         let now = Now::new(&self.clock);
         let counters = &mut self.counters;
@@ -160,6 +167,8 @@ impl WindowSims {
             }
         });
         self.requests += 1;
+        // A hit of the real cache stores the key in the simulations that missed it.
+        self.halve_if_full();
         self.end_period()
     }
 
@@ -187,8 +196,7 @@ impl WindowSims {
     }
 
     /// A write of a sampled key (its sketch hash): stored in every simulation that does
-    /// not hold it. Halves the sample once plain LRU's simulation holds more than
-    /// [`MAX_TRACKED`] entries.
+    /// not hold it.
     pub(crate) fn insert(&mut self, hash: u64, weight: usize) {
         if !self.sampled(hash) {
             return;
@@ -202,6 +210,12 @@ impl WindowSims {
                 sim.cache.insert(table_hash, hash, entry, &now, counters);
             }
         });
+        self.halve_if_full();
+    }
+
+    /// Halves the sample once plain LRU's simulation holds more than [`MAX_TRACKED`]
+    /// entries.
+    fn halve_if_full(&mut self) {
         let held = self.sims.last().map_or(0, |s| s.cache.len());
         if held > MAX_TRACKED && self.shift < MAX_SHIFT {
             self.start(self.shift + 1);
@@ -277,6 +291,18 @@ mod tests {
         }
         replay(&mut sims, keys.into_iter());
         assert!(sims.share() <= 0.1, "share {}", sims.share());
+    }
+
+    #[test]
+    fn hits_of_the_real_cache_halve_the_sample_too() {
+        // Reads the real cache hit (a read-only phase: no writes) store their keys in the
+        // simulations that missed them; the sample still halves at MAX_TRACKED.
+        let mut sims = WindowSims::new(1 << 20, 7);
+        for k in 0..(4 * MAX_TRACKED as u64) {
+            sims.read(hash(k), Some(1));
+        }
+        assert!(sims.shift > 0);
+        assert!(sims.sims.iter().all(|s| s.cache.len() <= MAX_TRACKED));
     }
 
     #[test]
