@@ -28,8 +28,13 @@ use super::entry::{Entry, NEVER, Now};
 use super::stats::Counters;
 use super::tinylfu::TinyLfuStore;
 
-/// The window's shares simulated, as fractions of the budget; 1 is plain LRU. (A share
-/// of 0 simulates a window the real cache never has: it keeps at least one entry.)
+/// The window's shares simulated, as fractions of the budget; 1 is plain LRU, and the
+/// first, Caffeine's initial 1 %, is the share the real cache starts with. (A share of 0
+/// simulates a window the real cache never has: it keeps at least one entry.)
+///
+/// These shares, [`MAX_TRACKED`], [`DECAY`] and [`MARGIN`] were picked from a few values
+/// each on the same 33 trace rows that judge the result (docs/benchmarks.md lists every
+/// run); the rows move by several points with the decay and the margin.
 const SHARES: [f64; 6] = [0.01, 0.1, 0.25, 0.5, 0.75, 1.0];
 /// Entries the largest simulation (plain LRU's) holds before the sample halves.
 const MAX_TRACKED: usize = 512;
@@ -55,6 +60,11 @@ fn each_sharing_the_sketch(sims: &mut [Sim], mut f: impl FnMut(&mut Sim)) {
         f(sim);
         std::mem::swap(first.cache.sketch_mut(), sim.cache.sketch_mut());
     }
+}
+
+/// A simulation's entry for a sampled key: its weight, never expiring.
+fn entry(weight: usize) -> Entry<()> {
+    Entry { value: (), weight, expires: NEVER }
 }
 
 /// One simulated share.
@@ -91,7 +101,7 @@ impl WindowSims {
         let mut sims = Self {
             sims: Vec::new(),
             requests: 0,
-            current: SHARES.iter().position(|&s| s == 0.01).unwrap_or(0),
+            current: 0,
             budget,
             shift: 0,
             sketch_seed,
@@ -162,8 +172,7 @@ impl WindowSims {
             if sim.cache.get(table_hash, &hash, &now, counters).is_some() {
                 sim.hits += 1;
             } else if let Some(weight) = found {
-                let entry = Entry { value: (), weight, expires: NEVER };
-                sim.cache.insert(table_hash, hash, entry, &now, counters);
+                sim.cache.insert(table_hash, hash, entry(weight), &now, counters);
             }
         });
         self.requests += 1;
@@ -206,8 +215,7 @@ impl WindowSims {
         let counters = &mut self.counters;
         each_sharing_the_sketch(&mut self.sims, |sim| {
             if !sim.cache.contains(&hash, &now) {
-                let entry = Entry { value: (), weight, expires: NEVER };
-                sim.cache.insert(table_hash, hash, entry, &now, counters);
+                sim.cache.insert(table_hash, hash, entry(weight), &now, counters);
             }
         });
         self.halve_if_full();
