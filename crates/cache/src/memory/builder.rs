@@ -39,7 +39,7 @@ pub enum Admission {
     /// W-TinyLFU: a newcomer evicted from a small LRU window enters the main space only if
     /// a frequency sketch says it is seen more often than main's victim. Resists scans and
     /// loops that make LRU thrash. The window's share adapts: six small W-TinyLFU
-    /// caches, with windows of 1 % to 100 % (plain LRU), run on a sample of each
+    /// caches, with windows of 0 % to 100 % (plain LRU), run on a sample of each
     /// shard's keys, and the shard takes the window of whichever has been hitting most
     /// (about 90 – 260 KiB a shard, measured).
     TinyLfu,
