@@ -131,9 +131,10 @@
 //!   everywhere: W-TinyLFU is ahead of LRU where scans and loops thrash it and behind
 //!   it on recency-biased traces (zigzag, backf, scarab at 50k entries; corda at 5k by
 //!   0.02 pp): at least LRU on 27 of the 33 rows measured, not on every row. Against the
-//!   best of lru, moka and quick_cache it is within 0.5 pp on 20 of 33 rows with its
-//!   default sketch seed (19 by the median of five seeds), and at most 4.24 pp below it
-//!   on any; `docs/benchmarks.md` lists every row.
+//!   best of lru, moka and quick_cache it is within 0.5 pp on 21 of 33 rows by the
+//!   median of five sketch seeds (20 with the default seed alone), and at most 4.12 pp
+//!   below it on any (sprite at 100 entries, default seed); `docs/benchmarks.md` lists
+//!   every row.
 //! - **Errors.** [`Error`] has a [`kind`](Error::kind) and the family's predicates:
 //!   [`is_retryable`](Error::is_retryable) (a loader or backend failure),
 //!   [`retry_after`](Error::retry_after), [`is_oversized`](Error::is_oversized).
