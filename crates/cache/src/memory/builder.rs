@@ -175,8 +175,29 @@ where
     }
 
     /// How many entries the cache will hold when full, to size the admission filter's
-    /// frequency sketch up front (without it the sketch grows with the entry count).
-    /// Ignored under [`Admission::Lru`].
+    /// frequency sketch up front (without it the sketch grows with the entry count, up
+    /// to one counter word per unit of a shard's budget). The sketch takes 8 bytes per
+    /// expected entry. At most [`max_bytes`](Self::max_bytes): only entries that weigh
+    /// nothing could make more fit, and [`build`](Self::build) refuses a larger figure
+    /// rather than allocating for it. Ignored under [`Admission::Lru`].
+    ///
+    /// ```
+    /// use mltb_cache::{Admission, ErrorKind, MemoryCache};
+    ///
+    /// let sized = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+    ///     .max_bytes(10_000)
+    ///     .admission(Admission::TinyLfu)
+    ///     .expected_entries(10_000)
+    ///     .build();
+    /// assert!(sized.is_ok());
+    /// let err = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+    ///     .max_bytes(10_000)
+    ///     .admission(Admission::TinyLfu)
+    ///     .expected_entries(usize::MAX)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::InvalidConfig { setting: "expected_entries", .. }));
+    /// ```
     pub fn expected_entries(mut self, entries: usize) -> Self {
         self.expected_entries = Some(entries);
         self
@@ -206,6 +227,17 @@ where
                 "max_bytes",
                 self.max_bytes,
                 format!("at least the shard count ({shards}): each shard needs at least one byte"),
+            ));
+        }
+        if let Some(entries) = self.expected_entries.filter(|&n| n > self.max_bytes) {
+            return Err(Error::config(
+                "expected_entries",
+                entries,
+                format!(
+                    "at most max_bytes ({}): more entries fit only if they weigh nothing, and the \
+                     frequency sketch takes 8 bytes per expected entry",
+                    self.max_bytes
+                ),
             ));
         }
         if let Some(window) = self.stats_window.filter(|w| *w < MIN_STATS_WINDOW) {

@@ -42,6 +42,12 @@ impl FrequencySketch {
         }
     }
 
+    /// Counter words (sixteen counters each) (tests).
+    #[cfg(test)]
+    pub(crate) fn words(&self) -> usize {
+        self.blocks.len() * 8
+    }
+
     /// Grows to fit `entries` (forgetting what was counted); never shrinks.
     pub(crate) fn ensure_capacity(&mut self, entries: usize) {
         let words = self.blocks.len() * 8;

@@ -96,6 +96,15 @@ fn config_errors_name_the_setting() {
     assert!(e.to_string().contains("shards"), "{e}");
     let e = MemoryCache::<u32, u32>::builder().max_bytes(3).shards(4).build().unwrap_err();
     assert!(e.to_string().contains("max_bytes"), "{e}");
+    // A sketch for more entries than the budget has units is refused, not allocated
+    // (usize::MAX asked for 8 GiB a shard).
+    let tiny = || {
+        MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1).max_bytes(1_000).admission(Admission::TinyLfu)
+    };
+    let e = tiny().expected_entries(usize::MAX).build().unwrap_err();
+    assert!(e.to_string().contains("expected_entries") && e.to_string().contains("1000"), "{e}");
+    assert!(tiny().expected_entries(1_001).build().is_err());
+    assert!(tiny().expected_entries(1_000).build().is_ok());
     let c = MemoryCache::<u32, u32>::new();
     assert_eq!(c.max_bytes(), DEFAULT_MAX_BYTES);
     assert!(c.shard_count() >= 1);

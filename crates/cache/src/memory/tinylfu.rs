@@ -419,7 +419,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
                 lists.demote_protected_overflow();
             }
         } else if self.grow_sketch && self.entries.policy().counts {
-            let held = self.len();
+            // Entries that weigh nothing can outnumber the budget's units; the sketch
+            // stops growing there.
+            let held = self.len().min(self.entries.policy().budget);
             self.entries.policy().sketch.ensure_capacity(held);
         }
         self.evict(now, c);
@@ -566,6 +568,24 @@ mod tests {
             s.insert(hasher.hash_one(k), k, entry, &Now::new(&clock), &mut c);
         }
         s
+    }
+
+    #[test]
+    fn the_sketch_grows_with_the_entries_held_up_to_the_budget() {
+        let hasher = hashbrown::DefaultHashBuilder::default();
+        let clock = FakeClock::new();
+        let mut c = Counters::default();
+        let mut s = TinyLfuStore::<u64, ()>::new(100, None, true, hasher.clone(), DEFAULT_SKETCH_SEED);
+        let words = |s: &mut TinyLfuStore<u64, ()>| s.sketch_mut().words();
+        assert_eq!(words(&mut s), 64);
+        // Entries that weigh nothing: all 10,000 fit in a budget of 100 units, but the
+        // sketch is sized for at most 100.
+        for k in 0..10_000_u64 {
+            let entry = Entry { value: (), weight: 0, expires: NEVER };
+            s.insert(hasher.hash_one(k), k, entry, &Now::new(&clock), &mut c);
+        }
+        assert_eq!(s.len(), 10_000);
+        assert_eq!(words(&mut s), 128, "the power of two above the budget's 100 units");
     }
 
     #[test]

@@ -211,7 +211,7 @@ const fn m(trace: &'static str, capacity: usize, tiny_lfu: f64, best_anchor: f64
 }
 
 pub(crate) const MEASURED: &[Measured] = &[
-    m("OLTP", 256, 25.85, 23.08),
+    m("OLTP", 256, 25.78, 23.08),
     m("OLTP", 1_000, 41.25, 35.77),
     m("OLTP", 2_000, 46.94, 44.93),
     m("OLTP", 8_000, 60.67, 59.15),
@@ -220,7 +220,7 @@ pub(crate) const MEASURED: &[Measured] = &[
     m("gli", 500, 33.30, 31.74),
     m("gli", 1_000, 49.76, 48.93),
     m("gli", 2_000, 57.96, 57.96),
-    m("loop", 512, 50.37, 50.53),
+    m("loop", 512, 50.43, 50.53),
     m("loop", 1_024, 99.80, 99.80),
     m("multi1", 500, 54.36, 55.66),
     m("multi1", 1_000, 68.34, 68.43),
