@@ -160,7 +160,7 @@ mod weigh;
 pub use cache::Cache;
 pub use error::{Error, ErrorKind, Result};
 pub use memory::{
-    Admission, DEFAULT_MAX_BYTES, Evictions, MemoryCache, MemoryCacheBuilder, Stats, WindowStats,
+    Admission, DEFAULT_MAX_BYTES, Evictions, MAX_SHARDS, MemoryCache, MemoryCacheBuilder, Stats, WindowStats,
 };
 pub use mltb_clock::{Clock, FakeClock, MonotonicClock, StdClock};
 #[cfg(feature = "redis")]

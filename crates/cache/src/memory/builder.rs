@@ -22,6 +22,9 @@ use super::{Inner, MemoryCache, Padded};
 /// The default budget: 200 MB.
 pub const DEFAULT_MAX_BYTES: usize = 200 * 1024 * 1024;
 
+/// The most shards a cache may have ([`MemoryCacheBuilder::shards`]).
+pub const MAX_SHARDS: usize = 1 << 16;
+
 /// The shortest window [`MemoryCacheBuilder::stats_window`] accepts.
 const MIN_STATS_WINDOW: Duration = Duration::from_millis(1);
 const _: () = assert!(MIN_STATS_WINDOW.as_nanos() >= BUCKETS as u128);
@@ -119,6 +122,9 @@ where
     /// The number of shards, each with its own lock and budget share (default: four per
     /// CPU, rounded to a power of two, at most 64). One shard gives exact global LRU;
     /// more shards let threads work in parallel, and an entry must then fit one share.
+    /// At most [`MAX_SHARDS`]: every shard (its lock, read buffer, table and counters)
+    /// is allocated when the cache is built, so [`build`](Self::build) refuses more
+    /// rather than allocating for them.
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -219,6 +225,9 @@ where
     pub fn build(self) -> Result<MemoryCache<K, V>> {
         let shards = match self.shards {
             Some(0) => return Err(Error::config("shards", 0, "at least 1")),
+            Some(n) if n > MAX_SHARDS => {
+                return Err(Error::config("shards", n, format!("at most {MAX_SHARDS}")));
+            }
             Some(n) => n,
             None => default_shards(),
         };

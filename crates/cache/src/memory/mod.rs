@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::flight::Flights;
 use crate::weigh::Weigh;
 
-pub use builder::{Admission, DEFAULT_MAX_BYTES, MemoryCacheBuilder};
+pub use builder::{Admission, DEFAULT_MAX_BYTES, MAX_SHARDS, MemoryCacheBuilder};
 pub use stats::{Evictions, Stats, WindowStats};
 
 use builder::Weigher;

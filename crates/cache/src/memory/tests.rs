@@ -94,6 +94,10 @@ fn default_weigher_counts_heap_and_bookkeeping() {
 fn config_errors_name_the_setting() {
     let e = MemoryCache::<u32, u32>::builder().shards(0).build().unwrap_err();
     assert!(e.to_string().contains("shards"), "{e}");
+    // Shards are allocated up front: a count past the cap is refused, not allocated.
+    let e = MemoryCache::<u32, u32>::builder().max_bytes(usize::MAX).shards(1 << 40).build().unwrap_err();
+    assert!(e.to_string().contains("shards") && e.to_string().contains(&MAX_SHARDS.to_string()), "{e}");
+    assert!(MemoryCache::<u32, u32>::builder().shards(MAX_SHARDS).build().is_ok());
     let e = MemoryCache::<u32, u32>::builder().max_bytes(3).shards(4).build().unwrap_err();
     assert!(e.to_string().contains("max_bytes"), "{e}");
     // A sketch for more entries than the budget has units is refused, not allocated
