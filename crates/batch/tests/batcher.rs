@@ -437,6 +437,22 @@ async fn closure_handler_with_string_errors() {
 }
 
 #[tokio::test]
+async fn an_unbounded_concurrency_is_taken_as_given() {
+    // `usize::MAX` as "no limit": the worker once reserved room for that many calls in
+    // flight and panicked ("capacity overflow"), so no item was ever answered.
+    let batcher =
+        Batcher::builder()
+            .max_concurrency(usize::MAX)
+            .build(|items: Vec<u32>| async move {
+                Ok::<_, &'static str>(items.into_iter().map(|i| i * 2).collect())
+            })
+            .unwrap();
+    let answers = futures_util::future::join_all((0..100_u32).map(|i| batcher.submit(i))).await;
+    let answers: Vec<u32> = answers.into_iter().map(Result::unwrap).collect();
+    assert_eq!(answers, (0..100).map(|i| i * 2).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn build_rejects_bad_settings_by_name() {
     let handler = |items: Vec<u8>| async move { Ok::<_, &'static str>(items) };
     let setting = |r: mltb_batch::Result<Batcher<u8, u8>>| match r.unwrap_err().kind() {

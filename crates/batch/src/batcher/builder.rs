@@ -101,7 +101,8 @@ impl<I> BatcherBuilder<I> {
         self
     }
 
-    /// How many handler calls may be in flight at once (at least 1; default 1). Above 1
+    /// How many handler calls may be in flight at once (at least 1; default 1;
+    /// `usize::MAX` for no limit). Above 1
     /// the handler must cope with concurrent calls, and results of later batches may
     /// arrive before those of earlier ones (each item still gets its own).
     pub fn max_concurrency(mut self, max_concurrency: usize) -> Self {

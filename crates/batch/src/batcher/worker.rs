@@ -84,7 +84,9 @@ where
         // (handled once every item numbered below this is, the waiting flush)
         let mut flushes: VecDeque<(u64, oneshot::Sender<()>)> = VecDeque::new();
         let mut in_flight = FuturesUnordered::new();
-        let mut in_flight_firsts: Vec<u64> = Vec::with_capacity(limits.max_concurrency);
+        // Room for the calls usually in flight; `max_concurrency` may be `usize::MAX`
+        // ("no limit"), which no allocation can reserve.
+        let mut in_flight_firsts: Vec<u64> = Vec::with_capacity(limits.max_concurrency.min(64));
         let mut msgs = Vec::with_capacity(RECV_CHUNK);
         let mut rx_open = true;
 
