@@ -42,15 +42,14 @@ impl FrequencySketch {
         }
     }
 
-    /// Counter words (sixteen counters each) (tests).
-    #[cfg(test)]
+    /// Counter words (sixteen counters each).
     pub(crate) fn words(&self) -> usize {
         self.blocks.len() * 8
     }
 
     /// Grows to fit `entries` (forgetting what was counted); never shrinks.
     pub(crate) fn ensure_capacity(&mut self, entries: usize) {
-        let words = self.blocks.len() * 8;
+        let words = self.words();
         if entries > words && words < (1 << 30) {
             *self = Self::new(entries);
         }
