@@ -20,7 +20,7 @@ use mltb_telegram::scheduler::{
     AbortFlag, BlockHook, FileSlice, ProgressHook, Request, Response, Scheduler, SendDocumentSlice,
 };
 
-pub use self::parts::{PartPlan, plan_parts};
+pub use self::parts::{MAX_PARTS, PartPlan, plan_parts};
 use crate::upload::{
     SentPart, UploadContext, UploadFile, UploadOutcome, UploadProgress, UploadRequest, Uploader,
 };
@@ -350,7 +350,7 @@ impl Uploader for TelegramUploader {
         let abort = context.lease.clone().map_or_else(AbortFlag::new, AbortFlag::with_deadline);
         for file in &request.files {
             let name = file.relative.rsplit('/').next().unwrap_or(&file.relative).to_string();
-            let plan = plan_parts(&name, file.size, self.target.split_size);
+            let plan = plan_parts(&name, file.size, self.target.split_size)?;
             let media = self.target.as_media && plan.len() == 1 && is_video(&name);
             let unsent = |p: &&PartPlan| !file.sent.iter().any(|s| s.index == p.index);
             // A part that may be reused (a record of its size and probe exists) needs its hash before
@@ -431,9 +431,9 @@ mod tests {
 
     #[test]
     fn captions_name_the_part_and_size() {
-        let plan = plan_parts("a <b>.bin", 25, 10);
+        let plan = plan_parts("a <b>.bin", 25, 10).unwrap();
         assert_eq!(caption("a <b>.bin", &plan[1], plan.len()), "<b>a &lt;b&gt;.bin</b>\npart 2/3\n10 B");
-        let one = plan_parts("x.iso", 5, 10);
+        let one = plan_parts("x.iso", 5, 10).unwrap();
         assert_eq!(caption("x.iso", &one[0], 1), "<b>x.iso</b>\n5 B");
     }
 

@@ -22,20 +22,41 @@ pub struct PartPlan {
     pub name: String,
 }
 
+/// The most parts one file is cut into: a message each, so a split far smaller than the
+/// file would flood the chat and plan millions of parts in memory (`-sp 1` on a 2 GB
+/// file asked for about 130 GB before this cap). 10,000 parts of the Bot API's 50 MB are
+/// 500 GB.
+pub const MAX_PARTS: u64 = 10_000;
+
 /// The parts of a file of `size` bytes cut at `split` bytes: byte-exact, in order, the
 /// last one shorter. An empty file is one empty part.
-pub fn plan_parts(name: &str, size: u64, split: u64) -> Vec<PartPlan> {
-    let split = split.max(1);
-    let count = size.div_ceil(split).max(1);
+///
+/// # Errors
+/// [`ErrorKind::Config`](crate::ErrorKind::Config) naming the split size when the file
+/// would be cut into more than [`MAX_PARTS`] parts (or `split` is 0), with the smallest
+/// split it takes.
+pub fn plan_parts(name: &str, size: u64, split: u64) -> Result<Vec<PartPlan>> {
+    let count = if split == 0 { u64::MAX } else { size.div_ceil(split).max(1) };
+    if count > MAX_PARTS {
+        return Err(crate::ErrorKind::Config {
+            setting: "split size",
+            value: format!("{split} bytes"),
+            expected: format!(
+                "at least {} bytes for {name} ({size} bytes): a file is cut into at most {MAX_PARTS} parts",
+                size.div_ceil(MAX_PARTS).max(1)
+            ),
+        }
+        .into());
+    }
     let width = count.to_string().len().max(3);
-    (0..count)
+    Ok((0..count)
         .map(|i| {
             let offset = i * split;
             let len = split.min(size - offset);
             let name = if count == 1 { name.to_string() } else { format!("{name}.{:0width$}", i + 1) };
             PartPlan { index: u32::try_from(i).unwrap_or(u32::MAX), offset, len, name }
         })
-        .collect()
+        .collect())
 }
 
 /// SHA-256 (lowercase hex) of bytes `offset .. offset + len` of `path`, read in 1 MiB
@@ -153,23 +174,44 @@ mod tests {
 
     use super::*;
 
+    fn plan(name: &str, size: u64, split: u64) -> Vec<PartPlan> {
+        plan_parts(name, size, split).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     #[test]
     fn a_30_mb_file_at_10_mb_is_three_numbered_parts() {
         let mb = 1_000_000;
-        let plan = plan_parts("a.iso", 30 * mb, 10 * mb);
-        let names: Vec<_> = plan.iter().map(|p| p.name.as_str()).collect();
+        let parts = plan("a.iso", 30 * mb, 10 * mb);
+        let names: Vec<_> = parts.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["a.iso.001", "a.iso.002", "a.iso.003"]);
-        assert!(plan.iter().all(|p| p.len == 10 * mb));
-        assert_eq!(plan_parts("a.iso", 30 * mb + 1, 10 * mb).last().map(|p| (p.index, p.len)), Some((3, 1)));
-        assert_eq!(plan_parts("a.iso", 10 * mb, 10 * mb)[0].name, "a.iso");
-        assert_eq!(plan_parts("e", 0, 10).len(), 1);
-        assert_eq!(plan_parts("x", 1001, 1)[1000].name, "x.1001");
+        assert!(parts.iter().all(|p| p.len == 10 * mb));
+        assert_eq!(plan("a.iso", 30 * mb + 1, 10 * mb).last().map(|p| (p.index, p.len)), Some((3, 1)));
+        assert_eq!(plan("a.iso", 10 * mb, 10 * mb)[0].name, "a.iso");
+        assert_eq!(plan("e", 0, 10).len(), 1);
+        assert_eq!(plan("x", 1001, 1)[1000].name, "x.1001");
+    }
+
+    #[test]
+    fn a_split_that_would_make_more_than_max_parts_is_refused_before_planning() {
+        // `-sp 1` on a 2 GB file: two billion parts, refused without allocating them.
+        let e = plan_parts("movie.mkv", 2_000_000_000, 1).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("split size") && text.contains("movie.mkv") && text.contains("200000 bytes"),
+            "{text}"
+        );
+        assert!(plan_parts("f", 10, 0).is_err(), "a split of 0 bytes");
+        assert_eq!(plan("f", MAX_PARTS, 1).len() as u64, MAX_PARTS, "exactly the cap is allowed");
+        assert!(plan_parts("f", MAX_PARTS + 1, 1).is_err());
     }
 
     proptest! {
         #[test]
         fn parts_cover_the_file_exactly_in_order(size in 0_u64..10_000_000, split in 1_u64..3_000_000) {
-            let plan = plan_parts("f", size, split);
+            // Splits too small for the file are refused (above); the rest plan exactly.
+            prop_assert_eq!(plan_parts("f", size, split).is_err(), size.div_ceil(split) > MAX_PARTS);
+            let split = split.max(size.div_ceil(MAX_PARTS));
+            let plan = plan("f", size, split);
             let mut next = 0;
             for (i, p) in plan.iter().enumerate() {
                 prop_assert_eq!(p.index as usize, i);
