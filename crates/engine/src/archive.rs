@@ -392,8 +392,14 @@ impl Stage<'_> {
         password: Option<&str>,
         report: Option<&(dyn Fn(u64) + Sync)>,
     ) -> Result<String> {
+        // `-spd` after the command: names are names, never wildcards (a downloaded file
+        // called `*` would otherwise make `a` take every entry beside it, the engine's
+        // own included, and an archive called `*.zip` make `x` open every zip).
+        let (command, rest) = args.split_first().map_or((None, args), |(c, r)| (Some(c), r));
         let mut child = tokio::process::Command::new(self.program)
-            .args(args)
+            .args(command)
+            .arg("-spd")
+            .args(rest)
             .current_dir(cwd)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -725,6 +731,36 @@ mod tests {
         let e = stage(&missing, fresh.path(), &cancel, &pack).run(&|_, _, _| {}).await.unwrap_err();
         assert!(e.to_string().contains("p7zip-full"), "{e}");
         assert_eq!(Stage::root(fresh.path()), fresh.path());
+    }
+
+    #[tokio::test]
+    async fn a_file_named_like_a_wildcard_is_zipped_alone() {
+        // A download whose one top entry is called `*`, beside the engine's own entries.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("*"), b"star").unwrap();
+        std::fs::write(dir.path().join("x.aria2"), b"control").unwrap();
+        std::fs::create_dir_all(dir.path().join(STAGE_DIR)).unwrap();
+        std::fs::write(dir.path().join(STAGE_DIR).join("secret"), b"internal").unwrap();
+        let (cancel, pack) = (CancellationToken::new(), Pack::default());
+        let seven = PathBuf::from("7z");
+        let zipping = Stage {
+            program: &seven,
+            dir: dir.path(),
+            name: "a",
+            extract: None,
+            zip: Some(&pack),
+            reserve: 0,
+            cancel: &cancel,
+        };
+        let out = zipping.run(&|_, _, _| {}).await.unwrap();
+        let listed = std::process::Command::new("7z")
+            .args(["l", "-slt", "-spd", "--"])
+            .arg(out.join("a.zip"))
+            .output()
+            .expect("7z is needed: apt-get install p7zip-full (scripts/test installs it)");
+        let listing = String::from_utf8_lossy(&listed.stdout);
+        let names: Vec<&str> = listing.lines().filter_map(|l| l.strip_prefix("Path = ")).skip(1).collect();
+        assert_eq!(names, ["*"], "{listing}");
     }
 
     #[test]
