@@ -4,7 +4,7 @@
 //! capacity counted in entries and the cache empty at the start. Prints Markdown tables.
 //!
 //! ```text
-//! cargo run --release -p mltb-cache --example trace_replay [-- [--runs N] [--seeds N] [--ours-only] [TRACE...]]
+//! cargo run --release -p mltb-cache --example trace_replay [-- [--runs N] [--seeds N] [--ours-only | --shares] [TRACE...]]
 //! ```
 //!
 //! moka applies its policy in batches, when its pending maintenance runs, so its hit ratio
@@ -22,6 +22,10 @@
 //! `--ours-only` skips the anchors (to compare our columns before and after a change) and
 //! scores the seeds' medians against the best anchors recorded in `docs/benchmarks.md`
 //! (`MEASURED` in `tests/support/traces.rs`): rows met, and the sum of the gaps.
+//! `--shares` replays W-TinyLFU with its window fixed at each of [`FIXED_SHARES`]
+//! ([`Admission::TinyLfuFixedWindow`] and `window_share`), the median of the seeds each,
+//! beside the adaptive window, and says on which rows some fixed share reaches the
+//! recorded best anchor: how far the window's share alone can take each row.
 //!
 //! Traces: ARC paper (N. Megiddo and D. S. Modha, "ARC: A Self-Tuning, Low Overhead
 //! Replacement Cache", USENIX FAST 2003); LIRS paper; cache2k (© headissue GmbH, Jens
@@ -109,11 +113,12 @@ struct Args {
     runs: usize,
     seeds: usize,
     ours_only: bool,
+    shares: bool,
     traces: Vec<String>,
 }
 
 fn args() -> Result<Args, String> {
-    let mut out = Args { runs: 5, seeds: 5, ours_only: false, traces: Vec::new() };
+    let mut out = Args { runs: 5, seeds: 5, ours_only: false, shares: false, traces: Vec::new() };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -132,11 +137,12 @@ fn args() -> Result<Args, String> {
                 }
             }
             "--ours-only" => out.ours_only = true,
+            "--shares" => out.shares = true,
             t if TRACES.iter().any(|f| f.name == t) => out.traces.push(a),
             other => {
                 let names: Vec<&str> = TRACES.iter().map(|t| t.name).collect();
                 return Err(format!(
-                    "unknown argument {other:?}; expected --runs N, --seeds N, --ours-only or a trace: {}",
+                    "unknown argument {other:?}; expected --runs N, --seeds N, --ours-only, --shares or a trace: {}",
                     names.join(", ")
                 ));
             }
@@ -194,11 +200,107 @@ fn listed(what: &str, items: &[String]) -> String {
     if items.is_empty() { ".".to_string() } else { format!("; {what} {}.", items.join(", ")) }
 }
 
+/// The window shares `--shares` fixes, as fractions of the budget: the simulations' six
+/// and two between them.
+const FIXED_SHARES: [f64; 8] = [0.0, 0.01, 0.03, 0.1, 0.25, 0.5, 0.75, 1.0];
+
+/// Hit ratio of our W-TinyLFU with its window fixed at `share`, sketch seed `seed`.
+fn replay_fixed_share(keys: &[u64], capacity: usize, share: f64, seed: Option<u64>) -> f64 {
+    let mut b = mltb_cache::MemoryCache::builder_with_weigher(|_: &u64, _: &()| 1)
+        .max_bytes(capacity)
+        .shards(1)
+        .admission(Admission::TinyLfuFixedWindow)
+        .window_share(share)
+        .expected_entries(capacity);
+    if let Some(seed) = seed {
+        b = b.sketch_seed(seed);
+    }
+    let cache = b.build().unwrap_or_else(|e| panic!("{e}"));
+    replay(keys, |k| {
+        if cache.get(&k).is_some() {
+            true
+        } else {
+            let _ = cache.insert(k, ());
+            false
+        }
+    })
+}
+
+/// `--shares`: every fixed share beside the adaptive window, each the median of the seeds.
+fn shares_table(args: &Args) {
+    let shares: Vec<String> = FIXED_SHARES.iter().map(|s| format!("{}%", s * 100.0)).collect();
+    println!(
+        "| trace | capacity | adaptive | {} | best fixed | recorded best anchor | best fixed − best anchor | adaptive − best fixed |",
+        shares.iter().map(|s| format!("fixed {s}")).collect::<Vec<_>>().join(" | ")
+    );
+    println!("|---|---:|---:|{}---:|---:|---:|---:|", "---:|".repeat(FIXED_SHARES.len()));
+    let (mut rows, mut reachable, mut adaptive_met) = (0, 0, 0);
+    let mut unreachable = Vec::new();
+    for t in TRACES {
+        if !args.traces.is_empty() && !args.traces.iter().any(|w| w == t.name) {
+            continue;
+        }
+        let keys = load(t).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1);
+        });
+        for r in REFERENCE.iter().filter(|r| r.trace == t.name) {
+            let seeds = sketch_seeds(args.seeds);
+            let median_of =
+                |f: &dyn Fn(Option<u64>) -> f64| Spread::of(seeds.iter().map(|&s| f(s)).collect()).median;
+            let adaptive = median_of(&|seed| replay_ours_seeded(&keys, r.capacity, Admission::TinyLfu, seed));
+            let fixed: Vec<f64> = FIXED_SHARES
+                .iter()
+                .map(|&share| median_of(&|seed| replay_fixed_share(&keys, r.capacity, share, seed)))
+                .collect();
+            let (at, best_fixed) =
+                fixed.iter().copied().enumerate().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap_or((0, 0.0));
+            let (anchor, gap) = match measured(r.trace, r.capacity) {
+                Some(m) => {
+                    rows += 1;
+                    if meets(best_fixed, m.best_anchor) {
+                        reachable += 1;
+                    } else {
+                        unreachable.push(format!(
+                            "{} {} ({:+.2} pp)",
+                            r.trace,
+                            r.capacity,
+                            best_fixed - m.best_anchor
+                        ));
+                    }
+                    adaptive_met += usize::from(meets(adaptive, m.best_anchor));
+                    (format!("{:.2}%", m.best_anchor), format!("{:+.2} pp", best_fixed - m.best_anchor))
+                }
+                None => ("—".to_string(), "—".to_string()),
+            };
+            println!(
+                "| {} | {} | {adaptive:.2}% | {} | {best_fixed:.2}% ({}) | {anchor} | {gap} | {:+.2} pp |",
+                r.trace,
+                r.capacity,
+                fixed.iter().map(|f| format!("{f:.2}%")).collect::<Vec<_>>().join(" | "),
+                shares[at],
+                adaptive - best_fixed,
+            );
+        }
+    }
+    println!();
+    println!(
+        "- some fixed share (median of {} sketch seeds) ≥ recorded best anchor − 0.5 pp on {reachable} of {rows} rows{}",
+        args.seeds,
+        listed("no share reaches it on", &unreachable)
+    );
+    println!("- the adaptive window does on {adaptive_met} of {rows} rows.");
+}
+
 fn main() {
     let args = args().unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2);
     });
+    if args.shares {
+        shares_table(&args);
+        return;
+    }
     let pct = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.2}%"));
     if args.ours_only {
         println!(

@@ -15,7 +15,7 @@ use crate::{Clock, MonotonicClock};
 use super::lru_store::LruStore;
 use super::shard::{Shard, Store};
 use super::tally::Tally;
-use super::tinylfu::{DEFAULT_SKETCH_SEED, TinyLfuStore};
+use super::tinylfu::{DEFAULT_SKETCH_SEED, FIXED_WINDOW, TinyLfuStore};
 use super::window::{BUCKETS, HitWindow};
 use super::{Inner, MemoryCache, Padded};
 
@@ -46,7 +46,9 @@ pub enum Admission {
     /// shard's keys, and the shard takes the window of whichever has been hitting most
     /// (about 90 – 260 KiB a shard, measured).
     TinyLfu,
-    /// W-TinyLFU with the window fixed at 1% of the budget (no simulations).
+    /// W-TinyLFU with the window fixed at a share of the budget, 1 % unless
+    /// [`window_share`](MemoryCacheBuilder::window_share) gives another: no simulations, so
+    /// a hit costs less, and the share is yours to choose for the workload.
     TinyLfuFixedWindow,
 }
 
@@ -62,6 +64,7 @@ pub struct MemoryCacheBuilder<K, V> {
     expected_entries: Option<usize>,
     stats_window: Option<Duration>,
     sketch_seed: u64,
+    window_share: Option<f64>,
 }
 
 impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
@@ -75,6 +78,7 @@ impl<K, V> fmt::Debug for MemoryCacheBuilder<K, V> {
             .field("expected_entries", &self.expected_entries)
             .field("stats_window", &self.stats_window)
             .field("sketch_seed", &self.sketch_seed)
+            .field("window_share", &self.window_share)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +105,7 @@ where
             expected_entries: None,
             stats_window: None,
             sketch_seed: DEFAULT_SKETCH_SEED,
+            window_share: None,
         }
     }
 
@@ -209,6 +214,36 @@ where
         self
     }
 
+    /// The window's share of the budget under [`Admission::TinyLfuFixedWindow`], from 0
+    /// (TinyLFU with no window: every newcomer meets the frequency filter at once) to 1
+    /// (plain LRU: every newcomer is admitted); default 0.01. A larger window suits
+    /// workloads where recent keys come back soon, a smaller one workloads with a stable
+    /// popular set under scans. [`Admission::TinyLfu`] chooses the share itself, so
+    /// [`build`](Self::build) refuses this setting with any other admission, as it does a
+    /// share outside 0 – 1.
+    ///
+    /// ```
+    /// use mltb_cache::{Admission, ErrorKind, MemoryCache};
+    ///
+    /// let cache = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+    ///     .max_bytes(1_000)
+    ///     .admission(Admission::TinyLfuFixedWindow)
+    ///     .window_share(0.25)
+    ///     .build()?;
+    /// cache.insert(1, 1)?;
+    /// let err = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+    ///     .admission(Admission::TinyLfu)
+    ///     .window_share(0.25)
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(matches!(err.kind(), ErrorKind::InvalidConfig { setting: "window_share", .. }));
+    /// # Ok::<(), mltb_cache::Error>(())
+    /// ```
+    pub fn window_share(mut self, share: f64) -> Self {
+        self.window_share = Some(share);
+        self
+    }
+
     /// Counts reads over a sliding window of the cache's clock, reported in
     /// [`Stats::window`](crate::Stats::window): the hit ratio of the last `window` (and at
     /// most a tenth more), counted in ten buckets per shard. At least a millisecond.
@@ -249,6 +284,22 @@ where
                 ),
             ));
         }
+        if let Some(share) = self.window_share {
+            if !(0.0..=1.0).contains(&share) {
+                return Err(Error::config("window_share", share, "a share of the budget from 0 to 1"));
+            }
+            if self.admission != Admission::TinyLfuFixedWindow {
+                return Err(Error::config(
+                    "window_share",
+                    share,
+                    format!(
+                        "no window share with admission {:?}: only Admission::TinyLfuFixedWindow takes one \
+                         (Admission::TinyLfu chooses its own)",
+                        self.admission
+                    ),
+                ));
+            }
+        }
         if let Some(window) = self.stats_window.filter(|w| *w < MIN_STATS_WINDOW) {
             return Err(Error::config(
                 "stats_window",
@@ -274,10 +325,12 @@ where
                 let store = match self.admission {
                     Admission::Lru => Store::Lru(LruStore::new(shard_budget, hasher.clone())),
                     Admission::TinyLfu | Admission::TinyLfuFixedWindow => {
+                        let fixed_share = (self.admission == Admission::TinyLfuFixedWindow)
+                            .then(|| self.window_share.unwrap_or(FIXED_WINDOW));
                         Store::TinyLfu(Box::new(TinyLfuStore::new(
                             shard_budget,
                             per_shard_entries,
-                            self.admission == Admission::TinyLfu,
+                            fixed_share,
                             hasher.clone(),
                             self.sketch_seed,
                         )))

@@ -134,8 +134,8 @@ impl WindowSims {
             .iter()
             .enumerate()
             .map(|(i, &share)| {
-                let mut cache = TinyLfuStore::new(budget, None, false, self.hasher.clone(), self.sketch_seed);
-                cache.set_window((share * budget as f64) as usize);
+                let mut cache =
+                    TinyLfuStore::new(budget, None, Some(share), self.hasher.clone(), self.sketch_seed);
                 if i > 0 {
                     cache.stop_counting();
                 }

@@ -109,6 +109,23 @@ fn config_errors_name_the_setting() {
     assert!(e.to_string().contains("expected_entries") && e.to_string().contains("1000"), "{e}");
     assert!(tiny().expected_entries(1_001).build().is_err());
     assert!(tiny().expected_entries(1_000).build().is_ok());
+    // A window share outside 0 – 1, or given to an admission that has no fixed window.
+    let fixed = || tiny().admission(Admission::TinyLfuFixedWindow);
+    for bad in [f64::NAN, -0.5, 1.5, f64::INFINITY] {
+        let e = fixed().window_share(bad).build().unwrap_err();
+        assert!(
+            e.to_string().contains("window_share") && e.to_string().contains("from 0 to 1"),
+            "{bad}: {e}"
+        );
+    }
+    for admission in [Admission::Lru, Admission::TinyLfu] {
+        let e = tiny().admission(admission).window_share(0.5).build().unwrap_err();
+        assert!(
+            e.to_string().contains("window_share") && e.to_string().contains("TinyLfuFixedWindow"),
+            "{e}"
+        );
+    }
+    assert!(fixed().window_share(0.0).build().is_ok() && fixed().window_share(1.0).build().is_ok());
     let c = MemoryCache::<u32, u32>::new();
     assert_eq!(c.max_bytes(), DEFAULT_MAX_BYTES);
     assert!(c.shard_count() >= 1);
@@ -247,6 +264,59 @@ fn tinylfu_keeps_a_hot_set_through_a_scan() {
     assert_eq!(survivors(&lru), 0);
     assert!(survivors(&tiny) >= 45, "{}", survivors(&tiny));
     assert!(tiny.weighted_size() <= 100);
+}
+
+/// A cache of 100 unit entries in one shard, W-TinyLFU with the window fixed at `share`.
+fn fixed_window_cache(share: f64) -> MemoryCache<u32, u32> {
+    MemoryCache::builder_with_weigher(|_, _| 1)
+        .max_bytes(100)
+        .shards(1)
+        .admission(Admission::TinyLfuFixedWindow)
+        .window_share(share)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_fixed_window_share_of_one_is_plain_lru_and_of_zero_filters_every_newcomer() {
+    // Skewed reads, each miss inserted: the whole-window cache hits exactly as LRU,
+    // read for read, and ends holding the same keys.
+    let lru = unit_cache(100, 1);
+    let whole = fixed_window_cache(1.0);
+    let mut x = 99_u64;
+    for i in 0..20_000 {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let key = (((x >> 33) % 400) * ((x >> 13) % 400) / 400) as u32;
+        let (a, b) = (lru.get(&key), whole.get(&key));
+        assert_eq!(a, b, "read {i} of key {key}");
+        if a.is_none() {
+            lru.insert(key, key).unwrap();
+            whole.insert(key, key).unwrap();
+        }
+    }
+    assert_eq!(lru.stats().hits, whole.stats().hits);
+    assert!((0..400).all(|k| lru.contains_key(&k) == whole.contains_key(&k)));
+    // A hot set read between one-off scans: with no window, no scan key gets past the
+    // filter; with the whole budget as window, each scan flushes the hot keys.
+    let none = fixed_window_cache(0.0);
+    for c in [&none, &whole] {
+        for round in 0..20_u32 {
+            for k in 0..50 {
+                if c.get(&k).is_none() {
+                    c.insert(k, k).unwrap();
+                }
+            }
+            for k in 0..100 {
+                let cold = 1_000 + round * 100 + k;
+                if c.get(&cold).is_none() {
+                    c.insert(cold, cold).unwrap();
+                }
+            }
+        }
+    }
+    let hot = |c: &MemoryCache<u32, u32>| (0..50).filter(|k| c.contains_key(k)).count();
+    assert_eq!(hot(&none), 50, "no window: the hot set stays");
+    assert_eq!(hot(&whole), 0, "the whole budget as window: the last scan flushed it");
 }
 
 #[derive(Debug, Clone)]

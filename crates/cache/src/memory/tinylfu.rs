@@ -37,8 +37,9 @@ pub(crate) const DEFAULT_SKETCH_SEED: u64 = 0x51_7cc1_b727_220a;
 
 /// Share of main space given to the protected segment.
 const PROTECTED_SHARE: f64 = 0.8;
-/// Share of the budget given to the window when it is fixed.
-const FIXED_WINDOW: f64 = 0.01;
+/// Share of the budget given to the window when it is fixed and no share is given
+/// (Caffeine's initial 1 %).
+pub(crate) const FIXED_WINDOW: f64 = 0.01;
 /// A candidate seen this often is warm (Caffeine's hash-flooding threshold).
 const WARM: u8 = 6;
 
@@ -203,19 +204,24 @@ impl<K: Hash, V> Lists<'_, K, V> {
 impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// `expected_entries`: a sizing hint for the sketch; without one it grows with the
     /// number of entries held.
+    /// `fixed_share`: the window's share of the budget (0 – 1), fixed; `None` lets
+    /// simulations choose it.
     /// `hasher`: the cache's, which gives the hash [`get`](Self::get) takes.
     /// `sketch_seed`: the seed of the sketch's own hash.
     pub(crate) fn new(
         budget: usize,
         expected_entries: Option<usize>,
-        adaptive: bool,
+        fixed_share: Option<f64>,
         hasher: hashbrown::DefaultHashBuilder,
         sketch_seed: u64,
     ) -> Self {
-        let sims = adaptive.then(|| Box::new(WindowSims::new(budget, sketch_seed)));
-        let window = match &sims {
-            Some(sims) => sims.initial_window(),
-            None => (budget as f64 * FIXED_WINDOW) as usize,
+        let (sims, window) = match fixed_share {
+            Some(share) => (None, (budget as f64 * share) as usize),
+            None => {
+                let sims = WindowSims::new(budget, sketch_seed);
+                let window = sims.initial_window();
+                (Some(Box::new(sims)), window)
+            }
         };
         let mut policy = Policy {
             budget,
@@ -235,11 +241,6 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             entries: Arena::with_policy(hasher, policy),
             grow_sketch: expected_entries.is_none(),
         }
-    }
-
-    /// Fixes the window at `window` weight units (the simulations' stores).
-    pub(crate) fn set_window(&mut self, window: usize) {
-        self.entries.policy().set_window(window);
     }
 
     /// The frequency sketch, to lend to a store that does not count
@@ -560,7 +561,7 @@ mod tests {
 
     fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
         let hasher = hashbrown::DefaultHashBuilder::default();
-        let mut s = TinyLfuStore::new(16, Some(16), false, hasher.clone(), DEFAULT_SKETCH_SEED);
+        let mut s = TinyLfuStore::new(16, Some(16), Some(FIXED_WINDOW), hasher.clone(), DEFAULT_SKETCH_SEED);
         let clock = FakeClock::new();
         let mut c = Counters::default();
         for k in 0..n {
@@ -575,7 +576,7 @@ mod tests {
         let hasher = hashbrown::DefaultHashBuilder::default();
         let clock = FakeClock::new();
         let mut c = Counters::default();
-        let mut s = TinyLfuStore::<u64, ()>::new(100, None, true, hasher.clone(), DEFAULT_SKETCH_SEED);
+        let mut s = TinyLfuStore::<u64, ()>::new(100, None, None, hasher.clone(), DEFAULT_SKETCH_SEED);
         let words = |s: &mut TinyLfuStore<u64, ()>| s.sketch_mut().words();
         assert_eq!(words(&mut s), 64);
         // Entries that weigh nothing: all 10,000 fit in a budget of 100 units, but the
@@ -640,7 +641,7 @@ mod tests {
     fn the_window_takes_the_simulated_share_whole_up_to_plain_lru_and_back() {
         let hasher = hashbrown::DefaultHashBuilder::default();
         let mut s: TinyLfuStore<u64, ()> =
-            TinyLfuStore::new(100, Some(100), false, hasher.clone(), DEFAULT_SKETCH_SEED);
+            TinyLfuStore::new(100, Some(100), Some(FIXED_WINDOW), hasher.clone(), DEFAULT_SKETCH_SEED);
         let clock = FakeClock::new();
         let now = Now::new(&clock);
         let mut c = Counters::default();
