@@ -5,6 +5,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The longest timeout an aria2 setting takes (a day): deadlines are the clock's time
+/// plus the timeout, which a `Duration::MAX` would overflow.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Settings for an [`Aria2Supervisor`](super::Aria2Supervisor) and the calls made to it.
 ///
 /// Built with [`Aria2Config::new`] and the setters; every setting has a default that suits
@@ -83,15 +87,17 @@ impl Aria2Config {
     }
 
     /// How long one RPC call may take before it fails with
-    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (default 10 s).
+    /// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (default 10 s; at most
+    /// [`MAX_TIMEOUT`], a longer one is taken as that).
     pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
-        self.rpc_timeout = timeout;
+        self.rpc_timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 
-    /// How long a freshly spawned `aria2c` may take to answer RPC (default 10 s).
+    /// How long a freshly spawned `aria2c` may take to answer RPC (default 10 s; at most
+    /// [`MAX_TIMEOUT`], a longer one is taken as that).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.connect_timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 
@@ -136,11 +142,11 @@ impl Aria2Config {
         self
     }
 
-    /// The restart backoff: from `min`, doubling to `max` (default 100 ms to 5 s). It goes
-    /// back to `min` once `aria2c` has run for a minute.
+    /// The restart backoff: from `min`, doubling to `max` (default 100 ms to 5 s; each at
+    /// most [`MAX_TIMEOUT`]). It goes back to `min` once `aria2c` has run for a minute.
     pub fn restart_backoff(mut self, min: Duration, max: Duration) -> Self {
-        self.backoff_min = min;
-        self.backoff_max = max.max(min);
+        self.backoff_min = min.min(MAX_TIMEOUT);
+        self.backoff_max = max.min(MAX_TIMEOUT).max(self.backoff_min);
         self
     }
 
@@ -160,5 +166,24 @@ impl Aria2Config {
     /// aria2's log file (warnings and errors).
     pub fn log_file(&self) -> PathBuf {
         self.state_dir.join("aria2.log")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_past_a_day_are_taken_as_a_day() {
+        let c = Aria2Config::new("/tmp/state")
+            .rpc_timeout(Duration::MAX)
+            .connect_timeout(Duration::MAX)
+            .restart_backoff(Duration::MAX, Duration::MAX);
+        assert_eq!((c.rpc_timeout, c.connect_timeout), (MAX_TIMEOUT, MAX_TIMEOUT));
+        assert_eq!((c.backoff_min, c.backoff_max), (MAX_TIMEOUT, MAX_TIMEOUT));
+        // The deadlines built from them fit the clock.
+        assert!(std::time::Instant::now().checked_add(c.rpc_timeout.saturating_mul(2)).is_some());
+        let c = Aria2Config::new("/tmp/state").rpc_timeout(Duration::from_secs(3));
+        assert_eq!(c.rpc_timeout, Duration::from_secs(3));
     }
 }

@@ -101,7 +101,7 @@ use std::time::{Duration, Instant};
 use mltb_balancer::{AnyStrategy, Backend, Balancer};
 use tokio::task::JoinHandle;
 
-pub use self::config::Aria2Config;
+pub use self::config::{Aria2Config, MAX_TIMEOUT};
 use self::options::{selection, task_options};
 use self::rpc::{Rpc, RpcError, Secret, random_hex};
 use self::status::Raw;
@@ -142,9 +142,10 @@ impl Aria2Endpoint {
         }
     }
 
-    /// How long one RPC call may take.
+    /// How long one RPC call may take (at most [`MAX_TIMEOUT`], a longer one is taken as
+    /// that).
     pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
-        self.rpc_timeout = timeout;
+        self.rpc_timeout = timeout.min(MAX_TIMEOUT);
         self
     }
 }

@@ -232,7 +232,7 @@ async fn watch_child(
                 () = tokio::time::sleep(backoff) => {}
                 _ = &mut stop => return,
             }
-            backoff = (backoff * 2).min(config.backoff_max);
+            backoff = backoff.saturating_mul(2).min(config.backoff_max);
             match spawn_ready(config, port, &secret).await {
                 Ok(child) => break child,
                 Err(e) => {

@@ -173,7 +173,8 @@ impl<B: Backend> Engine<B> {
             }
             let files = checked(files, open.choice.files.len())?;
             let sender = open.made.take().ok_or(ChoiceError::Closed)?;
-            let bytes = files.iter().map(|&i| open.choice.files[i as usize - 1].size).sum();
+            let bytes =
+                files.iter().map(|&i| open.choice.files[i as usize - 1].size).fold(0, u64::saturating_add);
             let chosen = Chosen { files: files.len(), bytes };
             sender.send(files).map_err(|_| ChoiceError::Closed)?;
             Ok(chosen)
@@ -236,7 +237,7 @@ pub(super) async fn wait<B: Backend>(
         }
     };
     let (made, chosen) = oneshot::channel();
-    let total = files.iter().map(|f| f.size).sum();
+    let total = files.iter().map(|f| f.size).fold(0, u64::saturating_add);
     let choice = Choice { task: task.id, name: status.name.clone().or_else(|| task.name.clone()), files };
     engine.with_live(task.id, |l| l.choice = Some(Open { key, choice, made: Some(made) }));
     // aria2 tells no total for a torrent paused before its start: the files' sizes do.

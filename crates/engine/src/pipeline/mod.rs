@@ -111,9 +111,11 @@ impl EngineConfig {
         self
     }
 
-    /// How often downloads are polled.
+    /// How often downloads are polled (default 1 s; from 1 ms to a day, a value outside
+    /// taken as the nearer end: a zero period cannot be ticked, and a deadline a
+    /// `Duration::MAX` away overflows the clock).
     pub fn poll_interval(mut self, every: Duration) -> Self {
-        self.poll_interval = every;
+        self.poll_interval = every.clamp(Duration::from_millis(1), Duration::from_secs(24 * 60 * 60));
         self
     }
 
@@ -725,4 +727,17 @@ fn lease_margin(lease: Duration) -> i64 {
 
 pub(crate) fn cancelled() -> crate::Error {
     ErrorKind::Cancelled.into()
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_interval_is_kept_between_a_millisecond_and_a_day() {
+        let at = |d| EngineConfig::new("/tmp/dl").poll_interval(d).poll_interval;
+        assert_eq!(at(Duration::ZERO), Duration::from_millis(1));
+        assert_eq!(at(Duration::MAX), Duration::from_secs(24 * 60 * 60));
+        assert_eq!(at(Duration::from_millis(250)), Duration::from_millis(250));
+    }
 }
