@@ -689,3 +689,58 @@ async fn aria2_ignores_a_pasv_address_and_stays_on_the_control_host() {
     let stats = proxy.stats();
     assert_eq!((stats.forwarded, stats.failed, stats.refused), (1, 1, 0), "{stats:?}");
 }
+
+/// Polls the downloader until the download completes or fails, for at most 30 s.
+async fn finished(
+    d: &mltb_engine::aria2::Aria2Downloader,
+    id: &mltb_engine::DownloadId,
+) -> mltb_engine::DownloadStatus {
+    use mltb_engine::{DownloadState, Downloader};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = d.status(id).await.unwrap_or_else(|e| panic!("status of {id}: {e}"));
+        if matches!(status.state, DownloadState::Complete | DownloadState::Failed) {
+            return status;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{id} did not finish: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_daemon_given_the_proxy_goes_through_it_per_download() {
+    use mltb_engine::aria2::{Aria2Downloader, Aria2Endpoint};
+    use mltb_engine::{DownloadRequest, DownloadSource, DownloadState, Downloader, UrlSource};
+
+    let trap = Trap::start().await;
+    let body = pattern(300_000);
+    let server = FileServer::builder()
+        .file("/ok.bin", body.clone())
+        .redirect("/hop.bin", format!("http://127.0.0.2:{}/x", trap.addr.port()))
+        .start()
+        .await
+        .unwrap();
+    let proxy = Arc::new(EgressProxy::start(allow_loopback_one()).await.unwrap());
+    // A daemon of the operator's own (`downloads.aria2_endpoints`), started with no proxy
+    // option: each download names the proxy itself.
+    let daemon = Aria2Daemon::start().await.expect("aria2c (apt-get install aria2)");
+    let endpoint = Aria2Endpoint::new("own", daemon.ws_url(), daemon.secret()).egress(Arc::clone(&proxy));
+    let d = Aria2Downloader::endpoints(vec![endpoint], "round_robin".parse().unwrap()).await.unwrap();
+    let source = |path: &str| DownloadSource::Url(UrlSource::new(server.url(path)));
+
+    let dir = tempfile::tempdir().unwrap();
+    let ok = d.start(&DownloadRequest::new(source("/ok.bin"), dir.path())).await.unwrap();
+    assert_eq!(finished(&d, &ok).await.state, DownloadState::Complete);
+    assert_eq!(std::fs::read(dir.path().join("ok.bin")).unwrap(), body);
+    assert_eq!(proxy.stats().forwarded, 1, "the download went through the proxy");
+
+    let hop_dir = tempfile::tempdir().unwrap();
+    let hop = d.start(&DownloadRequest::new(source("/hop.bin"), hop_dir.path())).await.unwrap();
+    let status = finished(&d, &hop).await;
+    assert_eq!(status.state, DownloadState::Failed, "{status:?}");
+    let error = status.error.expect("the refusal");
+    assert!(matches!(error.kind(), ErrorKind::Refused { .. }), "{error:?}");
+    assert!(error.to_string().contains("127.0.0.2 is a loopback address"), "{error}");
+    assert_eq!(trap.hits(), 0, "the redirect to 127.0.0.2 was not followed");
+    assert!(server.requests_for("/hop.bin") >= 1, "the first hop was fetched (aria2 tries it again)");
+}

@@ -119,6 +119,7 @@ pub struct Aria2Endpoint {
     url: String,
     secret: Secret,
     rpc_timeout: Duration,
+    egress: Option<Arc<EgressProxy>>,
 }
 
 impl fmt::Debug for Aria2Endpoint {
@@ -139,7 +140,19 @@ impl Aria2Endpoint {
             url: url.into(),
             secret: Secret::new(secret),
             rpc_timeout: Duration::from_secs(10),
+            egress: None,
         }
+    }
+
+    /// Sends the daemon's HTTP, HTTPS and FTP downloads through the engine's egress
+    /// proxy, which judges every connection (redirects and DNS answers included) by its
+    /// policy: each download is added with the proxy options
+    /// ([`EgressProxy::aria2_download_options`]) and tagged, so that one the proxy refused
+    /// fails with the refusal. The daemon must reach the proxy's address, a loopback one:
+    /// a daemon on this host. Without it, links are checked only when submitted.
+    pub fn egress(mut self, proxy: Arc<EgressProxy>) -> Self {
+        self.egress = Some(proxy);
+        self
     }
 
     /// How long one RPC call may take (at most [`MAX_TIMEOUT`], a longer one is taken as
@@ -160,9 +173,6 @@ struct Inner {
     nodes: Vec<Node>,
     balancer: Option<Balancer<AnyStrategy>>,
     tracked: Mutex<Book>,
-    /// The egress proxy the supervised aria2c goes through: downloads are tagged with
-    /// their GID, and a failed one the proxy refused fails with the refusal.
-    egress: Option<Arc<EgressProxy>>,
 }
 
 /// The downloads the downloader remembers: all unfinished ones, and the last
@@ -202,6 +212,12 @@ struct Node {
     name: String,
     rpc: Rpc,
     supervisor: Option<Aria2Supervisor>,
+    /// The egress proxy the daemon goes through: its downloads are tagged with their GID,
+    /// and a failed one the proxy refused fails with the refusal.
+    egress: Option<Arc<EgressProxy>>,
+    /// Whether each download names the proxy itself (a configured daemon); a supervised
+    /// `aria2c` was started with it.
+    proxy_per_download: bool,
 }
 
 /// What the downloader remembers of a download it started or resumed.
@@ -234,14 +250,15 @@ impl Aria2Downloader {
 
     /// Downloads through an already started supervisor. Ids are plain GIDs.
     pub fn new(supervisor: Aria2Supervisor) -> Self {
-        let egress = supervisor.egress();
-        let node = Node { name: "aria2".into(), rpc: supervisor.rpc().clone(), supervisor: Some(supervisor) };
-        let inner = Arc::new(Inner {
-            nodes: vec![node],
-            balancer: None,
-            tracked: Mutex::new(Book::default()),
-            egress,
-        });
+        let node = Node {
+            name: "aria2".into(),
+            rpc: supervisor.rpc().clone(),
+            egress: supervisor.egress(),
+            proxy_per_download: false,
+            supervisor: Some(supervisor),
+        };
+        let inner =
+            Arc::new(Inner { nodes: vec![node], balancer: None, tracked: Mutex::new(Book::default()) });
         let reattach = reattach_tasks(&inner);
         Self { inner, reattach }
     }
@@ -265,17 +282,13 @@ impl Aria2Downloader {
                 ));
             }
             let rpc = Rpc::connect(&e.url, &e.secret, e.rpc_timeout, Duration::from_secs(10)).await?;
-            nodes.push(Node { name: e.name, rpc, supervisor: None });
+            let proxy_per_download = e.egress.is_some();
+            nodes.push(Node { name: e.name, rpc, supervisor: None, egress: e.egress, proxy_per_download });
         }
         let backends = nodes.iter().map(|n| Backend::new(n.name.clone(), n.rpc.url().to_string()));
         let balancer = Balancer::new(strategy, backends)
             .map_err(|e| config_error("aria2 balancer", e.to_string(), "a valid balancer"))?;
-        let inner = Arc::new(Inner {
-            nodes,
-            balancer: Some(balancer),
-            tracked: Mutex::new(Book::default()),
-            egress: None,
-        });
+        let inner = Arc::new(Inner { nodes, balancer: Some(balancer), tracked: Mutex::new(Book::default()) });
         Ok(Self { inner, reattach: Vec::new() })
     }
 
@@ -352,7 +365,7 @@ fn reattach_tasks(inner: &Arc<Inner>) -> Vec<JoinHandle<()>> {
 
 impl Inner {
     fn empty() -> Self {
-        Self { nodes: Vec::new(), balancer: None, tracked: Mutex::new(Book::default()), egress: None }
+        Self { nodes: Vec::new(), balancer: None, tracked: Mutex::new(Book::default()) }
     }
 
     fn book(&self) -> std::sync::MutexGuard<'_, Book> {
@@ -454,10 +467,11 @@ impl Inner {
     /// Adds `request` on daemon `node` as `gid`, continuing any partial data.
     async fn add_on(&self, node: usize, request: &DownloadRequest, gid: &str) -> Result<()> {
         self.alive(node)?;
-        let rpc = &self.nodes[node].rpc;
+        let Node { rpc, egress, proxy_per_download, .. } = &self.nodes[node];
         let mut options = task_options(request, gid)?;
-        if self.egress.is_some() {
-            for (key, value) in EgressProxy::aria2_tag_options(gid) {
+        if let Some(proxy) = egress {
+            let through = if *proxy_per_download { proxy.aria2_download_options() } else { Vec::new() };
+            for (key, value) in through.into_iter().chain(EgressProxy::aria2_tag_options(gid)) {
                 options.extra_options.insert(key.into(), serde_json::Value::String(value));
             }
         }
@@ -514,7 +528,7 @@ impl Inner {
         });
         let mut status = raw.to_status(followed_by);
         if status.state == DownloadState::Failed
-            && let Some(refusal) = self.egress.as_ref().and_then(|p| p.last_refusal_for(gid))
+            && let Some(refusal) = self.nodes[node].egress.as_ref().and_then(|p| p.last_refusal_for(gid))
         {
             status.error = Some(refusal.to_error());
         }

@@ -260,14 +260,20 @@ impl EgressProxy {
     /// default method (`get`) an FTP download would be sent as `GET ftp://…`, which this
     /// proxy does not forward; tunnels carry FTP's control and data connections both.
     pub fn aria2_options(&self) -> Vec<String> {
+        self.aria2_download_options().into_iter().map(|(key, value)| format!("--{key}={value}")).collect()
+    }
+
+    /// [`aria2_options`](Self::aria2_options) as per-download options (`addUri`'s
+    /// options object), for an aria2 daemon started without them.
+    pub fn aria2_download_options(&self) -> Vec<(&'static str, String)> {
         let url = self.url();
         vec![
-            format!("--all-proxy={url}"),
-            format!("--http-proxy={url}"),
-            format!("--https-proxy={url}"),
-            format!("--ftp-proxy={url}"),
-            "--no-proxy=".to_string(),
-            "--proxy-method=tunnel".to_string(),
+            ("all-proxy", url.clone()),
+            ("http-proxy", url.clone()),
+            ("https-proxy", url.clone()),
+            ("ftp-proxy", url),
+            ("no-proxy", String::new()),
+            ("proxy-method", "tunnel".to_string()),
         ]
     }
 
