@@ -33,6 +33,8 @@ use crate::{Error, ErrorKind, Result};
 pub(crate) const OUT_DIR: &str = ".mltb-out";
 /// The directory a stage works in; removed when a stage starts over.
 const STAGE_DIR: &str = ".mltb-stage";
+/// How often a running 7-Zip step checks the disk's free space against the reserve.
+const DISK_WATCH: std::time::Duration = std::time::Duration::from_millis(100);
 /// Prefix of the engine's own entries in a task's directory; never uploaded.
 pub(crate) const RESERVED_PREFIX: &str = ".mltb-";
 
@@ -345,6 +347,27 @@ impl Stage<'_> {
         Ok(())
     }
 
+    /// Whether the disk's free space is under the reserve.
+    fn below_reserve(&self) -> bool {
+        crate::pipeline::free_disk(self.dir).is_some_and(|free| free < self.reserve)
+    }
+
+    /// A step that took the disk below the reserve (7-Zip is killed with its future):
+    /// its partial output is removed, and the error says why.
+    async fn out_of_room(&self, what: &str) -> Error {
+        let stage = self.dir.join(STAGE_DIR);
+        if let Err(e) = remove_all(&stage).await {
+            tracing::warn!(error = %e, "could not remove a stage that filled the disk");
+        }
+        ErrorKind::DiskFull {
+            what: format!(
+                "{what} took the disk's free space below the {} byte reserve: the archive unpacks to more than it lists",
+                self.reserve
+            ),
+        }
+        .into()
+    }
+
     /// The unpacked size 7-Zip lists for `archive`.
     async fn listed_size(&self, archive: &Path, pack: &Pack) -> Result<u64> {
         let what =
@@ -450,10 +473,38 @@ impl Stage<'_> {
             }
             child.wait().await
         };
-        let status = tokio::select! {
-            status = read => status.map_err(|e| Error::from(ErrorKind::Archive { what: what.to_string(), reason: e.to_string() }))?,
-            () = self.cancel.cancelled() => return Err(ErrorKind::Cancelled.into()),
+        // A step that writes (it reports progress) is watched: an archive may unpack to
+        // far more than it lists (a `.gz` states its size in a trailer anyone can forge, a
+        // `.bz2` states none), so the space check before it is not enough.
+        let watch = async {
+            if report.is_none() || self.reserve == 0 {
+                return std::future::pending().await;
+            }
+            let mut tick = tokio::time::interval(DISK_WATCH);
+            loop {
+                tick.tick().await;
+                if self.below_reserve() {
+                    return;
+                }
+            }
         };
+        let status = tokio::select! {
+            status = read => Some(status),
+            () = self.cancel.cancelled() => return Err(ErrorKind::Cancelled.into()),
+            () = watch => None,
+        };
+        let status = match status {
+            Some(status) => status.map_err(|e| {
+                Error::from(ErrorKind::Archive { what: what.to_string(), reason: e.to_string() })
+            })?,
+            None => {
+                let _ = child.kill().await;
+                return Err(self.out_of_room(what).await);
+            }
+        };
+        if report.is_some() && self.reserve > 0 && self.below_reserve() {
+            return Err(self.out_of_room(what).await);
+        }
         let errors = errors.await.unwrap_or_default();
         let output = String::from_utf8_lossy(&output).into_owned();
         if status.success() {
@@ -761,6 +812,38 @@ mod tests {
         let listing = String::from_utf8_lossy(&listed.stdout);
         let names: Vec<&str> = listing.lines().filter_map(|l| l.strip_prefix("Path = ")).skip(1).collect();
         assert_eq!(names, ["*"], "{listing}");
+    }
+
+    #[tokio::test]
+    async fn an_archive_that_unpacks_to_more_than_it_lists_stops_at_the_reserve() {
+        // A `.gz` of 6 MiB of zeros whose trailer says it holds 1 byte, on a disk of 8 MiB
+        // with 4 MiB reserved: the listing passes the space check, the unpacking does not.
+        let disk = mltb_testkit::SmallDisk::mount("8m");
+        let dir = disk.path().join("task");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("bomb.bin"), vec![0_u8; 6 << 20]).unwrap();
+        let zipped = std::process::Command::new("gzip")
+            .args(["-n", "bomb.bin"])
+            .current_dir(&dir)
+            .status()
+            .expect("gzip is needed: apt-get install gzip");
+        assert!(zipped.success());
+        let gz = dir.join("bomb.bin.gz");
+        let mut bytes = std::fs::read(&gz).unwrap();
+        let at = bytes.len() - 4;
+        bytes[at..].copy_from_slice(&1_u32.to_le_bytes());
+        std::fs::write(&gz, &bytes).unwrap();
+
+        let (cancel, pack) = (CancellationToken::new(), Pack::default());
+        let seven = PathBuf::from("7z");
+        let reserve = 4 << 20;
+        let step = Stage { reserve, ..stage(&seven, &dir, &cancel, &pack) };
+        let e = step.run(&|_, _, _| {}).await.unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::DiskFull { .. }), "{e:?}");
+        assert!(e.to_string().contains("unpacks to more than it lists"), "{e}");
+        assert!(!dir.join(STAGE_DIR).exists(), "the partial output is gone");
+        let free = crate::pipeline::free_disk(&dir).unwrap();
+        assert!(free >= reserve, "{free} bytes free, under the {reserve} byte reserve");
     }
 
     #[test]
