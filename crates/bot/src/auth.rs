@@ -75,21 +75,34 @@ impl<B: Backend> Auth<B> {
         self.owner
     }
 
+    /// Whether `user` is a sudo user: named in the config's `auth.sudo_users`, or sudo in
+    /// the store. Only the owner may change such a user's standing.
+    pub async fn is_sudo(&self, user: i64) -> mltb_store::Result<bool> {
+        if self.sudo.contains(&user) {
+            return Ok(true);
+        }
+        Ok(matches!(self.store.role(user).await?, Some(Role::Owner | Role::Sudo)))
+    }
+
     /// The standing of `user` writing in `chat`.
     pub async fn access(&self, user: i64, chat: i64) -> mltb_store::Result<Access> {
         if user == self.owner {
             return Ok(Access::Owner);
         }
-        match self.store.role(user).await? {
+        let role = self.store.role(user).await?;
+        match role {
             Some(Role::Banned) => return Ok(Access::Banned),
             Some(Role::Owner | Role::Sudo) => return Ok(Access::Sudo),
-            Some(Role::Authorized) => return Ok(Access::Authorized),
             _ => {}
         }
+        // The config's sudo users stay sudo whatever lesser role the store holds.
         if self.sudo.contains(&user) {
             return Ok(Access::Sudo);
         }
-        if self.chats.contains(&chat) || self.store.is_chat_authorized(chat).await? {
+        if role == Some(Role::Authorized)
+            || self.chats.contains(&chat)
+            || self.store.is_chat_authorized(chat).await?
+        {
             return Ok(Access::Authorized);
         }
         Ok(Access::Guest)

@@ -347,6 +347,8 @@ async fn authorize<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String], grant:
         }
     } else if id == bot.inner.auth.owner() {
         return "The owner needs no authorization.".into();
+    } else if let Some(refusal) = sudo_target(bot, ctx, id, grant).await {
+        return refusal;
     } else if grant {
         store.set_role(ctx.user, id, Role::Authorized).await.map(|()| true)
     } else {
@@ -359,6 +361,21 @@ async fn authorize<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String], grant:
         (Ok(true), false) => format!("{what} {id} is no longer authorized."),
         (Ok(false), false) => format!("{what} {id} was not authorized."),
         (Err(e), _) => format!("⚠️ The change was not saved: {}", escape(&e.to_string())),
+    }
+}
+
+/// Why a sudo user may not `/auth` or `/unauth` user `id`, if they may not: `/auth` would
+/// demote a sudo user to authorized and `/unauth` remove them, and only the owner
+/// decides who is sudo (as with `/rmsudo`).
+async fn sudo_target<B: Backend>(bot: &Bot<B>, ctx: &Ctx, id: i64, grant: bool) -> Option<String> {
+    if ctx.access == Access::Owner {
+        return None;
+    }
+    let command = if grant { "auth" } else { "unauth" };
+    match bot.inner.auth.is_sudo(id).await {
+        Ok(false) => None,
+        Ok(true) => Some(format!("⛔ User {id} is a sudo user: only the owner may /{command} a sudo user.")),
+        Err(e) => Some(format!("⚠️ The change was not saved: {}", escape(&e.to_string()))),
     }
 }
 
