@@ -306,7 +306,7 @@ impl Default for InstanceSection {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CacheSection {
-    /// The in-memory cache's budget (default 4 MiB).
+    /// The in-memory cache's budget (default 4 MiB; at least 64 KiB).
     pub bytes: Size,
     /// How long a cached authorization lives (default 5 min).
     pub ttl: Span,
@@ -317,6 +317,10 @@ impl Default for CacheSection {
         Self { bytes: Size(4 << 20), ttl: Span(std::time::Duration::from_secs(300)) }
     }
 }
+
+/// The smallest `cache.bytes` accepted: the store's cache splits its budget into up to
+/// 64 shards, and each share must hold a few entries (64 bytes and up).
+pub const MIN_CACHE_BYTES: u64 = 64 << 10;
 
 /// `[downloads]`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -365,7 +369,8 @@ pub struct Aria2Endpoint {
     pub secret_env: Option<String>,
 }
 
-/// `[queue]`: how many tasks run at once (none of them set: no limit).
+/// `[queue]`: how many tasks run at once (none of them set: no limit; each one set: at
+/// least 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -747,6 +752,23 @@ impl Config {
         }
         if self.instance.lease.0 < std::time::Duration::from_secs(1) {
             bad("instance.lease", format!("expected at least 1s, got {:?}", self.instance.lease.0));
+        }
+        for (key, limit) in [
+            ("queue.all", self.queue.all),
+            ("queue.download", self.queue.download),
+            ("queue.upload", self.queue.upload),
+            ("queue.per_user", self.queue.per_user),
+        ] {
+            // No task would ever start under a limit of 0.
+            if limit == Some(0) {
+                bad(key, "expected at least 1, or leave it unset for no limit".into());
+            }
+        }
+        if self.cache.bytes.0 < MIN_CACHE_BYTES {
+            bad(
+                "cache.bytes",
+                format!("expected at least 64KiB ({MIN_CACHE_BYTES} bytes), got {}", self.cache.bytes.0),
+            );
         }
         if self.instance.most == 0 {
             bad("instance.most", "expected at least 1 task".into());

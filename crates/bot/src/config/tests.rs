@@ -125,6 +125,57 @@ fn bad_values_are_named_with_what_was_expected() {
 }
 
 #[test]
+fn a_queue_limit_of_zero_is_refused_naming_the_key() {
+    // A limit of 0 would keep every task waiting for good.
+    let e = problems("[queue]\nall = 0\ndownload = 0\nupload = 0\n", &env(&[("MLTB_QUEUE_PER_USER", "0")]));
+    for key in ["queue.all", "queue.download", "queue.upload", "queue.per_user"] {
+        assert!(
+            e.contains(&format!("{key}: expected at least 1, or leave it unset for no limit")),
+            "{key}: {e:?}"
+        );
+    }
+    let config = Config::from_toml("[queue]\nall = 1\nper_user = 1\n", &env(&[])).unwrap();
+    assert_eq!((config.queue.all, config.queue.download, config.queue.per_user), (Some(1), None, Some(1)));
+}
+
+#[test]
+fn a_cache_too_small_for_the_store_is_refused_naming_the_key() {
+    for bytes in ["0", "\"1KiB\"", "65535"] {
+        let e = problems(&format!("[cache]\nbytes = {bytes}\n"), &env(&[]));
+        assert!(
+            e.iter().any(|p| p.starts_with("cache.bytes: expected at least 64KiB (65536 bytes), got ")),
+            "{bytes}: {e:?}"
+        );
+    }
+    let e = problems("", &env(&[("MLTB_CACHE_BYTES", "0")]));
+    assert_eq!(e, ["cache.bytes: expected at least 64KiB (65536 bytes), got 0"]);
+    let config = Config::from_toml("[cache]\nbytes = \"64KiB\"\n", &env(&[])).unwrap();
+    assert_eq!(config.cache.bytes, Size(MIN_CACHE_BYTES));
+}
+
+/// The floor is one the store's cache takes, on any number of cores (up to 64 shards).
+#[tokio::test]
+async fn the_smallest_cache_accepted_opens_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mltb_store::StoreConfig::new().cache_bytes(usize::try_from(MIN_CACHE_BYTES).unwrap());
+    let store = mltb_store::SqliteStore::open_sqlite(dir.path().join("mltb.db"), config).await.unwrap();
+    store.set_role(1, 7, mltb_store::Role::Sudo).await.unwrap();
+    assert_eq!(store.role(7).await.unwrap(), Some(mltb_store::Role::Sudo));
+    assert_eq!(store.role(7).await.unwrap(), Some(mltb_store::Role::Sudo), "from the cache");
+}
+
+#[test]
+fn a_split_size_of_zero_is_refused_naming_the_key() {
+    for env in [env(&[]), env(&[("MLTB_TELEGRAM_LOCAL_API", "true")])] {
+        let e = problems("[leech]\nsplit_size = 0\n", &env);
+        assert!(
+            e.iter().any(|p| p.starts_with("leech.split_size: expected 1 byte to ") && p.ends_with("got 0")),
+            "{e:?}"
+        );
+    }
+}
+
+#[test]
 fn the_owner_is_required() {
     let e: Vec<String> = Config::from_toml("", &Env::from_pairs([("MLTB_BOT_TOKEN", TOKEN)]))
         .unwrap_err()
