@@ -193,7 +193,16 @@ pub async fn start_observed(config: Config, observer: Arc<dyn crate::Observer>) 
                 })?,
                 None => String::new(),
             };
-            endpoints.push(Aria2Endpoint::new(e.name.clone(), e.url.clone(), secret));
+            let endpoint = Aria2Endpoint::new(e.name.clone(), e.url.clone(), secret);
+            endpoints.push(if e.unguarded {
+                tracing::warn!(
+                    endpoint = %e.name,
+                    "aria2 endpoint without the egress proxy: its links are checked when submitted, not redirects or later DNS answers"
+                );
+                endpoint
+            } else {
+                endpoint.egress(proxy.clone())
+            });
         }
         let strategy = "round_robin".parse().map_err(|e| Error::Config(format!("aria2 balancer: {e}")))?;
         Aria2Downloader::endpoints(endpoints, strategy)

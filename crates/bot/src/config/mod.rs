@@ -367,6 +367,13 @@ pub struct Aria2Endpoint {
     pub url: String,
     /// The environment variable holding its RPC secret, if it has one.
     pub secret_env: Option<String>,
+    /// Lets the daemon download without the egress proxy (default `false`). Its downloads
+    /// otherwise go through the bot's proxy, which judges every connection, redirects
+    /// and DNS answers included, and which listens on a loopback address: only a daemon
+    /// on this host reaches it. With `true`, links are checked when submitted, but a
+    /// redirect or a later DNS answer may still lead the daemon to a private address.
+    #[serde(default)]
+    pub unguarded: bool,
 }
 
 /// `[queue]`: how many tasks run at once (none of them set: no limit; each one set: at
@@ -853,8 +860,22 @@ impl Config {
             {
                 bad(&key, format!("name: expected letters, digits, - or _, got {:?}", e.name));
             }
-            if url::Url::parse(&e.url).map_or(true, |u| !matches!(u.scheme(), "ws" | "wss")) {
-                bad(&key, format!("url: expected ws://host:port/jsonrpc, got {:?}", e.url));
+            match url::Url::parse(&e.url) {
+                Ok(u) if matches!(u.scheme(), "ws" | "wss") => {
+                    if !e.unguarded && !is_loopback_host(&u) {
+                        bad(
+                            &key,
+                            format!(
+                                "url: {:?} is not on this host, so its downloads cannot go through the egress \
+                                 proxy that checks redirects and DNS answers (it listens on a loopback address); \
+                                 run the daemon on this host, or set unguarded = true to have its links checked \
+                                 only when submitted",
+                                e.url
+                            ),
+                        );
+                    }
+                }
+                _ => bad(&key, format!("url: expected ws://host:port/jsonrpc, got {:?}", e.url)),
             }
         }
         if let Some(t) = &self.secrets.api_token
@@ -1005,3 +1026,13 @@ fn apply_env(table: &mut toml::Table, env: &Env, problems: &mut Vec<ConfigError>
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `url` names this host: `localhost` or a loopback address.
+fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

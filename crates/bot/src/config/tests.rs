@@ -139,6 +139,29 @@ fn a_queue_limit_of_zero_is_refused_naming_the_key() {
 }
 
 #[test]
+fn an_aria2_endpoint_off_this_host_must_be_declared_unguarded() {
+    let endpoint = |url: &str, extra: &str| {
+        format!("[downloads]\naria2_endpoints = [{{ name = \"a\", url = \"{url}\"{extra} }}]\n")
+    };
+    // Off this host: the egress proxy (on a loopback address) is out of its reach.
+    for url in ["ws://10.0.0.5:6800/jsonrpc", "wss://aria2.example:443/jsonrpc", "ws://127.example/jsonrpc"] {
+        let e = problems(&endpoint(url, ""), &env(&[]));
+        assert!(
+            e.iter()
+                .any(|p| p.starts_with("downloads.aria2_endpoints[0]: url: ")
+                    && p.contains("unguarded = true")),
+            "{url}: {e:?}"
+        );
+        let config = Config::from_toml(&endpoint(url, ", unguarded = true"), &env(&[])).unwrap();
+        assert!(config.downloads.aria2_endpoints[0].unguarded);
+    }
+    for url in ["ws://127.0.0.1:6800/jsonrpc", "ws://localhost:6800/jsonrpc", "ws://[::1]:6800/jsonrpc"] {
+        let config = Config::from_toml(&endpoint(url, ""), &env(&[])).unwrap();
+        assert!(!config.downloads.aria2_endpoints[0].unguarded, "{url}: guarded by default");
+    }
+}
+
+#[test]
 fn a_cache_too_small_for_the_store_is_refused_naming_the_key() {
     for bytes in ["0", "\"1KiB\"", "65535"] {
         let e = problems(&format!("[cache]\nbytes = {bytes}\n"), &env(&[]));
