@@ -39,7 +39,7 @@
 //! | route | access | answer |
 //! |---|---|---|
 //! | `GET /health` | open | 200 `{"status":"ok","uptime_seconds":…}` while the process runs |
-//! | `GET /ready` | open | 200 when every [`ReadyCheck`] passes, else 503; the body names each check and why it failed |
+//! | `GET /ready` | open | 200 when every [`ReadyCheck`] passes, else 503; the body names each check, and why it failed to a client with the token (checks run at most once a second) |
 //! | `GET /metrics` | open (or token, [`ApiConfig::protect_metrics`]) | OpenMetrics text; Prometheus text 0.0.4 when the `Accept` header names only `text/plain` |
 //! | `GET /api/v1/tasks[?finished=N]` | token | [`TaskList`] |
 //! | `GET /api/v1/tasks/{id}` | token | [`TaskInfo`], 404 if there is no such task |

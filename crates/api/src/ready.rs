@@ -1,4 +1,5 @@
-//! Readiness: [`ReadyCheck`]s the binary supplies, run together with a timeout each.
+//! Readiness: [`ReadyCheck`]s the binary supplies, run together with a timeout each, at
+//! most once a second however often `/ready` is asked.
 
 use std::fmt;
 use std::future::Future;
@@ -8,17 +9,30 @@ use std::time::{Duration, Instant};
 
 use mltb_store::{Backend, Store};
 use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::metrics::Metrics;
 
 /// Longest reason a failed check reports, in bytes (longer ones are cut).
 const MAX_REASON: usize = 300;
+
+/// How long `/ready` answers with the last run's outcome. The route is open and outside
+/// the rate limit, and a run asks the store, aria2 and Telegram: however many clients
+/// ask, the checks run at most once in this time.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
+
+/// A failed check's reason as a client without the token reads it: the check's own
+/// words may name files or endpoints, so they go to the log (and to the token's holder).
+pub(crate) const WITHHELD: &str = "failed; the reason is in the server's log";
 
 /// One part the process needs to do its work (the store, aria2, Telegram), asked
 /// whether it answers. `/ready` runs every check at once, each within the configured
 /// timeout, and answers 503 naming those that failed.
 ///
-/// `/ready` is not behind the token: a check's error text is shown to whoever asks, so
-/// it must not carry secrets (URLs with credentials, tokens). The ready-made checks and
-/// `mltb-telegram`'s errors are redacted already.
+/// `/ready` is not behind the token: whoever asks learns which checks failed, and
+/// whether they timed out, but a check's own error text is logged and shown only to a
+/// client with the API token. It still must not carry secrets (URLs with credentials,
+/// tokens); the ready-made checks and `mltb-telegram`'s errors are redacted already.
 ///
 /// ```
 /// use mltb_api::ReadyCheck;
@@ -146,27 +160,114 @@ pub struct Readiness {
     pub checks: Vec<CheckResult>,
 }
 
-/// Runs every check at once, each within `timeout`.
-pub(crate) async fn run(checks: &[Arc<dyn ReadyCheck>], timeout: Duration) -> Readiness {
+/// One run of the checks, as shown to a client with the token and to anyone else.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// Every failed check with its reason.
+    pub(crate) detailed: Readiness,
+    /// The same, with the reasons the checks gave replaced by [`WITHHELD`] (a timeout,
+    /// the API's own words, is told as it is).
+    pub(crate) open: Readiness,
+}
+
+/// Runs every check at once, each within `timeout`; logs the reason of each that fails.
+pub(crate) async fn run(checks: &[Arc<dyn ReadyCheck>], timeout: Duration) -> Report {
     let results = futures_util::future::join_all(checks.iter().map(|c| async move {
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(timeout, c.check()).await {
-            Ok(Ok(())) => None,
-            Ok(Err(reason)) => Some(cut(&reason)),
-            Err(_) => Some(format!("timed out after {timeout:?}")),
+        let (detailed, open) = match tokio::time::timeout(timeout, c.check()).await {
+            Ok(Ok(())) => (None, None),
+            Ok(Err(reason)) => (Some(cut(&reason)), Some(WITHHELD.to_owned())),
+            Err(_) => {
+                let reason = format!("timed out after {timeout:?}");
+                (Some(reason.clone()), Some(reason))
+            }
         };
-        if let Some(reason) = &outcome {
+        if let Some(reason) = &detailed {
             tracing::warn!(check = c.name(), reason = %reason, "readiness check failed");
         }
-        CheckResult {
+        let result = CheckResult {
             name: c.name().to_owned(),
-            ok: outcome.is_none(),
-            error: outcome,
+            ok: detailed.is_none(),
+            error: detailed,
             elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        }
+        };
+        let withheld = CheckResult { error: open, ..result.clone() };
+        (result, withheld)
     }))
     .await;
-    Readiness { ready: results.iter().all(|r| r.ok), checks: results }
+    let (detailed, open): (Vec<_>, Vec<_>) = results.into_iter().unzip();
+    let ready = detailed.iter().all(|r| r.ok);
+    Report { detailed: Readiness { ready, checks: detailed }, open: Readiness { ready, checks: open } }
+}
+
+/// The checks behind `/ready` and the last run's report, shared by every request: the
+/// checks run again only when that report is older than [`FRESH`], once for all the
+/// requests waiting then.
+pub(crate) struct Cache {
+    checks: Arc<[Arc<dyn ReadyCheck>]>,
+    timeout: Duration,
+    metrics: Arc<Metrics>,
+    last: Arc<Mutex<Option<Dated>>>,
+}
+
+/// A report and when its run ended.
+struct Dated {
+    at: tokio::time::Instant,
+    report: Arc<Report>,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("checks", &self.checks.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// `checks`, each run within `timeout`, their outcome recorded in `metrics`.
+    pub(crate) fn new(checks: Arc<[Arc<dyn ReadyCheck>]>, timeout: Duration, metrics: Arc<Metrics>) -> Self {
+        Self { checks, timeout, metrics, last: Arc::new(Mutex::new(None)) }
+    }
+
+    /// Whether there is any check to run.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.checks.is_empty()
+    }
+
+    /// The last report when it is younger than [`FRESH`]; otherwise a new one.
+    pub(crate) async fn get(&self) -> Arc<Report> {
+        self.fetch(FRESH).await
+    }
+
+    /// A new report (for the periodic run that keeps the gauges current).
+    pub(crate) async fn refresh(&self) -> Arc<Report> {
+        self.fetch(Duration::ZERO).await
+    }
+
+    async fn fetch(&self, fresh: Duration) -> Arc<Report> {
+        // Requests arriving during a run wait here, then find its report fresh.
+        let mut last = self.last.clone().lock_owned().await;
+        if let Some(last) = last.as_ref()
+            && last.at.elapsed() < fresh
+        {
+            return last.report.clone();
+        }
+        let (checks, timeout, metrics) = (self.checks.clone(), self.timeout, self.metrics.clone());
+        // On its own task, holding the lock: a client that hangs up mid-run does not
+        // cancel the run, so hanging up cannot start one run after another.
+        let run = tokio::spawn(async move {
+            let report = Arc::new(run(&checks, timeout).await);
+            metrics.record_ready(&report.detailed);
+            *last = Some(Dated { at: tokio::time::Instant::now(), report: report.clone() });
+            report
+        });
+        match run.await {
+            Ok(report) => report,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
 }
 
 fn cut(text: &str) -> String {
@@ -182,6 +283,8 @@ fn cut(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -194,7 +297,7 @@ mod tests {
             })),
             Arc::new(FnCheck::new("broken", || async { Err("x".repeat(1000)) })),
         ];
-        let r = run(&checks, Duration::from_secs(2)).await;
+        let r = run(&checks, Duration::from_secs(2)).await.detailed;
         assert!(!r.ready);
         assert_eq!(
             r.checks.iter().map(|c| (c.name.as_str(), c.ok)).collect::<Vec<_>>(),
@@ -202,5 +305,68 @@ mod tests {
         );
         assert_eq!(r.checks[1].error.as_deref(), Some("timed out after 2s"));
         assert!(r.checks[2].error.as_ref().unwrap().len() <= MAX_REASON + 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_open_report_names_the_failed_check_but_not_its_reason() {
+        let checks: Vec<Arc<dyn ReadyCheck>> = vec![
+            Arc::new(FnCheck::new("store", || async { Err("unable to open /srv/mltb/data/mltb.db".into()) })),
+            Arc::new(FnCheck::new("aria2", std::future::pending)),
+            Arc::new(FnCheck::new("telegram", || async { Ok(()) })),
+        ];
+        let Report { detailed, open } = run(&checks, Duration::from_secs(2)).await;
+        let errors = |r: &Readiness| r.checks.iter().map(|c| c.error.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            errors(&detailed),
+            [Some("unable to open /srv/mltb/data/mltb.db".into()), Some("timed out after 2s".into()), None]
+        );
+        assert_eq!(errors(&open), [Some(WITHHELD.into()), Some("timed out after 2s".into()), None]);
+        assert_eq!((open.ready, detailed.ready), (false, false));
+        let names = |r: &Readiness| r.checks.iter().map(|c| (c.name.clone(), c.ok)).collect::<Vec<_>>();
+        assert_eq!(names(&open), names(&detailed));
+    }
+
+    /// A check that counts its runs and takes 100 ms.
+    fn counted() -> (Arc<AtomicUsize>, Cache) {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let check = FnCheck::new("counted", {
+            let runs = runs.clone();
+            move || {
+                runs.fetch_add(1, Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Ok(())
+                }
+            }
+        });
+        let checks: Arc<[Arc<dyn ReadyCheck>]> = Arc::from(vec![Arc::new(check) as Arc<dyn ReadyCheck>]);
+        (runs, Cache::new(checks, Duration::from_secs(2), Arc::new(Metrics::new())))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrent_requests_share_one_run_and_a_second_later_the_checks_run_again() {
+        let (runs, cache) = counted();
+        let reports = futures_util::future::join_all((0..50).map(|_| cache.get())).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(reports.iter().all(|r| Arc::ptr_eq(r, &reports[0]) && r.open.ready));
+        // Within the second: the same report, no run.
+        tokio::time::advance(Duration::from_millis(800)).await;
+        assert!(Arc::ptr_eq(&cache.get().await, &reports[0]));
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        tokio::time::advance(Duration::from_millis(200)).await;
+        cache.get().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        // The periodic run does not wait for the report to age.
+        cache.refresh().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_dropped_mid_run_does_not_cancel_the_run() {
+        let (runs, cache) = counted();
+        assert!(tokio::time::timeout(Duration::from_millis(10), cache.get()).await.is_err());
+        let report = cache.get().await;
+        assert!(report.detailed.ready);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the second request found the first one's run");
     }
 }

@@ -210,10 +210,28 @@ async fn ready_names_every_failing_check() {
             .ready_check(FnCheck::new("telegram", std::future::pending)),
     )
     .await;
+    // Without the token: which check failed and whether it timed out, not the reason
+    // the check gave (it may name files and endpoints); that is in the log.
     let r = c.get(failing.url("/ready")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Readiness = r.json().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("6800") && !text.contains("connection refused"), "{text}");
+    let body: Readiness = serde_json::from_str(&text).unwrap();
     assert!(!body.ready);
+    let failed: Vec<(&str, Option<&str>)> =
+        body.checks.iter().filter(|c| !c.ok).map(|c| (c.name.as_str(), c.error.as_deref())).collect();
+    assert_eq!(
+        failed,
+        [
+            ("aria2", Some("failed; the reason is in the server's log")),
+            ("telegram", Some("timed out after 200ms"))
+        ]
+    );
+    assert!(body.checks[0].ok, "the store still answers");
+    // With it: the reasons.
+    let r = c.get(failing.url("/ready")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Readiness = r.json().await.unwrap();
     let failed: Vec<(&str, Option<&str>)> =
         body.checks.iter().filter(|c| !c.ok).map(|c| (c.name.as_str(), c.error.as_deref())).collect();
     assert_eq!(
@@ -223,7 +241,62 @@ async fn ready_names_every_failing_check() {
             ("telegram", Some("timed out after 200ms"))
         ]
     );
-    assert!(body.checks[0].ok, "the store still answers");
+    // A wrong token reads what anyone reads.
+    let r = c.get(failing.url("/ready")).bearer_auth("not-the-token-0123456789").send().await.unwrap();
+    assert!(!r.text().await.unwrap().contains("6800"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_runs_its_checks_at_most_once_a_second_however_often_it_is_asked() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let w = World::new().await;
+    let c = client();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    // No periodic run: every run counted here is one a request caused.
+    let s = serve(w.api(World::config().ready_interval(Duration::ZERO)).ready_check(FnCheck::new(
+        "telegram",
+        move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async { Err("getMe: connection refused at 10.0.0.7:8081".to_string()) }
+        },
+    )))
+    .await;
+    let asks = (0..50).map(|_| async {
+        let r = c.get(s.url("/ready")).send().await.unwrap();
+        (r.status(), r.text().await.unwrap())
+    });
+    let answers = futures_util::future::join_all(asks).await;
+    for (status, text) in &answers {
+        assert_eq!(*status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(text.contains(r#""name":"telegram""#) && !text.contains("10.0.0.7"), "{text}");
+    }
+    // One run serves them all; a slow machine may cross into another second or two.
+    let n = runs.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&n), "50 requests ran the checks {n} times");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ready_limits_requests_that_carry_a_token_and_not_probes() {
+    let w = World::new().await;
+    let c = client();
+    let s = serve(
+        w.api(World::config().rate("1/min burst 2".parse().unwrap()))
+            .ready_check(FnCheck::new("aria2", || async { Ok(()) })),
+    )
+    .await;
+    for _ in 0..5 {
+        assert_eq!(c.get(s.url("/ready")).send().await.unwrap().status(), StatusCode::OK);
+    }
+    for _ in 0..2 {
+        let r = c.get(s.url("/ready")).bearer_auth("a-guess-0123456789abcdef").send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = c.get(s.url("/ready")).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS, "a third token over `burst 2`");
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(c.get(s.url("/ready")).send().await.unwrap().status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

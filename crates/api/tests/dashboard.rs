@@ -123,6 +123,34 @@ impl Events {
         }
     }
 
+    /// Reads (bounded) until the server ends the stream; returns the events read.
+    async fn until_end(&mut self) -> Vec<(String, serde_json::Value)> {
+        let rest = async {
+            while let Some(chunk) = self.body.next().await {
+                self.buffer.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            }
+            let mut seen = Vec::new();
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_owned())
+                };
+                if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                    seen.push((event, serde_json::from_str(&data).unwrap()));
+                }
+            }
+            seen
+        };
+        // A guard against a stream that never ends, not a wait: it ends within a tick.
+        tokio::time::timeout(Duration::from_secs(10), rest).await.expect("the stream ends")
+    }
+
+    /// Reads until the first look's `ready` event.
+    async fn until_ready(&mut self) {
+        let ready = async { while self.next().await.0 != "ready" {} };
+        tokio::time::timeout(Duration::from_secs(10), ready).await.expect("the first look ends with `ready`");
+    }
+
     /// Waits (bounded) for a `task` event about `id` in `state`.
     async fn until_task(&mut self, id: i64, state: &str) -> serde_json::Value {
         let wanted = async {
@@ -204,4 +232,55 @@ async fn with_the_token_tasks_appear_live_and_cancel_needs_the_csrf_token() {
     assert_eq!(r.await.unwrap().status(), 303);
     let r = http.get(s.url("/dashboard")).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status(), 303);
+}
+
+/// Opens the event stream of session `cookie`.
+async fn open_events(http: &reqwest::Client, s: &support::Served, cookie: &str) -> Events {
+    let r = http.get(s.url("/dashboard/events")).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mut events = Events { body: Box::pin(r.bytes_stream()), buffer: String::new() };
+    events.until_ready().await;
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_out_ends_the_event_stream() {
+    let w = World::new().await;
+    let s = serve(w.api(World::config())).await;
+    let http = client();
+    let (cookie, csrf) = log_in(&http, &s).await;
+    let mut events = open_events(&http, &s, &cookie).await;
+    // Another session's stream goes on.
+    let (other, _) = log_in(&http, &s).await;
+    let mut others = open_events(&http, &s, &other).await;
+
+    let r =
+        http.post(s.url("/dashboard/logout")).header("cookie", &cookie).header("x-csrf-token", &csrf).send();
+    assert_eq!(r.await.unwrap().status(), 303);
+    let t = w.submit("http://files.example/hang-after-logout.bin").await;
+    let after = events.until_end().await;
+    assert!(
+        !after.iter().any(|(e, d)| e == "task" && d["id"] == t.id),
+        "a task submitted after the logout was sent: {after:?}"
+    );
+    others.until_task(t.id, "downloading").await;
+    w.engine.cancel(t.id);
+    w.engine.wait(t.id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopping_the_server_ends_open_event_streams_and_wait_returns() {
+    let w = World::new().await;
+    let s = serve(w.api(World::config())).await;
+    let http = client();
+    let (cookie, _) = log_in(&http, &s).await;
+    let mut events = open_events(&http, &s, &cookie).await;
+
+    s.stop.cancel();
+    // A guard, not a wait: without the stream ending, `wait` never returns.
+    tokio::time::timeout(Duration::from_secs(10), s.running.wait())
+        .await
+        .expect("the server stops with a dashboard tab open")
+        .unwrap();
+    events.until_end().await;
 }

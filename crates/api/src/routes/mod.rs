@@ -20,7 +20,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use http::{HeaderValue, StatusCode, header};
 use mltb_query_analyzer::Analyzer;
-use mltb_ratelimit::{KeyedLimiter, RateLimitError, RateLimitLayer};
+use mltb_ratelimit::{KeyedLimiter, RateLimitError, RateLimitLayer, RateLimiter};
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 pub(crate) use self::auth::Auth;
@@ -28,18 +29,20 @@ pub(crate) use self::dashboard::Sessions;
 use crate::engine::TaskEngine;
 use crate::metrics::Metrics;
 use crate::model::ErrorBody;
-use crate::ready::ReadyCheck;
+use crate::ready;
 
 /// What every handler may read.
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) engine: Arc<dyn TaskEngine>,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) checks: Arc<[Arc<dyn ReadyCheck>]>,
+    /// The readiness checks and their last report.
+    pub(crate) ready: Arc<ready::Cache>,
+    /// The token check (`/ready` shows check errors to the token's holder).
+    pub(crate) auth: Arc<Auth>,
     pub(crate) analyzer: Option<Arc<Analyzer>>,
     /// Shared, so that cloning the state (each request does) does not copy the path.
     pub(crate) download_dir: Option<Arc<std::path::Path>>,
-    pub(crate) ready_timeout: Duration,
     pub(crate) max_finished: u32,
 }
 
@@ -74,13 +77,14 @@ fn client_ip(req: &Request) -> IpAddr {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
-/// The whole router.
+/// The whole router. `stop` ends the dashboard's event streams (when serving stops).
 pub(crate) fn router(
     state: AppState,
     auth: Arc<Auth>,
     limiter: Arc<KeyedLimiter<IpAddr>>,
     protect_metrics: bool,
     secure: bool,
+    stop: CancellationToken,
 ) -> Router {
     let metrics = state.metrics.clone();
     let on_limited = {
@@ -111,6 +115,7 @@ pub(crate) fn router(
         auth: auth.clone(),
         sessions: Arc::new(Sessions::default()),
         secure,
+        stop,
     })
     .layer(
         ServiceBuilder::new()
@@ -121,15 +126,20 @@ pub(crate) fn router(
     let select = select::routes(state.clone()).layer(
         ServiceBuilder::new()
             .layer(HandleErrorLayer::new(on_limited))
-            .layer(RateLimitLayer::new(limiter, client_ip)),
+            .layer(RateLimitLayer::new(limiter.clone(), client_ip)),
     );
+    // Probes ask /ready freely (its checks run at most once a second); a request with a
+    // token, which may read the checks' errors, is limited like /api/*, so that /ready
+    // does not let anyone guess tokens faster than /api/* does.
+    let ready_route = get(system::ready)
+        .layer(axum::middleware::from_fn_with_state((limiter, metrics.clone()), limit_token_holders));
     let mut metrics_route = get(system::metrics);
     if protect_metrics {
         metrics_route = metrics_route.layer(axum::middleware::from_fn_with_state(auth, auth::require_token));
     }
     let health = Router::new().route("/health", get(system::health)).with_state(metrics.clone());
     Router::new()
-        .route("/ready", get(system::ready))
+        .route("/ready", ready_route)
         .route("/metrics", metrics_route)
         .merge(api)
         .fallback(no_route)
@@ -140,17 +150,54 @@ pub(crate) fn router(
         .layer(axum::middleware::from_fn_with_state(metrics, crate::metrics::track))
 }
 
+/// The sum of `values`, u64::MAX when it would overflow (sizes and speeds come from
+/// torrents and downloaders, which may report anything).
+pub(crate) fn saturating_sum(values: impl IntoIterator<Item = u64>) -> u64 {
+    values.into_iter().fold(0, u64::saturating_add)
+}
+
 async fn no_route() -> ApiError {
     ApiError::not_found("no such route")
 }
 
+/// Puts a request that carries an `Authorization` header through the per-client limit.
+async fn limit_token_holders(
+    axum::extract::State((limiter, metrics)): axum::extract::State<(Arc<KeyedLimiter<IpAddr>>, Arc<Metrics>)>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if req.headers().contains_key(header::AUTHORIZATION)
+        && let Err(denied) = limiter.check(&client_ip(&req))
+    {
+        return too_many(&metrics, denied.retry_after());
+    }
+    next.run(req).await
+}
+
 /// 429 with `Retry-After` in whole seconds (rounded up), counted as a rejection.
 fn limited(metrics: &Metrics, e: &RateLimitError<Infallible>) -> Response {
+    too_many(metrics, e.retry_after())
+}
+
+fn too_many(metrics: &Metrics, retry_after: Option<Duration>) -> Response {
     metrics.rate_limit_rejected("api", "client");
-    let wait = e.retry_after().unwrap_or(Duration::from_secs(1));
+    let wait = retry_after.unwrap_or(Duration::from_secs(1));
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = ApiError(StatusCode::TOO_MANY_REQUESTS, format!("rate limited; retry after {secs} s"))
         .into_response();
     response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_saturate_instead_of_overflowing() {
+        assert_eq!(saturating_sum([1, 2, 3]), 6);
+        assert_eq!(saturating_sum([]), 0);
+        assert_eq!(saturating_sum([u64::MAX - 1, u64::MAX - 1]), u64::MAX);
+        assert_eq!(saturating_sum([u64::MAX, 1, 0]), u64::MAX);
+    }
 }

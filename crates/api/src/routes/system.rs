@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::{ApiError, AppState};
 use crate::metrics::{DiskStats, OPENMETRICS_CONTENT_TYPE, PROMETHEUS_TEXT_CONTENT_TYPE, ProcessStats};
 use crate::model::{ByteCounts, DiskInfo, Stats, TaskCounts};
-use crate::ready;
 
 #[derive(Serialize)]
 struct Health {
@@ -28,10 +27,13 @@ pub(crate) async fn health(
     Json(Health { status: "ok", uptime_seconds: metrics.uptime().as_secs_f64() })
 }
 
-/// `GET /ready`: 200 when every check passes, else 503; the body names each check.
-pub(crate) async fn ready(State(s): State<AppState>) -> Response {
-    let readiness = ready::run(&s.checks, s.ready_timeout).await;
-    s.metrics.record_ready(&readiness);
+/// `GET /ready`: 200 when every check passes, else 503; the body names each check. The
+/// checks run at most once a second ([`FRESH`](crate::ready::FRESH)); a failed check's
+/// own reason is shown only to a client with the token (everyone else reads
+/// [`WITHHELD`](crate::ready::WITHHELD)).
+pub(crate) async fn ready(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let report = s.ready.get().await;
+    let readiness = if s.auth.admits(&headers) { &report.detailed } else { &report.open };
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(readiness)).into_response()
 }
@@ -85,9 +87,10 @@ pub(crate) async fn stats(State(s): State<AppState>) -> Json<Stats> {
             TaskState::Seeding => tasks.seeding += 1,
             _ => {}
         }
-        bytes.live_done += v.done;
-        bytes.live_size += v.total;
-        bytes.live_speed += v.speed;
+        // Sizes come from torrents: crafted ones may sum past u64::MAX.
+        bytes.live_done = bytes.live_done.saturating_add(v.done);
+        bytes.live_size = bytes.live_size.saturating_add(v.total);
+        bytes.live_speed = bytes.live_speed.saturating_add(v.speed);
     }
     (bytes.downloaded, bytes.uploaded) = s.metrics.transferred_bytes();
     let dir = s.download_dir.clone();

@@ -21,7 +21,7 @@ use crate::config::ApiConfig;
 use crate::engine::TaskEngine;
 use crate::error::ErrorKind;
 use crate::metrics::Metrics;
-use crate::ready::ReadyCheck;
+use crate::ready::{self, ReadyCheck};
 use crate::routes::{self, AppState, Auth};
 use crate::{Error, Result};
 
@@ -89,40 +89,38 @@ impl ApiBuilder {
         if self.config.token.is_none() {
             tracing::warn!("no API token is configured: /api/* answers 403");
         }
-        let checks: Arc<[Arc<dyn ReadyCheck>]> = self.checks.into();
-        let ready = ReadyLoop {
-            checks: checks.clone(),
-            metrics: self.metrics.clone(),
-            timeout: self.config.ready_timeout,
-            every: self.config.ready_interval,
-        };
+        let checks =
+            Arc::new(ready::Cache::new(self.checks.into(), self.config.ready_timeout, self.metrics.clone()));
+        let ready = ReadyLoop { checks: checks.clone(), every: self.config.ready_interval };
+        let auth = Arc::new(Auth::new(self.config.token.as_ref()));
         let state = AppState {
             engine: self.engine,
             metrics: self.metrics,
-            checks,
+            ready: checks,
+            auth: auth.clone(),
             analyzer: self.analyzer,
             download_dir: self.download_dir.map(Arc::from),
-            ready_timeout: self.config.ready_timeout,
             max_finished: self.config.max_finished,
         };
-        let auth = Arc::new(Auth::new(self.config.token.as_ref()));
+        // Made here, cancelled when serving stops: long-lived responses (the dashboard's
+        // event stream) end with it, so the graceful shutdown does not wait on them.
+        let stop = CancellationToken::new();
         let router = routes::router(
             state,
             auth,
             Arc::new(limiter),
             self.config.protect_metrics,
             self.config.has_tls(),
+            stop.clone(),
         );
-        Ok(Api { config: self.config, router, tls, ready })
+        Ok(Api { config: self.config, router, tls, ready, stop })
     }
 }
 
-/// Runs the readiness checks every `every` and records them in the metrics, so the
-/// gauges stay current when nobody asks `/ready`.
+/// Runs the readiness checks every `every` (recording them in the metrics, and as
+/// `/ready`'s next answer), so the gauges stay current when nobody asks `/ready`.
 struct ReadyLoop {
-    checks: Arc<[Arc<dyn ReadyCheck>]>,
-    metrics: Arc<Metrics>,
-    timeout: std::time::Duration,
+    checks: Arc<ready::Cache>,
     every: std::time::Duration,
 }
 
@@ -139,8 +137,7 @@ impl ReadyLoop {
                     () = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let readiness = crate::ready::run(&self.checks, self.timeout).await;
-                self.metrics.record_ready(&readiness);
+                self.checks.refresh().await;
             }
         });
     }
@@ -168,6 +165,7 @@ pub struct Api {
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
     ready: ReadyLoop,
+    stop: CancellationToken,
 }
 
 impl fmt::Debug for Api {
@@ -189,7 +187,8 @@ impl Api {
     }
 
     /// Binds the configured address and serves on a spawned task until `shutdown`
-    /// resolves; then stops accepting, lets requests in progress finish, and ends.
+    /// resolves; then stops accepting, ends the dashboard's event streams, lets requests
+    /// in progress finish, and ends.
     /// Returns once listening, with the bound address.
     ///
     /// # Errors
@@ -202,7 +201,7 @@ impl Api {
         if !local.ip().is_loopback() && self.tls.is_none() {
             tracing::warn!(%local, "the API listens beyond loopback without TLS: the token travels in clear text");
         }
-        let stop = CancellationToken::new();
+        let stop = self.stop;
         let signal = {
             let stop = stop.clone();
             async move {

@@ -8,7 +8,8 @@
 //! `Origin`, when sent, is the server's own) and, once logged in, carry the session's
 //! CSRF token. Every response carries a strict content security policy (scripts only
 //! from this site, none inline), `X-Content-Type-Options: nosniff` and
-//! `frame-ancestors 'none'`.
+//! `frame-ancestors 'none'`. The event stream ends when its session is closed or
+//! expires, and when the server stops.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -20,9 +21,11 @@ use axum::middleware::Next;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::Serialize;
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
 
 use super::{ApiError, AppState, Auth, tasks};
 use crate::model::TaskInfo;
@@ -85,10 +88,14 @@ impl Sessions {
         Ok((id, session))
     }
 
-    /// The session the request's cookie names, when it is open. The id is compared in
-    /// constant time.
+    /// The session the request's cookie names, when it is open.
     fn of(&self, headers: &HeaderMap) -> Option<Session> {
-        let presented = cookie(headers, COOKIE)?;
+        self.find(cookie(headers, COOKIE)?)
+    }
+
+    /// Session `presented`, when it is open (not closed, not expired). The id is
+    /// compared in constant time.
+    fn find(&self, presented: &str) -> Option<Session> {
         let map = self.by_id.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = Instant::now();
         map.iter()
@@ -123,6 +130,9 @@ pub(crate) struct Dashboard {
     pub(crate) sessions: Arc<Sessions>,
     /// Whether the server speaks TLS: the cookie is then `Secure`.
     pub(crate) secure: bool,
+    /// Cancelled when the server stops: open event streams end then, or the graceful
+    /// shutdown would wait for them (for as long as a tab stays open).
+    pub(crate) stop: CancellationToken,
 }
 
 /// The dashboard's routes, with their security headers.
@@ -327,6 +337,8 @@ struct Totals {
 /// What the event stream has sent so far, and what is left to send.
 struct Stream {
     d: Dashboard,
+    /// The session that opened the stream: the stream ends with it.
+    session: String,
     sent: HashMap<i64, TaskInfo>,
     totals: Option<Totals>,
     pending: VecDeque<Event>,
@@ -359,7 +371,9 @@ impl Stream {
         self.sent = now;
         let stats = super::system::stats(State(self.d.app.clone())).await.0;
         let speed = |state: &str| -> u64 {
-            self.sent.values().filter(|t| t.state == state).map(|t| t.speed_bytes_per_second).sum()
+            super::saturating_sum(
+                self.sent.values().filter(|t| t.state == state).map(|t| t.speed_bytes_per_second),
+            )
         };
         let totals = Totals {
             download_bytes_per_second: speed("downloading"),
@@ -384,13 +398,25 @@ impl Stream {
     }
 }
 
+/// `GET /dashboard/events`: the tasks as server-sent events, until the session is closed
+/// or expires, or the server stops.
 async fn events(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
-    if d.sessions.of(&headers).is_none() {
+    let Some(session) = cookie(&headers, COOKIE).filter(|id| d.sessions.find(id).is_some()) else {
         return ApiError(StatusCode::UNAUTHORIZED, "log in first: /dashboard/login".into()).into_response();
-    }
-    let start = Stream { d, sent: HashMap::new(), totals: None, pending: VecDeque::new(), first: true };
+    };
+    let stop = d.stop.clone().cancelled_owned();
+    let start = Stream {
+        d,
+        session: session.to_owned(),
+        sent: HashMap::new(),
+        totals: None,
+        pending: VecDeque::new(),
+        first: true,
+    };
     let stream = futures_util::stream::unfold(start, |mut s| async move {
         loop {
+            // Logged out or expired since the last look: nothing more is sent.
+            s.d.sessions.find(&s.session)?;
             if let Some(e) = s.pending.pop_front() {
                 return Some((Ok::<_, std::convert::Infallible>(e), s));
             }
@@ -399,7 +425,8 @@ async fn events(State(d): State<Dashboard>, headers: HeaderMap) -> Response {
             }
             s.look().await;
         }
-    });
+    })
+    .take_until(stop);
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
 

@@ -109,7 +109,8 @@ async fn files(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<S
     };
     match app.engine.choice(id, key(&headers)).await {
         Ok(c) => {
-            let total_bytes = c.files.iter().map(|f| f.size).sum();
+            // Sizes come from the torrent: a crafted one may sum past u64::MAX.
+            let total_bytes = super::saturating_sum(c.files.iter().map(|f| f.size));
             axum::Json(FileList { task: c.task, name: c.name, files: c.files, total_bytes }).into_response()
         }
         Err(e) => refusal(id, &e).into_response(),
