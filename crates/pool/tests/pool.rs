@@ -297,6 +297,51 @@ async fn connections_past_max_lifetime_are_closed_with_reason() {
     assert_eq!(pool.metrics().opened, 2);
 }
 
+/// A timeout too long to add to the clock is no deadline: the checkout neither panics
+/// ("overflow when adding duration to instant") nor gives up.
+#[tokio::test(start_paused = true)]
+async fn a_timeout_past_the_clocks_end_waits_without_a_deadline() {
+    let pool = Pool::connect(MemManager::default(), config(1)).await.unwrap();
+    let held = pool.get_timeout(Duration::MAX).await.expect("an idle connection at once");
+    let waiter = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.get_timeout(Duration::MAX).await.map(|c| c.id) })
+    };
+    while pool.state().waiting < 1 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert!(!waiter.is_finished(), "still waiting after an hour");
+    drop(held);
+    assert_eq!(waiter.await.unwrap().unwrap(), 0, "served the returned connection");
+    assert_eq!(pool.metrics().timeouts, 0);
+}
+
+/// Durations bb8 or the pool add to the clock are refused by name above
+/// `PoolConfig::MAX_DURATION`, before bb8 sees them (`reaper_rate(Duration::MAX)`
+/// panicked inside bb8's reaper; `connection_timeout(Duration::MAX)` in every `get`).
+#[tokio::test]
+async fn durations_past_the_cap_are_refused_by_name() {
+    let cases = [
+        (PoolConfig::new().connection_timeout(Duration::MAX), "connection_timeout"),
+        (PoolConfig::new().reaper_rate(Duration::MAX), "reaper_rate"),
+        (PoolConfig::new().idle_timeout(Duration::MAX), "idle_timeout"),
+        (PoolConfig::new().max_lifetime(Duration::MAX), "max_lifetime"),
+        (PoolConfig::new().fail_fast(true).probe_interval(Duration::MAX), "probe_interval"),
+    ];
+    for (cfg, name) in cases {
+        let err = Pool::new(MemManager::default(), cfg.clone()).unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::InvalidConfig { what, .. } if *what == name), "{err:?}");
+        assert!(err.is_config() && !err.is_retryable());
+        let err = Pool::connect(MemManager::default(), cfg).await.unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::InvalidConfig { what, .. } if *what == name), "{err:?}");
+    }
+    let max = PoolConfig::MAX_DURATION;
+    let cfg = config(1).connection_timeout(max).reaper_rate(max).idle_timeout(max).max_lifetime(max);
+    let pool = Pool::new(MemManager::default(), cfg.fail_fast(true).probe_interval(max)).unwrap();
+    drop(pool.get().await.expect("a pool at the cap works"));
+}
+
 #[test]
 fn invalid_config_and_missing_runtime_are_errors() {
     let err = Pool::new(MemManager::default(), PoolConfig::new().max_size(0)).unwrap_err();

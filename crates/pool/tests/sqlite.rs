@@ -96,3 +96,31 @@ async fn an_on_connect_error_fails_the_connect() {
     assert!(pool.metrics().connect_errors >= 1, "{err}");
     assert_eq!(pool.state().connections, 0, "no connection without its settings");
 }
+
+/// SQLite counts the busy timeout in 32-bit milliseconds and rusqlite panics past that
+/// ("too big"), which the pool reported as "task N panicked". A longer one is refused
+/// by name; the longest allowed works.
+#[tokio::test]
+async fn a_busy_timeout_past_sqlites_range_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let config = PoolConfig::sqlite().connection_timeout(Duration::from_millis(300));
+    let too_long = SqliteManager::MAX_BUSY_TIMEOUT + Duration::from_millis(1);
+    for busy in [too_long, Duration::from_secs(25 * 24 * 3600), Duration::MAX] {
+        let err =
+            Pool::connect(SqliteManager::new(&path).busy_timeout(busy), config.clone()).await.unwrap_err();
+        assert!(matches!(err.kind(), ErrorKind::InvalidConfig { what: "busy_timeout", .. }), "{err:?}");
+        assert!(err.is_config() && !err.is_retryable(), "{err:?}");
+    }
+    // A lazily built pool reports it as the reason its backend is unavailable.
+    let manager = SqliteManager::new(&path).busy_timeout(Duration::MAX);
+    let pool = Pool::new(manager, config.clone().min_idle(0)).unwrap();
+    let err = pool.get().await.unwrap_err();
+    assert!(err.to_string().contains("busy_timeout"), "{err}");
+
+    let manager = SqliteManager::new(&path).busy_timeout(SqliteManager::MAX_BUSY_TIMEOUT);
+    let pool = Pool::connect(manager, config).await.unwrap();
+    let mut conn = pool.get().await.unwrap();
+    let busy: i64 = conn.call(|c| c.query_row("PRAGMA busy_timeout", [], |r| r.get(0))).await.unwrap();
+    assert_eq!(busy, i64::from(i32::MAX));
+}

@@ -24,6 +24,11 @@ use crate::{Error, Result};
 /// | `fail_fast` | false | refuse checkouts at once while the backend is known to be down |
 /// | `probe_interval` | 0 | with `fail_fast`, least time between two connect probes |
 ///
+/// Every duration is at most [`MAX_DURATION`](Self::MAX_DURATION) (30 years): a longer
+/// one cannot be added to a clock reading, so `validate` refuses it. For "never", give
+/// `idle_timeout` and `max_lifetime` `None`; any other setting at 30 years is never in
+/// practice.
+///
 /// SQLite allows one writer at a time, so a large pool only adds lock waits: use
 /// [`PoolConfig::sqlite`] (at most 8, 1 idle, no checkout test) for it.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,6 +65,13 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// The longest duration any setting may have: 30 years (of 365 days), tokio's own
+    /// "far future". The pool and bb8 add these durations to clock readings, which
+    /// overflow past the clock's end (`Duration::MAX` at once; about 584 years of uptime
+    /// where the clock counts nanoseconds in 64 bits), so [`validate`](Self::validate)
+    /// refuses longer settings by name.
+    pub const MAX_DURATION: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+
     /// The defaults in the table above.
     pub fn new() -> Self {
         Self::default()
@@ -115,19 +127,22 @@ impl PoolConfig {
         self
     }
 
-    /// Close idle connections beyond `min_idle` after this long (default 5 min; `None`: never).
+    /// Close idle connections beyond `min_idle` after this long (default 5 min; `None`:
+    /// never; at most [`MAX_DURATION`](Self::MAX_DURATION)).
     pub fn idle_timeout(mut self, idle_timeout: impl Into<Option<Duration>>) -> Self {
         self.idle_timeout = idle_timeout.into();
         self
     }
 
-    /// Close connections at this age (default 30 min; `None`: never).
+    /// Close connections at this age (default 30 min; `None`: never; at most
+    /// [`MAX_DURATION`](Self::MAX_DURATION)).
     pub fn max_lifetime(mut self, max_lifetime: impl Into<Option<Duration>>) -> Self {
         self.max_lifetime = max_lifetime.into();
         self
     }
 
-    /// Longest a checkout waits, connecting and validating included (default 30 s).
+    /// Longest a checkout waits, connecting and validating included (default 30 s; at
+    /// most [`MAX_DURATION`](Self::MAX_DURATION)).
     pub fn connection_timeout(mut self, connection_timeout: Duration) -> Self {
         self.connection_timeout = connection_timeout;
         self
@@ -139,7 +154,8 @@ impl PoolConfig {
         self
     }
 
-    /// How often idle and expired connections are looked for (default 30 s).
+    /// How often idle and expired connections are looked for (default 30 s; at most
+    /// [`MAX_DURATION`](Self::MAX_DURATION)).
     pub fn reaper_rate(mut self, reaper_rate: Duration) -> Self {
         self.reaper_rate = reaper_rate;
         self
@@ -152,7 +168,8 @@ impl PoolConfig {
     }
 
     /// The window utilization, arrival rate and mean use time are measured over
-    /// (default 60 s; a sliding window approximated from two tumbling ones).
+    /// (default 60 s; at most [`MAX_DURATION`](Self::MAX_DURATION); a sliding window
+    /// approximated from two tumbling ones).
     pub fn metrics_window(mut self, window: Duration) -> Self {
         self.metrics_window = window;
         self
@@ -185,7 +202,8 @@ impl PoolConfig {
     /// With [`fail_fast`](Self::fail_fast), the least time between the starts of two
     /// probes while the backend is down (default 0: one probe at a time, the next as
     /// soon as the last one ended). Raise it to bound connect attempts against a down
-    /// backend; recovery is then noticed up to this much later.
+    /// backend; recovery is then noticed up to this much later. At most
+    /// [`MAX_DURATION`](Self::MAX_DURATION).
     pub fn probe_interval(mut self, probe_interval: Duration) -> Self {
         self.probe_interval = probe_interval;
         self
@@ -229,25 +247,20 @@ impl PoolConfig {
                 format!("is {min_idle}, above max_size {}; expected at most max_size", self.max_size),
             ));
         }
-        if self.connection_timeout.is_zero() {
-            return Err(Error::invalid("connection_timeout", "is 0; expected a positive duration"));
+        positive("connection_timeout", self.connection_timeout)?;
+        if let Some(idle_timeout) = self.idle_timeout {
+            positive_or_none("idle_timeout", idle_timeout)?;
         }
-        if self.idle_timeout.is_some_and(|d| d.is_zero()) {
-            return Err(Error::invalid("idle_timeout", "is 0; expected a positive duration or None"));
+        if let Some(max_lifetime) = self.max_lifetime {
+            positive_or_none("max_lifetime", max_lifetime)?;
         }
-        if self.max_lifetime.is_some_and(|d| d.is_zero()) {
-            return Err(Error::invalid("max_lifetime", "is 0; expected a positive duration or None"));
-        }
-        if self.reaper_rate.is_zero() {
-            return Err(Error::invalid("reaper_rate", "is 0; expected a positive duration"));
-        }
+        positive("reaper_rate", self.reaper_rate)?;
         let t = self.target_utilization;
         if !(t > 0.0 && t <= 1.0) {
             return Err(Error::invalid("target_utilization", format!("is {t}; expected a number in (0, 1]")));
         }
-        if self.metrics_window.is_zero() {
-            return Err(Error::invalid("metrics_window", "is 0; expected a positive duration"));
-        }
+        positive("metrics_window", self.metrics_window)?;
+        at_most_max("probe_interval", self.probe_interval, "")?;
         Ok(())
     }
 
@@ -264,6 +277,32 @@ impl PoolConfig {
             // purpose; bb8's background retries would hide failures from it.
             .retry_connection(!self.fail_fast)
     }
+}
+
+/// A setting that must be a positive duration, at most [`PoolConfig::MAX_DURATION`].
+fn positive(what: &'static str, d: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Err(Error::invalid(what, "is 0; expected a positive duration"));
+    }
+    at_most_max(what, d, "")
+}
+
+/// A duration setting that may also be `None`: positive, at most [`PoolConfig::MAX_DURATION`].
+fn positive_or_none(what: &'static str, d: Duration) -> Result<()> {
+    if d.is_zero() {
+        return Err(Error::invalid(what, "is 0; expected a positive duration or None"));
+    }
+    at_most_max(what, d, " (None: never)")
+}
+
+fn at_most_max(what: &'static str, d: Duration, or: &str) -> Result<()> {
+    if d > PoolConfig::MAX_DURATION {
+        return Err(Error::invalid(
+            what,
+            format!("is {d:?}; expected at most 30 years (PoolConfig::MAX_DURATION){or}"),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -296,6 +335,39 @@ mod tests {
             (PoolConfig::new().target_utilization(1.5), "target_utilization"),
             (PoolConfig::new().metrics_window(Duration::ZERO), "metrics_window"),
         ];
+        check_named(cases);
+        assert!(PoolConfig::new().max_size(1).min_idle(None).idle_timeout(None).validate().is_ok());
+    }
+
+    /// Durations past the cap would overflow a clock reading (in bb8's reaper, in a
+    /// checkout's deadline, in the next probe's time): refused by name.
+    #[test]
+    fn durations_above_the_cap_name_the_setting() {
+        let too_long = PoolConfig::MAX_DURATION + Duration::from_nanos(1);
+        for d in [too_long, Duration::MAX] {
+            check_named([
+                (PoolConfig::new().connection_timeout(d), "connection_timeout"),
+                (PoolConfig::new().idle_timeout(d), "idle_timeout"),
+                (PoolConfig::new().max_lifetime(d), "max_lifetime"),
+                (PoolConfig::new().reaper_rate(d), "reaper_rate"),
+                (PoolConfig::new().metrics_window(d), "metrics_window"),
+                (PoolConfig::new().fail_fast(true).probe_interval(d), "probe_interval"),
+            ]);
+        }
+        let err = PoolConfig::new().reaper_rate(Duration::MAX).validate().unwrap_err();
+        assert!(err.to_string().contains("at most 30 years"), "{err}");
+        let max = PoolConfig::MAX_DURATION;
+        let at_the_cap = PoolConfig::new()
+            .connection_timeout(max)
+            .idle_timeout(max)
+            .max_lifetime(max)
+            .reaper_rate(max)
+            .metrics_window(max)
+            .probe_interval(max);
+        assert!(at_the_cap.validate().is_ok());
+    }
+
+    fn check_named<const N: usize>(cases: [(PoolConfig, &str); N]) {
         for (config, name) in cases {
             match config.validate() {
                 Err(e) => assert!(
@@ -305,6 +377,5 @@ mod tests {
                 other => panic!("{name}: expected InvalidConfig, got {other:?}"),
             }
         }
-        assert!(PoolConfig::new().max_size(1).min_idle(None).idle_timeout(None).validate().is_ok());
     }
 }

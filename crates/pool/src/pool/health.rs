@@ -25,8 +25,9 @@ struct HealthState {
     failures_at_success: u64,
     /// Whether a probe checkout is under way.
     probing: bool,
-    /// No probe starts before this.
-    next_probe: Option<Instant>,
+    /// When the last probe started; the next starts `probe_interval` after it at the
+    /// earliest (kept as a start, not an end: start + interval may pass the clock's end).
+    last_probe: Option<Instant>,
 }
 
 /// Counters read from bb8 and the recorder at one moment.
@@ -75,11 +76,11 @@ impl Health {
         if reading.idle > 0 || reading.failures <= s.failures_at_success {
             return Verdict::Go;
         }
-        if s.probing || s.next_probe.is_some_and(|t| now < t) {
+        if s.probing || s.last_probe.is_some_and(|t| now.saturating_duration_since(t) < probe_interval) {
             return Verdict::Refuse;
         }
         s.probing = true;
-        s.next_probe = Some(now + probe_interval);
+        s.last_probe = Some(now);
         Verdict::Probe(ProbeGuard(self))
     }
 }
@@ -118,6 +119,20 @@ mod tests {
         // A connection was opened: the backend is back.
         assert!(matches!(health.admit(reading(0, 1, 2), t0 + second, second), Verdict::Go));
         assert!(matches!(health.admit(reading(0, 1, 3), t0 + second, second), Verdict::Refuse));
+    }
+
+    /// An interval too long to add to the clock: one probe, then none (it used to
+    /// compute `now + probe_interval` and panic on overflow).
+    #[test]
+    fn an_endless_interval_allows_one_probe() {
+        let health = Health::default();
+        let t0 = Instant::now();
+        let probe = health.admit(reading(0, 0, 1), t0, Duration::MAX);
+        assert!(matches!(probe, Verdict::Probe(_)));
+        drop(probe);
+        let later = t0 + Duration::from_secs(365 * 24 * 3600);
+        assert!(matches!(health.admit(reading(0, 0, 2), later, Duration::MAX), Verdict::Refuse));
+        assert!(matches!(health.admit(reading(0, 1, 2), later, Duration::MAX), Verdict::Go), "back");
     }
 
     #[test]

@@ -86,10 +86,12 @@ where
     }
 
     /// A pool whose `min_idle` connections are open when this returns; fails with
-    /// [`ErrorKind::Connect`] if one cannot be opened within `connection_timeout`.
+    /// [`ErrorKind::Connect`] if one cannot be opened within `connection_timeout`, or
+    /// with the manager's [`ErrorKind::InvalidConfig`] when one of this crate's
+    /// managers refuses its own setting.
     pub async fn connect(manager: M, config: PoolConfig) -> Result<Self> {
         let (builder, shared) = Self::prepare(&config, "Pool::connect")?;
-        let inner = builder.build(manager).await.map_err(|e| Error::from(ErrorKind::Connect(Box::new(e))))?;
+        let inner = builder.build(manager).await.map_err(connect_error)?;
         Ok(Self { inner, shared })
     }
 
@@ -119,7 +121,8 @@ where
         self.get_timeout(self.shared.config.connection_timeout).await
     }
 
-    /// Like [`get`](Self::get) with a timeout of its own.
+    /// Like [`get`](Self::get) with a timeout of its own. A timeout too long to add to
+    /// the clock (such as `Duration::MAX`) means no deadline.
     pub async fn get_timeout(&self, timeout: Duration) -> Result<Pooled<'_, M>> {
         self.acquire(Cow::Borrowed(&self.shared), timeout, || self.inner.get()).await
     }
@@ -142,7 +145,8 @@ where
         Fut: Future<Output = Result<bb8::PooledConnection<'c, M>, RunError<M::Error>>>,
     {
         let asked = Instant::now();
-        let deadline = asked + timeout;
+        // `None`: the timeout reaches past the clock's end, so there is no deadline.
+        let deadline = asked.checked_add(timeout);
         let recorder = &self.shared.recorder;
         // With fail_fast: the reading the checkout started from, to notice connects that
         // fail while it waits; and, if it is the probe, the guard that ends the probe.
@@ -161,12 +165,17 @@ where
             Ok(permit) => permit.forget(),
             Err(_) => {
                 recorder.start_waiting();
-                let acquired = tokio::time::timeout_at(deadline, self.shared.gate.acquire()).await;
+                let acquired = match deadline {
+                    Some(deadline) => {
+                        tokio::time::timeout_at(deadline, self.shared.gate.acquire()).await.ok()
+                    }
+                    None => Some(self.shared.gate.acquire().await),
+                };
                 recorder.stop_waiting();
                 match acquired {
-                    Ok(Ok(permit)) => permit.forget(),
+                    Some(Ok(permit)) => permit.forget(),
                     // The gate is never closed; treat it like running out of time.
-                    Ok(Err(_)) | Err(_) => return Err(self.timed_out(asked)),
+                    Some(Err(_)) | None => return Err(self.timed_out(asked)),
                 }
             }
         }
@@ -176,10 +185,10 @@ where
         // The first attempt reuses `asked`: a clock read is a visible part of a checkout.
         let mut now = asked;
         loop {
-            if now >= deadline {
+            if deadline.is_some_and(|deadline| now >= deadline) {
                 return Err(self.timed_out(asked));
             }
-            let slice_end = deadline.min(now + slice);
+            let slice_end = deadline.map_or(now + slice, |deadline| deadline.min(now + slice));
             let attempt = match &baseline {
                 None => tokio::time::timeout_at(slice_end, get()).await,
                 Some(base) => {
@@ -251,6 +260,18 @@ where
             Some(last_error) if short_of_connections => ErrorKind::Unavailable { waited, last_error }.into(),
             _ => ErrorKind::Timeout { waited, max_size: config.max_size }.into(),
         }
+    }
+}
+
+/// The error of a pool whose first connections could not be opened: a manager of this
+/// crate refusing one of its own settings (such as `SqliteManager::busy_timeout`) is
+/// that config error, which retrying will not mend; anything else is [`ErrorKind::Connect`].
+fn connect_error<E: std::error::Error + Send + Sync + 'static>(e: E) -> Error {
+    let e: Box<dyn std::error::Error + Send + Sync> = Box::new(e);
+    match e.downcast::<Error>() {
+        Ok(own) if own.is_config() => *own,
+        Ok(own) => ErrorKind::Connect(own).into(),
+        Err(other) => ErrorKind::Connect(other).into(),
     }
 }
 

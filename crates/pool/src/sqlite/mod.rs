@@ -37,6 +37,10 @@ impl std::fmt::Debug for SqliteManager {
 }
 
 impl SqliteManager {
+    /// The longest [`busy_timeout`](Self::busy_timeout): `i32::MAX` milliseconds (about
+    /// 24.8 days), since SQLite takes the timeout as a 32-bit count of milliseconds.
+    pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
     /// A manager for the database at `path` (created if missing).
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self { path: path.into(), busy_timeout: Duration::from_secs(5), on_connect: None }
@@ -62,7 +66,10 @@ impl SqliteManager {
         self
     }
 
-    /// How long a statement waits for a lock held by another connection (default 5 s).
+    /// How long a statement waits for a lock held by another connection (default 5 s;
+    /// at most [`MAX_BUSY_TIMEOUT`](Self::MAX_BUSY_TIMEOUT)). A longer one fails every
+    /// connect with [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) naming
+    /// `busy_timeout`, which [`Pool::connect`](crate::Pool::connect) returns as it is.
     pub fn busy_timeout(mut self, busy_timeout: Duration) -> Self {
         self.busy_timeout = busy_timeout;
         self
@@ -74,6 +81,17 @@ impl bb8::ManageConnection for SqliteManager {
     type Error = Error;
 
     async fn connect(&self) -> Result<SqliteConnection> {
+        // rusqlite panics on a timeout that does not fit SQLite's milliseconds.
+        if self.busy_timeout > Self::MAX_BUSY_TIMEOUT {
+            return Err(Error::invalid(
+                "busy_timeout",
+                format!(
+                    "is {:?}; expected at most {:?} (SqliteManager::MAX_BUSY_TIMEOUT: SQLite counts it in 32-bit milliseconds)",
+                    self.busy_timeout,
+                    Self::MAX_BUSY_TIMEOUT
+                ),
+            ));
+        }
         let path = self.path.clone();
         let busy_timeout = self.busy_timeout;
         let on_connect = self.on_connect.clone();
