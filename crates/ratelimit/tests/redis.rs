@@ -169,6 +169,53 @@ fn bad_config_is_reported() {
     assert!(err.to_string().contains("pool_max_size"), "{err}");
 }
 
+/// A `timeout` too long to add to the clock is refused by name in `build()`, whichever
+/// the builder and wherever its connections come from (`timeout(Duration::MAX)` built,
+/// then every check panicked: "overflow when adding duration to instant").
+#[tokio::test]
+async fn a_timeout_past_the_cap_is_refused_by_name() {
+    use mltb_ratelimit::{ErrorKind, Limit, TieredRedisLimiter};
+
+    let redis = SharedRedis::get().await.unwrap();
+    let pool = || {
+        let config = mltb_pool::PoolConfig::new()
+            .max_size(2)
+            .min_idle(None)
+            .connection_timeout(Duration::from_secs(2));
+        mltb_pool::Pool::new(mltb_pool::RedisManager::new(redis.url()).unwrap(), config).unwrap()
+    };
+    let cap = mltb_pool::PoolConfig::MAX_DURATION;
+    for too_long in [cap + Duration::from_nanos(1), Duration::MAX] {
+        let errors = [
+            RedisLimiter::builder(redis.url(), quota("1/s")).timeout(too_long).build().unwrap_err(),
+            RedisLimiter::builder_with_pool(pool(), quota("1/s")).timeout(too_long).build().unwrap_err(),
+            TieredRedisLimiter::builder(redis.url())
+                .tier("a", Limit::Unlimited)
+                .timeout(too_long)
+                .build()
+                .unwrap_err(),
+            TieredRedisLimiter::builder_with_pool(pool())
+                .tier("a", quota("1/s"))
+                .timeout(too_long)
+                .build()
+                .unwrap_err(),
+        ];
+        for err in errors {
+            assert!(matches!(err.kind(), ErrorKind::InvalidConfig { what: "timeout", .. }), "{err:?}");
+            assert!(err.to_string().contains("at most 30 years"), "{err}");
+        }
+    }
+    // At the cap a check works.
+    let limiter = RedisLimiter::builder_with_pool(pool(), quota("1/h"))
+        .prefix(format!("{}cap:", redis.key_prefix()))
+        .timeout(cap)
+        .build()
+        .unwrap();
+    let d = limiter.check("k").await;
+    assert_eq!((d.source, d.limited), (Source::Redis, false));
+    assert!(limiter.check("k").await.limited);
+}
+
 /// The pool closes only the connection that broke in a check; the limiter must not then
 /// trip over the other idle connections that went stale with it.
 #[tokio::test]

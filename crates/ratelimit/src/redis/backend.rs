@@ -160,12 +160,13 @@ impl Backend {
         invocation: &redis::ScriptInvocation<'_>,
         limit: u32,
     ) -> Result<Decision, Failure> {
-        let deadline = Instant::now() + self.timeout;
+        // `None`: no deadline (a timeout too long to add to the clock; `build` refuses those).
+        let deadline = Instant::now().checked_add(self.timeout);
         let mut conn = self.checkout(deadline).await?;
-        let answer = tokio::time::timeout_at(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
+        let answer = before(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
         let reply = match answer {
-            Ok(reply) => reply.map_err(Failure::Redis)?,
-            Err(_elapsed) => {
+            Some(reply) => reply.map_err(Failure::Redis)?,
+            None => {
                 conn.mark_broken();
                 return Err(Failure::Timeout(self.timeout));
             }
@@ -190,22 +191,23 @@ impl Backend {
     /// `retry_interval` of fallback. So after a failure connections are `PING`ed before
     /// use (stale ones fail at once and are closed) until one answers; a healthy limiter
     /// pays nothing, and the pool (which may be shared with other code) is never replaced.
-    async fn checkout(&self, deadline: Instant) -> Result<Pooled<'_, RedisManager>, Failure> {
+    async fn checkout(&self, deadline: Option<Instant>) -> Result<Pooled<'_, RedisManager>, Failure> {
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
+            // The pool takes a timeout too long for the clock as no deadline.
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
             let mut conn = self.pool.get_timeout(left).await.map_err(Failure::Pool)?;
             if !self.suspect.load(Ordering::Relaxed) {
                 return Ok(conn);
             }
-            match tokio::time::timeout_at(deadline, redis::cmd("PING").query_async::<()>(&mut *conn)).await {
-                Ok(Ok(())) => {
+            match before(deadline, redis::cmd("PING").query_async::<()>(&mut *conn)).await {
+                Some(Ok(())) => {
                     self.suspect.store(false, Ordering::Relaxed);
                     return Ok(conn);
                 }
                 // Broken: the pool closes it on drop; try the next one.
-                Ok(Err(_)) if conn.is_broken() => {}
-                Ok(Err(e)) => return Err(Failure::Redis(e)),
-                Err(_elapsed) => {
+                Some(Err(_)) if conn.is_broken() => {}
+                Some(Err(e)) => return Err(Failure::Redis(e)),
+                None => {
                     conn.mark_broken();
                     return Err(Failure::Timeout(self.timeout));
                 }
@@ -235,6 +237,14 @@ impl Backend {
     }
 }
 
+/// `f`'s output, or `None` when `deadline` came first (`None`: no deadline).
+async fn before<F: std::future::Future>(deadline: Option<Instant>, f: F) -> Option<F::Output> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
 /// Why Redis did not answer a check.
 #[derive(Debug)]
 enum Failure {
@@ -252,5 +262,37 @@ impl std::fmt::Display for Failure {
             Failure::Reply(e) => f.write_str(e),
             Failure::Timeout(timeout) => write!(f, "no answer within {timeout:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mltb_pool::PoolConfig;
+
+    use super::*;
+    use crate::Quota;
+
+    /// A check with a timeout too long to add to the clock runs without a deadline
+    /// (it computed `now + timeout` and panicked before asking the pool); against a
+    /// Redis that refuses connections the fail-fast pool gives up at once.
+    #[tokio::test]
+    async fn a_timeout_past_the_clocks_end_is_no_deadline() {
+        let port = mltb_testkit::free_port().unwrap();
+        let manager = RedisManager::new(format!("redis://127.0.0.1:{port}/")).unwrap();
+        let pool =
+            Pool::new(manager, PoolConfig::with_fallback(1, Duration::from_secs(1)).min_idle(None)).unwrap();
+        let backend = Backend::new(pool, "t:".into(), Duration::MAX, Duration::from_secs(1));
+        let rule = Rule::new("1/h".parse::<Quota>().unwrap(), Default::default(), 10).unwrap();
+        let decision = tokio::time::timeout(Duration::from_secs(10), backend.check(&rule, "t:k", "k", 1))
+            .await
+            .expect("answered without waiting")
+            .unwrap();
+        assert_eq!(decision.source, Source::Fallback);
+        assert!(!decision.limited);
+        let all =
+            tokio::time::timeout(Duration::from_secs(10), backend.check_all(&[(&rule, "t:k".into(), "k")]))
+                .await
+                .expect("answered without waiting");
+        assert_eq!((all.source, all.limited), (Source::Fallback, true), "the one cell is taken");
     }
 }

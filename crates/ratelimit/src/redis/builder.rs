@@ -61,6 +61,15 @@ impl Settings {
         if self.timeout.is_zero() {
             return Err(Error::config("timeout", "0; expected a positive duration"));
         }
+        if self.timeout > PoolConfig::MAX_DURATION {
+            return Err(Error::config(
+                "timeout",
+                format!(
+                    "{:?}; expected at most 30 years (mltb_pool::PoolConfig::MAX_DURATION)",
+                    self.timeout
+                ),
+            ));
+        }
         if self.fallback_max_keys == 0 {
             return Err(Error::config("fallback_max_keys", "0; expected at least 1"));
         }
@@ -101,10 +110,11 @@ macro_rules! shared_setters {
             self
         }
 
-        /// Longest a check waits for Redis, connecting included (default 100 ms; must not
-        /// be zero) before it is answered by the fallback. It is also the connection
-        /// timeout of a pool built from a URL; a shared pool keeps its own, but checks
-        /// never wait longer than this.
+        /// Longest a check waits for Redis, connecting included (default 100 ms; more
+        /// than zero and at most 30 years, [`mltb_pool::PoolConfig::MAX_DURATION`]) before
+        /// it is answered by the fallback. It is also the connection timeout of a pool
+        /// built from a URL; a shared pool keeps its own, but checks never wait longer
+        /// than this.
         pub fn timeout(mut self, timeout: Duration) -> Self {
             self.settings.timeout = timeout;
             self
@@ -166,7 +176,7 @@ impl RedisLimiterBuilder {
     /// # Errors
     ///
     /// A config error naming the setting: no runtime, a zero `timeout`, `pool_max_size`
-    /// or `fallback_max_keys`, a `fallback` fraction outside `(0, 1]` (or so small the
+    /// or `fallback_max_keys`, a `timeout` over 30 years, a `fallback` fraction outside `(0, 1]` (or so small the
     /// local period overflows), or a URL that is not a Redis URL.
     pub fn build(self) -> Result<RedisLimiter> {
         self.settings.validate("RedisLimiterBuilder")?;
