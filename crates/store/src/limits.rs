@@ -31,6 +31,10 @@ pub const NAME_PREFIX: usize = 255;
 pub const AUDIT_ACTION: usize = 64;
 /// An audit entry's detail text.
 pub const AUDIT_DETAIL: usize = 4096;
+/// An instance id ([`StoreConfig::instance`](crate::StoreConfig::instance)); not empty.
+pub const INSTANCE: usize = 64;
+/// A role's name ([`Store::acquire_role`](crate::Store::acquire_role)); not empty.
+pub const ROLE: usize = 64;
 
 /// Checks `value` for `field` against `limit` and for NUL bytes.
 pub(crate) fn check(field: &'static str, value: &str, limit: usize) -> Result<()> {
@@ -41,6 +45,14 @@ pub(crate) fn check(field: &'static str, value: &str, limit: usize) -> Result<()
         return Err(Error::Invalid { field, reason: format!("contains a NUL byte at offset {at}") });
     }
     Ok(())
+}
+
+/// [`check`] for a value that names something (an instance, a role): not empty either.
+pub(crate) fn check_name(field: &'static str, value: &str, limit: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(Error::Invalid { field, reason: format!("is empty; expected 1 to {limit} bytes") });
+    }
+    check(field, value, limit)
 }
 
 /// [`check`] for an optional value.
@@ -68,5 +80,10 @@ mod tests {
         let e = check("task.error", "a\0b", 10).unwrap_err();
         assert!(e.to_string().contains("task.error") && e.to_string().contains("NUL"), "{e}");
         assert!(to_i64("size", u64::MAX).is_err());
+        assert!(check_name("role", "poller", 64).is_ok());
+        let e = check_name("role", "", 64).unwrap_err();
+        assert!(matches!(&e, Error::Invalid { field: "role", .. }) && e.to_string().contains("empty"), "{e}");
+        assert!(matches!(check_name("role", &"r".repeat(65), 64), Err(Error::TooLong { field: "role", .. })));
+        assert!(matches!(check_name("role", "a\0", 64), Err(Error::Invalid { field: "role", .. })));
     }
 }

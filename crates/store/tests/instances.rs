@@ -188,6 +188,38 @@ async fn a_role_is_held_by_one_instance_and_its_position_saved_under_its_fence(d
     assert_eq!((back.fence, back.position), (3, Some(11)));
 }
 
+/// Instance ids and role names are checked before they reach the database: empty, too
+/// long or with a NUL byte is refused naming `store.instance` or `role` (a NUL made every
+/// claim on PostgreSQL fail with an encoding error that named neither).
+async fn bad_instance_ids_and_role_names_are_refused_by_name(db: Db) {
+    let database = match &db {
+        Db::Sqlite(dir) => Database::Sqlite(dir.path().join("mltb.db")),
+        #[cfg(feature = "postgres")]
+        Db::Postgres(pg) => Database::Postgres(pg.url().to_owned()),
+    };
+    let long = "i".repeat(65);
+    for id in ["", "a\0b", long.as_str()] {
+        let err = AnyStore::open(&database, StoreConfig::new().instance(id)).await.unwrap_err();
+        assert!(err.is_bad_input(), "{id:?}: {err:?}");
+        assert!(err.to_string().contains("store.instance"), "{id:?}: {err}");
+    }
+    let a = db.open(&"a".repeat(64)).await;
+    assert_eq!(a.instance().map(|i| i.len()), Some(64), "64 bytes are fine");
+    let long = "r".repeat(65);
+    for role in ["", "po\0ller", long.as_str()] {
+        let err = a.acquire_role(role, LONG).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Invalid { field: "role", .. } | Error::TooLong { field: "role", .. }),
+            "{err:?}"
+        );
+        let err = a.role_holder(role).await.unwrap_err();
+        assert!(err.is_bad_input() && err.to_string().contains("role"), "{err:?}");
+    }
+    let role = "r".repeat(64);
+    assert!(a.acquire_role(&role, LONG).await.unwrap().is_some());
+    assert!(a.role_holder(&role).await.unwrap().is_some());
+}
+
 /// A cancel asked on an instance that does not run the task: a free task (never
 /// claimed, or its lease ran out) is cancelled at once with its fence raised; a held one
 /// is reported to its holder at its next renewal; a finished or unknown one is not found.
@@ -268,6 +300,17 @@ async fn sqlite_claims_leases_and_fencing() {
 #[tokio::test]
 async fn sqlite_roles() {
     a_role_is_held_by_one_instance_and_its_position_saved_under_its_fence(Db::sqlite()).await;
+}
+
+#[tokio::test]
+async fn sqlite_bad_instance_ids_and_role_names() {
+    bad_instance_ids_and_role_names_are_refused_by_name(Db::sqlite()).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_bad_instance_ids_and_role_names() {
+    bad_instance_ids_and_role_names_are_refused_by_name(Db::postgres().await).await;
 }
 
 #[cfg(feature = "postgres")]

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::tasks::{files_from_rows, task_from_row};
 use super::{Shared, Store, sql};
-use crate::{Backend, BackendKind, Error, Result, Row, Statement, TaskWithFiles, Value};
+use crate::{Backend, BackendKind, Error, Result, Row, Statement, TaskWithFiles, Value, limits};
 
 /// The fencing tokens this instance holds, by task, and the tasks of their files.
 #[derive(Debug, Default)]
@@ -313,8 +313,11 @@ impl<B: Backend> Store<B> {
     }
 
     /// Takes `role` for `lease`, or renews it when this instance holds it already.
-    /// `None` while another instance's lease holds.
+    /// `None` while another instance's lease holds. `role` is 1 to 64 bytes
+    /// ([`limits::ROLE`](crate::limits::ROLE)) without NUL, else [`Error::Invalid`] or
+    /// [`Error::TooLong`] naming `role`.
     pub async fn acquire_role(&self, role: &str, lease: Duration) -> Result<Option<RoleLease>> {
+        limits::check_name("role", role, limits::ROLE)?;
         let holder = self.instance_id()?;
         let take = Statement::query(
             sql::ACQUIRE_ROLE,
@@ -364,8 +367,10 @@ impl<B: Backend> Store<B> {
         Ok(self.run_one(save).await?.affected > 0)
     }
 
-    /// Who holds `role`, if anyone ever did (the lease may have run out).
+    /// Who holds `role`, if anyone ever did (the lease may have run out). `role` is
+    /// checked as in [`acquire_role`](Self::acquire_role).
     pub async fn role_holder(&self, role: &str) -> Result<Option<RoleLease>> {
+        limits::check_name("role", role, limits::ROLE)?;
         let out = self.run_one(Statement::query(sql::ROLE_HOLDER, vec![role.into()])).await?;
         out.rows.first().map(|r| role_from_row(role, r)).transpose()
     }

@@ -133,7 +133,9 @@ impl StoreConfig {
 
     /// This instance's id, when several instances share one database: tasks are then
     /// claimed with leases ([`Store::claim_tasks`]) and every write to a claimed task
-    /// carries its fencing token. At most 64 bytes; unique per running instance.
+    /// carries its fencing token. 1 to 64 bytes ([`limits::INSTANCE`](crate::limits::INSTANCE))
+    /// without NUL, unique per running instance; checked when the store opens
+    /// ([`Error::Invalid`] or [`Error::TooLong`] naming `store.instance`).
     pub fn instance(mut self, id: impl Into<String>) -> Self {
         self.instance = Some(id.into());
         self
@@ -147,6 +149,14 @@ impl StoreConfig {
     pub fn external_checkpoints(mut self, external: bool) -> Self {
         self.external_checkpoints = external;
         self
+    }
+
+    /// Checks the settings that nothing else checks before the database is opened.
+    fn check(&self) -> Result<()> {
+        if let Some(id) = &self.instance {
+            crate::limits::check_name("store.instance", id, crate::limits::INSTANCE)?;
+        }
+        Ok(())
     }
 
     /// The SQLite backend's options from this config.
@@ -250,6 +260,7 @@ impl SqliteStore {
     /// up to date. Refuses a damaged file or one from a newer program, leaving it as it
     /// was.
     pub async fn open_sqlite(path: impl Into<PathBuf>, config: StoreConfig) -> Result<Self> {
+        config.check()?;
         let pool = config.pool.clone().unwrap_or_else(PoolConfig::sqlite);
         let backend = SqliteBackend::open_with(path.into(), pool, config.sqlite()).await?;
         Self::with_backend(backend, config).await
@@ -260,6 +271,7 @@ impl SqliteStore {
 impl PostgresStore {
     /// Connects to the PostgreSQL database at `url` and brings its schema up to date.
     pub async fn connect_postgres(url: &str, config: StoreConfig) -> Result<Self> {
+        config.check()?;
         let backend = crate::PostgresBackend::connect(url, postgres_pool(&config)).await?;
         Self::with_backend(backend, config).await
     }
@@ -273,6 +285,7 @@ fn postgres_pool(config: &StoreConfig) -> PoolConfig {
 impl AnyStore {
     /// Opens the database `db` names.
     pub async fn open(db: &Database, config: StoreConfig) -> Result<Self> {
+        config.check()?;
         let backend = match db {
             Database::Sqlite(path) => {
                 let pool = config.pool.clone().unwrap_or_else(PoolConfig::sqlite);
@@ -302,8 +315,10 @@ impl<B: Backend> Store<B> {
     /// invalidations ([`Backend::listen_for_invalidation`]; PostgreSQL does) it starts
     /// the listener too, and fails if the backend refuses: on PostgreSQL, if it cannot
     /// connect and `LISTEN`, or if [`StoreConfig::invalidation_channel`] is not a valid
-    /// name.
+    /// name. Fails before any of that if [`StoreConfig::instance`] is empty, too long or
+    /// contains NUL.
     pub async fn with_backend(backend: B, config: StoreConfig) -> Result<Self> {
+        config.check()?;
         let exec = Executor::new(Arc::clone(&config.sink));
         let from = backend.migrate(&exec).await?;
         tracing::debug!(backend = ?backend.kind(), from, to = crate::LATEST_VERSION, "store schema ready");
