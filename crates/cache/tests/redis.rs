@@ -147,6 +147,17 @@ async fn bad_configuration_is_refused() {
     let e =
         RedisCache::<u32, u32>::builder("redis://127.0.0.1:1/").timeout(Duration::ZERO).build().unwrap_err();
     assert!(e.is_config() && e.to_string().contains("setting timeout = 0s"), "{e}");
+    // A call's deadline is the clock's time plus the timeout: one past the pool's cap is
+    // refused by name, whether the cache builds its pool or shares one.
+    let e =
+        RedisCache::<u32, u32>::builder("redis://127.0.0.1:1/").timeout(Duration::MAX).build().unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("timeout") && e.to_string().contains("30 years"), "{e}");
+    let pool = shared_pool("redis://127.0.0.1:1/", mltb_pool::PoolConfig::new().min_idle(None));
+    let e = RedisCache::<u32, u32>::builder_with_pool(pool, "redis://127.0.0.1:1/")
+        .timeout(mltb_pool::PoolConfig::MAX_DURATION + Duration::from_nanos(1))
+        .build()
+        .unwrap_err();
+    assert!(e.is_config() && e.to_string().contains("setting timeout"), "{e}");
 }
 
 fn shared_pool(url: &str, config: mltb_pool::PoolConfig) -> mltb_pool::Pool<mltb_pool::RedisManager> {

@@ -72,6 +72,17 @@ async fn reads_survive_redis_going_away_and_l2_returns_without_restart() {
     assert_eq!(a.l2().get(&3).await.as_deref(), Some("after"), "L2 used again");
 }
 
+#[tokio::test]
+async fn a_lease_ttl_past_the_cap_is_refused_by_name() {
+    let l1 = MemoryCache::builder().max_bytes(1 << 20).build().unwrap();
+    let l2 = RedisCache::builder("redis://127.0.0.1:1/").build().unwrap();
+    let e = TieredCache::<u64, String>::new_with_load_lease(l1, l2, Duration::MAX).await.unwrap_err();
+    assert!(
+        e.is_config() && e.to_string().contains("lease_ttl") && e.to_string().contains("30 years"),
+        "{e}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_load_lease_makes_other_instances_wait_for_the_value() {
     use std::sync::Arc;

@@ -82,7 +82,8 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
     }
 
     /// The longest one call may take, checkout and connecting included (default
-    /// 100 ms); past it a read is a miss and a write an error. It is also the connection
+    /// 100 ms; more than zero and at most 30 years, `mltb_pool::PoolConfig::MAX_DURATION`);
+    /// past it a read is a miss and a write an error. It is also the connection
     /// timeout of a pool built from the URL; a shared pool keeps its own, but calls never
     /// wait longer than this.
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -135,6 +136,14 @@ impl<K, V, C> RedisCacheBuilder<K, V, C> {
         }
         if self.timeout.is_zero() {
             return Err(Error::config("timeout", "0s", "a positive duration"));
+        }
+        if self.timeout > PoolConfig::MAX_DURATION {
+            // Each call's deadline is the clock's time plus this.
+            return Err(Error::config(
+                "timeout",
+                format!("{:?}", self.timeout),
+                "at most 30 years (mltb_pool::PoolConfig::MAX_DURATION)",
+            ));
         }
         let manager = RedisManager::from_url(&self.url).map_err(|e| {
             Error::config(

@@ -112,7 +112,9 @@ where
     /// Redis is unreachable each instance loads for itself.
     ///
     /// # Errors
-    /// As [`new`](Self::new), and [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a zero `lease_ttl`.
+    /// As [`new`](Self::new), and [`ErrorKind::InvalidConfig`](crate::ErrorKind::InvalidConfig) for a zero `lease_ttl`
+    /// or one over 30 years (`mltb_pool::PoolConfig::MAX_DURATION`: a waiter's deadline is
+    /// the clock's time plus it).
     pub async fn new_with_load_lease(
         l1: MemoryCache<K, V>,
         l2: RedisCache<K, V, C>,
@@ -120,6 +122,13 @@ where
     ) -> Result<Self> {
         if lease_ttl.is_zero() {
             return Err(Error::config("lease_ttl", "0s", "a positive duration"));
+        }
+        if lease_ttl > mltb_pool::PoolConfig::MAX_DURATION {
+            return Err(Error::config(
+                "lease_ttl",
+                format!("{lease_ttl:?}"),
+                "at most 30 years (mltb_pool::PoolConfig::MAX_DURATION)",
+            ));
         }
         Self::build(l1, l2, Some(lease_ttl)).await
     }
