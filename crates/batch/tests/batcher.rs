@@ -82,6 +82,29 @@ async fn byte_bound_limits_batches_and_oversized_item_goes_alone() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn weights_summing_past_usize_max_keep_the_batcher_alive() {
+    // Item 1000 and up weigh usize::MAX: two of them queued together overflow a usize sum.
+    let (handler, mut probe) = Recorder::gated();
+    let batcher = Batcher::builder()
+        .weigher(|item: &u32| if *item >= 1000 { usize::MAX } else { *item as usize })
+        .max_bytes(100)
+        .build(handler)
+        .unwrap();
+    let mut pending = vec![batcher.enqueue(0).await.unwrap()];
+    assert_eq!(probe.entered().await, vec![0]);
+    for i in [1000, 10, 1001, 20, 30] {
+        pending.push(batcher.enqueue(i).await.unwrap());
+    }
+    probe.release(10);
+    for (i, p) in [0_u32, 1000, 10, 1001, 20, 30].into_iter().zip(pending) {
+        assert_eq!(p.await.unwrap(), u64::from(i) * 2, "item {i}");
+    }
+    assert_eq!(probe.batches(), vec![vec![0], vec![1000], vec![10], vec![1001], vec![20, 30]]);
+    // The last batch went because the handler was idle, not because the queue looked full.
+    assert_eq!(batcher.stats().batches_for(FlushReason::Idle), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn max_delay_holds_items_while_partially_busy_then_flushes() {
     let (handler, mut probe) = Recorder::gated();
     let delay = Duration::from_millis(10);

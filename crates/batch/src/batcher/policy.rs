@@ -34,7 +34,9 @@ pub(crate) struct Slot<T> {
 pub(crate) struct Queue<T> {
     limits: Limits,
     slots: VecDeque<Slot<T>>,
-    bytes: usize,
+    /// The total weight of `slots`, exact: weights are `usize` and the weigher is user code,
+    /// so a sum of them may not fit in `usize`, and a saturated sum would go wrong on `cut`.
+    bytes: u128,
     /// The seq of `slots[0]`, or of the next item when empty.
     front_seq: u64,
     /// Items numbered below this go as soon as a handler slot is free.
@@ -66,7 +68,7 @@ impl<T> Queue<T> {
     }
 
     pub(crate) fn push(&mut self, slot: Slot<T>) {
-        self.bytes = self.bytes.saturating_add(slot.weight);
+        self.bytes += slot.weight as u128;
         self.slots.push_back(slot);
     }
 
@@ -83,7 +85,7 @@ impl<T> Queue<T> {
     }
 
     fn is_full(&self) -> bool {
-        self.slots.len() >= self.limits.max_items || self.bytes >= self.limits.max_bytes
+        self.slots.len() >= self.limits.max_items || self.bytes >= self.limits.max_bytes as u128
     }
 
     /// Why a batch should be cut now, or `None` to keep waiting.
@@ -124,13 +126,14 @@ impl<T> Queue<T> {
 
     /// Takes the next batch off the front: as many items as fit in `max_items` and
     /// `max_bytes`, and always at least one (an item heavier than `max_bytes` goes alone).
-    /// Returns the seq of its first item, its weight and its items.
+    /// Returns the seq of its first item, its weight and its items. The weight fits in a
+    /// `usize`: a batch of two or more items weighs at most `max_bytes`.
     pub(crate) fn cut(&mut self) -> (u64, usize, std::collections::vec_deque::Drain<'_, Slot<T>>) {
         let mut count = 0;
-        let mut bytes = 0_usize;
+        let mut bytes = 0_u128;
         for slot in &self.slots {
-            let next = bytes.saturating_add(slot.weight);
-            if count == self.limits.max_items || (count > 0 && next > self.limits.max_bytes) {
+            let next = bytes + slot.weight as u128;
+            if count == self.limits.max_items || (count > 0 && next > self.limits.max_bytes as u128) {
                 break;
             }
             count += 1;
@@ -139,7 +142,7 @@ impl<T> Queue<T> {
         let first = self.front_seq;
         self.front_seq += count as u64;
         self.bytes -= bytes;
-        (first, bytes, self.slots.drain(..count))
+        (first, usize::try_from(bytes).unwrap_or(usize::MAX), self.slots.drain(..count))
     }
 }
 
@@ -224,6 +227,36 @@ mod tests {
         assert_eq!(cut(&mut q), (3, 25, vec![3]));
         assert_eq!(q.len(), 1);
         assert_eq!(q.reason(now, 0), Some(FlushReason::Idle));
+    }
+
+    #[test]
+    fn weights_past_usize_max_are_counted_exactly() {
+        let now = Instant::now();
+        let mut q = Queue::new(limits(100, 100, 1));
+        push(&mut q, 0, usize::MAX, now);
+        push(&mut q, 1, 10, now);
+        push(&mut q, 2, usize::MAX, now);
+        push(&mut q, 3, 5, now);
+        assert_eq!(cut(&mut q), (0, usize::MAX, vec![0]));
+        assert_eq!(cut(&mut q), (1, 10, vec![1]));
+        assert_eq!(cut(&mut q), (2, usize::MAX, vec![2]));
+        assert_eq!(q.reason(now, 0), Some(FlushReason::Idle), "5 of 100 bytes is not full");
+        assert_eq!(cut(&mut q), (3, 5, vec![3]));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn unbounded_bytes_never_sum_past_usize_max_in_one_batch() {
+        let now = Instant::now();
+        let mut q = Queue::new(limits(100, usize::MAX, 1));
+        push(&mut q, 0, usize::MAX - 1, now);
+        push(&mut q, 1, 1, now);
+        push(&mut q, 2, 1, now);
+        assert_eq!(q.reason(now, 1), None);
+        assert_eq!(q.reason(now, 0), Some(FlushReason::Full));
+        assert_eq!(cut(&mut q), (0, usize::MAX, vec![0, 1]));
+        assert_eq!(q.reason(now, 0), Some(FlushReason::Idle));
+        assert_eq!(cut(&mut q), (2, 1, vec![2]));
     }
 
     #[test]
