@@ -449,6 +449,19 @@ fn polling_minutes_apart_is_not_a_loop_but_a_burst_inside_it_is() {
 }
 
 #[test]
+fn huge_repeat_thresholds_are_accepted_and_never_reached() {
+    let config = AnalyzerConfig::new().strict(true).n_plus_one(
+        mltb_query_analyzer::NPlusOneConfig::new().min_repeats(usize::MAX).min_repeats_alone(usize::MAX),
+    );
+    let a = Analyzer::try_new(config).unwrap();
+    loop_span(&a, 1, "GET /posts", 50, true, 10);
+    loop_span(&a, 2, "GET /same", 50, false, 10);
+    let r = a.report();
+    assert!(r.n_plus_one.is_empty() && r.duplicates.is_empty(), "{r}");
+    assert_eq!(r.counters.events, 102);
+}
+
+#[test]
 fn comments_do_not_make_duplicates_look_distinct() {
     let t = FakeTime::default();
     let a = t.analyzer(AnalyzerConfig::new().strict(true));

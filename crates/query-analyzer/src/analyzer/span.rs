@@ -51,6 +51,9 @@ pub(crate) struct Execution {
     pub(crate) list_len: u32,
 }
 
+/// Room reserved for a new burst's distinct digests; the vector grows past it as needed.
+const DISTINCT_HINT: usize = 16;
+
 /// Executions of one fingerprint in a span with no idle gap longer than `max_gap`.
 #[derive(Debug, Default)]
 struct Burst {
@@ -59,6 +62,8 @@ struct Burst {
     count: u64,
     total: Duration,
     /// Distinct parameter digests, kept only up to `min_repeats`: enough to decide.
+    /// Allocated for at most [`DISTINCT_HINT`] up front, as `min_repeats` is the user's
+    /// and may be as large as `usize::MAX`.
     distinct: Vec<u64>,
     /// Executions that were batches (a long value list).
     batches: u64,
@@ -169,7 +174,7 @@ impl SpanState {
             None if self.aggs.len() < rules.max_aggs => {
                 let current = Burst {
                     source: source(&self.aggs),
-                    distinct: Vec::with_capacity(rules.min_repeats),
+                    distinct: Vec::with_capacity(rules.min_repeats.min(DISTINCT_HINT)),
                     ..Burst::default()
                 };
                 self.aggs.push(Agg { entry: Arc::clone(entry), current, worst: None });
@@ -189,7 +194,7 @@ impl SpanState {
             if worse {
                 let fresh = Burst {
                     source: before,
-                    distinct: Vec::with_capacity(rules.min_repeats),
+                    distinct: Vec::with_capacity(rules.min_repeats.min(DISTINCT_HINT)),
                     ..Burst::default()
                 };
                 let ended = std::mem::replace(&mut a.current, fresh);
