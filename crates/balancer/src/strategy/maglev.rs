@@ -10,6 +10,9 @@ use crate::hash::{Rng, hash_with, reduce};
 
 /// The default lookup table size: a prime, ≥ 100 × a few hundred backends.
 pub const DEFAULT_TABLE_SIZE: usize = 65_537;
+/// The largest lookup table size: the first prime above 2²⁴, 64 MiB of table, rebuilt on
+/// every change of the available set (ample for thousands of endpoints at 100 slots each).
+pub const MAX_TABLE_SIZE: usize = 16_777_259;
 /// Weights are scaled so the largest is at most this many turns per round.
 const MAX_WEIGHT_UNITS: u32 = 1_000;
 
@@ -35,14 +38,18 @@ impl Maglev {
         Self { size: DEFAULT_TABLE_SIZE, rng: Rng::new(None) }
     }
 
-    /// Maglev with a table of `size` slots, which must be a prime of at least 3 and below
-    /// 2³²; keep it at least 100 × the number of endpoints for even load.
+    /// Maglev with a table of `size` slots, which must be a prime from 3 to
+    /// [`MAX_TABLE_SIZE`] (16 777 259); keep it at least 100 × the number of endpoints for
+    /// even load.
+    ///
+    /// # Errors
+    /// [`Error`] naming the table size when it is not such a prime.
     pub fn with_table_size(size: usize) -> Result<Self> {
-        if size < 3 || size >= u32::MAX as usize || !is_prime(size) {
+        if !(3..=MAX_TABLE_SIZE).contains(&size) || !is_prime(size) {
             return Err(Error::invalid(
                 "Maglev table size",
                 size,
-                "a prime in 3..2^32, e.g. 65537 or 655373",
+                "a prime from 3 to 16777259 (MAX_TABLE_SIZE), e.g. 65537 or 655373",
             ));
         }
         Ok(Self { size, rng: Rng::new(None) })
@@ -148,6 +155,24 @@ mod tests {
         assert!(Maglev::with_table_size(65_536).is_err());
         assert!(Maglev::with_table_size(1).is_err());
         assert_eq!(Maglev::with_table_size(251).map(|m| m.table_size()), Ok(251));
+    }
+
+    #[test]
+    fn table_size_is_capped_at_max_table_size() {
+        assert!(is_prime(MAX_TABLE_SIZE) && !((1 << 24)..MAX_TABLE_SIZE).any(is_prime));
+        assert!(is_prime(DEFAULT_TABLE_SIZE) && DEFAULT_TABLE_SIZE <= MAX_TABLE_SIZE);
+        // Checked without building: a table of either size would be allocated on build.
+        assert_eq!(Maglev::with_table_size(MAX_TABLE_SIZE).map(|m| m.table_size()), Ok(MAX_TABLE_SIZE));
+        for too_big in [16_777_289, 4_294_967_291, usize::MAX] {
+            let err = Maglev::with_table_size(too_big).expect_err("above the cap");
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "invalid Maglev table size = {too_big}: expected a prime from 3 to 16777259 \
+                     (MAX_TABLE_SIZE), e.g. 65537 or 655373"
+                )
+            );
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ mod weighted;
 pub use any::{AnyState, AnyStrategy};
 pub use ketama::{Ketama, POINTS_PER_WEIGHT, Ring};
 pub use least_conn::{LeastConnState, LeastConnections};
-pub use maglev::{DEFAULT_TABLE_SIZE, Maglev, Table};
+pub use maglev::{DEFAULT_TABLE_SIZE, MAX_TABLE_SIZE, Maglev, Table};
 pub use p2c::PeakEwmaP2c;
 pub use round_robin::RoundRobin;
 pub use weighted::{SmoothWeighted, WeightedState};
