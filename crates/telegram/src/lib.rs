@@ -85,7 +85,8 @@ scheduler.shutdown().await;
 //!   connect timeout); long polls time out at their poll timeout plus a margin.
 //! - **The poller decodes update by update.** It asks for raw JSON and decodes each
 //!   element, so one update that frankenstein cannot decode is logged and skipped instead
-//!   of failing the whole batch, and the offset still moves past it.
+//!   of failing the whole batch, and the offset still moves past it (unless its
+//!   `update_id` is outside `0..=u32::MAX`, which no update has).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "client")]

@@ -284,7 +284,8 @@ impl AsyncTelegramApi for Client {
         };
         let timeout = if method.eq_ignore_ascii_case("getUpdates") {
             let poll = body.as_ref().and_then(|b| b.get("timeout")).and_then(serde_json::Value::as_u64);
-            Duration::from_secs(poll.unwrap_or(0)) + self.poll_margin
+            // Saturating: a margin of `Duration::MAX` means no timeout, not a panic.
+            Duration::from_secs(poll.unwrap_or(0)).saturating_add(self.poll_margin)
         } else {
             self.request_timeout
         };
@@ -355,6 +356,21 @@ mod tests {
             assert!(!text.contains("SECRET"), "token leaked: {text}");
         }
         assert_eq!(client.redact("x/bot123456:SECRET-token-value/getMe"), "x/bot<token>/getMe");
+    }
+
+    #[tokio::test]
+    async fn an_endless_poll_margin_is_no_timeout_not_a_panic() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = Client::builder("123456:secret")
+            .api_url(format!("http://127.0.0.1:{port}"))
+            .poll_margin(Duration::MAX)
+            .build()
+            .unwrap();
+        let params = frankenstein::methods::GetUpdatesParams::builder().timeout(30).build();
+        let err = client.get_updates(&params).await.unwrap_err();
+        assert!(matches!(err, Error::Network(_)), "{err:?}");
     }
 
     #[test]

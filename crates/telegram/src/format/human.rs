@@ -58,18 +58,23 @@ pub fn eta(remaining: Option<Duration>) -> String {
     }
 }
 
-/// A bar of `width` cells, `■` for done and `□` for left; `fraction` is clamped to
-/// 0..=1 and NaN counts as 0.
+/// The widest [`progress_bar`], in cells: a Telegram message holds 4 096 characters.
+const MAX_BAR_WIDTH: usize = 1_000;
+
+/// A bar of `width` cells (at most 1 000), `■` for done and `□` for left; `fraction` is
+/// clamped to 0..=1 and NaN counts as 0.
 ///
 /// ```
 /// assert_eq!(mltb_telegram::format::progress_bar(0.5, 10), "■■■■■□□□□□");
 /// ```
 pub fn progress_bar(fraction: f64, width: usize) -> String {
+    let width = width.min(MAX_BAR_WIDTH);
     let fraction = if fraction.is_nan() { 0.0 } else { fraction.clamp(0.0, 1.0) };
     // fraction in 0..=1 and width is small: the product fits usize.
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
     let done = ((fraction * width as f64).floor() as usize).min(width);
-    let mut bar = String::with_capacity(width * 3);
+    // Both glyphs are 3 bytes in UTF-8.
+    let mut bar = String::with_capacity(width.saturating_mul(3));
     bar.extend(std::iter::repeat_n('■', done));
     bar.extend(std::iter::repeat_n('□', width - done));
     bar
@@ -105,5 +110,15 @@ mod tests {
         assert_eq!(progress_bar(2.0, 4), "■■■■");
         assert_eq!(progress_bar(0.99, 4), "■■■□");
         assert_eq!(progress_bar(0.5, 0), "");
+    }
+
+    #[test]
+    fn bars_are_at_most_a_thousand_cells() {
+        let full = progress_bar(0.5, 1_000);
+        assert_eq!(full.chars().count(), 1_000);
+        assert_eq!(full.chars().filter(|&c| c == '■').count(), 500);
+        for width in [1_001, 1 << 40, usize::MAX] {
+            assert_eq!(progress_bar(0.5, width), full, "width {width}");
+        }
     }
 }

@@ -88,7 +88,8 @@ impl PollerBuilder {
     /// update before it), without starting a poller: for a caller that must record an
     /// update before the next call confirms it, as several instances of one bot do with
     /// their shared offset. Updates that do not decode are skipped (logged), but counted
-    /// in [`Batch::next_offset`].
+    /// in [`Batch::next_offset`], unless their `update_id` is missing or outside
+    /// `0..=u32::MAX` (no update has such an id).
     pub async fn fetch(&self, offset: Option<i64>) -> Result<Batch> {
         let params = GetUpdatesParams::builder()
             .maybe_offset(offset)
@@ -102,10 +103,15 @@ impl PollerBuilder {
             .await?;
         let mut batch = Batch { next_offset: offset, updates: Vec::with_capacity(response.result.len()) };
         for value in response.result {
-            // Past every element, decodable or not, so none is delivered again.
+            // Past every element, decodable or not, so none is delivered again; but not
+            // past an id no update can have (update ids are u32): such an id would skip,
+            // and so lose, every real update below it, or overflow the offset.
             let id = value.get("update_id").and_then(serde_json::Value::as_i64);
-            if let Some(id) = id {
-                batch.next_offset = Some(batch.next_offset.map_or(id + 1, |o| o.max(id + 1)));
+            match id.filter(|id| (0..=i64::from(u32::MAX)).contains(id)) {
+                Some(id) => batch.next_offset = Some(batch.next_offset.map_or(id + 1, |o| o.max(id + 1))),
+                None => {
+                    tracing::warn!(update_id = ?id, "an update without a valid update_id leaves the offset")
+                }
             }
             match serde_json::from_value::<Update>(value) {
                 Ok(update) => batch.updates.push(update),
@@ -254,5 +260,61 @@ async fn run(
             _ = stop.wait_for(|s| *s) => return Ok(()),
             () = tokio::time::sleep(wait) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+
+    use super::*;
+
+    /// A one-shot server: answers the first request with `body` as a 200 JSON response.
+    fn serve_once(body: String) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+            }
+            reader.by_ref().take(length).read_to_end(&mut Vec::new()).unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut stream = reader.into_inner();
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(body.as_bytes()).unwrap();
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn update_ids_no_update_can_have_leave_the_offset() {
+        let message = serde_json::json!({
+            "message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "hi"
+        });
+        let body = serde_json::json!({"ok": true, "result": [
+            {"update_id": 7, "message": message},
+            {"update_id": i64::MAX, "message": message},
+            {"update_id": 1_i64 << 32, "message": message},
+            {"update_id": -3, "message": message},
+            {"message": message},
+        ]});
+        let client = Client::builder("123456:secret").api_url(serve_once(body.to_string())).build().unwrap();
+        let batch = Poller::builder(client).timeout(0).fetch(Some(3)).await.unwrap();
+        assert_eq!(batch.next_offset, Some(8));
+        let ids: Vec<u32> = batch.updates.iter().map(|u| u.update_id).collect();
+        assert_eq!(ids, vec![7]);
     }
 }

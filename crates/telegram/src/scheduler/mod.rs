@@ -79,6 +79,9 @@ pub enum FreezeScope {
 }
 
 /// Retry policy for failed requests.
+///
+/// No wait is longer than a day: a longer `retry_after` from the server, default or
+/// backoff is cut to one day.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after 5xx, network errors and timeouts. Default 5.

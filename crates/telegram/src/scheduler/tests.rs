@@ -208,6 +208,39 @@ async fn server_errors_back_off_then_give_up_with_the_error() {
     s.shutdown().await;
 }
 
+/// Sends `fault` for chat 1's first attempt; returns how long chat 1 waited to retry.
+async fn retry_wait_after(retry: RetryPolicy, fault: Error) -> Duration {
+    let mock = Mock::default();
+    let s = Scheduler::builder().freeze_scope(FreezeScope::Chat).retry(retry).build(mock.clone());
+    mock.fail_next(fault);
+    let a = s.submit(Request::send_message(1, "a")).await.unwrap();
+    let b = s.submit(Request::send_message(2, "b")).await.unwrap();
+    assert_eq!(b.await.unwrap(), Response::Done, "the worker outlived the wait");
+    assert_eq!(a.await.unwrap(), Response::Done);
+    assert_eq!(s.send(Request::send_message(3, "c")).await.unwrap(), Response::Done);
+    let sent = mock.sent();
+    let tries: Vec<Instant> = sent.iter().filter(|(_, r)| chat_of(r) == 1).map(|(t, _)| *t).collect();
+    assert_eq!(tries.len(), 2);
+    s.shutdown().await;
+    tries[1] - tries[0]
+}
+
+#[tokio::test(start_paused = true)]
+async fn endless_waits_are_cut_to_a_day_and_the_worker_lives() {
+    let day = Duration::from_secs(24 * 60 * 60);
+    assert_eq!(worker::MAX_WAIT, day);
+    let endless_default = RetryPolicy { default_retry_after: Duration::MAX, ..RetryPolicy::default() };
+    let no_retry_after = api(429, "Too Many Requests", None);
+    assert_eq!(retry_wait_after(endless_default, no_retry_after).await, day);
+
+    let from_server = api(429, "Too Many Requests: retry after forever", Some(u64::MAX));
+    assert_eq!(retry_wait_after(RetryPolicy::default(), from_server).await, day);
+
+    let endless_backoff =
+        RetryPolicy { base_backoff: Duration::MAX, max_backoff: Duration::MAX, ..RetryPolicy::default() };
+    assert_eq!(retry_wait_after(endless_backoff, api(502, "Bad Gateway", None)).await, day);
+}
+
 #[tokio::test(start_paused = true)]
 async fn not_modified_is_success() {
     let mock = Mock::default();

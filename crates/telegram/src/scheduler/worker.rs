@@ -86,6 +86,17 @@ type ChatId = Option<super::ChatKey>;
 const MAX_SHOWN_PER_CHAT: usize = 1024;
 /// Chats tracked before idle ones (nothing queued, in flight or frozen) are forgotten.
 const MAX_CHATS: usize = 10_000;
+/// The longest the worker waits for anything: a 429's `retry_after`, a backoff, a rate
+/// limiter's next cell. Longer waits (a policy of `Duration::MAX`, a bogus `retry_after`
+/// from the server) are cut to this, so no instant computed from one overflows.
+pub(super) const MAX_WAIT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `now + wait`, with `wait` cut to [`MAX_WAIT`].
+fn after(now: Instant, wait: Duration) -> Instant {
+    let wait = wait.min(MAX_WAIT);
+    // An instant a day ahead always exists on a real clock; `now` only keeps this total.
+    now.checked_add(wait).unwrap_or(now)
+}
 
 pub(super) struct Worker<T> {
     transport: Arc<T>,
@@ -277,11 +288,11 @@ impl<T: Transport> Worker<T> {
             if !global_wait.is_zero() {
                 // Nothing else can go either.
                 self.ready.push_front(key);
-                earliest(now + global_wait);
+                earliest(after(now, global_wait));
                 break;
             }
             if !wait.is_zero() {
-                earliest(now + wait);
+                earliest(after(now, wait));
                 self.ready.push_back(key);
                 continue;
             }
@@ -293,7 +304,7 @@ impl<T: Transport> Worker<T> {
             if !taken {
                 // Only a full key table (100 000 chats, none idle) can refuse here.
                 tracing::error!("a rate limiter refused a cell it reported free; retrying in 1 s");
-                earliest(now + Duration::from_secs(1));
+                earliest(after(now, Duration::from_secs(1)));
                 self.ready.push_back(key);
                 continue;
             }
@@ -355,8 +366,8 @@ impl<T: Transport> Worker<T> {
             Err(e) if e.is_too_many_requests() => {
                 Counters::add(&self.counters.rate_limited, 1);
                 job.rate_limited += 1;
-                let wait = e.retry_after().unwrap_or(self.retry.default_retry_after);
-                let until = now + wait;
+                let wait = e.retry_after().unwrap_or(self.retry.default_retry_after).min(MAX_WAIT);
+                let until = after(now, wait);
                 let other_frozen = self
                     .chats
                     .iter()
@@ -375,14 +386,15 @@ impl<T: Transport> Worker<T> {
             Err(e) if e.is_retryable() => {
                 job.retries += 1;
                 tracing::debug!(method = job.request.method(), error = %e, attempt = job.retries, "retrying");
-                (job.retries <= self.retry.max_retries).then(|| (self.retry.backoff(job.retries), false))
+                (job.retries <= self.retry.max_retries)
+                    .then(|| (self.retry.backoff(job.retries).min(MAX_WAIT), false))
             }
             _ => None,
         };
         let chat = self.chats.entry(key.clone()).or_default();
         if let Some((wait, by_429)) = retry_in {
             Counters::add(&self.counters.retried, u64::from(!by_429));
-            let until = now + wait;
+            let until = after(now, wait);
             chat.frozen_until = Some(chat.frozen_until.map_or(until, |u| u.max(until)));
             chat.frozen_by_429 |= by_429;
             // A newer edit of the same message queued meanwhile supersedes this one.
