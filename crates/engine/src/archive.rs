@@ -309,7 +309,12 @@ impl Stage<'_> {
         let total: u64 = files.iter().map(|(_, s)| *s).sum();
         self.check_space(total, "zipping")?;
         tokio::fs::create_dir_all(zipped).await.map_err(|e| Error::io(zipped.display(), &e))?;
-        let stem = crate::names::sanitize_component(self.name.trim_end_matches(".zip"), 200);
+        // A folder's rules: a name starting with a dot (`.mltb-out`) gets a `_` before it, so
+        // the zip is never taken for one of the engine's own entries.
+        let stem = crate::names::folder_name(&crate::names::sanitize_component(
+            self.name.trim_end_matches(".zip"),
+            200,
+        ));
         let archive = zipped.join(format!("{stem}.zip"));
         let mut args: Vec<String> =
             vec!["a".into(), "-tzip".into(), "-mx=0".into(), "-bsp1".into(), "-bso0".into(), "-bse2".into()];

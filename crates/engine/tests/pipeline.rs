@@ -754,6 +754,36 @@ async fn extract_joins_split_volumes_unpacks_tarballs_and_keeps_other_files() {
 }
 
 #[tokio::test]
+async fn a_download_named_like_the_engines_own_entries_is_renamed_and_uploaded() {
+    // A link (or a torrent) whose name is the engine's archive output folder's: left as
+    // it was, `-z` took it for a finished zip step and the upload for a folder of its own.
+    let a = archives(|c| c).await;
+    let bytes = data(300_000, 77);
+    std::fs::write(a.work.path().join(".mltb-out"), &bytes).unwrap();
+    a.serve(".mltb-out");
+    let plain = a.run(".mltb-out", serde_json::json!({})).await;
+    assert_eq!(plain.state, TaskState::Completed, "{:?}", plain.error);
+    assert_eq!(tree(a.out.path()).get("_.mltb-out"), Some(&bytes));
+    std::fs::remove_file(a.out.path().join("_.mltb-out")).unwrap();
+
+    let zipped = a.run(".mltb-out", serde_json::json!({ "zip": { "password": "pw" } })).await;
+    assert_eq!(zipped.state, TaskState::Completed, "{:?}", zipped.error);
+    assert_eq!(
+        tree(a.out.path()).keys().collect::<Vec<_>>(),
+        ["_.mltb-out.zip"],
+        "zipped, with the password"
+    );
+    let check = tempfile::tempdir().unwrap();
+    seven_zip(
+        check.path(),
+        &["x", "-ounpacked", &a.out.path().join("_.mltb-out.zip").display().to_string()],
+        "pw\n",
+    );
+    assert_eq!(std::fs::read(check.path().join("unpacked/_.mltb-out")).unwrap(), bytes);
+    a.engine.shutdown().await;
+}
+
+#[tokio::test]
 async fn zip_bundles_the_download_into_one_encrypted_zip() {
     let a = archives(|c| c).await;
     let bytes = data(500_000, 51);

@@ -123,6 +123,7 @@ async fn drive<B: Backend>(
         if !complete {
             return Ok(End::Stopped);
         }
+        free_reserved_names(dir, !links.is_empty()).await?;
         state = TaskState::Uploading;
     } else if state == TaskState::Downloading || refetch {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_download(task.id, task.user);
@@ -147,6 +148,7 @@ async fn drive<B: Backend>(
         if !complete {
             return Ok(End::Stopped);
         }
+        free_reserved_names(dir, !links.is_empty()).await?;
         state = TaskState::Uploading;
     } else if state == TaskState::Uploading {
         inner.queue.lock().unwrap_or_else(|p| p.into_inner()).hold_upload(task.id, task.user);
@@ -308,6 +310,30 @@ async fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     file.sync_all().await.map_err(io)?;
     if let Some(parent) = path.parent() {
         tokio::fs::File::open(parent).await.map_err(io)?.sync_all().await.map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Renames what the download put at the top of `dir` under the engine's reserved prefix
+/// (a torrent or `-n` named `.mltb-out`, say), as [`folder_name`](crate::names::folder_name)
+/// names a folder: `_.mltb-out`. Left as it was, the engine would take it for its own
+/// entry: a finished archive step (so `-z` or `-e` would be skipped), or a folder the
+/// upload never lists. Runs once the download is complete, before any archive step
+/// makes entries of its own; a gathering task's (`gathering`) link records are its own.
+async fn free_reserved_names(dir: &Path, gathering: bool) -> Result<()> {
+    let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
+    let mut taken = Vec::new();
+    while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(dir.display(), &e))? {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let engines = gathering && name.starts_with(&format!("{RESERVED_PREFIX}link-"));
+        if name.starts_with(RESERVED_PREFIX) && !engines {
+            taken.push((entry.path(), name));
+        }
+    }
+    for (from, name) in taken {
+        let to = crate::names::unique_in(dir, &crate::names::folder_name(&name))?;
+        tokio::fs::rename(&from, &to).await.map_err(|e| Error::io(from.display(), &e))?;
+        tracing::info!(from = %name.escape_debug(), to = %to.display(), "renamed a download named like the engine's own entries");
     }
     Ok(())
 }
