@@ -36,7 +36,10 @@
 mod traces;
 
 use mltb_cache::Admission;
-use traces::{REFERENCE, TRACES, load, measured, replay, replay_ours, replay_ours_seeded, sketch_seeds};
+use traces::{
+    REFERENCE, TRACES, TraceFile, load, measured, ours_builder, replay, replay_cache, replay_ours,
+    replay_ours_seeded, sketch_seeds,
+};
 
 /// When moka's pending maintenance runs.
 #[derive(Debug, Clone, Copy)]
@@ -200,30 +203,29 @@ fn listed(what: &str, items: &[String]) -> String {
     if items.is_empty() { ".".to_string() } else { format!("; {what} {}.", items.join(", ")) }
 }
 
+/// The traces the arguments name (all when they name none), each with its keys; a trace
+/// that cannot be read ends the program with the reason.
+fn selected(args: &Args) -> impl Iterator<Item = (&'static TraceFile, Vec<u64>)> + '_ {
+    TRACES.iter().filter(|t| args.traces.is_empty() || args.traces.iter().any(|w| w == t.name)).map(|t| {
+        let keys = load(t).unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(1);
+        });
+        (t, keys)
+    })
+}
+
 /// The window shares `--shares` fixes, as fractions of the budget: the simulations' six
 /// and two between them.
 const FIXED_SHARES: [f64; 8] = [0.0, 0.01, 0.03, 0.1, 0.25, 0.5, 0.75, 1.0];
 
 /// Hit ratio of our W-TinyLFU with its window fixed at `share`, sketch seed `seed`.
 fn replay_fixed_share(keys: &[u64], capacity: usize, share: f64, seed: Option<u64>) -> f64 {
-    let mut b = mltb_cache::MemoryCache::builder_with_weigher(|_: &u64, _: &()| 1)
-        .max_bytes(capacity)
-        .shards(1)
-        .admission(Admission::TinyLfuFixedWindow)
+    let cache = ours_builder(capacity, Admission::TinyLfuFixedWindow, seed)
         .window_share(share)
-        .expected_entries(capacity);
-    if let Some(seed) = seed {
-        b = b.sketch_seed(seed);
-    }
-    let cache = b.build().unwrap_or_else(|e| panic!("{e}"));
-    replay(keys, |k| {
-        if cache.get(&k).is_some() {
-            true
-        } else {
-            let _ = cache.insert(k, ());
-            false
-        }
-    })
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    replay_cache(keys, &cache)
 }
 
 /// `--shares`: every fixed share beside the adaptive window, each the median of the seeds.
@@ -236,14 +238,7 @@ fn shares_table(args: &Args) {
     println!("|---|---:|---:|{}---:|---:|---:|---:|", "---:|".repeat(FIXED_SHARES.len()));
     let (mut rows, mut reachable, mut adaptive_met) = (0, 0, 0);
     let mut unreachable = Vec::new();
-    for t in TRACES {
-        if !args.traces.is_empty() && !args.traces.iter().any(|w| w == t.name) {
-            continue;
-        }
-        let keys = load(t).unwrap_or_else(|e| {
-            eprintln!("{e}");
-            std::process::exit(1);
-        });
+    for (t, keys) in selected(args) {
         for r in REFERENCE.iter().filter(|r| r.trace == t.name) {
             let seeds = sketch_seeds(args.seeds);
             let median_of =
@@ -321,14 +316,7 @@ fn main() {
     let (mut rows, mut lru_exact, mut above_lru, mut met_default) = (0, 0, 0, 0);
     let mut score = Score::default();
     let mut below_lru = Vec::new();
-    for t in TRACES {
-        if !args.traces.is_empty() && !args.traces.iter().any(|w| w == t.name) {
-            continue;
-        }
-        let keys = load(t).unwrap_or_else(|e| {
-            eprintln!("{e}");
-            std::process::exit(1);
-        });
+    for (t, keys) in selected(&args) {
         for r in REFERENCE.iter().filter(|r| r.trace == t.name) {
             let lru = replay_ours(&keys, r.capacity, Admission::Lru);
             let tiny = replay_ours(&keys, r.capacity, Admission::TinyLfu);

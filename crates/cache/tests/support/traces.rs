@@ -340,15 +340,26 @@ pub(crate) fn ours_seeded(
     admission: mltb_cache::Admission,
     seed: Option<u64>,
 ) -> mltb_cache::MemoryCache<u64, ()> {
-    let mut b = mltb_cache::MemoryCache::builder_with_weigher(|_: &u64, _: &()| 1)
+    ours_builder(capacity, admission, seed)
+        .build()
+        .unwrap_or_else(|e| panic!("test configuration rejected: {e}"))
+}
+
+/// The builder [`ours_seeded`] builds, for a setting more.
+pub(crate) fn ours_builder(
+    capacity: usize,
+    admission: mltb_cache::Admission,
+    seed: Option<u64>,
+) -> mltb_cache::MemoryCacheBuilder<u64, ()> {
+    let b = mltb_cache::MemoryCache::builder_with_weigher(|_: &u64, _: &()| 1)
         .max_bytes(capacity)
         .shards(1)
         .admission(admission)
         .expected_entries(capacity);
-    if let Some(seed) = seed {
-        b = b.sketch_seed(seed);
+    match seed {
+        Some(seed) => b.sketch_seed(seed),
+        None => b,
     }
-    b.build().unwrap_or_else(|e| panic!("test configuration rejected: {e}"))
 }
 
 /// `n` sketch seeds: the default first (`None`), then splitmix64's outputs from 0, so
@@ -378,7 +389,11 @@ pub(crate) fn replay_ours_seeded(
     admission: mltb_cache::Admission,
     seed: Option<u64>,
 ) -> f64 {
-    let cache = ours_seeded(capacity, admission, seed);
+    replay_cache(keys, &ours_seeded(capacity, admission, seed))
+}
+
+/// Hit ratio of `cache` on `keys`, each miss inserted.
+pub(crate) fn replay_cache(keys: &[u64], cache: &mltb_cache::MemoryCache<u64, ()>) -> f64 {
     replay(keys, |k| {
         if cache.get(&k).is_some() {
             true
