@@ -237,6 +237,21 @@ fn secrets_come_only_from_the_environment_and_never_print() {
     assert!(e.iter().any(|p| p.contains("both MLTB_API_TOKEN and MLTB_API_TOKEN_FILE")), "{e:?}");
     let e = problems("", &env(&[("MLTB_REDIS_URL_FILE", "/nonexistent/redis-url")]));
     assert!(e.iter().any(|p| p.starts_with("MLTB_REDIS_URL_FILE") && p.contains("cannot read")), "{e:?}");
+    // A device that never ends, or a directory, is not read; nor is a file past 1 MiB.
+    for path in ["/dev/zero", "/tmp"] {
+        let e = problems("", &env(&[("MLTB_API_TOKEN_FILE", path)]));
+        assert!(
+            e.iter().any(|p| p.starts_with("MLTB_API_TOKEN_FILE") && p.contains("not a regular file")),
+            "{e:?}"
+        );
+    }
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'a'; (1 << 20) + 1]).unwrap();
+    let e = problems("", &env(&[("MLTB_API_TOKEN_FILE", &big.display().to_string())]));
+    assert!(
+        e.iter().any(|p| p.starts_with("MLTB_API_TOKEN_FILE") && p.contains("more than 1048576 bytes")),
+        "{e:?}"
+    );
 }
 
 #[test]
