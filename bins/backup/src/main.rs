@@ -177,20 +177,62 @@ impl OffSite<'_> {
         self.remote.copy_backup(file, &self.args.encrypt_to, &self.args.age).map_err(|e| e.to_string())
     }
 
-    /// Fetches `name` into `dir`, decrypted when it is encrypted; the local backup.
-    fn fetch(&self, name: &str, dir: &Path) -> Result<PathBuf, String> {
-        let file = self.remote.download(name, dir).map_err(|e| e.to_string())?;
-        let Some(plain) = name.strip_suffix(mltb_backup::AGE_SUFFIX) else { return Ok(file) };
+    /// Fetches `name` into a private directory of its own inside `dir`, decrypted when it
+    /// is encrypted: never over a backup already in `dir`, which may be the good copy of
+    /// a damaged remote one.
+    fn fetch(&self, name: &str, dir: &Path) -> Result<Fetched, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let staging = dir.join(format!(
+            ".fetch-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
+        ));
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&staging)
+            .map_err(|e| format!("{}: {e}", staging.display()))?;
+        let mut fetched = Fetched { file: staging.join(name), staging };
+        fetched.file = self.remote.download(name, &fetched.staging).map_err(|e| e.to_string())?;
+        let Some(plain) = name.strip_suffix(mltb_backup::AGE_SUFFIX) else { return Ok(fetched) };
         let Some(identity) = &self.args.identity else {
-            let _ = std::fs::remove_file(&file);
             return Err(format!(
                 "{name} is encrypted: give --identity FILE, the age secret key it was encrypted to"
             ));
         };
-        let out = dir.join(plain);
-        let result = mltb_backup::decrypt(&file, identity, &out, &self.args.age).map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(&file);
-        result.map(|()| out)
+        let out = fetched.staging.join(plain);
+        mltb_backup::decrypt(&fetched.file, identity, &out, &self.args.age).map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&fetched.file);
+        fetched.file = out;
+        Ok(fetched)
+    }
+}
+
+/// A backup fetched from a remote into a private directory (`<dir>/.fetch-…`, mode 0700),
+/// removed with it when dropped unless [`keep`](Self::keep) moved it out first.
+struct Fetched {
+    staging: PathBuf,
+    file: PathBuf,
+}
+
+impl Fetched {
+    /// Once it has restored (so verified), gives it its place in `dir` beside the local
+    /// backups, unless a file of its name is there already: that one is never replaced.
+    fn keep(&self, dir: &Path) {
+        let Some(name) = self.file.file_name() else { return };
+        let to = dir.join(name);
+        // A hard link never replaces what is there.
+        match std::fs::hard_link(&self.file, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                println!("the fetched copy was not kept: {} is already there", to.display());
+            }
+            Err(e) => println!("the fetched copy was not kept as {}: {e}", to.display()),
+        }
+    }
+}
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }
 
@@ -228,12 +270,13 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 =
         n.parse().map_err(|_| format!("{s:?}: expected a number and a unit, such as 90s, 30m or 24h"))?;
     let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
+        "s" => Some(n),
+        "m" => n.checked_mul(60),
+        "h" => n.checked_mul(3600),
+        "d" => n.checked_mul(86_400),
         _ => return Err(format!("{s:?}: expected a unit s, m, h or d, such as 24h")),
-    };
+    }
+    .ok_or_else(|| format!("{s:?}: too large"))?;
     if secs == 0 {
         return Err(format!("{s:?}: expected more than zero"));
     }
@@ -325,19 +368,57 @@ fn take_backup(a: &BackupArgs) -> Result<mltb_backup::BackupInfo, String> {
 }
 
 /// The PostgreSQL URL, as the bot reads it: `MLTB_DATABASE_URL`, or the file named by
-/// `MLTB_DATABASE_URL_FILE`. Never printed.
+/// `MLTB_DATABASE_URL_FILE`, not both. Never printed.
 fn database_url() -> Result<String, String> {
-    if let Ok(url) = std::env::var("MLTB_DATABASE_URL")
-        && !url.trim().is_empty()
-    {
-        return Ok(url.trim().to_owned());
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    database_url_from(var("MLTB_DATABASE_URL"), var("MLTB_DATABASE_URL_FILE"))
+}
+
+const NO_URL: &str = "--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it";
+
+/// The most a secret file may hold: far more than any URL.
+const MAX_SECRET_FILE: u64 = 64 << 10;
+
+/// [`database_url`] from the variable's value (`direct`) and the file's name (`file`),
+/// with the bot's rules: one of them; the file a regular file (a FIFO or a device such
+/// as `/dev/zero` would block or never end) of at most [`MAX_SECRET_FILE`] bytes, one
+/// trailing newline removed, not empty.
+fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<String, String> {
+    use std::io::Read;
+    match (direct, file) {
+        (Some(_), Some(_)) => Err(
+            "both MLTB_DATABASE_URL and MLTB_DATABASE_URL_FILE are set; set one of them (as the bot requires)"
+                .into(),
+        ),
+        (Some(url), None) => Ok(url.trim().to_owned()),
+        (None, Some(path)) => {
+            let cannot = |e: std::io::Error| {
+                format!("MLTB_DATABASE_URL_FILE: cannot read the secret file {path}: {e}")
+            };
+            let meta = std::fs::metadata(&path).map_err(cannot)?;
+            if !meta.is_file() {
+                return Err(format!("MLTB_DATABASE_URL_FILE: the secret file {path} is not a regular file"));
+            }
+            let mut text = String::new();
+            std::fs::File::open(&path)
+                .map_err(cannot)?
+                .take(MAX_SECRET_FILE + 1)
+                .read_to_string(&mut text)
+                .map_err(cannot)?;
+            if text.len() as u64 > MAX_SECRET_FILE {
+                return Err(format!(
+                    "MLTB_DATABASE_URL_FILE: the secret file {path} holds more than {MAX_SECRET_FILE} bytes; it holds one URL"
+                ));
+            }
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            let text = text.strip_suffix('\r').unwrap_or(text);
+            if text.trim().is_empty() {
+                return Err(format!("MLTB_DATABASE_URL_FILE: the secret file {path} is empty"));
+            }
+            Ok(text.trim().to_owned())
+        }
+        (None, None) => Err(NO_URL.into()),
     }
-    if let Ok(file) = std::env::var("MLTB_DATABASE_URL_FILE") {
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("MLTB_DATABASE_URL_FILE ({file}): {e}"))?;
-        return Ok(text.trim().to_owned());
-    }
-    Err("--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it".into())
 }
 
 /// A UTC time for --at: `2026-12-04T18:01:25Z`, with optional `.123`, or a backup
@@ -413,17 +494,29 @@ fn run(command: Command) -> Result<(), String> {
             if files.is_empty() {
                 return Err(format!("no backup in {}", dir.display()));
             }
-            let mut bad = 0;
+            let (mut bad, mut unchecked) = (0, 0);
             for f in &files {
                 match shown(&format!("verifying {}", f.display()), || mltb_backup::verify(f)) {
                     Ok(v) => println!("ok       {} (schema {})", f.display(), v.manifest.schema_version),
-                    Err(e) => {
+                    Err(e @ mltb_backup::Error::Damaged { .. }) => {
                         bad += 1;
                         println!("DAMAGED  {e}");
                     }
+                    // Not a verdict on the backup: the check itself could not run.
+                    Err(e) => {
+                        unchecked += 1;
+                        println!("cannot check  {}: {e}", f.display());
+                    }
                 }
             }
-            if bad > 0 { Err(format!("{bad} of {} backups are damaged", files.len())) } else { Ok(()) }
+            match (bad, unchecked) {
+                (0, 0) => Ok(()),
+                (0, n) => Err(format!("{n} of {} backups could not be checked", files.len())),
+                (b, 0) => Err(format!("{b} of {} backups are damaged", files.len())),
+                (b, n) => {
+                    Err(format!("{b} of {} backups are damaged, {n} could not be checked", files.len()))
+                }
+            }
         }
         Command::Restore { replica: Some(replica), at, db, .. } => {
             let mut o = mltb_backup::PointOptions::latest(&replica, &db);
@@ -450,9 +543,12 @@ fn run(command: Command) -> Result<(), String> {
         }
         Command::Restore { dir, backup, db, postgres, remote, .. } => {
             if postgres {
+                let mut fetched = None;
                 let file = match (backup, remote.remote()?) {
                     (Some(file), None) => file,
-                    (name, Some(remote)) => fetch(&remote, name.as_deref(), &dir)?,
+                    (name, Some(remote)) => {
+                        fetched.insert(fetch(&remote, name.as_deref(), &dir)?).file.clone()
+                    }
                     (None, None) => mltb_backup::list(&dir)
                         .map_err(|e| e.to_string())?
                         .into_iter()
@@ -468,6 +564,9 @@ fn run(command: Command) -> Result<(), String> {
                 let what = format!("restoring {} into the database of MLTB_DATABASE_URL", file.display());
                 let done = shown(&what, || mltb_backup::restore_postgres(&file, &url, None))
                     .map_err(|e| e.to_string())?;
+                if let Some(f) = &fetched {
+                    f.keep(&dir);
+                }
                 println!(
                     "restored {} (schema {}) into the PostgreSQL database in {:.2} s",
                     file.display(),
@@ -611,8 +710,8 @@ fn remote_path(remote: &Remote, name: &str) -> String {
     format!("{}/{name}", remote.target().trim_end_matches('/'))
 }
 
-/// Fetches backup `name` (or the newest) from `remote` into `dir`.
-fn fetch(off: &OffSite<'_>, name: Option<&Path>, dir: &Path) -> Result<PathBuf, String> {
+/// Fetches backup `name` (or the newest) from `remote` into a private directory in `dir`.
+fn fetch(off: &OffSite<'_>, name: Option<&Path>, dir: &Path) -> Result<Fetched, String> {
     let name = match name {
         Some(n) => n.to_string_lossy().into_owned(),
         None => off
@@ -627,8 +726,10 @@ fn fetch(off: &OffSite<'_>, name: Option<&Path>, dir: &Path) -> Result<PathBuf, 
     off.fetch(&name, dir)
 }
 
-/// Fetches a backup from `remote` into `dir` (`name`, or the newest, then older ones
-/// while they do not verify) and restores it to `db`.
+/// Fetches a backup from `remote` (`name`, or the newest, then older ones while they do
+/// not verify) into a private directory in `dir`, restores it to `db`, then keeps it in
+/// `dir` unless a file of its name is there. A copy that does not restore is removed; a
+/// local backup is never replaced by a fetched one.
 fn restore_remote(off: &OffSite<'_>, name: Option<&Path>, dir: &Path, db: &Path) -> Result<(), String> {
     let remote = &off.remote;
     let names: Vec<String> = match name {
@@ -640,9 +741,10 @@ fn restore_remote(off: &OffSite<'_>, name: Option<&Path>, dir: &Path, db: &Path)
     }
     let mut failures = Vec::new();
     for name in &names {
-        let file = shown(&format!("fetching {name} from {}", remote.target()), || off.fetch(name, dir))?;
-        match mltb_backup::restore(&RestoreOptions::file(&file, db)) {
+        let fetched = shown(&format!("fetching {name} from {}", remote.target()), || off.fetch(name, dir))?;
+        match mltb_backup::restore(&RestoreOptions::file(&fetched.file, db)) {
             Ok(done) => {
+                fetched.keep(dir);
                 for f in &failures {
                     println!("skipped  {f}");
                 }
@@ -700,5 +802,20 @@ mod tests {
         assert!(parse_duration("soon").unwrap_err().contains("such as 90s"));
         assert!(parse_duration("5y").unwrap_err().contains("unit"));
         assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("213503982334602d"), Err("\"213503982334602d\": too large".into()));
+        assert!(parse_duration("18446744073709551615h").unwrap_err().contains("too large"));
+        assert_eq!(parse_duration("213503982334601d"), Ok(Duration::from_secs(213_503_982_334_601 * 86_400)));
+    }
+
+    #[test]
+    fn a_url_file_loses_one_trailing_newline_and_is_read_as_the_bot_reads_it() {
+        let tmp = std::env::temp_dir().join(format!("mltb-backup-url-{}", std::process::id()));
+        std::fs::write(&tmp, "postgres://u@h/d\r\n").unwrap();
+        let path = tmp.display().to_string();
+        assert_eq!(database_url_from(None, Some(path.clone())), Ok("postgres://u@h/d".into()));
+        assert_eq!(database_url_from(Some("postgres://v@h/d".into()), None), Ok("postgres://v@h/d".into()));
+        assert!(database_url_from(Some("a".into()), Some(path)).unwrap_err().contains("set one of them"));
+        assert!(database_url_from(None, None).unwrap_err().contains("needs the database's URL"));
+        let _ = std::fs::remove_file(&tmp);
     }
 }

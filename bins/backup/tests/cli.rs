@@ -294,3 +294,86 @@ fn a_progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
     assert!(text.contains("… backing up") && text.contains("100%") && text.contains("MB/s"), "{text:?}");
     assert!(text.contains("verified"), "the result follows the bar: {text:?}");
 }
+
+#[test]
+fn a_damaged_remote_copy_never_replaces_the_good_local_backup_of_the_same_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    conn.execute_batch("CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES ('local');").unwrap();
+    drop(conn);
+    let remote = format!(":local:{}/cloud", tmp.path().display());
+    let (ok, out) = run(tmp.path(), &["backup", "--remote", &remote]);
+    assert!(ok && out.contains("copied to"), "{out}");
+    let name = std::fs::read_dir(tmp.path().join("cloud")).unwrap().next().unwrap().unwrap().file_name();
+    let local = tmp.path().join("backups").join(&name);
+    let good = std::fs::read(&local).unwrap();
+    // The remote copy rots.
+    let cloud = tmp.path().join("cloud").join(&name);
+    let mut bytes = std::fs::read(&cloud).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x20;
+    std::fs::write(&cloud, bytes).unwrap();
+
+    let (ok, out) = run(tmp.path(), &["restore", "--remote", &remote]);
+    assert!(!ok && out.contains("checksum mismatch"), "{out}");
+    assert!(std::fs::read(&local).unwrap() == good, "the local backup is as it was");
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "the damaged copy is removed, nothing else is left: {left:?}");
+    let (ok, out) = run(tmp.path(), &["verify"]);
+    assert!(ok && out.starts_with("ok "), "{out}");
+
+    // A good remote copy restores, and the local one of its name stays as it is.
+    std::fs::copy(&local, &cloud).unwrap();
+    std::fs::write(&local, b"not what the remote holds").unwrap();
+    let (ok, out) = run(tmp.path(), &["restore", "--remote", &remote]);
+    assert!(ok && out.contains("restored") && out.contains("not kept"), "{out}");
+    assert!(std::fs::read(&local).unwrap() == b"not what the remote holds", "the local file stays");
+}
+
+#[test]
+fn verify_tells_a_damaged_backup_from_one_it_cannot_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("data")).unwrap();
+    let conn = rusqlite::Connection::open(tmp.path().join("data/mltb.db")).unwrap();
+    conn.execute_batch("CREATE TABLE notes(text TEXT);").unwrap();
+    drop(conn);
+    let (ok, out) = run(tmp.path(), &["backup"]);
+    assert!(ok, "{out}");
+    // A file that cannot be opened (a directory named like a backup): not a verdict.
+    std::fs::create_dir(tmp.path().join("mltb-20200101T000000.000Z.mltb-backup")).unwrap();
+    let (ok, out) = run(tmp.path(), &["verify", "mltb-20200101T000000.000Z.mltb-backup"]);
+    assert!(!ok && out.contains("cannot check") && !out.contains("DAMAGED"), "{out}");
+    assert!(out.contains("could not be checked"), "{out}");
+}
+
+#[test]
+fn the_database_url_file_follows_the_bots_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let with = |vars: &[(&str, &str)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(tmp.path()).env_remove("MLTB_DATABASE_URL").env_remove("MLTB_DATABASE_URL_FILE");
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let out = cmd.args(["backup", "--postgres"]).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let file = tmp.path().join("url");
+    std::fs::write(&file, "postgres://mltb@127.0.0.1:1/mltb\n").unwrap();
+    let path = file.display().to_string();
+    let (ok, err) =
+        with(&[("MLTB_DATABASE_URL", "postgres://x@127.0.0.1:1/y"), ("MLTB_DATABASE_URL_FILE", &path)]);
+    assert!(!ok && err.contains("both MLTB_DATABASE_URL and MLTB_DATABASE_URL_FILE"), "{err}");
+    let (ok, err) = with(&[("MLTB_DATABASE_URL_FILE", "/dev/zero")]);
+    assert!(!ok && err.contains("/dev/zero is not a regular file"), "{err}");
+    std::fs::write(&file, "\n").unwrap();
+    let (ok, err) = with(&[("MLTB_DATABASE_URL_FILE", &path)]);
+    assert!(!ok && err.contains(&format!("the secret file {path} is empty")), "{err}");
+    std::fs::write(&file, vec![b'x'; 70 << 10]).unwrap();
+    let (ok, err) = with(&[("MLTB_DATABASE_URL_FILE", &path)]);
+    assert!(!ok && err.contains("holds more than"), "{err}");
+}

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::error::{Error, Result};
-use crate::util::run_tool;
+use crate::util::{private_file, rename_new, run_tool};
 
 /// The suffix of an encrypted backup.
 pub const AGE_SUFFIX: &str = ".age";
 
-fn run(program: &Path, args: &[&std::ffi::OsStr], what: &str) -> Result<()> {
-    let ran = run_tool(Command::new(program).args(args), "age").map_err(Error::Invalid)?;
+fn run(cmd: &mut Command, what: &str) -> Result<()> {
+    let ran = run_tool(cmd, "age").map_err(Error::Invalid)?;
     if ran.code == 0 {
         Ok(())
     } else {
@@ -38,7 +38,7 @@ pub fn encrypt(file: &Path, recipients: &[String], program: &Path) -> Result<Pat
         args.push(r.as_ref());
     }
     args.extend(["--output".as_ref(), temp.as_os_str(), file.as_os_str()]);
-    let result = run(program, &args, &format!("encrypting {}", file.display()));
+    let result = run(Command::new(program).args(args), &format!("encrypting {}", file.display()));
     if let Err(e) = result {
         let _ = std::fs::remove_file(&temp);
         return Err(e);
@@ -47,23 +47,33 @@ pub fn encrypt(file: &Path, recipients: &[String], program: &Path) -> Result<Pat
     Ok(out)
 }
 
-/// Decrypts `file` (an `.age` backup) with the secret keys in `identity` into `out`.
+/// Decrypts `file` (an `.age` backup) with the secret keys in `identity` into `out`,
+/// which must not exist (a file there is never replaced). The plain text is written
+/// under a temporary name, mode 0600 from the start, and named `out` when complete.
 ///
 /// # Errors
-/// The identity does not open it; `age` missing or failing.
+/// `out` exists; the identity does not open it; `age` missing or failing.
 pub fn decrypt(file: &Path, identity: &Path, out: &Path, program: &Path) -> Result<()> {
+    let exists = || {
+        Error::Invalid(format!(
+            "{}: already there; a decrypted copy never replaces a file: decrypt into another directory",
+            out.display()
+        ))
+    };
+    if std::fs::symlink_metadata(out).is_ok() {
+        return Err(exists());
+    }
     let temp = PathBuf::from(format!("{}.partial", out.display()));
-    let args: [&std::ffi::OsStr; 6] = [
-        "--decrypt".as_ref(),
-        "--identity".as_ref(),
-        identity.as_os_str(),
-        "--output".as_ref(),
-        temp.as_os_str(),
-        file.as_os_str(),
-    ];
-    if let Err(e) = run(program, &args, &format!("decrypting {}", file.display())) {
+    // age writes to our own file (its --output would create one readable by everyone).
+    let sink = private_file(&temp)?;
+    let mut cmd = Command::new(program);
+    cmd.arg("--decrypt").arg("--identity").arg(identity).arg(file).stdout(sink);
+    if let Err(e) = run(&mut cmd, &format!("decrypting {}", file.display())) {
         let _ = std::fs::remove_file(&temp);
         return Err(e);
     }
-    std::fs::rename(&temp, out).map_err(|e| Error::io(out, e))
+    rename_new(&temp, out).map_err(|e| {
+        let _ = std::fs::remove_file(&temp);
+        if e.kind() == std::io::ErrorKind::AlreadyExists { exists() } else { Error::io(out, e) }
+    })
 }

@@ -251,6 +251,17 @@ pub(crate) fn open(path: &Path, checksum: bool) -> Result<Manifest> {
         if e.offset < MAGIC.len() as u64 || e.offset.checked_add(e.length).is_none_or(|end| end > data_end) {
             return Err(Error::damaged(path, format!("entry {} lies outside the file's data", e.name)));
         }
+        // Each block takes more than its 8-byte header and holds at most BLOCK bytes.
+        let most = (e.length / 9).saturating_mul(BLOCK as u64);
+        if e.size > most {
+            return Err(Error::damaged(
+                path,
+                format!(
+                    "entry {} claims {} bytes, more than its {} bytes of blocks can hold",
+                    e.name, e.size, e.length
+                ),
+            ));
+        }
     }
     Ok(manifest)
 }

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::EXTENSION;
 use crate::container::{self, Manifest, Part};
 use crate::error::{Error, Result};
-use crate::util::{Lock, Staged, now_ms, parent, read_dir_if_any, utc_stamp};
+use crate::util::{Lock, Staged, now_ms, parent, private_file, read_dir_if_any, utc_stamp};
 
 /// The lock file the bot holds in its data directory while it runs; restore refuses
 /// while it is held.
@@ -91,7 +91,9 @@ pub fn backup(o: &BackupOptions) -> Result<BackupInfo> {
     }
     let created = now_ms();
     let snapshot = TempFile(o.dir.join(format!(".snapshot-{}.db", std::process::id())));
-    let _ = std::fs::remove_file(&snapshot.0);
+    // Created empty, mode 0600, before SQLite writes a page into it (VACUUM INTO takes
+    // an empty file): SQLite would create it readable by everyone.
+    drop(private_file(&snapshot.0)?);
     {
         let conn = Connection::open_with_flags(
             &o.db,
@@ -173,10 +175,16 @@ pub struct Verified {
 /// # Errors
 /// [`Error::Damaged`] naming what is wrong; I/O errors.
 pub fn verify(path: &Path) -> Result<Verified> {
+    verify_with(path, None)
+}
+
+/// [`verify`], running PostgreSQL's client tools from `pg_bin_dir` (`None`: the `PATH`)
+/// for a PostgreSQL backup.
+pub(crate) fn verify_with(path: &Path, pg_bin_dir: Option<&Path>) -> Result<Verified> {
     let manifest = container::open(path, true)?;
     let Some(db) = manifest.entries.iter().find(|e| e.name == DB_ENTRY) else {
         if let Some(dump) = manifest.entries.iter().find(|e| e.name == crate::postgres::PG_ENTRY) {
-            crate::postgres::verify_dump(path, &manifest, dump)?;
+            crate::postgres::verify_dump(path, &manifest, dump, pg_bin_dir)?;
             for e in manifest.entries.iter().filter(|e| e.name != crate::postgres::PG_ENTRY) {
                 container::extract(path, e, &mut std::io::sink(), path)?;
             }
@@ -186,7 +194,7 @@ pub fn verify(path: &Path) -> Result<Verified> {
     };
     let copy = TempFile(parent(path).join(format!(".verify-{}.db", std::process::id())));
     {
-        let mut out = std::fs::File::create(&copy.0).map_err(|e| Error::io(&copy.0, e))?;
+        let mut out = private_file(&copy.0)?;
         container::extract(path, db, &mut out, &copy.0)?;
     }
     check_database(&copy.0).map_err(|why| Error::damaged(path, why))?;
@@ -320,8 +328,9 @@ pub struct Restored {
 ///
 /// # Errors
 /// [`Error::Locked`] while the bot runs; [`Error::NewerSchema`] for a backup from a
-/// newer mltb; [`Error::Damaged`] for a damaged backup (or, for the latest, when none is
-/// good: each one's reason); I/O errors.
+/// newer mltb (by its manifest or by the database in it); [`Error::Damaged`] for a
+/// damaged backup, one whose database is at another schema than its manifest says (or,
+/// for the latest, when none is good: each one's reason); I/O errors.
 pub fn restore(o: &RestoreOptions) -> Result<Restored> {
     let start = Instant::now();
     let _bot = bot_stopped(&o.db)?;
@@ -367,7 +376,7 @@ fn restore_one(backup: &Path, db: &Path) -> Result<(Manifest, Option<PathBuf>)> 
         }
         return Err(Error::damaged(backup, "the manifest lists no database"));
     };
-    let moved_aside = stage_and_swap(db, backup, |file, temp| {
+    let moved_aside = stage_and_swap(db, backup, Some(manifest.schema_version), |file, temp| {
         let mut out = std::io::BufWriter::new(file);
         container::extract(backup, entry, &mut out, temp)?;
         std::io::Write::flush(&mut out).map_err(|e| Error::io(temp, e))
@@ -389,19 +398,39 @@ pub(crate) fn bot_stopped(db: &Path) -> Result<Lock> {
     )
 }
 
-/// Writes a database beside `db` under a temporary name with `fill`, makes it durable
-/// and checks it (`PRAGMA integrity_check`; a failure is blamed on `source`), moves the
-/// live database (and its `-wal`/`-shm`) aside as `<db>.before-restore-<time>`, then
-/// renames the new one into place. Returns where the old one went.
+/// Writes a database beside `db` under a temporary name (mode 0600) with `fill`, makes it
+/// durable and checks it (`PRAGMA integrity_check`, and its schema version: `schema`
+/// when given, and no newer than this build knows; a failure is blamed on `source`),
+/// moves the live database (and its `-wal`/`-shm`) aside as
+/// `<db>.before-restore-<time>`, then renames the new one into place. Returns where the
+/// old one went.
 pub(crate) fn stage_and_swap(
     db: &Path,
     source: &Path,
+    schema: Option<i64>,
     fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<()>,
 ) -> Result<Option<PathBuf>> {
     let mut staged = Staged::beside(db)?;
     fill(&mut staged.file, &staged.temp)?;
     staged.file.sync_all().map_err(|e| Error::io(&staged.temp, e))?;
     check_database(&staged.temp).map_err(|why| Error::damaged(source, why))?;
+    // What the bot will find, read from the file itself: a manifest can say anything.
+    let found = user_version(&staged.temp)?;
+    if let Some(expected) = schema
+        && found != expected
+    {
+        return Err(Error::damaged(
+            source,
+            format!("the database is at schema {found}, the manifest says {expected}"),
+        ));
+    }
+    if found > mltb_store::LATEST_VERSION {
+        return Err(Error::NewerSchema {
+            path: source.display().to_string(),
+            found,
+            supported: mltb_store::LATEST_VERSION,
+        });
+    }
     // The live database and its journal go aside together: a WAL left beside the
     // restored file would be replayed into it.
     let moved_aside = if db.exists() {

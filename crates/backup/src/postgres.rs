@@ -4,8 +4,9 @@
 //! a live one. The programs come from PostgreSQL's client tools (Debian:
 //! `postgresql-client`), the same major version as the server or newer.
 //!
-//! The password is never on a command line (others can read `/proc`): it is handed to
-//! the tools in `PGPASSWORD`, and left out of every message and of the manifest.
+//! The password is never on a command line (others can read `/proc`): whether it is in
+//! the URL's user part or its query (`?password=`), it is handed to the tools in
+//! `PGPASSWORD`, and left out of every message and of the manifest.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,14 +14,14 @@ use std::time::Instant;
 
 use crate::container::{self, Entry, Manifest};
 use crate::error::{Error, Result};
-use crate::ops::{BackupInfo, TempFile, lock_dir, verify, write_backup};
-use crate::util::{now_ms, parent, run_tool};
+use crate::ops::{BackupInfo, TempFile, lock_dir, verify_with, write_backup};
+use crate::util::{now_ms, parent, private_file, run_tool};
 
 /// The dump's name inside a backup.
 pub(crate) const PG_ENTRY: &str = "postgres.dump";
 
-/// A PostgreSQL URL split for the client tools: the URL without its password, and the
-/// password.
+/// A PostgreSQL URL split for the client tools: the URL without its password (neither in
+/// the user part nor in the query), and the password.
 #[derive(Clone)]
 struct Conn {
     url: String,
@@ -44,12 +45,37 @@ impl Conn {
         if !matches!(parsed.scheme(), "postgres" | "postgresql") || parsed.path().len() < 2 {
             return Err(bad());
         }
-        let password = parsed.password().map(|p| {
-            url::form_urlencoded::parse(format!("p={p}").as_bytes())
-                .next()
-                .map_or_else(|| p.to_owned(), |(_, v)| v.into_owned())
-        });
+        let not_utf8 = || {
+            Error::Invalid(
+                "the database URL: its password is not UTF-8 once percent-decoded (expected %XX escapes of UTF-8 bytes)"
+                    .to_owned(),
+            )
+        };
+        // Percent-decoded as libpq and tokio-postgres do (a `+` stays a `+`).
+        let mut password = match parsed.password() {
+            Some(p) => Some(percent_decode(p).ok_or_else(not_utf8)?),
+            None => None,
+        };
         parsed.set_password(None).map_err(|()| bad())?;
+        if let Some(query) = parsed.query().map(str::to_owned) {
+            let mut kept = Vec::new();
+            for pair in query.split('&') {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                match percent_decode(key).as_deref() {
+                    // libpq reads the query after the user part: the query's wins.
+                    Some("password") => password = Some(percent_decode(value).ok_or_else(not_utf8)?),
+                    Some("sslpassword") => {
+                        return Err(Error::Invalid(
+                            "the database URL: sslpassword (the client key's passphrase) could reach pg_dump only on its command line, where others can read it: use a client key without a passphrase, or a service file (PGSERVICEFILE)"
+                                .to_owned(),
+                        ));
+                    }
+                    _ if pair.is_empty() => {}
+                    _ => kept.push(pair),
+                }
+            }
+            parsed.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
+        }
         Ok(Self { url: parsed.to_string(), password })
     }
 
@@ -62,6 +88,28 @@ impl Conn {
         }
         cmd
     }
+}
+
+/// `text` with its `%XX` escapes decoded (anything else, `+` included, as it is); `None`
+/// when the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).and_then(|b| hex(*b)), bytes.get(i + 2).and_then(|b| hex(*b)))
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Runs `cmd`; its stdout, or an error naming `program` and its last line of stderr.
@@ -129,6 +177,8 @@ pub fn backup_postgres(o: &PgBackupOptions) -> Result<BackupInfo> {
     let _lock = lock_dir(&o.dir)?;
     let created = now_ms();
     let dump = TempFile(o.dir.join(format!(".pg-dump-{}.dump", std::process::id())));
+    // Mode 0600 before pg_dump writes into it (it keeps the mode of a file it truncates).
+    drop(private_file(&dump.0)?);
     let mut cmd = conn.command(o.bin_dir.as_deref(), "pg_dump");
     cmd.arg("--format=custom").arg("--no-owner").arg("--no-privileges").arg("--file").arg(&dump.0);
     cmd.arg("--dbname").arg(&conn.url);
@@ -143,7 +193,7 @@ pub fn backup_postgres(o: &PgBackupOptions) -> Result<BackupInfo> {
         o.config.as_deref(),
     )?;
     drop(dump);
-    verify(&made.path)?;
+    verify_with(&made.path, o.bin_dir.as_deref())?;
     Ok(BackupInfo { took: start.elapsed(), ..made })
 }
 
@@ -166,22 +216,27 @@ fn dump_schema_version(dump: &Path, bin_dir: Option<&Path>) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Checks a PostgreSQL dump inside a backup: `pg_restore --list` reads it, and its
-/// schema version is the manifest's.
-pub(crate) fn verify_dump(backup: &Path, manifest: &Manifest, entry: &Entry) -> Result<()> {
+/// Checks a PostgreSQL dump inside a backup: `pg_restore --list` (from `bin_dir`, or the
+/// `PATH`) reads it, and its schema version is the manifest's.
+pub(crate) fn verify_dump(
+    backup: &Path,
+    manifest: &Manifest,
+    entry: &Entry,
+    bin_dir: Option<&Path>,
+) -> Result<()> {
     let copy = TempFile(parent(backup).join(format!(".verify-{}.dump", std::process::id())));
     {
-        let mut out = std::fs::File::create(&copy.0).map_err(|e| Error::io(&copy.0, e))?;
+        let mut out = private_file(&copy.0)?;
         container::extract(backup, entry, &mut out, &copy.0)?;
     }
-    let mut cmd = Command::new("pg_restore");
+    let mut cmd = Command::new(bin_dir.map_or_else(|| PathBuf::from("pg_restore"), |d| d.join("pg_restore")));
     cmd.arg("--list").arg(&copy.0);
     let listing =
         run(cmd, "pg_restore", "listing the dump").map_err(|e| Error::damaged(backup, e.to_string()))?;
     if !listing.contains("schema_migrations") {
         return Err(Error::damaged(backup, "the dump holds no schema_migrations table"));
     }
-    let found = dump_schema_version(&copy.0, None).map_err(|e| Error::damaged(backup, e.to_string()))?;
+    let found = dump_schema_version(&copy.0, bin_dir).map_err(|e| Error::damaged(backup, e.to_string()))?;
     if found != manifest.schema_version {
         return Err(Error::damaged(
             backup,
@@ -213,7 +268,7 @@ pub struct PgRestored {
 pub fn restore_postgres(backup: &Path, url: &str, bin_dir: Option<&Path>) -> Result<PgRestored> {
     let start = Instant::now();
     let conn = Conn::parse(url)?;
-    let verified = verify(backup)?;
+    let verified = verify_with(backup, bin_dir)?;
     let manifest = verified.manifest;
     let Some(entry) = manifest.entries.iter().find(|e| e.name == PG_ENTRY) else {
         return Err(Error::Invalid(format!(
@@ -243,10 +298,11 @@ pub fn restore_postgres(backup: &Path, url: &str, bin_dir: Option<&Path>) -> Res
             "{conn:?} is not empty ({tables} tables): restore into a new database (createdb mltb_restored) and point DATABASE_URL at it; a live database is never written over"
         )));
     }
-    let dump =
-        TempFile(std::env::temp_dir().join(format!("mltb-restore-{}-{}.dump", std::process::id(), now_ms())));
+    // Beside the backup (verify has just written there), mode 0600, created exclusively:
+    // never under a name others can guess in a shared /tmp.
+    let dump = TempFile(parent(backup).join(format!(".restore-{}-{}.dump", std::process::id(), now_ms())));
     {
-        let mut out = std::fs::File::create(&dump.0).map_err(|e| Error::io(&dump.0, e))?;
+        let mut out = private_file(&dump.0)?;
         container::extract(backup, entry, &mut out, &dump.0)?;
     }
     let mut cmd = conn.command(bin_dir, "pg_restore");
@@ -262,4 +318,39 @@ pub fn restore_postgres(backup: &Path, url: &str, bin_dir: Option<&Path>) -> Res
         )));
     }
     Ok(PgRestored { manifest, took: start.elapsed() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_is_percent_decoded_as_libpq_does_and_a_plus_stays_a_plus() {
+        let c = Conn::parse("postgres://mltb:a+b%2Bc%20d@h:5432/db").unwrap();
+        assert_eq!(c.password.as_deref(), Some("a+b+c d"));
+        assert_eq!(c.url, "postgres://mltb@h:5432/db");
+        let c = Conn::parse("postgres://mltb:%C3%A9t%C3%A9@h/db").unwrap();
+        assert_eq!(c.password.as_deref(), Some("été"));
+        let e = Conn::parse("postgres://mltb:bad%FFsecret@h/db").unwrap_err().to_string();
+        assert!(e.contains("not UTF-8") && !e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn a_password_in_the_query_leaves_the_url_for_pgpassword() {
+        let c = Conn::parse("postgres://mltb@h/db?sslmode=require&password=hunter%2B2&application_name=x+y")
+            .unwrap();
+        assert_eq!(c.password.as_deref(), Some("hunter+2"));
+        assert_eq!(c.url, "postgres://mltb@h/db?sslmode=require&application_name=x+y");
+        assert_eq!(format!("{c:?}"), c.url);
+        let c = Conn::parse("postgres://mltb:user-part@h/db?password=query-part").unwrap();
+        assert_eq!(c.password.as_deref(), Some("query-part"));
+        assert_eq!(c.url, "postgres://mltb@h/db");
+        let e = Conn::parse("postgres://mltb@h/db?sslpassword=hunter2").unwrap_err().to_string();
+        assert!(e.contains("sslpassword") && !e.contains("hunter2"), "{e}");
+        let cmd = c.command(None, "pg_dump");
+        let env: Vec<_> = cmd.get_envs().collect();
+        assert!(
+            env.contains(&(std::ffi::OsStr::new("PGPASSWORD"), Some(std::ffi::OsStr::new("query-part"))))
+        );
+    }
 }

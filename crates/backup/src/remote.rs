@@ -13,7 +13,7 @@ use crate::EXTENSION;
 use crate::age::AGE_SUFFIX;
 use crate::error::{Error, Result};
 use crate::retention::Retention;
-use crate::util::{Ran, parse_utc_stamp, run_tool};
+use crate::util::{PrivateDir, Ran, now_ms, parse_utc_stamp, rename_new, run_tool};
 
 /// A place on an rclone remote that holds backups: `name:path` (a remote of the rclone
 /// config) or an inline remote such as `:local:/mnt/usb/backups`.
@@ -190,12 +190,18 @@ impl Remote {
         Ok(found)
     }
 
-    /// Copies the backup `name` from the remote into `dir`; returns the local file. It is
-    /// not checked here: [`verify`](crate::verify) or [`restore`](crate::restore) does.
+    /// Copies the backup `name` from the remote into `dir`; returns the local file, mode
+    /// 0600. It lands in a private directory first and takes its name in `dir` only when
+    /// whole, and never in place of a file already there (a local backup of the same
+    /// name stays as it is). It is not checked here: [`verify`](crate::verify) or
+    /// [`restore`](crate::restore) does; fetch into a directory of its own to check it
+    /// before it sits beside good backups.
     ///
     /// # Errors
-    /// [`Error::Invalid`] for a name that is not a backup's; [`Error::Remote`].
+    /// [`Error::Invalid`] for a name that is not a backup's, or when `dir` already holds a
+    /// file of that name; [`Error::Remote`].
     pub fn download(&self, name: &str, dir: &Path) -> Result<PathBuf> {
+        use std::os::unix::fs::PermissionsExt;
         if name.contains(['/', '\\']) || stamp_of(name).is_none() {
             return Err(Error::Invalid(format!(
                 "{name:?}: expected a backup's file name, such as mltb-20261203T142233.123Z.{EXTENSION}"
@@ -203,8 +209,25 @@ impl Remote {
         }
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let local = dir.join(name);
-        let to = local.to_str().ok_or_else(|| Error::Invalid(format!("{}: not UTF-8", local.display())))?;
+        let exists = || {
+            Error::Invalid(format!(
+                "{}: already there; a download never replaces a local file: fetch into another directory",
+                local.display()
+            ))
+        };
+        if std::fs::symlink_metadata(&local).is_ok() {
+            return Err(exists());
+        }
+        let staging = PrivateDir::new(dir.join(format!(".download-{}-{}", std::process::id(), now_ms())))?;
+        let fetched = staging.0.join(name);
+        let to =
+            fetched.to_str().ok_or_else(|| Error::Invalid(format!("{}: not UTF-8", fetched.display())))?;
         self.must(&["copyto", &self.path(name), to], "download")?;
+        std::fs::set_permissions(&fetched, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(&fetched, e))?;
+        rename_new(&fetched, &local).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists { exists() } else { Error::io(&local, e) }
+        })?;
         Ok(local)
     }
 

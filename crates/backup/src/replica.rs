@@ -222,7 +222,8 @@ impl Replicator {
         let Some(run) = m.wal else { return Ok(None) };
         let Ok(mut f) = std::fs::File::open(&self.wal) else { return Ok(None) };
         let Some(h) = wal::read_header(&mut f).map_err(|e| Error::io(&self.wal, e))? else { return Ok(None) };
-        let end = run.first_frame + run.frames;
+        // Read without its checksum: its numbers may be anything.
+        let Some(end) = run.first_frame.checked_add(run.frames) else { return Ok(None) };
         let same = h.salt == run.salt
             && h.ckpt_seq == run.ckpt_seq
             && h.page_size == run.page_size
@@ -680,7 +681,8 @@ pub fn restore_point(o: &PointOptions) -> Result<PointRestored> {
         .find(|e| e.name == DB_ENTRY)
         .ok_or_else(|| Error::damaged(&g.base, "the manifest lists no database"))?;
     let (mut runs, mut restored_to, mut stopped) = (0u64, manifest.created_unix_ms, None);
-    let moved_aside = ops::stage_and_swap(&o.db, &g.base, |file, temp| {
+    // The runs replayed may have migrated the schema past the base's: no expected version.
+    let moved_aside = ops::stage_and_swap(&o.db, &g.base, None, |file, temp| {
         {
             let mut out = std::io::BufWriter::new(&mut *file);
             container::extract(&g.base, entry, &mut out, temp)?;
@@ -755,7 +757,8 @@ fn check_run_file(
     }
     if let Some(p) = prev {
         let follows = if run.salt == p.salt {
-            run.first_frame == p.first_frame + p.frames && run.start_checksum == p.end_checksum
+            p.first_frame.checked_add(p.frames) == Some(run.first_frame)
+                && run.start_checksum == p.end_checksum
         } else {
             run.first_frame == 0 && run.salt[0] == p.salt[0].wrapping_add(1)
         };
@@ -766,7 +769,9 @@ fn check_run_file(
         return Err(format!("the generation's first run starts at frame {}", run.first_frame));
     }
     let entry = m.entries.iter().find(|e| e.name == FRAMES).ok_or("holds no frames")?;
-    let mut frames = Vec::with_capacity(usize::try_from(entry.size).unwrap_or(0));
+    // The manifest's size is checked against the bytes as they are decompressed, not
+    // trusted for an allocation.
+    let mut frames = Vec::with_capacity(usize::try_from(entry.size.min(MAX_RUN as u64)).unwrap_or(0));
     container::extract(path, entry, &mut frames, path).map_err(|e| e.to_string())?;
     let end = wal::check_run(&frames, run.page_size, run.big_endian, run.salt, run.start_checksum)?;
     if end != run.end_checksum {

@@ -1,6 +1,7 @@
 //! Locks, durable renames and UTC times.
 
 use std::fs::File;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -72,18 +73,13 @@ pub(crate) struct Staged {
 }
 
 impl Staged {
-    /// A new temporary file beside `target` (same directory, so the rename is atomic).
+    /// A new temporary file beside `target` (same directory, so the rename is atomic),
+    /// readable by its owner only (see [`private_file`]).
     pub(crate) fn beside(target: &Path) -> Result<Self> {
         let dir = parent(target);
         let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .read(true)
-            .open(&temp)
-            .map_err(|e| Error::io(&temp, e))?;
+        let file = private_file(&temp)?;
         Ok(Self { file, temp, committed: false })
     }
 
@@ -101,6 +97,58 @@ impl Drop for Staged {
         if !self.committed {
             let _ = std::fs::remove_file(&self.temp);
         }
+    }
+}
+
+/// Creates the file `path` (read and write), mode 0600 from the start: it holds user
+/// data (a backup, a database copy, a dump), which the umask alone would leave readable
+/// by everyone. A file left there by an earlier process of the same id is replaced; the
+/// new one is created exclusively (never through a symlink planted there).
+pub(crate) fn private_file(path: &Path) -> Result<File> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io(path, e)),
+    }
+    std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .read(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// A directory only its owner can enter (mode 0700), created new, removed with all it
+/// holds when dropped: where a download or a decryption lands before it is checked.
+#[derive(Debug)]
+pub(crate) struct PrivateDir(pub(crate) PathBuf);
+
+impl PrivateDir {
+    /// Creates `path` (which must not exist).
+    pub(crate) fn new(path: PathBuf) -> Result<Self> {
+        std::fs::DirBuilder::new().mode(0o700).create(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Gives the file `from` the name `to` unless something is already there: an
+/// [`std::io::ErrorKind::AlreadyExists`] error then, and `from` is left as it is. A hard
+/// link, which never replaces; where the file system has none, a rename after a check.
+pub(crate) fn rename_new(from: &Path, to: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => std::fs::remove_file(from),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) if std::fs::symlink_metadata(to).is_ok() => {
+            Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists"))
+        }
+        Err(_) => std::fs::rename(from, to),
     }
 }
 

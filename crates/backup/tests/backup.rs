@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use mltb_backup::{BackupOptions, Error, RestoreOptions, Retention};
 use mltb_store::{SqliteStore, StoreConfig};
-use support::{noise, task};
+use support::{mode, noise, rewrite_manifest, task};
 
 async fn store(db: &Path) -> SqliteStore {
     SqliteStore::open_sqlite(db, StoreConfig::new()).await.unwrap()
@@ -272,5 +272,56 @@ async fn a_full_disk_fails_the_backup_cleanly_and_leaves_the_earlier_one_intact(
         let listed = mltb_backup::list(&dir).unwrap();
         assert_eq!(listed.len(), 1, "round {round}");
         mltb_backup::verify(&first.path).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_database_at_another_schema_than_its_manifest_says_is_refused_before_the_live_one_is_touched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("data/mltb.db");
+    let good = one_backup(tmp.path(), &tmp.path().join("backups")).await;
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    std::fs::copy(tmp.path().join("src/mltb.db"), &db).unwrap();
+    let live = std::fs::read(&db).unwrap();
+    // The database says 99 (a schema no mltb has), the manifest a version this build
+    // knows; the checksum is recomputed, so only the database itself tells.
+    let src = tmp.path().join("forged.db");
+    let conn = rusqlite::Connection::open(&src).unwrap();
+    conn.execute_batch("CREATE TABLE t(x); PRAGMA user_version = 99;").unwrap();
+    drop(conn);
+    let made = mltb_backup::backup(&BackupOptions::new(&src, tmp.path().join("forged"))).unwrap();
+    rewrite_manifest(&made.path, |m| m["schema_version"] = 1.into());
+    let e = mltb_backup::restore(&RestoreOptions::file(&made.path, &db)).unwrap_err();
+    assert!(damaged(&e).contains("the database is at schema 99, the manifest says 1"), "{e}");
+    // One a step behind its manifest: refused the same way.
+    let behind = tmp.path().join("behind.mltb-backup");
+    std::fs::copy(&good, &behind).unwrap();
+    rewrite_manifest(&behind, |m| m["schema_version"] = (mltb_store::LATEST_VERSION + 1).into());
+    let e = mltb_backup::restore(&RestoreOptions::file(&behind, &db)).unwrap_err();
+    assert!(matches!(e, Error::NewerSchema { .. }), "the manifest is checked first: {e}");
+    rewrite_manifest(&behind, |m| m["schema_version"] = (mltb_store::LATEST_VERSION - 1).into());
+    let e = mltb_backup::restore(&RestoreOptions::file(&behind, &db)).unwrap_err();
+    assert!(damaged(&e).contains("the manifest says"), "{e}");
+    assert_eq!(std::fs::read(&db).unwrap(), live, "the live database is untouched");
+    let left: Vec<_> = std::fs::read_dir(db.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("before-restore") || n.contains(".tmp-"))
+        .collect();
+    assert!(left.is_empty(), "nothing moved aside, no staged file left: {left:?}");
+}
+
+#[tokio::test]
+async fn backups_and_restored_databases_are_readable_by_their_owner_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("backups");
+    let good = one_backup(tmp.path(), &dir).await;
+    // Whatever the umask would allow, the user data is the owner's alone.
+    assert_eq!(mode(&good), 0o600, "{}", good.display());
+    let db = tmp.path().join("data/mltb.db");
+    mltb_backup::restore(&RestoreOptions::file(&good, &db)).unwrap();
+    assert_eq!(mode(&db), 0o600, "{}", db.display());
+    for f in files(&dir) {
+        assert!(f == ".mltb-backup.lock" || f.ends_with(".mltb-backup"), "left behind: {f}");
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mltb_backup::{PointOptions, ReplicaOptions, Replicator, generations, restore_point};
 use mltb_store::{SqliteStore, StoreConfig};
-use support::{noise, task};
+use support::{noise, rewrite_manifest, task};
 
 /// The bot's store as it runs under continuous protection: it never checkpoints.
 async fn protected(db: &Path) -> SqliteStore {
@@ -361,4 +361,72 @@ async fn a_full_replica_disk_fails_the_sync_leaves_no_half_generation_and_waits_
     let e = r.sync().unwrap_err().to_string();
     assert!(e.contains("the next try is in"), "{e}");
     drop((r, s));
+}
+
+/// A replica of a small database written by plain SQLite: one generation, the first
+/// sync and then three more, each after a write. The replica directory.
+fn small_replica(tmp: &Path) -> PathBuf {
+    let (db, replica) = paths(tmp);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;
+         CREATE TABLE notes(text TEXT); INSERT INTO notes VALUES ('first');",
+    )
+    .unwrap();
+    let mut r = Replicator::open(ReplicaOptions::new(&db, &replica)).unwrap();
+    r.sync().unwrap();
+    for n in 0..3 {
+        conn.execute("INSERT INTO notes VALUES (?1)", [n]).unwrap();
+        r.sync().unwrap();
+    }
+    drop((r, conn));
+    replica
+}
+
+#[test]
+fn a_run_claiming_a_huge_size_is_reported_not_allocated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let replica = small_replica(tmp.path());
+    let g = generations(&replica).unwrap().pop().unwrap();
+    rewrite_manifest(&g.runs[0], |m| m["entries"][0]["size"] = (1u64 << 63).into());
+    let checked = mltb_backup::verify_replica(&replica).unwrap();
+    let why = checked[0].problem.as_deref().expect("the run is found bad");
+    assert!(why.contains("claims 9223372036854775808 bytes"), "{why}");
+    assert_eq!(checked[0].good_runs, 0);
+    let (db, _) = paths(tmp.path());
+    let done = restore_point(&PointOptions::latest(&replica, &db)).unwrap();
+    assert_eq!(done.runs, 0, "replay stops at the bad run: {:?}", done.stopped);
+    assert!(done.stopped.is_some_and(|w| w.contains("claims")));
+}
+
+#[test]
+fn frame_numbers_that_overflow_break_the_chain_instead_of_panicking() {
+    let tmp = tempfile::tempdir().unwrap();
+    let replica = small_replica(tmp.path());
+    let g = generations(&replica).unwrap().pop().unwrap();
+    let n = g.runs.len();
+    assert!(n >= 3, "{:?}", g.runs);
+    // The last but one claims u32::MAX frames after a first frame above 0: where the
+    // last one should start is past u32.
+    let mut first = 0;
+    rewrite_manifest(&g.runs[n - 2], |m| {
+        first = m["wal"]["first_frame"].as_u64().unwrap();
+        m["wal"]["frames"] = u32::MAX.into();
+    });
+    assert!(first > 0, "the run follows on from an earlier one");
+    let checked = mltb_backup::verify_replica(&replica).unwrap();
+    let why = checked[0].problem.as_deref().expect("the last run is found bad");
+    assert!(why.contains("does not follow on"), "{why}");
+    assert_eq!(checked[0].good_runs, n as u64 - 1);
+
+    // The last run's own numbers overflow: the replicator starts a new generation
+    // rather than continue it.
+    rewrite_manifest(&g.runs[n - 1], |m| {
+        m["wal"]["first_frame"] = u32::MAX.into();
+        m["wal"]["frames"] = 1.into();
+    });
+    let (db, _) = paths(tmp.path());
+    let mut r = Replicator::open(ReplicaOptions::new(&db, &replica)).unwrap();
+    assert_eq!(r.generation(), None, "not continued");
+    assert!(r.sync().unwrap().new_generation);
 }
