@@ -384,7 +384,6 @@ const MAX_SECRET_FILE: u64 = 64 << 10;
 /// as `/dev/zero` would block or never end) of at most [`MAX_SECRET_FILE`] bytes, one
 /// trailing newline removed, not empty.
 fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<String, String> {
-    use std::io::Read;
     match (direct, file) {
         (Some(_), Some(_)) => Err(
             "both MLTB_DATABASE_URL and MLTB_DATABASE_URL_FILE are set; set one of them (as the bot requires)"
@@ -392,24 +391,8 @@ fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<Str
         ),
         (Some(url), None) => Ok(url.trim().to_owned()),
         (None, Some(path)) => {
-            let cannot = |e: std::io::Error| {
-                format!("MLTB_DATABASE_URL_FILE: cannot read the secret file {path}: {e}")
-            };
-            let meta = std::fs::metadata(&path).map_err(cannot)?;
-            if !meta.is_file() {
-                return Err(format!("MLTB_DATABASE_URL_FILE: the secret file {path} is not a regular file"));
-            }
-            let mut text = String::new();
-            std::fs::File::open(&path)
-                .map_err(cannot)?
-                .take(MAX_SECRET_FILE + 1)
-                .read_to_string(&mut text)
-                .map_err(cannot)?;
-            if text.len() as u64 > MAX_SECRET_FILE {
-                return Err(format!(
-                    "MLTB_DATABASE_URL_FILE: the secret file {path} holds more than {MAX_SECRET_FILE} bytes; it holds one URL"
-                ));
-            }
+            let text = mltb_store::secret::read_file(&path, MAX_SECRET_FILE)
+                .map_err(|why| format!("MLTB_DATABASE_URL_FILE: {why}"))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);
             if text.trim().is_empty() {

@@ -115,6 +115,7 @@ mod error;
 mod exec;
 pub mod limits;
 mod model;
+pub mod secret;
 mod store;
 mod value;
 

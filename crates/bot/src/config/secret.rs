@@ -93,29 +93,6 @@ impl Secrets {
 /// The most a secret file may hold: far more than any token, URL or rclone config.
 const MAX_SECRET_FILE: u64 = 1 << 20;
 
-/// A secret file's text: a regular file (a FIFO or a device such as `/dev/zero` would
-/// block or never end) of at most [`MAX_SECRET_FILE`] bytes.
-fn read_secret_file(path: &str) -> Result<String, String> {
-    use std::io::Read;
-    let cannot = |e: std::io::Error| format!("cannot read the secret file {path}: {e}");
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    if !meta.is_file() {
-        return Err(format!("the secret file {path} is not a regular file"));
-    }
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(cannot)?
-        .take(MAX_SECRET_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(cannot)?;
-    if text.len() as u64 > MAX_SECRET_FILE {
-        return Err(format!(
-            "the secret file {path} holds more than {MAX_SECRET_FILE} bytes; a secret file holds one secret"
-        ));
-    }
-    Ok(text)
-}
-
 fn read(env: &Env, var: &str) -> Result<Option<Secret>, ConfigError> {
     let file_var = format!("{var}_FILE");
     let direct = env.get(var).filter(|v| !v.is_empty());
@@ -126,7 +103,8 @@ fn read(env: &Env, var: &str) -> Result<Option<Secret>, ConfigError> {
         }
         (Some(v), None) => Ok(Some(Secret(v))),
         (None, Some(path)) => {
-            let text = read_secret_file(&path).map_err(|why| ConfigError::new(&file_var, why))?;
+            let text = mltb_store::secret::read_file(&path, MAX_SECRET_FILE)
+                .map_err(|why| ConfigError::new(&file_var, why))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);
             if text.is_empty() {

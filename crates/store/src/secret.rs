@@ -1,0 +1,40 @@
+//! Secrets read from a file named by a `_FILE` variable (a Docker or Kubernetes secret),
+//! as the bot and `mltb-backup` read the store's database URL and the bot's other
+//! secrets: one rule for every program that opens the store.
+
+use std::io::Read;
+
+/// The text of the secret file at `path`: a regular file (a FIFO or a device such as
+/// `/dev/zero` would block or never end) of at most `max_bytes` bytes, returned as it
+/// is (the caller trims its line end). The error says which file and why, and never
+/// holds the file's text.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("url");
+/// std::fs::write(&path, "postgres://mltb@db/mltb\n")?;
+/// let path = path.display().to_string();
+/// assert_eq!(mltb_store::secret::read_file(&path, 1024).unwrap(), "postgres://mltb@db/mltb\n");
+/// assert!(mltb_store::secret::read_file(&path, 8).unwrap_err().contains("more than 8 bytes"));
+/// assert!(mltb_store::secret::read_file("/dev/zero", 8).unwrap_err().contains("not a regular file"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub fn read_file(path: &str, max_bytes: u64) -> Result<String, String> {
+    let cannot = |e: std::io::Error| format!("cannot read the secret file {path}: {e}");
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(format!("the secret file {path} is not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(cannot)?
+        .take(max_bytes.saturating_add(1))
+        .read_to_string(&mut text)
+        .map_err(cannot)?;
+    if text.len() as u64 > max_bytes {
+        return Err(format!(
+            "the secret file {path} holds more than {max_bytes} bytes; a secret file holds one secret"
+        ));
+    }
+    Ok(text)
+}
