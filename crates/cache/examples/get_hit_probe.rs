@@ -10,7 +10,8 @@
 //! ```
 //!
 //! `(Ir(N) - Ir(0)) / N` is the cost of one hit; `mutex_lru` or `quick_cache` instead of
-//! `ours` gives an anchor's, `ours_tiny` ours under W-TinyLFU, and `ours_window` ours with
+//! `ours` gives an anchor's, `ours_tiny` ours under W-TinyLFU, `ours_fixed` under
+//! W-TinyLFU with a fixed window (no window simulations), and `ours_window` ours with
 //! a one-minute [`stats_window`](mltb_cache::MemoryCacheBuilder::stats_window).
 //!
 //! With a third argument it times instead: `get_hit_probe ours 20000 200` makes 200
@@ -62,10 +63,13 @@ fn main() {
     let rounds: Option<usize> = args.next().and_then(|a| a.parse().ok());
     let keys = keys();
     let (found, best) = match which.as_str() {
-        "ours" | "ours_window" | "ours_tiny" => {
+        "ours" | "ours_window" | "ours_tiny" | "ours_fixed" => {
             let cache = support::ours(CAPACITY, |mut builder| {
                 if which == "ours_tiny" {
                     builder = builder.admission(Admission::TinyLfu);
+                }
+                if which == "ours_fixed" {
+                    builder = builder.admission(Admission::TinyLfuFixedWindow);
                 }
                 if which == "ours_window" {
                     builder = builder.stats_window(std::time::Duration::from_secs(60));
@@ -94,7 +98,7 @@ fn main() {
         }
         other => {
             eprintln!(
-                "unknown cache {other:?}; expected ours, ours_tiny, ours_window, mutex_lru or quick_cache"
+                "unknown cache {other:?}; expected ours, ours_tiny, ours_fixed, ours_window, mutex_lru or quick_cache"
             );
             std::process::exit(2);
         }

@@ -213,11 +213,10 @@ struct Node {
     rpc: Rpc,
     supervisor: Option<Aria2Supervisor>,
     /// The egress proxy the daemon goes through: its downloads are tagged with their GID,
-    /// and a failed one the proxy refused fails with the refusal.
+    /// and a failed one the proxy refused fails with the refusal. A supervised `aria2c`
+    /// was started with the proxy's options; a configured daemon gets them with each
+    /// download.
     egress: Option<Arc<EgressProxy>>,
-    /// Whether each download names the proxy itself (a configured daemon); a supervised
-    /// `aria2c` was started with it.
-    proxy_per_download: bool,
 }
 
 /// What the downloader remembers of a download it started or resumed.
@@ -254,7 +253,6 @@ impl Aria2Downloader {
             name: "aria2".into(),
             rpc: supervisor.rpc().clone(),
             egress: supervisor.egress(),
-            proxy_per_download: false,
             supervisor: Some(supervisor),
         };
         let inner =
@@ -282,8 +280,7 @@ impl Aria2Downloader {
                 ));
             }
             let rpc = Rpc::connect(&e.url, &e.secret, e.rpc_timeout, Duration::from_secs(10)).await?;
-            let proxy_per_download = e.egress.is_some();
-            nodes.push(Node { name: e.name, rpc, supervisor: None, egress: e.egress, proxy_per_download });
+            nodes.push(Node { name: e.name, rpc, supervisor: None, egress: e.egress });
         }
         let backends = nodes.iter().map(|n| Backend::new(n.name.clone(), n.rpc.url().to_string()));
         let balancer = Balancer::new(strategy, backends)
@@ -467,10 +464,10 @@ impl Inner {
     /// Adds `request` on daemon `node` as `gid`, continuing any partial data.
     async fn add_on(&self, node: usize, request: &DownloadRequest, gid: &str) -> Result<()> {
         self.alive(node)?;
-        let Node { rpc, egress, proxy_per_download, .. } = &self.nodes[node];
+        let Node { rpc, egress, supervisor, .. } = &self.nodes[node];
         let mut options = task_options(request, gid)?;
         if let Some(proxy) = egress {
-            let through = if *proxy_per_download { proxy.aria2_download_options() } else { Vec::new() };
+            let through = if supervisor.is_none() { proxy.aria2_download_options() } else { Vec::new() };
             for (key, value) in through.into_iter().chain(EgressProxy::aria2_tag_options(gid)) {
                 options.extra_options.insert(key.into(), serde_json::Value::String(value));
             }

@@ -322,10 +322,11 @@ async fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
 /// makes entries of its own; a gathering task's (`gathering`) link records are its own.
 async fn free_reserved_names(dir: &Path, gathering: bool) -> Result<()> {
     let mut entries = tokio::fs::read_dir(dir).await.map_err(|e| Error::io(dir.display(), &e))?;
+    let links = format!("{RESERVED_PREFIX}link-");
     let mut taken = Vec::new();
     while let Some(entry) = entries.next_entry().await.map_err(|e| Error::io(dir.display(), &e))? {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let engines = gathering && name.starts_with(&format!("{RESERVED_PREFIX}link-"));
+        let engines = gathering && name.starts_with(&links);
         if name.starts_with(RESERVED_PREFIX) && !engines {
             taken.push((entry.path(), name));
         }
