@@ -376,12 +376,9 @@ fn database_url() -> Result<String, String> {
 
 const NO_URL: &str = "--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it";
 
-/// The most a secret file may hold: far more than any URL.
-const MAX_SECRET_FILE: u64 = 64 << 10;
-
 /// [`database_url`] from the variable's value (`direct`) and the file's name (`file`),
 /// with the bot's rules: one of them; the file a regular file (a FIFO or a device such
-/// as `/dev/zero` would block or never end) of at most [`MAX_SECRET_FILE`] bytes, one
+/// as `/dev/zero` would block or never end) of at most `mltb_store::secret::MAX_FILE` bytes, one
 /// trailing newline removed, not empty.
 fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<String, String> {
     match (direct, file) {
@@ -391,7 +388,7 @@ fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<Str
         ),
         (Some(url), None) => Ok(url.trim().to_owned()),
         (None, Some(path)) => {
-            let text = mltb_store::secret::read_file(&path, MAX_SECRET_FILE)
+            let text = mltb_store::secret::read_file(&path)
                 .map_err(|why| format!("MLTB_DATABASE_URL_FILE: {why}"))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);

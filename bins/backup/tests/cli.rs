@@ -373,7 +373,7 @@ fn the_database_url_file_follows_the_bots_rules() {
     std::fs::write(&file, "\n").unwrap();
     let (ok, err) = with(&[("MLTB_DATABASE_URL_FILE", &path)]);
     assert!(!ok && err.contains(&format!("the secret file {path} is empty")), "{err}");
-    std::fs::write(&file, vec![b'x'; 70 << 10]).unwrap();
+    std::fs::write(&file, vec![b'x'; usize::try_from(mltb_store::secret::MAX_FILE).unwrap() + 1]).unwrap();
     let (ok, err) = with(&[("MLTB_DATABASE_URL_FILE", &path)]);
     assert!(!ok && err.contains("holds more than"), "{err}");
 }

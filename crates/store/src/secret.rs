@@ -4,8 +4,11 @@
 
 use std::io::Read;
 
+/// The most a secret file may hold: far more than any token, URL or rclone config.
+pub const MAX_FILE: u64 = 1 << 20;
+
 /// The text of the secret file at `path`: a regular file (a FIFO or a device such as
-/// `/dev/zero` would block or never end) of at most `max_bytes` bytes, returned as it
+/// `/dev/zero` would block or never end) of at most [`MAX_FILE`] bytes, returned as it
 /// is (the caller trims its line end). The error says which file and why, and never
 /// holds the file's text.
 ///
@@ -14,12 +17,13 @@ use std::io::Read;
 /// let path = dir.path().join("url");
 /// std::fs::write(&path, "postgres://mltb@db/mltb\n")?;
 /// let path = path.display().to_string();
-/// assert_eq!(mltb_store::secret::read_file(&path, 1024).unwrap(), "postgres://mltb@db/mltb\n");
-/// assert!(mltb_store::secret::read_file(&path, 8).unwrap_err().contains("more than 8 bytes"));
-/// assert!(mltb_store::secret::read_file("/dev/zero", 8).unwrap_err().contains("not a regular file"));
+/// assert_eq!(mltb_store::secret::read_file(&path).unwrap(), "postgres://mltb@db/mltb\n");
+/// assert!(mltb_store::secret::read_file("/dev/zero").unwrap_err().contains("not a regular file"));
+/// std::fs::write(&path, vec![b'x'; mltb_store::secret::MAX_FILE as usize + 1])?;
+/// assert!(mltb_store::secret::read_file(&path).unwrap_err().contains("more than 1048576 bytes"));
 /// # Ok::<(), std::io::Error>(())
 /// ```
-pub fn read_file(path: &str, max_bytes: u64) -> Result<String, String> {
+pub fn read_file(path: &str) -> Result<String, String> {
     let cannot = |e: std::io::Error| format!("cannot read the secret file {path}: {e}");
     let meta = std::fs::metadata(path).map_err(cannot)?;
     if !meta.is_file() {
@@ -28,12 +32,12 @@ pub fn read_file(path: &str, max_bytes: u64) -> Result<String, String> {
     let mut text = String::new();
     std::fs::File::open(path)
         .map_err(cannot)?
-        .take(max_bytes.saturating_add(1))
+        .take(MAX_FILE + 1)
         .read_to_string(&mut text)
         .map_err(cannot)?;
-    if text.len() as u64 > max_bytes {
+    if text.len() as u64 > MAX_FILE {
         return Err(format!(
-            "the secret file {path} holds more than {max_bytes} bytes; a secret file holds one secret"
+            "the secret file {path} holds more than {MAX_FILE} bytes; a secret file holds one secret"
         ));
     }
     Ok(text)

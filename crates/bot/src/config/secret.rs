@@ -90,9 +90,6 @@ impl Secrets {
     }
 }
 
-/// The most a secret file may hold: far more than any token, URL or rclone config.
-const MAX_SECRET_FILE: u64 = 1 << 20;
-
 fn read(env: &Env, var: &str) -> Result<Option<Secret>, ConfigError> {
     let file_var = format!("{var}_FILE");
     let direct = env.get(var).filter(|v| !v.is_empty());
@@ -103,8 +100,8 @@ fn read(env: &Env, var: &str) -> Result<Option<Secret>, ConfigError> {
         }
         (Some(v), None) => Ok(Some(Secret(v))),
         (None, Some(path)) => {
-            let text = mltb_store::secret::read_file(&path, MAX_SECRET_FILE)
-                .map_err(|why| ConfigError::new(&file_var, why))?;
+            let text =
+                mltb_store::secret::read_file(&path).map_err(|why| ConfigError::new(&file_var, why))?;
             let text = text.strip_suffix('\n').unwrap_or(&text);
             let text = text.strip_suffix('\r').unwrap_or(text);
             if text.is_empty() {
