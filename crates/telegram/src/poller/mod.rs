@@ -89,7 +89,13 @@ impl PollerBuilder {
     /// update before the next call confirms it, as several instances of one bot do with
     /// their shared offset. Updates that do not decode are skipped (logged), but counted
     /// in [`Batch::next_offset`], unless their `update_id` is missing or outside
-    /// `0..=u32::MAX` (no update has such an id).
+    /// `0..=u32::MAX` (no update has such an id). Updates below `offset` (confirmed by
+    /// this call, so delivered before) are skipped too.
+    ///
+    /// # Errors
+    /// Those of the request, and [`Error::Decode`] when the server sent updates but
+    /// none moved the offset: the next call would get the same ones at once, so the
+    /// caller must back off (the spawned poller does).
     pub async fn fetch(&self, offset: Option<i64>) -> Result<Batch> {
         let params = GetUpdatesParams::builder()
             .maybe_offset(offset)
@@ -101,13 +107,24 @@ impl PollerBuilder {
             .client
             .request::<_, MethodResponse<Vec<serde_json::Value>>>("getUpdates", Some(params))
             .await?;
-        let mut batch = Batch { next_offset: offset, updates: Vec::with_capacity(response.result.len()) };
+        let received = response.result.len();
+        let mut batch = Batch { next_offset: offset, updates: Vec::with_capacity(received) };
         for value in response.result {
             // Past every element, decodable or not, so none is delivered again; but not
             // past an id no update can have (update ids are u32): such an id would skip,
             // and so lose, every real update below it, or overflow the offset.
             let id = value.get("update_id").and_then(serde_json::Value::as_i64);
             match id.filter(|id| (0..=i64::from(u32::MAX)).contains(id)) {
+                // Below the offset: confirmed by this very call, so delivered before; a
+                // server that sends it again must not have it served twice.
+                Some(id) if offset.is_some_and(|o| id < o) => {
+                    tracing::warn!(
+                        update_id = id,
+                        ?offset,
+                        "skipping an update below the offset, sent again"
+                    );
+                    continue;
+                }
                 Some(id) => batch.next_offset = Some(batch.next_offset.map_or(id + 1, |o| o.max(id + 1))),
                 None => {
                     tracing::warn!(update_id = ?id, "an update without a valid update_id leaves the offset")
@@ -119,6 +136,18 @@ impl PollerBuilder {
                     tracing::warn!(update_id = ?id, error = %e, "skipping an update that does not decode")
                 }
             }
+        }
+        if received > 0 && batch.next_offset == offset {
+            // Updates, none of which moves the offset: the same call would get them again
+            // at once. An error, so that the caller backs off instead of spinning.
+            return Err(Error::Decode {
+                method: "getUpdates".into(),
+                reason: format!(
+                    "{received} updates, none with an update_id at or past the offset {offset:?} \
+                     (expected ids in 0..={}); the server would send them again",
+                    u32::MAX
+                ),
+            });
         }
         Ok(batch)
     }
@@ -316,5 +345,42 @@ mod tests {
         assert_eq!(batch.next_offset, Some(8));
         let ids: Vec<u32> = batch.updates.iter().map(|u| u.update_id).collect();
         assert_eq!(ids, vec![7]);
+    }
+
+    fn message() -> serde_json::Value {
+        serde_json::json!({"message_id": 1, "date": 0, "chat": {"id": 5, "type": "private"}, "text": "hi"})
+    }
+
+    #[tokio::test]
+    async fn updates_below_the_offset_are_not_served_again() {
+        let body = serde_json::json!({"ok": true, "result": [
+            {"update_id": 2, "message": message()},
+            {"update_id": 3, "message": message()},
+        ]});
+        let client = Client::builder("123456:secret").api_url(serve_once(body.to_string())).build().unwrap();
+        let batch = Poller::builder(client).timeout(0).fetch(Some(3)).await.unwrap();
+        assert_eq!(batch.next_offset, Some(4));
+        let ids: Vec<u32> = batch.updates.iter().map(|u| u.update_id).collect();
+        assert_eq!(ids, vec![3]);
+    }
+
+    /// A server that keeps sending updates the offset cannot move past would have the
+    /// poller ask again at once, forever: the batch is an error, which backs off.
+    #[tokio::test]
+    async fn a_batch_that_cannot_move_the_offset_is_an_error() {
+        for (offset, result) in [
+            (Some(3), serde_json::json!([{"update_id": 2, "message": message()}])),
+            (Some(3), serde_json::json!([{"update_id": -1, "message": message()}, {"message": message()}])),
+            (None, serde_json::json!([{"update_id": 1_i64 << 40, "message": message()}])),
+        ] {
+            let body = serde_json::json!({"ok": true, "result": result});
+            let client =
+                Client::builder("123456:secret").api_url(serve_once(body.to_string())).build().unwrap();
+            let err = Poller::builder(client).timeout(0).fetch(offset).await.unwrap_err();
+            assert!(
+                matches!(&err, Error::Decode { method, reason } if method == "getUpdates" && reason.contains("send them again")),
+                "{offset:?} {result}: {err:?}"
+            );
+        }
     }
 }
