@@ -777,6 +777,12 @@ fn check_run_file(
     if end != run.end_checksum {
         return Err("its frames do not end at the checksum its manifest records".into());
     }
+    // The count places the next run (it must start where this one ends), so it must be
+    // the count of frames the bytes hold.
+    let held = frames.len() / (wal::FRAME_HEADER + run.page_size as usize);
+    if u32::try_from(held) != Ok(run.frames) {
+        return Err(format!("holds {held} frames where its manifest records {}", run.frames));
+    }
     Ok(Some(Checked { run, shipped: m.created_unix_ms, frames }))
 }
 

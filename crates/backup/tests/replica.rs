@@ -407,17 +407,20 @@ fn frame_numbers_that_overflow_break_the_chain_instead_of_panicking() {
     let n = g.runs.len();
     assert!(n >= 3, "{:?}", g.runs);
     // The last but one claims u32::MAX frames after a first frame above 0: where the
-    // last one should start is past u32.
+    // last one should start would be past u32. The count is checked against the frames
+    // the run holds, so the run itself is found bad, before anything adds to it.
     let mut first = 0;
+    let mut held = 0;
     rewrite_manifest(&g.runs[n - 2], |m| {
         first = m["wal"]["first_frame"].as_u64().unwrap();
+        held = m["wal"]["frames"].as_u64().unwrap();
         m["wal"]["frames"] = u32::MAX.into();
     });
     assert!(first > 0, "the run follows on from an earlier one");
     let checked = mltb_backup::verify_replica(&replica).unwrap();
-    let why = checked[0].problem.as_deref().expect("the last run is found bad");
-    assert!(why.contains("does not follow on"), "{why}");
-    assert_eq!(checked[0].good_runs, n as u64 - 1);
+    let why = checked[0].problem.as_deref().expect("the run is found bad");
+    assert!(why.contains(&format!("holds {held} frames where its manifest records 4294967295")), "{why}");
+    assert_eq!(checked[0].good_runs, n as u64 - 2);
 
     // The last run's own numbers overflow: the replicator starts a new generation
     // rather than continue it.
