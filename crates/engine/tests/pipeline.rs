@@ -1297,8 +1297,12 @@ async fn a_task_taken_over_mid_upload_downloads_again_where_the_files_are_not() 
     let sb = pair.store("b").await;
     let b = pair.engine("b", sb.clone(), db.clone(), cluster).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while sb.task(task.id).await.unwrap().unwrap().state != TaskState::Completed {
+    // One read per turn: a second read could find the task completed since the first.
+    loop {
         let t = sb.task(task.id).await.unwrap().unwrap();
+        if t.state == TaskState::Completed {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline && !t.state.is_finished(),
             "b completes the task: {t:?}"
