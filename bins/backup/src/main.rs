@@ -181,24 +181,16 @@ impl OffSite<'_> {
     /// is encrypted: never over a backup already in `dir`, which may be the good copy of
     /// a damaged remote one.
     fn fetch(&self, name: &str, dir: &Path) -> Result<Fetched, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let staging = dir.join(format!(
-            ".fetch-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos()
-        ));
-        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
-            .create(&staging)
-            .map_err(|e| format!("{}: {e}", staging.display()))?;
-        let mut fetched = Fetched { file: staging.join(name), staging };
-        fetched.file = self.remote.download(name, &fetched.staging).map_err(|e| e.to_string())?;
+        let staging = mltb_backup::PrivateDir::create_in(dir, "fetch").map_err(|e| e.to_string())?;
+        let file = self.remote.download(name, staging.path()).map_err(|e| e.to_string())?;
+        let mut fetched = Fetched { file, staging };
         let Some(plain) = name.strip_suffix(mltb_backup::AGE_SUFFIX) else { return Ok(fetched) };
         let Some(identity) = &self.args.identity else {
             return Err(format!(
                 "{name} is encrypted: give --identity FILE, the age secret key it was encrypted to"
             ));
         };
-        let out = fetched.staging.join(plain);
+        let out = fetched.staging.path().join(plain);
         mltb_backup::decrypt(&fetched.file, identity, &out, &self.args.age).map_err(|e| e.to_string())?;
         let _ = std::fs::remove_file(&fetched.file);
         fetched.file = out;
@@ -207,9 +199,9 @@ impl OffSite<'_> {
 }
 
 /// A backup fetched from a remote into a private directory (`<dir>/.fetch-…`, mode 0700),
-/// removed with it when dropped unless [`keep`](Self::keep) moved it out first.
+/// removed with it when dropped; [`keep`](Self::keep) links it into `dir` first.
 struct Fetched {
-    staging: PathBuf,
+    staging: mltb_backup::PrivateDir,
     file: PathBuf,
 }
 
@@ -227,12 +219,6 @@ impl Fetched {
             }
             Err(e) => println!("the fetched copy was not kept as {}: {e}", to.display()),
         }
-    }
-}
-
-impl Drop for Fetched {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.staging);
     }
 }
 
@@ -377,9 +363,8 @@ fn database_url() -> Result<String, String> {
 const NO_URL: &str = "--postgres needs the database's URL in MLTB_DATABASE_URL (or a file named by MLTB_DATABASE_URL_FILE), as the bot reads it";
 
 /// [`database_url`] from the variable's value (`direct`) and the file's name (`file`),
-/// with the bot's rules: one of them; the file a regular file (a FIFO or a device such
-/// as `/dev/zero` would block or never end) of at most `mltb_store::secret::MAX_FILE` bytes, one
-/// trailing newline removed, not empty.
+/// with the bot's rules: one of them; the file read by `mltb_store::secret::read_file`;
+/// not blank.
 fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<String, String> {
     match (direct, file) {
         (Some(_), Some(_)) => Err(
@@ -390,8 +375,6 @@ fn database_url_from(direct: Option<String>, file: Option<String>) -> Result<Str
         (None, Some(path)) => {
             let text = mltb_store::secret::read_file(&path)
                 .map_err(|why| format!("MLTB_DATABASE_URL_FILE: {why}"))?;
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            let text = text.strip_suffix('\r').unwrap_or(text);
             if text.trim().is_empty() {
                 return Err(format!("MLTB_DATABASE_URL_FILE: the secret file {path} is empty"));
             }

@@ -83,7 +83,7 @@ pub use replica::{
     Running, Synced, generations, restore_point, run_time, spawn, verify_replica,
 };
 pub use retention::{Pruned, Retention, prune};
-pub use util::{parse_utc_stamp, utc_stamp};
+pub use util::{PrivateDir, parse_utc_stamp, utc_stamp};
 
 /// The file name extension of a backup.
 pub const EXTENSION: &str = "mltb-backup";

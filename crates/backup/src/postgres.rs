@@ -81,13 +81,18 @@ impl Conn {
 
     /// One of PostgreSQL's client programs, pointed at this database.
     fn command(&self, bin_dir: Option<&Path>, program: &str) -> Command {
-        let mut cmd = Command::new(bin_dir.map_or_else(|| PathBuf::from(program), |d| d.join(program)));
+        let mut cmd = tool(bin_dir, program);
         cmd.env_remove("PGPASSWORD");
         if let Some(p) = &self.password {
             cmd.env("PGPASSWORD", p);
         }
         cmd
     }
+}
+
+/// PostgreSQL's client tool `program`, from `bin_dir` (`None`: the `PATH`).
+fn tool(bin_dir: Option<&Path>, program: &str) -> Command {
+    Command::new(bin_dir.map_or_else(|| PathBuf::from(program), |d| d.join(program)))
 }
 
 /// `text` with its `%XX` escapes decoded (anything else, `+` included, as it is); `None`
@@ -183,7 +188,7 @@ pub fn backup_postgres(o: &PgBackupOptions) -> Result<BackupInfo> {
 
 /// The highest version in a dump's `schema_migrations` table.
 fn dump_schema_version(dump: &Path, bin_dir: Option<&Path>) -> Result<i64> {
-    let mut cmd = Command::new(bin_dir.map_or_else(|| PathBuf::from("pg_restore"), |d| d.join("pg_restore")));
+    let mut cmd = tool(bin_dir, "pg_restore");
     cmd.arg("--data-only").arg("--table=schema_migrations").arg("--file=-").arg(dump);
     let sql = run(cmd, "pg_restore", &format!("reading {}", dump.display()))?;
     let mut rows = sql.lines().skip_while(|l| !l.starts_with("COPY ") || !l.contains("schema_migrations"));
@@ -213,7 +218,7 @@ pub(crate) fn verify_dump(
         let mut out = private_file(&copy.0)?;
         container::extract(backup, entry, &mut out, &copy.0)?;
     }
-    let mut cmd = Command::new(bin_dir.map_or_else(|| PathBuf::from("pg_restore"), |d| d.join("pg_restore")));
+    let mut cmd = tool(bin_dir, "pg_restore");
     cmd.arg("--list").arg(&copy.0);
     let listing =
         run(cmd, "pg_restore", "listing the dump").map_err(|e| Error::damaged(backup, e.to_string()))?;

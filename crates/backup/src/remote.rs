@@ -13,7 +13,7 @@ use crate::EXTENSION;
 use crate::age::AGE_SUFFIX;
 use crate::error::{Error, Result};
 use crate::retention::Retention;
-use crate::util::{PrivateDir, Ran, now_ms, parse_utc_stamp, rename_new, run_tool};
+use crate::util::{PrivateDir, Ran, parse_utc_stamp, rename_new, run_tool};
 
 /// A place on an rclone remote that holds backups: `name:path` (a remote of the rclone
 /// config) or an inline remote such as `:local:/mnt/usb/backups`.
@@ -218,8 +218,8 @@ impl Remote {
         if std::fs::symlink_metadata(&local).is_ok() {
             return Err(exists());
         }
-        let staging = PrivateDir::new(dir.join(format!(".download-{}-{}", std::process::id(), now_ms())))?;
-        let fetched = staging.0.join(name);
+        let staging = PrivateDir::create_in(dir, "download")?;
+        let fetched = staging.path().join(name);
         let to =
             fetched.to_str().ok_or_else(|| Error::Invalid(format!("{}: not UTF-8", fetched.display())))?;
         self.must(&["copyto", &self.path(name), to], "download")?;

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 
@@ -122,13 +123,26 @@ pub(crate) fn private_file(path: &Path) -> Result<File> {
 /// A directory only its owner can enter (mode 0700), created new, removed with all it
 /// holds when dropped: where a download or a decryption lands before it is checked.
 #[derive(Debug)]
-pub(crate) struct PrivateDir(pub(crate) PathBuf);
+pub struct PrivateDir(PathBuf);
 
 impl PrivateDir {
-    /// Creates `path` (which must not exist).
-    pub(crate) fn new(path: PathBuf) -> Result<Self> {
+    /// Creates one in `dir` (created if missing), named `.<prefix>-<process id>-<n>`
+    /// with `n` new for each one this process makes.
+    ///
+    /// # Errors
+    /// `dir` or the directory cannot be created.
+    pub fn create_in(dir: &Path, prefix: &str) -> Result<Self> {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let n = MADE.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!(".{prefix}-{}-{n}", std::process::id()));
         std::fs::DirBuilder::new().mode(0o700).create(&path).map_err(|e| Error::io(&path, e))?;
         Ok(Self(path))
+    }
+
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
     }
 }
 

@@ -7,17 +7,19 @@ use std::io::Read;
 /// The most a secret file may hold: far more than any token, URL or rclone config.
 pub const MAX_FILE: u64 = 1 << 20;
 
-/// The text of the secret file at `path`: a regular file (a FIFO or a device such as
-/// `/dev/zero` would block or never end) of at most [`MAX_FILE`] bytes, returned as it
-/// is (the caller trims its line end). The error says which file and why, and never
-/// holds the file's text.
+/// The secret in the file at `path`: a regular file (a FIFO or a device such as
+/// `/dev/zero` would block or never end) of at most [`MAX_FILE`] bytes, its text without
+/// one trailing line end (`\n` or `\r\n`), which must leave something. The error says
+/// which file and why, and never holds the file's text.
 ///
 /// ```
 /// let dir = tempfile::tempdir()?;
 /// let path = dir.path().join("url");
 /// std::fs::write(&path, "postgres://mltb@db/mltb\n")?;
 /// let path = path.display().to_string();
-/// assert_eq!(mltb_store::secret::read_file(&path).unwrap(), "postgres://mltb@db/mltb\n");
+/// assert_eq!(mltb_store::secret::read_file(&path).unwrap(), "postgres://mltb@db/mltb");
+/// std::fs::write(&path, "\r\n")?;
+/// assert!(mltb_store::secret::read_file(&path).unwrap_err().contains("is empty"));
 /// assert!(mltb_store::secret::read_file("/dev/zero").unwrap_err().contains("not a regular file"));
 /// std::fs::write(&path, vec![b'x'; mltb_store::secret::MAX_FILE as usize + 1])?;
 /// assert!(mltb_store::secret::read_file(&path).unwrap_err().contains("more than 1048576 bytes"));
@@ -40,5 +42,10 @@ pub fn read_file(path: &str) -> Result<String, String> {
             "the secret file {path} holds more than {MAX_FILE} bytes; a secret file holds one secret"
         ));
     }
-    Ok(text)
+    let secret = text.strip_suffix('\n').unwrap_or(&text);
+    let secret = secret.strip_suffix('\r').unwrap_or(secret);
+    if secret.is_empty() {
+        return Err(format!("the secret file {path} is empty"));
+    }
+    Ok(secret.to_owned())
 }

@@ -102,12 +102,7 @@ fn read(env: &Env, var: &str) -> Result<Option<Secret>, ConfigError> {
         (None, Some(path)) => {
             let text =
                 mltb_store::secret::read_file(&path).map_err(|why| ConfigError::new(&file_var, why))?;
-            let text = text.strip_suffix('\n').unwrap_or(&text);
-            let text = text.strip_suffix('\r').unwrap_or(text);
-            if text.is_empty() {
-                return Err(ConfigError::new(&file_var, format!("the secret file {path} is empty")));
-            }
-            Ok(Some(Secret(text.to_owned())))
+            Ok(Some(Secret(text)))
         }
         (None, None) => Ok(None),
     }
