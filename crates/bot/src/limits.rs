@@ -2,10 +2,13 @@
 //! takes a cell of the bot's overall budget, of its chat's and (groups) of its group's,
 //! all three at once or none ([`TieredRedisLimiter::check_all`]), on top of each
 //! instance's own scheduler limits. N instances together then stay within Telegram's
-//! limits as one would.
+//! limits as one would. Once a request to a chat is answered, the chat's bucket is held
+//! back for Telegram's window ([`Limits::answer_gap`]), so the next request to it, from
+//! any instance, goes that long after this one reached Telegram however late it did.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use mltb_ratelimit::{Fallback, Limit, TieredRedisLimiter};
 use mltb_telegram::scheduler::{ChatKey, Limits, SharedLimits};
@@ -42,10 +45,7 @@ impl SharedTelegramLimits {
 
     /// Takes the cells of one request to `chat`, waiting while any bucket is spent.
     pub async fn take(&self, chat: Option<&ChatKey>) {
-        let key = chat.map(|c| match c {
-            ChatKey::Id(id) => id.to_string(),
-            ChatKey::Username(name) => name.clone(),
-        });
+        let key = chat.map(bucket_key);
         let mut buckets: Vec<(&&'static str, &str)> = vec![(&ALL, "bot")];
         if let (Some(chat), Some(key)) = (chat, key.as_deref()) {
             buckets.push((&CHAT, key));
@@ -68,10 +68,38 @@ impl SharedTelegramLimits {
             }
         }
     }
+
+    /// Holds `chat`'s bucket back for `gap` once the answer to a request to it is in
+    /// ([`Limits::answer_gap`]): every instance's next request to the chat then goes at
+    /// least `gap` after that one reached Telegram. While Redis cannot answer nothing is
+    /// held, and each instance's own gap still holds.
+    pub async fn hold(&self, chat: &ChatKey, gap: Duration) {
+        let key = bucket_key(chat);
+        if let Err(e) = self.limiter.hold_all(&[(&CHAT, &key)], gap).await {
+            // `CHAT` is listed in `new`.
+            tracing::error!(error = %e, "a shared Telegram limit refused a listed tier");
+        }
+    }
+}
+
+/// The part of a chat's bucket names that tells chats apart.
+fn bucket_key(chat: &ChatKey) -> String {
+    match chat {
+        ChatKey::Id(id) => id.to_string(),
+        ChatKey::Username(name) => name.clone(),
+    }
 }
 
 impl SharedLimits for SharedTelegramLimits {
     fn acquire<'a>(&'a self, chat: Option<&'a ChatKey>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(self.take(chat))
+    }
+
+    fn answered<'a>(
+        &'a self,
+        chat: &'a ChatKey,
+        gap: Duration,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(self.hold(chat, gap))
     }
 }

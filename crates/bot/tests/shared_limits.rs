@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use mltb_bot::limits::SharedTelegramLimits;
 use mltb_telegram::Client;
-use mltb_telegram::scheduler::{Limits, Request, Scheduler};
+use mltb_telegram::scheduler::{Limits, Request, Response, Scheduler, Transport};
 use mltb_telegram_sim::{RateLimits, Sim, SimConfig};
 use mltb_testkit::SharedRedis;
 
@@ -88,4 +88,63 @@ async fn instances_without_shared_limits_are_throttled() {
     let stats = sim.stats();
     assert_eq!(stats.accepted_sends, (INSTANCES as u64) * CHATS as u64);
     assert!(stats.responses_429 > 0, "three instances without shared limits exceed Telegram's: {stats:?}");
+}
+
+/// Holds its first request back `late` before sending it on, as a slow network or a
+/// stalled process would, and says when that request has been let go by the limits.
+struct LateFirst {
+    client: Client,
+    late: Duration,
+    started: Arc<tokio::sync::Notify>,
+    first: std::sync::atomic::AtomicBool,
+}
+
+impl Transport for LateFirst {
+    async fn execute(&self, request: &Request) -> mltb_telegram::Result<Response> {
+        if self.first.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            self.started.notify_one();
+            tokio::time::sleep(self.late).await;
+        }
+        self.client.execute(request).await
+    }
+}
+
+/// Two instances send to one chat, and the first's request reaches Telegram 600 ms after
+/// the shared limits let it go. The second instance's request still arrives a second
+/// after it: the first instance held the chat's shared bucket for the answer gap once its
+/// answer came. Without the gap the two arrive half a second apart.
+async fn late_arrival_then_another_instance(answer_gap: Duration) -> mltb_telegram_sim::SimStats {
+    let redis = SharedRedis::get()
+        .await
+        .expect("Redis: set REDIS_URL, or install it (sudo apt-get install redis-server)");
+    let sim = sim().await;
+    let bot = fresh_bot_id();
+    let limits = Limits { answer_gap, ..Limits::default() };
+    let shared = || Arc::new(SharedTelegramLimits::new(redis.url(), bot, limits).unwrap());
+    let started = Arc::new(tokio::sync::Notify::new());
+    let late = LateFirst {
+        client: client(&sim),
+        late: Duration::from_millis(600),
+        started: started.clone(),
+        first: true.into(),
+    };
+    let a = Scheduler::builder().limits(limits).shared_limits(shared()).build(late);
+    let b = Scheduler::builder().limits(limits).shared_limits(shared()).build(client(&sim));
+    let first = a.submit(Request::send_message(1, "late")).await.unwrap();
+    started.notified().await;
+    let second = b.submit(Request::send_message(1, "next")).await.unwrap();
+    first.await.unwrap();
+    second.await.unwrap();
+    a.shutdown().await;
+    b.shutdown().await;
+    sim.stats()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_arrival_holds_back_the_other_instances_next_request() {
+    let stats = late_arrival_then_another_instance(Limits::default().answer_gap).await;
+    assert_eq!(stats.accepted_sends, 2);
+    assert_eq!(stats.max_per_chat_in_any_second, 1, "{stats:?}");
+    let control = late_arrival_then_another_instance(Duration::ZERO).await;
+    assert_eq!(control.max_per_chat_in_any_second, 2, "without the gap they arrive together: {control:?}");
 }

@@ -280,6 +280,7 @@ fn child(config: &ChildConfig) {
         let mut limits = Limits::default();
         let unpaced = Quota::parse("100000/1s burst 1").unwrap();
         (limits.global, limits.per_chat, limits.per_group) = (unpaced, unpaced, unpaced);
+        limits.answer_gap = Duration::ZERO;
         let scheduler = Scheduler::builder().limits(limits).build(client);
         let planner = Arc::new(Leech { scheduler, store: store.clone() });
         let engine_config =

@@ -329,3 +329,55 @@ async fn concurrent_check_all_never_over_admits() {
     assert!(decisions.iter().all(|d| d.source == Source::Redis));
     assert_eq!(decisions.iter().filter(|d| d.is_admitted()).count(), 10);
 }
+
+/// `hold_all` keeps each bucket from granting a cell for the gap (the wait a refused
+/// check reports is the gap), leaves a bucket held back longer as it was, skips
+/// unlimited tiers, refuses unlisted ones, and says when Redis could not hold.
+#[tokio::test]
+async fn hold_all_keeps_the_next_cell_back_for_the_gap() {
+    let redis = SharedRedis::get().await.unwrap();
+    let limiter = TieredRedisLimiter::builder(redis.url())
+        .prefix(redis.key_prefix())
+        .tier("chat", quota("1/10ms burst 1"))
+        .tier("slow", quota("1/h burst 1"))
+        .tier("burst", quota("100/s burst 100"))
+        .tier("owner", Limit::Unlimited)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let gap = Duration::from_secs(30 * 60);
+    let held = limiter.hold_all(&[(&"chat", "a"), (&"burst", "a"), (&"owner", "a")], gap).await;
+    assert_eq!(held, Ok(true));
+    for tier in ["chat", "burst"] {
+        let refused = limiter.check_all(&[(&tier, "a")]).await.unwrap();
+        assert!(refused.limited, "{tier}: held for {gap:?}");
+        assert!(
+            refused.retry_after <= gap && refused.retry_after > gap - Duration::from_secs(60),
+            "{tier}: the wait is the gap, {:?}",
+            refused.retry_after
+        );
+    }
+    // Another key of the tier is not held.
+    assert!(limiter.check_all(&[(&"chat", "b")]).await.unwrap().is_admitted());
+    // A bucket already held back longer (its only cell of the hour taken) keeps its wait.
+    assert!(limiter.check_all(&[(&"slow", "a")]).await.unwrap().is_admitted());
+    assert_eq!(limiter.hold_all(&[(&"slow", "a")], Duration::from_secs(1)).await, Ok(true));
+    let refused = limiter.check_all(&[(&"slow", "a")]).await.unwrap();
+    assert!(refused.retry_after > Duration::from_secs(3000), "{:?}", refused.retry_after);
+    assert_eq!(limiter.hold_all(&[], gap).await, Ok(true));
+    assert_eq!(
+        limiter.hold_all(&[(&"admin", "a")], gap).await,
+        Err(Denied::InsufficientCapacity { requested: 1, capacity: 0 }),
+        "a tier not listed"
+    );
+
+    let server = RedisServer::start().await.unwrap();
+    let down = TieredRedisLimiter::builder(server.url())
+        .tier("chat", quota("1/10ms burst 1"))
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    server.stop().await.unwrap();
+    assert_eq!(down.hold_all(&[(&"chat", "a")], gap).await, Ok(false), "Redis is down");
+    assert_eq!(down.check_all(&[(&"chat", "a")]).await.unwrap().source, Source::Fallback);
+}

@@ -10,6 +10,7 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use mltb_ratelimit::Quota;
@@ -30,7 +31,7 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn unlimited() -> Limits {
     let q: Quota = "1000000000/s burst 1000000000".parse().expect("valid quota");
-    Limits { global: q, per_chat: q, per_group: q }
+    Limits { global: q, per_chat: q, per_group: q, answer_gap: Duration::ZERO }
 }
 
 fn scheduler(c: &mut Criterion) {

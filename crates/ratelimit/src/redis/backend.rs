@@ -10,14 +10,19 @@ use redis::Script;
 use tokio::time::Instant;
 
 use super::rule::Rule;
-use super::{Decision, RedisStats, SCRIPT, SCRIPT_ALL, Source};
+use super::{Decision, RedisStats, SCRIPT, SCRIPT_ALL, SCRIPT_HOLD, Source};
 use crate::{Clock, Denied, MonotonicClock};
+
+/// The longest [`Backend::hold`]: a day keeps `now + gap + tolerance` exact in Lua's
+/// doubles.
+const MAX_HOLD: Duration = Duration::from_secs(24 * 60 * 60);
 
 #[derive(Debug)]
 pub(super) struct Backend {
     pub(super) pool: Pool<RedisManager>,
     script: Script,
     script_all: Script,
+    script_hold: Script,
     pub(super) prefix: String,
     timeout: Duration,
     retry_interval: Duration,
@@ -44,6 +49,7 @@ impl Backend {
             pool,
             script: Script::new(SCRIPT),
             script_all: Script::new(SCRIPT_ALL),
+            script_hold: Script::new(SCRIPT_HOLD),
             prefix,
             timeout,
             retry_interval,
@@ -134,6 +140,31 @@ impl Backend {
         out.unwrap_or_else(Decision::unlimited)
     }
 
+    /// Holds back each bucket — `(rule, redis_key)` — so that none grants a cell before
+    /// `gap` from now on Redis's clock (a gap over a day is cut to a day): one script call.
+    /// `false` when Redis could not answer, and nothing was held.
+    pub(super) async fn hold(&self, buckets: &[(&Rule, String, &str)], gap: Duration) -> bool {
+        if buckets.is_empty() {
+            return true;
+        }
+        if self.clock.now_nanos() < self.down_until.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut invocation = self.script_hold.prepare_invoke();
+        for (rule, redis_key, _) in buckets {
+            invocation.key(redis_key.as_str()).arg(rule.t_micros).arg(rule.tau_micros);
+        }
+        let gap_micros = u64::try_from(gap.min(MAX_HOLD).as_micros()).unwrap_or(u64::MAX);
+        invocation.arg(gap_micros);
+        match self.invoke::<i64>(&invocation).await {
+            Ok(_) => true,
+            Err(failure) => {
+                self.mark_down(&failure.to_string());
+                false
+            }
+        }
+    }
+
     async fn eval_all(&self, buckets: &[(&Rule, String, &str)]) -> Result<Decision, Failure> {
         let mut invocation = self.script_all.prepare_invoke();
         for (rule, redis_key, _) in buckets {
@@ -150,27 +181,15 @@ impl Backend {
         self.run_script(&invocation, rule.capacity).await
     }
 
-    /// Runs a GCRA script call within `timeout`, checkout included, and reads its answer
-    /// (admitted, remaining, retry after, reset after) as a decision of `limit`. A
-    /// connection that broke is closed by the pool on return (its `RedisConnection` saw
-    /// the error); one that did not answer in time is marked broken here, since it may
-    /// be wedged.
+    /// Runs a GCRA script call ([`invoke`](Self::invoke)) and reads its answer (admitted,
+    /// remaining, retry after, reset after) as a decision of `limit`.
     async fn run_script(
         &self,
         invocation: &redis::ScriptInvocation<'_>,
         limit: u32,
     ) -> Result<Decision, Failure> {
         // `None`: no deadline (a timeout too long to add to the clock; `build` refuses those).
-        let deadline = Instant::now().checked_add(self.timeout);
-        let mut conn = self.checkout(deadline).await?;
-        let answer = before(deadline, invocation.invoke_async::<Vec<i64>>(&mut *conn)).await;
-        let reply = match answer {
-            Some(reply) => reply.map_err(Failure::Redis)?,
-            None => {
-                conn.mark_broken();
-                return Err(Failure::Timeout(self.timeout));
-            }
-        };
+        let reply = self.invoke::<Vec<i64>>(invocation).await?;
         let [admitted, remaining, retry_after, reset_after] = reply[..] else {
             return Err(Failure::Reply(format!("expected 4 integers from the script, got {reply:?}")));
         };
@@ -183,6 +202,25 @@ impl Backend {
             micros(reset_after),
             Source::Redis,
         ))
+    }
+
+    /// Runs a script call within `timeout`, checkout included. A connection that broke is
+    /// closed by the pool on return (its `RedisConnection` saw the error); one that did
+    /// not answer in time is marked broken here, since it may be wedged.
+    async fn invoke<R: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<R, Failure> {
+        // `None`: no deadline (a timeout too long to add to the clock; `build` refuses those).
+        let deadline = Instant::now().checked_add(self.timeout);
+        let mut conn = self.checkout(deadline).await?;
+        match before(deadline, invocation.invoke_async::<R>(&mut *conn)).await {
+            Some(reply) => reply.map_err(Failure::Redis),
+            None => {
+                conn.mark_broken();
+                Err(Failure::Timeout(self.timeout))
+            }
+        }
     }
 
     /// A connection for a check. The pool closes a connection that broke while checked

@@ -22,6 +22,7 @@ use crate::{Denied, KeyedLimiter, Quota};
 
 const SCRIPT: &str = include_str!("gcra.lua");
 const SCRIPT_ALL: &str = include_str!("gcra_all.lua");
+const SCRIPT_HOLD: &str = include_str!("gcra_hold.lua");
 
 /// Keeps `T * burst + now` exact in Lua's doubles (2^53 µs).
 const MAX_TOLERANCE_MICROS: u64 = 1 << 52;

@@ -160,6 +160,12 @@ impl<T: Hash + Eq + AsRef<str>> TieredRedisLimiter<T> {
     /// # }
     /// ```
     pub async fn check_all(&self, buckets: &[(&T, &str)]) -> Result<Decision, Denied> {
+        Ok(self.backend.check_all(&self.limited(buckets)?).await)
+    }
+
+    /// The limited buckets among `buckets`, each as (rule, Redis key, key); fails for a
+    /// tier that is not listed.
+    fn limited<'k>(&self, buckets: &[(&T, &'k str)]) -> Result<Vec<(&Rule, String, &'k str)>, Denied> {
         let mut limited = Vec::with_capacity(buckets.len());
         for (tier, key) in buckets {
             match self.tiers.get(*tier) {
@@ -170,7 +176,40 @@ impl<T: Hash + Eq + AsRef<str>> TieredRedisLimiter<T> {
                 }
             }
         }
-        Ok(self.backend.check_all(&limited).await)
+        Ok(limited)
+    }
+
+    /// Holds back each `(tier, key)` bucket so that none grants a cell before `gap` from
+    /// now, on Redis's clock, and then one at a time at its rate; a bucket already held
+    /// back longer is left as it is. One round trip; unlimited tiers are skipped.
+    ///
+    /// For limits that a server counts when a request *arrives*, which the client only
+    /// knows happened before the answer: once the answer comes, holding the buckets the
+    /// request took cells of for the server's window keeps the next request that far
+    /// behind it, however late this one arrived, and whichever process sends the next.
+    ///
+    /// `Ok(false)` when Redis could not answer and nothing was held (the outage is logged
+    /// as for checks); fails for a tier that is not listed. A gap over a day is cut to a
+    /// day.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    ///
+    /// use mltb_ratelimit::{Quota, TieredRedisLimiter};
+    ///
+    /// let limiter = TieredRedisLimiter::builder("redis://127.0.0.1:6379/")
+    ///     .tier("chat", "1/1100ms burst 1".parse::<Quota>()?)
+    ///     .build()?;
+    /// if limiter.check_all(&[(&"chat", "42")]).await?.is_admitted() {
+    ///     // ... send the request, and once its answer is in:
+    ///     limiter.hold_all(&[(&"chat", "42")], Duration::from_secs(1)).await?;
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn hold_all(&self, buckets: &[(&T, &str)], gap: std::time::Duration) -> Result<bool, Denied> {
+        Ok(self.backend.hold(&self.limited(buckets)?, gap).await)
     }
 
     /// The limit of `tier`, or `None` if it is not listed.

@@ -37,6 +37,19 @@ pub trait SharedLimits: Send + Sync + 'static {
     /// Waits until a request to `chat` (`None`: not tied to a chat) may go by the shared
     /// limits, and takes its cells in them.
     fn acquire<'a>(&'a self, chat: Option<&'a ChatKey>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+    /// Called once the answer to a request to `chat` is in, before the scheduler sends
+    /// to that chat again: holds the chat's shared limit back for `gap`
+    /// ([`Limits::answer_gap`]), so that no process's next request to it goes sooner
+    /// after this one arrived. The default holds nothing.
+    fn answered<'a>(
+        &'a self,
+        chat: &'a ChatKey,
+        gap: Duration,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        let _ = (chat, gap);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The limits the scheduler keeps. Each must hold for *any* window, so quotas have burst 1
@@ -49,6 +62,14 @@ pub struct Limits {
     pub per_chat: Quota,
     /// Per group or channel (negative ids), on top of `per_chat`. Default `20/66s burst 1`.
     pub per_group: Quota,
+    /// The least time from the answer to a request to a chat to the next request to that
+    /// chat, on top of `per_chat`. Telegram counts a request when it arrives, at the
+    /// latest when it answers, so this keeps two requests to a chat this far apart as the
+    /// server counts them however late the first arrived (a slow network, a stalled
+    /// process): `per_chat`'s headroom covers only so much. Default 1 s, Telegram's
+    /// window; zero turns it off. Uploads, which run beside the chat's other requests,
+    /// hold its next request back from their answer too.
+    pub answer_gap: Duration,
 }
 
 impl Default for Limits {
@@ -61,6 +82,7 @@ impl Default for Limits {
             global: q("30/1100ms burst 1"),
             per_chat: q("1/1100ms burst 1"),
             per_group: q("20/66s burst 1"),
+            answer_gap: Duration::from_secs(1),
         }
     }
 }

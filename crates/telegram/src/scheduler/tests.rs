@@ -356,3 +356,90 @@ fn an_abort_flag_with_a_deadline_is_set_past_it_until_the_deadline_moves_on() {
     assert!(flag.is_set() && flag.clone().is_set(), "set stays set");
     assert!(!super::AbortFlag::new().is_set());
 }
+
+/// Answers its first request `first` late and the rest at once, logging each answer's
+/// instant: the latest a server can have counted it.
+#[derive(Clone)]
+struct LateFirst {
+    first: Duration,
+    log: Arc<Mutex<Vec<Instant>>>,
+}
+
+impl Transport for LateFirst {
+    async fn execute(&self, _: &Request) -> Result<Response> {
+        let late = self.log.lock().unwrap().is_empty();
+        if late {
+            tokio::time::sleep(self.first).await;
+        }
+        self.log.lock().unwrap().push(Instant::now());
+        Ok(Response::Done)
+    }
+}
+
+/// Records the holds it is asked for, with the instant.
+#[derive(Default)]
+struct Holds(Mutex<Vec<(Instant, ChatKey, Duration)>>);
+
+impl SharedLimits for Holds {
+    fn acquire<'a>(&'a self, _: Option<&'a ChatKey>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(std::future::ready(()))
+    }
+
+    fn answered<'a>(
+        &'a self,
+        chat: &'a ChatKey,
+        gap: Duration,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        self.0.lock().unwrap().push((Instant::now(), chat.clone(), gap));
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// A request answered late (it may have reached the server as late as its answer) holds
+/// the chat's next request back for the answer gap from that answer, not only the chat's
+/// interval from when it was sent; the shared limits are told so, before the next
+/// request goes.
+#[tokio::test(start_paused = true)]
+async fn the_next_request_to_a_chat_waits_the_answer_gap_after_a_late_answer() {
+    let limits = Limits::default();
+    let late = Duration::from_millis(600);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let holds = Arc::new(Holds::default());
+    let s =
+        Scheduler::builder().shared_limits(holds.clone()).build(LateFirst { first: late, log: log.clone() });
+    let start = Instant::now();
+    let tickets = [
+        s.submit(Request::send_message(9, "one")).await.unwrap(),
+        s.submit(Request::send_message(9, "two")).await.unwrap(),
+    ];
+    for t in tickets {
+        assert_eq!(t.await.unwrap(), Response::Done);
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), 2);
+    assert!(log[1] - log[0] >= limits.answer_gap, "{:?} between the answers", log[1] - log[0]);
+    // Without the gap the second would have gone one interval after the first was sent.
+    assert!(log[1] - start >= late + limits.answer_gap);
+    assert!(late + limits.answer_gap > limits.per_chat.emission_interval());
+    let holds = holds.0.lock().unwrap().clone();
+    assert_eq!(holds.len(), 2, "one hold per answer: {holds:?}");
+    assert_eq!((holds[0].0, &holds[0].1, holds[0].2), (log[0], &ChatKey::Id(9), limits.answer_gap));
+    assert!(holds[0].0 <= log[1]);
+
+    // A zero gap turns it off: the second goes one interval after the first was sent.
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let s = Scheduler::builder()
+        .limits(Limits { answer_gap: Duration::ZERO, ..limits })
+        .build(LateFirst { first: late, log: log.clone() });
+    let start = Instant::now();
+    let tickets = [
+        s.submit(Request::send_message(9, "one")).await.unwrap(),
+        s.submit(Request::send_message(9, "two")).await.unwrap(),
+    ];
+    for t in tickets {
+        t.await.unwrap();
+    }
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log[1] - start, limits.per_chat.emission_interval());
+    s.shutdown().await;
+}

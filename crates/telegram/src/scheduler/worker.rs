@@ -71,7 +71,8 @@ impl Job {
 struct Chat {
     queue: VecDeque<Job>,
     in_flight: Option<Job>,
-    /// Not before this instant: after a 429 (its retry_after) or a failure (backoff).
+    /// Not before this instant: after a 429 (its retry_after), a failure (backoff) or an
+    /// answer ([`Limits::answer_gap`]).
     frozen_until: Option<Instant>,
     /// Whether the freeze came from a 429 (for the Auto scope).
     frozen_by_429: bool,
@@ -105,6 +106,7 @@ pub(super) struct Worker<T> {
     global: DirectLimiter<FrozenClock>,
     per_chat: KeyedLimiter<super::ChatKey, FrozenClock>,
     per_group: KeyedLimiter<super::ChatKey, FrozenClock>,
+    answer_gap: Duration,
     freeze: FreezeScope,
     retry: RetryPolicy,
     counters: Arc<Counters>,
@@ -145,6 +147,7 @@ impl<T: Transport> Worker<T> {
             global: DirectLimiter::with_clock(limits.global, clock.clone()),
             per_chat: keyed(limits.per_chat),
             per_group: keyed(limits.per_group),
+            answer_gap: limits.answer_gap,
             clock,
             epoch: Instant::now(),
             freeze,
@@ -329,12 +332,18 @@ impl<T: Transport> Worker<T> {
             let transport = self.transport.clone();
             let done = self.done_tx.clone();
             let shared = self.shared.clone();
+            let answer_gap = self.answer_gap;
             tokio::spawn(async move {
                 // The chat's lane stays held meanwhile, so its order is kept.
                 if let Some(shared) = &shared {
                     shared.acquire(key.as_ref()).await;
                 }
                 let outcome = transport.execute(&request).await;
+                if let (Some(shared), Some(chat)) = (&shared, &key)
+                    && !answer_gap.is_zero()
+                {
+                    shared.answered(chat, answer_gap).await;
+                }
                 let _ = done.send(Done { chat: key, upload, outcome });
             });
         }
@@ -392,6 +401,11 @@ impl<T: Transport> Worker<T> {
             _ => None,
         };
         let chat = self.chats.entry(key.clone()).or_default();
+        if key.is_some() && !self.answer_gap.is_zero() {
+            // The server counted it by now: the chat's next request goes a window later.
+            let until = after(now, self.answer_gap);
+            chat.frozen_until = Some(chat.frozen_until.map_or(until, |u| u.max(until)));
+        }
         if let Some((wait, by_429)) = retry_in {
             Counters::add(&self.counters.retried, u64::from(!by_429));
             let until = after(now, wait);
