@@ -3,6 +3,7 @@
 //! secrets: one rule for every program that opens the store.
 
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 
 /// The most a secret file may hold: far more than any token, URL or rclone config.
 pub const MAX_FILE: u64 = 1 << 20;
@@ -27,16 +28,18 @@ pub const MAX_FILE: u64 = 1 << 20;
 /// ```
 pub fn read_file(path: &str) -> Result<String, String> {
     let cannot = |e: std::io::Error| format!("cannot read the secret file {path}: {e}");
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    if !meta.is_file() {
+    // Opened without waiting (opening a FIFO would wait for a writer) and judged by what
+    // was opened, so that nothing put in the file's place after a check is read.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits().cast_signed())
+        .open(path)
+        .map_err(cannot)?;
+    if !file.metadata().map_err(cannot)?.is_file() {
         return Err(format!("the secret file {path} is not a regular file"));
     }
     let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(cannot)?
-        .take(MAX_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(cannot)?;
+    file.take(MAX_FILE + 1).read_to_string(&mut text).map_err(cannot)?;
     if text.len() as u64 > MAX_FILE {
         return Err(format!(
             "the secret file {path} holds more than {MAX_FILE} bytes; a secret file holds one secret"
@@ -48,4 +51,29 @@ pub fn read_file(path: &str) -> Result<String, String> {
         return Err(format!("the secret file {path} is empty"));
     }
     Ok(secret.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A FIFO is refused at once: opening it for reading would wait for a writer.
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("secret");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.display().to_string();
+        std::thread::spawn(move || tx.send(read_file(&path)));
+        let answer = rx.recv_timeout(std::time::Duration::from_secs(30)).expect("read_file returns");
+        assert!(answer.unwrap_err().contains("is not a regular file"));
+    }
 }
