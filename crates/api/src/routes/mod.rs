@@ -116,6 +116,7 @@ pub(crate) fn router(
         sessions: Arc::new(Sessions::default()),
         secure,
         stop,
+        looks: Arc::default(),
     })
     .layer(
         ServiceBuilder::new()

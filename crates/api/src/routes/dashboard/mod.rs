@@ -9,7 +9,8 @@
 //! CSRF token. Every response carries a strict content security policy (scripts only
 //! from this site, none inline), `X-Content-Type-Options: nosniff` and
 //! `frame-ancestors 'none'`. The event stream ends when its session is closed or
-//! expires, and when the server stops.
+//! expires, and when the server stops. Every open stream shows one shared look at the
+//! tasks, taken at most once a tick however many tabs are open.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -133,6 +134,59 @@ pub(crate) struct Dashboard {
     /// Cancelled when the server stops: open event streams end then, or the graceful
     /// shutdown would wait for them (for as long as a tab stays open).
     pub(crate) stop: CancellationToken,
+    /// What the event streams show, looked up for all of them.
+    pub(crate) looks: Arc<Looks>,
+}
+
+/// The tasks and totals every open event stream shows, looked up at most once a
+/// [`TICK`] however many streams are open (a look reads the store and the disk); each
+/// stream sends what changed since it last looked.
+#[derive(Default)]
+pub(crate) struct Looks {
+    last: tokio::sync::Mutex<Option<(Instant, Arc<Look>)>>,
+}
+
+/// One look: the tasks (or why they could not be read) and the totals.
+struct Look {
+    tasks: Result<Vec<TaskInfo>, String>,
+    totals: Totals,
+}
+
+impl Looks {
+    /// The latest look, taken now if the last is a [`TICK`] old: streams asking while one
+    /// is taken wait for it.
+    async fn get(&self, app: &AppState) -> Arc<Look> {
+        let mut last = self.last.lock().await;
+        if let Some((at, look)) = last.as_ref()
+            && at.elapsed() < TICK
+        {
+            return look.clone();
+        }
+        let look = Arc::new(Look::take(app).await);
+        *last = Some((Instant::now(), look.clone()));
+        look
+    }
+}
+
+impl Look {
+    async fn take(app: &AppState) -> Self {
+        let tasks = tasks::collect(app, FINISHED).await.map_err(|e| e.1);
+        let stats = super::system::stats(State(app.clone())).await.0;
+        let speed = |state: &str| -> u64 {
+            let Ok(tasks) = &tasks else { return 0 };
+            super::saturating_sum(tasks.iter().filter(|t| t.state == state).map(|t| t.speed_bytes_per_second))
+        };
+        let totals = Totals {
+            download_bytes_per_second: speed("downloading"),
+            upload_bytes_per_second: speed("uploading"),
+            disk_free_bytes: stats.disk.as_ref().map(|d| d.stats.free_bytes),
+            disk_total_bytes: stats.disk.as_ref().map(|d| d.stats.size_bytes),
+            downloading: stats.queue.downloading,
+            uploading: stats.queue.uploading,
+            waiting: stats.queue.waiting,
+        };
+        Self { tasks, totals }
+    }
 }
 
 /// The dashboard's routes, with their security headers.
@@ -323,7 +377,7 @@ async fn cancel(State(d): State<Dashboard>, headers: HeaderMap, Path(id): Path<S
 }
 
 /// The totals line: bandwidth, disk, queue.
-#[derive(Debug, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 struct Totals {
     download_bytes_per_second: u64,
     upload_bytes_per_second: u64,
@@ -349,46 +403,32 @@ impl Stream {
     /// Queues events for what changed since the last look: `task` (a task new or
     /// changed, as the API's JSON), `gone` (`{"id": n}`), `totals`.
     async fn look(&mut self) {
-        let tasks = match tasks::collect(&self.d.app, FINISHED).await {
+        let look = self.d.looks.get(&self.d.app).await;
+        let tasks = match &look.tasks {
             Ok(t) => t,
             Err(e) => {
-                self.pending.push_back(Event::default().event("problem").data(e.1));
+                self.pending.push_back(Event::default().event("problem").data(e));
                 return;
             }
         };
         let mut now: HashMap<i64, TaskInfo> = HashMap::with_capacity(tasks.len());
         for t in tasks {
-            if self.sent.get(&t.id) != Some(&t)
-                && let Ok(e) = Event::default().event("task").json_data(&t)
+            if self.sent.get(&t.id) != Some(t)
+                && let Ok(e) = Event::default().event("task").json_data(t)
             {
                 self.pending.push_back(e);
             }
-            now.insert(t.id, t);
+            now.insert(t.id, t.clone());
         }
         for id in self.sent.keys().filter(|id| !now.contains_key(id)) {
             self.pending.push_back(Event::default().event("gone").data(format!("{{\"id\":{id}}}")));
         }
         self.sent = now;
-        let stats = super::system::stats(State(self.d.app.clone())).await.0;
-        let speed = |state: &str| -> u64 {
-            super::saturating_sum(
-                self.sent.values().filter(|t| t.state == state).map(|t| t.speed_bytes_per_second),
-            )
-        };
-        let totals = Totals {
-            download_bytes_per_second: speed("downloading"),
-            upload_bytes_per_second: speed("uploading"),
-            disk_free_bytes: stats.disk.as_ref().map(|d| d.stats.free_bytes),
-            disk_total_bytes: stats.disk.as_ref().map(|d| d.stats.size_bytes),
-            downloading: stats.queue.downloading,
-            uploading: stats.queue.uploading,
-            waiting: stats.queue.waiting,
-        };
-        if self.totals.as_ref() != Some(&totals) {
-            if let Ok(e) = Event::default().event("totals").json_data(&totals) {
+        if self.totals.as_ref() != Some(&look.totals) {
+            if let Ok(e) = Event::default().event("totals").json_data(&look.totals) {
                 self.pending.push_back(e);
             }
-            self.totals = Some(totals);
+            self.totals = Some(look.totals.clone());
         }
         if self.first {
             // The page knows it has the whole list once this arrives.
