@@ -285,50 +285,13 @@ async fn stopping_the_server_ends_open_event_streams_and_wait_returns() {
     events.until_end().await;
 }
 
-/// An engine with no tasks that counts how often the task list is read, each read waiting
-/// until the test opens the gate.
-struct Counted {
-    reads: std::sync::atomic::AtomicUsize,
-    gate: tokio::sync::watch::Receiver<bool>,
-}
-
-#[async_trait::async_trait]
-impl mltb_api::TaskEngine for Counted {
-    fn live(&self) -> Vec<mltb_engine::TaskView> {
-        Vec::new()
-    }
-
-    fn cancel(&self, _: i64) -> bool {
-        false
-    }
-
-    fn queue_counts(&self) -> mltb_api::QueueCounts {
-        mltb_api::QueueCounts::default()
-    }
-
-    async fn stored(&self, _: i64) -> mltb_store::Result<Option<mltb_store::Task>> {
-        Ok(None)
-    }
-
-    async fn unfinished(&self) -> mltb_store::Result<Vec<mltb_store::Task>> {
-        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let mut gate = self.gate.clone();
-        let _ = gate.wait_for(|open| *open).await;
-        Ok(Vec::new())
-    }
-
-    async fn recent(&self, _: u32) -> mltb_store::Result<Vec<mltb_store::Task>> {
-        Ok(Vec::new())
-    }
-}
-
 /// Six open tabs share one look at the tasks: the streams that ask while it is taken
 /// wait for it instead of each reading the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_event_streams_share_one_look_at_the_tasks() {
     const TABS: usize = 6;
     let (open, gate) = tokio::sync::watch::channel(false);
-    let engine = std::sync::Arc::new(Counted { reads: 0.into(), gate });
+    let engine = std::sync::Arc::new(support::StandIn { gate: Some(gate), ..Default::default() });
     let metrics = std::sync::Arc::new(mltb_api::Metrics::new());
     let s = serve(mltb_api::Api::builder(World::config(), metrics, engine.clone())).await;
     let http = client();

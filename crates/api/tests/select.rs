@@ -173,52 +173,18 @@ async fn the_link_waits_for_the_metadata_and_expires_when_the_task_is_cancelled(
     s.stop.cancel();
 }
 
-/// An engine with one task waiting for a choice, whose (crafted) torrent lists two files
-/// of nearly `u64::MAX` bytes each.
-struct Crafted;
-
-#[async_trait::async_trait]
-impl mltb_api::TaskEngine for Crafted {
-    fn live(&self) -> Vec<mltb_engine::TaskView> {
-        Vec::new()
-    }
-
-    fn cancel(&self, _: i64) -> bool {
-        false
-    }
-
-    fn queue_counts(&self) -> mltb_api::QueueCounts {
-        mltb_api::QueueCounts::default()
-    }
-
-    async fn stored(&self, _: i64) -> mltb_store::Result<Option<mltb_store::Task>> {
-        Ok(None)
-    }
-
-    async fn unfinished(&self) -> mltb_store::Result<Vec<mltb_store::Task>> {
-        Ok(Vec::new())
-    }
-
-    async fn recent(&self, _: u32) -> mltb_store::Result<Vec<mltb_store::Task>> {
-        Ok(Vec::new())
-    }
-
-    async fn choice(&self, id: i64, key: &str) -> Result<mltb_engine::Choice, mltb_engine::ChoiceError> {
-        if key != "crafted-key" {
-            return Err(mltb_engine::ChoiceError::Unknown);
-        }
-        let files = vec![
-            mltb_engine::ChoiceFile::new(1, "crafted/a.bin", u64::MAX - 1),
-            mltb_engine::ChoiceFile::new(2, "crafted/b.bin", u64::MAX - 1),
-        ];
-        Ok(mltb_engine::Choice::new(id, Some("crafted".into()), files))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torrent_whose_sizes_overflow_shows_the_largest_total() {
+    // One task waiting for a choice, whose (crafted) torrent lists two files of nearly
+    // `u64::MAX` bytes each.
+    let files = vec![
+        mltb_engine::ChoiceFile::new(1, "crafted/a.bin", u64::MAX - 1),
+        mltb_engine::ChoiceFile::new(2, "crafted/b.bin", u64::MAX - 1),
+    ];
+    let choice = mltb_engine::Choice::new(7, Some("crafted".into()), files);
+    let engine = support::StandIn { choice: Some(("crafted-key".into(), choice)), ..Default::default() };
     let metrics = std::sync::Arc::new(mltb_api::Metrics::new());
-    let api = mltb_api::Api::builder(World::config(), metrics, std::sync::Arc::new(Crafted));
+    let api = mltb_api::Api::builder(World::config(), metrics, std::sync::Arc::new(engine));
     let s = serve(api).await;
     let r = support::client()
         .get(s.url("/select/7/files"))

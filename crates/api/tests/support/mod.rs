@@ -230,3 +230,51 @@ impl Served {
 pub fn client() -> reqwest::Client {
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
 }
+
+/// A stand-in engine with no tasks of its own, for what the real one cannot be made to
+/// do: it counts the reads of the task list, each waiting for `gate` to open when there
+/// is one, and answers `choice` for `choice_key` with `choice`.
+#[derive(Default)]
+pub struct StandIn {
+    pub reads: std::sync::atomic::AtomicUsize,
+    pub gate: Option<tokio::sync::watch::Receiver<bool>>,
+    pub choice: Option<(String, mltb_engine::Choice)>,
+}
+
+#[async_trait::async_trait]
+impl mltb_api::TaskEngine for StandIn {
+    fn live(&self) -> Vec<mltb_engine::TaskView> {
+        Vec::new()
+    }
+
+    fn cancel(&self, _: i64) -> bool {
+        false
+    }
+
+    fn queue_counts(&self) -> mltb_api::QueueCounts {
+        mltb_api::QueueCounts::default()
+    }
+
+    async fn stored(&self, _: i64) -> mltb_store::Result<Option<Task>> {
+        Ok(None)
+    }
+
+    async fn unfinished(&self) -> mltb_store::Result<Vec<Task>> {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            let _ = gate.clone().wait_for(|open| *open).await;
+        }
+        Ok(Vec::new())
+    }
+
+    async fn recent(&self, _: u32) -> mltb_store::Result<Vec<Task>> {
+        Ok(Vec::new())
+    }
+
+    async fn choice(&self, _: i64, key: &str) -> Result<mltb_engine::Choice, mltb_engine::ChoiceError> {
+        match &self.choice {
+            Some((k, choice)) if k == key => Ok(choice.clone()),
+            _ => Err(mltb_engine::ChoiceError::Unknown),
+        }
+    }
+}
