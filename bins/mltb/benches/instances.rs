@@ -157,10 +157,32 @@ async fn run(n: usize, knobs: &Knobs, redis: &SharedRedis) -> Run {
         sim.send_text(user, user, &format!("/leech {}", server.url(&format!("/f/file-{i:04}.bin"))));
     }
     let limit = 60 + knobs.tasks as u64;
-    wait_for(limit, "every file to arrive", || {
-        sim.sent().iter().filter(|o| o.file.is_some()).count() >= knobs.tasks
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(limit);
+    let arrived = loop {
+        if sim.sent().iter().filter(|o| o.file.is_some()).count() >= knobs.tasks {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    if !arrived {
+        // What the instances said about it, before the panic.
+        for i in &instances {
+            let log = std::fs::read_to_string(i.data_dir.join("mltb.log")).unwrap_or_default();
+            let notable: Vec<&str> =
+                log.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
+            eprintln!(
+                "--- {}: {} lines, the last warnings:\n{}",
+                i.data_dir.display(),
+                log.lines().count(),
+                notable[notable.len().saturating_sub(40)..].join("\n")
+            );
+        }
+        let files = sim.sent().iter().filter(|o| o.file.is_some()).count();
+        panic!("{files} of {} files arrived in {limit} s", knobs.tasks);
+    }
     let cpu_after = cpu_ticks();
     let sent = sim.sent();
     let last = sent.iter().filter(|o| o.file.is_some()).map(|o| o.at).max().expect("files arrived");
