@@ -121,12 +121,20 @@ struct Run {
     cpu_busy: Option<f64>,
 }
 
-async fn wait_for(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
+async fn wait_for(secs: u64, what: &str, done: impl FnMut() -> bool) {
+    assert!(within(secs, done).await, "timed out after {secs} s waiting for {what}");
+}
+
+/// Whether `done` came true within `secs` (checked every 20 ms).
+async fn within(secs: u64, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        if Instant::now() >= deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    true
 }
 
 async fn run(n: usize, knobs: &Knobs, redis: &SharedRedis) -> Run {
@@ -157,16 +165,8 @@ async fn run(n: usize, knobs: &Knobs, redis: &SharedRedis) -> Run {
         sim.send_text(user, user, &format!("/leech {}", server.url(&format!("/f/file-{i:04}.bin"))));
     }
     let limit = 60 + knobs.tasks as u64;
-    let deadline = Instant::now() + Duration::from_secs(limit);
-    let arrived = loop {
-        if sim.sent().iter().filter(|o| o.file.is_some()).count() >= knobs.tasks {
-            break true;
-        }
-        if Instant::now() > deadline {
-            break false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let arrived =
+        within(limit, || sim.sent().iter().filter(|o| o.file.is_some()).count() >= knobs.tasks).await;
     if !arrived {
         // What the instances said about it, before the panic.
         for i in &instances {

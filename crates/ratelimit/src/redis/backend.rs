@@ -188,7 +188,6 @@ impl Backend {
         invocation: &redis::ScriptInvocation<'_>,
         limit: u32,
     ) -> Result<Decision, Failure> {
-        // `None`: no deadline (a timeout too long to add to the clock; `build` refuses those).
         let reply = self.invoke::<Vec<i64>>(invocation).await?;
         let [admitted, remaining, retry_after, reset_after] = reply[..] else {
             return Err(Failure::Reply(format!("expected 4 integers from the script, got {reply:?}")));
