@@ -1,6 +1,6 @@
 //! Hit ratio with one thread and with several, on the same skewed workload: what the
-//! reads dropped under concurrency (W-TinyLFU's ring, LRU's marking in place of exact
-//! recency) cost in hits.
+//! reads dropped under concurrency (W-TinyLFU's ring) and LRU's "seen" marks in place of
+//! exact stamps cost in hits.
 //!
 //! A cache of 10,000 `u64 → u64` entries (weigher 1, default shards); each thread reads
 //! its share of the operations, keys `a × b` for `a` and `b` uniform below 250 (about

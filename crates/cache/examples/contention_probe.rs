@@ -11,8 +11,8 @@
 //! default shards), and the caches take turns, a block of 20 trials each (the first of a
 //! block, on cold processor caches, is not counted), so they see the same machine.
 //!
-//! Before each trial our caches' read buffers are drained (`stats`, as any write would):
-//! each trial's threads are new, and a batch of reads left by the last trial's threads
+//! Before each trial our caches' batches of reads are ended (`stats`, as any write
+//! would): each trial's threads are new, and a batch read by the last trial's threads
 //! would make a lone thread's reads look concurrent, so that they took the CLOCK-marking
 //! path meant for several threads instead of the exact LRU one thread gets. (Figures of
 //! one thread taken with this probe before 2026-12-06 measured that marking path.)

@@ -66,30 +66,31 @@
 //! - **One arena per shard.** A shard's entries are nodes in one vector, linked by index
 //!   into recency lists (one for LRU; window, probation and protected for W-TinyLFU),
 //!   with a hashbrown table from key to node index; the links are a vector of their own,
-//!   apart from the nodes readers look at. A replayed hit relinks its node; a W-TinyLFU
-//!   promotion or demotion moves it to another list; neither looks the key up again or
-//!   allocates, and a freed node is reused by the next insert. No `unsafe`: links are
-//!   checked indices.
-//! - **LRU reads take the lock shared.** Under [`Admission::Lru`] a `get` finds the entry
-//!   and clones its value under the shard's shared lock and writes only the lock's cache
-//!   line: it counts itself and records the hit in a small per-shard buffer there, as
-//!   Caffeine does. The buffer is replayed under the exclusive lock when it fills and
-//!   before anything else is done under that lock (an insert, a removal, an eviction,
-//!   `stats`), so no eviction is decided on a state that misses a read made before it.
-//!   Recency is therefore exact for one thread and approximate under concurrency:
-//!   - A shard read by one thread at a time replays its hits in order. With one shard
-//!     the cache is an exact global LRU (the trace tests prove it against the published
-//!     LRU figures).
-//!   - Once reads from a second thread meet in a shard between two writes to it, a hit
-//!     no longer moves its entry: it sets a mark in the node (an atomic store, skipped
-//!     when already set) and is not recorded, and eviction gives a marked entry at the
-//!     tail a second chance, as CLOCK does. The shard stays that way for its next 64
-//!     writes (each would otherwise hand the next batch back to one thread, to be
-//!     recorded and relinked until the other reads again); a thread that then reads it
-//!     alone is exact again. A program that never reads from two threads at once stays
-//!     exact throughout.
-//!   - The buffer is lossy: when it is full and its lock is busy, a read's effect on
-//!     recency is dropped (it is still counted).
+//!   apart from the nodes readers look at. A W-TinyLFU hit, when replayed, relinks its
+//!   node; a promotion or demotion moves it to another list; neither looks the key up
+//!   again or allocates, and a freed node is reused by the next insert. No `unsafe`:
+//!   links are checked indices.
+//! - **LRU reads take the lock shared and move nothing.** Under [`Admission::Lru`] a
+//!   `get` finds the entry and clones its value under the shard's shared lock. It does
+//!   not move the entry to the front of a list (which writes the links of up to three
+//!   other entries and the list's head, lines other cores then lose): it writes a stamp
+//!   into its own node from the shard's read clock, on the lock's cache line, and sets a
+//!   mark there. Writes link their entry at the front of the shard's list with a fresh
+//!   stamp. Eviction finds the least recent entry from the stamps: an unmarked entry at
+//!   the end of the list was not read since it was written, so nothing in the list is
+//!   older; a marked one moves once into a heap ordered by stamp, and the victim is the
+//!   older of the list's tail and the heap's least (an entry read again since it went in
+//!   takes its new place first). Recency is exact for one thread and approximate under
+//!   concurrency:
+//!   - A shard read by one thread between two writes to it (its batch's owner) stamps
+//!     every read in order. With one shard the cache is an exact global LRU (the trace
+//!     tests prove it against the published LRU figures, and a model test against a
+//!     reference LRU).
+//!   - Once a second thread reads a shard between two writes to it, its reads only set
+//!     a second mark ("seen") in the node, written once; eviction gives a seen entry the
+//!     newest stamp, a second chance as CLOCK gives. The next write to the shard starts
+//!     a new batch, and a thread that reads it alone is exact again. A program that
+//!     never reads from two threads at once stays exact throughout.
 //!   - W-TinyLFU's hits take the shard's lock shared too, but its replay of a read
 //!     (sketch, segments, window simulations) is too heavy to run under a lock
 //!     other threads' reads wait on. So the policy's state is under a lock of its own:
@@ -109,7 +110,7 @@
 //!   tests use a [`FakeClock`] rather than sleeping. An operation reads the clock at most
 //!   once, and a read of an entry without a TTL not at all (unless a stats window is on).
 //! - **Stats.** A thread that reads a shard alone counts its hits and misses in the
-//!   shard's read buffer, with plain stores; reads of several threads at once are
+//!   shard's read line, with plain stores; reads of several threads at once are
 //!   counted per thread, each in a cache line of its own that only it writes (a
 //!   thread gives its line back when it ends), so a read adds no locked instruction
 //!   and no shared line to the lock's own; no read goes uncounted. The other counters

@@ -127,13 +127,16 @@ impl Weigh for bytes::Bytes {
 }
 
 /// Bytes of bookkeeping per entry, besides the key's and value's inline size: the shard
-/// arena's node (key, value, a non-zero weight and a `u64` deadline, in an `Option`
-/// whose tag takes the weight's niche), its three `u32` links (kept apart from the node)
-/// and one hash-table slot (a `u32` node index) with its control byte at hashbrown's 7/8
-/// maximum load. The arena's vectors can hold up to twice the entries after they grow;
-/// that slack is not charged.
+/// arena's node (key, value, a non-zero weight, a `u64` deadline and a `u64` stamp, in
+/// an `Option` whose tag takes the weight's niche), its three `u32` links (kept apart
+/// from the node), plain LRU's place for it in its heap of read entries (a `u32`, and a
+/// 16-byte slot of the heap, charged to every entry and to both policies) and one
+/// hash-table slot (a `u32` node index) with its control byte at hashbrown's 7/8 maximum
+/// load. The arena's vectors can hold up to twice the entries after they grow; that
+/// slack is not charged.
 pub(crate) const fn entry_overhead<K, V>() -> usize {
-    let node = size_of::<Option<(K, V, std::num::NonZeroUsize, u64)>>() + 3 * size_of::<u32>();
+    let heap = size_of::<u32>() + size_of::<(u64, u32)>();
+    let node = size_of::<Option<(K, V, std::num::NonZeroUsize, u64, u64)>>() + 3 * size_of::<u32>() + heap;
     let slot = (size_of::<u32>() + 1) * 8 / 7 + 1;
     node + slot
 }
@@ -158,8 +161,9 @@ mod tests {
 
     #[test]
     fn overhead_covers_node_and_slot() {
-        // Key, value, weight and deadline 8 + 8 + 8 + 8 (the option's tag in the weight's
-        // niche), 12 bytes of links, and a 4-byte slot with its control byte at 7/8 load.
-        assert_eq!(entry_overhead::<u64, u64>(), 32 + 12 + 6);
+        // Key, value, weight, deadline and stamp 8 + 8 + 8 + 8 + 8 (the option's tag in the
+        // weight's niche), 12 bytes of links, 4 + 16 of the heap, and a 4-byte slot with
+        // its control byte at 7/8 load.
+        assert_eq!(entry_overhead::<u64, u64>(), 40 + 12 + 20 + 6);
     }
 }

@@ -29,13 +29,16 @@ const NIL: u32 = u32::MAX;
 /// How many lists an arena keeps (W-TinyLFU's window, probation and protected).
 pub(crate) const LISTS: usize = 3;
 
-/// A node's mark: the top bit of its deadline word (deadlines are at most [`NEVER`],
-/// below it).
-const MARK: u64 = 1 << 63;
+/// A node's marks, the top two bits of its deadline word (deadlines are at most
+/// [`NEVER`], below them): read by its batch's owner since it was last linked
+/// ([`STAMPED`], its stamp says when), and read in a batch several threads read
+/// ([`SEEN`], no one knows when).
+pub(crate) const STAMPED: u64 = 1 << 63;
+pub(crate) const SEEN: u64 = 1 << 62;
+const MARKS: u64 = STAMPED | SEEN;
 
-/// A held entry: its key and value, its weight and its deadline with the node's mark,
-/// in as few bytes as they fit: a node of `u64` key and value, in its `Option`, is 32
-/// bytes and never straddles two cache lines.
+/// A held entry: its key and value, its weight, its deadline with the node's marks,
+/// and plain LRU's stamp.
 #[derive(Debug)]
 pub(crate) struct Node<K, V> {
     pub(crate) key: K,
@@ -43,19 +46,27 @@ pub(crate) struct Node<K, V> {
     /// The weight plus one (saturating), so that the `Option` around the node takes its
     /// tag from this niche rather than adding a word.
     weight: NonZeroUsize,
-    /// The deadline ([`Entry::expires`]) and, in [`MARK`], whether the node was hit
-    /// since it was last moved to the front, without being moved: the record of a hit
-    /// that costs one write (none if it is already marked) to a line the reader has just
-    /// read, where moving it writes up to four nodes' links. Whoever evicts gives a
-    /// marked node a second chance ([`Arena::take_mark`]). Marked under a shared lock.
+    /// The deadline ([`Entry::expires`]) and, in [`MARKS`], how the node was read since
+    /// it was last linked (plain LRU's, see `lru_store`; set under a shared lock,
+    /// each written only if it is not set yet). (W-TinyLFU clears [`STAMPED`] on a
+    /// move, and sets neither.)
     deadline: AtomicU64,
+    /// Plain LRU's: when the node was last linked, or read by its batch's owner, on its
+    /// shard's read clock (see `lru_store`). Written under a shared lock by such reads.
+    stamp: AtomicU64,
 }
 
 impl<K, V> Node<K, V> {
     fn new(key: K, entry: Entry<V>) -> Self {
         let Entry { value, weight, expires } = entry;
-        // A deadline past NEVER (292 years on the clock) is never.
-        Self { key, value, weight: encode_weight(weight), deadline: AtomicU64::new(expires.min(NEVER)) }
+        // A deadline past NEVER (146 years on the clock) is never.
+        Self {
+            key,
+            value,
+            weight: encode_weight(weight),
+            deadline: AtomicU64::new(expires.min(NEVER)),
+            stamp: AtomicU64::new(0),
+        }
     }
 
     /// The entry's weight.
@@ -64,10 +75,10 @@ impl<K, V> Node<K, V> {
         self.weight.get() - 1
     }
 
-    /// The deadline, without the mark.
+    /// The deadline, without the marks.
     #[inline]
     fn expires(&self) -> u64 {
-        self.deadline.load(Relaxed) & !MARK
+        self.deadline.load(Relaxed) & !MARKS
     }
 
     /// Reads the clock only for an entry with a TTL.
@@ -76,36 +87,64 @@ impl<K, V> Node<K, V> {
         super::entry::is_expired(self.expires(), now)
     }
 
-    /// Marks the node under a shared lock, writing only if it is not marked yet. (Every
-    /// reader writes the same word: the deadline changes under the exclusive lock only.)
+    /// When the node was last linked or read (see [`stamp`](Self::stamp)).
     #[inline]
-    pub(crate) fn mark(&self) {
-        let d = self.deadline.load(Relaxed);
-        if d & MARK == 0 {
-            self.deadline.store(d | MARK, Relaxed);
-        }
+    pub(crate) fn stamp(&self) -> u64 {
+        self.stamp.load(Relaxed)
     }
 
-    /// Clears the mark through a shared reference, writing only if it is set. (Marks
+    /// A read by its batch's owner (see `reads`) under a shared lock: if the entry is
+    /// live at `now`, stamps it with the stamp `stamp` gives and sets [`STAMPED`] (one
+    /// load of the deadline word for both); whether it was live.
+    #[inline]
+    pub(crate) fn read_at(&self, now: &Now<'_>, stamp: impl FnOnce() -> u64) -> bool {
+        if !self.live_marked(now, STAMPED) {
+            return false;
+        }
+        self.stamp.store(stamp(), Relaxed);
+        true
+    }
+
+    /// A read in a batch several threads read, under a shared lock: if the entry is
+    /// live at `now`, sets [`SEEN`], a write only the first time; whether it was live.
+    #[inline]
+    pub(crate) fn read_seen(&self, now: &Now<'_>) -> bool {
+        self.live_marked(now, SEEN)
+    }
+
+    /// Whether the entry is live at `now`, and if it is, sets `mark` unless it is set.
+    /// (Every reader writes the same word: the deadline changes under the exclusive lock
+    /// only.)
+    #[inline]
+    fn live_marked(&self, now: &Now<'_>, mark: u64) -> bool {
+        let d = self.deadline.load(Relaxed);
+        if super::entry::is_expired(d & !MARKS, now) {
+            return false;
+        }
+        if d & mark == 0 {
+            self.deadline.store(d | mark, Relaxed);
+        }
+        true
+    }
+
+    /// Clears the marks through a shared reference, writing only if one is set. (Marks
     /// are set under a shared hold of the arena and cleared only with the order held;
     /// the deadline itself changes only with the arena held exclusively.)
     #[inline]
-    fn clear_mark(&self) {
+    fn clear_marks(&self) {
         let d = self.deadline.load(Relaxed);
-        if d & MARK != 0 {
-            self.deadline.store(d & !MARK, Relaxed);
+        if d & MARKS != 0 {
+            self.deadline.store(d & !MARKS, Relaxed);
         }
     }
 
-    /// Whether the node was marked, clearing the mark (writing only if it was).
+    /// The node's marks ([`STAMPED`], [`SEEN`]), cleared (writing only if one was set).
     #[inline]
-    fn take_mark(&mut self) -> bool {
+    fn take_marks(&mut self) -> u64 {
         let d = self.deadline.get_mut();
-        let marked = *d & MARK != 0;
-        if marked {
-            *d &= !MARK;
-        }
-        marked
+        let marks = *d & MARKS;
+        *d &= !MARKS;
+        marks
     }
 
     fn into_parts(self) -> (K, Entry<V>) {
@@ -190,7 +229,7 @@ impl<P> Order<P> {
 /// table stay readable.
 ///
 /// What a read looks at comes first (`repr(C)`): the table and the nodes' vector, so
-/// that with the shard's lock and read buffer before them they take as few cache lines
+/// that with the shard's lock and read line before them they take as few cache lines
 /// as they can; the order, which replays write, after.
 #[derive(Debug)]
 #[repr(C)]
@@ -313,7 +352,7 @@ impl<'a, K, V, P> Recency<'a, K, V, P> {
     #[inline]
     pub(crate) fn touch(&mut self, i: u32) {
         if let Some(n) = self.node(i) {
-            n.clear_mark();
+            n.clear_marks();
         }
         let Some(&Link { prev, next, list, .. }) = self.order.links.get(i as usize) else { return };
         if prev == NIL {
@@ -486,7 +525,7 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
     }
 
     /// See [`Recency::touch`].
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn touch(&mut self, i: u32) {
         self.recency().touch(i);
     }
@@ -497,68 +536,18 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
         self.recency().move_front(i, list);
     }
 
-    /// Marks node `i` (see [`Node::mark`]).
+    /// Gives node `i` the stamp of a link (exclusively: see [`Node::stamp`]).
     #[inline]
-    pub(crate) fn mark(&mut self, i: u32) {
+    pub(crate) fn set_stamp(&mut self, i: u32, stamp: u64) {
         if let Some(n) = self.node_mut(i) {
-            *n.deadline.get_mut() |= MARK;
+            *n.stamp.get_mut() = stamp;
         }
     }
 
-    /// Whether node `i` was marked, clearing the mark (writing only if it was).
-    #[cfg(test)]
-    pub(crate) fn take_mark(&mut self, i: u32) -> bool {
-        self.node_mut(i).is_some_and(Node::take_mark)
-    }
-
-    /// Gives the run of marked nodes at the least recent end of `list` their second
-    /// chance, and returns the least recent node then (with its weight): the first one
-    /// from that end that is neither marked nor `keep`. The run's marks are cleared and
-    /// the run moves to the front in its own order, as moving each of its nodes to the
-    /// front in turn, least recent first, would leave them; but it is cut and pasted
-    /// whole, four links written, where each move writes four.
-    pub(crate) fn second_chance(&mut self, list: usize, keep: u32) -> Option<(u32, usize)> {
-        let order = self.order.get_mut();
-        let l = *order.lists.get(list)?;
-        let (mut top, mut stay) = (NIL, l.tail);
-        while stay != NIL {
-            // `keep` loses its mark too, as a move to the front would clear it.
-            let marked =
-                self.nodes.get_mut(stay as usize).and_then(Option::as_mut).is_some_and(Node::take_mark);
-            if !(marked || stay == keep) {
-                break;
-            }
-            top = stay;
-            stay = order.links.get(stay as usize).map_or(NIL, |x| x.prev);
-        }
-        // `top ..= tail` is the run. Cut above it and pasted before the head; a run that
-        // is the whole list stays where it is (the turn of every node brings it back),
-        // unmarked now.
-        if top != NIL && stay != NIL {
-            if let Some(x) = order.links.get_mut(stay as usize) {
-                x.next = NIL;
-            }
-            if let Some(x) = order.links.get_mut(l.tail as usize) {
-                x.next = l.head;
-            }
-            if let Some(x) = order.links.get_mut(l.head as usize) {
-                x.prev = l.tail;
-            }
-            if let Some(x) = order.links.get_mut(top as usize) {
-                x.prev = NIL;
-            }
-            if let Some(l) = order.lists.get_mut(list) {
-                (l.head, l.tail) = (top, stay);
-            }
-        }
-        match self.lru_of(list)? {
-            // A whole-list run whose least recent node is `keep`: it has its turn too.
-            (i, _) if i == keep => {
-                self.touch(i);
-                self.lru_of(list).filter(|&(j, _)| j != keep)
-            }
-            found => Some(found),
-        }
+    /// Node `i`'s marks ([`STAMPED`], [`SEEN`]), cleared.
+    #[inline]
+    pub(crate) fn take_marks(&mut self, i: u32) -> u64 {
+        self.node_mut(i).map_or(0, Node::take_marks)
     }
 
     /// Replaces node `i`'s entry, keeping the weights of its list right; returns the old.
@@ -573,7 +562,7 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
             expires: node.expires(),
         };
         node.weight = encode_weight(weight);
-        // A new deadline, and no mark.
+        // A new deadline, and no marks.
         *node.deadline.get_mut() = expires.min(NEVER);
         self.link_front(i, list);
         Some(old)
@@ -659,6 +648,12 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
         let node = self.nodes.get_mut(i as usize)?.take()?;
         self.free.push(i);
         Some(node.into_parts())
+    }
+
+    /// Every held node, in no order (tests).
+    #[cfg(test)]
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node<K, V>> {
+        self.nodes.iter().flatten()
     }
 
     /// Nodes whose entry has expired.
@@ -841,45 +836,6 @@ mod tests {
                 for key in 0..24u8 {
                     prop_assert_eq!(a.find(&key).is_some(), locate(&model, key).is_some());
                 }
-            }
-        }
-    }
-
-    proptest! {
-        /// A run given its second chance at once leaves the order, the marks and the
-        /// victim that moving its nodes to the front one at a time leaves.
-        #[test]
-        fn second_chance_matches_moving_one_node_at_a_time(
-            marks in prop::collection::vec(any::<bool>(), 1..24),
-            keep in 0_usize..30,
-        ) {
-            let build = || {
-                let mut a = Arena::<usize, u32>::new();
-                for (k, &marked) in marks.iter().enumerate() {
-                    let i = a.insert(k, entry(1), 0);
-                    if marked {
-                        a.mark(i);
-                    }
-                }
-                a
-            };
-            let keep = u32::try_from(keep).unwrap_or(NIL);
-            let mut one_by_one = build();
-            let mut victim = None;
-            for _ in 0..2 * marks.len() + 2 {
-                let Some((i, w)) = one_by_one.lru_of(0) else { break };
-                if i == keep || one_by_one.take_mark(i) {
-                    one_by_one.touch(i);
-                    continue;
-                }
-                victim = Some((i, w));
-                break;
-            }
-            let mut at_once = build();
-            prop_assert_eq!(at_once.second_chance(0, keep), victim);
-            prop_assert_eq!(at_once.keys_lru_first(0), one_by_one.keys_lru_first(0));
-            for i in 0..marks.len() as u32 {
-                prop_assert_eq!(at_once.take_mark(i), one_by_one.take_mark(i), "mark of {}", i);
             }
         }
     }

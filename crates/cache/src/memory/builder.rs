@@ -127,7 +127,7 @@ where
     /// The number of shards, each with its own lock and budget share (default: four per
     /// CPU, rounded to a power of two, at most 64). One shard gives exact global LRU;
     /// more shards let threads work in parallel, and an entry must then fit one share.
-    /// At most [`MAX_SHARDS`]: every shard (its lock, read buffer, table and counters)
+    /// At most [`MAX_SHARDS`]: every shard (its lock, read line, table and counters)
     /// is allocated when the cache is built, so [`build`](Self::build) refuses more
     /// rather than allocating for them.
     pub fn shards(mut self, shards: usize) -> Self {

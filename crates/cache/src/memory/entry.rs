@@ -8,9 +8,9 @@ use crate::Clock;
 use super::stats::Counters;
 
 /// The deadline of an entry that never expires.
-/// Deadlines stop below 2^63 ns (292 years on the cache's clock), so that the arena can
-/// keep a node's mark in the top bit of its deadline.
-pub(crate) const NEVER: u64 = u64::MAX >> 1;
+/// Deadlines stop below 2^62 ns (146 years on the cache's clock), so that the arena can
+/// keep a node's marks in the top two bits of its deadline.
+pub(crate) const NEVER: u64 = u64::MAX >> 2;
 
 #[derive(Debug)]
 pub(crate) struct Entry<V> {

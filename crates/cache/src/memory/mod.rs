@@ -11,6 +11,7 @@ mod ring;
 mod shard;
 mod sims;
 mod sketch;
+mod stamps;
 mod stats;
 mod tally;
 mod tinylfu;
@@ -34,7 +35,6 @@ pub use stats::{Evictions, Stats, WindowStats};
 
 use builder::Weigher;
 use entry::{Entry, Now};
-use reads::Recorded;
 use shard::Shard;
 use tally::Tally;
 
@@ -142,18 +142,10 @@ where
         if self.inner.exclusive_reads {
             return shard.write().get(hash, key, &now);
         }
-        // Shared: the read is recorded for the policy to replay, not applied here.
-        let Some((found, recorded)) = shard.read().read(hash, key, &now, &self.inner.tally) else {
-            return shard.write().get(hash, key, &now);
-        };
-        if recorded == Recorded::Full {
-            // Whoever holds the lock now will not replay the buffer for us; if it is
-            // still full at the next read, that read tries again (or is dropped).
-            if let Some(mut s) = shard.try_write() {
-                s.drain();
-            }
-        }
-        found
+        // Shared: the read leaves its mark for the policy (a stamp, or a ring's slot).
+        // (The shared guard ends with this statement, before any exclusive one.)
+        let read = shard.read().read(hash, key, &now, &self.inner.tally);
+        read.unwrap_or_else(|| shard.write().get(hash, key, &now))
     }
 
     /// Inserts with the default TTL, if one is configured.

@@ -1,10 +1,12 @@
-//! One shard: a store (plain LRU or W-TinyLFU), its counters and its read buffer, behind
+//! One shard: a store (plain LRU or W-TinyLFU), its counters and its read line, behind
 //! one reader-writer lock.
 //!
-//! A read takes the lock shared, finds the entry, clones its value and records the read
-//! in the buffer ([`read`](Shard::read)), or, under W-TinyLFU, in the store's ring;
-//! everything else takes it exclusive and first replays both ([`drain`](Shard::drain)),
-//! so the policy sees every recorded read before it decides anything.
+//! A read takes the lock shared, finds the entry, clones its value, and stamps the entry
+//! from the read line's clock (plain LRU) or records the read in the store's ring
+//! (W-TinyLFU) ([`read`](Shard::read)); it is counted in the read line. Everything else
+//! takes the lock exclusive and first replays the ring and takes the read line's counts
+//! ([`drain`](Shard::drain)), so the policy sees every recorded read before it decides
+//! anything.
 
 use std::borrow::Borrow;
 use std::hash::Hash;
@@ -12,96 +14,71 @@ use std::sync::Arc;
 
 use super::entry::{Entry, Now};
 use super::lru_store::LruStore;
-use super::reads::{Read, ReadBuffer, Recorded};
+use super::reads::ReadLine;
 use super::stats::Counters;
 use super::tally::Tally;
 use super::tinylfu::TinyLfuStore;
 use super::window::HitWindow;
 
+/// Plain LRU's store is held inline: a read goes straight to its table, with no pointer
+/// to follow first (W-TinyLFU's, larger, is boxed).
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "a read reaches LRU's table without another pointer")]
 pub(crate) enum Store<K: Hash + Eq, V> {
     Lru(LruStore<K, V>),
     TinyLfu(Box<TinyLfuStore<K, V>>),
 }
 
-/// `repr(C)`, the read buffer first: right after the lock word, on its cache line, so a
-/// read under the shared lock writes that line and nothing else of the shard.
+/// `repr(C)`, the read line first: right after the lock word, on its cache line, so a
+/// read under the shared lock writes that line and, under plain LRU, its entry's node.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct Shard<K: Hash + Eq, V> {
-    pub(crate) reads: ReadBuffer,
-    /// Right after the buffer: a read finds its key in the store's table.
+    pub(crate) reads: ReadLine,
+    /// Right after the read line: a read finds its key in the store's table.
     pub(crate) store: Store<K, V>,
     /// Counts of what was replayed or done under the exclusive lock; see
     /// [`counters`](Self::counters) for the totals.
     counters: Counters,
     /// Reads over a sliding window, when the builder asked for one.
     pub(crate) window: Option<HitWindow>,
-    /// Writes left whose read batches start shared (see `reads`).
-    sticky_left: u8,
 }
 
 impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     pub(crate) fn new(store: Store<K, V>, window: Option<HitWindow>) -> Self {
-        Self { reads: ReadBuffer::default(), store, counters: Counters::default(), window, sticky_left: 0 }
+        Self { reads: ReadLine::default(), store, counters: Counters::default(), window }
     }
 
-    /// A read under the shared lock: the value, if any, and whether the read buffer wants
-    /// draining. `None` when the read needs the exclusive lock ([`get`](Self::get)): the
-    /// entry has expired (it is dropped), or a stats window counts reads by time. The
-    /// cache sends those reads to [`get`](Self::get). `hash`: the cache's hash of `key`.
+    /// A read under the shared lock: the value, if any. `None` when the read needs the
+    /// exclusive lock ([`get`](Self::get)): the entry has expired (it is dropped). (A
+    /// cache whose stats window counts reads by time sends every read to `get`.) `hash`: the cache's hash of `key`.
     #[inline]
-    pub(crate) fn read<Q>(
-        &self,
-        hash: u64,
-        key: &Q,
-        now: &Now<'_>,
-        tally: &Arc<Tally>,
-    ) -> Option<(Option<V>, Recorded)>
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>, tally: &Arc<Tally>) -> Option<Option<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        if self.window.is_some() {
-            return None;
-        }
+        // A cache with a stats window reads under the exclusive lock only.
+        debug_assert!(self.window.is_none(), "a stats window's reads come to `get`");
         match &self.store {
             Store::Lru(s) => s.read(hash, key, now, &self.reads, tally),
             Store::TinyLfu(s) => s.read(hash, key, now, tally),
         }
     }
 
-    /// Replays the read buffer into the policy and the counters, oldest read first.
+    /// Replays W-TinyLFU's ring into the policy, and moves the reads counted in the read
+    /// line into the counters.
     #[inline]
     pub(crate) fn drain(&mut self) {
         if let Store::TinyLfu(s) = &mut self.store {
             s.settle(&mut self.counters);
         }
-        if self.reads.is_empty() {
-            // A batch that recorded nothing (shared from the start) ends here too.
-            self.reads.restart(&mut self.sticky_left);
-            return;
-        }
-        self.replay_reads();
+        let (hits, misses) = self.reads.take_counts();
+        self.counters.hits += hits;
+        self.counters.misses += misses;
     }
 
-    /// [`drain`](Self::drain) of a buffer with reads in it: out of line, so that a write
-    /// that finds the buffer empty (most writes but the first after reads) does not pay
-    /// for the replay's code.
-    #[inline(never)]
-    fn replay_reads(&mut self) {
-        let Self { reads, counters, store, sticky_left, .. } = self;
-        let (hits, misses) = match store {
-            Store::Lru(s) => reads.drain(sticky_left, |i, shared| s.replay(i, shared)),
-            // W-TinyLFU's reads go to its ring and leave this buffer empty.
-            Store::TinyLfu(s) => reads.drain(sticky_left, |i, _| s.replay(Read::Hit(i))),
-        };
-        // The owner's reads, counted from the batch.
-        counters.hits += hits;
-        counters.misses += misses;
-    }
-
-    /// Every count, the reads counted in the read buffer included (not those in the
+    /// Every count, the reads counted in the read line included (not those in the
     /// cache's [`Tally`]).
     pub(crate) fn counters(&self) -> Counters {
         let mut c = self.counters;
@@ -120,7 +97,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     {
         self.drain();
         let found = match &mut self.store {
-            Store::Lru(s) => s.get(hash, key, now, &mut self.counters),
+            Store::Lru(s) => s.get(hash, key, now, &self.reads, &mut self.counters),
             Store::TinyLfu(s) => s.get(hash, key, now, &mut self.counters),
         };
         if let Some(window) = &mut self.window {
@@ -134,7 +111,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
     pub(crate) fn insert(&mut self, hash: u64, key: K, entry: Entry<V>, now: &Now<'_>) {
         self.drain();
         match &mut self.store {
-            Store::Lru(s) => s.insert(hash, key, entry, now, &mut self.counters),
+            Store::Lru(s) => s.insert(hash, key, entry, self.reads.stamp(), now, &mut self.counters),
             Store::TinyLfu(s) => s.insert(hash, key, entry, now, &mut self.counters),
         }
     }

@@ -68,12 +68,12 @@ pub struct Stats {
     /// Entries that left, by cause.
     pub evictions: Evictions,
     /// Of the hits and misses, the reads whose effect on the eviction policy was
-    /// dropped: recorded while another thread was replaying a full batch of reads, so
-    /// that recording would have meant waiting for it. They are counted as hits and
-    /// misses all the same; the policy decides as if they had not happened. Only
-    /// concurrent reads of one shard drop reads (a single thread's reads are all
+    /// dropped: W-TinyLFU's, recorded while another thread was replaying a full ring of
+    /// reads, so that recording would have meant waiting for it. They are counted as
+    /// hits and misses all the same; the policy decides as if they had not happened.
+    /// Only concurrent reads of one shard drop reads (a single thread's reads are all
     /// replayed); a large share of reads here means the policy works from a sample of
-    /// them.
+    /// them. Plain LRU drops none (its reads stamp their entries).
     pub reads_dropped: u64,
     /// Bytes currently charged by the weigher.
     pub bytes: usize,

@@ -81,13 +81,13 @@ fn default_weigher_counts_heap_and_bookkeeping() {
     c.insert(key, value).unwrap();
     let overhead = entry_overhead::<String, Vec<u8>>();
     assert_eq!(c.weighted_size(), overhead + 3 + 1000);
-    // node: String 24 + Vec 24 + weight 8 + deadline 8 = 64 (the option's tag in a
-    // niche); links 12; slot: a u32 index and its control byte at 7/8 load = 6.
-    assert_eq!(overhead, 64 + 12 + 6);
+    // node: String 24 + Vec 24 + weight 8 + deadline 8 + stamp 8 = 72 (the option's tag
+    // in a niche); links 12; plain LRU's heap 4 + 16; slot: a u32 index and its control
+    // byte at 7/8 load = 6.
+    assert_eq!(overhead, 72 + 12 + 20 + 6);
     let node = size_of::<Option<super::arena::Node<String, Vec<u8>>>>();
-    assert!(node <= 64, "the node ({node} bytes) fits what is charged");
-    // A node of u64 key and value is half a cache line: it never straddles two.
-    assert_eq!(size_of::<Option<super::arena::Node<u64, u64>>>(), 32);
+    assert!(node <= 72, "the node ({node} bytes) fits what is charged");
+    assert_eq!(size_of::<Option<super::arena::Node<u64, u64>>>(), 40);
 }
 
 #[test]
@@ -505,9 +505,9 @@ fn a_hit_hashes_its_key_once_for_the_shard_and_the_table() {
 
 #[test]
 fn a_read_writes_only_the_first_cache_line_of_its_shard() {
-    // Under the shared lock a read writes the lock word and the read buffer, and both
-    // sit in the shard's first 64 bytes: a read moves one line between cores, as taking
-    // a read lock alone does.
+    // Under the shared lock a read writes the lock word and the read line, and both sit
+    // in the shard's first 64 bytes: of the shard, a read moves one line between cores,
+    // as taking a read lock alone does. (Plain LRU's read writes its entry's node too.)
     for admission in [Admission::Lru, Admission::TinyLfu] {
         let c = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
             .max_bytes(100)
@@ -521,15 +521,19 @@ fn a_read_writes_only_the_first_cache_line_of_its_shard() {
         let data = std::ptr::from_ref(&*shard) as usize - base;
         assert_eq!(data, size_of::<usize>(), "{admission:?}: the lock word comes first");
         let reads = std::ptr::from_ref(&shard.reads) as usize - base;
-        let written = reads + reads::ReadBuffer::WRITTEN_BY_READS;
+        let written = reads + reads::ReadLine::WRITTEN_BY_READS;
         assert!(written <= 64, "{admission:?}: a read writes up to byte {written}");
+        // What a read only reads (the store's table first) is on the next line: other
+        // cores' reads, which write the first, do not take it from this core's cache.
+        let store = std::ptr::from_ref(&shard.store) as usize - base;
+        assert!(store >= 64, "{admission:?}: the store starts at byte {store}");
     }
 }
 
 #[test]
-fn reads_are_replayed_before_a_write_decides_anything() {
-    // Hits recorded under the shared lock have not moved their entries yet; the insert
-    // that evicts replays them first, so it evicts what exact LRU evicts.
+fn reads_under_the_shared_lock_decide_what_a_write_evicts() {
+    // Hits under the shared lock stamp their entries without moving them; the insert
+    // that evicts goes by the stamps, so it evicts what exact LRU evicts.
     let c = unit_cache(3, 1);
     for k in 0..3 {
         c.insert(k, k).unwrap();
@@ -538,7 +542,7 @@ fn reads_are_replayed_before_a_write_decides_anything() {
     assert_eq!(c.get(&1), Some(1));
     c.insert(3, 3).unwrap();
     assert_eq!(c.lru_order(0), vec![0, 1, 3], "2 was the least recent");
-    // More reads than the buffer holds, then an eviction: still exact.
+    // Many reads, then an eviction: still exact.
     for _ in 0..10 {
         for k in [3, 1, 0] {
             assert!(c.get(&k).is_some());
@@ -635,50 +639,52 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
 }
 
 #[test]
-fn hits_from_several_threads_mark_their_entries_for_a_second_chance() {
+fn hits_from_several_threads_are_stamped_in_their_order() {
     // One shard, three entries, least recent first: 0, 1, 2.
     let c = unit_cache(3, 1);
     for k in 0..3 {
         c.insert(k, k).unwrap();
     }
-    // Two threads' reads in one batch: 0 and 1 are marked, not moved.
+    // Two threads' reads in one batch, one after the other: 0, then 1.
     std::thread::scope(|s| {
         s.spawn(|| assert_eq!(c.get(&0), Some(0)));
     });
     assert_eq!(c.get(&1), Some(1));
     c.insert(3, 3).unwrap();
-    // The marked tail entries go to the front unmarked; 2, not hit, is evicted, as
-    // exact LRU would (whose order would be 0, 1, 3).
-    assert_eq!(c.lru_order(0), vec![3, 0, 1]);
+    // 2, not read, is evicted, and the order is exact LRU's (it was CLOCK's before, for
+    // reads from several threads: 3, 0, 1).
+    assert_eq!(c.lru_order(0), vec![0, 1, 3]);
+    assert_eq!(c.stats().hits, 2, "both reads counted");
+    // A lone thread's reads after a shared batch are exact as well.
+    assert_eq!(c.get(&0), Some(0));
+    c.insert(4, 4).unwrap();
+    assert_eq!(c.lru_order(0), vec![3, 0, 4]);
+}
 
-    // Every older entry marked: the newest is not the one evicted.
-    let c = unit_cache(2, 1);
-    c.insert(0, 0).unwrap();
-    c.insert(1, 1).unwrap();
-    std::thread::scope(|s| {
-        s.spawn(|| assert_eq!(c.get(&0), Some(0)));
-    });
-    assert_eq!(c.get(&1), Some(1));
-    c.insert(2, 2).unwrap();
-    assert_eq!(c.lru_order(0), vec![1, 2]);
-    assert_eq!(c.stats().hits, 2);
-    // After a batch seen shared, the next ones start shared, for a number of writes: a
-    // lone thread's hit marks its entry rather than moving it.
-    assert_eq!(c.get(&1), Some(1));
-    c.insert(3, 3).unwrap();
-    // 1 marked, so the insert's eviction gives it a second chance behind 3 and takes 2;
-    // exact LRU would have moved it at the hit: [1, 3].
-    assert_eq!(c.lru_order(0), vec![3, 1]);
-    // `lru_order` drains too (a write's worth): count the writes down to the end.
-    for k in 0..u32::from(reads::STICKY_WRITES) {
-        c.insert(100 + k, k).unwrap();
+#[test]
+fn entries_read_before_they_reach_the_end_are_evicted_by_their_last_read() {
+    // 0, 1 and 2 read after they were written, in another order than written; 0 read
+    // again once it is in the heap: each eviction takes the least recent by last use.
+    let c = unit_cache(4, 1);
+    for k in 0..4 {
+        c.insert(k, k).unwrap();
     }
-    let (older, newer) =
-        (100 + u32::from(reads::STICKY_WRITES) - 2, 100 + u32::from(reads::STICKY_WRITES) - 1);
-    assert_eq!(c.lru_order(0), vec![older, newer]);
-    // One thread's reads are exact again: the hit moves its entry to the front.
-    assert_eq!(c.get(&older), Some(older - 100));
-    assert_eq!(c.lru_order(0), vec![newer, older]);
+    for k in [1, 0, 2] {
+        assert_eq!(c.get(&k), Some(k));
+    }
+    c.insert(4, 4).unwrap();
+    assert_eq!(c.lru_order(0), vec![1, 0, 2, 4], "3 was the least recent");
+    assert_eq!(c.get(&1), Some(1));
+    c.insert(5, 5).unwrap();
+    assert_eq!(c.lru_order(0), vec![2, 4, 1, 5], "0: its read came before 2's and 1's second");
+    c.insert(6, 6).unwrap();
+    c.insert(7, 7).unwrap();
+    assert_eq!(c.lru_order(0), vec![1, 5, 6, 7]);
+    // An update makes its entry the most recent: 1, in the heap, goes back to the list.
+    assert_eq!(c.get(&5), Some(5));
+    c.insert(1, 10).unwrap();
+    c.insert(8, 8).unwrap();
+    assert_eq!(c.lru_order(0), vec![7, 5, 1, 8]);
 }
 
 /// Hits of a W-TinyLFU cache of 64 entries with sketch seed `seed` (`None`: the default)

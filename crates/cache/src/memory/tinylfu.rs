@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::arena::{Arena, Recency};
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::{Read, Recorded};
+use super::reads::Read;
 use super::ring::{Pushed, ReadRing};
 use super::sims::WindowSims;
 use super::sketch::FrequencySketch;
@@ -274,20 +274,14 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// `None` when the read needs the exclusive lock: an expired entry (it is dropped).
     /// `hash`: the cache's hash of `key`.
     #[inline]
-    pub(crate) fn read<Q>(
-        &self,
-        hash: u64,
-        key: &Q,
-        now: &Now<'_>,
-        tally: &Arc<Tally>,
-    ) -> Option<(Option<V>, Recorded)>
+    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>, tally: &Arc<Tally>) -> Option<Option<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let Some((i, n)) = self.entries.get(hash, key) else {
             self.read_miss(key, tally);
-            return Some((None, Recorded::Kept));
+            return Some(None);
         };
         if n.is_expired(now) {
             return None;
@@ -306,7 +300,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         if pushed == Pushed::Dropped {
             tally.dropped_hit();
         }
-        Some((Some(value), Recorded::Kept))
+        Some(Some(value))
     }
 
     /// A miss under the shared lock: replayed at once (after the hits waiting in the
@@ -328,12 +322,6 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         let p = lists.policy();
         p.hits += replayed as u64;
         p.misses += 1;
-    }
-
-    /// A read from the shard's read buffer. W-TinyLFU's reads record in the ring, not
-    /// there, so this serves only the shard's one drain for both policies.
-    pub(crate) fn replay(&mut self, read: Read) {
-        self.entries.recency().replay(read);
     }
 
     /// Replays the hits left in the ring and moves the hits counted under the shared
