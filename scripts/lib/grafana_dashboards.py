@@ -242,7 +242,7 @@ def components():
             ts("Entries", "Entries each cache holds (mltb_cache_entries).", "short",
                [q(f'sum by (cache) (mltb_cache_entries{{{INSTANCE}}})', "{{cache}}")]),
             ts("Reads the policy dropped", "Share of each cache's reads (counted as hits or misses all the same) whose effect on the eviction policy was dropped "
-               "because another thread was replaying a full read buffer (mltb_cache_reads_dropped_total over hits and misses). Only concurrent reads drop; "
+               "because another thread was replaying a full read ring (W-TinyLFU caches; plain LRU drops none) (mltb_cache_reads_dropped_total over hits and misses). Only concurrent reads drop; "
                "a share that stays high means the policy decides from a sample of the reads.", "percentunit",
                [q(f'sum by (cache) (rate(mltb_cache_reads_dropped_total{{{INSTANCE}}}[{R}])) / (sum by (cache) (rate(mltb_cache_hits_total{{{INSTANCE}}}[{R}])) + sum by (cache) (rate(mltb_cache_misses_total{{{INSTANCE}}}[{R}])))', "{{cache}}")], max=1),
             row("Pool"),
