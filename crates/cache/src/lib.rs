@@ -88,9 +88,11 @@
 //!     reference LRU).
 //!   - Once a second thread reads a shard between two writes to it, its reads only set
 //!     a second mark ("seen") in the node, written once; eviction gives a seen entry the
-//!     newest stamp, a second chance as CLOCK gives. The next write to the shard starts
-//!     a new batch, and a thread that reads it alone is exact again. A program that
-//!     never reads from two threads at once stays exact throughout.
+//!     newest stamp, a second chance as CLOCK gives. The shard's batches stay shared for
+//!     its next 64 writes (each would otherwise hand the next batch to one thread, whose
+//!     stamps write nodes the other core reads); a thread that then reads it alone is
+//!     exact again. A program that never reads from two threads at once stays exact
+//!     throughout.
 //!   - W-TinyLFU's hits take the shard's lock shared too, but its replay of a read
 //!     (sketch, segments, window simulations) is too heavy to run under a lock
 //!     other threads' reads wait on. So the policy's state is under a lock of its own:

@@ -22,7 +22,8 @@
 //! Reads in a batch several threads read only mark their entries seen (a write the
 //! first time only: stamps written by every read would move the nodes' lines between
 //! the cores), and eviction gives a seen entry the newest stamp, a second chance as
-//! CLOCK gives: those reads came in no one order anyway.
+//! CLOCK gives: those reads came in no one order anyway. (So do the shard's next
+//! batches, for a number of writes: see `reads`.)
 //!
 //! (Before this, reads were recorded in a buffer and replayed as moves to the front:
 //! docs/benchmarks.md, issue #14 part 2.)

@@ -17,6 +17,13 @@
 //! plain load and store: one thread's stamps follow its reads exactly; two threads
 //! reading at once may stamp with the same value, or one with a value a little behind
 //! the other's last, so recency under concurrent reads is approximate (by a few reads).
+//!
+//! After a batch in which two threads were seen, the next batches start shared, for
+//! [`STICKY_WRITES`] writes to the shard: under concurrent reads and writes, each write
+//! would otherwise hand the next batch to one thread, whose reads stamp their entries'
+//! nodes (lines the other core then loses) until the other reads again. A thread that
+//! reads alone for that many writes is exact again; a program that never reads from two
+//! threads at once never leaves the exact path.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -26,8 +33,14 @@ use super::tally::Tally;
 
 /// The owner of a batch read by more than one thread (thread tags are odd).
 const SHARED: u32 = u32::MAX - 1;
+/// The owner of a batch started shared, in which no second thread has been seen yet
+/// (even, so never a tag).
+const STICKY: u32 = u32::MAX - 3;
+/// Writes to a shard, after a batch in which two threads were seen, whose batches start
+/// shared.
+pub(crate) const STICKY_WRITES: u8 = 64;
 
-/// The next thread tag to hand out: odd, so never 0 or [`SHARED`].
+/// The next thread tag to hand out: odd, so never 0, [`SHARED`] or [`STICKY`].
 static NEXT_TAG: AtomicU32 = AtomicU32::new(1);
 
 std::thread_local! {
@@ -74,10 +87,12 @@ pub(crate) struct ReadLine {
     misses: AtomicU64,
     /// The last stamp handed out (plain loads and stores; see the module's doc).
     clock: AtomicU64,
+    /// Writes left whose batches start shared (written under the exclusive lock).
+    sticky_left: u8,
     /// The rest of the line after the shard's 8-byte lock word, so that what follows in
     /// the shard (the store's table, which reads only read) starts on a line of its own
     /// and is not written to under other cores' reads.
-    _pad: [u64; 3],
+    _pad: [u8; 23],
 }
 
 impl ReadLine {
@@ -91,7 +106,7 @@ impl ReadLine {
     #[inline]
     pub(crate) fn join(&self) -> bool {
         let owner = self.owner.load(Relaxed);
-        if owner == SHARED {
+        if owner == SHARED || owner == STICKY {
             return true;
         }
         let me = thread_tag();
@@ -132,11 +147,18 @@ impl ReadLine {
         next
     }
 
-    /// Takes the owner's counts, as (hits, misses), and starts the next batch with no
-    /// owner: what a write does first. Needs the exclusive lock (`&mut`).
+    /// Takes the owner's counts, as (hits, misses), and starts the next batch: shared
+    /// from the start if a batch in the last [`STICKY_WRITES`] writes was seen shared,
+    /// else with no owner. What a write does first; needs the exclusive lock (`&mut`).
     #[inline]
     pub(crate) fn take_counts(&mut self) -> (u64, u64) {
-        *self.owner.get_mut() = 0;
+        let owner = self.owner.get_mut();
+        if *owner == SHARED {
+            self.sticky_left = STICKY_WRITES;
+        } else {
+            self.sticky_left = self.sticky_left.saturating_sub(1);
+        }
+        *owner = if self.sticky_left > 0 { STICKY } else { 0 };
         (std::mem::take(self.hits.get_mut()), std::mem::take(self.misses.get_mut()))
     }
 
@@ -151,7 +173,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_batch_read_by_two_threads_is_shared_until_the_next_write() {
+    fn a_batch_read_by_two_threads_is_shared_and_so_are_the_next_ones_for_a_while() {
         let mut b = ReadLine::default();
         assert!(!b.join(), "the first reader owns the batch");
         assert!(!b.join());
@@ -159,8 +181,14 @@ mod tests {
             s.spawn(|| assert!(b.join(), "a second thread"));
         });
         assert!(b.join(), "shared until the next write");
+        // The next batches start shared, for as many writes as STICKY_WRITES; no second
+        // thread is seen in them, so they do not start the count again.
+        for i in 0..STICKY_WRITES {
+            b.take_counts();
+            assert!(b.join(), "batch {i} after the shared one starts shared");
+        }
         b.take_counts();
-        assert!(!b.join(), "a write starts a batch with no owner");
+        assert!(!b.join(), "then a write starts a batch with no owner");
     }
 
     #[test]
