@@ -650,10 +650,10 @@ impl<K: Hash + Eq, V, P> Arena<K, V, P> {
         Some(node.into_parts())
     }
 
-    /// Every held node, in no order (tests).
+    /// Every held node, with its index, in no order (tests).
     #[cfg(test)]
-    pub(crate) fn nodes(&self) -> impl Iterator<Item = &Node<K, V>> {
-        self.nodes.iter().flatten()
+    pub(crate) fn nodes(&self) -> impl Iterator<Item = (u32, &Node<K, V>)> {
+        (0..self.nodes.len() as u32).filter_map(|i| self.node(i).map(|n| (i, n)))
     }
 
     /// Nodes whose entry has expired.

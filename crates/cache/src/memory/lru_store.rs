@@ -263,14 +263,32 @@ impl<K: Hash + Eq, V: Clone> LruStore<K, V> {
         self.heap_used = 0;
     }
 
-    /// Keys from least to most recently used (for tests of the exact order).
+    /// Keys from least to most recently used (for tests of the exact order), after
+    /// checking that every entry is in the list or the heap, not both, and that both
+    /// hold the weights counted for them. (An entry only marked seen keeps its stamp
+    /// until it is evicted or reaches the end of the list: its place here is by its
+    /// last stamped read.)
     #[cfg(test)]
     pub(crate) fn keys_lru_first(&self) -> Vec<K>
     where
         K: Clone,
     {
+        let listed = self.entries.keys_lru_first(LIST).len();
+        let mut list_weight = 0;
+        let mut heap_weight = 0;
+        for (i, n) in self.entries.nodes() {
+            if self.heap.contains(i) {
+                heap_weight += n.weight();
+            } else {
+                list_weight += n.weight();
+            }
+        }
+        assert_eq!(listed + self.heap.len(), self.entries.len(), "every entry in the list or the heap, once");
+        assert_eq!(heap_weight, self.heap_used, "the heap's weight");
+        assert_eq!(list_weight, self.entries.used(LIST), "the list's weight");
         // Every entry's stamp is its last read or write.
-        let mut stamped: Vec<(u64, K)> = self.entries.nodes().map(|n| (n.stamp(), n.key.clone())).collect();
+        let mut stamped: Vec<(u64, K)> =
+            self.entries.nodes().map(|(_, n)| (n.stamp(), n.key.clone())).collect();
         stamped.sort_by_key(|&(stamp, _)| stamp);
         stamped.into_iter().map(|(_, k)| k).collect()
     }

@@ -669,6 +669,56 @@ fn hits_from_several_threads_give_their_entries_a_second_chance() {
 }
 
 #[test]
+fn concurrent_reads_writes_and_removals_keep_lrus_list_and_heap_whole() {
+    // Four threads on one shard and on three: reads (stamped or seen), inserts and
+    // updates of varying weight, removals and TTLs, the clock moving. After each round,
+    // every entry is in the list or the heap once and both weigh what is counted
+    // (`lru_order` checks), and the budget holds.
+    for shards in [1, 3] {
+        let clock = FakeClock::new();
+        let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, w| 1 + (*w as usize % 4))
+            .max_bytes(90)
+            .shards(shards)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        for round in 0..20_u32 {
+            std::thread::scope(|s| {
+                for t in 0..4_u32 {
+                    let c = &c;
+                    s.spawn(move || {
+                        let mut x = u64::from(round * 4 + t + 1);
+                        for _ in 0..2_000 {
+                            x ^= x << 13;
+                            x ^= x >> 7;
+                            x ^= x << 17;
+                            let k = (x % 64) as u32;
+                            match x >> 60 {
+                                0..=9 => {
+                                    if let Some(v) = c.get(&k) {
+                                        assert_eq!(v % 64, k, "a value read back is one written for its key");
+                                    }
+                                }
+                                10..=12 => c.insert(k, k + 64 * (x >> 40 & 3) as u32).unwrap(),
+                                13 => c.insert_with_ttl(k, k, Duration::from_secs(x >> 50 & 3)).unwrap(),
+                                _ => {
+                                    c.remove(&k);
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+            clock.advance(Duration::from_secs(1));
+            for shard in 0..shards {
+                c.lru_order(shard);
+            }
+            assert!(c.weighted_size() <= 90, "{} bytes", c.weighted_size());
+        }
+    }
+}
+
+#[test]
 fn entries_read_before_they_reach_the_end_are_evicted_by_their_last_read() {
     // 0, 1 and 2 read after they were written, in another order than written; 0 read
     // again once it is in the heap: each eviction takes the least recent by last use.
