@@ -14,9 +14,9 @@
 //! read-modify-write, so that one thread's read costs no locked instruction beyond the
 //! lock's own two. Other threads' reads in the batch are counted in the cache's
 //! [`Tally`], each thread in a stripe of its own. The clock, too, is advanced with a
-//! plain load and store: one thread's stamps follow its reads exactly; two threads
-//! reading at once may stamp with the same value, or one with a value a little behind
-//! the other's last, so recency under concurrent reads is approximate (by a few reads).
+//! plain load and store: only the batch's owner stamps (other threads' reads only mark
+//! their entries seen, see `lru_store`), and writes stamp under the exclusive lock, so
+//! the clock has one writer at a time and the owner's stamps follow its reads exactly.
 //!
 //! After a batch in which two threads were seen, the next batches start shared, for
 //! [`STICKY_WRITES`] writes to the shard: under concurrent reads and writes, each write
