@@ -48,8 +48,8 @@ pub(crate) struct Node<K, V> {
     weight: NonZeroUsize,
     /// The deadline ([`Entry::expires`]) and, in [`MARKS`], how the node was read since
     /// it was last linked (plain LRU's, see `lru_store`; set under a shared lock,
-    /// each written only if it is not set yet). (W-TinyLFU clears [`STAMPED`] on a
-    /// move, and sets neither.)
+    /// each written only if it is not set yet). (W-TinyLFU sets neither; a move to
+    /// the front of a list clears both.)
     deadline: AtomicU64,
     /// Plain LRU's: when the node was last linked, or read by its batch's owner, on its
     /// shard's read clock (see `lru_store`). Written under a shared lock by such reads.

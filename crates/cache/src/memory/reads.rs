@@ -37,7 +37,9 @@ const SHARED: u32 = u32::MAX - 1;
 /// (even, so never a tag).
 const STICKY: u32 = u32::MAX - 3;
 /// Writes to a shard, after a batch in which two threads were seen, whose batches start
-/// shared.
+/// shared. 64 was the better of 8 and 64, the only values tried (the 90/10 mix on two
+/// threads, `contention_probe`, when reads were still replayed as moves to the front);
+/// with stamps it was measured only against none at all (docs/benchmarks.md, "Step 6").
 pub(crate) const STICKY_WRITES: u8 = 64;
 
 /// The next thread tag to hand out: odd, so never 0, [`SHARED`] or [`STICKY`].
