@@ -132,7 +132,8 @@ async fn a_user_leeches_a_link_and_receives_byte_exact_parts_and_strangers_are_r
 }
 
 /// Sends `/status` in `CHAT` and waits until the status board shows task `id`
-/// downloading with some bytes done.
+/// downloading with some bytes done (the test sets a short `MLTB_STATUS_INTERVAL`:
+/// the board is redrawn on a tick, and one drawn as the download starts shows 0 B).
 async fn until_downloading(sim: &Sim, id: i64, secs: u64) {
     sim.send_text(CHAT, USER, "/status");
     let shows = |o: &Outbound| {
@@ -160,7 +161,9 @@ async fn a_mirror_lands_in_the_rclone_remote_and_a_cancel_stops_a_task() {
     let dir = tempfile::tempdir().unwrap();
     let cloud = dir.path().join("cloud");
     let dest = format!(":local:{}", cloud.display());
-    let mut bot = Bot::start(&sim, dir.path(), &[("MLTB_MIRROR_DESTINATION", &dest)]);
+    // Boards redrawn every 3 s, so that a slow download is seen under way.
+    let mut bot =
+        Bot::start(&sim, dir.path(), &[("MLTB_MIRROR_DESTINATION", &dest), ("MLTB_STATUS_INTERVAL", "3s")]);
 
     sim.send_text(CHAT, USER, &format!("/mirror {}", server.url("/files/doc.pdf")));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -282,12 +285,15 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_download_the_bot_resumes_and_finishes_on_restart() {
     let body = data(3_000_000);
-    let slow = mltb_testkit::ServedFile::new(body.clone()).drip(32 << 10, Duration::from_millis(50));
+    // About 9 s at full speed: the board, redrawn every 3 s, shows it under way at
+    // least twice (a board drawn as it starts says 0 B, and on a busy machine the next
+    // redraw at the default 10 s came after the download had ended).
+    let slow = mltb_testkit::ServedFile::new(body.clone()).drip(32 << 10, Duration::from_millis(100));
     let server = FileServer::builder().serve("/files/big.bin", slow).start().await.unwrap();
     let sim = Sim::start(SimConfig::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let split = [("MLTB_LEECH_SPLIT_SIZE", "1MB")];
-    let mut bot = Bot::start(&sim, dir.path(), &split);
+    let settings = [("MLTB_LEECH_SPLIT_SIZE", "1MB"), ("MLTB_STATUS_INTERVAL", "3s")];
+    let mut bot = Bot::start(&sim, dir.path(), &settings);
     sim.send_text(CHAT, USER, &format!("/leech {}", server.url("/files/big.bin")));
     until(&sim, 15, "task 1 queued", |s| texts_to(s, CHAT).iter().any(|t| t.contains("Task #1 queued")))
         .await;
@@ -296,7 +302,7 @@ async fn killed_mid_download_the_bot_resumes_and_finishes_on_restart() {
     let _ = bot.child.wait().await;
     let killed_at = sim.sent().len();
 
-    let mut bot = Bot::start(&sim, dir.path(), &split);
+    let mut bot = Bot::start(&sim, dir.path(), &settings);
     // The restarted bot takes its board back (edits the stored message, or posts anew).
     until(&sim, 30, "the board after the restart", |s| {
         s[killed_at.min(s.len())..]
