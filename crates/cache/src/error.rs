@@ -51,7 +51,9 @@ pub enum ErrorKind {
         reason: String,
     },
     /// A value could not be encoded for, or decoded from, a remote tier. A custom
-    /// [`Codec`](crate::Codec) returns `ErrorKind::Codec { reason }.into()`.
+    #[cfg_attr(feature = "redis", doc = "[`Codec`](crate::Codec)")]
+    #[cfg_attr(not(feature = "redis"), doc = "`Codec` (the `redis` feature's)")]
+    /// returns `ErrorKind::Codec { reason }.into()`.
     #[error("cache codec failed: {reason}")]
     Codec {
         /// What could not be encoded or decoded, and why.
