@@ -11,6 +11,12 @@
 //! Many push, one drains (the policy's holder). A pusher reserves a slot by moving the
 //! tail with a compare-and-swap, then writes it; the drainer stops at a reserved slot
 //! not yet written and leaves it for the next drain.
+//!
+//! A shard has two rings ([`ReadRings`]): one for the reads of a batch's owner (the one
+//! thread reading the shard since its last write, see `reads`), which only that thread
+//! pushes to, with plain stores and no compare-and-swap, and one for every other read.
+//! A program that reads from one thread never takes a locked instruction to leave its
+//! hits, and its hits are replayed in the order it made them.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -65,6 +71,24 @@ impl ReadRing {
         if held + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept }
     }
 
+    /// [`push`](Self::push) by the ring's only producer: no other thread pushes to it
+    /// until the shard is next held exclusively, so the slot is reserved by a plain
+    /// store of the tail, after the slot is written (a drainer reads the tail first).
+    #[inline]
+    pub(crate) fn push_alone(&self, i: u32) -> Pushed {
+        let Some(stored) = i.checked_add(1) else { return Pushed::Dropped };
+        let tail = self.tail.load(Ordering::Relaxed);
+        // Acquire: the drainer emptied the slots before it moved the head past them.
+        let held = tail.wrapping_sub(self.head.load(Ordering::Acquire));
+        if held >= SLOTS as u32 {
+            return Pushed::Dropped;
+        }
+        self.slots[(tail & MASK) as usize].store(stored, Ordering::Relaxed);
+        // Release: a drainer that reads this tail finds the slot written.
+        self.tail.store(tail.wrapping_add(1), Ordering::Release);
+        if held + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept }
+    }
+
     /// Whether no read waits in the ring (exact with the shard held exclusively).
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
@@ -97,6 +121,36 @@ impl ReadRing {
     }
 }
 
+/// A shard's two rings: its batch owner's, pushed to by that thread alone, and everyone
+/// else's.
+#[derive(Debug, Default)]
+pub(crate) struct ReadRings {
+    own: ReadRing,
+    shared: ReadRing,
+}
+
+impl ReadRings {
+    /// Leaves a hit of node `i`: in the owner's ring if `alone` (the calling thread owns
+    /// the shard's batch of reads, see `reads`), else in the shared one.
+    #[inline]
+    pub(crate) fn push(&self, i: u32, alone: bool) -> Pushed {
+        if alone { self.own.push_alone(i) } else { self.shared.push(i) }
+    }
+
+    /// Hands every written read to `replay`: the owner's ring first, then the shared
+    /// one, each oldest first. Returns how many it replayed.
+    #[inline]
+    pub(crate) fn drain(&self, mut replay: impl FnMut(u32)) -> usize {
+        self.own.drain(&mut replay) + self.shared.drain(replay)
+    }
+
+    /// Whether no read waits in either ring (exact with the shard held exclusively).
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.own.is_empty() && self.shared.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +171,64 @@ mod tests {
             assert_eq!(ring.drain(|_| panic!("drained twice")), 0);
         }
         assert_eq!(ring.push(u32::MAX), Pushed::Dropped, "no node has the last index");
+    }
+
+    #[test]
+    fn the_lone_producers_pushes_keep_order_and_drop_when_full() {
+        let ring = ReadRing::default();
+        for round in 0..3_u32 {
+            for i in 0..SLOTS as u32 {
+                let want = if i + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept };
+                assert_eq!(ring.push_alone(round * 100 + i), want, "round {round}, push {i}");
+            }
+            assert_eq!(ring.push_alone(999), Pushed::Dropped, "a full ring drops");
+            let mut seen = Vec::new();
+            assert_eq!(ring.drain(|i| seen.push(i)), SLOTS);
+            assert_eq!(seen, (0..SLOTS as u32).map(|i| round * 100 + i).collect::<Vec<_>>());
+        }
+        assert_eq!(ring.push_alone(u32::MAX), Pushed::Dropped, "no node has the last index");
+    }
+
+    #[test]
+    fn the_lone_producer_and_a_drainer_on_another_thread_lose_nothing() {
+        // One thread pushes alone while another drains (the policy's holder can be any
+        // reader): every push that was not dropped is replayed once, in order.
+        const PUSHES: u32 = 50_000;
+        let ring = ReadRing::default();
+        let (kept, mut drained) = std::thread::scope(|s| {
+            let pusher = s.spawn(|| (0..PUSHES).filter(|&i| ring.push_alone(i) != Pushed::Dropped).count());
+            let drainer = s.spawn(|| {
+                let mut out = Vec::new();
+                for _ in 0..PUSHES {
+                    ring.drain(|i| out.push(i));
+                }
+                out
+            });
+            (pusher.join().expect("pusher"), drainer.join().expect("drainer"))
+        });
+        ring.drain(|i| drained.push(i));
+        assert_eq!(drained.len(), kept, "every kept push replayed exactly once");
+        assert!(drained.windows(2).all(|w| w[0] < w[1]), "in the order pushed");
+    }
+
+    #[test]
+    fn the_owners_ring_and_the_shared_one_are_drained_together_the_owners_first() {
+        let rings = ReadRings::default();
+        assert!(rings.is_empty());
+        assert_eq!(rings.push(1, false), Pushed::Kept);
+        assert_eq!(rings.push(2, true), Pushed::Kept);
+        assert_eq!(rings.push(3, false), Pushed::Kept);
+        assert!(!rings.is_empty());
+        let mut seen = Vec::new();
+        assert_eq!(rings.drain(|i| seen.push(i)), 3);
+        assert_eq!(seen, [2, 1, 3]);
+        assert!(rings.is_empty());
+        // Each ring holds SLOTS: a full owner's ring leaves the shared one room.
+        for i in 0..SLOTS as u32 {
+            rings.push(i, true);
+        }
+        assert_eq!(rings.push(99, true), Pushed::Dropped);
+        assert_eq!(rings.push(99, false), Pushed::Kept);
     }
 
     #[test]

@@ -62,7 +62,7 @@ impl<K: Hash + Eq, V: Clone> Shard<K, V> {
         debug_assert!(self.window.is_none(), "a stats window's reads come to `get`");
         match &self.store {
             Store::Lru(s) => s.read(hash, key, now, &self.reads, tally),
-            Store::TinyLfu(s) => s.read(hash, key, now, tally),
+            Store::TinyLfu(s) => s.read(hash, key, now, &self.reads, tally),
         }
     }
 

@@ -639,6 +639,34 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
 }
 
 #[test]
+fn a_tinylfu_batch_owner_leaves_its_hits_in_a_ring_of_its_own() {
+    let c = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
+        .max_bytes(100)
+        .shards(1)
+        .admission(Admission::TinyLfu)
+        .build()
+        .unwrap();
+    for k in 0..50 {
+        c.insert(k, k).unwrap();
+    }
+    assert!((0..40).all(|k| c.tiny_segment(&k) == Some(1)), "all in probation");
+    c.with_policy_held(0, || {
+        // This thread owns the batch: its ring takes 16 hits, drops the rest.
+        for k in 0..20 {
+            assert_eq!(c.get(&k), Some(k));
+        }
+        // Another thread's hits go to the shared ring, which has room: none dropped.
+        std::thread::scope(|s| {
+            s.spawn(|| (20..30).for_each(|k| assert_eq!(c.get(&k), Some(k))));
+        });
+    });
+    let s = c.stats();
+    assert_eq!((s.hits, s.reads_dropped), (30, 4), "only the owner's four past its ring's 16");
+    let promoted: Vec<u64> = (0..40).filter(|k| c.tiny_segment(k) == Some(2)).collect();
+    assert_eq!(promoted, (0..16).chain(20..30).collect::<Vec<_>>(), "both rings replayed");
+}
+
+#[test]
 fn hits_from_several_threads_give_their_entries_a_second_chance() {
     // One shard, three entries, least recent first: 0, 1, 2.
     let c = unit_cache(3, 1);

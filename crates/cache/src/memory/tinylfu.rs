@@ -9,7 +9,7 @@
 //! segments relinks it (no lookup, no allocation). The policy's state (sketch,
 //! simulations, segment sizes) lives with the lists, in the arena's order, under a lock
 //! of its own: a hit served under the shard's shared lock leaves itself in a
-//! [`ReadRing`], which the reader whose hit fills it replays if no other reader holds
+//! [`ReadRing`](super::ring::ReadRing) (the batch owner's, or the shared one), which the reader whose hit fills it replays if no other reader holds
 //! the policy (see `ring`); a miss is replayed at once on the same condition. Reads
 //! never wait for one another's replays.
 
@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use super::arena::{Arena, Recency};
 use super::entry::{Entry, Now, count_eviction};
-use super::reads::Read;
-use super::ring::{Pushed, ReadRing};
+use super::reads::{Read, ReadLine};
+use super::ring::{Pushed, ReadRings};
 use super::sims::WindowSims;
 use super::sketch::FrequencySketch;
 use super::stats::Counters;
@@ -74,8 +74,8 @@ type Lists<'a, K, V> = Recency<'a, K, V, Policy>;
 
 #[derive(Debug)]
 pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
-    /// Hits left by readers while another replayed.
-    ring: ReadRing,
+    /// Hits left by readers, to be replayed: the batch owner's and everyone else's.
+    ring: ReadRings,
     entries: Arena<K, V, Policy>,
     grow_sketch: bool,
 }
@@ -237,7 +237,7 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         };
         policy.set_window(window);
         Self {
-            ring: ReadRing::default(),
+            ring: ReadRings::default(),
             entries: Arena::with_policy(hasher, policy),
             grow_sketch: expected_entries.is_none(),
         }
@@ -267,14 +267,22 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         self.entries.len()
     }
 
-    /// A read under the shard's shared lock: a live entry's value, its hit left in the
-    /// ring, which the reader that fills it replays, unless another reader is
+    /// A read under the shard's shared lock: a live entry's value, its hit left in a
+    /// ring (the batch owner's own, if `reads` says the caller owns the shard's batch of
+    /// reads, else the shared one), which the reader that fills it replays, unless another reader is
     /// replaying already (then a hit that finds the ring full is dropped, and counted in
     /// `tally`). A miss is replayed at once, or dropped under the same condition.
     /// `None` when the read needs the exclusive lock: an expired entry (it is dropped).
     /// `hash`: the cache's hash of `key`.
     #[inline]
-    pub(crate) fn read<Q>(&self, hash: u64, key: &Q, now: &Now<'_>, tally: &Arc<Tally>) -> Option<Option<V>>
+    pub(crate) fn read<Q>(
+        &self,
+        hash: u64,
+        key: &Q,
+        now: &Now<'_>,
+        reads: &ReadLine,
+        tally: &Arc<Tally>,
+    ) -> Option<Option<V>>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -287,7 +295,9 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
             return None;
         }
         let value = n.value.clone();
-        let pushed = self.ring.push(i);
+        // The batch's owner leaves its hits in a ring of its own, without a locked
+        // instruction (see `ring`).
+        let pushed = self.ring.push(i, !reads.join());
         if pushed != Pushed::Kept {
             // The ring is full: replay it, unless another reader already is.
             if let Some(mut held) = self.entries.try_recency() {
