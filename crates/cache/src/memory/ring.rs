@@ -157,36 +157,25 @@ mod tests {
 
     #[test]
     fn keeps_order_drops_when_full_and_reuses_its_slots() {
-        let ring = ReadRing::default();
-        for round in 0..3_u32 {
-            for i in 0..SLOTS as u32 {
-                let want = if i + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept };
-                assert_eq!(ring.push(round * 100 + i), want, "round {round}, push {i}");
+        // Pushed by any thread (a compare-and-swap) or by the lone producer.
+        type Push = fn(&ReadRing, u32) -> Pushed;
+        let pushes: [(&str, Push); 2] = [("push", ReadRing::push), ("push_alone", ReadRing::push_alone)];
+        for (name, push) in pushes {
+            let ring = ReadRing::default();
+            for round in 0..3_u32 {
+                for i in 0..SLOTS as u32 {
+                    let want = if i + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept };
+                    assert_eq!(push(&ring, round * 100 + i), want, "{name}: round {round}, push {i}");
+                }
+                assert_eq!(push(&ring, 999), Pushed::Dropped, "{name}: a full ring drops");
+                let mut seen = Vec::new();
+                assert_eq!(ring.drain(|i| seen.push(i)), SLOTS);
+                let want: Vec<u32> = (0..SLOTS as u32).map(|i| round * 100 + i).collect();
+                assert_eq!(seen, want, "{name}");
+                assert_eq!(ring.drain(|_| panic!("drained twice")), 0);
             }
-            assert_eq!(ring.push(999), Pushed::Dropped, "a full ring drops");
-            let mut seen = Vec::new();
-            assert_eq!(ring.drain(|i| seen.push(i)), SLOTS);
-            let want: Vec<u32> = (0..SLOTS as u32).map(|i| round * 100 + i).collect();
-            assert_eq!(seen, want);
-            assert_eq!(ring.drain(|_| panic!("drained twice")), 0);
+            assert_eq!(push(&ring, u32::MAX), Pushed::Dropped, "{name}: no node has the last index");
         }
-        assert_eq!(ring.push(u32::MAX), Pushed::Dropped, "no node has the last index");
-    }
-
-    #[test]
-    fn the_lone_producers_pushes_keep_order_and_drop_when_full() {
-        let ring = ReadRing::default();
-        for round in 0..3_u32 {
-            for i in 0..SLOTS as u32 {
-                let want = if i + 1 == SLOTS as u32 { Pushed::Full } else { Pushed::Kept };
-                assert_eq!(ring.push_alone(round * 100 + i), want, "round {round}, push {i}");
-            }
-            assert_eq!(ring.push_alone(999), Pushed::Dropped, "a full ring drops");
-            let mut seen = Vec::new();
-            assert_eq!(ring.drain(|i| seen.push(i)), SLOTS);
-            assert_eq!(seen, (0..SLOTS as u32).map(|i| round * 100 + i).collect::<Vec<_>>());
-        }
-        assert_eq!(ring.push_alone(u32::MAX), Pushed::Dropped, "no node has the last index");
     }
 
     #[test]

@@ -592,8 +592,9 @@ fn concurrent_reads_lose_no_count_and_keep_the_budget() {
     }
 }
 
-#[test]
-fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
+/// A one-shard W-TinyLFU cache of 100 units, with keys 0 – 49 inserted (the window holds
+/// the newest; the others wait in probation).
+fn tiny_cache_of_50() -> MemoryCache<u64, u64> {
     let c = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
         .max_bytes(100)
         .shards(1)
@@ -603,6 +604,12 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
     for k in 0..50 {
         c.insert(k, k).unwrap();
     }
+    c
+}
+
+#[test]
+fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
+    let c = tiny_cache_of_50();
     // The window holds the newest key; the others wait in probation.
     assert!((0..20).all(|k| c.tiny_segment(&k) == Some(1)));
     // Another reader holds the policy (and the shard, shared): reads do not wait for
@@ -640,15 +647,7 @@ fn a_tinylfu_read_does_not_wait_for_another_readers_replay() {
 
 #[test]
 fn a_tinylfu_batch_owner_leaves_its_hits_in_a_ring_of_its_own() {
-    let c = MemoryCache::<u64, u64>::builder_with_weigher(|_, _| 1)
-        .max_bytes(100)
-        .shards(1)
-        .admission(Admission::TinyLfu)
-        .build()
-        .unwrap();
-    for k in 0..50 {
-        c.insert(k, k).unwrap();
-    }
+    let c = tiny_cache_of_50();
     assert!((0..40).all(|k| c.tiny_segment(&k) == Some(1)), "all in probation");
     c.with_policy_held(0, || {
         // This thread owns the batch: its ring takes 16 hits, drops the rest.
