@@ -9,9 +9,10 @@
 //! segments relinks it (no lookup, no allocation). The policy's state (sketch,
 //! simulations, segment sizes) lives with the lists, in the arena's order, under a lock
 //! of its own: a hit served under the shard's shared lock leaves itself in a
-//! [`ReadRing`](super::ring::ReadRing) (the batch owner's, or the shared one), which the reader whose hit fills it replays if no other reader holds
-//! the policy (see `ring`); a miss is replayed at once on the same condition. Reads
-//! never wait for one another's replays.
+//! [`ReadRing`](super::ring::ReadRing) (the batch owner's, or the shared one), which
+//! the reader whose hit fills it replays if no other reader holds the policy (see
+//! `ring`); a miss is replayed at once on the same condition. Reads never wait for one
+//! another's replays.
 
 use std::borrow::Borrow;
 use std::hash::{BuildHasher, Hash};
@@ -268,10 +269,10 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     }
 
     /// A read under the shard's shared lock: a live entry's value, its hit left in a
-    /// ring (the batch owner's own, if `reads` says the caller owns the shard's batch of
-    /// reads, else the shared one), which the reader that fills it replays, unless another reader is
-    /// replaying already (then a hit that finds the ring full is dropped, and counted in
-    /// `tally`). A miss is replayed at once, or dropped under the same condition.
+    /// ring (the batch owner's own, if `reads` says the caller owns the shard's batch
+    /// of reads, else the shared one), which the reader that fills it replays, unless
+    /// another reader is replaying already (then a hit that finds the ring full is
+    /// dropped, and counted in `tally`). A miss is replayed at once, or dropped under the same condition.
     /// `None` when the read needs the exclusive lock: an expired entry (it is dropped).
     /// `hash`: the cache's hash of `key`.
     #[inline]
