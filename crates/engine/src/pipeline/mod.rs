@@ -332,14 +332,17 @@ impl<B: Backend> Engine<B> {
             let mark = engine.inner.config.download_dir.join(format!("{INSTANCE_MARK}{id}"));
             tokio::fs::write(&mark, b"").await.map_err(|e| crate::Error::io(mark.display(), &e))?;
         }
-        let unfinished = match engine.inner.config.cluster {
+        let asked = mltb_store::now_ms();
+        let (unfinished, holds) = match engine.inner.config.cluster {
             // Its own tasks, from before a restart, with new fencing tokens.
-            Some(c) => engine.inner.store.adopt_tasks(c.lease).await.map_err(store_error)?,
-            None => engine.inner.store.unfinished_tasks().await.map_err(store_error)?,
+            Some(c) => {
+                (engine.inner.store.adopt_tasks(c.lease).await.map_err(store_error)?, holds_until(asked, c))
+            }
+            None => (engine.inner.store.unfinished_tasks().await.map_err(store_error)?, i64::MAX),
         };
         for t in unfinished {
             tracing::info!(task = t.task.id, state = %t.task.state, "resuming");
-            engine.spawn(t.task, t.files);
+            engine.spawn(t.task, t.files, holds);
         }
         if let Some(cluster) = engine.inner.config.cluster {
             let claimer = engine.clone();
@@ -379,17 +382,15 @@ impl<B: Backend> Engine<B> {
             // Any instance may claim it: this one looks at once.
             self.inner.claim.notify_one();
         } else {
-            self.spawn(task.clone(), Vec::new());
+            self.spawn(task.clone(), Vec::new(), i64::MAX);
         }
         Ok(task)
     }
 
-    fn spawn(&self, task: Task, files: Vec<mltb_store::TaskFile>) {
+    /// Runs `task` here. `lease`: until when (Unix ms, this instance's clock) its lease
+    /// surely holds; `i64::MAX` without several instances.
+    fn spawn(&self, task: Task, files: Vec<mltb_store::TaskFile>, lease: i64) {
         let cancel = CancellationToken::new();
-        let lease = match (self.inner.config.cluster, task.lease_until) {
-            (Some(c), Some(until)) => until.saturating_sub(lease_margin(c.lease)),
-            _ => i64::MAX,
-        };
         if task.state == TaskState::Queued {
             self.inner.queue.lock().unwrap_or_else(|p| p.into_inner()).enqueue(task.id, task.user);
         }
@@ -575,10 +576,7 @@ impl<B: Backend> Engine<B> {
             let asked = mltb_store::now_ms();
             match self.inner.store.renew_tasks(cluster.lease).await {
                 Ok(renewed) => {
-                    // The store's new lease ends at least `lease` after `asked`.
-                    let holds = asked
-                        .saturating_add(i64::try_from(cluster.lease.as_millis()).unwrap_or(i64::MAX))
-                        .saturating_sub(lease_margin(cluster.lease));
+                    let holds = holds_until(asked, cluster);
                     for id in &renewed.kept {
                         self.with_live(*id, |l| l.lease.store(holds, std::sync::atomic::Ordering::Release));
                     }
@@ -596,6 +594,7 @@ impl<B: Backend> Engine<B> {
             let running = self.inner.live.lock().unwrap_or_else(|p| p.into_inner()).len();
             let free = cluster.most.saturating_sub(running);
             if free > 0 {
+                let asked = mltb_store::now_ms();
                 match self
                     .inner
                     .store
@@ -605,7 +604,7 @@ impl<B: Backend> Engine<B> {
                     Ok(claimed) => {
                         for t in claimed {
                             tracing::info!(task = t.task.id, state = %t.task.state, fence = t.task.fence, "claimed");
-                            self.spawn(t.task, t.files);
+                            self.spawn(t.task, t.files, holds_until(asked, cluster));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "could not claim tasks"),
@@ -719,10 +718,15 @@ impl<B: Backend> Engine<B> {
 /// is shared.
 const INSTANCE_MARK: &str = ".mltb-instance-";
 
-/// How long before a lease's end this instance stops counting on it: room for the
-/// renewal's own delay and for the instances' clocks not quite agreeing.
-fn lease_margin(lease: Duration) -> i64 {
-    i64::try_from((lease / 4).as_millis()).unwrap_or(i64::MAX)
+/// Until when (Unix ms, this instance's clock) a lease taken or renewed by a request
+/// sent at `asked` surely holds here. The database wrote its end at least `lease` after
+/// `asked`, by whichever clock judges it (the server's on PostgreSQL): measured from
+/// the request here, it does not depend on the clocks agreeing. This instance stops
+/// counting on it a quarter of the lease earlier: room for the time between reading
+/// its clock and acting on the answer.
+fn holds_until(asked: i64, cluster: Cluster) -> i64 {
+    let lease = i64::try_from(cluster.lease.as_millis()).unwrap_or(i64::MAX);
+    asked.saturating_add(lease).saturating_sub(lease / 4)
 }
 
 pub(crate) fn cancelled() -> crate::Error {
