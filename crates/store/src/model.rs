@@ -189,7 +189,8 @@ pub struct Task {
     pub link: Option<String>,
     /// The instance that holds its lease (several instances on one database), if any.
     pub owner: Option<String>,
-    /// Until when the lease holds, Unix milliseconds.
+    /// Until when the lease holds, Unix milliseconds by the clock that judges it (the
+    /// database server's on PostgreSQL, see [`StoreConfig::clock`](crate::StoreConfig::clock)).
     pub lease_until: Option<i64>,
     /// Its fencing token: raised at each claim; a write that carries an older one is
     /// refused ([`Error::Fenced`](crate::Error::Fenced)). 0 until first claimed.

@@ -29,12 +29,22 @@ impl Db {
 
     /// A store of instance `id` on the database.
     async fn open(&self, id: &str) -> AnyStore {
+        self.open_with(id, StoreConfig::new()).await
+    }
+
+    /// A store of instance `id` whose clock is `offset_ms` ahead of this machine's
+    /// (behind when negative).
+    async fn open_skewed(&self, id: &str, offset_ms: i64) -> AnyStore {
+        self.open_with(id, StoreConfig::new().clock(move || mltb_store::now_ms() + offset_ms)).await
+    }
+
+    async fn open_with(&self, id: &str, config: StoreConfig) -> AnyStore {
         let db = match self {
             Db::Sqlite(dir) => Database::Sqlite(dir.path().join("mltb.db")),
             #[cfg(feature = "postgres")]
             Db::Postgres(db) => Database::Postgres(db.url().to_owned()),
         };
-        AnyStore::open(&db, StoreConfig::new().instance(id)).await.unwrap()
+        AnyStore::open(&db, config.instance(id)).await.unwrap()
     }
 }
 
@@ -273,6 +283,66 @@ async fn sqlite_cancels_from_elsewhere() {
 #[tokio::test]
 async fn postgres_cancels_from_elsewhere() {
     cancels_from_elsewhere_and_tasks_elsewhere(Db::postgres().await).await;
+}
+
+/// An hour: far more than any lease here.
+const HOUR_MS: i64 = 3_600_000;
+
+/// On PostgreSQL leases and roles are judged by the server's clock: an instance whose
+/// clock is an hour ahead does not take another's live task or role, and one whose
+/// clock is an hour behind takes a task whose lease has run out, and stamps its rows by
+/// its own clock.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_judges_leases_by_the_servers_clock_whatever_the_instances_clocks() {
+    let db = Db::postgres().await;
+    let a = db.open("a").await;
+    let ahead = db.open_skewed("ahead", HOUR_MS).await;
+    let behind = db.open_skewed("behind", -HOUR_MS).await;
+    let id = a.create_task(&new_task(1, "https://x.test/1")).await.unwrap().id;
+    assert_eq!(a.claim_tasks(1, LONG).await.unwrap()[0].task.id, id);
+    assert!(ahead.claim_tasks(10, LONG).await.unwrap().is_empty(), "a's lease of 10 minutes holds");
+    assert_eq!(ahead.request_cancel(id).await.unwrap(), CancelRequest::Asked, "held: its holder is asked");
+    let held = a.acquire_role("poller", LONG).await.unwrap().expect("a free role");
+    assert_eq!(ahead.acquire_role("poller", LONG).await.unwrap(), None, "a's role holds");
+
+    // The server's clock, not a's, wrote the lease's end.
+    let task = a.task(id).await.unwrap().unwrap();
+    let until = task.lease_until.expect("claimed");
+    let skew = a.clock_skew_ms().await.unwrap().expect("PostgreSQL");
+    let expected = mltb_store::now_ms() + skew + 600_000;
+    assert!((until - expected).abs() < 5_000, "lease end {until}, expected about {expected}");
+
+    // A lease that has run out by the server's clock is taken, even by a clock behind.
+    let b = db.open("b").await;
+    let id2 = b.create_task(&new_task(1, "https://x.test/2")).await.unwrap().id;
+    assert_eq!(b.claim_tasks(1, GONE).await.unwrap()[0].task.id, id2);
+    let taken = claim_when_free(&behind, id2).await;
+    assert_eq!(taken.task.owner.as_deref(), Some("behind"));
+    let stamped = behind.task(id2).await.unwrap().unwrap();
+    assert!(
+        stamped.lease_until.is_some_and(|u| u > mltb_store::now_ms() + 500_000),
+        "the lease runs 10 minutes by the server's clock, not an hour less: {stamped:?}"
+    );
+    let c = db.open_skewed("c", -HOUR_MS).await;
+    let id3 = c.create_task(&new_task(1, "https://x.test/3")).await.unwrap().id;
+    let created = c.task(id3).await.unwrap().unwrap().created_at;
+    assert!(created < mltb_store::now_ms() - HOUR_MS + 60_000, "rows are stamped by the instance's clock");
+    assert!(a.renew_role(&held, LONG).await.unwrap());
+}
+
+/// On SQLite every instance is on the database's machine, and leases are judged by the
+/// instance's clock ([`StoreConfig::clock`]): one set an hour ahead sees a lease of 10
+/// minutes as run out.
+#[tokio::test]
+async fn sqlite_judges_leases_by_the_instances_clock() {
+    let db = Db::sqlite();
+    let a = db.open("a").await;
+    let ahead = db.open_skewed("ahead", HOUR_MS).await;
+    let id = a.create_task(&new_task(1, "https://x.test/1")).await.unwrap().id;
+    assert_eq!(a.claim_tasks(1, LONG).await.unwrap()[0].task.id, id);
+    assert!(db.open("b").await.claim_tasks(10, LONG).await.unwrap().is_empty(), "held by a");
+    assert_eq!(ahead.claim_tasks(10, LONG).await.unwrap()[0].task.id, id);
 }
 
 /// The clock skew against the database server: none to read on SQLite (one machine);

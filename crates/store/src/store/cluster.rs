@@ -113,14 +113,16 @@ pub struct RoleLease {
     pub holder: String,
     /// Its fencing token: raised each time the role changes hands.
     pub fence: i64,
-    /// Until when the lease holds, Unix milliseconds.
+    /// Until when the lease holds, Unix milliseconds by the clock that judges it (the
+    /// database server's on PostgreSQL, see [`StoreConfig::clock`](crate::StoreConfig::clock)).
     pub until: i64,
     /// The position the role saved (the poller's next update offset), if any.
     pub position: Option<i64>,
 }
 
-fn until(lease: Duration) -> i64 {
-    crate::now_ms().saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX))
+/// A lease's length in milliseconds.
+fn millis(lease: Duration) -> i64 {
+    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)
 }
 
 fn role_from_row(role: &str, r: &Row) -> Result<RoleLease> {
@@ -165,26 +167,46 @@ impl<B: Backend> Store<B> {
         })
     }
 
+    /// Whether leases are judged by the database server's clock (PostgreSQL) rather
+    /// than this instance's (SQLite: every instance is on the database's machine).
+    fn server_clock(&self) -> bool {
+        self.inner.shared.backend.kind() == BackendKind::Postgres
+    }
+
+    /// What a lease statement writes as its end: on PostgreSQL the lease's length (the
+    /// statement adds the server's clock), on SQLite its end by this instance's clock.
+    fn lease_end(&self, lease: Duration) -> Value {
+        if self.server_clock() {
+            Value::Int(millis(lease))
+        } else {
+            Value::Int(self.inner.shared.now_ms().saturating_add(millis(lease)))
+        }
+    }
+
     /// Claims up to `limit` unfinished tasks that no instance holds or whose lease ran
     /// out, oldest first, for `lease`; returns them with their files (and their new
-    /// fencing tokens). From now on this store fences every write to them.
+    /// fencing tokens). From now on this store fences every write to them. Leases are
+    /// judged by the database server's clock on PostgreSQL (see
+    /// [`StoreConfig::clock`](crate::StoreConfig::clock)).
     pub async fn claim_tasks(&self, limit: u32, lease: Duration) -> Result<Vec<TaskWithFiles>> {
         let owner = self.instance_id()?;
-        let sql = match self.inner.shared.backend.kind() {
-            BackendKind::Postgres => sql::CLAIM_POSTGRES,
-            _ => sql::CLAIM_SQLITE,
-        };
-        let until = until(lease);
-        let claim = Statement::query(
-            sql,
-            vec![
+        let limit = Value::Int(i64::from(limit));
+        let claim = if self.server_clock() {
+            Statement::query(
+                sql::CLAIM_POSTGRES,
+                vec![Value::Text(owner.clone()), self.lease_end(lease), limit],
+            )
+        } else {
+            let now = self.inner.shared.now_ms();
+            let params = vec![
                 Value::Text(owner.clone()),
-                Value::Int(until),
-                Value::Int(crate::now_ms()),
-                Value::Int(i64::from(limit)),
-            ],
-        );
-        self.taken(claim, &owner, until).await
+                Value::Int(now.saturating_add(millis(lease))),
+                Value::Int(now),
+                limit,
+            ];
+            Statement::query(sql::CLAIM_SQLITE, params)
+        };
+        self.taken(claim, &owner).await
     }
 
     /// Takes this instance's own unfinished tasks again after its restart (same
@@ -192,19 +214,22 @@ impl<B: Backend> Store<B> {
     /// writes is refused.
     pub async fn adopt_tasks(&self, lease: Duration) -> Result<Vec<TaskWithFiles>> {
         let owner = self.instance_id()?;
-        let until = until(lease);
-        let adopt = Statement::query(sql::ADOPT, vec![Value::Text(owner.clone()), Value::Int(until)]);
-        self.taken(adopt, &owner, until).await
+        let sql = if self.server_clock() { sql::ADOPT_POSTGRES } else { sql::ADOPT_SQLITE };
+        let adopt = Statement::query(sql, vec![Value::Text(owner.clone()), self.lease_end(lease)]);
+        self.taken(adopt, &owner).await
     }
 
-    /// The tasks `statement` took (with lease end `until`), with their files; held from now on.
-    async fn taken(&self, statement: Statement, owner: &str, until: i64) -> Result<Vec<TaskWithFiles>> {
+    /// The tasks `statement` took (all with one lease end), with their files; held from
+    /// now on.
+    async fn taken(&self, statement: Statement, owner: &str) -> Result<Vec<TaskWithFiles>> {
         let out = self.run_one(statement).await?;
         let mut tasks = out.rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
         tasks.sort_by_key(|t| t.id);
-        if tasks.is_empty() {
+        // One statement wrote one lease end to every task it took; the tasks held here
+        // before carry another.
+        let Some(until) = tasks.first().and_then(|t| t.lease_until) else {
             return Ok(Vec::new());
-        }
+        };
         // Only the files of the tasks just taken, not of every task already running here.
         let files = self
             .run_one(Statement::query(
@@ -230,9 +255,9 @@ impl<B: Backend> Store<B> {
     /// [`forget_task`](Self::forget_task).
     pub async fn renew_tasks(&self, lease: Duration) -> Result<Renewed> {
         let owner = self.instance_id()?;
-        let out = self
-            .run_one(Statement::query(sql::RENEW_TASKS, vec![Value::Text(owner), Value::Int(until(lease))]))
-            .await?;
+        let sql = if self.server_clock() { sql::RENEW_TASKS_POSTGRES } else { sql::RENEW_TASKS_SQLITE };
+        let out =
+            self.run_one(Statement::query(sql, vec![Value::Text(owner), self.lease_end(lease)])).await?;
         let rows: HashMap<i64, (i64, bool)> =
             out.rows.iter().map(|r| Ok((r.int(0)?, (r.int(1)?, r.int(2)? != 0)))).collect::<Result<_>>()?;
         let mut guards = self.inner.shared.guards();
@@ -264,8 +289,8 @@ impl<B: Backend> Store<B> {
     /// it at its next renewal ([`Renewed::cancel`]). Its end is announced as any
     /// other's (`announced_at` stays NULL).
     pub async fn request_cancel(&self, id: i64) -> Result<CancelRequest> {
-        let now = crate::now_ms();
-        let free = Statement::execute(sql::CANCEL_FREE, vec![Value::Int(id), Value::Int(now)]);
+        let sql = if self.server_clock() { sql::CANCEL_FREE_POSTGRES } else { sql::CANCEL_FREE_SQLITE };
+        let free = Statement::execute(sql, vec![Value::Int(id), Value::Int(self.inner.shared.now_ms())]);
         if self.run_one(free).await?.affected > 0 {
             return Ok(CancelRequest::Cancelled);
         }
@@ -319,10 +344,21 @@ impl<B: Backend> Store<B> {
     pub async fn acquire_role(&self, role: &str, lease: Duration) -> Result<Option<RoleLease>> {
         limits::check_name("role", role, limits::ROLE)?;
         let holder = self.instance_id()?;
-        let take = Statement::query(
-            sql::ACQUIRE_ROLE,
-            vec![role.into(), Value::Text(holder), Value::Int(until(lease)), Value::Int(crate::now_ms())],
-        );
+        let take = if self.server_clock() {
+            Statement::query(
+                sql::ACQUIRE_ROLE_POSTGRES,
+                vec![role.into(), Value::Text(holder), self.lease_end(lease)],
+            )
+        } else {
+            let now = self.inner.shared.now_ms();
+            let params = vec![
+                role.into(),
+                Value::Text(holder),
+                Value::Int(now.saturating_add(millis(lease))),
+                Value::Int(now),
+            ];
+            Statement::query(sql::ACQUIRE_ROLE_SQLITE, params)
+        };
         let out = self.run_one(take).await?;
         out.rows.first().map(|r| role_from_row(role, r)).transpose()
     }
@@ -330,13 +366,14 @@ impl<B: Backend> Store<B> {
     /// Renews a role held under `held`'s fence for `lease`; `false` when it changed
     /// hands since.
     pub async fn renew_role(&self, held: &RoleLease, lease: Duration) -> Result<bool> {
+        let sql = if self.server_clock() { sql::RENEW_ROLE_POSTGRES } else { sql::RENEW_ROLE_SQLITE };
         let renew = Statement::execute(
-            sql::RENEW_ROLE,
+            sql,
             vec![
                 held.role.as_str().into(),
                 held.holder.as_str().into(),
                 Value::Int(held.fence),
-                Value::Int(until(lease)),
+                self.lease_end(lease),
             ],
         );
         Ok(self.run_one(renew).await?.affected > 0)
@@ -377,8 +414,9 @@ impl<B: Backend> Store<B> {
 
     /// How far the database server's clock is ahead of this instance's (negative:
     /// behind), in milliseconds, read at the middle of one round trip. Leases are
-    /// judged by each instance's own clock, so the instances' skew must stay well under
-    /// the lease. `None` on SQLite, where every instance is on the database's machine.
+    /// judged by the server's clock, so skew does not move them; it shows in the times
+    /// this instance stamps rows with. `None` on SQLite, where every instance is on the
+    /// database's machine.
     ///
     /// # Errors
     /// The database cannot be reached.
@@ -386,9 +424,9 @@ impl<B: Backend> Store<B> {
         if self.inner.shared.backend.kind() != BackendKind::Postgres {
             return Ok(None);
         }
-        let before = crate::now_ms();
+        let before = self.inner.shared.now_ms();
         let out = self.run_one(Statement::query(sql::DATABASE_NOW_POSTGRES, Vec::new())).await?;
-        let after = crate::now_ms();
+        let after = self.inner.shared.now_ms();
         let server = out.rows.first().ok_or_else(|| Error::decode("clock_timestamp()", "no row"))?.int(0)?;
         Ok(Some(server - before.midpoint(after)))
     }

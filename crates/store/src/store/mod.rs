@@ -40,6 +40,17 @@ pub struct StoreConfig {
     invalidation_channel: String,
     external_checkpoints: bool,
     instance: Option<String>,
+    clock: WallClock,
+}
+
+/// An instance's wall clock: Unix milliseconds now.
+#[derive(Clone)]
+pub(crate) struct WallClock(Arc<dyn Fn() -> i64 + Send + Sync>);
+
+impl fmt::Debug for WallClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WallClock")
+    }
 }
 
 impl fmt::Debug for StoreConfig {
@@ -69,6 +80,7 @@ impl Default for StoreConfig {
             invalidation_channel: invalidate::DEFAULT_CHANNEL.to_owned(),
             external_checkpoints: false,
             instance: None,
+            clock: WallClock(Arc::new(crate::now_ms)),
         }
     }
 }
@@ -141,6 +153,17 @@ impl StoreConfig {
         self
     }
 
+    /// This instance's wall clock, in Unix milliseconds (default: the system's,
+    /// [`now_ms`](crate::now_ms)). The store stamps the rows it writes by it (`created_at`,
+    /// `updated_at`, …), and on SQLite, where every instance is on the database's machine,
+    /// it judges task leases and roles by it too. On PostgreSQL leases and roles are
+    /// judged by the database server's clock alone, so that instances whose clocks drift
+    /// apart never take each other's live leases. Tests set it to see a skewed instance.
+    pub fn clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        self.clock = WallClock(Arc::new(clock));
+        self
+    }
+
     /// SQLite: no connection of this store checkpoints the write-ahead log by itself
     /// (`PRAGMA wal_autocheckpoint = 0`), because a replicator does it after copying
     /// the log's frames (`mltb-backup`'s continuous protection). Without one the log
@@ -197,6 +220,15 @@ pub(crate) struct Shared<B> {
     pub(crate) exec: Executor,
     /// The fencing tokens this instance holds (several instances on one database).
     pub(crate) guards: std::sync::Mutex<cluster::Guards>,
+    /// This instance's wall clock ([`StoreConfig::clock`]).
+    pub(crate) clock: WallClock,
+}
+
+impl<B> Shared<B> {
+    /// Unix milliseconds now, by this instance's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        (self.clock.0)()
+    }
 }
 
 struct Inner<B: Backend> {
@@ -323,7 +355,7 @@ impl<B: Backend> Store<B> {
         let from = backend.migrate(&exec).await?;
         tracing::debug!(backend = ?backend.kind(), from, to = crate::LATEST_VERSION, "store schema ready");
         let guards = std::sync::Mutex::new(cluster::Guards::new(config.instance.clone()));
-        let shared = Arc::new(Shared { backend, exec, guards });
+        let shared = Arc::new(Shared { backend, exec, guards, clock: config.clock.clone() });
         let cache = MemoryCache::builder_with_weigher(|_: &CacheKey, v: &Cached| match v {
             Cached::Settings(s) => {
                 128 + s.upload_dest.as_ref().map_or(0, String::capacity)

@@ -176,19 +176,39 @@ pub(crate) const CLAIM_SQLITE: &str = concat!(
      AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?3) ORDER BY id LIMIT ?4) RETURNING ",
     task_columns!()
 );
-/// [`CLAIM_SQLITE`] on PostgreSQL: rows another claimer has locked are skipped, so
+/// The database server's clock at the statement's start, in Unix milliseconds: what
+/// PostgreSQL judges leases by (one value for every row a statement writes).
+macro_rules! server_now {
+    () => {
+        "CAST(EXTRACT(EPOCH FROM statement_timestamp()) * 1000 AS BIGINT)"
+    };
+}
+
+/// [`CLAIM_SQLITE`] on PostgreSQL, judged by the server's clock: `?1` owner, `?2` the
+/// lease in milliseconds, `?3` at most. Rows another claimer has locked are skipped, so
 /// concurrent claims never wait on each other nor take the same task.
 pub(crate) const CLAIM_POSTGRES: &str = concat!(
-    "UPDATE tasks SET owner = ?1, lease_until = ?2, fence = fence + 1 WHERE id IN (SELECT id FROM tasks \
+    "UPDATE tasks SET owner = ?1, lease_until = ",
+    server_now!(),
+    " + ?2, fence = fence + 1 WHERE id IN (SELECT id FROM tasks \
      WHERE state IN ('queued', 'downloading', 'uploading', 'seeding') \
-     AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?3) ORDER BY id LIMIT ?4 \
-     FOR UPDATE SKIP LOCKED) RETURNING ",
+     AND (owner IS NULL OR lease_until IS NULL OR lease_until < ",
+    server_now!(),
+    ") ORDER BY id LIMIT ?3 FOR UPDATE SKIP LOCKED) RETURNING ",
     task_columns!()
 );
 /// An instance's own unfinished tasks, taken again after its restart with a new fence:
 /// `?1` owner, `?2` lease until.
-pub(crate) const ADOPT: &str = concat!(
+pub(crate) const ADOPT_SQLITE: &str = concat!(
     "UPDATE tasks SET lease_until = ?2, fence = fence + 1 WHERE owner = ?1 \
+     AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING ",
+    task_columns!()
+);
+/// [`ADOPT_SQLITE`] on PostgreSQL: `?1` owner, `?2` the lease in milliseconds.
+pub(crate) const ADOPT_POSTGRES: &str = concat!(
+    "UPDATE tasks SET lease_until = ",
+    server_now!(),
+    " + ?2, fence = fence + 1 WHERE owner = ?1 \
      AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING ",
     task_columns!()
 );
@@ -201,14 +221,31 @@ pub(crate) const FILES_TAKEN: &str = concat!(
      AND state IN ('queued', 'downloading', 'uploading', 'seeding')) ORDER BY f.task_id, f.id, p.part"
 );
 /// Renews every unfinished task an owner holds: `?1` owner, `?2` lease until.
-pub(crate) const RENEW_TASKS: &str = "UPDATE tasks SET lease_until = ?2 WHERE owner = ?1 \
+pub(crate) const RENEW_TASKS_SQLITE: &str = "UPDATE tasks SET lease_until = ?2 WHERE owner = ?1 \
      AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING id, fence, cancel_requested";
+/// [`RENEW_TASKS_SQLITE`] on PostgreSQL: `?1` owner, `?2` the lease in milliseconds.
+pub(crate) const RENEW_TASKS_POSTGRES: &str = concat!(
+    "UPDATE tasks SET lease_until = ",
+    server_now!(),
+    " + ?2 WHERE owner = ?1 \
+     AND state IN ('queued', 'downloading', 'uploading', 'seeding') RETURNING id, fence, cancel_requested"
+);
 /// Cancels an unfinished task that no instance holds (or whose lease ran out), raising
 /// its fence so that a late write of its last holder is refused: `?1` id, `?2` now.
-pub(crate) const CANCEL_FREE: &str = "UPDATE tasks SET state = 'cancelled', updated_at = ?2, finished_at = ?2, \
-     owner = NULL, lease_until = NULL, fence = fence + 1 WHERE id = ?1 \
+pub(crate) const CANCEL_FREE_SQLITE: &str = "UPDATE tasks SET state = 'cancelled', updated_at = ?2, \
+     finished_at = ?2, owner = NULL, lease_until = NULL, fence = fence + 1 WHERE id = ?1 \
      AND state IN ('queued', 'downloading', 'uploading', 'seeding') \
      AND (owner IS NULL OR lease_until IS NULL OR lease_until < ?2)";
+/// [`CANCEL_FREE_SQLITE`] on PostgreSQL: the lease judged by the server's clock, the
+/// row stamped by the instance's (`?2`).
+pub(crate) const CANCEL_FREE_POSTGRES: &str = concat!(
+    "UPDATE tasks SET state = 'cancelled', updated_at = ?2, \
+     finished_at = ?2, owner = NULL, lease_until = NULL, fence = fence + 1 WHERE id = ?1 \
+     AND state IN ('queued', 'downloading', 'uploading', 'seeding') \
+     AND (owner IS NULL OR lease_until IS NULL OR lease_until < ",
+    server_now!(),
+    ")"
+);
 /// Asks a held task's owner to cancel it: `?1` id.
 pub(crate) const REQUEST_CANCEL: &str = "UPDATE tasks SET cancel_requested = 1 WHERE id = ?1 \
      AND state IN ('queued', 'downloading', 'uploading', 'seeding')";
@@ -228,14 +265,34 @@ pub(crate) const TASK_HOLDER: &str = "SELECT owner, fence FROM tasks WHERE id = 
 /// Takes a role, or renews it: free, expired, or already held by the same holder (whose
 /// fence stays while its lease holds; any other take raises it). `?1` role, `?2`
 /// holder, `?3` lease until, `?4` now. No row: another holder's lease holds.
-pub(crate) const ACQUIRE_ROLE: &str = "INSERT INTO roles (role, holder, fence, lease_until) VALUES (?1, ?2, 1, ?3) \
+pub(crate) const ACQUIRE_ROLE_SQLITE: &str = "INSERT INTO roles (role, holder, fence, lease_until) \
+     VALUES (?1, ?2, 1, ?3) \
      ON CONFLICT (role) DO UPDATE SET fence = CASE WHEN roles.holder = excluded.holder \
      AND roles.lease_until >= ?4 THEN roles.fence ELSE roles.fence + 1 END, holder = excluded.holder, \
      lease_until = excluded.lease_until WHERE roles.holder = excluded.holder OR roles.lease_until < ?4 \
      RETURNING holder, fence, lease_until, position";
+/// [`ACQUIRE_ROLE_SQLITE`] on PostgreSQL, judged by the server's clock: `?1` role, `?2`
+/// holder, `?3` the lease in milliseconds.
+pub(crate) const ACQUIRE_ROLE_POSTGRES: &str = concat!(
+    "INSERT INTO roles (role, holder, fence, lease_until) VALUES (?1, ?2, 1, ",
+    server_now!(),
+    " + ?3) ON CONFLICT (role) DO UPDATE SET fence = CASE WHEN roles.holder = excluded.holder \
+     AND roles.lease_until >= ",
+    server_now!(),
+    " THEN roles.fence ELSE roles.fence + 1 END, holder = excluded.holder, \
+     lease_until = excluded.lease_until WHERE roles.holder = excluded.holder OR roles.lease_until < ",
+    server_now!(),
+    " RETURNING holder, fence, lease_until, position"
+);
 /// Renews a role held under a fence: `?1` role, `?2` holder, `?3` fence, `?4` until.
-pub(crate) const RENEW_ROLE: &str =
+pub(crate) const RENEW_ROLE_SQLITE: &str =
     "UPDATE roles SET lease_until = ?4 WHERE role = ?1 AND holder = ?2 AND fence = ?3";
+/// [`RENEW_ROLE_SQLITE`] on PostgreSQL: `?4` the lease in milliseconds.
+pub(crate) const RENEW_ROLE_POSTGRES: &str = concat!(
+    "UPDATE roles SET lease_until = ",
+    server_now!(),
+    " + ?4 WHERE role = ?1 AND holder = ?2 AND fence = ?3"
+);
 /// Gives a role up: `?1` role, `?2` holder, `?3` fence.
 pub(crate) const RELEASE_ROLE: &str =
     "UPDATE roles SET lease_until = 0 WHERE role = ?1 AND holder = ?2 AND fence = ?3";

@@ -82,7 +82,7 @@ impl<B: Backend> Store<B> {
         check_opt("task.name", task.name.as_deref(), limits::NAME)?;
         let options = task.options.to_string();
         check("task.options", &options, limits::OPTIONS)?;
-        let now = crate::now_ms();
+        let now = self.inner.shared.now_ms();
         let insert = Statement::query(
             sql::CREATE_TASK,
             vec![
@@ -148,9 +148,11 @@ impl<B: Backend> Store<B> {
     /// [`limits::NAME`](crate::limits::NAME) bytes.
     pub async fn set_name(&self, id: i64, name: &str) -> Result<()> {
         check("task.name", name, limits::NAME)?;
-        let update =
-            Statement::execute(sql::SET_NAME, vec![Value::Int(id), name.into(), Value::Int(crate::now_ms())])
-                .with(self.inner.shared.guards().of_task(id));
+        let update = Statement::execute(
+            sql::SET_NAME,
+            vec![Value::Int(id), name.into(), Value::Int(self.inner.shared.now_ms())],
+        )
+        .with(self.inner.shared.guards().of_task(id));
         if self.run_one(update).await?.affected == 0 {
             return Err(self.refused(id, "task").await);
         }
@@ -166,7 +168,7 @@ impl<B: Backend> Store<B> {
         check("task.options", &options, limits::OPTIONS)?;
         let update = Statement::execute(
             sql::SET_OPTIONS,
-            vec![Value::Int(id), options.into(), Value::Int(crate::now_ms())],
+            vec![Value::Int(id), options.into(), Value::Int(self.inner.shared.now_ms())],
         )
         .with(self.inner.shared.guards().of_task(id));
         if self.run_one(update).await?.affected == 0 {
@@ -239,7 +241,7 @@ impl<B: Backend> Store<B> {
                 Value::Int(limits::to_i64("sent_file.size", sent.size)?),
                 sent.file_id.as_str().into(),
                 sent.file_name.as_str().into(),
-                Value::Int(crate::now_ms()),
+                Value::Int(self.inner.shared.now_ms()),
                 Value::from(sent.probe.as_deref()),
             ],
         );
@@ -266,7 +268,8 @@ impl<B: Backend> Store<B> {
     pub async fn add_file(&self, task: i64, path: &str, size: u64) -> Result<i64> {
         check("file.path", path, limits::PATH)?;
         let size = limits::to_i64("file.size", size)?;
-        let mut params = vec![Value::Int(task), path.into(), Value::Int(size), Value::Int(crate::now_ms())];
+        let mut params =
+            vec![Value::Int(task), path.into(), Value::Int(size), Value::Int(self.inner.shared.now_ms())];
         params.extend(self.inner.shared.guards().of_task(task));
         let out = self.run_one(Statement::query(sql::ADD_FILE, params)).await?;
         match out.rows.first() {
@@ -290,7 +293,7 @@ impl<B: Backend> Store<B> {
                 Value::Int(limits::to_i64("part.size", part.size)?),
                 part.message_id.into(),
                 part.remote_path.clone().into(),
-                Value::Int(crate::now_ms()),
+                Value::Int(self.inner.shared.now_ms()),
             ],
         );
         let guard = self.inner.shared.guards().of_file(file);
@@ -357,8 +360,10 @@ impl<B: Backend> Store<B> {
     /// exist. Announcing only after a `true` tells each end once, even with several
     /// callers.
     pub async fn mark_announced(&self, id: i64) -> Result<bool> {
-        let update =
-            Statement::execute(sql::MARK_ANNOUNCED, vec![Value::Int(id), Value::Int(crate::now_ms())]);
+        let update = Statement::execute(
+            sql::MARK_ANNOUNCED,
+            vec![Value::Int(id), Value::Int(self.inner.shared.now_ms())],
+        );
         Ok(self.run_one(update).await?.affected > 0)
     }
 
@@ -372,7 +377,7 @@ impl<B: Backend> Store<B> {
     pub async fn set_status_message(&self, chat: i64, message_id: i64) -> Result<()> {
         let upsert = Statement::execute(
             sql::UPSERT_STATUS,
-            vec![Value::Int(chat), Value::Int(message_id), Value::Int(crate::now_ms())],
+            vec![Value::Int(chat), Value::Int(message_id), Value::Int(self.inner.shared.now_ms())],
         );
         self.run_one(upsert).await.map(drop)
     }

@@ -50,7 +50,7 @@ impl<B: Backend> Store<B> {
 
     /// Gives `user` a role, recording who did it in the audit log (one transaction).
     pub async fn set_role(&self, actor: i64, user: i64, role: Role) -> Result<()> {
-        let now = crate::now_ms();
+        let now = self.inner.shared.now_ms();
         let audit = audit_statement(&entry(actor, "set_role", user, Some(role.as_str().into())), now)?;
         let upsert = Statement::execute(
             sql::UPSERT_ROLE,
@@ -68,7 +68,7 @@ impl<B: Backend> Store<B> {
     /// Takes `user`'s role away (they become a guest), recording it in the audit log.
     /// `false` if they had none.
     pub async fn remove_user(&self, actor: i64, user: i64) -> Result<bool> {
-        let audit = audit_statement(&entry(actor, "remove_user", user, None), crate::now_ms())?;
+        let audit = audit_statement(&entry(actor, "remove_user", user, None), self.inner.shared.now_ms())?;
         let key = CacheKey::Role(user);
         let delete = Statement::execute(sql::DELETE_USER, vec![Value::Int(user)]);
         let out = self.run(self.with_notify(vec![delete], &key, audit), true).await;
@@ -105,7 +105,7 @@ impl<B: Backend> Store<B> {
 
     /// Authorizes a chat, recording it in the audit log. `false` if it already was.
     pub async fn authorize_chat(&self, actor: i64, chat: i64) -> Result<bool> {
-        let now = crate::now_ms();
+        let now = self.inner.shared.now_ms();
         let audit = audit_statement(&entry(actor, "authorize_chat", chat, None), now)?;
         let insert = Statement::execute(
             sql::AUTHORIZE_CHAT,
@@ -121,7 +121,8 @@ impl<B: Backend> Store<B> {
     /// Withdraws a chat's authorization, recording it in the audit log. `false` if it
     /// was not authorized.
     pub async fn unauthorize_chat(&self, actor: i64, chat: i64) -> Result<bool> {
-        let audit = audit_statement(&entry(actor, "unauthorize_chat", chat, None), crate::now_ms())?;
+        let audit =
+            audit_statement(&entry(actor, "unauthorize_chat", chat, None), self.inner.shared.now_ms())?;
         let delete = Statement::execute(sql::UNAUTHORIZE_CHAT, vec![Value::Int(chat)]);
         let key = CacheKey::Chat(chat);
         let out = self.run(self.with_notify(vec![delete], &key, audit), true).await;
@@ -183,7 +184,7 @@ impl<B: Backend> Store<B> {
                 split.into(),
                 settings.upload_dest.clone().into(),
                 settings.name_prefix.clone().into(),
-                Value::Int(crate::now_ms()),
+                Value::Int(self.inner.shared.now_ms()),
             ],
         );
         let key = CacheKey::Settings(user);
@@ -199,7 +200,7 @@ impl<B: Backend> Store<B> {
     /// Appends a privileged action to the audit log and returns its id. The log has
     /// no update or delete API, and the database refuses both.
     pub async fn audit(&self, entry: &NewAuditEntry) -> Result<i64> {
-        let out = self.run_one(audit_statement(entry, crate::now_ms())?).await?;
+        let out = self.run_one(audit_statement(entry, self.inner.shared.now_ms())?).await?;
         out.rows.first().map_or_else(|| Err(Error::decode("audit_log.id", "no id returned")), |r| r.int(0))
     }
 

@@ -75,7 +75,7 @@ impl<B: Backend> Shared<B> {
     /// that matched no row (the task is missing, or its state does not allow it) fails
     /// alone, the others commit.
     pub(crate) async fn apply(&self, items: Vec<Write>) -> Result<Vec<Result<()>>> {
-        let now = crate::now_ms();
+        let now = self.now_ms();
         let statements = {
             let guards = self.guards();
             items.iter().map(|w| w.statement(now, guards.of_task(w.id()))).collect()
