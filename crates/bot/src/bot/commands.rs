@@ -253,10 +253,19 @@ async fn cancel_all<B: Backend>(bot: &Bot<B>, ctx: &Ctx) -> String {
 }
 
 async fn force_start<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
-    let id = match own_task(bot, ctx, words, ".") {
-        Ok(v) => v.id,
+    let view = match own_task(bot, ctx, words, ".") {
+        Ok(v) => v,
         Err(answer) => return answer,
     };
+    let id = view.id;
+    if bot.inner.config.queue.force_start_admins_only && !ctx.access.is_admin() {
+        return format!(
+            "⛔ Only the owner or a sudo user may start task #{id} past the queue (queue.force_start_admins_only)."
+        );
+    }
+    if view.user != ctx.user {
+        audit(bot, ctx, "forcestart", Some(view.user), Some(format!("task {id}"))).await;
+    }
     if bot.inner.engine.force_start(id) {
         format!("Task #{id} starts now.")
     } else {

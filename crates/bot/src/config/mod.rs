@@ -395,6 +395,9 @@ pub struct QueueSection {
     pub min_free_disk: Size,
     /// Keep a failed task's files (default false: removed).
     pub keep_failed: bool,
+    /// Only the owner and sudo users may `/forcestart` a task past the queue limits
+    /// (default false: a task's own user may too, as in the Python bot).
+    pub force_start_admins_only: bool,
 }
 
 impl Default for QueueSection {
@@ -406,6 +409,7 @@ impl Default for QueueSection {
             per_user: None,
             min_free_disk: Size(1 << 30),
             keep_failed: false,
+            force_start_admins_only: false,
         }
     }
 }
@@ -620,6 +624,7 @@ const KEYS: &[(&str, &str, Kind)] = &[
     ("queue", "per_user", Kind::Toml),
     ("queue", "min_free_disk", Kind::Toml),
     ("queue", "keep_failed", Kind::Toml),
+    ("queue", "force_start_admins_only", Kind::Toml),
     ("leech", "split_size", Kind::Toml),
     ("leech", "dump_chat", Kind::Toml),
     ("leech", "as_media", Kind::Toml),

@@ -298,6 +298,7 @@ upload = 2
 per_user = 1
 min_free_disk = "5GB"
 keep_failed = true
+force_start_admins_only = true
 [leech]
 split_size = "1000MiB"
 dump_chat = -1001
