@@ -131,12 +131,14 @@ async fn a_30_mb_file_goes_as_three_10_mb_parts_that_join_to_the_source_then_by_
     assert!(seen.windows(2).all(|w| w[0].sent <= w[1].sent), "progress never goes back");
     assert_eq!(seen.last().map(|p| (p.sent, p.total)), Some((30 * MB, 30 * MB)));
 
-    // The same bytes leeched again (another task, another name): sent by file_id, no upload.
-    let copy = s.root.join("again.img");
+    // The same bytes leeched again under the same name (another task): sent by file_id,
+    // no upload.
+    let copy = s.root.join("copy").join("disk.img");
+    std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
     std::fs::write(&copy, &source).unwrap();
     let stored_before = stored_files(s.sim.files_dir()).len();
     let again =
-        UploadRequest::new(2, "again.img", &s.root, vec![UploadFile::new(12, &copy, "again.img", 30 * MB)]);
+        UploadRequest::new(2, "disk.img", &s.root, vec![UploadFile::new(12, &copy, "disk.img", 30 * MB)]);
     let outcome = uploader
         .upload(&again, UploadContext::new(&Parts::default(), &|_| {}, CancellationToken::new()))
         .await
@@ -144,6 +146,24 @@ async fn a_30_mb_file_goes_as_three_10_mb_parts_that_join_to_the_source_then_by_
     assert_eq!((outcome.parts_sent, outcome.reused), (3, 3));
     assert_eq!(stored_files(s.sim.files_dir()).len(), stored_before, "no second upload");
     assert_eq!(s.sim.sent().iter().filter(|o| o.file.is_some()).count(), 6, "three more messages");
+
+    // Under another name (a rename): uploaded again, so that the documents carry it (one
+    // sent by file_id would show the name its bytes were first uploaded under).
+    let renamed = s.root.join("again.img");
+    std::fs::write(&renamed, &source).unwrap();
+    let again = UploadRequest::new(
+        3,
+        "again.img",
+        &s.root,
+        vec![UploadFile::new(13, &renamed, "again.img", 30 * MB)],
+    );
+    let outcome = uploader
+        .upload(&again, UploadContext::new(&Parts::default(), &|_| {}, CancellationToken::new()))
+        .await
+        .unwrap();
+    assert_eq!((outcome.parts_sent, outcome.reused), (3, 0));
+    let names: Vec<String> = received(&s.sim).into_iter().skip(6).map(|(n, _)| n).collect();
+    assert_eq!(names, ["again.img.001", "again.img.002", "again.img.003"]);
     s.scheduler.shutdown().await;
     s.sim.shutdown().await;
 }

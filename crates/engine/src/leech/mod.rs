@@ -84,12 +84,16 @@ pub struct Sent<'a> {
     pub file_name: &'a str,
 }
 
-/// What was sent before, by content: SHA-256 (lowercase hex) → Telegram `file_id`. The
-/// store implements it, so that what is remembered survives a restart.
+/// What was sent before, by content: SHA-256 (lowercase hex) → Telegram `file_id` and
+/// the name it went out under. The store implements it, so that what is remembered
+/// survives a restart.
 #[async_trait::async_trait]
 pub trait SentFiles: Send + Sync {
-    /// The `file_id` of content with this hash, if it was sent.
-    async fn get(&self, sha256: &str) -> Result<Option<String>>;
+    /// The `file_id` of content with this hash, if it was sent under `file_name`. A
+    /// document sent by `file_id` shows the name its bytes were first uploaded under, so
+    /// the same content under another name (a task renamed with `-n`, another link's
+    /// file) goes out again, under its own name.
+    async fn get(&self, sha256: &str, file_name: &str) -> Result<Option<String>>;
     /// Whether content of exactly `size` bytes with this probe (a hash of its first and
     /// last blocks) may have been sent: when not, the part cannot be reused and goes out
     /// without waiting for its whole hash. The default answers yes, which is always
@@ -106,8 +110,9 @@ pub trait SentFiles: Send + Sync {
 
 #[async_trait::async_trait]
 impl<B: mltb_store::Backend> SentFiles for mltb_store::Store<B> {
-    async fn get(&self, sha256: &str) -> Result<Option<String>> {
-        Ok(self.sent_file(sha256).await.map_err(store_error)?.map(|f| f.file_id))
+    async fn get(&self, sha256: &str, file_name: &str) -> Result<Option<String>> {
+        let sent = self.sent_file(sha256).await.map_err(store_error)?;
+        Ok(sent.filter(|f| f.file_name == recorded_name(file_name)).map(|f| f.file_id))
     }
 
     async fn may_hold(&self, size: u64, probe: &str) -> Result<bool> {
@@ -115,7 +120,7 @@ impl<B: mltb_store::Backend> SentFiles for mltb_store::Store<B> {
     }
 
     async fn put(&self, sent: &Sent<'_>) -> Result<()> {
-        let name: String = sent.file_name.chars().take(120).collect();
+        let name = recorded_name(sent.file_name);
         let record = mltb_store::SentFile::new(sent.sha256, sent.size, sent.file_id, name).probe(sent.probe);
         self.remember_sent_file(&record).await.map_err(store_error)
     }
@@ -123,6 +128,11 @@ impl<B: mltb_store::Backend> SentFiles for mltb_store::Store<B> {
     async fn forget(&self, sha256: &str) -> Result<()> {
         self.forget_sent_file(sha256).await.map(drop).map_err(store_error)
     }
+}
+
+/// A sent file's name as the store records it: its first 120 characters.
+fn recorded_name(name: &str) -> String {
+    name.chars().take(120).collect()
 }
 
 pub(crate) fn store_error(e: mltb_store::Error) -> Error {
@@ -172,7 +182,7 @@ impl TelegramUploader {
         abort: &AbortFlag,
     ) -> Result<(i64, bool)> {
         let chat = self.target.destination();
-        if may_reuse && let Some(file_id) = self.sent.get(hash.get().await?).await? {
+        if may_reuse && let Some(file_id) = self.sent.get(hash.get().await?, &part.name).await? {
             match self.send(by_reference(chat, file_id, caption.clone(), media)).await {
                 Ok((message_id, _)) => {
                     report(part.len);
