@@ -180,8 +180,29 @@ async fn run(n: usize, knobs: &Knobs, redis: &SharedRedis) -> Run {
                 notable[notable.len().saturating_sub(40)..].join("\n")
             );
         }
-        let files = sim.sent().iter().filter(|o| o.file.is_some()).count();
-        panic!("{files} of {} files arrived in {limit} s", knobs.tasks);
+        // Which users are still waiting, and the last the bot told each of them.
+        let sent = sim.sent();
+        let waiting: Vec<i64> = (0..knobs.tasks as i64)
+            .map(|i| FIRST_USER + i)
+            .filter(|u| !sent.iter().any(|o| o.chat_id == *u && o.file.is_some()))
+            .collect();
+        for user in &waiting {
+            let said: Vec<String> = sent
+                .iter()
+                .filter(|o| o.chat_id == *user)
+                .map(|o| {
+                    format!("{} {:?}", o.method, o.text.as_deref().or(o.caption.as_deref()).unwrap_or(""))
+                })
+                .collect();
+            eprintln!(
+                "--- user {user} has no file; the bot sent: {}",
+                said[said.len().saturating_sub(3)..].join(" | ")
+            );
+        }
+        // The instances' logs and databases stay for a look.
+        eprintln!("--- the instances' directories are kept in {}", dir.keep().display());
+        let files = sent.iter().filter(|o| o.file.is_some()).count();
+        panic!("{files} of {} files arrived in {limit} s; waiting: {waiting:?}", knobs.tasks);
     }
     let cpu_after = cpu_ticks();
     let sent = sim.sent();

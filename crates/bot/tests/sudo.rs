@@ -136,8 +136,7 @@ async fn with_force_start_for_admins_only_a_user_cannot_step_past_the_queue() {
     let sudo = format!("[{CONFIG_SUDO}]");
     let extra =
         [("MLTB_AUTH_SUDO_USERS", sudo.as_str()), ("MLTB_QUEUE_FORCE_START_ADMINS_ONLY", "true"), NEVER_FREE];
-    // Two lengths: the same bytes twice would go out the second time by `file_id`,
-    // under the first file's name.
+    // Two lengths, so that neither file is the other's bytes.
     let h = Harness::start(&extra, &[("/a.bin", 1000), ("/b.bin", 1001)]).await;
     let (a, b) = (queue_leech(&h, "/a.bin").await, queue_leech(&h, "/b.bin").await);
     let refused = force_start(&h, USER, a).await;
