@@ -131,6 +131,7 @@ async fn run<B: Backend>(
         ("cancel", _) => Some(cancel(bot, ctx, &words).await),
         ("cancelall", _) => Some(cancel_all(bot, ctx).await),
         ("forcestart", _) => Some(force_start(bot, ctx, &words).await),
+        ("usettings", _) => Some(super::settings::user_settings(bot, ctx, &words).await),
         ("stats", _) => Some(stats(bot).await),
         ("ping", _) => {
             let started = Instant::now();

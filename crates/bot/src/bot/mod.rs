@@ -13,6 +13,7 @@ mod cpu;
 mod observe;
 mod quota;
 mod recent;
+mod settings;
 mod task;
 mod text;
 

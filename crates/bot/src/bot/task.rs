@@ -5,10 +5,10 @@
 use mltb_engine::{Link, LinkSource, TaskOptions};
 use mltb_store::{Backend, NewTask, Source, Task, TaskKind};
 use mltb_telegram::command::{Document, TaskArgs, UploadAs};
-use mltb_telegram::format::{escape, human_size};
+use mltb_telegram::format::escape;
 
 use super::commands::{Ctx, shorten};
-use super::{Bot, batch};
+use super::{Bot, batch, settings};
 
 /// The largest `.torrent` accepted (Telegram's cloud API serves at most 20 MB anyway).
 const MAX_TORRENT: u64 = 10 << 20;
@@ -107,28 +107,27 @@ pub(super) async fn prepare<B: Backend>(
             ));
         }
     };
-    if let (Some(dest), TaskKind::Mirror) = (&args.upload, kind) {
-        if let Err(e) = mltb_engine::mirror::MirrorTarget::parse(dest) {
-            return Err(format!("⚠️ -up: {}", escape(&e.to_string())));
-        }
-        // An inline remote (`:local:/any/path`, `:sftp,host=…:`) can write anywhere the
-        // bot can: only the owner and sudo users may name one.
-        if dest.trim_start().starts_with(':') && !ctx.access.is_admin() {
-            return Err("⛔ -up: inline rclone remotes (<code>:backend:…</code>) are for the owner and sudo users; use a remote from the bot's rclone config (<code>remote:path</code>).".into());
-        }
+    // The sender's own defaults (`/usettings`), under the task's flags.
+    let mine = bot
+        .inner
+        .store
+        .settings(ctx.user)
+        .await
+        .map_err(|e| format!("⚠️ Your settings could not be read: {}", escape(&e.to_string())))?;
+    let upload = args.upload.clone().or_else(|| mine.upload_dest.clone());
+    if let (Some(dest), TaskKind::Mirror) = (&upload, kind) {
+        // Checked again at use: the sender may no longer be allowed a destination saved
+        // earlier (an inline remote saved while sudo).
+        let flag = if args.upload.is_some() { "-up" } else { "your destination (/usettings dest)" };
+        settings::check_destination(ctx, flag, dest)?;
     }
-    if kind == TaskKind::Mirror && args.upload.is_none() && bot.inner.config.mirror.destination.is_none() {
-        return Err("⚠️ No mirror destination: give one with <code>-up remote:path</code>, or set mirror.destination in the config.".into());
+    if kind == TaskKind::Mirror && upload.is_none() && bot.inner.config.mirror.destination.is_none() {
+        return Err("⚠️ No mirror destination: give one with <code>-up remote:path</code>, set yours with <code>/usettings dest remote:path</code>, or set mirror.destination in the config.".into());
     }
-    if let Some(split) = args.split_size {
-        let limit = bot.inner.config.upload_limit();
-        if split > limit {
-            return Err(format!(
-                "⚠️ -sp: expected at most {} (the Bot API's upload limit), got {}",
-                human_size(limit),
-                human_size(split)
-            ));
-        }
+    let split_size = args.split_size.or(mine.split_size);
+    if let Some(split) = split_size {
+        let flag = if args.split_size.is_some() { "-sp" } else { "your split size (/usettings split)" };
+        settings::check_split(bot, split).map_err(|e| format!("⚠️ {flag}: {e}"))?;
     }
     let mut options = TaskOptions::default();
     if args.select {
@@ -140,12 +139,15 @@ pub(super) async fn prepare<B: Backend>(
         }
         options.choose = true;
     }
-    options.split_size = args.split_size;
-    options.upload = args.upload.clone();
+    options.split_size = split_size;
+    options.upload = upload;
     options.extract = args.extract.clone().map(mltb_engine::Pack::new);
     options.zip = args.zip.clone().map(mltb_engine::Pack::new);
-    options.as_media = matches!(args.upload_as, Some(UploadAs::Media))
-        || (bot.inner.config.leech.as_media && args.upload_as.is_none());
+    options.as_media = match (args.upload_as, mine.as_document) {
+        (Some(upload_as), _) => matches!(upload_as, UploadAs::Media),
+        (None, Some(as_document)) => !as_document,
+        (None, None) => bot.inner.config.leech.as_media,
+    };
     Ok(NewTask {
         chat: ctx.chat,
         user: ctx.user,

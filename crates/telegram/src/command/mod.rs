@@ -49,6 +49,8 @@ mod lex;
 mod size;
 mod task;
 
+pub use self::size::parse_size;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -281,14 +283,16 @@ impl Default for CommandParser {
 impl CommandParser {
     /// The default language: task commands `mirror`, `leech`; commands `status`, `cancel`,
     /// `cancelall`, `stats`, `ping`, `help`, `auth`, `unauth`, `users`, `addsudo`, `rmsudo`,
-    /// `forcestart`, `log`, `restart`; aliases `m`, `l`, `s` (status), `fs` (forcestart);
+    /// `forcestart`, `usettings`, `log`, `restart`; aliases `m`, `l`, `s` (status), `fs`
+    /// (forcestart), `us` (usettings);
     /// no suffix; no bot username (then `/cmd@anything` is ignored).
     pub fn builder() -> CommandParserBuilder {
         let set = |names: &[&str]| names.iter().map(|s| (*s).to_string()).collect();
-        let aliases = [("m", "mirror"), ("l", "leech"), ("s", "status"), ("fs", "forcestart")]
-            .iter()
-            .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
-            .collect();
+        let aliases =
+            [("m", "mirror"), ("l", "leech"), ("s", "status"), ("fs", "forcestart"), ("us", "usettings")]
+                .iter()
+                .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+                .collect();
         CommandParserBuilder {
             inner: CommandParser {
                 bot_username: None,
@@ -307,6 +311,7 @@ impl CommandParser {
                     "addsudo",
                     "rmsudo",
                     "forcestart",
+                    "usettings",
                     "log",
                     "restart",
                 ]),

@@ -4,7 +4,7 @@
 /// `mb`/`m`/`mib` = 1024², `gb`/`g`/`gib` = 1024³, `tb`/`t`/`tib` = 1024⁴; `b` or no unit
 /// is bytes. Case does not matter; a decimal fraction is allowed (`1.5gb`), and the result
 /// is rounded down to whole bytes. Zero is refused.
-pub(super) fn parse_size(text: &str) -> Option<u64> {
+pub fn parse_size(text: &str) -> Option<u64> {
     let lower = text.trim().to_ascii_lowercase();
     let split = lower.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(lower.len());
     let (number, unit) = lower.split_at(split);
