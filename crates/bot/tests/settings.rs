@@ -1,5 +1,5 @@
-//! `/usettings`: a user's own defaults (split size, leech as document or media, mirror
-//! destination) are saved, shown, applied to their tasks under the task's flags, and
+//! `/usettings`: a user's own defaults (split size, leech as document or media, a prefix
+//! for leeched files' names, mirror destination) are saved, shown, applied to their tasks under the task's flags, and
 //! checked as the flags are. Against the whole bot (simulator, real aria2c, SQLite).
 
 mod support;
@@ -29,7 +29,7 @@ async fn a_users_settings_are_saved_shown_applied_under_the_flags_and_checked() 
     let h = Harness::start(&[], &[("/a.bin", 3000), ("/b.bin", 3001), ("/c.bin", 3002)]).await;
     let shown = ask(&h, "/usettings").await;
     assert!(shown.starts_with("Your settings\nsplit: "), "{shown}");
-    assert!(shown.contains("(the bot's)\nas: documents (the bot's)\ndest: none"), "{shown}");
+    assert!(shown.contains("(the bot's)\nas: documents (the bot's)\nprefix: none\ndest: none"), "{shown}");
 
     let saved = ask(&h, "/us split 1kb").await;
     assert!(saved.starts_with("Saved.") && saved.contains("split: 1.0 KiB (yours)"), "{saved}");
@@ -50,7 +50,9 @@ async fn a_users_settings_are_saved_shown_applied_under_the_flags_and_checked() 
     let refused = ask(&h, "/us split 100tb").await;
     assert!(refused.starts_with("⚠️ split: expected at most"), "{refused}");
     let refused = ask(&h, "/us colour red").await;
-    assert!(refused.starts_with("⚠️ expected split, as or dest, got \"colour\""), "{refused}");
+    assert!(refused.starts_with("⚠️ expected split, as, prefix or dest, got \"colour\""), "{refused}");
+    let refused = ask(&h, "/us prefix a/b").await;
+    assert!(refused.starts_with("⚠️ prefix: a name cannot hold '/'"), "{refused}");
     let refused = ask(&h, "/us as loud").await;
     assert!(refused.starts_with("⚠️ as: expected doc or media"), "{refused}");
     let mine = h.store().settings(USER).await.unwrap();
@@ -67,7 +69,10 @@ async fn a_users_settings_are_saved_shown_applied_under_the_flags_and_checked() 
         (mine.split_size, mine.as_document, mine.upload_dest.as_deref()),
         (None, Some(false), Some("gdrive:mltb"))
     );
-    // Back to the bot's split size (the upload limit): one document.
-    assert_eq!(leech(&h, "/c.bin", "-doc").await, ["c.bin"]);
+    // Quotes keep the trailing space.
+    let saved = ask(&h, "/us prefix \"mltb - \"").await;
+    assert!(saved.contains("prefix: \"mltb - \" (yours)"), "{saved}");
+    // Back to the bot's split size (the upload limit): one document, its name prefixed.
+    assert_eq!(leech(&h, "/c.bin", "-doc").await, ["mltb - c.bin"]);
     h.shutdown().await;
 }

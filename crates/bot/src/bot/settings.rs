@@ -1,7 +1,7 @@
 //! `/usettings` (`/us`): a user's own defaults for their tasks, as the Python bot's user
-//! settings: the leech split size, leech as documents or media, and the mirror
-//! destination. A task's flags (`-sp`, `-doc` / `-med`, `-up`) override them; they
-//! override the bot's config. Kept in the store ([`UserSettings`]), so they survive a
+//! settings: the leech split size, leech as documents or media, a prefix for leeched
+//! files' names, and the mirror destination. A task's flags (`-sp`, `-doc` / `-med`,
+//! `-up`) override them; they override the bot's config. Kept in the store ([`UserSettings`]), so they survive a
 //! restart and hold on every instance.
 
 use mltb_store::{Backend, UserSettings};
@@ -12,7 +12,10 @@ use super::Bot;
 use super::commands::{Ctx, shorten};
 
 /// What `/usettings` answers without a setting to change: the keys and their values.
-const USAGE: &str = "<code>/usettings split 500mb</code> · <code>/usettings as doc</code> (or <code>media</code>) · <code>/usettings dest remote:path</code>; <code>default</code> as the value goes back to the bot's.";
+const USAGE: &str = "<code>/usettings split 500mb</code> · <code>/usettings as doc</code> (or <code>media</code>) · <code>/usettings prefix \"[mltb] \"</code> · <code>/usettings dest remote:path</code>; <code>default</code> as the value goes back to the bot's.";
+
+/// The longest name prefix, in characters: room is left for the file's own name.
+const MAX_PREFIX: usize = 64;
 
 /// `/usettings [key value]`: shows the sender's settings, or changes one.
 pub(super) async fn user_settings<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[String]) -> String {
@@ -24,8 +27,9 @@ pub(super) async fn user_settings<B: Backend>(bot: &Bot<B>, ctx: &Ctx, words: &[
     let Some((key, value)) = words.split_first() else {
         return show(bot, &settings);
     };
+    // Words as the command's lexer gave them: quotes keep spaces (`prefix "[mltb] "`).
     let value = value.join(" ");
-    if let Err(why) = set(bot, ctx, &mut settings, key, value.trim()) {
+    if let Err(why) = set(bot, ctx, &mut settings, key, &value) {
         return format!("{why}\n{USAGE}");
     }
     match store.put_settings(ctx.user, &settings).await {
@@ -63,6 +67,14 @@ fn set<B: Backend>(
                 _ => return Err(format!("⚠️ as: expected doc or media, got {}", quoted(value))),
             };
         }
+        "prefix" => {
+            settings.name_prefix = if default {
+                None
+            } else {
+                check_prefix(value).map_err(|e| format!("⚠️ prefix: {e}"))?;
+                Some(value.to_owned())
+            };
+        }
         "dest" | "up" => {
             settings.upload_dest = if default {
                 None
@@ -71,7 +83,7 @@ fn set<B: Backend>(
                 Some(value.to_owned())
             };
         }
-        other => return Err(format!("⚠️ expected split, as or dest, got {}", quoted(other))),
+        other => return Err(format!("⚠️ expected split, as, prefix or dest, got {}", quoted(other))),
     }
     Ok(())
 }
@@ -79,6 +91,19 @@ fn set<B: Backend>(
 /// `value` quoted for an answer (HTML), shortened.
 fn quoted(value: &str) -> String {
     escape(&format!("{:?}", shorten(value)))
+}
+
+/// A prefix for leeched files' names: part of one name (no `/` or `\`, no control
+/// characters), at most [`MAX_PREFIX`] characters; why not, in HTML.
+fn check_prefix(prefix: &str) -> Result<(), String> {
+    let n = prefix.chars().count();
+    if n > MAX_PREFIX {
+        return Err(format!("expected at most {MAX_PREFIX} characters, got {n}"));
+    }
+    if let Some(c) = prefix.chars().find(|c| matches!(c, '/' | '\\') || c.is_control()) {
+        return Err(format!("a name cannot hold {}", escape(&format!("{c:?}"))));
+    }
+    Ok(())
 }
 
 /// A split size a leech may use: at most the Bot API's upload limit; why not, in HTML.
@@ -122,12 +147,17 @@ fn show<B: Backend>(bot: &Bot<B>, s: &UserSettings) -> String {
         Some(doc) => format!("{} (yours)", media(!doc)),
         None => format!("{} (the bot's)", media(config.leech.as_media)),
     };
+    let prefix = match &s.name_prefix {
+        // Quoted: a prefix may end in a space.
+        Some(p) => format!("<code>\"{}\"</code> (yours)", escape(p)),
+        None => "none".into(),
+    };
     let dest = match (&s.upload_dest, &config.mirror.destination) {
         (Some(d), _) => format!("<code>{}</code> (yours)", escape(d)),
         (None, Some(d)) => format!("<code>{}</code> (the bot's)", escape(d)),
         (None, None) => "none: give one with -up, or set yours".into(),
     };
     format!(
-        "<b>Your settings</b>\nsplit: {split}\nas: {upload_as}\ndest: {dest}\n\nA task's flags (-sp, -doc / -med, -up) override them.\n{USAGE}"
+        "<b>Your settings</b>\nsplit: {split}\nas: {upload_as}\nprefix: {prefix}\ndest: {dest}\n\nA task's flags (-sp, -doc / -med, -up) override them.\n{USAGE}"
     )
 }

@@ -140,6 +140,9 @@ pub(super) async fn prepare<B: Backend>(
         options.choose = true;
     }
     options.split_size = split_size;
+    if kind == TaskKind::Leech {
+        options.name_prefix = mine.name_prefix.clone();
+    }
     options.upload = upload;
     options.extract = args.extract.clone().map(mltb_engine::Pack::new);
     options.zip = args.zip.clone().map(mltb_engine::Pack::new);

@@ -43,12 +43,14 @@ pub struct LeechTarget {
     pub split_size: u64,
     /// Send videos as media (`sendVideo`) instead of documents, when not split.
     pub as_media: bool,
+    /// Put before each file's name (its parts' names and captions).
+    pub name_prefix: String,
 }
 
 impl LeechTarget {
     /// Documents to `chat`, split at `split_size` bytes.
     pub fn new(chat: i64, split_size: u64) -> Self {
-        Self { chat, dump_chat: None, split_size, as_media: false }
+        Self { chat, dump_chat: None, split_size, as_media: false, name_prefix: String::new() }
     }
 
     /// Uploads go to `dump_chat` instead of the task's chat.
@@ -60,6 +62,12 @@ impl LeechTarget {
     /// Videos go as media when they fit in one message.
     pub fn as_media(mut self, as_media: bool) -> Self {
         self.as_media = as_media;
+        self
+    }
+
+    /// Each file's name starts with `prefix` (none by default).
+    pub fn name_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.name_prefix = prefix.into();
         self
     }
 
@@ -359,7 +367,8 @@ impl Uploader for TelegramUploader {
         let mut outcome = UploadOutcome::default();
         let abort = context.lease.clone().map_or_else(AbortFlag::new, AbortFlag::with_deadline);
         for file in &request.files {
-            let name = file.relative.rsplit('/').next().unwrap_or(&file.relative).to_string();
+            let file_name = file.relative.rsplit('/').next().unwrap_or(&file.relative);
+            let name = format!("{}{file_name}", self.target.name_prefix);
             let plan = plan_parts(&name, file.size, self.target.split_size)?;
             let media = self.target.as_media && plan.len() == 1 && is_video(&name);
             let unsent = |p: &&PartPlan| !file.sent.iter().any(|s| s.index == p.index);

@@ -29,6 +29,8 @@ pub struct TaskOptions {
     pub split_size: Option<u64>,
     /// Leech: send videos as media.
     pub as_media: bool,
+    /// Leech: put before each uploaded file's name (the user's `/usettings prefix`).
+    pub name_prefix: Option<String>,
     /// Mirror: the rclone destination (`remote:path`), instead of the configured one.
     pub upload: Option<String>,
     /// Extract the downloaded archives before the upload (`-e`).
@@ -134,6 +136,7 @@ impl std::fmt::Debug for TaskOptions {
             .field("choose_key", &self.choose_key.as_ref().map(|_| "<redacted>"))
             .field("split_size", &self.split_size)
             .field("as_media", &self.as_media)
+            .field("name_prefix", &self.name_prefix)
             .field("upload", &self.upload)
             .field("extract", &self.extract)
             .field("zip", &self.zip)

@@ -145,7 +145,10 @@ impl StandardPlanner {
             }
             .into());
         }
-        Ok(LeechTarget::new(task.chat, split).dump_chat(self.leech.dump_chat).as_media(options.as_media))
+        Ok(LeechTarget::new(task.chat, split)
+            .dump_chat(self.leech.dump_chat)
+            .as_media(options.as_media)
+            .name_prefix(options.name_prefix.clone().unwrap_or_default()))
     }
 
     /// The mirror target for `task`: its own destination, else the default one.
