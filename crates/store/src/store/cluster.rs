@@ -225,11 +225,12 @@ impl<B: Backend> Store<B> {
         let out = self.run_one(statement).await?;
         let mut tasks = out.rows.iter().map(task_from_row).collect::<Result<Vec<_>>>()?;
         tasks.sort_by_key(|t| t.id);
+        let Some(first) = tasks.first() else { return Ok(Vec::new()) };
         // One statement wrote one lease end to every task it took; the tasks held here
         // before carry another.
-        let Some(until) = tasks.first().and_then(|t| t.lease_until) else {
-            return Ok(Vec::new());
-        };
+        let until = first
+            .lease_until
+            .ok_or_else(|| Error::decode("tasks.lease_until", "a task just taken has none"))?;
         // Only the files of the tasks just taken, not of every task already running here.
         let files = self
             .run_one(Statement::query(
