@@ -1,8 +1,8 @@
 //! `/usettings` (`/us`): a user's own defaults for their tasks, as the Python bot's user
 //! settings: the leech split size, leech as documents or media, a prefix for leeched
 //! files' names, and the mirror destination. A task's flags (`-sp`, `-doc` / `-med`,
-//! `-up`) override them; they override the bot's config. Kept in the store ([`UserSettings`]), so they survive a
-//! restart and hold on every instance.
+//! `-up`) override them; they override the bot's config. Kept in the store
+//! ([`UserSettings`]), so they survive a restart and hold on every instance.
 
 use mltb_store::{Backend, UserSettings};
 use mltb_telegram::command::parse_size;

@@ -11,7 +11,7 @@ pub(super) const HELP: &str = "<b>mltb</b>: send a link, get the files.
 /status (/s): the live status of this chat's tasks
 /cancel <i>id</i>: cancel a task (or reply to its message) · /cancelall: cancel all yours
 /forcestart <i>id</i> (/fs): start a queued task now
-/usettings (/us): your defaults: split size, leech as document or media, mirror destination
+/usettings (/us): your defaults: split size, leech as document or media, name prefix, mirror destination
 /stats: tasks, bandwidth, disk, CPU, memory, uptime
 /ping: is the bot there
 /help: this";
