@@ -169,6 +169,50 @@ async fn a_30_mb_file_goes_as_three_10_mb_parts_that_join_to_the_source_then_by_
 }
 
 #[tokio::test]
+async fn a_video_as_media_goes_by_send_video_under_its_prefixed_name_with_progress() {
+    let s = setup().await;
+    let source = data(3 * MB, 5);
+    let path = s.root.join("clip.mp4");
+    std::fs::write(&path, &source).unwrap();
+    let target = LeechTarget::new(CHAT, 10 * MB).as_media(true).name_prefix("[x] ");
+    let uploader = TelegramUploader::new(s.scheduler.clone(), s.store.clone(), target).unwrap();
+    let request =
+        UploadRequest::new(1, "clip.mp4", &s.root, vec![UploadFile::new(21, &path, "clip.mp4", 3 * MB)]);
+    let seen: Mutex<Vec<u64>> = Mutex::default();
+    let progress = |p: UploadProgress| seen.lock().unwrap().push(p.sent);
+    let outcome = uploader
+        .upload(&request, UploadContext::new(&Parts::default(), &progress, CancellationToken::new()))
+        .await
+        .unwrap();
+    assert_eq!((outcome.parts_sent, outcome.reused), (1, 0));
+    let sent = s.sim.sent();
+    let methods: Vec<_> = sent.iter().filter(|o| o.file.is_some()).map(|o| o.method.as_str()).collect();
+    assert_eq!(methods, ["sendVideo"]);
+    let got = received(&s.sim);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "[x] clip.mp4", "the video carries the prefix in its file name");
+    assert_eq!(hex(&got[0].1), hex(&source), "byte for byte");
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|&sent| sent > 0 && sent < 3 * MB),
+        "progress is reported while the video goes out: {seen:?}"
+    );
+    assert_eq!(seen.last(), Some(&(3 * MB)));
+
+    // Again under the same name: sent as a video by file_id.
+    let again =
+        UploadRequest::new(2, "clip.mp4", &s.root, vec![UploadFile::new(22, &path, "clip.mp4", 3 * MB)]);
+    let outcome = uploader
+        .upload(&again, UploadContext::new(&Parts::default(), &|_| {}, CancellationToken::new()))
+        .await
+        .unwrap();
+    assert_eq!((outcome.parts_sent, outcome.reused), (1, 1));
+    assert_eq!(s.sim.sent().last().map(|o| o.method.clone()).as_deref(), Some("sendVideo"));
+    s.scheduler.shutdown().await;
+    s.sim.shutdown().await;
+}
+
+#[tokio::test]
 async fn an_upload_resumes_from_the_first_unconfirmed_part() {
     let s = setup().await;
     let source = data(5 * MB, 3);

@@ -187,6 +187,22 @@ async fn file_slices_upload_their_bytes_only_through_the_scheduler() {
     assert_eq!(seen.last(), Some(&(100_000, 100_000)));
     assert!(seen.contains(&(300_000, 300_000)));
 
+    // The whole file as a video, under a name of its own, with progress.
+    let slice = FileSlice::new(&path, 0, data.len() as u64, "[x] movie.mkv");
+    let request = SendDocumentSlice::new(5, slice).as_video().caption_html("<b>[x] movie.mkv</b>");
+    let video_seen: Arc<Mutex<Vec<(u64, u64)>>> = Arc::default();
+    let sink = video_seen.clone();
+    let hook = ProgressHook::new(move |sent, total| sink.lock().unwrap().push((sent, total)));
+    let request = Request::SendDocumentSlice(Box::new(request.progress(hook)));
+    assert_eq!(request.method(), "sendVideo");
+    let sent = scheduler.send(request).await.unwrap();
+    let video = sent.message().and_then(|m| m.video.clone()).expect("a video message");
+    assert_eq!(video.file_name.as_deref(), Some("[x] movie.mkv"));
+    let last = sim.sent().pop().expect("the video's message");
+    assert_eq!(last.method, "sendVideo");
+    assert_eq!(last.file.map(|f| f.sha256), Some(format!("{:x}", sha2::Sha256::digest(&data))));
+    assert_eq!(video_seen.lock().unwrap().last(), Some(&(700_000, 700_000)), "progress to the end");
+
     // A range past the end is refused before anything is sent.
     let past = FileSlice::new(&path, 600_000, 200_000, "x");
     let err = scheduler

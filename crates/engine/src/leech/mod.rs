@@ -13,7 +13,7 @@ mod parts;
 use std::sync::Arc;
 
 use frankenstein::ParseMode;
-use frankenstein::input_file::{FileUpload, InputFile};
+use frankenstein::input_file::FileUpload;
 use frankenstein::methods::{SendDocumentParams, SendVideoParams};
 use mltb_telegram::format::{escape, human_size};
 use mltb_telegram::scheduler::{
@@ -206,26 +206,20 @@ impl TelegramUploader {
             }
         }
         let hook = ProgressHook::new(move |sent, _| report(sent));
-        let request = if media {
-            let params = SendVideoParams::builder()
-                .chat_id(chat)
-                .video(InputFile::from(file.path.clone()))
-                .caption(caption)
-                .parse_mode(ParseMode::Html)
-                .supports_streaming(true)
-                .build();
-            Request::SendVideo(params)
-        } else {
-            let slice = FileSlice::new(&file.path, part.offset, part.len, &part.name);
-            let mut send = SendDocumentSlice::new(chat, slice)
-                .caption_html(caption)
-                .progress(hook)
-                .abort_when(abort.clone());
-            if let Some(observe) = hash.hook() {
-                send = send.observe(observe);
-            }
-            Request::SendDocumentSlice(Box::new(send))
-        };
+        // A video sent as media is one part, the whole file, and goes under its part's
+        // name (the prefix included) as a document's part does.
+        let slice = FileSlice::new(&file.path, part.offset, part.len, &part.name);
+        let mut send = SendDocumentSlice::new(chat, slice)
+            .caption_html(caption)
+            .progress(hook)
+            .abort_when(abort.clone());
+        if media {
+            send = send.as_video();
+        }
+        if let Some(observe) = hash.hook() {
+            send = send.observe(observe);
+        }
+        let request = Request::SendDocumentSlice(Box::new(send));
         let (message_id, file_id) = self.send(request).await?;
         if let Some(file_id) = file_id {
             let sha256 = hash.get().await?;
@@ -394,8 +388,7 @@ impl Uploader for TelegramUploader {
                 let may_reuse = self.sent.may_hold(part.len, &probe).await?;
                 let hash = match prefetch.take() {
                     Some((index, hash)) if index == part.index => hash,
-                    // A video sent as media goes out whole, with no block hook.
-                    _ if may_reuse || media => PartHash::read(file, part),
+                    _ if may_reuse => PartHash::read(file, part),
                     _ => PartHash::streamed(part),
                 };
                 if let Some(next) = plan.iter().filter(unsent).find(|p| p.index > part.index)

@@ -246,8 +246,8 @@ impl Client {
         Ok(out)
     }
 
-    /// `sendDocument` of a file slice, streamed from disk (no total timeout, as for any
-    /// upload).
+    /// `sendDocument` (or `sendVideo`) of a file slice, streamed from disk (no total
+    /// timeout, as for any upload).
     async fn send_slice(
         &self,
         request: &crate::scheduler::SendDocumentSlice,
@@ -255,13 +255,13 @@ impl Client {
         let form = upload::slice_form(request).await?;
         let response = self
             .http
-            .post(self.endpoint("sendDocument"))
+            .post(self.endpoint(request.method()))
             .multipart(form)
             .send()
             .await
             .map_err(|e| self.transport_error(e))?;
         let sent: frankenstein::response::MethodResponse<frankenstein::types::Message> =
-            self.decode("sendDocument", response).await?;
+            self.decode(request.method(), response).await?;
         Ok(sent.result)
     }
 }

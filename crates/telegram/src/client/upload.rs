@@ -66,8 +66,8 @@ pub(super) async fn form(
     Ok(form)
 }
 
-/// The multipart form of a `sendDocument` of a file slice: the fields, then the slice's
-/// bytes streamed from disk by [`chunks`], reporting progress to `hook`.
+/// The multipart form of a `sendDocument` (or `sendVideo`) of a file slice: the fields,
+/// then the slice's bytes streamed from disk by [`chunks`], reporting progress to `hook`.
 pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
     let slice = &request.slice;
     let path = slice.path.display().to_string();
@@ -89,6 +89,9 @@ pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
         frankenstein::types::ChatId::String(s) => s.clone(),
     };
     let mut form = Form::new().text("chat_id", chat_id);
+    if request.as_video {
+        form = form.text("supports_streaming", "true");
+    }
     if let Some(caption) = &request.caption {
         form = form.text("caption", caption.clone());
     }
@@ -107,7 +110,7 @@ pub(super) async fn slice_form(request: &SendDocumentSlice) -> Result<Form> {
         });
     let part = Part::stream_with_length(reqwest::Body::wrap_stream(stream), total)
         .file_name(slice.file_name.clone());
-    Ok(form.part("document", part))
+    Ok(form.part(request.field(), part))
 }
 
 /// Bytes `offset .. offset + len` of `file` as a body stream: one blocking thread reads

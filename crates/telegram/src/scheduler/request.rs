@@ -59,7 +59,8 @@ pub enum Request {
     SendDocument(SendDocumentParams),
     /// `sendVideo`.
     SendVideo(SendVideoParams),
-    /// `sendDocument` of a byte range of a file on disk, streamed (a part of a split file).
+    /// `sendDocument` (or `sendVideo`, see [`SendDocumentSlice::as_video`]) of a byte
+    /// range of a file on disk, streamed: a part of a split file, or a whole file.
     SendDocumentSlice(Box<SendDocumentSlice>),
 }
 
@@ -137,7 +138,8 @@ impl fmt::Debug for BlockHook {
     }
 }
 
-/// `sendDocument` of a [`FileSlice`].
+/// `sendDocument` of a [`FileSlice`], or `sendVideo` when [`as_video`](Self::as_video)
+/// is set: either way under the slice's file name, with progress, abort and block hooks.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct SendDocumentSlice {
@@ -145,6 +147,9 @@ pub struct SendDocumentSlice {
     pub chat_id: ChatId,
     /// What.
     pub slice: FileSlice,
+    /// Sent with `sendVideo` as a streamable video (`supports_streaming`), not as a
+    /// document.
+    pub as_video: bool,
     /// The caption.
     pub caption: Option<String>,
     /// How the caption is parsed.
@@ -216,12 +221,29 @@ impl SendDocumentSlice {
         Self {
             chat_id: chat_id.into(),
             slice,
+            as_video: false,
             caption: None,
             parse_mode: None,
             progress: None,
             abort: None,
             observe: None,
         }
+    }
+
+    /// Sends it with `sendVideo`, as a video that can be played while it streams.
+    pub fn as_video(mut self) -> Self {
+        self.as_video = true;
+        self
+    }
+
+    /// The Bot API method it goes by: `sendDocument` or `sendVideo`.
+    pub fn method(&self) -> &'static str {
+        if self.as_video { "sendVideo" } else { "sendDocument" }
+    }
+
+    /// The form field its bytes go in: `document` or `video`.
+    pub fn field(&self) -> &'static str {
+        if self.as_video { "video" } else { "document" }
     }
 
     /// A caption in Telegram HTML.
@@ -296,7 +318,7 @@ impl Request {
             Request::DeleteMessage(_) => "deleteMessage",
             Request::SendDocument(_) => "sendDocument",
             Request::SendVideo(_) => "sendVideo",
-            Request::SendDocumentSlice(_) => "sendDocument",
+            Request::SendDocumentSlice(p) => p.method(),
         }
     }
 
