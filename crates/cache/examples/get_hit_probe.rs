@@ -9,7 +9,12 @@
 //! valgrind --tool=callgrind target/release/examples/get_hit_probe ours 0   # set-up only
 //! ```
 //!
-//! `(Ir(N) - Ir(0)) / N` is the cost of one hit; `mutex_lru` or `quick_cache` instead of
+//! `(Ir(N) - Ir(0)) / N` is the cost of one hit (the set-up's clock calibration varies
+//! by a few million instructions; counting only the gets' loop avoids it:
+//! `valgrind --tool=callgrind --collect-atstart=no '--toggle-collect=get_hit_probe::run*'
+//! target/release/examples/get_hit_probe ours 1000000`, whose count per get includes
+//! the loop's own dozen or so; the tables' hashers are seeded at random, so a count
+//! moves by about one instruction between runs); `mutex_lru` or `quick_cache` instead of
 //! `ours` gives an anchor's, `ours_tiny` ours under W-TinyLFU, `ours_fixed` under
 //! W-TinyLFU with a fixed window (no window simulations), and `ours_window` ours with
 //! a one-minute [`stats_window`](mltb_cache::MemoryCacheBuilder::stats_window).
@@ -42,7 +47,9 @@ fn keys() -> Vec<u64> {
 }
 
 /// `rounds` rounds of `n` gets of `keys` in order, each round going on where the last
-/// stopped (wrapping); the fastest round's time per get, and how many hit in all.
+/// stopped (wrapping); the fastest round's time per get, and how many hit in all. Out of
+/// line, so that callgrind can count it alone.
+#[inline(never)]
 fn run(get: impl Fn(&u64) -> Option<u64>, keys: &[u64], n: usize, rounds: usize) -> (u64, f64) {
     let mut found = 0u64;
     let mut best = Duration::MAX;

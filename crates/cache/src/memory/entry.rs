@@ -50,6 +50,13 @@ impl<'a> Now<'a> {
         Self { clock, at: Cell::new(None) }
     }
 
+    /// Another `Now` of the same operation: the same clock, and the time if this one
+    /// has read it (so that the operation still reads the clock at most once).
+    #[inline]
+    pub(crate) fn carried(&self) -> Self {
+        Self { clock: self.clock, at: Cell::new(self.at.get()) }
+    }
+
     /// Nanoseconds on the cache's clock at this operation.
     #[inline]
     pub(crate) fn nanos(&self) -> u64 {

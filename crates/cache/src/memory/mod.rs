@@ -138,14 +138,16 @@ where
         // One hash picks the shard and finds the key in it.
         let hash = self.inner.hasher.hash_one(key);
         let shard = &self.inner.shards[shard_of(hash, self.inner.shards.len())].0;
-        let now = Now::new(&*self.inner.clock);
         if self.inner.exclusive_reads {
-            return shard.write().get(hash, key, &now);
+            return shard.write().get(hash, key, &Now::new(&self.inner.clock));
         }
         // Shared: the read leaves its mark for the policy (a stamp, or a ring's slot).
-        // (The shared guard ends with this statement, before any exclusive one.)
+        // (The shared guard ends with this statement, before any exclusive one.) Its
+        // `Now` is its own, never passed out of line, so that it can live in registers;
+        // the exclusive read that may follow goes on with the time it read, if any.
+        let now = Now::new(&self.inner.clock);
         let read = shard.read().read(hash, key, &now, &self.inner.tally);
-        read.unwrap_or_else(|| shard.write().get(hash, key, &now))
+        read.unwrap_or_else(|| shard.write().get(hash, key, &now.carried()))
     }
 
     /// Inserts with the default TTL, if one is configured.
@@ -183,7 +185,7 @@ where
         let expires =
             ttl.map_or(entry::NEVER, |d| self.inner.clock.now_nanos().saturating_add(mltb_clock::nanos(d)));
         let entry = Entry { value, weight, expires };
-        shard.write().insert(hash, key, entry, &Now::new(&*self.inner.clock));
+        shard.write().insert(hash, key, entry, &Now::new(&self.inner.clock));
         Ok(())
     }
 
@@ -204,13 +206,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let idx = self.locate(key);
-        self.inner.shards[idx].0.read().contains(key, &Now::new(&*self.inner.clock))
+        self.inner.shards[idx].0.read().contains(key, &Now::new(&self.inner.clock))
     }
 
     /// Drops every expired entry now (they are otherwise dropped when read or evicted).
     pub fn purge_expired(&self) {
         for s in self.inner.shards.iter() {
-            s.0.write().purge_expired(&Now::new(&*self.inner.clock));
+            s.0.write().purge_expired(&Now::new(&self.inner.clock));
         }
     }
 

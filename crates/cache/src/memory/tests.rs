@@ -158,6 +158,47 @@ fn ttl_per_entry_and_default_under_a_fake_clock() {
     assert_eq!((s.hits, s.misses), (3, 1));
 }
 
+/// A fake clock that counts its readings.
+#[derive(Debug, Clone, Default)]
+struct CountingClock {
+    time: FakeClock,
+    reads: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl crate::Clock for CountingClock {
+    fn now_nanos(&self) -> u64 {
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.time.now_nanos()
+    }
+}
+
+#[test]
+fn a_get_reads_the_clock_only_for_a_deadline_and_at_most_once() {
+    for admission in [Admission::Lru, Admission::TinyLfu] {
+        let clock = CountingClock::default();
+        let c = MemoryCache::<u32, u32>::builder_with_weigher(|_, _| 1)
+            .max_bytes(10)
+            .shards(1)
+            .admission(admission)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let reads = || clock.reads.load(std::sync::atomic::Ordering::Relaxed);
+        c.insert(1, 1).unwrap();
+        c.insert_with_ttl(2, 2, Duration::from_secs(5)).unwrap();
+        let before = reads();
+        assert_eq!((c.get(&1), c.get(&3)), (Some(1), None));
+        assert_eq!(reads(), before, "{admission:?}: no deadline, no reading");
+        assert_eq!(c.get(&2), Some(2));
+        assert_eq!(reads(), before + 1, "{admission:?}: a live entry with a deadline");
+        clock.time.advance(Duration::from_secs(5));
+        // Found expired under the shared lock, then dropped under the exclusive one.
+        assert_eq!(c.get(&2), None);
+        assert_eq!(reads(), before + 2, "{admission:?}: an expired entry, read once");
+        assert_eq!(c.stats().evictions.expired, 1, "{admission:?}");
+    }
+}
+
 #[test]
 fn the_stats_window_holds_the_recent_reads_on_the_caches_clock() {
     let clock = FakeClock::new();
