@@ -69,7 +69,7 @@ enum Command {
 struct RunArgs {
     /// URLs to request (GET unless --method); with --scenario, added to its targets.
     urls: Vec<String>,
-    /// A TOML scenario: [run] settings and [[target]] requests; `${NAME}` in URLs,
+    /// A TOML scenario: `[run]` settings and `[[target]]` requests; `${NAME}` in URLs,
     /// headers and bodies is read from the environment. Flags given override [run].
     #[arg(long, short = 's')]
     scenario: Option<PathBuf>,

@@ -143,7 +143,8 @@ enum Ship {
     Broken(String),
 }
 
-/// Ships a database's log into a replica directory; see the [module docs](self).
+/// Ships a database's log into a replica directory (its use: the [crate docs](crate); a
+/// replica's layout and guarantees: docs/disaster-recovery.md).
 ///
 /// Blocking: run it on a thread of its own ([`spawn`] does).
 #[derive(Debug)]

@@ -46,7 +46,7 @@ scheduler.shutdown().await;
 //!   [`poller`] and inline keyboards ([`format::KeyboardBuilder`]). The HTTP client is
 //!   reqwest (through frankenstein's `client-reqwest`), which also enables reqwest's
 //!   `rustls` TLS for api.telegram.org. Without this feature the crate is the
-//!   [`command`] parser and text [`format`]ting only, with no network dependencies.
+//!   [`command`] parser and text [`format`](mod@format)ting only, with no network dependencies.
 //!
 //! # Design
 //!
