@@ -64,8 +64,14 @@ fn drive(sink: &dyn QuerySink, t: &Texts, round: u64) -> u64 {
         let span = SpanId(round * SPANS + s);
         let k = (s % 16) as usize;
         sink.span_start(span, SpanKind::Request, "GET /tasks");
-        let ev =
-            |sql, digest| QueryEvent { sql, params_digest: digest, duration: d, rows: 1, span: Some(span) };
+        let ev = |sql, digest| QueryEvent {
+            sql,
+            params_digest: digest,
+            duration: d,
+            rows: 1,
+            span: Some(span),
+            ended_at: None,
+        };
         sink.record(&ev(t.sources[k].as_str(), params_digest(&(s as i64, "active"))));
         for i in 0..LOOKUPS {
             sink.record(&ev(t.lookups[k].as_str(), params_digest(&((s * LOOKUPS + i) as i64))));

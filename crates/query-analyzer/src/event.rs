@@ -37,6 +37,17 @@ pub struct QueryEvent<'a> {
     pub rows: u64,
     /// The span the query ran in, if any.
     pub span: Option<SpanId>,
+    /// When the query ended, as time since an origin of your choosing (Unix time, the
+    /// process's start, a recording's clock), the same origin for every event of a span:
+    /// only the gaps between one span's queries are read, to tell a tight loop from
+    /// polling ([`NPlusOneConfig::max_gap`](crate::NPlusOneConfig::max_gap)). `None`:
+    /// the analyzer reads its own clock when it records the event, which is the same
+    /// thing when the executor calls [`QuerySink::record`] as each query ends. Give it
+    /// when events reach the sink later (through a channel, in batches) or come from a
+    /// recording: a batch of events recorded at once would otherwise look like one
+    /// tight loop, however far apart its queries ran. Do not mix `Some` and `None` in
+    /// one span.
+    pub ended_at: Option<Duration>,
 }
 
 /// Receives query events. Implementations must be cheap: `record` is called on the

@@ -20,6 +20,7 @@
 //!     duration: Duration::from_millis(12),
 //!     rows: 1,
 //!     span: Some(span),
+//!     ended_at: None, // the analyzer's clock, now
 //! };
 //!
 //! // A command that loads ten tasks, then each task's owner one at a time.
@@ -81,8 +82,9 @@
 //!   than [`NPlusOneConfig::max_gap`] (1 s) after the previous one ended starts a new
 //!   burst, and each burst is judged alone, so a worker polling every few seconds in a
 //!   long-lived span is not one long loop, while a tight loop inside one of its rounds
-//!   still is. The analyzer reads the time a query ended from its clock
-//!   ([`Analyzer::with_clock`]). A burst is a *candidate* when it has at least
+//!   still is. The time a query ended is the event's own
+//!   ([`QueryEvent::ended_at`]: events that reach the analyzer late, or a recording),
+//!   else the analyzer's clock when it records the event ([`Analyzer::with_clock`]). A burst is a *candidate* when it has at least
 //!   [`NPlusOneConfig::min_repeats`] (5) executions with at least two distinct parameter
 //!   sets, its statement is not a page ([`Fingerprint::paging`]: `LIMIT … OFFSET`, or
 //!   keyset `WHERE id > $1 ORDER BY id LIMIT n`) and at most half of its executions are

@@ -411,6 +411,32 @@ fn paging_and_chunked_batches_are_not_n_plus_one_but_single_id_lists_are() {
 }
 
 #[test]
+fn events_that_reach_the_sink_late_are_judged_by_the_time_they_carry() {
+    // A sink fed through a channel: a worker's polls, a minute apart, arrive in one batch,
+    // recorded back to back while the analyzer's clock stands still.
+    let still = || Analyzer::with_clock(AnalyzerConfig::new().strict(true), || Duration::from_secs(5));
+    let poll = "SELECT * FROM jobs WHERE state = 'queued' AND run_at <= $1 ORDER BY run_at";
+    let replay = |a: &Analyzer, ended_at: &dyn Fn(u64) -> Option<Duration>| {
+        a.span_start(SpanId(1), SpanKind::Task, "worker");
+        for minute in 0..30_u64 {
+            let mut e = ev(poll, &minute, 2, Some(1));
+            e.ended_at = ended_at(minute);
+            a.record(&e);
+        }
+        a.report()
+    };
+    let r = replay(&still(), &|minute| Some(Duration::from_secs(60 * minute)));
+    assert!(r.n_plus_one.is_empty(), "polls a minute apart by their own times: {r}");
+    // Without their times the batch is judged by the analyzer's clock at `record`:
+    // thirty queries at one instant, a loop.
+    let r = replay(&still(), &|_| None);
+    assert_eq!(r.n_plus_one.len(), 1, "{r}");
+    // Times a millisecond apart: a loop too, whatever the origin.
+    let r = replay(&still(), &|i| Some(Duration::from_secs(1_700_000_000) + Duration::from_millis(3 * i)));
+    assert_eq!(r.n_plus_one.len(), 1, "{r}");
+}
+
+#[test]
 fn polling_minutes_apart_is_not_a_loop_but_a_burst_inside_it_is() {
     let t = FakeTime::default();
     let a = t.analyzer(AnalyzerConfig::new().strict(true));

@@ -89,8 +89,14 @@ impl Executor {
     }
 
     fn report(&self, span: Option<SpanId>, sql: &str, params: &[crate::Value], start: Instant, rows: u64) {
-        let event =
-            QueryEvent { sql, params_digest: params_digest(params), duration: start.elapsed(), rows, span };
+        let event = QueryEvent {
+            sql,
+            params_digest: params_digest(params),
+            duration: start.elapsed(),
+            rows,
+            span,
+            ended_at: None,
+        };
         self.sink.record(&event);
     }
 }

@@ -400,6 +400,7 @@ async fn listing_tasks_with_files_is_two_queries_not_n_plus_one<B: Backend>(h: &
             duration: Duration::from_millis(1),
             rows: 1,
             span: Some(SpanId(1)),
+            ended_at: None,
         };
         control.record(&event);
     }

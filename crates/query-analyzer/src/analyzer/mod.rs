@@ -88,8 +88,9 @@ impl Analyzer {
     /// never decreasing (a test's fake clock, a clock shared with a replay, or
     /// `mltb_clock`'s `move || clock.now()`). The analyzer reads it once per query in a
     /// span, as the time the query ended, to tell tight loops from polling (see
-    /// [`NPlusOneConfig::max_gap`](crate::NPlusOneConfig::max_gap)). [`new`](Self::new)
-    /// uses [`Instant`].
+    /// [`NPlusOneConfig::max_gap`](crate::NPlusOneConfig::max_gap)), unless the event
+    /// carries that time itself ([`QueryEvent::ended_at`](crate::QueryEvent::ended_at)).
+    /// [`new`](Self::new) uses [`Instant`].
     ///
     /// ```
     /// use std::sync::Arc;
@@ -276,7 +277,8 @@ impl Analyzer {
             self.c.outside.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let end = u64::try_from((self.clock)().as_nanos()).unwrap_or(u64::MAX);
+        let end = event.ended_at.unwrap_or_else(|| (self.clock)());
+        let end = u64::try_from(end.as_nanos()).unwrap_or(u64::MAX);
         let x = Execution { digest, duration: event.duration, end, list_len: found.facts.list_len };
         let mut shard = self.shard(span).lock();
         match shard.open.get_mut(&span) {

@@ -19,6 +19,7 @@ pub fn ev<'a, T: std::hash::Hash + ?Sized>(
         duration: Duration::from_millis(ms),
         rows: 1,
         span: span.map(SpanId),
+        ended_at: None,
     }
 }
 
