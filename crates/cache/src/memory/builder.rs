@@ -14,8 +14,9 @@ use crate::{Clock, MonotonicClock};
 
 use super::lru_store::LruStore;
 use super::shard::{Shard, Store};
+use super::sims::tracked_per_shard;
 use super::tally::Tally;
-use super::tinylfu::{DEFAULT_SKETCH_SEED, FIXED_WINDOW, TinyLfuStore};
+use super::tinylfu::{DEFAULT_SKETCH_SEED, FIXED_WINDOW, TinyLfuStore, WindowChoice};
 use super::window::{BUCKETS, HitWindow};
 use super::{Inner, MemoryCache, Padded};
 
@@ -325,12 +326,15 @@ where
                 let store = match self.admission {
                     Admission::Lru => Store::Lru(LruStore::new(shard_budget, hasher.clone())),
                     Admission::TinyLfu | Admission::TinyLfuFixedWindow => {
-                        let fixed_share = (self.admission == Admission::TinyLfuFixedWindow)
-                            .then(|| self.window_share.unwrap_or(FIXED_WINDOW));
+                        let window = if self.admission == Admission::TinyLfuFixedWindow {
+                            WindowChoice::Fixed(self.window_share.unwrap_or(FIXED_WINDOW))
+                        } else {
+                            WindowChoice::Adaptive { tracked: tracked_per_shard(shards) }
+                        };
                         Store::TinyLfu(Box::new(TinyLfuStore::new(
                             shard_budget,
                             per_shard_entries,
-                            fixed_share,
+                            window,
                             hasher.clone(),
                             self.sketch_seed,
                         )))

@@ -305,6 +305,18 @@ where
         }
     }
 
+    /// Sampled entries shard `idx`'s window simulations track and their sample's
+    /// shift, after a drain (tests).
+    #[cfg(test)]
+    pub(crate) fn tiny_sims_tracked(&self, idx: usize) -> Option<(usize, u32)> {
+        let mut shard = self.inner.shards[idx].0.write();
+        shard.drain();
+        match &mut shard.store {
+            shard::Store::TinyLfu(s) => s.sims_tracked(),
+            shard::Store::Lru(_) => None,
+        }
+    }
+
     /// [`tiny_segment`](Self::tiny_segment) under the shared lock, without a drain.
     #[cfg(test)]
     pub(crate) fn tiny_segment_shared(&self, key: &K) -> Option<usize> {

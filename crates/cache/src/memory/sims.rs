@@ -26,7 +26,7 @@ use crate::FakeClock;
 
 use super::entry::{Entry, NEVER, Now};
 use super::stats::Counters;
-use super::tinylfu::TinyLfuStore;
+use super::tinylfu::{TinyLfuStore, WindowChoice};
 
 /// The window's shares simulated, as fractions of the budget: 0 is TinyLFU with no
 /// window (every newcomer meets the frequency filter at once), 1 is plain LRU, and the
@@ -38,8 +38,18 @@ use super::tinylfu::TinyLfuStore;
 const SHARES: [f64; 6] = [0.0, 0.01, 0.1, 0.25, 0.5, 1.0];
 /// The index in [`SHARES`] of the share the real cache starts with.
 const START: usize = 1;
-/// Entries the largest simulation (plain LRU's) holds before the sample halves.
+/// Entries the largest simulation (plain LRU's) holds before the sample halves, in all
+/// of a cache's shards together: each shard's simulations hold their share
+/// ([`tracked_per_shard`]).
 const MAX_TRACKED: usize = 512;
+/// The least a shard's simulations track, however many shards share [`MAX_TRACKED`].
+/// Measured on the 22 trace rows of 500 to 50,000 entries (docs/benchmarks.md, "Step
+/// 9"; a sharded cache's figures move from run to run with its hasher's seed): 64 each
+/// over 8 shards hit as often as 512 each (the rows' medians summed 0.3 points lower
+/// over 10 runs, every row within the runs' spread); over 16 shards, 64 each summed
+/// 2.3 points lower over 10 runs, loops of 64 entries a shard losing up to 1.7, and 32
+/// each summed 1.5 points lower over 5 runs (64 each: 0.1 in those same runs).
+const MIN_TRACKED: usize = 64;
 /// Sampling never gets sparser than 1 in 2^20.
 const MAX_SHIFT: u32 = 20;
 /// Weight of the past in each simulation's average hit ratio, per period.
@@ -49,6 +59,13 @@ const DECAY: f64 = 0.98;
 const MARGIN: f64 = 0.005;
 /// The shortest period, in sampled requests.
 const MIN_PERIOD: u64 = 32;
+
+/// Entries the window simulations of each of `shards` shards track: together, about
+/// what one shard's would, so that a sampled request, which every simulation replays,
+/// is as rare per request whatever the shard count.
+pub(crate) fn tracked_per_shard(shards: usize) -> usize {
+    (MAX_TRACKED / shards.max(1)).max(MIN_TRACKED)
+}
 
 /// `f` on every simulation, the first first: it counts each request in its sketch,
 /// which the others borrow for their turn. Every sampled request is counted once in
@@ -87,6 +104,8 @@ pub(crate) struct WindowSims {
     /// The simulation whose share the real cache has.
     current: usize,
     budget: usize,
+    /// Entries plain LRU's simulation holds before the sample halves.
+    max_tracked: usize,
     shift: u32,
     sketch_seed: u64,
     hasher: hashbrown::DefaultHashBuilder,
@@ -97,14 +116,16 @@ pub(crate) struct WindowSims {
 }
 
 impl WindowSims {
-    /// `budget`: the real cache's; `sketch_seed`: its sketch's, which the simulations
-    /// share.
-    pub(crate) fn new(budget: usize, sketch_seed: u64) -> Self {
+    /// `budget`: the real cache's (shard's); `sketch_seed`: its sketch's, which the
+    /// simulations share; `max_tracked`: entries plain LRU's simulation may hold
+    /// before the sample halves ([`tracked_per_shard`]).
+    pub(crate) fn new(budget: usize, sketch_seed: u64, max_tracked: usize) -> Self {
         let mut sims = Self {
             sims: Vec::new(),
             requests: 0,
             current: START,
             budget,
+            max_tracked,
             shift: 0,
             sketch_seed,
             hasher: hashbrown::DefaultHashBuilder::default(),
@@ -134,8 +155,13 @@ impl WindowSims {
             .iter()
             .enumerate()
             .map(|(i, &share)| {
-                let mut cache =
-                    TinyLfuStore::new(budget, None, Some(share), self.hasher.clone(), self.sketch_seed);
+                let mut cache = TinyLfuStore::new(
+                    budget,
+                    None,
+                    WindowChoice::Fixed(share),
+                    self.hasher.clone(),
+                    self.sketch_seed,
+                );
                 if i > 0 {
                     cache.stop_counting();
                 }
@@ -223,11 +249,11 @@ impl WindowSims {
         self.halve_if_full();
     }
 
-    /// Halves the sample once plain LRU's simulation holds more than [`MAX_TRACKED`]
-    /// entries.
+    /// Halves the sample once plain LRU's simulation holds more than its
+    /// `max_tracked` entries.
     fn halve_if_full(&mut self) {
         let held = self.sims.last().map_or(0, |s| s.cache.len());
-        if held > MAX_TRACKED && self.shift < MAX_SHIFT {
+        if held > self.max_tracked && self.shift < MAX_SHIFT {
             self.start(self.shift + 1);
         }
     }
@@ -246,6 +272,13 @@ impl WindowSims {
         for sim in &mut self.sims {
             sim.cache.clear(&mut self.counters);
         }
+    }
+
+    /// Sampled entries plain LRU's simulation holds now, and the sample's shift
+    /// (1 key in 2^shift) (tests).
+    #[cfg(test)]
+    pub(crate) fn tracked(&self) -> (usize, u32) {
+        (self.sims.last().map_or(0, |s| s.cache.len()), self.shift)
     }
 
     /// The share the real cache has now (tests).
@@ -280,7 +313,7 @@ mod tests {
         // A sweep up and down over 150 keys, in a cache of 100: each turn finds the last
         // keys of the previous sweep, most recent first, which only LRU keeps (every key
         // is seen equally often, so the frequency filter refuses newcomers).
-        let mut sims = WindowSims::new(100, 7);
+        let mut sims = WindowSims::new(100, 7, MAX_TRACKED);
         assert_eq!(sims.share(), 0.01);
         let sweep = (0..150).chain((0..150).rev());
         replay(&mut sims, sweep.cycle().take(150_000));
@@ -292,7 +325,7 @@ mod tests {
         // A loop over 1,500 keys in a cache of 1,000: the frequency filter keeps a fixed
         // set in main and hits it once a turn; a window of any size holds keys that the
         // loop only meets again after they have left it.
-        let mut sims = WindowSims::new(1_000, 7);
+        let mut sims = WindowSims::new(1_000, 7, MAX_TRACKED);
         assert_eq!(sims.share(), 0.01);
         replay(&mut sims, (0..1_500).cycle().take(150_000));
         assert_eq!(sims.share(), 0.0);
@@ -302,7 +335,7 @@ mod tests {
     fn a_hot_set_under_scans_keeps_a_small_window() {
         // 50 hot keys read between scans of keys never seen again, in a cache of 100:
         // a large window lets each scan flush the hot keys, the filter keeps them.
-        let mut sims = WindowSims::new(100, 7);
+        let mut sims = WindowSims::new(100, 7, MAX_TRACKED);
         let mut next_cold = 1_000_u64;
         let mut keys = Vec::new();
         for round in 0..2_000_u64 {
@@ -318,7 +351,7 @@ mod tests {
     fn hits_of_the_real_cache_halve_the_sample_too() {
         // Reads the real cache hit (a read-only phase: no writes) store their keys in the
         // simulations that missed them; the sample still halves at MAX_TRACKED.
-        let mut sims = WindowSims::new(1 << 20, 7);
+        let mut sims = WindowSims::new(1 << 20, 7, MAX_TRACKED);
         for k in 0..(4 * MAX_TRACKED as u64) {
             sims.read(hash(k), Some(1));
         }
@@ -328,7 +361,7 @@ mod tests {
 
     #[test]
     fn the_sample_halves_once_plain_lrus_simulation_is_full() {
-        let mut sims = WindowSims::new(1 << 20, 7);
+        let mut sims = WindowSims::new(1 << 20, 7, MAX_TRACKED);
         replay(&mut sims, 0..(4 * MAX_TRACKED as u64));
         assert!(sims.shift > 0);
         assert!(sims.sims.iter().all(|s| s.cache.len() <= MAX_TRACKED));

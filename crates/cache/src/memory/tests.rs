@@ -308,6 +308,33 @@ fn tinylfu_keeps_a_hot_set_through_a_scan() {
 }
 
 /// A cache of 100 unit entries in one shard, W-TinyLFU with the window fixed at `share`.
+#[test]
+fn the_shards_window_simulations_share_one_sample_size() {
+    // Every sampled request is replayed in each simulation, so a shard's simulations
+    // cost in proportion to how densely they sample; each of 8 shards tracks an eighth
+    // of what one shard alone would, so that the cache samples as sparsely as one shard
+    // (1 key in 2^shift), not eight times as densely.
+    let tracked_after = |shards: usize| -> Vec<(usize, u32)> {
+        let cache = MemoryCache::builder_with_weigher(|_: &u64, _: &u64| 1)
+            .max_bytes(80_000)
+            .shards(shards)
+            .admission(Admission::TinyLfu)
+            .build()
+            .unwrap();
+        for k in 0..40_000_u64 {
+            cache.insert(k, k).unwrap();
+            assert_eq!(cache.get(&k), Some(k));
+        }
+        (0..shards).map(|i| cache.tiny_sims_tracked(i).unwrap()).collect()
+    };
+    let [(held, shift)] = tracked_after(1)[..] else { unreachable!() };
+    assert!(held <= 512 && shift >= 5, "one shard: {held} tracked, 1 key in 2^{shift}");
+    for (i, (held, s)) in tracked_after(8).into_iter().enumerate() {
+        assert!(held <= 64, "shard {i} of 8 tracks {held}, more than its 64");
+        assert!(s + 1 >= shift, "shard {i} of 8 samples 1 key in 2^{s}, one shard 1 in 2^{shift}");
+    }
+}
+
 fn fixed_window_cache(share: f64) -> MemoryCache<u32, u32> {
     MemoryCache::builder_with_weigher(|_, _| 1)
         .max_bytes(100)

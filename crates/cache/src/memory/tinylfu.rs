@@ -73,6 +73,16 @@ pub(crate) struct Policy {
 /// The lists and the policy, writable.
 type Lists<'a, K, V> = Recency<'a, K, V, Policy>;
 
+/// How a store's window is sized.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum WindowChoice {
+    /// This share of the budget (0 – 1), always.
+    Fixed(f64),
+    /// The share simulations choose, whose plain LRU holds up to `tracked` sampled
+    /// entries ([`tracked_per_shard`](super::sims::tracked_per_shard)).
+    Adaptive { tracked: usize },
+}
+
 #[derive(Debug)]
 pub(crate) struct TinyLfuStore<K: Hash + Eq, V> {
     /// Hits left by readers, to be replayed: the batch owner's and everyone else's.
@@ -205,21 +215,20 @@ impl<K: Hash, V> Lists<'_, K, V> {
 impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
     /// `expected_entries`: a sizing hint for the sketch; without one it grows with the
     /// number of entries held.
-    /// `fixed_share`: the window's share of the budget (0 – 1), fixed; `None` lets
-    /// simulations choose it.
+    /// `window`: the window's share of the budget, fixed, or chosen by simulations.
     /// `hasher`: the cache's, which gives the hash [`get`](Self::get) takes.
     /// `sketch_seed`: the seed of the sketch's own hash.
     pub(crate) fn new(
         budget: usize,
         expected_entries: Option<usize>,
-        fixed_share: Option<f64>,
+        window: WindowChoice,
         hasher: hashbrown::DefaultHashBuilder,
         sketch_seed: u64,
     ) -> Self {
-        let (sims, window) = match fixed_share {
-            Some(share) => (None, (budget as f64 * share) as usize),
-            None => {
-                let sims = WindowSims::new(budget, sketch_seed);
+        let (sims, window) = match window {
+            WindowChoice::Fixed(share) => (None, (budget as f64 * share) as usize),
+            WindowChoice::Adaptive { tracked } => {
+                let sims = WindowSims::new(budget, sketch_seed, tracked);
                 let window = sims.initial_window();
                 (Some(Box::new(sims)), window)
             }
@@ -515,6 +524,13 @@ impl<K: Hash + Eq, V: Clone> TinyLfuStore<K, V> {
         }
     }
 
+    /// Sampled entries its window simulations track and their sample's shift, if it
+    /// has them (tests).
+    #[cfg(test)]
+    pub(crate) fn sims_tracked(&mut self) -> Option<(usize, u32)> {
+        self.entries.policy().sims.as_ref().map(|s| s.tracked())
+    }
+
     /// The segment holding `key` (tests).
     #[cfg(test)]
     pub(crate) fn segment_of(&mut self, key: &K) -> Option<usize> {
@@ -550,6 +566,7 @@ mod tests {
     use super::*;
     use crate::FakeClock;
     use crate::memory::entry::NEVER;
+    use crate::memory::sims::tracked_per_shard;
 
     impl TinyLfuStore<u64, ()> {
         fn admit(&mut self, candidate: u64, victim: u64) -> bool {
@@ -560,7 +577,13 @@ mod tests {
 
     fn store_of(n: u64) -> TinyLfuStore<u64, ()> {
         let hasher = hashbrown::DefaultHashBuilder::default();
-        let mut s = TinyLfuStore::new(16, Some(16), Some(FIXED_WINDOW), hasher.clone(), DEFAULT_SKETCH_SEED);
+        let mut s = TinyLfuStore::new(
+            16,
+            Some(16),
+            WindowChoice::Fixed(FIXED_WINDOW),
+            hasher.clone(),
+            DEFAULT_SKETCH_SEED,
+        );
         let clock = FakeClock::new();
         let mut c = Counters::default();
         for k in 0..n {
@@ -575,7 +598,13 @@ mod tests {
         let hasher = hashbrown::DefaultHashBuilder::default();
         let clock = FakeClock::new();
         let mut c = Counters::default();
-        let mut s = TinyLfuStore::<u64, ()>::new(100, None, None, hasher.clone(), DEFAULT_SKETCH_SEED);
+        let mut s = TinyLfuStore::<u64, ()>::new(
+            100,
+            None,
+            WindowChoice::Adaptive { tracked: tracked_per_shard(1) },
+            hasher.clone(),
+            DEFAULT_SKETCH_SEED,
+        );
         let words = |s: &mut TinyLfuStore<u64, ()>| s.sketch_mut().words();
         assert_eq!(words(&mut s), 64);
         // Entries that weigh nothing: all 10,000 fit in a budget of 100 units, but the
@@ -639,8 +668,13 @@ mod tests {
     #[test]
     fn the_window_takes_the_simulated_share_whole_up_to_plain_lru_and_back() {
         let hasher = hashbrown::DefaultHashBuilder::default();
-        let mut s: TinyLfuStore<u64, ()> =
-            TinyLfuStore::new(100, Some(100), Some(FIXED_WINDOW), hasher.clone(), DEFAULT_SKETCH_SEED);
+        let mut s: TinyLfuStore<u64, ()> = TinyLfuStore::new(
+            100,
+            Some(100),
+            WindowChoice::Fixed(FIXED_WINDOW),
+            hasher.clone(),
+            DEFAULT_SKETCH_SEED,
+        );
         let clock = FakeClock::new();
         let now = Now::new(&clock);
         let mut c = Counters::default();
