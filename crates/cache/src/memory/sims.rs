@@ -43,12 +43,14 @@ const START: usize = 1;
 /// ([`tracked_per_shard`]).
 const MAX_TRACKED: usize = 512;
 /// The least a shard's simulations track, however many shards share [`MAX_TRACKED`].
-/// Measured on the 22 trace rows of 500 to 50,000 entries (docs/benchmarks.md, "Step
-/// 9"; a sharded cache's figures move from run to run with its hasher's seed): 64 each
-/// over 8 shards hit as often as 512 each (the rows' medians summed 0.3 points lower
-/// over 10 runs, every row within the runs' spread); over 16 shards, 64 each summed
-/// 2.3 points lower over 10 runs, loops of 64 entries a shard losing up to 1.7, and 32
-/// each summed 1.5 points lower over 5 runs (64 each: 0.1 in those same runs).
+/// Measured with `examples/sharded_replay.rs` on the 22 trace rows of 500 to 50,000
+/// entries (a sharded cache's figures move from run to run with its table hasher's
+/// seed; docs/benchmarks.md, "Step 9"): the rows' medians summed over three series of
+/// 10 runs, 512 each against their share, at least 64: 8 shards 1209.3 – 1215.2
+/// against 1212.3 – 1213.9, 16 shards 1201.6 – 1203.4 against 1200.0 – 1203.3, 64
+/// shards 1172.5 – 1177.6 (a third series, 576.4, came from a process in which every
+/// cache lost, whatever the simulations) against 1168.5 – 1176.2. 32 each over 16
+/// shards summed 1.5 lower than 512 each in one series of 5.
 const MIN_TRACKED: usize = 64;
 /// Sampling never gets sparser than 1 in 2^20.
 const MAX_SHIFT: u32 = 20;
