@@ -192,12 +192,15 @@ async fn a_video_as_media_goes_by_send_video_under_its_prefixed_name_with_progre
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, "[x] clip.mp4", "the video carries the prefix in its file name");
     assert_eq!(hex(&got[0].1), hex(&source), "byte for byte");
+    // The upload's own figures (the bytes it has read, the last of them all 3 MB) come
+    // before the part is counted done; how many depends on how the read and the loop
+    // interleave.
     let seen = seen.lock().unwrap().clone();
-    assert!(
-        seen.iter().any(|&sent| sent > 0 && sent < 3 * MB),
-        "progress is reported while the video goes out: {seen:?}"
-    );
-    assert_eq!(seen.last(), Some(&(3 * MB)));
+    let (done, in_flight) = seen.split_last().unwrap();
+    assert_eq!(*done, 3 * MB);
+    assert!(!in_flight.is_empty(), "progress is reported from the video's upload: {seen:?}");
+    assert!(in_flight.iter().all(|&sent| sent > 0 && sent <= 3 * MB), "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress never goes back: {seen:?}");
 
     // Again under the same name: sent as a video by file_id.
     let again =

@@ -408,9 +408,12 @@ impl Uploader for TelegramUploader {
                     Outgoing { hash, probe, may_reuse, caption: caption(&name, part, plan.len()), media };
                 let send = self.send_part(file, part, outgoing, report, &abort);
                 tokio::pin!(send);
+                // In this order when several are ready: a cancel at once; then the bytes the
+                // upload read, so that its last in-flight figure is reported before the part
+                // is counted done (every part reports progress from its upload, however fast).
                 let result = loop {
                     tokio::select! {
-                        result = &mut send => break result,
+                        biased;
                         () = context.cancel.cancelled() => {
                             abort.set();
                             return Err(ErrorKind::Cancelled.into());
@@ -419,6 +422,7 @@ impl Uploader for TelegramUploader {
                             let sent = *rx.borrow_and_update();
                             (context.progress)(UploadProgress::new(done_before + sent, total));
                         }
+                        result = &mut send => break result,
                     }
                 };
                 let (message_id, reused) = result?;
