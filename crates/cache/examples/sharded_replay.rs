@@ -18,7 +18,7 @@
 mod traces;
 
 use mltb_cache::Admission;
-use traces::{REFERENCE, TRACES, load, ours_builder, replay_cache};
+use traces::{REFERENCE, Spread, TRACES, load, ours_builder, replay_cache};
 
 /// The smallest capacity replayed.
 const MIN_CAPACITY: usize = 500;
@@ -48,11 +48,6 @@ fn parse() -> Result<Args, String> {
     Ok(out)
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
-}
-
 fn main() {
     let args = parse().unwrap_or_else(|e| {
         eprintln!("sharded_replay: {e}");
@@ -69,24 +64,21 @@ fn main() {
             std::process::exit(1);
         });
         for row in REFERENCE.iter().filter(|r| r.trace == trace.name && r.capacity >= MIN_CAPACITY) {
-            let mut hits: Vec<f64> = (0..args.runs)
-                .map(|_| {
-                    let cache = ours_builder(row.capacity, Admission::TinyLfu, None)
-                        .shards(args.shards)
-                        .build()
-                        .unwrap_or_else(|e| panic!("{} at {}: {e}", trace.name, row.capacity));
-                    replay_cache(&keys, &cache)
-                })
-                .collect();
-            hits.sort_by(f64::total_cmp);
-            let m = median(&hits);
-            sum += m;
+            let hits = Spread::of(
+                (0..args.runs)
+                    .map(|_| {
+                        let cache = ours_builder(row.capacity, Admission::TinyLfu, None)
+                            .shards(args.shards)
+                            .build()
+                            .unwrap_or_else(|e| panic!("{} at {}: {e}", trace.name, row.capacity));
+                        replay_cache(&keys, &cache)
+                    })
+                    .collect(),
+            );
+            sum += hits.median;
             println!(
-                "| {} | {} | {m:.2}% [{:.2} – {:.2}] |",
-                trace.name,
-                row.capacity,
-                hits[0],
-                hits[hits.len() - 1]
+                "| {} | {} | {:.2}% [{:.2} – {:.2}] |",
+                trace.name, row.capacity, hits.median, hits.min, hits.max
             );
         }
     }

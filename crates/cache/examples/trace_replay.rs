@@ -37,7 +37,7 @@ mod traces;
 
 use mltb_cache::Admission;
 use traces::{
-    REFERENCE, TRACES, TraceFile, load, measured, ours_builder, replay, replay_cache, replay_ours,
+    REFERENCE, Spread, TRACES, TraceFile, load, measured, ours_builder, replay, replay_cache, replay_ours,
     replay_ours_seeded, sketch_seeds,
 };
 
@@ -85,31 +85,6 @@ fn quick(keys: &[u64], capacity: usize) -> f64 {
 /// A percentage rounded to the hundredth, as printed.
 fn hundredths(pct: f64) -> i64 {
     (pct * 100.0).round() as i64
-}
-
-/// Median, min and max of several runs.
-#[derive(Debug, Clone, Copy)]
-struct Spread {
-    median: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Spread {
-    fn of(mut runs: Vec<f64>) -> Self {
-        runs.sort_by(f64::total_cmp);
-        let n = runs.len();
-        let median = if n % 2 == 1 { runs[n / 2] } else { (runs[n / 2 - 1] + runs[n / 2]) / 2.0 };
-        Self { median, min: runs[0], max: runs[n - 1] }
-    }
-
-    fn cell(&self) -> String {
-        if (self.max - self.min) < 0.005 {
-            format!("{:.2}%", self.median)
-        } else {
-            format!("{:.2}% ({:.2}–{:.2})", self.median, self.min, self.max)
-        }
-    }
 }
 
 struct Args {

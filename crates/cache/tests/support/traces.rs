@@ -403,3 +403,29 @@ pub(crate) fn replay_cache(keys: &[u64], cache: &mltb_cache::MemoryCache<u64, ()
         }
     })
 }
+
+/// Median, min and max of several runs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Spread {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Spread {
+    pub(crate) fn of(mut runs: Vec<f64>) -> Self {
+        runs.sort_by(f64::total_cmp);
+        let n = runs.len();
+        let median = if n % 2 == 1 { runs[n / 2] } else { (runs[n / 2 - 1] + runs[n / 2]) / 2.0 };
+        Self { median, min: runs[0], max: runs[n - 1] }
+    }
+
+    /// The median, and the range where the runs differ.
+    pub(crate) fn cell(&self) -> String {
+        if (self.max - self.min) < 0.005 {
+            format!("{:.2}%", self.median)
+        } else {
+            format!("{:.2}% ({:.2}–{:.2})", self.median, self.min, self.max)
+        }
+    }
+}
