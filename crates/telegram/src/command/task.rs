@@ -70,7 +70,7 @@ pub(super) fn parse_task(
             Ok(value)
         };
         match flag {
-            "-n" => t.name = Some(take_words("a name")?),
+            "-n" => t.name = Some(file_name(take_words("a name")?)?),
             "-up" => t.upload = Some(take_words("an upload destination like remote:path")?),
             "-m" => t.same_dir = Some(take_words("a folder name")?),
             "-s" => t.select = true,
@@ -135,6 +135,19 @@ pub(super) fn parse_task(
         }
     }
     Ok(t)
+}
+
+/// A `-n` name: one file name, since the download is written under it in the task's own
+/// folder (the engine refuses the others too, but only once the task has been queued).
+fn file_name(name: String) -> Result<String, CommandError> {
+    if name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+        return Err(CommandError::InvalidValue {
+            flag: "-n".into(),
+            expected: "a file name without '/', '\\' or NUL, other than '.' and '..'",
+            got: name,
+        });
+    }
+    Ok(name)
 }
 
 fn is_range(text: &str) -> bool {

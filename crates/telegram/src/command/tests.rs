@@ -76,6 +76,19 @@ fn errors_name_the_flag() {
     assert_eq!(err("/m x -i 0"), r#"-i: expected a number of links like 3, got "0""#);
     assert_eq!(err("/m x -n"), "-n: expected a name, got nothing");
     assert_eq!(err("/m x -n -s"), "-n: expected a name, got nothing");
+    let not_a_file_name = "expected a file name without '/', '\\' or NUL, other than '.' and '..'";
+    for name in ["../../etc/passwd", "a/b.mkv", r"a\b", "..", ".", "x\0y"] {
+        assert_eq!(
+            err(&format!("/l x -n \"{name}\"")),
+            format!("-n: {not_a_file_name}, got {name:?}"),
+            "{name:?}"
+        );
+    }
+    assert_eq!(
+        task("/l x -n ..hidden.. name").name.as_deref(),
+        Some("..hidden.. name"),
+        "dots within a name"
+    );
     assert!(err("/m x -q").starts_with("unknown flag -q for /mirror; known flags: -n"));
     assert_eq!(err("/m x -s -s"), "-s is given twice");
     assert_eq!(err("/m x -doc -med"), "-doc and -med cannot be used together");
@@ -154,9 +167,14 @@ fn value() -> impl Strategy<Value = String> {
         .prop_filter("non-empty after trim", |s| !s.trim().is_empty())
 }
 
+/// A value `-n` takes: one file name.
+fn file_name() -> impl Strategy<Value = String> {
+    value().prop_filter("a file name", |s| s != "." && s != ".." && !s.contains(['/', '\\', '\0']))
+}
+
 fn task_args() -> impl Strategy<Value = TaskArgs> {
     (
-        (proptest::option::of(value()), proptest::option::of(value()), any::<bool>()),
+        (proptest::option::of(value()), proptest::option::of(file_name()), any::<bool>()),
         (proptest::option::of(1u64..u64::MAX / 2), proptest::option::of(value())),
         proptest::option::of(prop_oneof![Just(UploadAs::Document), Just(UploadAs::Media)]),
         (
