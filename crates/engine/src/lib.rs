@@ -37,6 +37,7 @@ pub mod leech;
 pub mod mirror;
 pub mod names;
 mod pipeline;
+mod rate;
 mod upload;
 
 pub use archive::{Archiving, Pack};

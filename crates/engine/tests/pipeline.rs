@@ -483,6 +483,32 @@ async fn cancel_mid_upload_stops_sending_and_removes_the_files() {
     s.sim.shutdown().await;
 }
 
+#[tokio::test]
+async fn an_upload_shows_its_speed_in_the_tasks_view() {
+    // Paced by the simulator's flood limit (1 message a second after a burst of 3), 8
+    // parts take seconds to go out: the view shows their speed, as it shows aria2's
+    // while downloading (it showed 0 B/s through every upload).
+    let s = setup(100_000).await;
+    s.downloads.serve("http://f/speed.bin", data(800_000, 12 << 20));
+    s.downloads.open("http://f/speed.bin");
+    let engine = s.engine(s.config()).await;
+    let task = engine.submit(&leech(1, "http://f/speed.bin")).await.unwrap();
+    let speed = || {
+        engine
+            .tasks()
+            .iter()
+            .find(|v| v.id == task.id && v.state == TaskState::Uploading)
+            .map_or(0, |v| v.speed)
+    };
+    until("a speed is shown while uploading", || speed() > 0).await;
+    let shown = speed();
+    assert!(shown <= 4 * 800_000, "{shown} B/s: more than the whole file in the quarter second a rate spans");
+    engine.wait(task.id).await;
+    assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
+    engine.shutdown().await;
+    s.sim.shutdown().await;
+}
+
 /// An uploader that confirms every file at once and hands back a share link, as
 /// `rclone link` does for remotes that have links.
 #[derive(Debug)]

@@ -9,6 +9,7 @@ use super::{Engine, cancelled};
 use crate::archive::{RESERVED_PREFIX, Stage, walk};
 use crate::download::{DownloadId, DownloadState};
 use crate::leech::store_error;
+use crate::rate::Rate;
 use crate::upload::{PartLog, SentPart, UploadContext, UploadFile, UploadProgress, UploadRequest};
 use crate::{Error, ErrorKind, Result, limits_error};
 
@@ -530,10 +531,14 @@ async fn upload<B: Backend>(
     let parts = StoreParts { store };
     let id = task.id;
     let view = engine.clone();
+    // The speed shown while uploading: the uploads report bytes sent, not a rate.
+    let rate = std::sync::Mutex::new(Rate::default());
     let progress = move |p: UploadProgress| {
+        let speed = rate.lock().unwrap_or_else(|p| p.into_inner()).record(std::time::Instant::now(), p.sent);
         view.update(id, |v| {
             v.done = p.sent;
             v.total = p.total;
+            v.speed = speed;
         });
     };
     // Both a cancel and a shutdown stop the upload; only a cancel ends the task.
