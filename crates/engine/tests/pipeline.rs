@@ -484,10 +484,11 @@ async fn cancel_mid_upload_stops_sending_and_removes_the_files() {
 }
 
 #[tokio::test]
-async fn an_upload_shows_its_speed_in_the_tasks_view() {
+async fn an_upload_shows_its_speed_and_progress_in_the_tasks_view_and_the_store() {
     // Paced by the simulator's flood limit (1 message a second after a burst of 3), 8
     // parts take seconds to go out: the view shows their speed, as it shows aria2's
-    // while downloading (it showed 0 B/s through every upload).
+    // while downloading (it showed 0 B/s through every upload), and the store holds
+    // them for other instances.
     let s = setup(100_000).await;
     s.downloads.serve("http://f/speed.bin", data(800_000, 12 << 20));
     s.downloads.open("http://f/speed.bin");
@@ -503,6 +504,19 @@ async fn an_upload_shows_its_speed_in_the_tasks_view() {
     until("a speed is shown while uploading", || speed() > 0).await;
     let shown = speed();
     assert!(shown <= 4 * 800_000, "{shown} B/s: more than the whole file in the quarter second a rate spans");
+    // The store holds the upload's figures for other instances' boards, not the
+    // download's last ones (all 800,000 bytes done).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = s.store.task(task.id).await.unwrap().unwrap();
+        let p = t.progress;
+        if t.state == TaskState::Uploading && p.done > 0 && p.done < 800_000 && p.speed > 0 {
+            assert_eq!(p.total, Some(800_000), "{p:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the store shows the upload's progress: {p:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     engine.wait(task.id).await;
     assert_eq!(state(&s.store, task.id).await, TaskState::Completed);
     engine.shutdown().await;

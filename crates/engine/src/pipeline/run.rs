@@ -2,6 +2,7 @@
 
 use mltb_store::{Backend, Part, Progress, Task, TaskFile, TaskState};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Stage as Slot, free_disk};
@@ -533,8 +534,15 @@ async fn upload<B: Backend>(
     let view = engine.clone();
     // The speed shown while uploading: the uploads report bytes sent, not a rate.
     let rate = std::sync::Mutex::new(Rate::default());
+    // What the store shows other instances (their boards read it): the upload's figures,
+    // recorded at each poll interval as the download's are, starting from none sent.
+    let latest = Arc::new(std::sync::Mutex::new(Progress { done: 0, total: None, speed: 0 }));
+    let recorder =
+        tokio::spawn(record_progress(Arc::clone(store), id, Arc::clone(&latest), inner.config.poll_interval));
     let progress = move |p: UploadProgress| {
         let speed = rate.lock().unwrap_or_else(|p| p.into_inner()).record(std::time::Instant::now(), p.sent);
+        *latest.lock().unwrap_or_else(|p| p.into_inner()) =
+            Progress { done: p.sent, total: (p.total > 0).then_some(p.total), speed };
         view.update(id, |v| {
             v.done = p.sent;
             v.total = p.total;
@@ -560,6 +568,7 @@ async fn upload<B: Backend>(
     }
     let result = uploader.upload(&request, context).await;
     watcher.abort();
+    recorder.abort();
     match result {
         Ok(outcome) => {
             if let Some(link) = outcome.link.as_deref()
@@ -571,6 +580,30 @@ async fn upload<B: Backend>(
         }
         Err(e) if e.is_cancelled() && !cancel.is_cancelled() => Ok(End::Stopped),
         Err(e) => Err(e),
+    }
+}
+
+/// Records task `id`'s upload progress, as `latest` holds it, in the store every `every`
+/// while it changes; the caller aborts it when the upload ends.
+async fn record_progress<B: Backend>(
+    store: Arc<mltb_store::Store<B>>,
+    id: i64,
+    latest: Arc<std::sync::Mutex<Progress>>,
+    every: std::time::Duration,
+) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut recorded = None;
+    loop {
+        ticker.tick().await;
+        let now = *latest.lock().unwrap_or_else(|p| p.into_inner());
+        if recorded == Some(now) {
+            continue;
+        }
+        match store.update_progress(id, now).await {
+            Ok(()) => recorded = Some(now),
+            Err(e) => tracing::debug!(task = id, error = %e, "upload progress not recorded"),
+        }
     }
 }
 
