@@ -15,6 +15,12 @@ const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Seeding time in minutes: a week, i.e. for as long as any test runs. `--seed-time=0`
 /// (the daemon's default) would stop seeding at once.
 const SEED_MINUTES: &str = "10080";
+/// Listen ports tried, each a new daemon: the port is free when picked, but another
+/// process may bind it before aria2 does.
+const SPAWN_ATTEMPTS: usize = 5;
+/// What aria2 logs when its BitTorrent listen port is taken. It goes on verifying the
+/// files and never announces itself, so the wait gives up on the port when it sees this.
+const LISTEN_BIND_FAILED: &str = "BitTorrent: failed to bind TCP port";
 
 /// An `aria2c` that seeds one torrent on `127.0.0.1`, announcing to a [`Tracker`].
 ///
@@ -78,7 +84,38 @@ impl Seeder {
                 )));
             }
         }
-        let port = free_port()?;
+        Self::start_on(torrent, files_dir, tracker, free_port).await
+    }
+
+    /// [`start`](Self::start), listening on the ports `port` gives, one a try.
+    async fn start_on(
+        torrent: &Torrent,
+        files_dir: &Path,
+        tracker: &Tracker,
+        mut port: impl FnMut() -> Result<u16>,
+    ) -> Result<Self> {
+        let mut last_error = None;
+        for _ in 0..SPAWN_ATTEMPTS {
+            let seeder = Self::spawn(torrent, files_dir, tracker, port()?).await?;
+            match seeder.wait_seeding(torrent, tracker).await {
+                Ok(()) => {
+                    tracing::debug!(peer_addr = %seeder.peer_addr, info_hash = %torrent.info_hash_hex(), "seeder ready");
+                    return Ok(seeder);
+                }
+                // Dropped: its daemon is killed, and the next one listens on another port.
+                Err(e) if seeder.port_taken() => {
+                    tracing::debug!(peer_addr = %seeder.peer_addr, "the seeder's listen port was taken; retrying on another");
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::Other("the seeder never started".into())))
+    }
+
+    /// A daemon listening for peers on `port`, seeding `torrent` (not yet verified or
+    /// announced).
+    async fn spawn(torrent: &Torrent, files_dir: &Path, tracker: &Tracker, port: u16) -> Result<Self> {
         let daemon = Aria2Daemon::start_with_args([
             format!("--listen-port={port}"),
             "--seed-ratio=0.0".into(),
@@ -100,10 +137,12 @@ impl Seeder {
             .ok_or_else(|| Error::Other(format!("aria2.addTorrent answered without a GID: {answer}")))?
             .to_string();
         let peer_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let seeder = Self { daemon, gid, peer_addr, files_dir: files_dir.to_path_buf() };
-        seeder.wait_seeding(torrent, tracker).await?;
-        tracing::debug!(%peer_addr, info_hash = %torrent.info_hash_hex(), "seeder ready");
-        Ok(seeder)
+        Ok(Self { daemon, gid, peer_addr, files_dir: files_dir.to_path_buf() })
+    }
+
+    /// Whether aria2 could not listen on the seeder's port (another process took it).
+    fn port_taken(&self) -> bool {
+        self.daemon.log_tail().contains(LISTEN_BIND_FAILED)
     }
 
     async fn wait_seeding(&self, torrent: &Torrent, tracker: &Tracker) -> Result<()> {
@@ -113,6 +152,12 @@ impl Seeder {
         let waited = wait_ready("aria2c (seeder)", READY_TIMEOUT, || {
             let gid = &gid;
             async move {
+                if self.port_taken() {
+                    return Ok(Err(format!(
+                        "its listen port {} was taken by another process",
+                        self.peer_addr
+                    )));
+                }
                 let status = self
                     .daemon
                     .rpc("aria2.tellStatus", &[gid, keys])
@@ -209,5 +254,34 @@ fn result(answer: &str) -> Result<Json> {
     match parsed.get_mut("result") {
         Some(result) => Ok(result.take()),
         None => Err(Error::Other(format!("aria2 answered without a result: {answer}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TorrentBuilder;
+
+    #[tokio::test]
+    async fn a_listen_port_taken_before_aria2_binds_it_is_given_up_for_another() {
+        let tracker = Tracker::start().await.unwrap();
+        let torrent = TorrentBuilder::single("one.bin", vec![3u8; 100_000])
+            .announce(tracker.announce_url())
+            .build()
+            .unwrap();
+        let files = tempfile::tempdir().unwrap();
+        torrent.write_files(files.path()).unwrap();
+        // The first port offered is held here, as another process may take a free port
+        // between the pick and aria2's bind.
+        let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let taken_port = taken.local_addr().unwrap().port();
+        let mut offered = vec![taken_port];
+        let seeder =
+            Seeder::start_on(&torrent, files.path(), &tracker, || offered.pop().map_or_else(free_port, Ok))
+                .await
+                .expect("a seeder on the next port");
+        assert_ne!(seeder.peer_addr().port(), taken_port);
+        assert_eq!(tracker.seeders(&torrent.info_hash()), [seeder.peer_addr()]);
+        drop(taken);
     }
 }
