@@ -2,7 +2,6 @@
 
 use mltb_store::{Backend, Part, Progress, Task, TaskFile, TaskState};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{Stage as Slot, free_disk};
@@ -534,15 +533,8 @@ async fn upload<B: Backend>(
     let view = engine.clone();
     // The speed shown while uploading: the uploads report bytes sent, not a rate.
     let rate = std::sync::Mutex::new(Rate::default());
-    // What the store shows other instances (their boards read it): the upload's figures,
-    // recorded at each poll interval as the download's are, starting from none sent.
-    let latest = Arc::new(std::sync::Mutex::new(Progress { done: 0, total: None, speed: 0 }));
-    let recorder =
-        tokio::spawn(record_progress(Arc::clone(store), id, Arc::clone(&latest), inner.config.poll_interval));
     let progress = move |p: UploadProgress| {
         let speed = rate.lock().unwrap_or_else(|p| p.into_inner()).record(std::time::Instant::now(), p.sent);
-        *latest.lock().unwrap_or_else(|p| p.into_inner()) =
-            Progress { done: p.sent, total: (p.total > 0).then_some(p.total), speed };
         view.update(id, |v| {
             v.done = p.sent;
             v.total = p.total;
@@ -566,9 +558,12 @@ async fn upload<B: Backend>(
     if let Some(lease) = engine.lease_of(task.id) {
         context = context.with_lease(lease);
     }
-    let result = uploader.upload(&request, context).await;
+    // Meanwhile the store gets the view's figures for other instances' boards.
+    let result = tokio::select! {
+        result = uploader.upload(&request, context) => result,
+        never = record_progress(engine, id) => match never {},
+    };
     watcher.abort();
-    recorder.abort();
     match result {
         Ok(outcome) => {
             if let Some(link) = outcome.link.as_deref()
@@ -583,20 +578,23 @@ async fn upload<B: Backend>(
     }
 }
 
-/// Records task `id`'s upload progress, as `latest` holds it, in the store every `every`
-/// while it changes; the caller aborts it when the upload ends.
-async fn record_progress<B: Backend>(
-    store: Arc<mltb_store::Store<B>>,
-    id: i64,
-    latest: Arc<std::sync::Mutex<Progress>>,
-    every: std::time::Duration,
-) {
-    let mut ticker = tokio::time::interval(every);
+/// Records task `id`'s progress, as its view shows it, in the store at each poll
+/// interval while it changes (other instances' boards read it there), as the download
+/// does at each poll; runs until the caller drops it.
+async fn record_progress<B: Backend>(engine: &Engine<B>, id: i64) -> std::convert::Infallible {
+    let store = &engine.inner().store;
+    let mut ticker = tokio::time::interval(engine.inner().config.poll_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut recorded = None;
     loop {
         ticker.tick().await;
-        let now = *latest.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(now) = engine.with_live(id, |l| Progress {
+            done: l.view.done,
+            total: (l.view.total > 0).then_some(l.view.total),
+            speed: l.view.speed,
+        }) else {
+            continue;
+        };
         if recorded == Some(now) {
             continue;
         }
